@@ -1,0 +1,61 @@
+"""The one table of metric names. Every logger, results table and report uses these.
+
+Names are MLflow-safe (letters, digits, ``_ - . /`` and spaces only). A result row holds the
+point estimate under the name, and its bootstrap interval under ``<name>/lo`` and ``<name>/hi``.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ---- rewards -----------------------------------------------------------------------------
+PROXY = "reward/proxy"  # mean proxy reward U = V + X under the policy
+UTILITY = "reward/utility"  # mean true utility V under the policy
+ERROR = "reward/error"  # mean proxy - utility
+GAIN_PROXY = "gain/proxy"  # PROXY minus the base policy's, paired per prompt
+GAIN_UTILITY = "gain/utility"  # UTILITY minus the base policy's, paired per prompt
+BASE_PROXY = "base/proxy"  # mean proxy under the base policy (same prompts)
+BASE_UTILITY = "base/utility"  # mean utility under the base policy
+ERROR_UTILITY_CORR = "base/error_utility_corr"  # Pearson corr(error, utility) under the base
+
+# ---- KL to the base policy ----------------------------------------------------------------
+KL = "kl"  # sequence-level KL(pi || pi_0) in nats; the estimator is in KL_ESTIMATOR
+KL_ESTIMATOR = "kl_estimator"  # param/column: which estimator produced KL
+KL_K1 = "kl/k1"  # per-token mean of k1 = log pi - log pi_0 (trained runs)
+KL_K3 = "kl/k3"  # per-token mean of k3 = exp(-r) - 1 + r (trained runs)
+KL_BOUND = "kl/bound"  # best-of-n analytic bound log n - (n-1)/n
+KL_MAX = "kl/max"  # the most a pool of N samples can show: log N
+
+# ---- optimizer diagnostics ----------------------------------------------------------------
+TILT_ESS = "tilt/ess"  # effective sample size 1 / sum w^2, mean over prompts
+TILT_ESS_MIN = "tilt/ess_min"  # worst prompt's ESS
+TILT_BETA = "tilt/beta"
+BON_N = "bon/n"
+ENTROPY = "policy/entropy"
+N_PROMPTS = "n/prompts"
+N_SAMPLES = "n/samples"  # samples per prompt (the pool N, or M held-out samples)
+
+# ---- training ---------------------------------------------------------------------------
+LOSS_POLICY = "train/loss/policy"
+LOSS_VALUE = "train/loss/value"
+LOSS_TOTAL = "train/loss/total"
+KL_COEF = "train/kl_coef"
+CLIPFRAC = "train/clipfrac"
+
+INTERVAL_SUFFIXES = ("lo", "hi")
+WITH_INTERVALS = (PROXY, UTILITY, GAIN_PROXY, GAIN_UTILITY, KL)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-./ ]")
+
+
+def lo(name: str) -> str:
+    return f"{name}/lo"
+
+
+def hi(name: str) -> str:
+    return f"{name}/hi"
+
+
+def sanitize(key: str) -> str:
+    """Make any key MLflow-safe: characters MLflow rejects (``( ) @ [ ] ,`` ...) become ``_``."""
+    return _UNSAFE.sub("_", key)

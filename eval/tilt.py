@@ -1,0 +1,50 @@
+"""The exact KL-regularised optimum, estimated from base samples.
+
+For one prompt with base samples y_1..y_N ~ pi_0 and proxy r_i, the optimum of
+E_pi[r] - beta KL(pi || pi_0) is pi_beta(y) = pi_0(y) exp(r(y)/beta) / Z. Self-normalised
+importance weights put pi_beta on the samples:
+
+    w_i = softmax(r / beta)_i                  (computed in log space: stable for tiny beta
+                                                and heavy-tailed r)
+    E_beta[f] ~ sum_i w_i f_i
+    KL(pi_beta || pi_0) ~ sum_i w_i log(N w_i)  (<= log N: the pool cannot show more)
+    ESS = 1 / sum_i w_i^2                        (how many samples the estimate really rests on)
+
+Duplicated samples need no special care: equal texts have equal r and equal weights, and the
+KL formula gives the same value grouped or not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+
+def log_weights(r: np.ndarray, beta: float) -> np.ndarray:
+    """log w, shape (..., N): the log-softmax of r / beta along the last axis."""
+    z = np.asarray(r, dtype=np.float64) / beta
+    return z - logsumexp(z, axis=-1, keepdims=True)
+
+
+def kl_from_log_weights(logw: np.ndarray) -> np.ndarray:
+    """sum_i w_i log(N w_i) per row, in nats; 0 for uniform weights, log N for a point mass."""
+    n = logw.shape[-1]
+    w = np.exp(logw)
+    # w log w with the 0 * log 0 = 0 convention (logw = -inf where w underflows).
+    return np.sum(np.where(w > 0, w * (logw + np.log(n)), 0.0), axis=-1)
+
+
+def ess(logw: np.ndarray) -> np.ndarray:
+    """Effective sample size 1 / sum w^2 per row."""
+    return np.exp(-logsumexp(2 * logw, axis=-1))
+
+
+def tilt(proxy: np.ndarray, beta: float, **values: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-prompt tilted means of `proxy` and of every array in `values` (all shape (P, N)),
+    plus ``kl`` and ``ess`` per prompt."""
+    logw = log_weights(proxy, beta)
+    w = np.exp(logw)
+    out = {"proxy": np.sum(w * proxy, axis=-1), "kl": kl_from_log_weights(logw), "ess": ess(logw)}
+    for name, v in values.items():
+        out[name] = np.sum(w * v, axis=-1)
+    return out

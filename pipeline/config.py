@@ -1,0 +1,411 @@
+"""The typed config tree. One validated object per run; YAML in configs/ composes into it.
+
+Every field has a type, a default where one makes sense, and a docstring. Unknown keys are
+errors (``extra="forbid"``), so a misspelt key never silently does nothing. Loading, composing
+and overriding live in ``pipeline.config_load``; this file is only the schema.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+
+
+# ============================================================================================
+# Laws: named distributions for synthetic error and distributional utilities
+# ============================================================================================
+LawName = Literal["gaussian", "student_t", "lognormal", "pareto", "levy", "exponential", "uniform", "gumbel"]
+
+
+class LawConfig(Strict):
+    """A named distribution, standardised then scaled: X = loc + scale * Z."""
+
+    name: LawName = "gaussian"
+    """Which law Z follows: gaussian, student_t(df), lognormal(sigma), pareto(alpha), levy,
+    exponential, uniform(0,1), gumbel. Heavy-tailed (Kwa et al.): student_t, lognormal, pareto,
+    levy. Light: gaussian, exponential (the boundary), uniform, gumbel."""
+    df: float = Field(2.0, gt=0)
+    """Degrees of freedom of student_t (ignored by other laws)."""
+    sigma: float = Field(1.0, gt=0)
+    """Log-scale sigma of lognormal (ignored by other laws)."""
+    alpha: float = Field(1.5, gt=0)
+    """Tail index of pareto: P(Z > z) = z^-alpha for z >= 1 (ignored by other laws)."""
+    scale: float = Field(1.0, gt=0)
+    """Multiplies the standard draw."""
+    loc: float = 0.0
+    """Added after scaling."""
+    center: bool = False
+    """Subtract the law's median before scaling, so errors sit around zero (all laws here have
+    a finite median; many heavy ones have no mean)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        """Accept ``"pareto"`` or ``"student_t(df=2, scale=0.5)"`` for a law."""
+        if not isinstance(v, str):
+            return v
+        m = re.fullmatch(r"\s*([a-z_]+)\s*(?:\((.*)\))?\s*", v)
+        if not m:
+            raise ValueError(f"cannot read law {v!r}; expected e.g. 'student_t(df=2, scale=0.5)'")
+        out: dict[str, Any] = {"name": m.group(1)}
+        for item in filter(None, (x.strip() for x in (m.group(2) or "").split(","))):
+            k, sep, val = item.partition("=")
+            if not sep:
+                raise ValueError(f"law argument {item!r} in {v!r} is not key=value")
+            try:
+                out[k.strip()] = float(val) if val.strip() not in ("true", "false") else val.strip() == "true"
+            except ValueError:
+                raise ValueError(f"law argument {item!r} in {v!r} is not a number") from None
+        return out
+
+    @property
+    def label(self) -> str:
+        extra = {"student_t": f"df={self.df:g}", "lognormal": f"sigma={self.sigma:g}", "pareto": f"alpha={self.alpha:g}"}
+        inner = extra.get(self.name, "")
+        return f"{self.name}({inner})" if inner else self.name
+
+
+# ============================================================================================
+# Rewards: one discriminated union on `type`
+# ============================================================================================
+class SentimentReward(Strict):
+    """VADER compound sentiment of the completion, in [-1, 1] (vaderSentiment package)."""
+
+    type: Literal["sentiment"] = "sentiment"
+    include_prompt: bool = False
+    """Score prompt + completion instead of the completion alone."""
+
+
+class LengthReward(Strict):
+    """Length of the completion."""
+
+    type: Literal["length"] = "length"
+    unit: Literal["words", "chars"] = "words"
+    """Count words (whitespace-split) or characters."""
+
+
+class KeywordReward(Strict):
+    """Number of occurrences of the configured words in the completion (whole words)."""
+
+    type: Literal["keyword"] = "keyword"
+    words: list[str] = Field(default_factory=lambda: ["good", "great"], min_length=1)
+    """Words to count."""
+    case_sensitive: bool = False
+    """Match case exactly."""
+
+
+class HFReward(Strict):
+    """A Hugging Face sequence-classification checkpoint (local dir or hub id) as a reward."""
+
+    type: Literal["hf"] = "hf"
+    path: str
+    """Directory or hub id of an AutoModelForSequenceClassification checkpoint."""
+    label: int = 0
+    """Which output logit is the reward."""
+    batch_size: int = Field(32, ge=1)
+    """Texts per forward pass."""
+    max_length: int = Field(256, ge=8)
+    """Truncate inputs to this many tokens."""
+    device: str = "auto"
+    """cpu, cuda, cuda:1, ... or auto (cuda when available)."""
+    include_prompt: bool = True
+    """Score prompt + completion (reward models usually see both)."""
+
+
+class CallableReward(Strict):
+    """A Python callable ``package.module:function(prompts, completions, **kwargs) -> floats``."""
+
+    type: Literal["callable"] = "callable"
+    target: str
+    """Import path ``package.module:function``."""
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra keyword arguments passed on every call."""
+
+    @field_validator("target")
+    @classmethod
+    def _has_colon(cls, v: str) -> str:
+        if ":" not in v or v.startswith(":") or v.endswith(":"):
+            raise ValueError("expected 'package.module:function'")
+        return v
+
+
+class PluginReward(Strict):
+    """A reward registered by an installed package in the ``goodhart.rewards`` entry-point group.
+    The entry point is a factory ``f(**kwargs)`` returning a Reward or a callable."""
+
+    type: Literal["plugin"] = "plugin"
+    name: str
+    """Entry-point name."""
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the factory."""
+
+
+class FeatureConfig(Strict):
+    """The hidden, learnable text feature behind a ``feature``-mode error."""
+
+    pattern: str = "then"
+    """Whole word (or regex when `regex: true`) whose occurrences in the completion are counted."""
+    regex: bool = False
+    """Treat `pattern` as a regular expression."""
+    extrapolation: float = Field(0.5, gt=0, lt=1)
+    """Beyond the largest count seen under the base policy, each extra occurrence multiplies the
+    error's survival probability by this factor, so the error keeps climbing (monotone)."""
+
+
+class ErrorConfig(Strict):
+    """Synthetic reward error X, with proxy = utility + X."""
+
+    law: LawConfig = Field(default_factory=LawConfig)
+    """The distribution X has under the base policy."""
+    mode: Literal["independent", "feature"] = "independent"
+    """independent: X = F^-1(hash(text)), independent of utility (the theorem's setting);
+    feature: X = F^-1(G(feature(text))), a monotone transform of a learnable text feature, with G
+    the base policy's (randomised) feature CDF, fitted on base samples and saved with the run."""
+    salt: str = "goodhart"
+    """Hash salt: a different salt gives an independent error field."""
+    feature: FeatureConfig = Field(default_factory=FeatureConfig)
+    """Used by mode=feature."""
+    calibration_samples: int = Field(4096, ge=64)
+    """Base samples used to fit G in feature mode."""
+
+
+class SyntheticReward(Strict):
+    """proxy = utility + error: any reward (plug-ins included) as the utility, plus a synthetic error."""
+
+    type: Literal["synthetic"] = "synthetic"
+    utility: "RewardSpec" = Field(default_factory=SentimentReward)
+    """The true utility V."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_utility_tag(cls, v: Any) -> Any:
+        if isinstance(v, dict) and isinstance(v.get("utility"), dict) and "type" not in v["utility"]:
+            v = {**v, "utility": {"type": "sentiment", **v["utility"]}}
+        return v
+    error: ErrorConfig = Field(default_factory=ErrorConfig)
+    """The error X."""
+
+
+class SumReward(Strict):
+    """A weighted sum of rewards: sum_i weight_i * reward_i (one term scales a reward)."""
+
+    type: Literal["sum"] = "sum"
+    terms: list["RewardSpec"] = Field(min_length=1)
+    """The rewards to add."""
+    weights: list[float] | None = None
+    """One weight per term; default all 1."""
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> "SumReward":
+        if self.weights is not None and len(self.weights) != len(self.terms):
+            raise ValueError(f"weights has {len(self.weights)} entries but terms has {len(self.terms)}")
+        return self
+
+
+class DistributionalReward(Strict):
+    """No language model: utility V and error X drawn straight from named laws, independent
+    (Kwa et al.'s synthetic best-of-n setting). proxy = V + X."""
+
+    type: Literal["distributional"] = "distributional"
+    utility: LawConfig = Field(default_factory=LawConfig)
+    """Law of V."""
+    error: LawConfig = Field(default_factory=LawConfig)
+    """Law of X."""
+
+
+RewardSpec = Annotated[
+    Union[
+        SentimentReward,
+        LengthReward,
+        KeywordReward,
+        HFReward,
+        CallableReward,
+        PluginReward,
+        SyntheticReward,
+        SumReward,
+        DistributionalReward,
+    ],
+    Field(discriminator="type"),
+]
+SyntheticReward.model_rebuild()
+SumReward.model_rebuild()
+
+
+class ClipConfig(Strict):
+    """Reward clipping. Off unless configured; when on, the count of clipped values is logged."""
+
+    low: float | None = None
+    """Lower bound (none: unbounded)."""
+    high: float | None = None
+    """Upper bound (none: unbounded)."""
+
+
+# ============================================================================================
+# Model, prompts, sampling
+# ============================================================================================
+class ModelConfig(Strict):
+    """The base policy pi_0. `tiny` is built offline by the project; `path` is any HF causal LM."""
+
+    name: Literal["tiny", "path"] = "tiny"
+    """tiny: the built-in offline model (built on first use); path: load `path`."""
+    path: str | None = None
+    """Local directory or hub id (only a hub id ever downloads)."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N or auto."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "path" in v and "name" not in v:
+            v = {**v, "name": "path"}
+        return v
+
+    @model_validator(mode="after")
+    def _path_given(self) -> "ModelConfig":
+        if self.name == "path" and not self.path:
+            raise ValueError("name=path needs `path` (a local directory or hub id)")
+        return self
+
+
+class PromptsConfig(Strict):
+    """Where prompts come from and how they split."""
+
+    source: str = "builtin"
+    """builtin (the project's generator), a local .jsonl/.json/.csv/.parquet file, or a hub dataset name."""
+    column: str = "prompt"
+    """Column holding the prompt text."""
+    split: str = "train"
+    """Dataset split to read (hub datasets)."""
+    n_train: int = Field(64, ge=1)
+    """Prompts for training (trained optimizers)."""
+    n_eval: int = Field(32, ge=1)
+    """Held-out prompts every optimizer is evaluated on."""
+    seed: int = 0
+    """Shuffle/split seed."""
+
+
+class SamplingConfig(Strict):
+    """How completions are sampled from a policy."""
+
+    n: int = Field(256, ge=1)
+    """Base samples per prompt: the pool N behind tilt and best-of-n (n <= N)."""
+    max_new_tokens: int = Field(24, ge=1)
+    """Completion length cap."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature (1.0 samples pi_0 itself; anything else changes the base policy)."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling (1.0: off; anything else changes the base policy)."""
+    batch_size: int = Field(512, ge=1)
+    """Sequences generated per forward batch."""
+
+
+# ============================================================================================
+# Optimizers: a discriminated union on `kind`
+# ============================================================================================
+class TiltConfig(Strict):
+    """The exact KL-regularised optimum pi_beta ~ pi_0 exp(r / beta), by self-normalised
+    importance weights over the N base samples of each prompt."""
+
+    kind: Literal["tilt"] = "tilt"
+    beta: float = Field(1.0, gt=0)
+    """KL coefficient beta."""
+
+
+class BonConfig(Strict):
+    """Best-of-n by proxy, estimated without re-sampling from a pool of N >= n per prompt."""
+
+    kind: Literal["bon"] = "bon"
+    n: int = Field(4, ge=1)
+    """How many samples the best is picked from."""
+
+
+AlgoConfig = Annotated[Union[TiltConfig, BonConfig], Field(discriminator="kind")]
+
+
+# ============================================================================================
+# Evaluation and tracking
+# ============================================================================================
+class EvalConfig(Strict):
+    """How every point is measured."""
+
+    bootstrap: int = Field(1000, ge=0)
+    """Bootstrap resamples over prompts for the intervals (0: no intervals)."""
+    ci: float = Field(0.95, gt=0, lt=1)
+    """Interval coverage."""
+    min_ess: float = Field(8.0, ge=1)
+    """A tilt point whose worst-prompt effective sample size is below this is flagged untrustworthy."""
+    n_examples: int = Field(16, ge=0)
+    """Sample completions saved as an artifact per point."""
+
+
+class TrackingConfig(Strict):
+    """MLflow."""
+
+    enabled: bool = True
+    """Log to MLflow at all."""
+    uri: str | None = None
+    """Tracking URI; default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory."""
+    experiment: str | None = None
+    """Experiment name; default the sweep name (or `run` for single runs)."""
+
+
+class RunConfig(Strict):
+    """One point: a base model, a proxy reward, a utility, an optimizer, how to measure."""
+
+    name: str = "run"
+    """Human label."""
+    seed: int = 0
+    """Seeds sampling, bootstrap and training."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """The base policy."""
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    """Prompt source and split."""
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    """Sampling of completions."""
+    reward: RewardSpec = Field(default_factory=SyntheticReward)
+    """The proxy reward the optimizer sees."""
+    utility: RewardSpec | None = None
+    """The true utility; default the synthetic reward's utility (or the proxy itself)."""
+    clip: ClipConfig | None = None
+    """Proxy clipping (off unless set; logged when on)."""
+    algo: AlgoConfig = Field(default_factory=TiltConfig)
+    """The optimizer."""
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    """Measurement."""
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    """MLflow."""
+    output_dir: str = "runs"
+    """Where sweeps and single runs write their directories."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tags(cls, v: Any) -> Any:
+        """A reward or algo written without its `type`/`kind` takes the default's, so
+        ``reward.error.law=pareto`` on the defaults means the default synthetic reward."""
+        if isinstance(v, dict):
+            v = dict(v)
+            for key, tag, default in (("reward", "type", "synthetic"), ("algo", "kind", "tilt")):
+                if isinstance(v.get(key), dict) and tag not in v[key]:
+                    v[key] = {tag: default, **v[key]}
+        return v
+
+    @property
+    def distributional(self) -> bool:
+        return isinstance(self.reward, DistributionalReward)
+
+    @model_validator(mode="after")
+    def _pool_holds_n(self) -> "RunConfig":
+        if isinstance(self.algo, BonConfig) and self.algo.n > self.sampling.n:
+            raise ValueError(
+                f"algo.n={self.algo.n} needs a pool of at least that many samples per prompt, "
+                f"but sampling.n={self.sampling.n}"
+            )
+        return self

@@ -1,0 +1,265 @@
+"""Load, compose and override configs; turn validation failures into one clear line each.
+
+Composition rules, in order:
+1. A YAML file may name ``base: other.yaml`` (or a list); it is deep-merged over its bases.
+   Paths are relative to the file, then to the configs/ directory.
+2. A string where a group is expected names a file of that group: ``model: tiny`` reads
+   ``configs/model/tiny.yaml``, ``reward: pareto`` reads ``configs/reward/pareto.yaml`` (also for
+   ``utility`` and the ``utility`` inside a synthetic reward), ``algo: bon`` reads
+   ``configs/algo/bon.yaml``. A law may be written ``student_t(df=2, scale=0.5)``.
+3. Dotted ``key=value`` overrides apply last; values parse as YAML (``3`` is an int, ``[1,2]`` a list).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from pipeline.config import RunConfig
+
+
+class ConfigError(Exception):
+    """A user mistake in a config: the message names the key/file and what was expected."""
+
+
+GROUPS = {"model": "model", "reward": "reward", "utility": "reward", "algo": "algo"}
+
+
+def configs_dir() -> Path:
+    """configs/ of this checkout (or $GOODHART_CONFIGS)."""
+    env = os.environ.get("GOODHART_CONFIGS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML files and composition
+# ---------------------------------------------------------------------------------------------
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _find(ref: str, rel_to: Path | None, group: str | None = None) -> Path:
+    name = ref if ref.endswith((".yaml", ".yml")) else f"{ref}.yaml"
+    candidates = []
+    if rel_to is not None:
+        candidates.append(rel_to / name)
+    if group:
+        candidates.append(configs_dir() / group / name)
+    candidates.append(configs_dir() / name)
+    for c in candidates:
+        if c.is_file():
+            return c
+    where = f"configs/{group}/" if group else "configs/"
+    avail = sorted(p.stem for p in (configs_dir() / (group or "")).glob("*.yaml"))
+    hint = f"; available: {', '.join(avail)}" if avail else ""
+    raise ConfigError(f"'{ref}' is not a config file in {where}{hint}")
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config and resolve its ``base:`` chain and group references."""
+    p = Path(path)
+    data = read_yaml(p)
+    bases = data.pop("base", None) or []
+    merged: dict[str, Any] = {}
+    for b in [bases] if isinstance(bases, str) else bases:
+        merged = deep_merge(merged, load_file(_find(str(b), p.parent)))
+    return resolve_groups(deep_merge(merged, data))
+
+
+def resolve_groups(tree: Any, key: str | None = None) -> Any:
+    """Replace group-name strings (``model: tiny``) by the dict in their file, recursively."""
+    if isinstance(tree, str) and key in GROUPS:
+        return resolve_groups(load_file(_find(tree, None, GROUPS[key])), None)
+    if isinstance(tree, dict):
+        # A distributional reward's `utility` is a law, not a reward file.
+        laws_here = tree.get("type") == "distributional"
+        return {k: v if laws_here and k in ("utility", "error") else resolve_groups(v, k) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [resolve_groups(v, None) for v in tree]
+    return tree
+
+
+# ---------------------------------------------------------------------------------------------
+# Overrides
+# ---------------------------------------------------------------------------------------------
+def parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form key=value (e.g. algo.beta=0.5)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", key):
+        raise ConfigError(f"override '{text}': '{key}' is not a dotted key like algo.beta")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def set_dotted(tree: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if isinstance(nxt, str) and part in GROUPS:
+            nxt = resolve_groups(nxt, part)
+        if isinstance(nxt, list) and parts[i + 1].isdigit():
+            node[part] = nxt
+            node = nxt  # type: ignore[assignment]
+            continue
+        if not isinstance(nxt, dict):
+            nxt = {}
+        node[part] = nxt
+        node = nxt
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = resolve_groups(value, last)
+
+
+def apply_overrides(tree: dict, overrides: list[str] | dict[str, Any]) -> dict:
+    out = copy.deepcopy(tree)
+    items = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides]
+    # Parents before children, so `algo=bon algo.n=8` and `algo.n=8 algo=bon` mean the same.
+    for key, value in sorted(items, key=lambda kv: kv[0].count(".")):
+        set_dotted(out, key, value)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation with readable errors
+# ---------------------------------------------------------------------------------------------
+def _union_members(ann: Any) -> list[type[BaseModel]]:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    return [m for arg in typing.get_args(ann) for m in _union_members(arg)]
+
+
+def _tag_of(m: type[BaseModel]) -> Any:
+    for tag in ("type", "kind"):
+        if tag in m.model_fields:
+            return m.model_fields[tag].default
+    return None
+
+
+def _model_class_at(cls: type[BaseModel], raw_loc: tuple) -> type[BaseModel]:
+    """The model class owning the last element of pydantic's raw `loc` (tags included), for
+    did-you-mean suggestions: at a union, pydantic's next loc element is the chosen tag."""
+    parts = list(raw_loc[:-1])
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        if not isinstance(part, str) or part not in cls.model_fields:
+            break
+        members = _union_members(cls.model_fields[part].annotation)
+        if not members:
+            break
+        if len(members) > 1 and i + 1 < len(parts):
+            by_tag = {_tag_of(m): m for m in members}
+            if parts[i + 1] in by_tag:
+                cls = by_tag[parts[i + 1]]
+                i += 2
+                continue
+        cls = members[0]
+        i += 1
+    return cls
+
+
+_TAGS = {"function-after", "function-before", "function-wrap"}
+
+
+def _clean_loc(loc: tuple) -> list[Any]:
+    """Drop the union-tag elements pydantic puts in locations (``reward.synthetic.error``)."""
+    tags = _TAGS | _all_tags(RunConfig)
+    return [p for p in loc if not (isinstance(p, str) and p in tags)]
+
+
+def _all_tags(cls: type[BaseModel], seen: set | None = None) -> set[str]:
+    seen = set() if seen is None else seen
+    out: set[str] = set()
+    if cls in seen:
+        return out
+    seen.add(cls)
+    for f in cls.model_fields.values():
+        members = _union_members(f.annotation)
+        for m in members:
+            if len(members) > 1 and isinstance(_tag_of(m), str):
+                out.add(_tag_of(m))
+            out |= _all_tags(m, seen)
+    return out
+
+
+def format_errors(err: ValidationError, data: dict, root: type[BaseModel] = RunConfig) -> str:
+    lines = []
+    for e in err.errors():
+        loc = _clean_loc(e["loc"])
+        key = ".".join(str(p) for p in loc) or "<root>"
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            owner = _model_class_at(root, e["loc"])
+            fields = list(owner.model_fields) if owner else []
+            close = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)
+            hint = f" (did you mean '{'.'.join(map(str, loc[:-1] + close))}'?)" if close else f" (expected one of: {', '.join(fields)})"
+            lines.append(f"unknown key '{key}'{hint}")
+        elif kind == "union_tag_invalid":
+            ctx = e.get("ctx", {})
+            tag = ctx.get("discriminator", "type").strip("'")
+            lines.append(f"{key}.{tag} = {ctx.get('tag')!r}: expected one of {ctx.get('expected_tags')}")
+        elif kind == "union_tag_not_found":
+            tag = e.get("ctx", {}).get("discriminator", "type").strip("'")
+            lines.append(f"{key}: missing '{tag}' (which kind of {loc[-1] if loc else 'entry'} this is)")
+        else:
+            shown = "" if kind == "missing" else f" = {e.get('input')!r}"
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}{shown}: {msg}")
+    return "; ".join(dict.fromkeys(lines))
+
+
+def validate(data: dict, cls: type[BaseModel] = RunConfig, source: str = "config") -> Any:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {format_errors(e, data, cls)}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """The one entry point: YAML file (or defaults) + overrides -> a validated RunConfig."""
+    data = load_file(path) if path else {}
+    data = apply_overrides(data, overrides or [])
+    return validate(data, RunConfig, source=str(path or "config"))
+
+
+def to_yaml(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,40 @@
+"""What an optimizer gets: the resolved config, its point directory, lazy access to prompts
+and the base pool, and a logger for per-step metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.config import RunConfig
+from pipeline.measure import StepLogger
+from pipeline.pool import Pool, base_pool
+
+
+def _no_log(metrics: dict[str, float], step: int) -> None:
+    pass
+
+
+@dataclass
+class PointContext:
+    cfg: RunConfig
+    point_dir: Path
+    progress: bool = True
+    log_metrics: StepLogger = _no_log
+    _prompts: tuple[list[str], list[str]] | None = field(default=None, repr=False)
+    _pool: Pool | None = field(default=None, repr=False)
+
+    def prompts(self) -> tuple[list[str], list[str]]:
+        """(train, eval) prompts."""
+        if self._prompts is None:
+            from pipeline.prompts import load_prompts
+
+            self._prompts = load_prompts(self.cfg.prompts)
+        return self._prompts
+
+    def pool(self) -> Pool:
+        """The base pool on the eval prompts (sampled once per sweep, then cached)."""
+        if self._pool is None:
+            train, ev = (None, None) if self.cfg.distributional else self.prompts()
+            self._pool = base_pool(self.cfg, ev, train, self.progress)
+        return self._pool

@@ -1,0 +1,105 @@
+"""Run a sweep's points on this machine: in order, or in K worker processes with threads
+pinned so that K processes share the cores instead of fighting over them."""
+
+from __future__ import annotations
+
+import os
+import socket
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from pipeline.run import TrackingTarget, run_point
+from pipeline.sweep import Point, SweepConfig, pin_threads, point_status, write_results
+from pipeline.tracking import Tracker, flatten, tracker_for
+
+
+def start_parent(sweep: SweepConfig, points: list[Point], root: Path) -> TrackingTarget | None:
+    """The sweep invocation's parent run (None when tracking is off)."""
+    cfg0 = points[0].cfg
+    tracker = tracker_for(cfg0.tracking)
+    if tracker is None:
+        return None
+    exp = tracker.experiment_id(cfg0.tracking.experiment or sweep.name)
+    parent = tracker.start_run(exp, f"sweep-{sweep.name}", tags={
+        "goodhart.sweep": sweep.name, "goodhart.sweep_dir": str(root.resolve()), "goodhart.host": socket.gethostname(),
+        "goodhart.points": str(len(points)),
+    })
+    tracker.log_params(parent, flatten(sweep.model_dump(mode="json", exclude={"config"})))
+    return TrackingTarget(tracker, exp, parent)
+
+
+def _pool_group(p: Point) -> str:
+    """Points that share a base pool (same model, prompts, sampling, seed, reward scores)."""
+    from pipeline.io import short_hash
+
+    return short_hash(p.cfg.model_dump(mode="json", include={"model", "prompts", "sampling", "seed", "reward", "utility"}))
+
+
+def _worker_init(threads: int) -> None:
+    pin_threads(threads)
+
+
+def _worker(cfg_json: dict, point_dir: str, uri: str | None, exp: str | None, parent: str | None) -> tuple[str, str | None]:
+    from pipeline.config import RunConfig
+
+    cfg = RunConfig.model_validate(cfg_json)
+    target = TrackingTarget(Tracker(uri), exp, parent) if uri and exp else None  # type: ignore[arg-type]
+    try:
+        run_point(cfg, Path(point_dir), target, progress=False)
+        return point_dir, None
+    except Exception as e:
+        return point_dir, f"{type(e).__name__}: {e}"
+
+
+def run_local(sweep: SweepConfig, points: list[Point], root: Path, jobs: int = 1, progress: bool = True,
+              target: TrackingTarget | None = None) -> dict[str, Any]:
+    """Run every unfinished point; returns {'done': n, 'skipped': n, 'failed': {id: message}}."""
+    todo = [p for p in points if point_status(root, p.id) != "done"]
+    summary: dict[str, Any] = {"skipped": len(points) - len(todo), "done": 0, "failed": {}}
+    if not todo:
+        write_results(root)
+        return summary
+    bar = tqdm(total=len(todo), desc=f"sweep {sweep.name}", unit="point", disable=not progress)
+
+    def one(p: Point) -> None:
+        try:
+            run_point(p.cfg, root / "points" / p.id, target, progress=progress)
+            summary["done"] += 1
+        except Exception as e:
+            summary["failed"][p.id] = f"{type(e).__name__}: {e}"
+        bar.update(1)
+        write_results(root)
+
+    if jobs <= 1:
+        for p in todo:
+            one(p)
+    else:
+        # The first point of each pool group runs here first: it samples and scores the pool
+        # once, so the workers only read the cache.
+        firsts: dict[str, Point] = {}
+        for p in todo:
+            firsts.setdefault(_pool_group(p), p)
+        for p in firsts.values():
+            one(p)
+        rest = [p for p in todo if p not in firsts.values()]
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        t = target
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,)) as ex:
+            futs = [ex.submit(_worker, p.cfg.model_dump(mode="json"), str(root / "points" / p.id),
+                              t.tracker.uri if t else None, t.experiment_id if t else None, t.parent_id if t else None)
+                    for p in rest]
+            by_dir = {str(root / "points" / p.id): p for p in rest}
+            for f in as_completed(futs):
+                d, err = f.result()
+                if err:
+                    summary["failed"][by_dir[d].id] = err
+                else:
+                    summary["done"] += 1
+                bar.update(1)
+                write_results(root)
+    bar.close()
+    return summary

@@ -1,0 +1,54 @@
+"""The one loader for base models: the built-in tiny model or any Hugging Face causal LM."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.config import ModelConfig
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def model_path(cfg: ModelConfig, progress: bool = True) -> str:
+    """A local directory (tiny: built on first use) or the user's hub id."""
+    if cfg.name == "tiny":
+        from pipeline.tiny_model import ensure_tiny_model
+
+        return str(ensure_tiny_model(progress=progress))
+    assert cfg.path is not None
+    return cfg.path
+
+
+def model_identity(cfg: ModelConfig) -> str:
+    """What names this base policy in cache keys (tiny: its recipe hash)."""
+    if cfg.name == "tiny":
+        from pipeline.tiny_model import TinyRecipe
+
+        return f"tiny-{TinyRecipe().recipe_hash()}"
+    p = Path(cfg.path or "")
+    return str(p.resolve()) if p.exists() else str(cfg.path)
+
+
+def load_causal_lm(cfg: ModelConfig, progress: bool = True):
+    """(model in eval mode on its device, tokenizer with left padding and a pad token)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = model_path(cfg, progress)
+    local = Path(path).exists()
+    if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise FileNotFoundError(f"model.path '{path}' is not a local directory and HF_HUB_OFFLINE=1 forbids the hub")
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    dtype = getattr(torch, cfg.dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(resolve_device(cfg.device)).eval()
+    return model, tok

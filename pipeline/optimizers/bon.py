@@ -1,0 +1,41 @@
+"""`bon`: best-of-n by proxy, from the base pool with the unbiased order-statistic estimator.
+
+KL: the analytic bound log n - (n-1)/n (exact for continuous rewards without ties). When the
+pool has ties the bound is loose, and we report min(bound, plug-in estimate from the pool)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eval import metrics as M
+from eval.bon import best_of_n, kl_bound
+from pipeline.context import PointContext
+from pipeline.measure import PointOutput, summarize
+
+
+def run(ctx: PointContext) -> PointOutput:
+    cfg, pool = ctx.cfg, ctx.pool()
+    n = cfg.algo.n
+    P, N = pool.shape
+    est = best_of_n(pool.proxy, n, utility=pool.utility)
+    bound = kl_bound(n)
+    tied = float(est["tied"].mean())
+    if tied > 0:
+        kl, name = np.minimum(est["kl_pool"], bound), "bon_pool_min_bound"
+    else:
+        kl, name = np.full(P, bound), "bon_bound"
+    row = summarize(cfg, est["proxy"], est["utility"], kl, pool.proxy.mean(1), pool.utility.mean(1), name)
+    row.update({M.BON_N: n, M.KL_BOUND: bound, M.KL_MAX: float(np.log(N)), M.N_SAMPLES: N, "bon/tied": tied})
+    return PointOutput(row, _examples(pool, n, cfg.eval.n_examples))
+
+
+def _examples(pool, n: int, k: int) -> list[dict]:
+    """For the first k prompts: the best by proxy among the pool's first n samples (one draw)."""
+    if pool.completions is None or k == 0:
+        return []
+    out = []
+    for i in range(min(k, len(pool.completions))):
+        j = int(np.argmax(pool.proxy[i, :n]))
+        out.append({"prompt": pool.prompts[i], "completion": pool.completions[i][j],
+                    "proxy": float(pool.proxy[i, j]), "utility": float(pool.utility[i, j])})
+    return out

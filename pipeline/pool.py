@@ -1,0 +1,118 @@
+"""The base-policy pool: N samples per held-out prompt and their scores, shared by every
+point of a sweep (every beta of tilt, every n of best-of-n).
+
+Completions are cached under $GOODHART_CACHE/pools/<key>/, keyed by the base model, the
+prompts, the sampling settings, N and the seed; scores beside them, keyed by the reward config
+(and, in feature mode, the fitted calibration). A second point or a re-run loads, not samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import config as C
+from pipeline.io import atomic_write, atomic_write_json, cache_dir, read_json, short_hash
+from pipeline.scoring import Scorer, law
+
+
+@dataclass
+class Pool:
+    """(P, N) arrays for P prompts x N base samples; texts are None in distributional mode."""
+
+    prompts: list[str] | None
+    completions: list[list[str]] | None
+    proxy: np.ndarray
+    utility: np.ndarray
+    error: np.ndarray
+    key: str
+    calibration: dict | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.proxy.shape  # type: ignore[return-value]
+
+
+def _sampling_key(cfg: C.RunConfig, prompts: list[str], n: int, seed: int) -> str:
+    from pipeline.models import model_identity
+
+    s = cfg.sampling
+    return short_hash(
+        {
+            "model": model_identity(cfg.model),
+            "dtype": cfg.model.dtype,
+            "prompts": short_hash(prompts),
+            "n": n,
+            "max_new_tokens": s.max_new_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "seed": seed,
+        }
+    )
+
+
+def cached_completions(cfg: C.RunConfig, prompts: list[str], n: int, seed: int, progress: bool, desc: str) -> tuple[str, list[list[str]]]:
+    """(key, completions) for prompts x n base samples, sampling only on a cache miss."""
+    key = _sampling_key(cfg, prompts, n, seed)
+    path = cache_dir() / "pools" / key / "completions.json"
+    if path.is_file():
+        return key, read_json(path)["completions"]
+    from pipeline.models import load_causal_lm
+    from pipeline.sampling import sample_completions
+
+    model, tok = load_causal_lm(cfg.model, progress=progress)
+    comps = sample_completions(model, tok, prompts, n, cfg.sampling, seed, progress, desc)
+    atomic_write_json(path, {"prompts": prompts, "completions": comps})
+    return key, comps
+
+
+def calibrate(cfg: C.RunConfig, scorer: Scorer, train_prompts: list[str], progress: bool) -> dict | None:
+    """Fit a feature-mode error's CDF on base samples of the *train* prompts, so the
+    held-out pool is scored by a calibration it was not fitted on."""
+    err = scorer.error
+    if err is None or err.mode != "feature":
+        return None
+    assert isinstance(cfg.reward, C.SyntheticReward)
+    want = cfg.reward.error.calibration_samples
+    per = max(1, -(-want // len(train_prompts)))
+    _, comps = cached_completions(cfg, train_prompts, per, cfg.seed + 1, progress, "calibration samples")
+    err.fit([c for row in comps for c in row])
+    return err.state()
+
+
+def base_pool(cfg: C.RunConfig, eval_prompts: list[str] | None, train_prompts: list[str] | None, progress: bool = True) -> Pool:
+    """The pool for this config: sampled (or loaded) and scored (or loaded)."""
+    n = cfg.sampling.n
+    if isinstance(cfg.reward, C.DistributionalReward):
+        from rewards.distributional import draw
+
+        arr = draw(law(cfg.reward.utility), law(cfg.reward.error), cfg.prompts.n_eval, n, cfg.seed)
+        key = short_hash({"distributional": cfg.reward.model_dump(), "P": cfg.prompts.n_eval, "n": n, "seed": cfg.seed})
+        return Pool(None, None, arr["proxy"], arr["utility"], arr["error"], key)
+
+    assert eval_prompts is not None and train_prompts is not None
+    scorer = Scorer(cfg)
+    calibration = calibrate(cfg, scorer, train_prompts, progress)
+    key, comps = cached_completions(cfg, eval_prompts, n, cfg.seed, progress, "base samples")
+    rkey = short_hash({"reward": cfg.reward.model_dump(), "utility": cfg.utility and cfg.utility.model_dump(),
+                       "clip": cfg.clip and cfg.clip.model_dump(), "calibration": calibration})
+    spath = cache_dir() / "pools" / key / f"scores-{rkey}.npz"
+    if spath.is_file():
+        z = np.load(spath)
+        proxy, utility, error = z["proxy"], z["utility"], z["error"]
+    else:
+        flat_p = [p for p, row in zip(eval_prompts, comps) for _ in row]
+        flat_c = [c for row in comps for c in row]
+        parts = scorer.components(flat_p, flat_c)
+        P = len(eval_prompts)
+        proxy, utility, error = (parts[k].reshape(P, n) for k in ("proxy", "utility", "error"))
+        atomic_write(spath, lambda p: np.savez(open(p, "wb"), proxy=proxy, utility=utility, error=error))
+    return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration)
+
+
+def save_calibration(path: Path, calibration: dict | None) -> None:
+    if calibration is not None:
+        atomic_write_json(path, calibration)
+

@@ -1,0 +1,127 @@
+"""Run one sweep point end to end: config -> optimizer -> result row -> disk and MLflow.
+
+A point directory holds config.yaml, then (atomically, last) result.json: the done marker.
+A re-run of a finished point returns its result without doing anything; a failed point
+leaves error.json (message and traceback) and is retried by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eval import metrics as M
+from pipeline.config import RunConfig, SyntheticReward, DistributionalReward
+from pipeline.config_load import to_yaml
+from pipeline.context import PointContext
+from pipeline.io import atomic_write_json, atomic_write_text, read_json, short_hash
+from pipeline.measure import error_utility_corr
+from pipeline.tracking import Tracker, flatten
+
+RESULT, ERROR, CONFIG, EXAMPLES = "result.json", "error.json", "config.yaml", "examples.jsonl"
+
+
+def point_id(cfg: RunConfig) -> str:
+    """A hash of everything that changes the result (not the label, tracking or output dir)."""
+    return short_hash(cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir"}), 10)
+
+
+def error_label(cfg: RunConfig) -> str:
+    """The tail setting of a point, for grouping tables and verdicts."""
+    if isinstance(cfg.reward, SyntheticReward):
+        mode = "" if cfg.reward.error.mode == "independent" else f" [{cfg.reward.error.mode}]"
+        return f"{cfg.reward.error.law.label} x{cfg.reward.error.law.scale:g}{mode}"
+    if isinstance(cfg.reward, DistributionalReward):
+        return f"{cfg.reward.error.label} x{cfg.reward.error.scale:g}"
+    return cfg.reward.type
+
+
+def algo_x(cfg: RunConfig) -> tuple[str, float]:
+    """(name, value) of the knob that places a point on the KL axis."""
+    a = cfg.algo
+    return ("beta", a.beta) if hasattr(a, "beta") else ("n", float(a.n)) if hasattr(a, "n") else ("-", float("nan"))
+
+
+@dataclass
+class TrackingTarget:
+    tracker: Tracker
+    experiment_id: str
+    parent_id: str | None
+
+
+def load_result(point_dir: Path) -> dict[str, Any] | None:
+    p = point_dir / RESULT
+    return read_json(p) if p.is_file() else None
+
+
+def run_point(cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run (or skip, if finished) one point; returns its result row. Raises on failure after
+    recording it in error.json and, if tracking, a FAILED child run."""
+    done = load_result(point_dir)
+    if done is not None:
+        return done
+    point_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(point_dir / CONFIG, to_yaml(cfg))
+    pid = point_id(cfg)
+    run_id = None
+    if target is not None:
+        run_id = target.tracker.start_run(
+            target.experiment_id, f"{cfg.algo.kind}-{pid}", target.parent_id,
+            tags={"goodhart.point_id": pid, "goodhart.error": error_label(cfg), "goodhart.algo": cfg.algo.kind},
+        )
+        target.tracker.log_params(run_id, flatten(cfg.model_dump(mode="json", exclude={"tracking"})))
+
+    def log_step(metrics: dict[str, float], step: int) -> None:
+        if run_id is not None:
+            target.tracker.log_metrics(run_id, metrics, step)  # type: ignore[union-attr]
+
+    t0 = time.time()
+    ctx = PointContext(cfg, point_dir, progress, log_step)
+    try:
+        from pipeline import optimizers
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = optimizers.get(cfg.algo.kind)(ctx)
+        pool = ctx._pool
+        x_name, x = algo_x(cfg)
+        row = {
+            "point_id": pid, "status": "done", "name": cfg.name, "algo": cfg.algo.kind, "error_law": error_label(cfg),
+            "x_name": x_name, "x": x, **out.row,
+            "seconds": round(time.time() - t0, 2), "warnings": " | ".join(str(w.message) for w in caught),
+            "mlflow_run_id": run_id,
+        }
+        if pool is not None:
+            row[M.ERROR_UTILITY_CORR] = error_utility_corr(pool.error, pool.utility)
+            if pool.calibration is not None:
+                atomic_write_json(point_dir / "calibration.json", pool.calibration)
+        if out.examples:
+            atomic_write_text(point_dir / EXAMPLES, "".join(json.dumps(e) + "\n" for e in out.examples))
+        if run_id is not None:
+            tr = target.tracker  # type: ignore[union-attr]
+            tr.log_metrics(run_id, row)
+            for name in (EXAMPLES, "calibration.json", CONFIG):
+                if (point_dir / name).is_file():
+                    tr.log_artifact(run_id, point_dir / name)
+            for extra in out.artifacts:
+                tr.log_artifact(run_id, extra)
+            tr.finish(run_id, "FINISHED")
+        atomic_write_json(point_dir / RESULT, row)  # last: marks the point done
+        (point_dir / ERROR).unlink(missing_ok=True)
+        return row
+    except BaseException as e:
+        atomic_write_json(point_dir / ERROR, {
+            "point_id": pid, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
+            "mlflow_run_id": run_id,
+        })
+        if run_id is not None:
+            try:
+                target.tracker.finish(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")  # type: ignore[union-attr]
+            except Exception:
+                pass
+        raise

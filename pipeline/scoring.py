@@ -1,0 +1,92 @@
+"""From reward configs to reward objects, and one `Scorer` that gives proxy, utility and error.
+
+This is the only place that maps config classes to the rewards package, so `rewards/` never
+imports the config.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from pipeline import config as C
+from rewards.base import Reward
+from rewards.compose import Clipped, WeightedSum
+from rewards.gold import Keyword, Length, Sentiment
+from rewards.laws import Law
+from rewards.plugins import HFClassifierReward, callable_reward, plugin_reward
+from rewards.synthetic import SyntheticError, SyntheticProxy
+
+
+def law(cfg: C.LawConfig) -> Law:
+    return Law(cfg.name, df=cfg.df, sigma=cfg.sigma, alpha=cfg.alpha, scale=cfg.scale, loc=cfg.loc, center=cfg.center)
+
+
+def synthetic_error(cfg: C.ErrorConfig) -> SyntheticError:
+    f = cfg.feature
+    return SyntheticError(law(cfg.law), cfg.mode, cfg.salt, f.pattern, f.regex, f.extrapolation)
+
+
+def build_reward(spec: C.RewardSpec) -> Reward:
+    """One reward object per config node (recursively for sums and synthetic proxies)."""
+    match spec:
+        case C.SentimentReward():
+            return Sentiment(include_prompt=spec.include_prompt)
+        case C.LengthReward():
+            return Length(spec.unit)
+        case C.KeywordReward():
+            return Keyword(spec.words, spec.case_sensitive)
+        case C.HFReward():
+            return HFClassifierReward(
+                spec.path, spec.label, spec.batch_size, spec.max_length, spec.device, spec.include_prompt
+            )
+        case C.CallableReward():
+            return callable_reward(spec.target, spec.kwargs)
+        case C.PluginReward():
+            return plugin_reward(spec.name, spec.kwargs)
+        case C.SyntheticReward():
+            return SyntheticProxy(build_reward(spec.utility), synthetic_error(spec.error))
+        case C.SumReward():
+            return WeightedSum([build_reward(t) for t in spec.terms], spec.weights)
+        case C.DistributionalReward():
+            raise ValueError("a distributional reward draws numbers, it does not score text")
+    raise TypeError(f"unknown reward config {type(spec).__name__}")
+
+
+class Scorer:
+    """Scores completions with the run's proxy and its true utility in one pass.
+
+    A synthetic proxy's utility is scored once and reused; a separate `utility:` config is
+    scored separately. `error` is proxy - utility whatever the proxy is."""
+
+    def __init__(self, cfg: C.RunConfig):
+        self.proxy = build_reward(cfg.reward)
+        self.synthetic = self.proxy if isinstance(self.proxy, SyntheticProxy) else None
+        if cfg.utility is not None:
+            self.utility: Reward = build_reward(cfg.utility)
+            self._utility_from_proxy = False
+        else:
+            self.utility = self.synthetic.utility if self.synthetic else self.proxy
+            self._utility_from_proxy = True
+        self.clip = Clipped(self.proxy, cfg.clip.low, cfg.clip.high) if cfg.clip else None
+
+    @property
+    def error(self) -> SyntheticError | None:
+        return self.synthetic.error if self.synthetic else None
+
+    def needs_calibration(self) -> bool:
+        return self.error is not None and not self.error.fitted
+
+    def components(self, prompts: Sequence[str], completions: Sequence[str]) -> dict[str, np.ndarray]:
+        if self.synthetic is not None:
+            parts = self.synthetic.components(prompts, completions)
+            proxy, utility = parts["proxy"], parts["utility"]
+        else:
+            proxy = self.proxy.score(prompts, completions)
+            utility = proxy if self._utility_from_proxy else None
+        if not self._utility_from_proxy or utility is None:
+            utility = self.utility.score(prompts, completions)
+        if self.clip is not None:
+            proxy = self.clip.clip(proxy)
+        return {"proxy": proxy, "utility": utility, "error": proxy - utility}

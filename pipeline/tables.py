@@ -1,0 +1,65 @@
+"""Plain-text tables for the terminal: one per error law, the KL axis down the rows."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from eval import metrics as M
+
+
+def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> str:
+    cells = [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths))
+    out = [title] if title else []
+    out += [line, "-" * len(line)]
+    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join(out)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        return f"{v:.3g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.3f}"
+    return str(v)
+
+
+def _ci(row: dict, name: str) -> str:
+    m, lo, hi = row.get(name), row.get(M.lo(name)), row.get(M.hi(name))
+    if m is None or (isinstance(m, float) and math.isnan(m)):
+        return "-"
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return _fmt(float(m))
+    return f"{_fmt(float(m))} [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+
+
+def sweep_tables(df) -> str:
+    """One table per error law: algo, beta or n, KL, proxy gain and utility gain with intervals."""
+    if df.empty or "error_law" not in df:
+        return "(no finished points)"
+    done = df[df["status"] == "done"]
+    blocks = []
+    for law, g in done.groupby("error_law", sort=False):
+        g = g.sort_values(["algo", M.KL])
+        rows = []
+        for _, r in g.iterrows():
+            r = r.to_dict()
+            flag = "" if r.get("ess_ok", True) in (True, "True", 1) or _isnan(r.get("ess_ok")) else " low-ESS"
+            rows.append([r["algo"], _knob(r), r[M.KL], _ci(r, M.GAIN_PROXY), _ci(r, M.GAIN_UTILITY) + flag])
+        corr = g[M.ERROR_UTILITY_CORR].iloc[0] if M.ERROR_UTILITY_CORR in g else float("nan")
+        title = f"\nerror: {law}   (base utility {_fmt(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {_fmt(float(corr))})"
+        blocks.append(render(["algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]"], rows, title))
+    n_fail = int((df["status"] == "failed").sum())
+    tail = f"\n{n_fail} point(s) failed: see `goodhart status`" if n_fail else ""
+    return "\n".join(blocks) + tail
+
+
+def _knob(r: dict) -> str:
+    x = float(r["x"])
+    return f"{r['x_name']}={int(x)}" if r["x_name"] == "n" else f"{r['x_name']}={x:g}"
+
+
+def _isnan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)

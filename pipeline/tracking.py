@@ -1,0 +1,128 @@
+"""MLflow, the record: one experiment per sweep, a parent run per sweep invocation, a child
+run per point. Uses MlflowClient with explicit run ids (no global active run), so several
+processes can log to one store.
+
+Default store: sqlite:///<cwd>/mlflow.db (MLflow 3's own default; a plain ./mlruns directory
+store is refused by MLflow 3). SQLite allows one writer at a time: writes retry with backoff on
+"database is locked", which is enough for a local `--jobs K`; clusters should use a server.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from eval.metrics import sanitize
+from pipeline.config import TrackingConfig
+
+T = TypeVar("T")
+MAX_PARAM_LEN = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
+BATCH = 100  # params/tags per log_batch call (MAX_PARAMS_TAGS_PER_BATCH)
+
+
+def resolve_uri(cfg: TrackingConfig | None = None) -> str:
+    if cfg is not None and cfg.uri:
+        return cfg.uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def _retry(fn: Callable[[], T], attempts: int = 8) -> T:
+    """Retry on SQLite lock contention (and transient server hiccups) with jittered backoff."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception as e:  # mlflow wraps sqlalchemy errors in MlflowException
+            text = str(e).lower()
+            transient = "locked" in text or "busy" in text or "connection" in text
+            if not transient or i == attempts - 1:
+                raise
+            time.sleep(min(5.0, 0.1 * 2**i) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    """Dotted keys -> string values, for MLflow params (lists of configs get index keys)."""
+    out: dict[str, str] = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(tree, list) and any(isinstance(x, dict) for x in tree):
+        for i, v in enumerate(tree):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[sanitize(prefix[:-1])[:250]] = str(tree)[:MAX_PARAM_LEN]
+    return out
+
+
+class Tracker:
+    """A thin, retrying wrapper over MlflowClient for one tracking URI."""
+
+    def __init__(self, uri: str):
+        from mlflow import MlflowClient
+
+        self.uri = uri
+        os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        self.client = MlflowClient(tracking_uri=uri)
+
+    def experiment_id(self, name: str) -> str:
+        def get_or_create() -> str:
+            exp = self.client.get_experiment_by_name(name)
+            if exp is not None:
+                return exp.experiment_id
+            try:
+                return self.client.create_experiment(name)
+            except Exception:  # another process created it first
+                exp = self.client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+                return exp.experiment_id
+
+        return _retry(get_or_create)
+
+    def start_run(self, experiment_id: str, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+        tags = dict(tags or {})
+        if parent_id:
+            tags["mlflow.parentRunId"] = parent_id
+        run = _retry(lambda: self.client.create_run(experiment_id, run_name=name, tags=tags))
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), BATCH):
+            _retry(lambda: self.client.log_batch(run_id, params=items[i : i + BATCH]))
+
+    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(sanitize(k), float(v), now, step)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
+        for i in range(0, len(items), 1000):
+            _retry(lambda: self.client.log_batch(run_id, metrics=items[i : i + 1000]))
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)[:8000]) for k, v in tags.items()]
+        _retry(lambda: self.client.log_batch(run_id, tags=items))
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        _retry(lambda: self.client.log_artifact(run_id, str(path), artifact_path))
+
+    def log_table(self, run_id: str, df, artifact_file: str) -> None:
+        _retry(lambda: self.client.log_table(run_id, data=df, artifact_file=artifact_file))
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        _retry(lambda: self.client.set_terminated(run_id, status=status))
+
+
+def tracker_for(cfg: TrackingConfig) -> Tracker | None:
+    return Tracker(resolve_uri(cfg)) if cfg.enabled else None
