@@ -45,7 +45,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_config_show(args: argparse.Namespace) -> int:
     from pipeline.config_load import load_config, to_yaml
 
-    cfg = load_config(args.file, args.overrides)
+    file, overrides = args.file, list(args.overrides)
+    if file and "=" in file and not Path(file).exists():  # `config show key=value ...`: no file
+        file, overrides = None, [file, *overrides]
+    cfg = load_config(file, overrides)
     print(to_yaml(cfg), end="")
     return 0
 

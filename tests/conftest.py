@@ -1,0 +1,52 @@
+"""Session-wide test setup: offline, pinned threads, a private cache, one small model built once."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+# Small enough to build in seconds, big enough to produce sentence-like samples.
+SMALL_RECIPE = dict(hidden=64, layers=2, heads=2, n_sentences=3000, steps=120, batch=32, vocab_size=320)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("goodhart-cache")
+    old = os.environ.get("GOODHART_CACHE")
+    os.environ["GOODHART_CACHE"] = str(cache)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    yield
+    if old is None:
+        os.environ.pop("GOODHART_CACHE", None)
+    else:
+        os.environ["GOODHART_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(tmp_path_factory) -> Path:
+    """A real Hugging Face directory of a small built-in model (same code path as `model: tiny`)."""
+    from pipeline.tiny_model import TinyRecipe, ensure_tiny_model
+
+    return ensure_tiny_model(tmp_path_factory.mktemp("small-model"), TinyRecipe(**SMALL_RECIPE), progress=False)
+
+
+@pytest.fixture()
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """Run in a fresh working directory (the default MLflow store is ./mlflow.db)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path

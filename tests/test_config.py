@@ -1,0 +1,88 @@
+"""Config: composition, overrides, and one clear line for every kind of user mistake."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.config import BonConfig, SyntheticReward
+from pipeline.config_load import ConfigError, configs_dir, load_config
+
+
+def _err(*overrides, path=None) -> str:
+    with pytest.raises(ConfigError) as e:
+        load_config(path, list(overrides))
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_defaults_compose_from_files():
+    cfg = load_config(configs_dir() / "base.yaml")
+    assert cfg.model.name == "tiny"
+    assert isinstance(cfg.reward, SyntheticReward) and cfg.reward.error.law.name == "gaussian"
+
+
+def test_group_reference_and_nested_override():
+    cfg = load_config(configs_dir() / "base.yaml", ["reward=pareto", "reward.error.law.alpha=2.5", "algo=bon", "algo.n=8"])
+    assert cfg.reward.error.law.name == "pareto" and cfg.reward.error.law.alpha == 2.5
+    assert isinstance(cfg.algo, BonConfig) and cfg.algo.n == 8
+
+
+def test_override_order_does_not_matter():
+    a = load_config(None, ["algo.n=8", "algo=bon"])
+    b = load_config(None, ["algo=bon", "algo.n=8"])
+    assert a == b
+
+
+def test_law_shorthand():
+    cfg = load_config(None, ["reward.error.law=student_t(df=3, scale=0.5)"])
+    assert (cfg.reward.error.law.name, cfg.reward.error.law.df, cfg.reward.error.law.scale) == ("student_t", 3, 0.5)
+
+
+def test_misspelt_key_suggests_the_right_one():
+    assert "unknown key 'reward.error.law.alhpa' (did you mean 'reward.error.law.alpha'?)" in _err("reward.error.law.alhpa=2")
+    assert "did you mean 'sampling'" in _err("samplng.n=3")
+
+
+def test_wrong_type_names_key_value_and_expectation():
+    msg = _err("sampling.n=lots")
+    assert "sampling.n = 'lots'" in msg and "integer" in msg
+
+
+def test_out_of_range_value():
+    msg = _err("reward.error.law.scale=-1")
+    assert "reward.error.law.scale = -1" in msg and "greater than 0" in msg
+
+
+def test_bad_union_tag_lists_the_choices():
+    assert "expected one of" in _err("reward.type=sentimnt") and "'sentiment'" in _err("reward.type=sentimnt")
+
+
+def test_best_of_n_larger_than_pool_is_refused():
+    assert "sampling.n=16" in _err("algo=bon", "algo.n=64", "sampling.n=16")
+
+
+def test_missing_group_file_and_bad_yaml(tmp_path):
+    assert "'nosuch' is not a config file in configs/reward/" in _err("reward=nosuch")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    assert "not valid YAML" in _err(path=bad)
+    assert "config file not found" in _err(path=tmp_path / "missing.yaml")
+
+
+def test_base_chain(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text(f"base: {configs_dir() / 'base.yaml'}\nseed: 7\nreward: student_t\n")
+    cfg = load_config(child)
+    assert cfg.seed == 7 and cfg.reward.error.law.name == "student_t" and cfg.sampling.n == 256
+
+
+def test_cli_config_show_and_one_line_error():
+    ok = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "show", str(configs_dir() / "base.yaml"), "algo.beta=0.5"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "beta: 0.5" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "show", "algo.bta=0.5"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "did you mean 'algo.beta'" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -1,0 +1,141 @@
+"""Sweeps: expansion, stable ids, skipping finished points, results table, MLflow structure."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.config_load import configs_dir
+from pipeline.sweep import SweepConfig, expand, load_sweep
+
+DIST = {"reward": "distributional", "sampling.n": 512, "prompts.n_eval": 6, "eval.bootstrap": 50}
+
+
+def write_sweep(tmp_path: Path, **body) -> Path:
+    spec = {"name": "t", "base": str(configs_dir() / "base.yaml"), "set": DIST, **body}
+    p = tmp_path / "sweep.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+def test_expansion_grid_zip_and_branches(tmp_path):
+    f = write_sweep(tmp_path, grid={"reward.error": ["gaussian", "levy"]}, zip={"seed": [0, 1], "eval.ci": [0.9, 0.8]},
+                    branches=[{"set": {"algo": "tilt"}, "grid": {"algo.beta": [1, 2, 3]}},
+                              {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 4]}}])
+    sweep, base = load_sweep(f)
+    points = expand(sweep, base)
+    assert len(points) == 2 * 2 * (3 + 2)
+    assert len({p.id for p in points}) == len(points)
+    kinds = {(p.cfg.algo.kind, p.cfg.reward.error.name, p.cfg.seed, p.cfg.eval.ci) for p in points}
+    assert ("bon", "levy", 1, 0.8) in kinds and ("tilt", "gaussian", 0, 0.9) in kinds
+    assert ("tilt", "gaussian", 0, 0.8) not in kinds  # zipped, not crossed
+
+
+def test_ids_are_stable_and_ignore_labels(tmp_path):
+    f = write_sweep(tmp_path, grid={"algo.beta": [1.0, 2.0]})
+    ids1 = [p.id for p in expand(*load_sweep(f))]
+    ids2 = [p.id for p in expand(*load_sweep(f, ["name=other", "tracking.enabled=false"]))]
+    assert ids1 == ids2
+    assert [p.id for p in expand(*load_sweep(f, ["seed=3"]))] != ids1
+
+
+def test_a_bad_point_is_caught_before_anything_runs(tmp_path, capsys):
+    f = write_sweep(tmp_path, grid={"algo.beta": [1.0, -2.0]})
+    assert main(["sweep", str(f), "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "algo.beta = -2.0" in err and "greater than 0" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
+    f = write_sweep(in_tmp, grid={"reward.error": ["gaussian", "student_t(df=2)"]},
+                    branches=[{"set": {"algo": "tilt"}, "grid": {"algo.beta": [2.0, 0.5]}},
+                              {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 16]}}])
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "error: gaussian" in out and "error: student_t(df=2)" in out
+    root = in_tmp / "runs" / "t"
+    import pandas as pd
+
+    df = pd.read_csv(root / "results.csv")
+    assert len(df) == 8 and set(df["status"]) == {"done"}
+    bon1 = df[(df["algo"] == "bon") & (df["x"] == 1)]
+    assert np.allclose(bon1["gain/utility"], 0, atol=1e-9) and np.allclose(bon1["kl"], 0)
+    assert {"reward/proxy/lo", "reward/proxy/hi", "gain/utility/lo", "kl", "kl_estimator", "n/samples"} <= set(df.columns)
+
+    # Re-run: nothing is redone.
+    mtimes = {p: p.stat().st_mtime_ns for p in root.glob("points/*/result.json")}
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    assert "0 run, 8 already done" in capsys.readouterr().out
+    assert mtimes == {p: p.stat().st_mtime_ns for p in root.glob("points/*/result.json")}
+
+    # A deleted result is redone, alone.
+    victim = sorted(mtimes)[0]
+    victim.unlink()
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    assert "1 run, 7 already done" in capsys.readouterr().out
+
+    # MLflow: one experiment, a parent per invocation, 8 + 0 + 1 children with metrics and artifacts.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("t")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 3 and len(children) == 9
+    first_parent = min(parents, key=lambda r: r.info.start_time)
+    mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == first_parent.info.run_id]
+    assert len(mine) == 8
+    c = mine[0]
+    assert {"reward/proxy", "reward/utility", "kl", "gain/utility"} <= set(c.data.metrics)
+    assert c.data.params["algo.kind"] in ("tilt", "bon") and "reward.error.name" in c.data.params
+    assert c.info.status == "FINISHED"
+    arts = {a.path for a in client.list_artifacts(first_parent.info.run_id)}
+    assert {"results.csv", "tables.txt"} <= arts
+
+
+def test_failed_point_is_recorded_and_retried(in_tmp, capsys, monkeypatch):
+    f = write_sweep(in_tmp, grid={"algo.beta": [1.0, 2.0]}, config={"tracking": {"enabled": False}})
+    import pipeline.optimizers.tilt as tilt
+
+    real = tilt.run
+
+    def flaky(ctx):
+        if ctx.cfg.algo.beta == 2.0:
+            raise RuntimeError("boom")
+        return real(ctx)
+
+    monkeypatch.setattr(tilt, "run", flaky)
+    assert main(["sweep", str(f), "--quiet"]) == 1
+    capsys.readouterr()
+    assert main(["status", str(in_tmp / "runs" / "t")]) == 0
+    out = capsys.readouterr().out
+    assert "failed" in out and "RuntimeError: boom" in out and "done: 1" in out
+    monkeypatch.setattr(tilt, "run", real)
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    assert "1 run, 1 already done" in capsys.readouterr().out
+
+
+def test_distributional_sweep_shows_the_tail_contrast(in_tmp):
+    # Kwa et al.: best-of-n utility keeps rising for gaussian error, falls back for heavy error.
+    f = write_sweep(in_tmp, set={**DIST, "sampling.n": 4096, "prompts.n_eval": 16, "algo": "bon", "tracking.enabled": False},
+                    grid={"reward.error": ["gaussian", "levy"], "algo.n": [16, 4096]})
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    import pandas as pd
+
+    df = pd.read_csv(in_tmp / "runs" / "t" / "results.csv")
+    g = df[df["error_law"].str.startswith("gaussian")].set_index("x")["gain/utility"]
+    h = df[df["error_law"].str.startswith("levy")].set_index("x")["gain/utility"]
+    assert g[4096] > g[16] > 0.5
+    assert abs(h[4096]) < 0.3 < g[4096]
+
+
+def test_run_single_point(in_tmp, capsys):
+    assert main(["run", str(configs_dir() / "base.yaml"), "reward=distributional", "sampling.n=64",
+                 "prompts.n_eval=4", "tracking.enabled=false", "--quiet"]) == 0
+    res = list((in_tmp / "runs" / "run" / "points").glob("*/result.json"))
+    assert len(res) == 1 and json.loads(res[0].read_text())["status"] == "done"
