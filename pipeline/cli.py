@@ -23,7 +23,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pipeline.prompts import PromptError
     from rewards.base import RewardError
 
-    return (ConfigError, PromptError, RewardError, FileNotFoundError)
+    return (ConfigError, PromptError, RewardError, FileNotFoundError, UsageError)
 
 
 class UsageError(Exception):
@@ -60,6 +60,11 @@ def _run_sweep(sweep, base_tree, points, root: Path, jobs: int, progress: bool, 
 
     write_sweep_dir(root, sweep_file, sweep, points)
     target = start_parent(sweep, points, root)
+    if target is not None:
+        from pipeline.io import atomic_write_json
+
+        atomic_write_json(root / "parent.json", {"uri": target.tracker.uri, "experiment_id": target.experiment_id,
+                                                 "run_id": target.parent_id})
     summary = {"failed": {}}
     status = "FAILED"
     try:
@@ -139,6 +144,100 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from eval.goodhart import VerdictRule
+    from pipeline.report import build_report, locate_sweep, log_to_mlflow, verdict_table
+
+    root = locate_sweep(args.sweep)
+    rule = VerdictRule(small_fraction=args.small_fraction, min_proxy_gain=args.min_proxy_gain)
+    rep = build_report(root, rule, Path(args.out) if args.out else None)
+    print(verdict_table(rep.labelled))
+    print()
+    for g in rep.groups:
+        print(g.summary)
+    for t in rep.tails:
+        print(f"\ntails of the error {t['error_law']} under the base policy: {t['error'].verdict}")
+    run_id = None if args.no_mlflow else log_to_mlflow(rep)
+    print(f"\nsweep verdict: {rep.verdict}.  Report: {rep.files[-1]}  (plots beside it)")
+    if run_id:
+        print(f"Logged to MLflow parent run {run_id} (artifacts under report/, tag goodhart.verdict={rep.verdict})")
+    return 0
+
+
+def cmd_tails(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from eval.tails import tail_verdict
+
+    if args.reward:
+        from pipeline.config_load import load_config
+        from pipeline.context import PointContext
+
+        cfg = load_config(args.reward, args.overrides)
+        pool = PointContext(cfg, Path(".")).pool()
+        samples = {"error (proxy - utility)": pool.error.ravel(), "proxy": pool.proxy.ravel(), "utility": pool.utility.ravel()}
+    elif args.file:
+        samples = {args.column or Path(args.file).name: _read_column(Path(args.file), args.column)}
+    else:
+        raise UsageError("give a FILE (.npy/.npz/.csv/.parquet) or --reward CONFIG")
+    for name, x in samples.items():
+        print(f"== {name}: {x.size} samples")
+        if np.unique(x).size < 20:
+            print("  too few distinct values for tail estimation (a discrete or constant score)\n")
+            continue
+        print(tail_verdict(x).table(), end="\n\n")
+    return 0
+
+
+def _read_column(path: Path, column: str | None):
+    import numpy as np
+    import pandas as pd
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.suffix == ".npy":
+        return np.load(path).ravel()
+    if path.suffix == ".npz":
+        z = np.load(path)
+        key = column or z.files[0]
+        if key not in z.files:
+            raise UsageError(f"{path} has no array '{key}' (arrays: {', '.join(z.files)})")
+        return z[key].ravel()
+    if path.suffix in (".csv", ".parquet"):
+        df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+        key = column or (numeric[0] if len(numeric) == 1 else None)
+        if key is None or key not in df:
+            raise UsageError(f"{path}: choose a column with --column (numeric columns: {', '.join(numeric)})")
+        return df[key].dropna().to_numpy(float)
+    raise UsageError(f"{path}: expected a .npy, .npz, .csv or .parquet file")
+
+
+def cmd_run_point(args: argparse.Namespace) -> int:
+    """Run point INDEX of a written sweep directory (what each SLURM array task does)."""
+    from pipeline.config import RunConfig
+    from pipeline.config_load import read_yaml, validate
+    from pipeline.io import read_json
+    from pipeline.run import TrackingTarget, run_point
+    from pipeline.tracking import Tracker
+
+    root = Path(args.sweep_dir)
+    if not (root / "points.json").is_file():
+        raise FileNotFoundError(f"{root} is not a sweep directory (no points.json)")
+    entries = read_json(root / "points.json")
+    if not 0 <= args.index < len(entries):
+        raise UsageError(f"index {args.index} is out of range: {root} has points 0..{len(entries) - 1}")
+    pdir = root / "points" / entries[args.index]["id"]
+    cfg = validate(read_yaml(pdir / "config.yaml"), RunConfig, source=str(pdir / "config.yaml"))
+    target = None
+    parent = read_json(root / "parent.json") if (root / "parent.json").is_file() else None
+    if cfg.tracking.enabled and parent:
+        target = TrackingTarget(Tracker(parent["uri"]), parent["experiment_id"], parent["run_id"])
+    row = run_point(cfg, pdir, target, progress=not args.quiet)
+    print(f"point {args.index} ({row['point_id']}): {row['status']}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipeline.tracking import resolve_uri
 
@@ -185,11 +284,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", help="sweep directory (e.g. runs/demo)")
     p.set_defaults(fn=cmd_status)
 
+    p = sub.add_parser("report", help="verdicts, fits, tail diagnostics, plots and a markdown report")
+    p.add_argument("sweep", help="a sweep directory, or an MLflow experiment name")
+    p.add_argument("--out", help="output directory (default SWEEP/report)")
+    p.add_argument("--small-fraction", type=float, default=0.1,
+                   help="utility gain below this fraction of the peak counts as back at base (default 0.1)")
+    p.add_argument("--min-proxy-gain", type=float, default=0.0, help="proxy gain at or below this is 'nothing optimized'")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log the report to the sweep's parent run")
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("tails", help="tail diagnostics (light / heavy) of a sample or of a reward under the base policy")
+    p.add_argument("file", nargs="?", help=".npy, .npz, .csv or .parquet")
+    p.add_argument("--column", help="column (csv/parquet) or array name (npz)")
+    p.add_argument("--reward", metavar="CONFIG", help="a run config: diagnose its error, proxy and utility on base samples")
+    p.add_argument("overrides", nargs="*", default=[], help="dotted overrides for --reward")
+    p.set_defaults(fn=cmd_tails)
+
+    p = sub.add_parser("run-point", help="run point INDEX of a sweep directory (one SLURM array task)")
+    p.add_argument("sweep_dir")
+    p.add_argument("index", type=int)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_run_point)
+
     p = sub.add_parser("ui", help="the MLflow UI on loopback")
     p.add_argument("--uri", help="tracking store (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(fn=cmd_ui)
+    from pipeline.cli_cluster import add_cluster_verbs
+
+    add_cluster_verbs(sub)
     return ap
 
 

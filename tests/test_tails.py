@@ -1,0 +1,207 @@
+"""Tail diagnostics against laws whose tails are known (eval/tails.py)."""
+
+import time
+from typing import Callable
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from eval.tails import (
+    exp_qq_slope,
+    exp_qq_trend,
+    gpd_fit,
+    hill,
+    mean_excess,
+    moment_estimator,
+    pickands,
+    robust_scale,
+    tail_verdict,
+)
+
+N = 30_000
+SEEDS = range(5)
+Sampler = Callable[[np.random.Generator], np.ndarray]
+
+LIGHT: dict[str, Sampler] = {
+    "normal": lambda r: r.normal(size=N),
+    "exponential": lambda r: r.exponential(size=N),
+    "uniform": lambda r: r.uniform(size=N),
+    "gumbel": lambda r: r.gumbel(size=N),
+}
+HEAVY: dict[str, Sampler] = {
+    "pareto(1.5)": lambda r: r.pareto(1.5, size=N) + 1,
+    "student_t(2)": lambda r: r.standard_t(2, size=N),
+    "lognormal(1.5)": lambda r: r.lognormal(0.0, 1.5, size=N),
+    "levy": lambda r: stats.levy.rvs(size=N, random_state=r),
+}
+
+
+def _verdicts(sample: Sampler) -> list[str]:
+    return [tail_verdict(sample(np.random.default_rng(100 + s)), seed=s).verdict for s in SEEDS]
+
+
+# ---------------------------------------------------------------- verdict
+
+
+@pytest.mark.parametrize("name", LIGHT)
+def test_verdict_light_for_light_laws_every_seed(name: str) -> None:
+    assert _verdicts(LIGHT[name]) == ["light"] * len(SEEDS)
+
+
+@pytest.mark.parametrize("name", HEAVY)
+def test_verdict_heavy_for_heavy_laws_every_seed(name: str) -> None:
+    assert _verdicts(HEAVY[name]) == ["heavy"] * len(SEEDS)
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        (lambda r: r.normal(-5.0, 0.01, size=N), "light"),
+        (lambda r: r.exponential(size=N) - 100.0, "light"),  # every value negative
+        (lambda r: -r.exponential(size=N), "light"),  # bounded above by 0
+        (lambda r: 1e3 * r.standard_t(2, size=N) - 1e5, "heavy"),  # every value negative
+        (lambda r: 1e-6 * r.lognormal(0.0, 1.5, size=N), "heavy"),
+    ],
+)
+def test_verdict_survives_shift_scale_and_negative_values(sample: Sampler, expected: str) -> None:
+    assert _verdicts(sample) == [expected] * len(SEEDS)
+
+
+def test_verdict_statistics_are_affine_invariant() -> None:
+    x = np.random.default_rng(7).lognormal(0.0, 1.0, size=N)
+    a, b = tail_verdict(x, seed=3), tail_verdict(250.0 * x - 1e4, seed=3)
+    assert a.verdict == b.verdict
+    assert a.qq_trend.slope == pytest.approx(b.qq_trend.slope, rel=1e-6)
+    assert a.qq_trend.se == pytest.approx(b.qq_trend.se, rel=1e-6)
+    assert a.gpd.xi == pytest.approx(b.gpd.xi, abs=1e-3)
+    assert a.gpd.sigma_over_scale == pytest.approx(b.gpd.sigma_over_scale, rel=1e-3)
+    assert a.pickands.value == pytest.approx(b.pickands.value, rel=1e-6)
+
+
+def test_small_sample_exponential_is_not_called_heavy() -> None:
+    rng = np.random.default_rng(11)
+    verdicts = {tail_verdict(rng.exponential(size=2_000), seed=s).verdict for s in SEEDS}
+    assert "heavy" not in verdicts
+
+
+def test_report_prints_verdict_rule_and_numbers() -> None:
+    report = tail_verdict(np.random.default_rng(0).standard_t(2, size=N))
+    text = str(report)
+    assert text == report.table()
+    assert "HEAVY" in text and "rule: heavy if" in text and "because:" in text
+    assert f"{report.gpd.xi:+9.4f}" in text
+    assert f"{report.qq_trend.slope:+9.4f}" in text
+
+
+def test_tail_verdict_is_fast() -> None:
+    x = np.random.default_rng(0).lognormal(size=N)
+    tail_verdict(x)  # warm caches
+    start = time.perf_counter()
+    tail_verdict(x)
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.r_[np.ones(1000), np.nan], np.ones(1000), np.ones((100, 10)), np.arange(50.0)],
+)
+def test_tail_verdict_rejects_unusable_samples(bad: np.ndarray) -> None:
+    with pytest.raises(ValueError):
+        tail_verdict(bad)
+
+
+# ---------------------------------------------------------------- Hill, Pickands, moment
+
+
+def test_hill_recovers_pareto_tail_index() -> None:
+    alpha, gammas = 2.0, []
+    for seed in SEEDS:
+        x = np.random.default_rng(seed).pareto(alpha, size=20_000) + 1
+        est = hill(x).at_k_star
+        lo, hi = est.interval(0.99)
+        assert lo <= 1 / alpha <= hi
+        gammas.append(est.value)
+    assert np.mean(gammas) == pytest.approx(1 / alpha, abs=0.05)
+
+
+def test_hill_default_k_range_and_invariance() -> None:
+    x = np.random.default_rng(1).standard_t(3, size=10_000)
+    h = hill(x)
+    assert (h.ks[0], h.ks[-1]) == (int(np.ceil(10_000**0.1)), 100)
+    assert h.ks[0] <= h.k_star <= h.ks[-1]
+    np.testing.assert_allclose(hill(3.0 * x - 50.0).gamma, h.gamma, rtol=1e-9)
+    np.testing.assert_allclose(h.se, h.gamma / np.sqrt(h.ks))
+
+
+def test_pickands_and_moment_estimators() -> None:
+    rng = np.random.default_rng(2)
+    pareto = rng.pareto(2.0, size=N) + 1
+    for est in (pickands(pareto, 1000), moment_estimator(pareto, 1000)):
+        assert abs(est.value - 0.5) < 3 * est.se, est
+    uniform = rng.uniform(size=N)
+    assert moment_estimator(uniform, 1500).interval()[1] < 0
+    assert pickands(uniform, 1500).interval()[1] < 0
+    expo = rng.exponential(size=N)
+    assert abs(pickands(expo, 375).value) < 3 * pickands(expo, 375).se
+    with pytest.raises(ValueError):
+        pickands(expo, N)
+
+
+# ---------------------------------------------------------------- GPD
+
+
+def test_gpd_shape_sign_by_domain() -> None:
+    rng = np.random.default_rng(3)
+    expo = gpd_fit(rng.exponential(size=N), n_boot=100)
+    assert expo.xi_interval[0] <= 0 <= expo.xi_interval[1] or abs(expo.xi) < 0.1
+    assert gpd_fit(rng.standard_t(3, size=N), n_boot=100).xi_interval[0] > 0
+    assert gpd_fit(rng.uniform(size=N), n_boot=100).xi_interval[1] < 0
+
+
+def test_gpd_fit_matches_scipy_genpareto_likelihood() -> None:
+    x = np.random.default_rng(4).standard_t(4, size=8_000)
+    fit = gpd_fit(x, threshold_quantile=0.9, n_boot=0)
+    y = x[x > fit.threshold] - fit.threshold
+    c, _, scale = stats.genpareto.fit(y, floc=0)
+    assert fit.xi == pytest.approx(c, abs=5e-3)
+    assert fit.sigma == pytest.approx(scale, rel=5e-3)
+    assert fit.loglik >= stats.genpareto.logpdf(y, c, scale=scale).sum() - 1e-3
+
+
+def test_gpd_bootstrap_interval_is_seeded_and_contains_estimate() -> None:
+    x = np.random.default_rng(5).lognormal(size=5_000)
+    a, b = gpd_fit(x, n_boot=50, seed=1), gpd_fit(x, n_boot=50, seed=1)
+    assert a.xi_interval == b.xi_interval
+    assert a.xi_interval[0] < a.xi < a.xi_interval[1]
+
+
+# ---------------------------------------------------------------- mean excess, exp Q-Q
+
+
+def test_mean_excess_flat_for_exponential_linear_for_pareto() -> None:
+    rng = np.random.default_rng(6)
+    expo = 2.0 * rng.exponential(size=N)
+    me = mean_excess(expo, np.quantile(expo, [0.5, 0.8, 0.9, 0.95]))
+    np.testing.assert_allclose(me.e, 2.0, rtol=0.1)  # memoryless: e(u) = scale
+    assert abs(me.slope) < 0.1
+    pareto = rng.pareto(4.0, size=N) + 1  # e(u) = u / (alpha - 1)
+    assert mean_excess(pareto, np.quantile(pareto, [0.5, 0.7, 0.9])).slope == pytest.approx(
+        1 / 3, abs=0.1
+    )
+
+
+def test_exp_qq_slope_is_scale_of_exponential_in_robust_units() -> None:
+    x = np.random.default_rng(8).exponential(size=N)
+    expected = 1.0 / (np.log(3.0) / 1.3489795)  # exponential scale / (IQR / 1.349)
+    assert exp_qq_slope(x) == pytest.approx(expected, rel=0.05)
+    assert exp_qq_slope(5.0 * x + 3.0) == pytest.approx(exp_qq_slope(x), rel=1e-9)
+    assert robust_scale(5.0 * x) == pytest.approx(5.0 * robust_scale(x))
+
+
+def test_exp_qq_trend_falls_flat_grows() -> None:
+    rng = np.random.default_rng(9)
+    assert exp_qq_trend(rng.normal(size=N), n_boot=50).interval[1] < 0
+    flat = exp_qq_trend(rng.exponential(size=N), n_boot=50, level=0.99)
+    assert flat.interval[0] < 0 < flat.interval[1]
+    assert exp_qq_trend(rng.lognormal(0.0, 1.0, size=N), n_boot=50).interval[0] > 0
