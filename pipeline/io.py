@@ -42,6 +42,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 
 
+def atomic_savez(path: str | Path, **arrays) -> Path:
+    """np.savez, atomically (np.savez itself would append .npz to the temp file's name)."""
+    import numpy as np
+
+    def write(p: Path) -> None:
+        with open(p, "wb") as f:
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write)
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default) + "\n")
 

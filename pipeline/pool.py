@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import config as C
-from pipeline.io import atomic_write, atomic_write_json, cache_dir, read_json, short_hash
+from pipeline.io import atomic_savez, atomic_write_json, cache_dir, read_json, short_hash
 from pipeline.scoring import Scorer, law
 
 
@@ -108,7 +108,7 @@ def base_pool(cfg: C.RunConfig, eval_prompts: list[str] | None, train_prompts: l
         parts = scorer.components(flat_p, flat_c)
         P = len(eval_prompts)
         proxy, utility, error = (parts[k].reshape(P, n) for k in ("proxy", "utility", "error"))
-        atomic_write(spath, lambda p: np.savez(open(p, "wb"), proxy=proxy, utility=utility, error=error))
+        atomic_savez(spath, proxy=proxy, utility=utility, error=error)
     return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration)
 
 

@@ -19,7 +19,7 @@ from eval import metrics as M
 from pipeline.config import RunConfig, SyntheticReward, DistributionalReward
 from pipeline.config_load import to_yaml
 from pipeline.context import PointContext
-from pipeline.io import atomic_write, atomic_write_json, atomic_write_text, read_json, short_hash
+from pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, read_json, short_hash
 from pipeline.measure import error_utility_corr
 from pipeline.tracking import Tracker, flatten
 
@@ -62,12 +62,10 @@ def load_result(point_dir: Path) -> dict[str, Any] | None:
 def _save_pool_scores(point_dir: Path, pool) -> str:
     """Base-policy scores, once per pool, beside the sweep (for tail diagnostics in reports).
     Returns the path relative to the sweep directory."""
-    import numpy as np
-
     root = point_dir.parent.parent if point_dir.parent.name == "points" else point_dir
     rel = f"pools/{short_hash(pool.key)}.npz"
     if not (root / rel).is_file():
-        atomic_write(root / rel, lambda p: np.savez(open(p, "wb"), proxy=pool.proxy, utility=pool.utility, error=pool.error))
+        atomic_savez(root / rel, proxy=pool.proxy, utility=pool.utility, error=pool.error)
     return rel
 
 

@@ -22,6 +22,8 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "-"
+        if abs(v) < 1e-12:  # rounding residue of an exact zero (n=1 gains, KL of the base)
+            v = 0.0
         return f"{v:.3g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.3f}"
     return str(v)
 

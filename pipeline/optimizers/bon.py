@@ -21,7 +21,7 @@ def run(ctx: PointContext) -> PointOutput:
     bound = kl_bound(n)
     tied = float(est["tied"].mean())
     if tied > 0:
-        kl, name = np.minimum(est["kl_pool"], bound), "bon_pool_min_bound"
+        kl, name = np.clip(est["kl_pool"], 0.0, bound), "bon_pool_min_bound"
     else:
         kl, name = np.full(P, bound), "bon_bound"
     row = summarize(cfg, est["proxy"], est["utility"], kl, pool.proxy.mean(1), pool.utility.mean(1), name)
