@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.corpus import sentences
+from pipeline.io import cache_dir as cache_dir_default
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 """Special tokens; their ids are 0, 1, 2 in that order."""
@@ -106,12 +107,6 @@ class TinyRecipe:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
 
-def default_cache_dir() -> Path:
-    """$GOODHART_CACHE, else ~/.cache/goodhart."""
-    env = os.environ.get("GOODHART_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "goodhart"
-
-
 def is_complete(model_dir: Path) -> bool:
     return (model_dir / MARKER).is_file()
 
@@ -124,7 +119,7 @@ def ensure_tiny_model(
     Safe to call from several processes at once: one builds under a file lock, the others
     wait and then find the finished directory.
     """
-    models = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    models = Path(cache_dir).expanduser() if cache_dir is not None else cache_dir_default()
     models = models / "models"
     final = models / f"tiny-{recipe.recipe_hash()}"
     if is_complete(final):  # fast path: no lock, no heavy imports
