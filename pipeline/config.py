@@ -327,7 +327,86 @@ class BonConfig(Strict):
     """How many samples the best is picked from."""
 
 
-AlgoConfig = Annotated[Union[TiltConfig, BonConfig], Field(discriminator="kind")]
+class LoraSpec(Strict):
+    """LoRA adapters through peft: only the adapters (and the value head) train; the base
+    weights stay frozen and, with the adapters disabled, serve as the reference pi_0."""
+
+    r: int = Field(8, ge=1)
+    """Adapter rank."""
+    alpha: float = Field(16.0, gt=0)
+    """Scaling numerator: updates are scaled by alpha / r."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout on the adapter input during updates (0: none; dropout makes the PPO ratio noisy)."""
+    target_modules: list[str] | None = None
+    """Module names to adapt (e.g. [q_proj, v_proj]); none: peft's default for the architecture."""
+
+
+class KLControlConfig(Strict):
+    """The KL penalty in the per-token reward: r_t = -coef * kl_t (+ proxy at the last token)."""
+
+    coef: float = Field(0.05, ge=0)
+    """KL coefficient beta (the initial value when `target` is set)."""
+    estimator: Literal["k1", "k3"] = "k1"
+    """Per-token estimator in the reward: k1 = log pi - log pi_0 (its sum is the sequence KL and
+    its policy gradient is that of the exact KL penalty); k3 = exp(-k1) - 1 + k1 (>= 0, lower
+    variance, biased as a reward)."""
+    target: float | None = Field(None, gt=0)
+    """Adaptive control (Ziegler et al. 2019): move coef toward this sequence KL in nats; none: fixed."""
+    horizon: int = Field(10000, ge=1)
+    """Adaptive control horizon in samples: coef *= 1 + clip(KL/target - 1, -0.2, 0.2) * batch / horizon."""
+    clamp: float | None = Field(None, gt=0)
+    """Clamp each per-token KL term in the reward to [-clamp, clamp] (off unless set; logged when on)."""
+
+
+class PPOConfig(Strict):
+    """Our own PPO for causal LMs: a value head on the policy, KL to pi_0 in the per-token reward,
+    GAE, clipped policy and value losses. Runs under `accelerate launch` (DDP, DeepSpeed)."""
+
+    kind: Literal["ppo"] = "ppo"
+    steps: int = Field(100, ge=0)
+    """PPO iterations: each samples a batch, scores it and updates on it."""
+    batch_prompts: int = Field(8, ge=1)
+    """Training prompts per step, per process (the global batch is this times the process count)."""
+    samples_per_prompt: int = Field(4, ge=1)
+    """Completions sampled per prompt per step."""
+    lr: float = Field(1e-4, gt=0)
+    """AdamW learning rate (constant)."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    ppo_epochs: int = Field(2, ge=1)
+    """Passes over each batch."""
+    minibatch: int = Field(8, ge=1)
+    """Sequences per gradient step, per process."""
+    clip_range: float = Field(0.2, gt=0)
+    """Policy ratio clip epsilon."""
+    clip_range_value: float | None = Field(0.2, gt=0)
+    """Value clip around the rollout's values (none: unclipped value loss)."""
+    gamma: float = Field(1.0, ge=0, le=1)
+    """Discount per token."""
+    lam: float = Field(0.95, ge=0, le=1)
+    """GAE lambda."""
+    vf_coef: float = Field(0.1, ge=0)
+    """Weight of the value loss in the total loss."""
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    """Gradient norm clip (none: no clipping)."""
+    kl: KLControlConfig = Field(default_factory=KLControlConfig)
+    """The KL penalty: coefficient, estimator, adaptive target."""
+    lora: LoraSpec | None = None
+    """Train LoRA adapters instead of all weights (none: full fine-tuning with a frozen reference copy)."""
+    checkpoint_every: int = Field(25, ge=0)
+    """Save a checkpoint every this many steps and after the last step (0: never); a re-run resumes."""
+    eval_samples: int = Field(16, ge=1)
+    """Held-out samples per eval prompt from the trained policy (proxy, utility and KL)."""
+    seed: int | None = None
+    """Training seed (none: the run's seed)."""
+
+    @property
+    def beta(self) -> float:
+        """The KL coefficient (initial, when adaptive): the knob that places a point on the KL axis."""
+        return self.kl.coef
+
+
+AlgoConfig = Annotated[Union[TiltConfig, BonConfig, PPOConfig], Field(discriminator="kind")]
 
 
 # ============================================================================================

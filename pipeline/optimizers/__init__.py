@@ -14,6 +14,8 @@ def get(kind: str) -> Callable[..., PointOutput]:
         from pipeline.optimizers.tilt import run
     elif kind == "bon":
         from pipeline.optimizers.bon import run
+    elif kind == "ppo":
+        from pipeline.optimizers.ppo import run
     else:
         raise KeyError(f"no optimizer '{kind}'")
     return run

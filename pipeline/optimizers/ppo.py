@@ -1,0 +1,235 @@
+"""`ppo`: our own compact PPO for causal LMs (Schulman et al. 2017; as in Ziegler et al. 2019).
+
+Each step, for B sampled completions y of prompts x (T_b tokens each, EOS included):
+
+    rewards   r_t = -beta * kl_t  (+ proxy(x, y) at the last token)     kl_t: k1 or k3 (algo.kl.estimator)
+    GAE       delta_t = r_t + gamma V_{t+1} - V_t,   A_t = sum_l (gamma lam)^l delta_{t+l},  R_t = A_t + V_t
+    policy    L_pi = E_t max(-A_t rho_t, -A_t clip(rho_t, 1 - eps, 1 + eps)),   rho_t = pi(y_t) / pi_old(y_t)
+    value     L_V  = 1/2 E_t max((V - R)^2, (V_old + clip(V - V_old, -eps_v, eps_v) - R)^2)
+    loss      L_pi + vf_coef L_V,  advantages whitened,  ppo_epochs passes over minibatches
+
+beta is fixed, or adaptive toward a target KL (pipeline.kl.KLController). The value function
+is a linear head on the policy's last hidden state (pipeline.train.policy says why). Nothing
+is clipped or clamped unless configured: a heavy-tailed proxy reaches the policy as it is.
+
+Runs under `accelerate launch` unchanged: the model and optimizer are `prepare`d, losses go
+through `accelerator.backward`, generation uses the unwrapped model, metrics are gathered.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from eval import metrics as M
+from pipeline.context import PointContext
+from pipeline.kl import KLController, kl_metrics, per_token_kl, sequence_kl
+from pipeline.measure import PointOutput
+from pipeline.train import (
+    PolicyWithValue, TrainSession, evaluate_policy, load_policy, preemption, sample_rollout, score_rollout,
+    unwrapped_for_generation,
+)
+
+
+# ============================================================================================
+# Tensor helpers
+# ============================================================================================
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
+    """Generalized advantage estimation over completion tokens. All (B, T); rewards and values are
+    zero past each completion's end, so V after the last token is 0 and nothing leaks back.
+    Returns (advantages, returns)."""
+    T = rewards.shape[1]
+    adv = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(T)):
+        next_v = values[:, t + 1] if t + 1 < T else torch.zeros_like(running)
+        delta = rewards[:, t] + gamma * next_v - values[:, t]
+        running = delta + gamma * lam * running
+        adv[:, t] = running
+    adv = adv * mask
+    return adv, (adv + values) * mask
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor, accelerator) -> torch.Tensor:
+    """(x - mean) / std over the masked tokens of all processes."""
+    stats = torch.stack([(x * mask).sum(), (x * x * mask).sum(), mask.sum()])
+    s, ss, n = accelerator.reduce(stats, "sum")
+    mean = s / n
+    var = (ss / n - mean**2).clamp(min=0) * n / (n - 1).clamp(min=1)
+    return (x - mean) * torch.rsqrt(var + 1e-8) * mask
+
+
+def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """(B, T, V), (B, T) -> (B, T) log softmax(logits)[token]."""
+    return logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+
+
+def entropy_of(logits: torch.Tensor) -> torch.Tensor:
+    """(B, T, V) -> (B, T) entropy of softmax(logits) in nats."""
+    logp = torch.log_softmax(logits, -1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+# ============================================================================================
+# One PPO iteration
+# ============================================================================================
+def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLController) -> dict[str, float]:
+    cfg, algo, acc = sess.ctx.cfg, sess.ctx.cfg.algo, sess.accelerator
+    temp = cfg.sampling.temperature
+    t0 = time.perf_counter()
+
+    # ---- 1. rollout: sample from the current policy, score with proxy (and utility, logged only)
+    prompts = sess.train_prompts(algo.batch_prompts, step)
+    with unwrapped_for_generation(acc, model) as bare:
+        ro = sample_rollout(bare.lm, tok, prompts, algo.samples_per_prompt, cfg.sampling, with_logprobs=False)
+    scores = score_rollout(sess.scorer, ro)
+    B, mask = len(ro), ro.response_mask.float()  # mask: (B, T)
+    ids, am, n_prompt = ro.input_ids, ro.attention_mask, ro.n_prompt
+
+    # ---- 2. log-probs and values of the rollout policy; reference log-probs
+    model.eval()
+    with torch.no_grad():
+        old_logp, old_v = [], []
+        for mb in torch.arange(B).split(algo.minibatch):
+            logits, v = model(ids[mb], am[mb], n_prompt)
+            old_logp.append(logprobs_of(logits.float() / temp, ro.response[mb]))
+            old_v.append(v)
+        old_logp, old_v = torch.cat(old_logp) * mask, torch.cat(old_v) * mask  # (B, T)
+        ref_logp = ref.token_logprobs(ids, am, n_prompt, temp) * mask  # (B, T)
+
+    # ---- 3. per-token rewards: KL penalty on every token, the proxy on the last one
+    kl_t = per_token_kl(old_logp, ref_logp, mask, algo.kl.estimator)  # (B, T)
+    extra: dict[str, float] = {}
+    if algo.kl.clamp is not None:
+        c = algo.kl.clamp
+        extra[M.KL_CLAMPED] = float(masked_mean((kl_t.abs() > c).float(), mask))
+        kl_t = kl_t.clamp(-c, c)
+    beta = kl_ctl.coef
+    rewards = -beta * kl_t
+    proxy = torch.as_tensor(scores["proxy"], dtype=rewards.dtype, device=rewards.device)  # (B,)
+    last = mask.sum(1).long() - 1  # index of the last completion token (EOS if there is one)
+    rewards[torch.arange(B), last] += proxy
+
+    # ---- 4. advantages
+    adv, returns = gae(rewards, old_v, mask, algo.gamma, algo.lam)
+    adv = whiten(adv, mask, acc)
+
+    # ---- 5. PPO epochs over shuffled minibatches
+    model.train()
+    stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "loss", "ent", "clip", "vclip", "akl", "gnorm")}
+    for _ in range(algo.ppo_epochs):
+        for mb in torch.randperm(B).split(algo.minibatch):
+            m = mask[mb]
+            logits, v = model(ids[mb], am[mb], n_prompt)
+            logits = logits.float() / temp
+            logp = logprobs_of(logits, ro.response[mb])
+            ratio = torch.exp((logp - old_logp[mb]) * m)  # rho_t = pi / pi_old
+            pg_loss = masked_mean(torch.max(-adv[mb] * ratio, -adv[mb] * ratio.clamp(1 - algo.clip_range, 1 + algo.clip_range)), m)
+            vf_err = (v - returns[mb]) ** 2
+            if algo.clip_range_value is not None:
+                v_clip = old_v[mb] + (v - old_v[mb]).clamp(-algo.clip_range_value, algo.clip_range_value)
+                vf_loss = 0.5 * masked_mean(torch.max(vf_err, (v_clip - returns[mb]) ** 2), m)
+                stats["vclip"].append(masked_mean(((v - old_v[mb]).abs() > algo.clip_range_value).float(), m).item())
+            else:
+                vf_loss = 0.5 * masked_mean(vf_err, m)
+            loss = pg_loss + algo.vf_coef * vf_loss
+            opt.zero_grad(set_to_none=True)
+            acc.backward(loss)
+            if algo.max_grad_norm is not None:
+                gnorm = acc.clip_grad_norm_(model.parameters(), algo.max_grad_norm)
+                if gnorm is not None:
+                    stats["gnorm"].append(float(gnorm))
+            opt.step()
+            with torch.no_grad():
+                stats["pg"].append(pg_loss.item())
+                stats["vf"].append(vf_loss.item())
+                stats["loss"].append(loss.item())
+                stats["ent"].append(masked_mean(entropy_of(logits), m).item())
+                stats["clip"].append(masked_mean(((ratio - 1).abs() > algo.clip_range).float(), m).item())
+                stats["akl"].append(masked_mean((ratio - 1) - torch.log(ratio), m).item())  # k3 of KL(old || new)
+
+    # ---- 6. metrics over all processes; the KL controller sees the whole batch's KL
+    seq = sequence_kl(old_logp, ref_logp, mask)
+    seq = {k: sess.gather_array(v) for k, v in seq.items()}
+    proxy_all, util_all = sess.gather_array(scores["proxy"]), sess.gather_array(scores["utility"])
+    klm = kl_metrics(seq)  # kl = mean sequence k1 of the training batch (seq_k1)
+    kl_ctl.update(klm[M.KL], len(proxy_all))
+    local = torch.tensor([float(np.mean(stats[k])) if stats[k] else float("nan") for k in stats], device=acc.device)
+    means = dict(zip(stats, acc.reduce(local, "mean").tolist()))
+    metrics = {
+        M.PROXY: float(proxy_all.mean()), M.UTILITY: float(util_all.mean()), M.ERROR: float((proxy_all - util_all).mean()),
+        **klm, M.KL_COEF: beta, M.OBJECTIVE: float(proxy_all.mean() - beta * klm[M.KL]),
+        M.LOSS_POLICY: means["pg"], M.LOSS_VALUE: means["vf"], M.LOSS_TOTAL: means["loss"],
+        M.ENTROPY: means["ent"], M.CLIPFRAC: means["clip"], M.APPROX_KL: means["akl"],
+        M.LENGTH: float(seq["tokens"].mean()), M.STEP_SECONDS: time.perf_counter() - t0, **extra,
+    }
+    if stats["vclip"]:
+        metrics[M.VALUE_CLIPFRAC] = means["vclip"]
+    if stats["gnorm"]:
+        metrics[M.GRAD_NORM] = means["gnorm"]
+    if scores["clipped_fraction"] is not None:
+        metrics[M.REWARD_CLIPPED] = float(scores["clipped_fraction"])
+    return metrics
+
+
+# ============================================================================================
+# The optimizer: set up, resume, train, checkpoint, evaluate
+# ============================================================================================
+def run(ctx: PointContext) -> PointOutput:
+    with preemption.handled():  # SIGUSR1 / SIGTERM: checkpoint at the end of the step, then exit 75
+        return _train_and_evaluate(ctx)
+
+
+def _train_and_evaluate(ctx: PointContext) -> PointOutput:
+    cfg, algo = ctx.cfg, ctx.cfg.algo
+    seed = cfg.seed if algo.seed is None else algo.seed
+    sess = TrainSession.start(ctx, seed)
+    acc = sess.accelerator
+
+    lm, ref, tok = load_policy(cfg, algo.lora, progress=ctx.progress, device=acc.device)
+    model = PolicyWithValue(lm)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=algo.lr, weight_decay=algo.weight_decay)
+    model, opt = sess.prepare(model, opt, algo.minibatch)
+    ref.to(acc.device)
+    kl_ctl = KLController(algo.kl.coef, algo.kl.target, algo.kl.horizon)
+
+    start = 0
+    last = sess.checkpoints.latest()
+    if last is not None:  # resume: weights, value head, optimizer, RNG states, step, KL coefficient
+        state = sess.checkpoints.load(last)
+        start = int(state["step"])
+        kl_ctl.load_state_dict(state["kl_ctl"])
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(start, algo.steps), desc="ppo", unit="step", disable=not (ctx.progress and sess.is_main), leave=False)
+    step_seconds: list[float] = []
+    for step in bar:
+        metrics = ppo_step(step, sess, model, ref, tok, opt, kl_ctl)
+        done = step + 1
+        sess.log(metrics, done)
+        step_seconds.append(metrics[M.STEP_SECONDS])
+        bar.set_postfix(proxy=f"{metrics[M.PROXY]:.3g}", kl=f"{metrics[M.KL]:.3g}")
+        state = {"kl_ctl": kl_ctl.state_dict()}
+        saved = bool(algo.checkpoint_every) and (done % algo.checkpoint_every == 0 or done == algo.steps)
+        if saved:
+            sess.checkpoints.save(done, state)
+        sess.check_preemption(done, state, saved)
+    bar.close()
+
+    out = evaluate_policy(ctx, model, ref, tok, sess.scorer, algo.eval_samples, acc, seed)
+    out.row.update({
+        M.TRAIN_STEPS: algo.steps, M.RESUMED_FROM: start, M.KL_COEF: kl_ctl.coef, M.KL_REWARD_ESTIMATOR: algo.kl.estimator,
+    })
+    if algo.kl.target is not None:
+        out.row[M.KL_TARGET] = algo.kl.target
+    if step_seconds:
+        out.row[M.STEP_SECONDS] = float(np.mean(step_seconds))  # mean over this session's steps
+    return out

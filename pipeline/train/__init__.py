@@ -1,0 +1,27 @@
+"""Shared machinery of trained optimizers (ppo; rloo, grpo and bon-ft build on it).
+
+    session.TrainSession     Accelerator, seeds, calibrated Scorer, prompt stream, logging,
+                             preemption check, checkpoints: `TrainSession.start(ctx, seed)`
+    policy.load_policy       (trainable LM [peft when `lora`], Reference pi_0, tokenizer)
+    policy.PolicyWithValue   LM + linear value head, one forward -> (logits, values)
+    rollout.sample_rollout   n completions per prompt with ids, masks and log-probs
+    rollout.score_rollout    proxy (optimized), utility (logged), error, clipped fraction
+    checkpoint.Checkpointer  atomic save / latest / load under <point_dir>/checkpoints/
+    evaluate.evaluate_policy any trained policy -> a PointOutput row comparable with tilt/bon
+    preemption               handled() (signals -> flag during a run), requested(), Preempted (exit 75)
+
+KL to pi_0 is measured in one place for all of them: `pipeline.kl`.
+"""
+
+from pipeline.train.checkpoint import Checkpointer
+from pipeline.train.evaluate import evaluate_policy
+from pipeline.train.policy import PolicyWithValue, Reference, generation_lm, load_policy
+from pipeline.train.preemption import Preempted
+from pipeline.train.rollout import Rollout, sample_rollout, score_rollout, unwrapped_for_generation
+from pipeline.train.session import TrainSession, calibrated_scorer, make_accelerator, prompt_batch
+
+__all__ = [
+    "Checkpointer", "evaluate_policy", "PolicyWithValue", "Reference", "generation_lm", "load_policy",
+    "Preempted", "Rollout", "sample_rollout", "score_rollout", "unwrapped_for_generation",
+    "TrainSession", "calibrated_scorer", "make_accelerator", "prompt_batch",
+]

@@ -1,0 +1,84 @@
+"""Held-out evaluation of any trained policy into a result row comparable with tilt and bon rows.
+
+M samples per eval prompt from the policy; proxy and utility of each; sequence KL to pi_0 by
+`pipeline.kl` (seq_k1); per-prompt means; gains paired against the base pool's per-prompt
+means on the same prompts (`ctx.pool()`); `summarize` for the bootstrap intervals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from eval import metrics as M
+from pipeline.context import PointContext
+from pipeline.kl import KL_ESTIMATOR, kl_metrics, sequence_kl
+from pipeline.measure import PointOutput, summarize
+from pipeline.train.policy import Reference
+from pipeline.train.rollout import sample_rollout, score_rollout, unwrapped_for_generation
+
+
+def evaluate_policy(
+    ctx: PointContext,
+    policy,
+    reference: Reference,
+    tok,
+    scorer,
+    n_samples: int,
+    accelerator=None,
+    seed: int = 0,
+) -> PointOutput:
+    """Evaluate `policy` (a causal LM, possibly wrapped by accelerate or a PolicyWithValue) on the
+    held-out prompts. Under several processes the prompts are split evenly, every process must
+    call this, and every process returns the same row."""
+    from pipeline.train.policy import generation_lm
+
+    cfg = ctx.cfg
+    prompts = ctx.prompts()[1]
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    per = -(-len(prompts) // world)
+    mine = [min(i, len(prompts) - 1) for i in range(rank * per, (rank + 1) * per)]  # padded: equal work per process
+    chunk = max(1, cfg.sampling.batch_size // n_samples)
+
+    rows: list[tuple[int, dict[str, np.ndarray]]] = []
+    with torch.random.fork_rng(devices=[]), unwrapped_for_generation(accelerator, policy) as bare:
+        torch.manual_seed(seed * 1000 + rank)
+        lm = generation_lm(bare)
+        for i in range(0, len(mine), chunk):
+            idx = mine[i : i + chunk]
+            ro = sample_rollout(lm, tok, [prompts[j] for j in idx], n_samples, cfg.sampling, with_logprobs=True)
+            ref_lp = reference.token_logprobs(ro.input_ids, ro.attention_mask, ro.n_prompt, cfg.sampling.temperature)
+            kl = sequence_kl(ro.logprobs, ref_lp, ro.response_mask)
+            sc = score_rollout(scorer, ro)
+            for k, j in enumerate(idx):
+                s = slice(k * n_samples, (k + 1) * n_samples)
+                rows.append((j, {"proxy": sc["proxy"][s], "utility": sc["utility"][s], "k1": kl["k1"][s],
+                                 "k3": kl["k3"][s], "tokens": kl["tokens"][s],
+                                 "completion": np.asarray(ro.completions[s], dtype=object)}))
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        rows = gather_object(rows)
+    by_prompt = dict(rows)  # padding duplicates collapse
+    per_prompt = [by_prompt[j] for j in range(len(prompts))]
+    stack = {k: np.stack([r[k] for r in per_prompt]) for k in ("proxy", "utility", "k1", "k3", "tokens")}  # (P, M)
+
+    if accelerator is not None:
+        with accelerator.main_process_first():  # main samples the base pool, the others load it
+            pool = ctx.pool()
+    else:
+        pool = ctx.pool()
+    row = summarize(
+        cfg, stack["proxy"].mean(1), stack["utility"].mean(1), stack["k1"].mean(1),
+        pool.proxy.mean(1), pool.utility.mean(1), KL_ESTIMATOR,
+    )
+    per_token = kl_metrics({k: stack[k].ravel() for k in ("k1", "k3", "tokens")})
+    row.update({M.KL_K1: per_token[M.KL_K1], M.KL_K3: per_token[M.KL_K3], M.N_SAMPLES: n_samples,
+                M.LENGTH: float(stack["tokens"].mean())})
+    examples = [
+        {"prompt": prompts[j], "completion": str(per_prompt[j]["completion"][0]),
+         "proxy": float(per_prompt[j]["proxy"][0]), "utility": float(per_prompt[j]["utility"][0]),
+         "kl_seq_k1": float(per_prompt[j]["k1"][0])}
+        for j in range(min(cfg.eval.n_examples, len(prompts)))
+    ]
+    return PointOutput(row, examples)
