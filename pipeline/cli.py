@@ -114,6 +114,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep, base = load_sweep(args.file)
     points = expand(sweep, base, args.overrides)
     root = Path(args.output or points[0].cfg.output_dir) / sweep.name
+    if args.backend == "slurm":
+        from pipeline.cli_cluster import sweep_slurm
+
+        return sweep_slurm(args, sweep, points, root)
     if args.dry_run:
         for p in points:
             print(f"{p.index:4d}  {p.id}  " + " ".join(f"{k}={v}" for k, v in p.overrides.items()))
@@ -131,6 +135,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     root = Path(args.sweep)
     if not (root / "points.json").is_file():
         raise FileNotFoundError(f"{root} is not a sweep directory (no points.json)")
+    if (root / "slurm_jobs.json").is_file():
+        from pipeline.cli_cluster import status_slurm
+
+        return status_slurm(root)
     rows, counts = [], {}
     for e in read_json(root / "points.json"):
         st = point_status(root, e["id"])
@@ -274,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a sweep YAML (configs/sweep/)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides applied to every point")
     p.add_argument("--jobs", type=int, default=None, help="local worker processes (threads are pinned)")
-    p.add_argument("--backend", choices=["local"], default="local")
+    p.add_argument("--backend", choices=["local", "slurm"], default="local", help="local processes, or one SLURM job array")
+    p.add_argument("--resume", action="store_true", help="slurm: submit only the missing and failed points (local sweeps always resume)")
     p.add_argument("--dry-run", action="store_true", help="list the points; run nothing")
     p.add_argument("--output", help="parent directory of the sweep directory (default: the config's output_dir)")
     p.add_argument("--quiet", action="store_true")

@@ -32,6 +32,7 @@ from pipeline.config import RunConfig, Strict
 from pipeline.config_load import ConfigError, apply_overrides, deep_merge, load_file, read_yaml, validate
 from pipeline.io import atomic_write, atomic_write_json, atomic_write_text, read_json
 from pipeline.run import ERROR, load_result, point_id
+from pipeline.slurm_config import SlurmConfig
 
 
 class Branch(Strict):
@@ -68,8 +69,8 @@ class SweepConfig(Branch):
     """A union of sub-grids, each crossed with the top-level grid and zip."""
     jobs: int = Field(1, ge=1)
     """Local worker processes (the --jobs flag overrides)."""
-    slurm: dict[str, Any] = Field(default_factory=dict)
-    """SLURM settings for --backend slurm (see configs/slurm and the README)."""
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+    """SLURM settings for --backend slurm (pipeline/slurm_config.py, slurm/README.md)."""
 
 
 @dataclass
