@@ -8,6 +8,7 @@ leaves error.json (message and traceback) and is retried by the next run.
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 import warnings
@@ -21,9 +22,11 @@ from pipeline.config_load import to_yaml
 from pipeline.context import PointContext
 from pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, read_json, short_hash
 from pipeline.measure import error_utility_corr
+from pipeline.preempt import EXIT_REQUEUE
 from pipeline.tracking import Tracker, flatten
 
 RESULT, ERROR, CONFIG, EXAMPLES = "result.json", "error.json", "config.yaml", "examples.jsonl"
+PREEMPTED = "preempted.json"  # stopped on a preemption signal after checkpointing: pending, not failed
 
 
 def point_id(cfg: RunConfig) -> str:
@@ -75,8 +78,13 @@ def run_point(cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = N
     done = load_result(point_dir)
     if done is not None:
         return done
+    # Under `accelerate launch` every rank runs this; only rank 0 records anything.
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if not main_rank:
+        target = None
     point_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(point_dir / CONFIG, to_yaml(cfg))
+    if main_rank:
+        atomic_write_text(point_dir / CONFIG, to_yaml(cfg))
     pid = point_id(cfg)
     run_id = None
     if target is not None:
@@ -106,6 +114,8 @@ def run_point(cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = N
             "seconds": round(time.time() - t0, 2), "warnings": " | ".join(str(w.message) for w in caught),
             "mlflow_run_id": run_id,
         }
+        if not main_rank:
+            return row
         if pool is not None:
             row[M.ERROR_UTILITY_CORR] = error_utility_corr(pool.error, pool.utility)
             row["pool_file"] = _save_pool_scores(point_dir, pool)
@@ -124,15 +134,22 @@ def run_point(cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = N
             tr.finish(run_id, "FINISHED")
         atomic_write_json(point_dir / RESULT, row)  # last: marks the point done
         (point_dir / ERROR).unlink(missing_ok=True)
+        (point_dir / PREEMPTED).unlink(missing_ok=True)
         return row
     except BaseException as e:
+        preempted = isinstance(e, SystemExit) and e.code == EXIT_REQUEUE
+        if run_id is not None:
+            try:
+                target.tracker.finish(run_id, "KILLED" if preempted or isinstance(e, KeyboardInterrupt) else "FAILED")  # type: ignore[union-attr]
+            except Exception:
+                pass
+        if not main_rank:
+            raise
+        if preempted:  # checkpointed; not a failure: the requeued task resumes
+            atomic_write_json(point_dir / PREEMPTED, {"point_id": pid, "reason": str(e), "mlflow_run_id": run_id})
+            raise
         atomic_write_json(point_dir / ERROR, {
             "point_id": pid, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
             "mlflow_run_id": run_id,
         })
-        if run_id is not None:
-            try:
-                target.tracker.finish(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")  # type: ignore[union-attr]
-            except Exception:
-                pass
         raise

@@ -139,3 +139,19 @@ def test_run_single_point(in_tmp, capsys):
                  "prompts.n_eval=4", "tracking.enabled=false", "--quiet"]) == 0
     res = list((in_tmp / "runs" / "run" / "points").glob("*/result.json"))
     assert len(res) == 1 and json.loads(res[0].read_text())["status"] == "done"
+
+
+def test_preempted_point_is_pending_not_failed(in_tmp, monkeypatch):
+    from pipeline.config_load import load_config
+    from pipeline.preempt import EXIT_REQUEUE
+    from pipeline.run import run_point
+    from pipeline.sweep import point_status
+    import pipeline.optimizers.tilt as tilt
+
+    cfg = load_config(configs_dir() / "base.yaml", [f"{k}={v}" for k, v in DIST.items()] + ["tracking.enabled=false"])
+    monkeypatch.setattr(tilt, "run", lambda ctx: (_ for _ in ()).throw(SystemExit(EXIT_REQUEUE)))
+    pdir = in_tmp / "points" / "p"
+    with pytest.raises(SystemExit):
+        run_point(cfg, pdir, progress=False)
+    assert (pdir / "preempted.json").is_file() and not (pdir / "error.json").exists()
+    assert point_status(in_tmp, "p") == "pending"
