@@ -9,7 +9,6 @@ prompts, the sampling settings, N and the seed; scores beside them, keyed by the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -110,9 +109,3 @@ def base_pool(cfg: C.RunConfig, eval_prompts: list[str] | None, train_prompts: l
         proxy, utility, error = (parts[k].reshape(P, n) for k in ("proxy", "utility", "error"))
         atomic_savez(spath, proxy=proxy, utility=utility, error=error)
     return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration)
-
-
-def save_calibration(path: Path, calibration: dict | None) -> None:
-    if calibration is not None:
-        atomic_write_json(path, calibration)
-

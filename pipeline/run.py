@@ -47,6 +47,9 @@ def error_label(cfg: RunConfig) -> str:
 def algo_x(cfg: RunConfig) -> tuple[str, float]:
     """(name, value) of the knob that places a point on the KL axis."""
     a = cfg.algo
+    kl = getattr(a, "kl", None)
+    if kl is not None and getattr(kl, "target", None):  # adaptive KL: the target places the point
+        return "kl_target", float(kl.target)
     return ("beta", a.beta) if hasattr(a, "beta") else ("n", float(a.n)) if hasattr(a, "n") else ("-", float("nan"))
 
 

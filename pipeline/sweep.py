@@ -29,7 +29,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from pipeline.config import RunConfig, Strict
-from pipeline.config_load import ConfigError, apply_overrides, deep_merge, load_file, read_yaml, validate
+from pipeline.config_load import apply_overrides, deep_merge, load_file, read_yaml, resolve_groups, validate
 from pipeline.io import atomic_write, atomic_write_json, atomic_write_text, read_json
 from pipeline.run import ERROR, load_result, point_id
 from pipeline.slurm_config import SlurmConfig
@@ -98,14 +98,8 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> tuple[Sw
         from pipeline.config_load import _find
 
         tree = load_file(_find(sweep.base, path.parent))
-    tree = deep_merge(tree, load_file_tree(sweep.config))
+    tree = deep_merge(tree, resolve_groups(sweep.config))
     return sweep, apply_overrides(tree, overrides or [])
-
-
-def load_file_tree(tree: dict[str, Any]) -> dict[str, Any]:
-    from pipeline.config_load import resolve_groups
-
-    return resolve_groups(tree)
 
 
 def expand(sweep: SweepConfig, base: dict[str, Any], cli_overrides: list[str] | None = None) -> list[Point]:
@@ -135,10 +129,6 @@ def _fmt(ov: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------
 # The sweep directory
 # ---------------------------------------------------------------------------------------------
-def sweep_dir(sweep: SweepConfig, base_cfg_output: str) -> Path:
-    return Path(base_cfg_output) / sweep.name
-
-
 def write_sweep_dir(root: Path, sweep_file: Path | None, sweep: SweepConfig, points: list[Point]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     if sweep_file is not None:
