@@ -330,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     # Offline by default: no telemetry pings from HF or MLflow.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if not Path("/dev/nvidia0").exists():  # DeepSpeed (imported by accelerate) would warn it fell back to CPU
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     # Overrides may come after options (`sweep FILE --jobs 2 algo.beta=1`): argparse leaves

@@ -41,6 +41,10 @@ def load_causal_lm(cfg: ModelConfig, progress: bool = True):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the per-load "Loading weights" bar
     path = model_path(cfg, progress)
     local = Path(path).exists()
     if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
