@@ -47,12 +47,24 @@ GRAD_NORM = "train/grad_norm"  # gradient norm before clipping, mean over miniba
 OBJECTIVE = "train/objective"  # mean proxy - beta * sequence KL on the training batch: what PPO maximizes
 TRAIN_STEPS = "train/steps"  # optimizer iterations completed (result rows of trained points)
 RESUMED_FROM = "train/resumed_from"  # step of the checkpoint a run resumed from (0: fresh start)
-STEP_SECONDS = "time/step_s"  # wall seconds of one training step
+TRAIN_ROUNDS = "train/rounds"  # bon-ft: sample-select-tune rounds completed (result rows; RESUMED_FROM counts rounds)
+STEP_SECONDS = "time/step_s"  # wall seconds of one training step (bon-ft: of one round)
 LENGTH = "policy/length"  # mean completion length in tokens, EOS included
 REWARD_CLIPPED = "reward/clipped_fraction"  # fraction of proxies clipped (only when `clip` is set)
 KL_TARGET = "train/kl_target"  # adaptive KL controller's target sequence KL (only when adaptive)
 KL_REWARD_ESTIMATOR = "train/kl_estimator"  # column: per-token estimator in the training reward (k1|k3)
 KL_CLAMPED = "kl/clamped_fraction"  # fraction of per-token KL terms clamped in the reward (only when algo.kl.clamp is set)
+LEARNING_RATE = "train/lr"  # optimizer learning rate at this step
+LOSS_SFT = "train/loss/sft"  # bon-ft: mean NLL of the kept completions' tokens (prompt masked)
+LOSS_KL = "train/loss/kl"  # bon-ft: mean exact per-token KL(pi || pi_0) on the tuned prefixes (before kl_coef)
+KEPT_PROXY = "bonft/kept/proxy"  # bon-ft: mean proxy of the round's kept (best-of-n) samples
+KEPT_UTILITY = "bonft/kept/utility"  # bon-ft: mean utility of the round's kept samples
+
+# ---- TRL's own figures (rloo, grpo): logged beside ours, never in place of them ---------------
+TRL_PREFIX = "trl/"  # every TRL log key without a name of ours above is logged as trl/<key>
+TRL_KL = "trl/kl"  # TRL's per-token KL of the training batch: GRPO k3 (times the IS ratio) as in its loss,
+#                    RLOO mean k1 whose sequence sum is subtracted from the reward. NOT our `kl`.
+TRL_VERSION = "trl_version"  # column: the TRL release that trained the point
 
 INTERVAL_SUFFIXES = ("lo", "hi")
 WITH_INTERVALS = (PROXY, UTILITY, GAIN_PROXY, GAIN_UTILITY, KL)

@@ -406,7 +406,109 @@ class PPOConfig(Strict):
         return self.kl.coef
 
 
-AlgoConfig = Annotated[Union[TiltConfig, BonConfig, PPOConfig], Field(discriminator="kind")]
+class _TRLCommon(Strict):
+    """Fields shared by the TRL trainers (`rloo`, `grpo`): TRL's own loop, fed our proxy as the
+    optimized reward function and our utility as a zero-weight one (logged, not optimized).
+    Sampling length, temperature and top_p come from `sampling`."""
+
+    kind: Literal["rloo", "grpo"]
+    """Which TRL trainer (each subclass fixes it)."""
+    steps: int = Field(100, ge=0)
+    """Optimizer steps (TRL's max_steps). A fresh batch is sampled every `num_iterations` steps."""
+    batch_prompts: int = Field(4, ge=1)
+    """Distinct training prompts per step, per process (each sampled `num_generations` times)."""
+    num_generations: int = Field(4, ge=2)
+    """Completions per prompt: the group behind the leave-one-out (RLOO) or group-mean (GRPO) baseline."""
+    lr: float = Field(1e-4, gt=0)
+    """AdamW learning rate (constant)."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    beta: float = Field(0.05, ge=0)
+    """KL coefficient, passed to TRL explicitly (TRL's GRPO would default to 0). 0: no reference
+    model in training and no KL term; our own `kl` is still measured on held-out samples."""
+    num_iterations: int = Field(1, ge=1)
+    """Updates per sampled batch (TRL's mu); above 1 the ratio clip `epsilon` comes into play."""
+    epsilon: float = Field(0.2, gt=0)
+    """Policy-ratio clip (PPO-style, symmetric); how often it binds is logged as trl/clip_ratio/*."""
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    """Gradient norm clip (none: no clipping); the pre-clip norm is logged as train/grad_norm."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (saves memory on large models, costs time)."""
+    lora: LoraSpec | None = None
+    """Train LoRA adapters (TRL wraps the model through peft; the adapter-disabled base is the
+    reference). None: full fine-tuning, with TRL loading the reference from the model's directory."""
+    checkpoint_every: int = Field(25, ge=0)
+    """Save a TRL checkpoint every this many steps and after the last (0: never); a re-run resumes
+    from the last complete one."""
+    eval_samples: int = Field(16, ge=1)
+    """Held-out samples per eval prompt from the trained policy (proxy, utility and our KL)."""
+    seed: int | None = None
+    """Training seed (none: the run's seed)."""
+
+
+class RLOOConfig(_TRLCommon):
+    """TRL's RLOO (Ahmadian et al. 2024): REINFORCE with a leave-one-out baseline over the
+    `num_generations` completions of a prompt; the KL to pi_0 enters the reward as
+    beta * (sequence-summed k1)."""
+
+    kind: Literal["rloo"] = "rloo"
+    normalize_advantages: bool = False
+    """Whiten advantages over the batch (TRL's option; off by default)."""
+
+
+class GRPOConfig(_TRLCommon):
+    """TRL's GRPO (Shao et al. 2024): group-mean baseline, clipped per-token ratio, and the KL to pi_0
+    as beta * (per-token k3) in the loss (not in the reward)."""
+
+    kind: Literal["grpo"] = "grpo"
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "dapo"
+    """How token losses are averaged (TRL): grpo per sequence then over sequences (length-biased),
+    dapo over all tokens of the batch (TRL's default), dr_grpo by a constant (max length), bnpo over
+    the local batch's tokens."""
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    """Divide advantages by the reward std of the group (TRL's default), of the batch, or not at all.
+    Under a heavy-tailed proxy, std scaling shrinks every advantage in a group that holds an outlier:
+    `none` leaves the tail as it is."""
+
+
+class BonFTConfig(Strict):
+    """Best-of-n fine-tuning (expert iteration / rejection-sampling fine-tuning): each round samples
+    n completions per training prompt from the current policy, keeps the best by proxy, and tunes
+    on those (completion tokens only) for `epochs` passes, with an optional exact KL penalty to pi_0."""
+
+    kind: Literal["bon-ft"] = "bon-ft"
+    rounds: int = Field(3, ge=0)
+    """Sample-select-tune rounds."""
+    n: int = Field(8, ge=2)
+    """Completions per prompt per round; the one with the highest proxy is kept."""
+    prompts_per_round: int | None = Field(None, ge=1)
+    """Training prompts per round, per process (none: all training prompts, split over processes)."""
+    epochs: int = Field(2, ge=1)
+    """Passes over the round's kept samples."""
+    minibatch: int = Field(16, ge=1)
+    """Sequences per gradient step, per process."""
+    lr: float = Field(1e-4, gt=0)
+    """AdamW learning rate (constant)."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    """Gradient norm clip (none: no clipping)."""
+    kl_coef: float = Field(0.0, ge=0)
+    """Weight of the exact per-token KL(pi || pi_0) on the tuned prefixes, added to the loss
+    (0: plain supervised tuning). See pipeline/optimizers/bon_ft.py for the formula."""
+    lora: LoraSpec | None = None
+    """Train LoRA adapters instead of all weights (the adapter-disabled base is pi_0)."""
+    round_kl_samples: int = Field(32, ge=0)
+    """Held-out samples (one per eval prompt, cycling) on which our KL is measured after each round (0: off)."""
+    eval_samples: int = Field(16, ge=1)
+    """Held-out samples per eval prompt from the final policy (proxy, utility and our KL)."""
+    seed: int | None = None
+    """Training seed (none: the run's seed)."""
+
+
+AlgoConfig = Annotated[
+    Union[TiltConfig, BonConfig, PPOConfig, RLOOConfig, GRPOConfig, BonFTConfig], Field(discriminator="kind")
+]
 
 
 # ============================================================================================

@@ -16,6 +16,12 @@ def get(kind: str) -> Callable[..., PointOutput]:
         from pipeline.optimizers.bon import run
     elif kind == "ppo":
         from pipeline.optimizers.ppo import run
+    elif kind == "rloo":
+        from pipeline.optimizers.rloo import run
+    elif kind == "grpo":
+        from pipeline.optimizers.grpo import run
+    elif kind == "bon-ft":
+        from pipeline.optimizers.bon_ft import run
     else:
         raise KeyError(f"no optimizer '{kind}'")
     return run

@@ -3,6 +3,7 @@
     session.TrainSession     Accelerator, seeds, calibrated Scorer, prompt stream, logging,
                              preemption check, checkpoints: `TrainSession.start(ctx, seed)`
     policy.load_policy       (trainable LM [peft when `lora`], Reference pi_0, tokenizer)
+    policy.lora_config       a `lora:` block as a peft LoraConfig (also for TRL's trainers)
     policy.PolicyWithValue   LM + linear value head, one forward -> (logits, values)
     rollout.sample_rollout   n completions per prompt with ids, masks and log-probs
     rollout.score_rollout    proxy (optimized), utility (logged), error, clipped fraction
@@ -15,13 +16,13 @@ KL to pi_0 is measured in one place for all of them: `pipeline.kl`.
 
 from pipeline.train.checkpoint import Checkpointer
 from pipeline.train.evaluate import evaluate_policy
-from pipeline.train.policy import PolicyWithValue, Reference, generation_lm, load_policy
+from pipeline.train.policy import PolicyWithValue, Reference, generation_lm, load_policy, lora_config
 from pipeline.train.preemption import Preempted
 from pipeline.train.rollout import Rollout, sample_rollout, score_rollout, unwrapped_for_generation
 from pipeline.train.session import TrainSession, calibrated_scorer, make_accelerator, prompt_batch
 
 __all__ = [
-    "Checkpointer", "evaluate_policy", "PolicyWithValue", "Reference", "generation_lm", "load_policy",
+    "Checkpointer", "evaluate_policy", "PolicyWithValue", "Reference", "generation_lm", "load_policy", "lora_config",
     "Preempted", "Rollout", "sample_rollout", "score_rollout", "unwrapped_for_generation",
     "TrainSession", "calibrated_scorer", "make_accelerator", "prompt_batch",
 ]

@@ -13,6 +13,7 @@ features the policy acts on. The price is that value-loss gradients reach the sh
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -64,6 +65,15 @@ class Reference:
         with self.adapter_of.disable_adapter():  # type: ignore[union-attr]
             return token_logprobs(self.adapter_of, input_ids, attention_mask, n_prompt, temperature)
 
+    @torch.no_grad()
+    def logits(self, input_ids, attention_mask, n_prompt: int, temperature: float = 1.0) -> torch.Tensor:
+        """(B, Tr, V) float32 logits / temperature of pi_0 at the positions that predict completion token t."""
+        model = self.frozen if self.frozen is not None else self.adapter_of
+        ctx = self.adapter_of.disable_adapter() if self.frozen is None else contextlib.nullcontext()  # type: ignore[union-attr]
+        with ctx:
+            out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
+        return out.logits[:, n_prompt - 1 : -1].float() / temperature
+
     def to(self, device: Any) -> "Reference":
         if self.frozen is not None:
             self.frozen.to(device)
@@ -82,18 +92,25 @@ def load_policy(cfg: RunConfig, lora: LoraSpec | None = None, progress: bool = T
     model_cfg = cfg.model if device is None else cfg.model.model_copy(update={"device": str(device)})
     lm, tok = load_causal_lm(model_cfg, progress=progress)
     if lora is not None:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        lm = get_peft_model(lm, LoraConfig(
-            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-            target_modules=lora.target_modules, task_type="CAUSAL_LM",
-        ))
+        lm = get_peft_model(lm, lora_config(lora))
         ref = Reference(adapter_of=lm)
     else:
         frozen, _ = load_causal_lm(model_cfg, progress=False)
         frozen.requires_grad_(False).eval()
         ref = Reference(frozen=frozen)
     return lm, ref, tok
+
+
+def lora_config(spec: LoraSpec):
+    """The peft LoraConfig of a `lora:` block (shared by our trainers and the TRL glue)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
+        target_modules=spec.target_modules, task_type="CAUSAL_LM",
+    )
 
 
 def generation_lm(model: nn.Module) -> nn.Module:
