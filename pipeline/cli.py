@@ -58,6 +58,13 @@ def _run_sweep(sweep, base_tree, points, root: Path, jobs: int, progress: bool, 
     from pipeline.sweep import write_results, write_sweep_dir
     from pipeline.tables import sweep_tables
 
+    if int(os.environ.get("RANK", "0")) != 0:
+        # Another rank of an `accelerate launch`: train alongside rank 0, record nothing.
+        from pipeline.run import run_point
+
+        for p in points:
+            run_point(p.cfg, root / "points" / p.id, None, progress=False)
+        return 0
     write_sweep_dir(root, sweep_file, sweep, points)
     target = start_parent(sweep, points, root)
     if target is not None:
