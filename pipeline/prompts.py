@@ -38,9 +38,11 @@ def load_prompts(cfg: PromptsConfig) -> tuple[list[str], list[str]]:
     if cfg.source == "builtin":
         from pipeline.corpus import builtin_prompts
 
+        # The generator is already seeded and prefix-stable (n prompts are the first n of
+        # n + 1), so no shuffle: eval is the first n_eval whatever n_train is.
         pool = builtin_prompts(need, seed=cfg.seed)
-    else:
-        pool = list(dict.fromkeys(_read_source(cfg)))  # de-duplicate, keep order
+        return pool[cfg.n_eval : need], pool[: cfg.n_eval]
+    pool = list(dict.fromkeys(_read_source(cfg)))  # de-duplicate, keep order
     if len(pool) < need:
         raise PromptError(
             f"prompts.source {cfg.source} has {len(pool)} distinct prompts; "

@@ -155,3 +155,16 @@ def test_preempted_point_is_pending_not_failed(in_tmp, monkeypatch):
         run_point(cfg, pdir, progress=False)
     assert (pdir / "preempted.json").is_file() and not (pdir / "error.json").exists()
     assert point_status(in_tmp, "p") == "pending"
+
+
+def test_parallel_jobs_give_the_same_results(in_tmp):
+    import pandas as pd
+
+    f = write_sweep(in_tmp, grid={"reward.error": ["gaussian", "levy"]}, config={"tracking": {"enabled": False}},
+                    branches=[{"set": {"algo": "tilt"}, "grid": {"algo.beta": [2.0, 0.5]}}])
+    assert main(["sweep", str(f), "--quiet", "--jobs", "2", "--output", "par"]) == 0
+    assert main(["sweep", str(f), "--quiet", "--output", "seq"]) == 0
+    cols = ["point_id", "reward/proxy", "reward/utility", "kl"]
+    par = pd.read_csv(in_tmp / "par" / "t" / "results.csv")[cols].sort_values("point_id").reset_index(drop=True)
+    seq = pd.read_csv(in_tmp / "seq" / "t" / "results.csv")[cols].sort_values("point_id").reset_index(drop=True)
+    assert len(par) == 4 and par.equals(seq)
