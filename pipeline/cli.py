@@ -254,13 +254,11 @@ def cmd_run_point(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    """The MLflow UI for this store: the same lean loopback server as `goodhart server`."""
+    from pipeline.server import serve
     from pipeline.tracking import resolve_uri
 
-    uri = args.uri or resolve_uri()
-    cmd = ["mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI for {uri} on http://{args.host}:{args.port}  (Ctrl-C to stop)")
-    os.execvp(cmd[0], cmd)
-    return 0
+    return serve(args.host, args.port, args.uri or resolve_uri())
 
 
 # ---------------------------------------------------------------------------------------------
