@@ -188,7 +188,12 @@ def cmd_tails(args: argparse.Namespace) -> int:
         from pipeline.config_load import load_config
         from pipeline.context import PointContext
 
-        cfg = load_config(args.reward, args.overrides)
+        overrides = list(args.overrides)
+        if args.file:  # argparse gives the first `key=value` to the optional FILE slot
+            if "=" not in args.file:
+                raise UsageError("give either a FILE or --reward CONFIG, not both")
+            overrides.insert(0, args.file)
+        cfg = load_config(args.reward, overrides)
         pool = PointContext(cfg, Path(".")).pool()
         samples = {"error (proxy - utility)": pool.error.ravel(), "proxy": pool.proxy.ravel(), "utility": pool.utility.ravel()}
     elif args.file:

@@ -253,7 +253,8 @@ class ModelConfig(Strict):
     """The base policy pi_0. `tiny` is built offline by the project; `path` is any HF causal LM."""
 
     name: Literal["tiny", "path"] = "tiny"
-    """tiny: the built-in offline model (built on first use); path: load `path`."""
+    """tiny: the built-in offline model (built on first use); path: load `path` (setting `path`
+    implies it)."""
     path: str | None = None
     """Local directory or hub id (only a hub id ever downloads)."""
     device: str = "auto"
@@ -264,7 +265,9 @@ class ModelConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
-        if isinstance(v, dict) and "path" in v and "name" not in v:
+        # A path always means "load this path": `model.path=X` over a `model: tiny` config must
+        # not silently keep the tiny model.
+        if isinstance(v, dict) and v.get("path"):
             v = {**v, "name": "path"}
         return v
 

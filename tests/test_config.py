@@ -86,3 +86,9 @@ def test_cli_config_show_and_one_line_error():
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "did you mean 'algo.beta'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_model_path_override_wins_over_tiny():
+    cfg = load_config(configs_dir() / "base.yaml", ["model.path=/some/dir"])
+    assert cfg.model.name == "path" and cfg.model.path == "/some/dir"
+    assert "needs `path`" in _err("model.name=path")

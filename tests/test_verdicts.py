@@ -104,3 +104,15 @@ def test_report_and_tails_commands(in_tmp, capsys):
     assert main(["tails", "x.csv"]) == 0
     assert "tail verdict: LIGHT" in capsys.readouterr().out
     assert main(["tails", "missing.csv"]) == 2
+
+
+def test_tails_of_a_reward_under_the_base_policy(in_tmp, small_model_dir, capsys):
+    from pipeline.cli import main
+    from pipeline.config_load import configs_dir
+
+    rc = main(["tails", "--reward", str(configs_dir() / "base.yaml"), f"model.path={small_model_dir}",
+               "reward=pareto", "prompts.n_eval=4", "sampling.n=200", "sampling.max_new_tokens=8"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "== error (proxy - utility): 800 samples" in out and "== proxy: 800 samples" in out
+    assert "tail verdict:" in out
