@@ -13,7 +13,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo lint test test-all clean
 
 setup: $(VENV)/.installed
 
@@ -29,9 +29,14 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/goodhart sweep configs/sweep/demo.yaml
 
-# Fast suite (slow end-to-end runs are marked `slow` and have small variants here).
+# ruff: lint and format, configured in pyproject.toml (also a pre-commit hook).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Lint, then the fast suite (slow end-to-end runs are marked `slow` and have small variants here).
 # pytest's exit code 5 ("no tests collected") is not a failure of the project.
-test: setup
+test: lint
 	OMP_NUM_THREADS=1 $(PY) -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 test-all: setup

@@ -45,9 +45,7 @@ class FitResult:
 
     def predict(self, kl: np.ndarray) -> np.ndarray:
         """Fitted gain R(sqrt(kl))."""
-        return _design(self.form, np.sqrt(np.asarray(kl, dtype=np.float64))) @ np.array(
-            [self.alpha, self.beta]
-        )
+        return _design(self.form, np.sqrt(np.asarray(kl, dtype=np.float64))) @ np.array([self.alpha, self.beta])
 
     def __str__(self) -> str:
         head = "R(d) = d (alpha - beta d)" if self.form == "bon" else "R(d) = d (alpha - beta ln d)"
@@ -74,9 +72,7 @@ def _design(form: str, d: np.ndarray) -> np.ndarray:
     raise ValueError(f"form must be one of {FORMS}, got {form!r}")
 
 
-def _inputs(
-    kl: np.ndarray, gain: np.ndarray, weights: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _inputs(kl: np.ndarray, gain: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     kl, gain = np.asarray(kl, dtype=np.float64), np.asarray(gain, dtype=np.float64)
     if kl.ndim != 1 or kl.shape != gain.shape:
         raise ValueError(f"kl and gain must be 1-D of equal length, got {kl.shape} and {gain.shape}")
@@ -175,11 +171,25 @@ def _fit(
             f"d = {d_range[0]:.3g}: an extrapolation"
         )
     return FitResult(
-        form=form, alpha=a, beta=b, alpha_se=float(se[0]), beta_se=float(se[1]),
-        alpha_ci=ci[0], beta_ci=ci[1], cov=cov, d_star=d_star, d_star_ci=d_ci,
-        kl_star=d_star**2, kl_star_ci=(d_ci[0] ** 2, d_ci[1] ** 2), peak_gain=float(peak_gain),
-        r2=float(r2), n_points=n, d_range=d_range, level=level,
-        sound=not reasons, reason="; ".join(reasons) or "ok",
+        form=form,
+        alpha=a,
+        beta=b,
+        alpha_se=float(se[0]),
+        beta_se=float(se[1]),
+        alpha_ci=ci[0],
+        beta_ci=ci[1],
+        cov=cov,
+        d_star=d_star,
+        d_star_ci=d_ci,
+        kl_star=d_star**2,
+        kl_star_ci=(d_ci[0] ** 2, d_ci[1] ** 2),
+        peak_gain=float(peak_gain),
+        r2=float(r2),
+        n_points=n,
+        d_range=d_range,
+        level=level,
+        sound=not reasons,
+        reason="; ".join(reasons) or "ok",
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval import metrics as M
+from goodhart.eval import metrics as M
 
 LABELS = ("baseline", "improving", "over-optimized", "catastrophic")
 
@@ -63,7 +63,9 @@ def label_group(g: pd.DataFrame, rule: VerdictRule = VerdictRule()) -> pd.Series
     i_peak = int(np.nanargmax(util)) if np.isfinite(util).any() else 0
     peak = g.iloc[i_peak]
     peak_gain, peak_kl = float(peak[M.GAIN_UTILITY]), float(peak[M.KL])
-    peak_real = not _includes_zero(peak_gain, peak.get(M.lo(M.GAIN_UTILITY)), peak.get(M.hi(M.GAIN_UTILITY)), rule.zero_tol)
+    peak_real = not _includes_zero(
+        peak_gain, peak.get(M.lo(M.GAIN_UTILITY)), peak.get(M.hi(M.GAIN_UTILITY)), rule.zero_tol
+    )
     labels = {}
     for idx, r in g.iterrows():
         pm, plo, phi = r[M.GAIN_PROXY], r.get(M.lo(M.GAIN_PROXY)), r.get(M.hi(M.GAIN_PROXY))
@@ -82,7 +84,9 @@ def label_group(g: pd.DataFrame, rule: VerdictRule = VerdictRule()) -> pd.Series
     return pd.Series(labels).reindex(g.index)
 
 
-def label_points(df: pd.DataFrame, rule: VerdictRule = VerdictRule(), by: tuple[str, ...] = ("error_law", "algo")) -> pd.DataFrame:
+def label_points(
+    df: pd.DataFrame, rule: VerdictRule = VerdictRule(), by: tuple[str, ...] = ("error_law", "algo")
+) -> pd.DataFrame:
     """The finished points of df with a `verdict` column, sorted by group then KL."""
     done = (df[df["status"] == "done"] if "status" in df else df).reset_index(drop=True)
     done["verdict"] = ""
@@ -114,27 +118,40 @@ def summarize_groups(labelled: pd.DataFrame, by: tuple[str, str] = ("error_law",
         cat = g[g["verdict"] == "catastrophic"]
         first = cat.iloc[0] if len(cat) else None
         ci = f"[{peak.get(M.lo(M.GAIN_UTILITY), float('nan')):.3g}, {peak.get(M.hi(M.GAIN_UTILITY), float('nan')):.3g}]"
-        real = not _includes_zero(float(peak[M.GAIN_UTILITY]), peak.get(M.lo(M.GAIN_UTILITY)), peak.get(M.hi(M.GAIN_UTILITY)), 1e-9)
+        real = not _includes_zero(
+            float(peak[M.GAIN_UTILITY]), peak.get(M.lo(M.GAIN_UTILITY)), peak.get(M.hi(M.GAIN_UTILITY)), 1e-9
+        )
         if real:
             s = f"{law} / {algo}: utility peaked at KL {peak[M.KL]:.3g} with gain {peak[M.GAIN_UTILITY]:.3g} {ci}"
         else:
-            s = (f"{law} / {algo}: utility never rose distinguishably from the base level "
-                 f"(best gain {peak[M.GAIN_UTILITY]:.3g} {ci} at KL {peak[M.KL]:.3g})")
+            s = (
+                f"{law} / {algo}: utility never rose distinguishably from the base level "
+                f"(best gain {peak[M.GAIN_UTILITY]:.3g} {ci} at KL {peak[M.KL]:.3g})"
+            )
         if first is not None:
-            s += (f"; CATASTROPHIC from KL {first[M.KL]:.3g}: proxy gain {first[M.GAIN_PROXY]:.3g} while utility gain "
-                  f"{first[M.GAIN_UTILITY]:.3g} [{first.get(M.lo(M.GAIN_UTILITY), float('nan')):.3g}, "
-                  f"{first.get(M.hi(M.GAIN_UTILITY), float('nan')):.3g}] is back at the base level")
+            s += (
+                f"; CATASTROPHIC from KL {first[M.KL]:.3g}: proxy gain {first[M.GAIN_PROXY]:.3g} while utility gain "
+                f"{first[M.GAIN_UTILITY]:.3g} [{first.get(M.lo(M.GAIN_UTILITY), float('nan')):.3g}, "
+                f"{first.get(M.hi(M.GAIN_UTILITY), float('nan')):.3g}] is back at the base level"
+            )
         elif (g["verdict"] == "over-optimized").any():
             s += "; over-optimized past the peak, not back to base"
         else:
             s += "; no catastrophic point"
-        out.append(GroupVerdict(
-            str(law), str(algo), float(peak[M.KL]), float(peak[M.GAIN_UTILITY]),
-            float(peak.get(M.lo(M.GAIN_UTILITY), float("nan"))), float(peak.get(M.hi(M.GAIN_UTILITY), float("nan"))),
-            None if first is None else float(first[M.KL]),
-            None if first is None else float(first[M.GAIN_PROXY]),
-            None if first is None else float(first[M.GAIN_UTILITY]), s,
-        ))
+        out.append(
+            GroupVerdict(
+                str(law),
+                str(algo),
+                float(peak[M.KL]),
+                float(peak[M.GAIN_UTILITY]),
+                float(peak.get(M.lo(M.GAIN_UTILITY), float("nan"))),
+                float(peak.get(M.hi(M.GAIN_UTILITY), float("nan"))),
+                None if first is None else float(first[M.KL]),
+                None if first is None else float(first[M.GAIN_PROXY]),
+                None if first is None else float(first[M.GAIN_UTILITY]),
+                s,
+            )
+        )
     return out
 
 

@@ -53,7 +53,9 @@ LENGTH = "policy/length"  # mean completion length in tokens, EOS included
 REWARD_CLIPPED = "reward/clipped_fraction"  # fraction of proxies clipped (only when `clip` is set)
 KL_TARGET = "train/kl_target"  # adaptive KL controller's target sequence KL (only when adaptive)
 KL_REWARD_ESTIMATOR = "train/kl_estimator"  # column: per-token estimator in the training reward (k1|k3)
-KL_CLAMPED = "kl/clamped_fraction"  # fraction of per-token KL terms clamped in the reward (only when algo.kl.clamp is set)
+KL_CLAMPED = (
+    "kl/clamped_fraction"  # fraction of per-token KL terms clamped in the reward (only when algo.kl.clamp is set)
+)
 LEARNING_RATE = "train/lr"  # optimizer learning rate at this step
 LOSS_SFT = "train/loss/sft"  # bon-ft: mean NLL of the kept completions' tokens (prompt masked)
 LOSS_KL = "train/loss/kl"  # bon-ft: mean exact per-token KL(pi || pi_0) on the tuned prefixes (before kl_coef)

@@ -7,13 +7,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eval import metrics as M
+from goodhart.eval import metrics as M
 
-COLORS = {"tilt": "#1f77b4", "bon": "#2ca02c", "ppo": "#d62728", "rloo": "#9467bd", "grpo": "#8c564b", "bon-ft": "#e377c2"}
+COLORS = {
+    "tilt": "#1f77b4",
+    "bon": "#2ca02c",
+    "ppo": "#d62728",
+    "rloo": "#9467bd",
+    "grpo": "#8c564b",
+    "bon-ft": "#e377c2",
+}
 MARKS = {"catastrophic": ("X", "#d62728"), "over-optimized": ("v", "#ff7f0e")}
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,12 +48,14 @@ def _mark(ax, g: pd.DataFrame, x: str, y: str) -> None:
     for verdict, (marker, color) in MARKS.items():
         s = g[g.get("verdict", "") == verdict]
         if len(s):
-            ax.scatter(s[x], s[y], marker=marker, s=60, color=color, zorder=5, label=verdict, edgecolor="k", linewidth=0.4)
+            ax.scatter(
+                s[x], s[y], marker=marker, s=60, color=color, zorder=5, label=verdict, edgecolor="k", linewidth=0.4
+            )
 
 
 def gains_vs_kl(labelled: pd.DataFrame, out: Path, title: str = "") -> Path:
     """One column per error law; top row proxy gain (symlog), bottom row utility gain; x = KL."""
-    plt = _plt()
+    plt = pyplot()
     laws = list(dict.fromkeys(labelled["error_law"]))
     fig, axes = plt.subplots(2, len(laws), figsize=(4.2 * len(laws), 6.4), squeeze=False, sharex="col")
     for j, law in enumerate(laws):
@@ -54,7 +63,9 @@ def gains_vs_kl(labelled: pd.DataFrame, out: Path, title: str = "") -> Path:
         for algo, g in sub.groupby("algo", sort=False):
             c = COLORS.get(str(algo), None)
             _band(axes[0, j], g[M.KL], g[M.GAIN_PROXY], g[M.lo(M.GAIN_PROXY)], g[M.hi(M.GAIN_PROXY)], c, str(algo))
-            _band(axes[1, j], g[M.KL], g[M.GAIN_UTILITY], g[M.lo(M.GAIN_UTILITY)], g[M.hi(M.GAIN_UTILITY)], c, str(algo))
+            _band(
+                axes[1, j], g[M.KL], g[M.GAIN_UTILITY], g[M.lo(M.GAIN_UTILITY)], g[M.hi(M.GAIN_UTILITY)], c, str(algo)
+            )
             _mark(axes[1, j], g, M.KL, M.GAIN_UTILITY)
         axes[0, j].set_title(f"error: {law}", fontsize=10)
         _symlog(axes[0, j], sub[M.GAIN_PROXY].to_numpy(float))
@@ -66,7 +77,7 @@ def gains_vs_kl(labelled: pd.DataFrame, out: Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def bon_vs_n(labelled: pd.DataFrame, out: Path) -> Path | None:
@@ -74,13 +85,29 @@ def bon_vs_n(labelled: pd.DataFrame, out: Path) -> Path | None:
     bon = labelled[labelled["algo"] == "bon"]
     if bon.empty:
         return None
-    plt = _plt()
+    plt = pyplot()
     laws = list(dict.fromkeys(bon["error_law"]))
     fig, axes = plt.subplots(2, len(laws), figsize=(4.2 * len(laws), 6.0), squeeze=False, sharex=True)
     for j, law in enumerate(laws):
         g = bon[bon["error_law"] == law]
-        _band(axes[0, j], g["x"], g[M.GAIN_PROXY], g[M.lo(M.GAIN_PROXY)], g[M.hi(M.GAIN_PROXY)], COLORS["bon"], "best-of-n")
-        _band(axes[1, j], g["x"], g[M.GAIN_UTILITY], g[M.lo(M.GAIN_UTILITY)], g[M.hi(M.GAIN_UTILITY)], COLORS["bon"], "best-of-n")
+        _band(
+            axes[0, j],
+            g["x"],
+            g[M.GAIN_PROXY],
+            g[M.lo(M.GAIN_PROXY)],
+            g[M.hi(M.GAIN_PROXY)],
+            COLORS["bon"],
+            "best-of-n",
+        )
+        _band(
+            axes[1, j],
+            g["x"],
+            g[M.GAIN_UTILITY],
+            g[M.lo(M.GAIN_UTILITY)],
+            g[M.hi(M.GAIN_UTILITY)],
+            COLORS["bon"],
+            "best-of-n",
+        )
         _mark(axes[1, j], g, "x", M.GAIN_UTILITY)
         axes[0, j].set_title(f"error: {law}", fontsize=10)
         _symlog(axes[0, j], g[M.GAIN_PROXY].to_numpy(float))
@@ -91,20 +118,22 @@ def bon_vs_n(labelled: pd.DataFrame, out: Path) -> Path | None:
     axes[1, 0].set_ylabel("utility gain")
     _legend(fig, axes)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def _legend(fig, axes) -> None:
-    handles, labels = {}, {}
+    handles = {}
     for ax in axes.ravel():
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="upper right", ncol=min(6, len(handles)), fontsize=8, frameon=False)
+    fig.legend(
+        list(handles.values()), list(handles), loc="upper right", ncol=min(6, len(handles)), fontsize=8, frameon=False
+    )
 
 
-def _save(fig, out: Path) -> Path:
+def save_figure(fig, out: Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    _plt().close(fig)
+    pyplot().close(fig)
     return out

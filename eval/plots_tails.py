@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.plots import _plt, _save
-from eval.tails import hill, mean_excess, robust_scale
+from goodhart.eval.plots import pyplot, save_figure
+from goodhart.eval.tails import hill, mean_excess, robust_scale
 
 
 def tail_plots(x: np.ndarray, out: Path, title: str = "") -> Path:
     """Three panels. Read them together: a power law has a flat Hill plot, a Q-Q curve that
     bends up and a rising mean excess; an exponential a straight Q-Q line and a flat mean
     excess; a Gaussian a Q-Q curve that bends down and a falling mean excess."""
-    plt = _plt()
+    plt = pyplot()
     x = np.asarray(x, dtype=np.float64)
     x = x[np.isfinite(x)]
     s = robust_scale(x)
@@ -34,7 +34,9 @@ def tail_plots(x: np.ndarray, out: Path, title: str = "") -> Path:
     q = -np.log((np.arange(1, k + 1)) / (k + 1))  # standard exponential quantiles, descending
     ax[1].scatter(q, top - u, s=5)
     ax[1].plot([0, q.max()], [0, q.max() * np.median((top - u)[: k // 2] / q[: k // 2])], color="k", lw=0.8, ls=":")
-    ax[1].set(xlabel="exponential quantile", ylabel="excess over the 95% quantile / scale", title="exponential Q-Q (top 5%)")
+    ax[1].set(
+        xlabel="exponential quantile", ylabel="excess over the 95% quantile / scale", title="exponential Q-Q (top 5%)"
+    )
 
     thr = np.quantile(z, np.linspace(0.5, 0.995, 40))
     me = mean_excess(z, thr)
@@ -43,4 +45,4 @@ def tail_plots(x: np.ndarray, out: Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return _save(fig, out)
+    return save_figure(fig, out)

@@ -177,8 +177,10 @@ def _moment_variance(g: float) -> float:
     """Asymptotic k * Var of the moment estimator (Dekkers, Einmahl, de Haan 1989)."""
     if g >= 0:
         return 1 + g**2
-    return (1 - g) ** 2 * (1 - 2 * g) * (
-        4 - 8 * (1 - 2 * g) / (1 - 3 * g) + (5 - 11 * g) * (1 - 2 * g) / ((1 - 3 * g) * (1 - 4 * g))
+    return (
+        (1 - g) ** 2
+        * (1 - 2 * g)
+        * (4 - 8 * (1 - 2 * g) / (1 - 3 * g) + (5 - 11 * g) * (1 - 2 * g) / ((1 - 3 * g) * (1 - 4 * g)))
     )
 
 
@@ -246,8 +248,10 @@ def _gpd_profile_mle(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         new = np.where(keep_left, b - g * (b - a), a + g * (b - a))
         fnew = loglik(new)
         c, d, fc, fd = (
-            np.where(keep_left, new, d), np.where(keep_left, c, new),
-            np.where(keep_left, fnew, fd), np.where(keep_left, fc, fnew),
+            np.where(keep_left, new, d),
+            np.where(keep_left, c, new),
+            np.where(keep_left, fnew, fd),
+            np.where(keep_left, fc, fnew),
         )
     ll, xi, sigma = profile(np.where(fc > fd, c, d)[:, None])
     xi, sigma, ll = xi[:, 0], sigma[:, 0], ll[:, 0]
@@ -293,8 +297,7 @@ def gpd_fit(
     y = a[a > u] - u
     if y.size < 10:
         raise ValueError(
-            f"only {y.size} values exceed the {threshold_quantile} quantile; "
-            "lower threshold_quantile or pass more data"
+            f"only {y.size} values exceed the {threshold_quantile} quantile; lower threshold_quantile or pass more data"
         )
     xi_a, sigma_a = _gpd_profile_mle(y[None, :])
     xi, sigma = float(xi_a[0]), float(sigma_a[0])
@@ -309,8 +312,16 @@ def gpd_fit(
         interval = (xi - z * se, xi + z * se)
     loglik = float(stats.genpareto.logpdf(y, c=xi, scale=sigma).sum())
     return GPDFit(
-        xi, interval, float(se), sigma, sigma / robust_scale(a), u, threshold_quantile,
-        int(y.size), loglik, n_boot,
+        xi,
+        interval,
+        float(se),
+        sigma,
+        sigma / robust_scale(a),
+        u,
+        threshold_quantile,
+        int(y.size),
+        loglik,
+        n_boot,
     )
 
 
@@ -428,9 +439,7 @@ class _Tops:
     scale: float
 
 
-def _tops(
-    x: np.ndarray, quantile_range: tuple[float, float], n_points: int, n_boot: int, seed: int
-) -> _Tops:
+def _tops(x: np.ndarray, quantile_range: tuple[float, float], n_points: int, n_boot: int, seed: int) -> _Tops:
     """Exceedance counts geometric from n (1 - q_lo) to max(n (1 - q_hi), 20), so the far
     tail is represented, and the top of n_boot resamples of the whole sample."""
     a = _sample(x, min_n=100)
@@ -474,8 +483,15 @@ def _trend(statistic: str, stat: _TailStatistic, tops: _Tops, level: float) -> T
     se = float((q75 - q25) / _IQR_PER_SIGMA)
     z = stats.norm.ppf(0.5 + level / 2)
     return ThresholdTrend(
-        statistic, slope, se, (slope - z * se, slope + z * se), tops.ks, 1 - tops.ks / tops.n,
-        u[0], v[0] / tops.scale, len(tops.boot),
+        statistic,
+        slope,
+        se,
+        (slope - z * se, slope + z * se),
+        tops.ks,
+        1 - tops.ks / tops.n,
+        u[0],
+        v[0] / tops.scale,
+        len(tops.boot),
     )
 
 
@@ -561,14 +577,20 @@ class TailReport:
             f"rule: {self.rule}",
             f"because: {'; '.join(self.reasons)}",
             f"  {'statistic':<36s} {'value':>9s}  {f'{self.level:.0%} interval':^22s}",
-            row(f"exp Q-Q slope growth db/du q{q_lo:.3g}-{q_hi:.3g}", qq.slope, *qq.interval,
-                f"b/scale {qq.values_scaled[-1]:.3g} -> {qq.values_scaled[0]:.3g}"),
-            row(f"mean-excess growth de/du q{q_lo:.3g}-{q_hi:.3g}", self.mean_excess.slope,
-                *self.mean_excess.interval, "0: exponential, >0: heavier"),
-            row(f"GPD xi (u=q{g.threshold_quantile:g}, k={g.n_exceed})", g.xi, *g.xi_interval,
-                "scipy genpareto c"),
-            est(f"Hill gamma, k* in [{self.hill_ks[0]}, {self.hill_ks[1]}]", self.hill,
-                "> 0 even for exponential"),
+            row(
+                f"exp Q-Q slope growth db/du q{q_lo:.3g}-{q_hi:.3g}",
+                qq.slope,
+                *qq.interval,
+                f"b/scale {qq.values_scaled[-1]:.3g} -> {qq.values_scaled[0]:.3g}",
+            ),
+            row(
+                f"mean-excess growth de/du q{q_lo:.3g}-{q_hi:.3g}",
+                self.mean_excess.slope,
+                *self.mean_excess.interval,
+                "0: exponential, >0: heavier",
+            ),
+            row(f"GPD xi (u=q{g.threshold_quantile:g}, k={g.n_exceed})", g.xi, *g.xi_interval, "scipy genpareto c"),
+            est(f"Hill gamma, k* in [{self.hill_ks[0]}, {self.hill_ks[1]}]", self.hill, "> 0 even for exponential"),
             est("Pickands xi", self.pickands),
             est("moment (DEdH) xi", self.moment),
         ]
@@ -630,14 +652,26 @@ def tail_verdict(
         f"db/du upper bound {qq.interval[1]:+.3f} {'<' if flat else '>='} {flat_tol:g}",
     )
     rule = _RULE.format(
-        q_lo=trend_quantile_range[0], q_hi=trend_quantile_range[1], q_gpd=gpd_quantile,
-        level=level, flat_tol=flat_tol,
+        q_lo=trend_quantile_range[0],
+        q_hi=trend_quantile_range[1],
+        q_gpd=gpd_quantile,
+        level=level,
+        flat_tol=flat_tol,
     )
     h = hill(a)
     k_gpd = g.n_exceed
     return TailReport(
-        n=a.size, scale=tops.scale, verdict=verdict, rule=rule, reasons=reasons, level=level,
-        qq_trend=qq, mean_excess=me, gpd=g, hill=h.at_k_star,
+        n=a.size,
+        scale=tops.scale,
+        verdict=verdict,
+        rule=rule,
+        reasons=reasons,
+        level=level,
+        qq_trend=qq,
+        mean_excess=me,
+        gpd=g,
+        hill=h.at_k_star,
         hill_ks=(int(h.ks[0]), int(h.ks[-1])),
-        pickands=pickands(a, max(k_gpd // 4, 1)), moment=moment_estimator(a, k_gpd),
+        pickands=pickands(a, max(k_gpd // 4, 1)),
+        moment=moment_estimator(a, k_gpd),
     )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from rewards.base import Reward, checked
+from goodhart.rewards.base import Reward, checked
 
 
 class WeightedSum:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rewards.laws import Law
+from goodhart.rewards.laws import Law
 
 
 def draw(utility: Law, error: Law, n_prompts: int, n: int, seed: int) -> dict[str, np.ndarray]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from rewards.base import checked
+from goodhart.rewards.base import checked
 
 
 class Sentiment:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from importlib.metadata import entry_points
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from rewards.base import Reward, RewardError, as_reward, checked
+from goodhart.rewards.base import Reward, RewardError, as_reward, checked
 
 ENTRY_POINT_GROUP = "goodhart.rewards"
 
@@ -82,7 +83,7 @@ def load_callable(target: str) -> Any:
 
 
 def callable_reward(target: str, kwargs: dict[str, Any] | None = None) -> Reward:
-    from rewards.base import FunctionReward
+    from goodhart.rewards.base import FunctionReward
 
     return FunctionReward(load_callable(target), name=target.split(":")[-1], **(kwargs or {}))
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from rewards.base import Reward, checked
-from rewards.hashing import text_uniform
-from rewards.laws import Law
+from goodhart.rewards.base import Reward, checked
+from goodhart.rewards.hashing import text_uniform
+from goodhart.rewards.laws import Law
 
 
 def _texts(prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
@@ -60,7 +61,7 @@ class SyntheticError:
     def fitted(self) -> bool:
         return self.mode == "independent" or self._calib is not None
 
-    def fit(self, completions: Sequence[str]) -> "SyntheticError":
+    def fit(self, completions: Sequence[str]) -> SyntheticError:
         """Fit G, the base policy's CDF of the feature, from base-policy completions."""
         c = self.feature(completions)
         values, counts = np.unique(c, return_counts=True)
@@ -71,7 +72,7 @@ class SyntheticError:
         """What must be saved with a run to reproduce the error (JSON-able)."""
         return {"mode": self.mode, "salt": self.salt, "pattern": self.pattern, "calibration": self._calib}
 
-    def load_state(self, state: dict[str, Any]) -> "SyntheticError":
+    def load_state(self, state: dict[str, Any]) -> SyntheticError:
         self._calib = state.get("calibration")
         return self
 

@@ -10,9 +10,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
 # Small enough to build in seconds, big enough to produce sentence-like samples.
 SMALL_RECIPE = dict(hidden=64, layers=2, heads=2, n_sentences=3000, steps=120, batch=32, vocab_size=320)
@@ -39,7 +39,7 @@ def _session_env(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory) -> Path:
     """A real Hugging Face directory of a small built-in model (same code path as `model: tiny`)."""
-    from pipeline.tiny_model import TinyRecipe, ensure_tiny_model
+    from goodhart.pipeline.base.tiny_model import TinyRecipe, ensure_tiny_model
 
     return ensure_tiny_model(tmp_path_factory.mktemp("small-model"), TinyRecipe(**SMALL_RECIPE), progress=False)
 

@@ -37,8 +37,15 @@ def main(out: Path) -> None:
 
     torch.manual_seed(0)  # the same initial weights on every rank
     V, T, B = 48, 8, 16  # vocab, tokens per sample, samples per rank and step
-    cfg = LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32)
+    cfg = LlamaConfig(
+        vocab_size=V,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
     model = LlamaForCausalLM(cfg)
     start = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
@@ -70,9 +77,16 @@ def main(out: Path) -> None:
     torch.distributed.all_gather(everyone, flat)  # every rank's parameters, (n_params,) each
     same = all(torch.equal(everyone[0], other) for other in everyone[1:])
     moved = float((flat - start).abs().max())
-    report = {"rank": acc.process_index, "world_size": acc.num_processes, "backend": torch.distributed.get_backend(),
-              "identical_across_ranks": same, "max_change": moved, "rewards": rewards, "pid": os.getpid(),
-              "n_params": flat.numel()}
+    report = {
+        "rank": acc.process_index,
+        "world_size": acc.num_processes,
+        "backend": torch.distributed.get_backend(),
+        "identical_across_ranks": same,
+        "max_change": moved,
+        "rewards": rewards,
+        "pid": os.getpid(),
+        "n_params": flat.numel(),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{acc.process_index}.json").write_text(json.dumps(report))
     assert same, "parameters differ across ranks after the DDP steps"

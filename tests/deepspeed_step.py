@@ -28,8 +28,15 @@ def main(out: Path, stage: int) -> None:
     assert acc.distributed_type == DistributedType.DEEPSPEED, acc.distributed_type
     assert acc.state.deepspeed_plugin.zero_stage == stage
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32)
+    cfg = LlamaConfig(
+        vocab_size=48,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
     model = LlamaForCausalLM(cfg)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     data = torch.utils.data.DataLoader(torch.randint(0, 48, (8, 9)), batch_size=4)  # (8, T) tokens

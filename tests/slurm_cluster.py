@@ -37,7 +37,9 @@ def ensure_slurm() -> str | None:
     if not missing_binaries():
         return None
     if os.geteuid() != 0:
-        return f"SLURM binaries missing ({', '.join(missing_binaries())}) and not root, cannot apt-get install slurm-wlm"
+        return (
+            f"SLURM binaries missing ({', '.join(missing_binaries())}) and not root, cannot apt-get install slurm-wlm"
+        )
     if shutil.which("apt-get") is None:
         return f"SLURM binaries missing ({', '.join(missing_binaries())}) and no apt-get to install slurm-wlm"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -140,12 +142,19 @@ def _start_munged() -> Path:
     os.chmod(key, 0o600)
     sock = d / "munge.socket"
     cmd = [
-        _sbin("munged"), f"--socket={sock}", f"--key-file={key}", f"--pid-file={d / 'munged.pid'}",
-        f"--log-file={d / 'munged.log'}", f"--seed-file={d / 'munged.seed'}", "--num-threads=2",
+        _sbin("munged"),
+        f"--socket={sock}",
+        f"--key-file={key}",
+        f"--pid-file={d / 'munged.pid'}",
+        f"--log-file={d / 'munged.log'}",
+        f"--seed-file={d / 'munged.seed'}",
+        "--num-threads=2",
     ]
     r = subprocess.run(["runuser", "-u", "munge", "--", *cmd], capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
-        raise RuntimeError(f"munged failed to start: {r.stderr.strip()} {(d / 'munged.log').read_text() if (d / 'munged.log').exists() else ''}")
+        raise RuntimeError(
+            f"munged failed to start: {r.stderr.strip()} {(d / 'munged.log').read_text() if (d / 'munged.log').exists() else ''}"
+        )
     _wait(lambda: sock.exists(), 10, "munged socket")
     return d
 
@@ -166,8 +175,11 @@ def start_cluster(root: Path) -> Cluster:
     munge_dir = _start_munged()
     ctld_port, slurmd_port = _free_ports(2)
     conf = root / "slurm.conf"
-    conf.write_text(SLURM_CONF.format(root=root, ctld_port=ctld_port, slurmd_port=slurmd_port,
-                                      munge_socket=munge_dir / "munge.socket"))
+    conf.write_text(
+        SLURM_CONF.format(
+            root=root, ctld_port=ctld_port, slurmd_port=slurmd_port, munge_socket=munge_dir / "munge.socket"
+        )
+    )
     c = Cluster(root, conf, munge_dir, {"munged": munge_dir / "munged.pid"})
     env = c.env
     # -i: ignore saved state (a fresh cluster every session).
@@ -240,8 +252,16 @@ def start_tracking_server(root: Path, timeout: float = 180) -> Server:
     (port,) = _free_ports(1)
     log = root / "server.log"
     goodhart = Path(sys.executable).parent / "goodhart"
-    cmd = [str(goodhart), "server", "--port", str(port), "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-           "--artifacts-destination", str(root / "artifacts")]
+    cmd = [
+        str(goodhart),
+        "server",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+    ]
     proc = subprocess.Popen(cmd, cwd=root, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     uri = f"http://127.0.0.1:{port}"
 

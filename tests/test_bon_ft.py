@@ -10,24 +10,37 @@ import numpy as np
 import pytest
 import torch
 
-from eval import metrics as M
-from pipeline.config_load import configs_dir, load_config
-from pipeline.context import PointContext
+from goodhart.eval import metrics as M
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.config.load import configs_dir, load_config
 
 TINY_RUN = [
-    "algo=bon-ft", "prompts.n_train=32", "prompts.n_eval=8", "sampling.n=8", "sampling.max_new_tokens=8",
-    "eval.bootstrap=20", "eval.n_examples=2", "tracking.enabled=false",
-    "algo.n=8", "algo.epochs=3", "algo.minibatch=8", "algo.lr=2e-3", "algo.eval_samples=8", "algo.round_kl_samples=16",
+    "algo=bon-ft",
+    "prompts.n_train=32",
+    "prompts.n_eval=8",
+    "sampling.n=8",
+    "sampling.max_new_tokens=8",
+    "eval.bootstrap=20",
+    "eval.n_examples=2",
+    "tracking.enabled=false",
+    "algo.n=8",
+    "algo.epochs=3",
+    "algo.minibatch=8",
+    "algo.lr=2e-3",
+    "algo.eval_samples=8",
+    "algo.round_kl_samples=16",
 ]
 THE = "reward={type: keyword, words: [the]}"  # proxy = utility = how often "the" appears (~0.15 in 8 tokens)
 
 
 def make_cfg(model_dir: Path, *overrides: str):
-    return load_config(str(configs_dir() / "base.yaml"), ["model.name=path", f"model.path={model_dir}", *TINY_RUN, *overrides])
+    return load_config(
+        str(configs_dir() / "base.yaml"), ["model.name=path", f"model.path={model_dir}", *TINY_RUN, *overrides]
+    )
 
 
 def run_bon_ft(cfg, point_dir: Path):
-    from pipeline.optimizers import bon_ft
+    from goodhart.pipeline.optimizers import bon_ft
 
     log: list[tuple[int, dict]] = []
     out = bon_ft.run(PointContext(cfg, point_dir, progress=False, log_metrics=lambda m, s: log.append((s, dict(m)))))
@@ -35,7 +48,7 @@ def run_bon_ft(cfg, point_dir: Path):
 
 
 def test_collate_masks_the_prompt_and_pads_both_sides():
-    from pipeline.optimizers.bon_ft import collate
+    from goodhart.pipeline.optimizers.bon_ft import collate
 
     batch = [(torch.tensor([5, 6, 7]), torch.tensor([8, 2])), (torch.tensor([9]), torch.tensor([10, 11, 2]))]
     ids, am, resp, rmask, tq = collate(batch, pad_id=0, device="cpu")
@@ -51,8 +64,20 @@ def test_a_round_raises_the_proxy_of_the_policys_own_samples(small_model_dir, tm
     assert [s for s, _ in log] == [1, 2]
     (_, r1), (_, r2) = log
     for m in (r1, r2):
-        assert {M.PROXY, M.UTILITY, M.KEPT_PROXY, M.KEPT_UTILITY, M.LOSS_SFT, M.LOSS_TOTAL, M.KL, M.KL_K1, M.KL_K3,
-                M.LENGTH, M.STEP_SECONDS, M.BON_N} <= set(m)
+        assert {
+            M.PROXY,
+            M.UTILITY,
+            M.KEPT_PROXY,
+            M.KEPT_UTILITY,
+            M.LOSS_SFT,
+            M.LOSS_TOTAL,
+            M.KL,
+            M.KL_K1,
+            M.KL_K3,
+            M.LENGTH,
+            M.STEP_SECONDS,
+            M.BON_N,
+        } <= set(m)
         assert all(np.isfinite(v) for v in m.values())
         assert m[M.KEPT_PROXY] > m[M.PROXY]  # the best of 8 beats the average
         assert M.LOSS_KL not in m  # kl_coef = 0: no KL term
@@ -63,7 +88,9 @@ def test_a_round_raises_the_proxy_of_the_policys_own_samples(small_model_dir, tm
     row = out.row
     assert row[M.GAIN_PROXY] > 0.3 and row[M.lo(M.GAIN_PROXY)] > 0
     assert row[M.KL_ESTIMATOR] == "seq_k1" and row[M.KL] > 0.5
-    assert row[M.TRAIN_ROUNDS] == 2 and row[M.TRAIN_STEPS] == 2 * 3 * 4 and row[M.RESUMED_FROM] == 0  # 32 kept / 8 = 4 steps/epoch
+    assert (
+        row[M.TRAIN_ROUNDS] == 2 and row[M.TRAIN_STEPS] == 2 * 3 * 4 and row[M.RESUMED_FROM] == 0
+    )  # 32 kept / 8 = 4 steps/epoch
     assert row[M.BON_N] == 8 and len(out.examples) == 2
 
 
@@ -72,8 +99,9 @@ def test_kl_coefficient_holds_the_policy_near_the_base(small_model_dir, tmp_path
     # floor that no coefficient removes (at lr 2e-3 it sits near 4 nats here; at 5e-4 below 1).
     kl = {}
     for coef in (0.0, 5.0):
-        cfg = make_cfg(small_model_dir, THE, "algo.rounds=1", f"algo.kl_coef={coef}", "algo.lr=5e-4",
-                       "algo.round_kl_samples=64")
+        cfg = make_cfg(
+            small_model_dir, THE, "algo.rounds=1", f"algo.kl.coef={coef}", "algo.lr=5e-4", "algo.round_kl_samples=64"
+        )
         _, [(_, m)] = run_bon_ft(cfg, tmp_path / f"c{coef}")
         kl[coef] = m[M.KL]
         assert (M.LOSS_KL in m) == (coef > 0) and m[M.KL_COEF] == coef
@@ -83,8 +111,8 @@ def test_kl_coefficient_holds_the_policy_near_the_base(small_model_dir, tmp_path
 
 
 def test_resume_after_a_kill_continues_after_the_last_round(small_model_dir, tmp_path, monkeypatch):
-    import pipeline.run as run_mod
-    from pipeline.run import run_point
+    import goodhart.pipeline.sweeps.point as run_mod
+    from goodhart.pipeline.sweeps.point import run_point
 
     cfg = make_cfg(small_model_dir, "algo.rounds=3", "algo.epochs=1")
     straight, _ = run_bon_ft(cfg, tmp_path / "straight")
@@ -117,8 +145,13 @@ def test_resume_after_a_kill_continues_after_the_last_round(small_model_dir, tmp
 
 
 def test_lora_tunes_adapters_only(small_model_dir, tmp_path):
-    cfg = make_cfg(small_model_dir, THE, "algo.rounds=1", "algo.kl_coef=0.5",
-                   "algo.lora={r: 4, alpha: 8, target_modules: [q_proj, v_proj]}")
+    cfg = make_cfg(
+        small_model_dir,
+        THE,
+        "algo.rounds=1",
+        "algo.kl.coef=0.5",
+        "algo.lora={r: 4, alpha: 8, target_modules: [q_proj, v_proj]}",
+    )
     out, [(_, m)] = run_bon_ft(cfg, tmp_path / "p")
     assert np.isfinite(m[M.LOSS_KL]) and m[M.KL] != 0 and np.isfinite(out.row[M.KL])
     from safetensors.torch import load_file
@@ -132,10 +165,18 @@ def test_lora_tunes_adapters_only(small_model_dir, tmp_path):
 
 
 def test_goodhart_run_bon_ft_end_to_end(small_model_dir, in_tmp, capsys):
-    from pipeline.cli import main
+    from goodhart.pipeline.cli import main
 
-    args = ["run", str(configs_dir() / "base.yaml"), "model.name=path", f"model.path={small_model_dir}",
-            *[a for a in TINY_RUN if a != "tracking.enabled=false"], "algo.rounds=2", "algo.epochs=1", "--quiet"]
+    args = [
+        "run",
+        str(configs_dir() / "base.yaml"),
+        "model.name=path",
+        f"model.path={small_model_dir}",
+        *[a for a in TINY_RUN if a != "tracking.enabled=false"],
+        "algo.rounds=2",
+        "algo.epochs=1",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "bon-ft" in capsys.readouterr().out
     [res] = list((in_tmp / "runs" / "run" / "points").glob("*/result.json"))

@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
-from pipeline.config import BonConfig, SyntheticReward
-from pipeline.config_load import ConfigError, configs_dir, load_config
+from goodhart.pipeline.config.load import configs_dir, load_config
+from goodhart.pipeline.config.schema import BonConfig, SyntheticReward
+from goodhart.pipeline.errors import ConfigError
 
 
 def _err(*overrides, path=None) -> str:
@@ -24,7 +25,9 @@ def test_defaults_compose_from_files():
 
 
 def test_group_reference_and_nested_override():
-    cfg = load_config(configs_dir() / "base.yaml", ["reward=pareto", "reward.error.law.alpha=2.5", "algo=bon", "algo.n=8"])
+    cfg = load_config(
+        configs_dir() / "base.yaml", ["reward=pareto", "reward.error.law.alpha=2.5", "algo=bon", "algo.n=8"]
+    )
     assert cfg.reward.error.law.name == "pareto" and cfg.reward.error.law.alpha == 2.5
     assert isinstance(cfg.algo, BonConfig) and cfg.algo.n == 8
 
@@ -41,7 +44,9 @@ def test_law_shorthand():
 
 
 def test_misspelt_key_suggests_the_right_one():
-    assert "unknown key 'reward.error.law.alhpa' (did you mean 'reward.error.law.alpha'?)" in _err("reward.error.law.alhpa=2")
+    assert "unknown key 'reward.error.law.alhpa' (did you mean 'reward.error.law.alpha'?)" in _err(
+        "reward.error.law.alhpa=2"
+    )
     assert "did you mean 'sampling'" in _err("samplng.n=3")
 
 
@@ -79,12 +84,27 @@ def test_base_chain(tmp_path):
 
 
 def test_cli_config_show_and_one_line_error():
-    ok = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "show", str(configs_dir() / "base.yaml"), "algo.beta=0.5"],
-                        capture_output=True, text=True)
-    assert ok.returncode == 0 and "beta: 0.5" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "show", "algo.bta=0.5"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "goodhart.pipeline.cli",
+            "config",
+            "show",
+            str(configs_dir() / "base.yaml"),
+            "algo.kl.coef=0.5",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and "coef: 0.5" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "goodhart.pipeline.cli", "config", "show", "algo.kl.cof=0.5"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2
-    assert bad.stderr.strip().count("\n") == 0 and "did you mean 'algo.beta'" in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0 and "did you mean 'algo.kl.coef'" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
@@ -92,3 +112,24 @@ def test_model_path_override_wins_over_tiny():
     cfg = load_config(configs_dir() / "base.yaml", ["model.path=/some/dir"])
     assert cfg.model.name == "path" and cfg.model.path == "/some/dir"
     assert "needs `path`" in _err("model.name=path")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["algo.beta=0.5"], ["algo=rloo", "algo.beta=0.1"], ["algo=bon-ft", "algo.kl_coef=0.1"]],
+)
+def test_old_kl_spellings_name_the_new_key(overrides):
+    with pytest.raises(ConfigError, match=r"'algo\.(beta|kl_coef)' was renamed: write 'algo\.kl\.coef'"):
+        load_config(None, overrides)
+
+
+@pytest.mark.parametrize("kind", ["tilt", "ppo", "rloo", "grpo", "bon-ft"])
+def test_one_kl_knob_for_every_optimizer(kind):
+    cfg = load_config(None, [f"algo={kind}", "algo.kl.coef=0.25"])
+    assert cfg.algo.kl.coef == 0.25
+
+
+def test_adaptive_target_is_ppo_only():
+    assert load_config(None, ["algo=ppo", "algo.kl.target=2"]).algo.kl.target == 2
+    with pytest.raises(ConfigError, match="ppo only"):
+        load_config(None, ["algo=grpo", "algo.kl.target=2"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from eval.fits import FitResult, fit_bon, fit_rl
+from goodhart.eval.fits import FitResult, fit_bon, fit_rl
 
 
 def _bon(d: np.ndarray, alpha: float, beta: float) -> np.ndarray:

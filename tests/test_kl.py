@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.kl import (
-    KL_ESTIMATOR, KLController, completion_mask, concat, kl_metrics, per_token_kl, sequence_kl, token_logprobs,
+from goodhart.pipeline.train.kl import (
+    KL_ESTIMATOR,
+    KLController,
+    completion_mask,
+    concat,
+    kl_metrics,
+    per_token_kl,
+    sequence_kl,
+    token_logprobs,
 )
 
 PAD, BOS, EOS, W = 0, 1, 2, 3  # a 4-token vocabulary
@@ -120,8 +127,9 @@ def test_base_against_itself_is_exactly_zero_and_a_perturbed_head_matches_explic
     enc = tok(prompts, return_tensors="pt", padding=True)  # left padding: the first prompt is padded
     assert enc["attention_mask"][0, 0] == 0
     torch.manual_seed(0)
-    gen = model.generate(**enc, do_sample=True, top_k=0, max_new_tokens=6, pad_token_id=tok.pad_token_id,
-                         eos_token_id=tok.eos_token_id)
+    gen = model.generate(
+        **enc, do_sample=True, top_k=0, max_new_tokens=6, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id
+    )
     n_prompt = enc["input_ids"].shape[1]
     resp = gen[:, n_prompt:]
     mask = completion_mask(resp, tok.eos_token_id)

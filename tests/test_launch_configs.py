@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config_load import configs_dir
+from goodhart.pipeline.config.load import configs_dir
 
 REPO = Path(__file__).resolve().parent.parent
 ACCEL = configs_dir() / "accelerate"
@@ -41,12 +41,14 @@ def test_the_shipped_set_is_complete():
 # accelerate
 # ---------------------------------------------------------------------------------------------
 def _launcher_args(config: Path, monkeypatch):
-    """What `accelerate launch --config_file CONFIG -m pipeline.cli run-point D 0` resolves to,
+    """What `accelerate launch --config_file CONFIG -m goodhart.pipeline.cli run-point D 0` resolves to,
     through accelerate's own parser and validation (from the repository root, as documented)."""
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 
     monkeypatch.chdir(REPO)
-    args = launch_command_parser().parse_args(["--config_file", str(config), "-m", "pipeline.cli", "run-point", "D", "0"])
+    args = launch_command_parser().parse_args(
+        ["--config_file", str(config), "-m", "goodhart.pipeline.cli", "run-point", "D", "0"]
+    )
     return _validate_launch_command(args)
 
 
@@ -61,10 +63,10 @@ def test_accelerate_config_loads_and_the_launcher_accepts_it(name, monkeypatch):
     assert cfg.num_machines == 1
 
     args, defaults, _ = _launcher_args(ACCEL / name, monkeypatch)
-    assert args.num_processes == nproc and args.module and args.training_script == "pipeline.cli"
+    assert args.num_processes == nproc and args.module and args.training_script == "goodhart.pipeline.cli"
     assert args.multi_gpu == (dist == "MULTI_GPU") and args.use_deepspeed == (dist == "DEEPSPEED")
     # The script arguments are a command line our CLI parses.
-    from pipeline.cli import build_parser
+    from goodhart.pipeline.cli.main import build_parser
 
     ns = build_parser().parse_args(args.training_script_args)
     assert (ns.verb, ns.sweep_dir, ns.index) == ("run-point", "D", 0)
@@ -200,18 +202,36 @@ def test_unknown_top_level_deepspeed_keys_are_caught_here_not_by_deepspeed():
 # Real runs under accelerate launch
 # ---------------------------------------------------------------------------------------------
 def _launch(config: Path, script: Path, *args: str, timeout: int = 600, extra_env: dict | None = None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-           **(extra_env or {})}
-    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file", str(config),
-           "--main_process_port", "0", str(script), *args]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        **(extra_env or {}),
+    }
+    cmd = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--config_file",
+        str(config),
+        "--main_process_port",
+        "0",
+        str(script),
+        *args,
+    ]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_two_cpu_processes_train_in_lockstep_under_accelerate_launch(tmp_path):
     """configs/accelerate/cpu_multiprocess.yaml really starts two gloo processes, and DDP keeps
     their weights identical through a few policy-gradient steps (tests/ddp_step.py)."""
-    r = _launch(ACCEL / "cpu_multiprocess.yaml", REPO / "tests" / "ddp_step.py", str(tmp_path),
-                timeout=300, extra_env={"ACCELERATE_USE_CPU": "true"})
+    r = _launch(
+        ACCEL / "cpu_multiprocess.yaml",
+        REPO / "tests" / "ddp_step.py",
+        str(tmp_path),
+        timeout=300,
+        extra_env={"ACCELERATE_USE_CPU": "true"},
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     reports = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1)]
     assert [x["world_size"] for x in reports] == [2, 2] and {x["backend"] for x in reports} == {"gloo"}
@@ -249,7 +269,7 @@ def test_every_accelerate_launch_line_in_the_cluster_readme_parses():
     config file exists, and the command it runs is one our CLI parses."""
     from accelerate.commands.launch import launch_command_parser
 
-    from pipeline.cli import build_parser
+    from goodhart.pipeline.cli.main import build_parser
 
     text = (REPO / "slurm" / "README.md").read_text()
     lines = [l.strip() for l in re.findall(r"^\s*(?:\S+=\S+\s+)*(accelerate launch .+)$", text, re.M)]
@@ -262,7 +282,7 @@ def test_every_accelerate_launch_line_in_the_cluster_readme_parses():
         args = launch_command_parser().parse_args(argv)
         assert args.config_file and (REPO / args.config_file).is_file(), line
         seen_configs.add(Path(args.config_file).name)
-        assert args.module and args.training_script == "pipeline.cli", line
+        assert args.module and args.training_script == "goodhart.pipeline.cli", line
         ns = build_parser().parse_args(args.training_script_args)
         assert ns.verb in ("run-point", "run"), line
     assert {"multi_gpu_ddp.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml"} <= seen_configs

@@ -10,26 +10,38 @@ import numpy as np
 import pytest
 import torch
 
-from eval import metrics as M
-from pipeline.config_load import configs_dir, load_config
-from pipeline.context import PointContext
+from goodhart.eval import metrics as M
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.config.load import configs_dir, load_config
 
 TINY_RUN = [
-    "algo=ppo", "prompts.n_train=32", "prompts.n_eval=4", "sampling.n=8", "sampling.max_new_tokens=8",
-    "eval.bootstrap=20", "eval.n_examples=2", "tracking.enabled=false",
-    "algo.batch_prompts=2", "algo.samples_per_prompt=4", "algo.minibatch=8", "algo.lr=1e-3",
-    "algo.eval_samples=4", "algo.checkpoint_every=0",
+    "algo=ppo",
+    "prompts.n_train=32",
+    "prompts.n_eval=4",
+    "sampling.n=8",
+    "sampling.max_new_tokens=8",
+    "eval.bootstrap=20",
+    "eval.n_examples=2",
+    "tracking.enabled=false",
+    "algo.batch_prompts=2",
+    "algo.samples_per_prompt=4",
+    "algo.minibatch=8",
+    "algo.lr=1e-3",
+    "algo.eval_samples=4",
+    "algo.checkpoint_every=0",
 ]
 THEN = "reward={type: keyword, words: [then]}"  # proxy = utility = how often "then" appears
 
 
 def make_cfg(model_dir: Path, *overrides: str):
-    return load_config(str(configs_dir() / "base.yaml"), ["model.name=path", f"model.path={model_dir}", *TINY_RUN, *overrides])
+    return load_config(
+        str(configs_dir() / "base.yaml"), ["model.name=path", f"model.path={model_dir}", *TINY_RUN, *overrides]
+    )
 
 
 def run_ppo(cfg, point_dir: Path):
     """Run the optimizer directly; returns (PointOutput, [(step, metrics), ...])."""
-    from pipeline.optimizers import ppo
+    from goodhart.pipeline.optimizers import ppo
 
     log: list[tuple[int, dict]] = []
     out = ppo.run(PointContext(cfg, point_dir, progress=False, log_metrics=lambda m, s: log.append((s, dict(m)))))
@@ -41,7 +53,7 @@ def series(log, name):
 
 
 def test_gae_matches_a_hand_computation():
-    from pipeline.optimizers.ppo import gae, whiten
+    from goodhart.pipeline.optimizers.ppo import gae, whiten
 
     r = torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.5, 2.0, 0.0, 0.0]])
     v = torch.tensor([[0.1, 0.2, 0.3, 0.0], [0.4, 0.5, 0.0, 0.0]])
@@ -71,8 +83,19 @@ def test_a_few_steps_change_the_policy_and_log_both_rewards(small_model_dir, tmp
     out, log = run_ppo(cfg, tmp_path / "p")
     assert [s for s, _ in log] == [1, 2, 3]
     for _, m in log:
-        assert {M.PROXY, M.UTILITY, M.KL, M.KL_K1, M.KL_K3, M.KL_COEF, M.LOSS_POLICY, M.LOSS_VALUE,
-                M.ENTROPY, M.CLIPFRAC, M.LENGTH} <= set(m)
+        assert {
+            M.PROXY,
+            M.UTILITY,
+            M.KL,
+            M.KL_K1,
+            M.KL_K3,
+            M.KL_COEF,
+            M.LOSS_POLICY,
+            M.LOSS_VALUE,
+            M.ENTROPY,
+            M.CLIPFRAC,
+            M.LENGTH,
+        } <= set(m)
         assert all(np.isfinite(v) for v in m.values())
     assert log[0][1][M.KL] == 0.0  # the first batch comes from pi_0 itself
     assert M.REWARD_CLIPPED not in log[0][1] and M.KL_CLAMPED not in log[0][1]  # nothing clipped unless asked
@@ -110,8 +133,16 @@ def test_kl_coefficient_holds_kl_or_lets_it_grow(small_model_dir, tmp_path):
     # noise floor (~0.3 nats here); a tiny coefficient lets the policy walk ten times further.
     kl = {}
     for coef in (0.001, 3.0):
-        cfg = make_cfg(small_model_dir, "reward={type: keyword, words: [the]}", "algo.steps=15", f"algo.kl.coef={coef}",
-                       "algo.lr=2e-4", "algo.samples_per_prompt=8", "algo.minibatch=16", "algo.eval_samples=8")
+        cfg = make_cfg(
+            small_model_dir,
+            "reward={type: keyword, words: [the]}",
+            "algo.steps=15",
+            f"algo.kl.coef={coef}",
+            "algo.lr=2e-4",
+            "algo.samples_per_prompt=8",
+            "algo.minibatch=16",
+            "algo.eval_samples=8",
+        )
         out, log = run_ppo(cfg, tmp_path / f"c{coef}")
         kl[coef] = (series(log, M.KL)[-5:].mean(), out.row[M.KL])
         assert (series(log, M.KL_COEF) == coef).all()  # fixed
@@ -129,13 +160,17 @@ def test_adaptive_coefficient_moves_toward_the_target(small_model_dir, tmp_path)
         return np.array(out)
 
     # target far above what 5 steps reach: beta shrinks by the clipped rule every step
-    cfg = make_cfg(small_model_dir, "algo.steps=5", "algo.kl.coef=0.5", "algo.kl.target=50", f"algo.kl.horizon={horizon}")
+    cfg = make_cfg(
+        small_model_dir, "algo.steps=5", "algo.kl.coef=0.5", "algo.kl.target=50", f"algo.kl.horizon={horizon}"
+    )
     out, log = run_ppo(cfg, tmp_path / "down")
     coefs = series(log, M.KL_COEF)
     np.testing.assert_allclose(coefs, 0.5 * (1 - 0.2 * n / horizon) ** np.arange(5))
     assert out.row[M.KL_COEF] < coefs[-1] and out.row[M.KL_TARGET] == 50
     # target below where the policy drifts (a large step size): after step 1 (KL exactly 0) beta climbs
-    cfg = make_cfg(small_model_dir, "algo.steps=6", "algo.kl.coef=0.01", "algo.kl.target=0.05", f"algo.kl.horizon={horizon}")
+    cfg = make_cfg(
+        small_model_dir, "algo.steps=6", "algo.kl.coef=0.01", "algo.kl.target=0.05", f"algo.kl.horizon={horizon}"
+    )
     out, log = run_ppo(cfg, tmp_path / "up")
     coefs, kls = series(log, M.KL_COEF), series(log, M.KL)
     np.testing.assert_allclose(coefs, rule(0.01, kls, 0.05))
@@ -144,8 +179,8 @@ def test_adaptive_coefficient_moves_toward_the_target(small_model_dir, tmp_path)
 
 
 def test_resume_after_a_kill_continues_from_the_last_checkpoint(small_model_dir, tmp_path, monkeypatch):
-    import pipeline.run as run_mod
-    from pipeline.run import run_point
+    import goodhart.pipeline.sweeps.point as run_mod
+    from goodhart.pipeline.sweeps.point import run_point
 
     cfg = make_cfg(small_model_dir, "algo.steps=6", "algo.checkpoint_every=2")
     straight, straight_log = run_ppo(cfg, tmp_path / "straight")
@@ -190,9 +225,9 @@ def test_preemption_checkpoints_and_stops(small_model_dir, tmp_path):
     import os
     import signal
 
-    from pipeline import preempt
-    from pipeline.optimizers import ppo
-    from pipeline.train import Preempted
+    from goodhart.pipeline.optimizers import ppo
+    from goodhart.pipeline.train import Preempted
+    from goodhart.pipeline.train import preemption as preempt
 
     cfg = make_cfg(small_model_dir, "algo.steps=5", "algo.checkpoint_every=0")
     steps: list[int] = []
@@ -217,8 +252,12 @@ def test_preemption_checkpoints_and_stops(small_model_dir, tmp_path):
 
 
 def test_lora_trains_adapters_only_and_uses_the_disabled_adapter_as_reference(small_model_dir, tmp_path):
-    cfg = make_cfg(small_model_dir, "algo.steps=2", "algo.checkpoint_every=2",
-                   "algo.lora={r: 4, alpha: 8, target_modules: [q_proj, v_proj]}")
+    cfg = make_cfg(
+        small_model_dir,
+        "algo.steps=2",
+        "algo.checkpoint_every=2",
+        "algo.lora={r: 4, alpha: 8, target_modules: [q_proj, v_proj]}",
+    )
     out, log = run_ppo(cfg, tmp_path / "p")
     assert log[0][1][M.KL] == 0.0 and np.isfinite(out.row[M.KL])
     from safetensors.torch import load_file
@@ -240,11 +279,13 @@ def test_clipping_is_off_unless_configured_and_logged_when_on(small_model_dir, t
 
 
 def test_feature_mode_error_is_calibrated_like_the_pool(small_model_dir, tmp_path):
-    from pipeline.optimizers import ppo
-    from pipeline.train import calibrated_scorer
+    from goodhart.pipeline.optimizers import ppo
+    from goodhart.pipeline.train import calibrated_scorer
 
-    reward = ("reward={type: synthetic, utility: {type: keyword, words: [the]}, "
-              "error: {mode: feature, law: pareto, calibration_samples: 64, feature: {pattern: then}}}")
+    reward = (
+        "reward={type: synthetic, utility: {type: keyword, words: [the]}, "
+        "error: {mode: feature, law: pareto, calibration_samples: 64, feature: {pattern: then}}}"
+    )
     cfg = make_cfg(small_model_dir, reward, "algo.steps=2")
     ctx = PointContext(cfg, tmp_path / "p", progress=False)
     out = ppo.run(ctx)
@@ -255,10 +296,17 @@ def test_feature_mode_error_is_calibrated_like_the_pool(small_model_dir, tmp_pat
 
 
 def test_goodhart_run_ppo_end_to_end(small_model_dir, in_tmp, capsys):
-    from pipeline.cli import main
+    from goodhart.pipeline.cli import main
 
-    args = ["run", str(configs_dir() / "base.yaml"), "model.name=path", f"model.path={small_model_dir}",
-            *[a for a in TINY_RUN if a != "tracking.enabled=false"], "algo.steps=2", "--quiet"]
+    args = [
+        "run",
+        str(configs_dir() / "base.yaml"),
+        "model.name=path",
+        f"model.path={small_model_dir}",
+        *[a for a in TINY_RUN if a != "tracking.enabled=false"],
+        "algo.steps=2",
+        "--quiet",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "ppo" in out

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from pipeline.config import PromptsConfig
-from pipeline.prompts import PromptError, load_prompts
+from goodhart.pipeline.base.prompts import load_prompts
+from goodhart.pipeline.config.schema import PromptsConfig
+from goodhart.pipeline.errors import PromptError
 
 
 def test_builtin_split_is_disjoint_seeded_and_stable_under_n_train():

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipeline.config_load import load_config
-from pipeline.scoring import Scorer, build_reward
-from rewards.base import RewardError, FunctionReward
-from rewards.compose import Clipped, WeightedSum
-from rewards.gold import Keyword, Length, Sentiment
-from rewards.laws import Law
-from rewards.plugins import callable_reward, plugin_reward
-from rewards.synthetic import SyntheticError
+from goodhart.pipeline.base.scoring import Scorer, build_reward
+from goodhart.pipeline.config.load import load_config
+from goodhart.rewards.base import FunctionReward, RewardError
+from goodhart.rewards.compose import Clipped, WeightedSum
+from goodhart.rewards.gold import Keyword, Length, Sentiment
+from goodhart.rewards.laws import Law
+from goodhart.rewards.plugins import callable_reward, plugin_reward
+from goodhart.rewards.synthetic import SyntheticError
 
 RNG = np.random.default_rng(0)
 WORDS = "the movie was good bad awful great then and but a film phone food".split()
@@ -50,21 +50,38 @@ def test_error_is_identical_across_processes():
     texts = random_texts(20)
     here = SyntheticError(Law("student_t", df=2)).score([""] * 20, texts)
     code = textwrap.dedent(f"""
-        from rewards.synthetic import SyntheticError; from rewards.laws import Law
-        import json; texts = json.loads({__import__('json').dumps(__import__('json').dumps(texts))})
+        from goodhart.rewards.synthetic import SyntheticError; from goodhart.rewards.laws import Law
+        import json; texts = json.loads({__import__("json").dumps(__import__("json").dumps(texts))})
         print(json.dumps(SyntheticError(Law("student_t", df=2)).score([""] * len(texts), texts).tolist()))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "PYTHONHASHSEED": "123"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "PYTHONHASHSEED": "123"},
+    )
     assert np.array_equal(here, np.array(__import__("json").loads(out.stdout)))
 
 
-@pytest.mark.parametrize("law", [Law("gaussian", scale=0.3), Law("student_t", df=2), Law("lognormal", sigma=1.5),
-                                 Law("pareto", alpha=1.5, center=True), Law("levy")])
+@pytest.mark.parametrize(
+    "law",
+    [
+        Law("gaussian", scale=0.3),
+        Law("student_t", df=2),
+        Law("lognormal", sigma=1.5),
+        Law("pareto", alpha=1.5, center=True),
+        Law("levy"),
+    ],
+)
 def test_independent_error_has_exactly_the_named_law(law):
     x = SyntheticError(law).score([""] * 4000, random_texts(4000, seed=1))
     assert ks_p(x, law) > 0.01
-    wrong = Law("gaussian", scale=float(np.std(x)) or 1.0, loc=float(np.median(x))) if law.name != "gaussian" else Law("student_t", df=1, scale=0.3)
+    wrong = (
+        Law("gaussian", scale=float(np.std(x)) or 1.0, loc=float(np.median(x)))
+        if law.name != "gaussian"
+        else Law("student_t", df=1, scale=0.3)
+    )
     assert ks_p(x, wrong) < 1e-3
 
 
@@ -120,9 +137,14 @@ def test_sum_and_clip():
     assert clipped.score(p, c).tolist() == [2.0, 1.0] and clipped.clipped_fraction == 0.5
 
 
-@pytest.mark.parametrize("bad,match", [([1.0, float("nan")], "returned nan for example 1"),
-                                       ([1.0, float("inf")], "returned inf for example 1"),
-                                       ([1.0], "returned 1 scores for 2 completions")])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ([1.0, float("nan")], "returned nan for example 1"),
+        ([1.0, float("inf")], "returned inf for example 1"),
+        ([1.0], "returned 1 scores for 2 completions"),
+    ],
+)
 def test_bad_reward_output_names_reward_and_example(bad, match):
     r = FunctionReward(lambda prompts, completions: bad, name="flaky")
     with pytest.raises(RewardError, match=match) as e:
@@ -132,8 +154,9 @@ def test_bad_reward_output_names_reward_and_example(bad, match):
 
 # ---- plug-ins ----------------------------------------------------------------------------------
 def test_callable_plugin(tmp_path, monkeypatch):
-    (tmp_path / "myrewards.py").write_text("def shout(prompts, completions, bonus=0.0):\n"
-                                            "    return [c.count('!') + bonus for c in completions]\n")
+    (tmp_path / "myrewards.py").write_text(
+        "def shout(prompts, completions, bonus=0.0):\n    return [c.count('!') + bonus for c in completions]\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     r = callable_reward("myrewards:shout", {"bonus": 0.5})
     assert r.score(["", ""], ["hi!", "no"]).tolist() == [1.5, 0.5]
@@ -156,12 +179,22 @@ def test_hf_checkpoint_plugin_as_utility_under_synthetic_error(small_model_dir, 
 
     tok = AutoTokenizer.from_pretrained(small_model_dir)
     torch.manual_seed(0)
-    rm = LlamaForSequenceClassification(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                                                    num_hidden_layers=1, num_attention_heads=2, num_labels=1,
-                                                    pad_token_id=tok.pad_token_id))
+    rm = LlamaForSequenceClassification(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_labels=1,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
     rm.save_pretrained(tmp_path / "rm")
     tok.save_pretrained(tmp_path / "rm")
-    cfg = load_config(None, [f"reward.utility={{type: hf, path: {tmp_path / 'rm'}}}", "reward.error.law=pareto(alpha=1.5)"])
+    cfg = load_config(
+        None, [f"reward.utility={{type: hf, path: {tmp_path / 'rm'}}}", "reward.error.law=pareto(alpha=1.5)"]
+    )
     scorer = Scorer(cfg)
     prompts, comps = ["the movie", "the movie", "my phone"], [" was great.", " was awful.", " broke then."]
     parts = scorer.components(prompts, comps)

@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
-from pipeline.cli import main
-from pipeline.config_load import configs_dir
 from slurm_cluster import ensure_slurm, shared_tracking_server, start_cluster, stop_cluster
+
+from goodhart.pipeline.cli import main
+from goodhart.pipeline.config.load import configs_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "slurm" / "sweep_array.sbatch"
@@ -90,7 +90,7 @@ def test_sweep_completes_with_child_runs_respects_the_limit_and_takes_paths_lite
     cwd, uri = tracked
     # A hostile output path: spaces, $(...), ;, and % (an sbatch filename pattern character).
     out_dir = cwd / "we ird $(touch PWNED) ; %x"
-    f = write_sweep(cwd, "onslurm", grid={"algo.beta": [0.5, 1.0, 2.0]}, slurm={"max_concurrent": 1, "time": "10"})
+    f = write_sweep(cwd, "onslurm", grid={"algo.kl.coef": [0.5, 1.0, 2.0]}, slurm={"max_concurrent": 1, "time": "10"})
     assert main(["sweep", str(f), "--backend", "slurm", "--output", str(out_dir), "--quiet"]) == 0
     out = capsys.readouterr().out
     job = job_id(out)
@@ -116,7 +116,9 @@ def test_sweep_completes_with_child_runs_respects_the_limit_and_takes_paths_lite
     parent = json.loads((root / "parent.json").read_text())
     assert parent["uri"] == uri
     client = MlflowClient(uri)
-    children = client.search_runs([parent["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{parent['run_id']}'")
+    children = client.search_runs(
+        [parent["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{parent['run_id']}'"
+    )
     assert len(children) == 3 and {r.info.status for r in children} == {"FINISHED"}
     assert {r.data.tags["goodhart.point_id"] for r in children} == set(df["point_id"])
     assert all("kl" in r.data.metrics and "reward/utility" in r.data.metrics for r in children)
@@ -131,7 +133,9 @@ def test_sweep_completes_with_child_runs_respects_the_limit_and_takes_paths_lite
 
 
 @pytest.mark.slurm
-def test_a_failed_point_is_reported_with_its_log_and_resume_reruns_only_it(cluster, tracked, small_model_dir, capsys, monkeypatch):
+def test_a_failed_point_is_reported_with_its_log_and_resume_reruns_only_it(
+    cluster, tracked, small_model_dir, capsys, monkeypatch
+):
     """Point 1's reward module raises on import; status says failed and where the log is; the
     user fixes the module; --resume submits exactly index 1 (under accelerate launch, as
     configured) and the sweep completes."""
@@ -140,12 +144,23 @@ def test_a_failed_point_is_reported_with_its_log_and_resume_reruns_only_it(clust
     mods.mkdir()
     (mods / "flaky_reward.py").write_text("raise RuntimeError('the reward module is broken')\n")
     monkeypatch.setenv("PYTHONPATH", str(mods))  # the tasks inherit the environment (sbatch --export=ALL)
-    lm = {"model": {"name": "path", "path": str(small_model_dir)}, "sampling.n": 4, "sampling.max_new_tokens": 4,
-          "prompts.n_eval": 2, "prompts.n_train": 2, "eval.n_examples": 0}
-    f = write_sweep(cwd, "flaky", branches=[
-        {"set": {"algo.beta": 1.0}},
-        {"set": {**lm, "reward": {"type": "callable", "target": "flaky_reward:score"}, "algo.beta": 1.0}},
-    ], slurm={"accelerate_config": "single_gpu"})
+    lm = {
+        "model": {"name": "path", "path": str(small_model_dir)},
+        "sampling.n": 4,
+        "sampling.max_new_tokens": 4,
+        "prompts.n_eval": 2,
+        "prompts.n_train": 2,
+        "eval.n_examples": 0,
+    }
+    f = write_sweep(
+        cwd,
+        "flaky",
+        branches=[
+            {"set": {"algo.kl.coef": 1.0}},
+            {"set": {**lm, "reward": {"type": "callable", "target": "flaky_reward:score"}, "algo.kl.coef": 1.0}},
+        ],
+        slurm={"accelerate_config": "single_gpu"},
+    )
     assert main(["sweep", str(f), "--backend", "slurm", "--quiet"]) == 0
     job = job_id(capsys.readouterr().out)
     wait_for(cluster, job)
@@ -155,11 +170,13 @@ def test_a_failed_point_is_reported_with_its_log_and_resume_reruns_only_it(clust
     cap = capsys.readouterr()
     assert "done: 1" in cap.out and "failed: 1" in cap.out
     err_log = root / "logs" / f"{job}_1.err"
-    assert f"FAILED #1" in cap.err and f"log: {err_log}" in cap.err and "the reward module is broken" in cap.err
+    assert "FAILED #1" in cap.err and f"log: {err_log}" in cap.err and "the reward module is broken" in cap.err
     assert "the reward module is broken" in err_log.read_text()
     assert "--resume" in cap.out
 
-    (mods / "flaky_reward.py").write_text("def score(prompts, completions):\n    return [float(len(c)) for c in completions]\n")
+    (mods / "flaky_reward.py").write_text(
+        "def score(prompts, completions):\n    return [float(len(c)) for c in completions]\n"
+    )
     assert main(["sweep", str(f), "--backend", "slurm", "--resume", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "--array=1 " in out and "1 failed, 0 missing" in out
@@ -186,7 +203,7 @@ def test_a_usr1_warning_is_forwarded_and_the_task_requeues_itself(cluster, tmp_p
     fake.write_text(f"""#!{os.sys.executable}
 import os, sys, time
 from pathlib import Path
-from pipeline import preempt
+from goodhart.pipeline.train import preemption as preempt
 d, restart = Path(sys.argv[2]), int(os.environ.get("SLURM_RESTART_COUNT", "0"))
 with open(d / "runs.txt", "a") as f:
     f.write(f"{{sys.argv[1]}} {{sys.argv[3]}} restart={{restart}} threads={{os.environ['OMP_NUM_THREADS']}}\\n")
@@ -202,8 +219,14 @@ print("resumed and finished")
     fake.chmod(0o755)
     (d / "launch.env").write_text(f"GOODHART_BIN={fake}\nGOODHART_MAX_REQUEUES=2\n")
     env = {**cluster.env, "PYTHONPATH": str(REPO)}
-    r = subprocess.run(["sbatch", "--parsable", "--array=0", str(SCRIPT), str(d)], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        ["sbatch", "--parsable", "--array=0", str(SCRIPT), str(d)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 0, r.stderr
     job = r.stdout.strip()
     t0 = time.time()
@@ -233,14 +256,24 @@ def test_tasks_that_end_without_a_result_are_failed(cluster, tmp_path, capsys):
     (root / "points" / "p2" / "result.json").write_text(json.dumps({"point_id": "p2", "status": "done"}))
     (root / "points.json").write_text(json.dumps([{"index": i, "id": f"p{i}", "overrides": {}} for i in range(3)]))
     (root / "launch.env").write_text("GOODHART_BIN=/nonexistent/goodhart\n")  # the task cannot start the point
-    r = subprocess.run(["sbatch", "--parsable", "--array=1", str(SCRIPT), str(root)], cwd=tmp_path, env=cluster.env,
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        ["sbatch", "--parsable", "--array=1", str(SCRIPT), str(root)],
+        cwd=tmp_path,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     job = r.stdout.strip()
     wait_for(cluster, job, timeout=60)
-    (root / "slurm_jobs.json").write_text(json.dumps([
-        {"job_id": "987654", "array": "0,2", "points": {"0": "p0", "2": "p2"}},
-        {"job_id": job, "array": "1", "points": {"1": "p1"}},
-    ]))
+    (root / "slurm_jobs.json").write_text(
+        json.dumps(
+            [
+                {"job_id": "987654", "array": "0,2", "points": {"0": "p0", "2": "p2"}},
+                {"job_id": job, "array": "1", "points": {"1": "p1"}},
+            ]
+        )
+    )
     assert main(["status", str(root)]) == 0
     cap = capsys.readouterr()
     assert "done: 1" in cap.out and "failed: 2" in cap.out
@@ -251,12 +284,14 @@ def test_tasks_that_end_without_a_result_are_failed(cluster, tmp_path, capsys):
 
 def test_sacct_output_is_read_when_accounting_is_on(tmp_path, monkeypatch):
     """Parsing only: a stand-in `sacct` on PATH prints what SLURM's prints with -n -P -X."""
-    from pipeline.slurm import final_states
+    from goodhart.pipeline.cluster.slurm import final_states
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sacct").write_text("#!/bin/sh\ncat <<'EOF'\n12_0|COMPLETED|0:0\n12_1|TIMEOUT|0:15\n"
-                                   "12_2|CANCELLED by 0|0:0\n12_[3-5%2]|PENDING|0:0\nEOF\n")
+    (bin_dir / "sacct").write_text(
+        "#!/bin/sh\ncat <<'EOF'\n12_0|COMPLETED|0:0\n12_1|TIMEOUT|0:15\n"
+        "12_2|CANCELLED by 0|0:0\n12_[3-5%2]|PENDING|0:0\nEOF\n"
+    )
     (bin_dir / "sacct").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     got = final_states(["12"])
@@ -280,8 +315,17 @@ def test_hostile_slurm_values_in_the_sweep_file_are_refused_naming_the_key(key, 
     assert not list(in_tmp.rglob("PWNED")) and not (in_tmp / "runs").exists()
 
 
-@pytest.mark.parametrize("extra", [["$(touch PWNED)"], ["--constraint=a100; rm -rf ~"], ["--begin=now`touch PWNED`"],
-                                   ["--wrap=touch PWNED"], ["--output=/tmp/x"], ["--comment=a b"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["$(touch PWNED)"],
+        ["--constraint=a100; rm -rf ~"],
+        ["--begin=now`touch PWNED`"],
+        ["--wrap=touch PWNED"],
+        ["--output=/tmp/x"],
+        ["--comment=a b"],
+    ],
+)
 def test_hostile_extra_sbatch_args_are_refused(extra, in_tmp, capsys):
     f = write_sweep(in_tmp, "evil", slurm={"extra_args": extra, "allow_sqlite": True})
     assert main(["sweep", str(f), "--backend", "slurm", "--dry-run"]) == 2
@@ -291,8 +335,13 @@ def test_hostile_extra_sbatch_args_are_refused(extra, in_tmp, capsys):
 
 def test_hostile_flags_sweep_names_and_unknown_keys_are_refused(in_tmp, capsys):
     f = write_sweep(in_tmp, "ok", slurm={"allow_sqlite": True})
-    for flags in (["--partition", "$(touch PWNED)"], ["--account", "; rm -rf ~"], ["--sbatch-arg=;touch PWNED"],
-                  ["--time", "1h"], ["--mem", "lots"]):
+    for flags in (
+        ["--partition", "$(touch PWNED)"],
+        ["--account", "; rm -rf ~"],
+        ["--sbatch-arg=;touch PWNED"],
+        ["--time", "1h"],
+        ["--mem", "lots"],
+    ):
         assert main(["sweep", str(f), "--backend", "slurm", "--dry-run", *flags]) == 2, flags
         assert "slurm settings" in capsys.readouterr().err
     bad_name = in_tmp / "bad.yaml"
@@ -312,10 +361,24 @@ def test_dry_run_prints_script_and_command_and_quotes_what_enters_the_script(in_
 
     acc = in_tmp / "acc $(touch PWNED) ; x.yaml"
     acc.write_text((configs_dir() / "accelerate" / "single_gpu.yaml").read_text())
-    f = write_sweep(in_tmp, "dry", grid={"algo.beta": [1.0, 2.0]},
-                    slurm={"partition": "gpu", "account": "lab-1", "time": "1-00:00:00", "gpus": 1, "gpu_type": "a100",
-                           "cpus_per_task": 4, "mem": "16G", "max_concurrent": 2, "accelerate_config": str(acc),
-                           "extra_args": ["--constraint=a100&ib", "--exclusive"], "allow_sqlite": True})
+    f = write_sweep(
+        in_tmp,
+        "dry",
+        grid={"algo.kl.coef": [1.0, 2.0]},
+        slurm={
+            "partition": "gpu",
+            "account": "lab-1",
+            "time": "1-00:00:00",
+            "gpus": 1,
+            "gpu_type": "a100",
+            "cpus_per_task": 4,
+            "mem": "16G",
+            "max_concurrent": 2,
+            "accelerate_config": str(acc),
+            "extra_args": ["--constraint=a100&ib", "--exclusive"],
+            "allow_sqlite": True,
+        },
+    )
     assert main(["sweep", str(f), "--backend", "slurm", "--dry-run", "--qos", "high"]) == 0
     out = capsys.readouterr().out
     assert SCRIPT.read_text() in out
@@ -323,9 +386,20 @@ def test_dry_run_prints_script_and_command_and_quotes_what_enters_the_script(in_
     argv = shlex.split(cmd)
     root = in_tmp / "runs" / "dry"
     assert argv[:3] == ["sbatch", "--parsable", "--array=0-1%2"]
-    for opt in ("--partition=gpu", "--account=lab-1", "--qos=high", "--time=1-00:00:00", "--gres=gpu:a100:1",
-                "--cpus-per-task=4", "--mem=16G", "--constraint=a100&ib", "--exclusive", "--open-mode=append",
-                f"--output={root}/logs/%A_%a.out", f"--error={root}/logs/%A_%a.err"):
+    for opt in (
+        "--partition=gpu",
+        "--account=lab-1",
+        "--qos=high",
+        "--time=1-00:00:00",
+        "--gres=gpu:a100:1",
+        "--cpus-per-task=4",
+        "--mem=16G",
+        "--constraint=a100&ib",
+        "--exclusive",
+        "--open-mode=append",
+        f"--output={root}/logs/%A_%a.out",
+        f"--error={root}/logs/%A_%a.err",
+    ):
         assert opt in argv, opt
     assert argv[-2:] == [str(root / "sweep_array.sbatch"), str(root)]
     assert not root.exists()  # a dry run writes nothing
@@ -333,8 +407,12 @@ def test_dry_run_prints_script_and_command_and_quotes_what_enters_the_script(in_
     env_text = out.split(f"# {root / 'launch.env'}:\n", 1)[1].split("\n\n", 1)[0]
     envfile = in_tmp / "launch.env"
     envfile.write_text(env_text)
-    r = subprocess.run(["bash", "-c", 'set -u; source "$1"; printf %s "$GOODHART_ACCELERATE_CONFIG"', "_", str(envfile)],
-                       cwd=in_tmp, capture_output=True, text=True)
+    r = subprocess.run(
+        ["bash", "-c", 'set -u; source "$1"; printf %s "$GOODHART_ACCELERATE_CONFIG"', "_", str(envfile)],
+        cwd=in_tmp,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and r.stdout == str(root / "accelerate.yaml")
     assert not list(in_tmp.rglob("PWNED"))
 
@@ -365,7 +443,7 @@ def test_the_shipped_slurm_sweep_file_is_valid(in_tmp, capsys, monkeypatch):
 
 
 def test_array_specs_round_trip():
-    from pipeline.slurm import array_spec, parse_array
+    from goodhart.pipeline.cluster.slurm import array_spec, parse_array
 
     assert array_spec([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
     assert array_spec([3], 2) == "3%2" and array_spec([1, 3]) == "1,3"
@@ -376,7 +454,7 @@ def test_array_specs_round_trip():
 def test_preempt_handler_turns_signals_into_a_flag():
     import signal
 
-    from pipeline import preempt
+    from goodhart.pipeline.train import preemption as preempt
 
     preempt.reset()
     before = signal.getsignal(signal.SIGUSR1)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.cli import main
-from pipeline.config_load import configs_dir
-from pipeline.sweep import SweepConfig, expand, load_sweep
+from goodhart.pipeline.cli import main
+from goodhart.pipeline.config.load import configs_dir
+from goodhart.pipeline.sweeps.spec import expand, load_sweep
 
 DIST = {"reward": "distributional", "sampling.n": 512, "prompts.n_eval": 6, "eval.bootstrap": 50}
 
@@ -22,9 +22,15 @@ def write_sweep(tmp_path: Path, **body) -> Path:
 
 
 def test_expansion_grid_zip_and_branches(tmp_path):
-    f = write_sweep(tmp_path, grid={"reward.error": ["gaussian", "levy"]}, zip={"seed": [0, 1], "eval.ci": [0.9, 0.8]},
-                    branches=[{"set": {"algo": "tilt"}, "grid": {"algo.beta": [1, 2, 3]}},
-                              {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 4]}}])
+    f = write_sweep(
+        tmp_path,
+        grid={"reward.error": ["gaussian", "levy"]},
+        zip={"seed": [0, 1], "eval.ci": [0.9, 0.8]},
+        branches=[
+            {"set": {"algo": "tilt"}, "grid": {"algo.kl.coef": [1, 2, 3]}},
+            {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 4]}},
+        ],
+    )
     sweep, base = load_sweep(f)
     points = expand(sweep, base)
     assert len(points) == 2 * 2 * (3 + 2)
@@ -35,7 +41,7 @@ def test_expansion_grid_zip_and_branches(tmp_path):
 
 
 def test_ids_are_stable_and_ignore_labels(tmp_path):
-    f = write_sweep(tmp_path, grid={"algo.beta": [1.0, 2.0]})
+    f = write_sweep(tmp_path, grid={"algo.kl.coef": [1.0, 2.0]})
     ids1 = [p.id for p in expand(*load_sweep(f))]
     ids2 = [p.id for p in expand(*load_sweep(f, ["name=other", "tracking.enabled=false"]))]
     assert ids1 == ids2
@@ -43,17 +49,22 @@ def test_ids_are_stable_and_ignore_labels(tmp_path):
 
 
 def test_a_bad_point_is_caught_before_anything_runs(tmp_path, capsys):
-    f = write_sweep(tmp_path, grid={"algo.beta": [1.0, -2.0]})
+    f = write_sweep(tmp_path, grid={"algo.kl.coef": [1.0, -2.0]})
     assert main(["sweep", str(f), "--output", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "algo.beta = -2.0" in err and "greater than 0" in err
+    assert "algo.kl.coef = -2.0" in err and "greater than 0" in err
     assert not (tmp_path / "out").exists()
 
 
 def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
-    f = write_sweep(in_tmp, grid={"reward.error": ["gaussian", "student_t(df=2)"]},
-                    branches=[{"set": {"algo": "tilt"}, "grid": {"algo.beta": [2.0, 0.5]}},
-                              {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 16]}}])
+    f = write_sweep(
+        in_tmp,
+        grid={"reward.error": ["gaussian", "student_t(df=2)"]},
+        branches=[
+            {"set": {"algo": "tilt"}, "grid": {"algo.kl.coef": [2.0, 0.5]}},
+            {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 16]}},
+        ],
+    )
     assert main(["sweep", str(f), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "error: gaussian" in out and "error: student_t(df=2)" in out
@@ -64,7 +75,9 @@ def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
     assert len(df) == 8 and set(df["status"]) == {"done"}
     bon1 = df[(df["algo"] == "bon") & (df["x"] == 1)]
     assert np.allclose(bon1["gain/utility"], 0, atol=1e-9) and np.allclose(bon1["kl"], 0)
-    assert {"reward/proxy/lo", "reward/proxy/hi", "gain/utility/lo", "kl", "kl_estimator", "n/samples"} <= set(df.columns)
+    assert {"reward/proxy/lo", "reward/proxy/hi", "gain/utility/lo", "kl", "kl_estimator", "n/samples"} <= set(
+        df.columns
+    )
 
     # Re-run: nothing is redone.
     mtimes = {p: p.stat().st_mtime_ns for p in root.glob("points/*/result.json")}
@@ -78,7 +91,7 @@ def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
     assert main(["sweep", str(f), "--quiet"]) == 0
     assert "1 run, 7 already done" in capsys.readouterr().out
 
-    # MLflow: one experiment, a parent per invocation, 8 + 0 + 1 children with metrics and artifacts.
+    # MLflow: one experiment, one parent per sweep directory (reruns reopen it), 8 + 0 + 1 children.
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}")
@@ -86,10 +99,11 @@ def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
     runs = client.search_runs([exp.experiment_id], max_results=100)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 3 and len(children) == 9
-    first_parent = min(parents, key=lambda r: r.info.start_time)
+    assert len(parents) == 1 and len(children) == 9
+    first_parent = parents[0]
+    assert first_parent.info.status == "FINISHED"
     mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == first_parent.info.run_id]
-    assert len(mine) == 8
+    assert len(mine) == 9
     c = mine[0]
     assert {"reward/proxy", "reward/utility", "kl", "gain/utility"} <= set(c.data.metrics)
     assert c.data.params["algo.kind"] in ("tilt", "bon") and "reward.error.name" in c.data.params
@@ -99,13 +113,13 @@ def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
 
 
 def test_failed_point_is_recorded_and_retried(in_tmp, capsys, monkeypatch):
-    f = write_sweep(in_tmp, grid={"algo.beta": [1.0, 2.0]}, config={"tracking": {"enabled": False}})
-    import pipeline.optimizers.tilt as tilt
+    f = write_sweep(in_tmp, grid={"algo.kl.coef": [1.0, 2.0]}, config={"tracking": {"enabled": False}})
+    import goodhart.pipeline.optimizers.tilt as tilt
 
     real = tilt.run
 
     def flaky(ctx):
-        if ctx.cfg.algo.beta == 2.0:
+        if ctx.cfg.algo.kl.coef == 2.0:
             raise RuntimeError("boom")
         return real(ctx)
 
@@ -122,8 +136,11 @@ def test_failed_point_is_recorded_and_retried(in_tmp, capsys, monkeypatch):
 
 def test_distributional_sweep_shows_the_tail_contrast(in_tmp):
     # Kwa et al.: best-of-n utility keeps rising for gaussian error, falls back for heavy error.
-    f = write_sweep(in_tmp, set={**DIST, "sampling.n": 4096, "prompts.n_eval": 16, "algo": "bon", "tracking.enabled": False},
-                    grid={"reward.error": ["gaussian", "levy"], "algo.n": [16, 4096]})
+    f = write_sweep(
+        in_tmp,
+        set={**DIST, "sampling.n": 4096, "prompts.n_eval": 16, "algo": "bon", "tracking.enabled": False},
+        grid={"reward.error": ["gaussian", "levy"], "algo.n": [16, 4096]},
+    )
     assert main(["sweep", str(f), "--quiet"]) == 0
     import pandas as pd
 
@@ -135,18 +152,30 @@ def test_distributional_sweep_shows_the_tail_contrast(in_tmp):
 
 
 def test_run_single_point(in_tmp, capsys):
-    assert main(["run", str(configs_dir() / "base.yaml"), "reward=distributional", "sampling.n=64",
-                 "prompts.n_eval=4", "tracking.enabled=false", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(configs_dir() / "base.yaml"),
+                "reward=distributional",
+                "sampling.n=64",
+                "prompts.n_eval=4",
+                "tracking.enabled=false",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     res = list((in_tmp / "runs" / "run" / "points").glob("*/result.json"))
     assert len(res) == 1 and json.loads(res[0].read_text())["status"] == "done"
 
 
 def test_preempted_point_is_pending_not_failed(in_tmp, monkeypatch):
-    from pipeline.config_load import load_config
-    from pipeline.preempt import EXIT_REQUEUE
-    from pipeline.run import run_point
-    from pipeline.sweep import point_status
-    import pipeline.optimizers.tilt as tilt
+    import goodhart.pipeline.optimizers.tilt as tilt
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.sweeps.point import run_point
+    from goodhart.pipeline.sweeps.record import point_status
+    from goodhart.pipeline.train.preemption import EXIT_REQUEUE
 
     cfg = load_config(configs_dir() / "base.yaml", [f"{k}={v}" for k, v in DIST.items()] + ["tracking.enabled=false"])
     monkeypatch.setattr(tilt, "run", lambda ctx: (_ for _ in ()).throw(SystemExit(EXIT_REQUEUE)))
@@ -160,8 +189,12 @@ def test_preempted_point_is_pending_not_failed(in_tmp, monkeypatch):
 def test_parallel_jobs_give_the_same_results(in_tmp):
     import pandas as pd
 
-    f = write_sweep(in_tmp, grid={"reward.error": ["gaussian", "levy"]}, config={"tracking": {"enabled": False}},
-                    branches=[{"set": {"algo": "tilt"}, "grid": {"algo.beta": [2.0, 0.5]}}])
+    f = write_sweep(
+        in_tmp,
+        grid={"reward.error": ["gaussian", "levy"]},
+        config={"tracking": {"enabled": False}},
+        branches=[{"set": {"algo": "tilt"}, "grid": {"algo.kl.coef": [2.0, 0.5]}}],
+    )
     assert main(["sweep", str(f), "--quiet", "--jobs", "2", "--output", "par"]) == 0
     assert main(["sweep", str(f), "--quiet", "--output", "seq"]) == 0
     cols = ["point_id", "reward/proxy", "reward/utility", "kl"]

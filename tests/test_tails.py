@@ -1,13 +1,12 @@
 """Tail diagnostics against laws whose tails are known (eval/tails.py)."""
 
-import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from eval.tails import (
+from goodhart.eval.tails import (
     exp_qq_slope,
     exp_qq_trend,
     gpd_fit,
@@ -94,14 +93,6 @@ def test_report_prints_verdict_rule_and_numbers() -> None:
     assert f"{report.qq_trend.slope:+9.4f}" in text
 
 
-def test_tail_verdict_is_fast() -> None:
-    x = np.random.default_rng(0).lognormal(size=N)
-    tail_verdict(x)  # warm caches
-    start = time.perf_counter()
-    tail_verdict(x)
-    assert time.perf_counter() - start < 1.0
-
-
 @pytest.mark.parametrize(
     "bad",
     [np.r_[np.ones(1000), np.nan], np.ones(1000), np.ones((100, 10)), np.arange(50.0)],
@@ -186,9 +177,7 @@ def test_mean_excess_flat_for_exponential_linear_for_pareto() -> None:
     np.testing.assert_allclose(me.e, 2.0, rtol=0.1)  # memoryless: e(u) = scale
     assert abs(me.slope) < 0.1
     pareto = rng.pareto(4.0, size=N) + 1  # e(u) = u / (alpha - 1)
-    assert mean_excess(pareto, np.quantile(pareto, [0.5, 0.7, 0.9])).slope == pytest.approx(
-        1 / 3, abs=0.1
-    )
+    assert mean_excess(pareto, np.quantile(pareto, [0.5, 0.7, 0.9])).slope == pytest.approx(1 / 3, abs=0.1)
 
 
 def test_exp_qq_slope_is_scale_of_exponential_in_robust_units() -> None:

@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from eval.bon import best_of_n, kl_bound, order_weights
-from eval.tilt import kl_from_log_weights, log_weights, tilt
+from goodhart.eval.bon import best_of_n, kl_bound, order_weights
+from goodhart.eval.tilt import kl_from_log_weights, log_weights, tilt
 
 
 @pytest.mark.parametrize("s,beta", [(1.0, 1.0), (1.0, 2.0), (0.5, 0.5)])

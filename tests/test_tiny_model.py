@@ -13,13 +13,12 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from pipeline.corpus import FILLER, builtin_prompts, sentences
-from pipeline.tiny_model import MARKER, TinyRecipe, ensure_tiny_model
+from goodhart.pipeline.base.corpus import FILLER, builtin_prompts, sentences
+from goodhart.pipeline.base.tiny_model import MARKER, TinyRecipe, ensure_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 MICRO = TinyRecipe(hidden=32, layers=1, heads=2, n_sentences=300, steps=4, batch=4, vocab_size=300)
@@ -142,12 +141,13 @@ def test_loads_offline_and_generates_batched_samples(small_model_dir: Path):
         assert f.startswith(p)
 
 
-def test_second_call_is_fast_and_returns_the_same_path(small_model_dir: Path, monkeypatch):
+def test_second_call_builds_nothing_and_returns_the_same_path(small_model_dir: Path, monkeypatch):
+    from goodhart.pipeline.base import tiny_model
+
     recipe = TinyRecipe(**json.loads((small_model_dir / MARKER).read_text())["recipe"])
     cache = small_model_dir.parents[1]
-    t0 = time.perf_counter()
+    monkeypatch.setattr(tiny_model, "_build", lambda *a, **k: pytest.fail("a cached model was rebuilt"))
     again = ensure_tiny_model(cache, recipe, progress=False)
-    assert time.perf_counter() - t0 < 0.5
     assert again == small_model_dir
     monkeypatch.setenv("GOODHART_CACHE", str(cache))  # the env variable names the same cache
     assert ensure_tiny_model(recipe=recipe, progress=False) == small_model_dir
@@ -166,12 +166,14 @@ def test_concurrent_builders_share_one_directory(tmp_path: Path):
     stale = models / f".tiny-{MICRO.recipe_hash()}.tmp-killed"
     stale.mkdir(parents=True)
     code = (
-        "import sys; from pathlib import Path; from pipeline.tiny_model import TinyRecipe, ensure_tiny_model; "
+        "import sys; from pathlib import Path; from goodhart.pipeline.base.tiny_model import TinyRecipe, ensure_tiny_model; "
         f"print(ensure_tiny_model(Path(sys.argv[1]), TinyRecipe(**{dataclasses.asdict(MICRO)!r}), progress=False))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     paths = {p.communicate(timeout=300)[0].strip().splitlines()[-1] for p in procs}  # last line: libraries may log

@@ -1,7 +1,7 @@
 """Many processes logging to one tracking store at once, as a SLURM array's tasks do.
 
 K = 4 writer processes start together (a barrier file), each opens a child run under one
-parent and logs N_METRICS metrics at N_STEPS steps plus params through pipeline.tracking.Tracker
+parent and logs N_METRICS metrics at N_STEPS steps plus params through goodhart.pipeline.sweeps.tracking.Tracker
 (the code tasks use). Afterwards every run, every metric and every step must be in the store.
 
   - server: `goodhart server` on 127.0.0.1 (a real MLflow server; the store for clusters),
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from slurm_cluster import shared_tracking_server
 
 K, N_METRICS, N_STEPS = 4, 50, 5
@@ -31,7 +30,7 @@ WRITER = r"""
 import os, sys, time
 from pathlib import Path
 uri, exp, parent, rank, go = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5])
-from pipeline.tracking import Tracker
+from goodhart.pipeline.sweeps.tracking import Tracker
 t = Tracker(uri)
 while not go.exists():          # start together: the most contention
     time.sleep(0.01)
@@ -54,15 +53,23 @@ def _hammer(uri: str, tmp: Path, db: Path) -> None:
     at every step straight from the backing SQLite file `db` (one query, not K x N_METRICS calls)."""
     from mlflow import MlflowClient
 
-    from pipeline.tracking import Tracker
+    from goodhart.pipeline.sweeps.tracking import Tracker
 
     t = Tracker(uri)
     exp = t.experiment_id("concurrency")
     parent = t.start_run(exp, "parent")
     go = tmp / "go"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, uri, exp, parent, str(r), str(go)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(K)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, uri, exp, parent, str(r), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(K)
+    ]
     time.sleep(0.5)
     go.touch()
     outs = [p.communicate(timeout=300) for p in procs]
@@ -83,10 +90,16 @@ def _hammer(uri: str, tmp: Path, db: Path) -> None:
     assert sorted(m.step for m in hist) == list(range(N_STEPS))
 
     with sqlite3.connect(db) as con:
-        rows = con.execute("SELECT run_uuid, key, step, value FROM metrics WHERE run_uuid IN (%s)"
-                           % ",".join("?" * len(run_ids)), run_ids).fetchall()
-    expected = {(rid, f"m/{i}", s, float(rk * 1000 + s * 100 + i))
-                for rid, rk in rank_of.items() for i in range(N_METRICS) for s in range(N_STEPS)}
+        rows = con.execute(
+            "SELECT run_uuid, key, step, value FROM metrics WHERE run_uuid IN (%s)" % ",".join("?" * len(run_ids)),
+            run_ids,
+        ).fetchall()
+    expected = {
+        (rid, f"m/{i}", s, float(rk * 1000 + s * 100 + i))
+        for rid, rk in rank_of.items()
+        for i in range(N_METRICS)
+        for s in range(N_STEPS)
+    }
     assert len(rows) == len(expected) == K * N_METRICS * N_STEPS  # nothing lost, nothing doubled
     assert set(rows) == expected
 
@@ -100,7 +113,7 @@ def test_k_writers_on_one_sqlite_file_with_retries(tmp_path):
 
 
 def test_server_binds_loopback_by_default_and_prints_the_uri(server):
-    from pipeline.server import allowed_hosts, server_argv
+    from goodhart.pipeline.cluster.server import allowed_hosts, server_argv
 
     out = server.log.read_text()
     assert f"Uvicorn running on {server.uri}" in out  # bound to loopback only

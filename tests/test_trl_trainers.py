@@ -10,25 +10,36 @@ import numpy as np
 import pytest
 import torch
 
-from eval import metrics as M
-from pipeline.config_load import configs_dir, load_config
-from pipeline.context import PointContext
+from goodhart.eval import metrics as M
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.config.load import configs_dir, load_config
 
 TINY_RUN = [
-    "prompts.n_train=32", "prompts.n_eval=4", "sampling.n=8", "sampling.max_new_tokens=8",
-    "eval.bootstrap=20", "eval.n_examples=2", "tracking.enabled=false",
-    "algo.batch_prompts=4", "algo.num_generations=4", "algo.lr=1e-3", "algo.eval_samples=4", "algo.checkpoint_every=0",
+    "prompts.n_train=32",
+    "prompts.n_eval=4",
+    "sampling.n=8",
+    "sampling.max_new_tokens=8",
+    "eval.bootstrap=20",
+    "eval.n_examples=2",
+    "tracking.enabled=false",
+    "algo.batch_prompts=4",
+    "algo.num_generations=4",
+    "algo.lr=1e-3",
+    "algo.eval_samples=4",
+    "algo.checkpoint_every=0",
 ]
 
 
 def make_cfg(model_dir: Path, kind: str, *overrides: str):
-    return load_config(str(configs_dir() / "base.yaml"),
-                       ["model.name=path", f"model.path={model_dir}", f"algo={kind}", *TINY_RUN, *overrides])
+    return load_config(
+        str(configs_dir() / "base.yaml"),
+        ["model.name=path", f"model.path={model_dir}", f"algo={kind}", *TINY_RUN, *overrides],
+    )
 
 
 def run_algo(cfg, point_dir: Path):
     """Run the optimizer directly; returns (PointOutput, [(step, metrics), ...])."""
-    from pipeline import optimizers
+    from goodhart.pipeline import optimizers
 
     log: list[tuple[int, dict]] = []
     ctx = PointContext(cfg, point_dir, progress=False, log_metrics=lambda m, s: log.append((s, dict(m))))
@@ -46,11 +57,23 @@ def changed_weights(checkpoint: Path, base_dir: Path) -> tuple[int, int]:
 # The glue, without a model
 # ============================================================================================
 def test_trl_log_names_map_to_ours_and_trl_kl_is_never_our_kl():
-    from pipeline.optimizers.trl_common import translate
+    from goodhart.pipeline.optimizers.trl_common import translate
 
-    logs = {"rewards/proxy/mean": 1.5, "rewards/utility/mean": 0.5, "rewards/proxy/std": 0.1, "kl": 0.02,
-            "loss": -0.1, "grad_norm": 2.0, "entropy": 2.2, "step_time": 0.1, "clip_ratio/region_mean": 0.0,
-            "epoch": 0.5, "train_runtime": 3.0, "odd(key)": 1.0, "none": None}
+    logs = {
+        "rewards/proxy/mean": 1.5,
+        "rewards/utility/mean": 0.5,
+        "rewards/proxy/std": 0.1,
+        "kl": 0.02,
+        "loss": -0.1,
+        "grad_norm": 2.0,
+        "entropy": 2.2,
+        "step_time": 0.1,
+        "clip_ratio/region_mean": 0.0,
+        "epoch": 0.5,
+        "train_runtime": 3.0,
+        "odd(key)": 1.0,
+        "none": None,
+    }
     out = translate(logs, beta=0.05)
     assert out[M.PROXY] == 1.5 and out[M.UTILITY] == 0.5 and out[M.ERROR] == pytest.approx(1.0)
     assert out[M.TRL_KL] == 0.02 and M.KL not in out and M.KL_K1 not in out  # TRL's KL never lands on ours
@@ -63,7 +86,7 @@ def test_trl_log_names_map_to_ours_and_trl_kl_is_never_our_kl():
 
 
 def test_one_scorer_pass_feeds_both_reward_functions():
-    from pipeline.optimizers.trl_common import RewardBridge
+    from goodhart.pipeline.optimizers.trl_common import RewardBridge
 
     calls = []
 
@@ -84,7 +107,7 @@ def test_one_scorer_pass_feeds_both_reward_functions():
 
 
 def test_only_complete_checkpoints_are_resumed_from(tmp_path):
-    from pipeline.optimizers.trl_common import checkpoint_step, last_complete_checkpoint
+    from goodhart.pipeline.optimizers.trl_common import checkpoint_step, last_complete_checkpoint
 
     assert last_complete_checkpoint(tmp_path / "none") is None and checkpoint_step(None) == 0
     for step, complete in ((2, True), (4, True), (6, False)):
@@ -104,7 +127,7 @@ def test_only_complete_checkpoints_are_resumed_from(tmp_path):
 @pytest.mark.parametrize("kind,lora", [("rloo", False), ("grpo", True)])
 def test_a_few_steps_change_the_policy_and_log_both_rewards(small_model_dir, tmp_path, kind, lora):
     extra = ["algo.lora={r: 4, alpha: 8, target_modules: [q_proj, v_proj]}"] if lora else []
-    cfg = make_cfg(small_model_dir, kind, "algo.steps=2", "algo.checkpoint_every=2", "algo.beta=0.1", *extra)
+    cfg = make_cfg(small_model_dir, kind, "algo.steps=2", "algo.checkpoint_every=2", "algo.kl.coef=0.1", *extra)
     out, log = run_algo(cfg, tmp_path / "p")
     assert [s for s, _ in log] == [1, 2]
     for _, m in log:
@@ -132,7 +155,7 @@ def test_a_few_steps_change_the_policy_and_log_both_rewards(small_model_dir, tmp
 
 
 def test_grpo_at_beta_zero_logs_no_trl_kl_but_the_row_has_ours(small_model_dir, tmp_path):
-    cfg = make_cfg(small_model_dir, "grpo", "algo.steps=2", "algo.beta=0.0", "algo.lr=3e-3")
+    cfg = make_cfg(small_model_dir, "grpo", "algo.steps=2", "algo.kl.coef=0.0", "algo.lr=3e-3")
     out, log = run_algo(cfg, tmp_path / "p")
     assert all(M.TRL_KL not in m for _, m in log)  # TRL loads no reference and measures nothing
     assert all(m[M.KL_COEF] == 0.0 for _, m in log)
@@ -149,10 +172,10 @@ def test_clipping_is_off_unless_configured_and_logged_when_on(small_model_dir, t
 
 
 def test_resume_after_a_kill_continues_from_the_last_complete_checkpoint(small_model_dir, tmp_path, monkeypatch):
-    import pipeline.run as run_mod
-    from pipeline.run import run_point
+    import goodhart.pipeline.sweeps.point as run_mod
+    from goodhart.pipeline.sweeps.point import run_point
 
-    cfg = make_cfg(small_model_dir, "rloo", "algo.steps=4", "algo.checkpoint_every=2", "algo.beta=0.1")
+    cfg = make_cfg(small_model_dir, "rloo", "algo.steps=4", "algo.checkpoint_every=2", "algo.kl.coef=0.1")
     straight, _ = run_algo(cfg, tmp_path / "straight")
 
     logged: list[int] = []
@@ -197,8 +220,8 @@ def test_preemption_checkpoints_and_stops(small_model_dir, tmp_path):
     import os
     import signal
 
-    from pipeline import preempt
-    from pipeline.train import Preempted
+    from goodhart.pipeline.train import Preempted
+    from goodhart.pipeline.train import preemption as preempt
 
     cfg = make_cfg(small_model_dir, "grpo", "algo.steps=3", "algo.checkpoint_every=0")
     steps: list[int] = []
@@ -208,7 +231,7 @@ def test_preemption_checkpoints_and_stops(small_model_dir, tmp_path):
         if step == 1:  # SLURM's warning arrives after step 1 is logged, while step 2 runs
             os.kill(os.getpid(), signal.SIGUSR1)
 
-    from pipeline import optimizers
+    from goodhart.pipeline import optimizers
 
     try:
         with pytest.raises(Preempted, match=r"preempted \(SIGUSR1\) after step 2") as info:
@@ -220,25 +243,38 @@ def test_preemption_checkpoints_and_stops(small_model_dir, tmp_path):
     assert steps == [1, 2]  # step 2 finished, then saved (checkpoint_every=0: a preemption saves anyway)
     assert [p.name for p in (tmp_path / "p" / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
     steps.clear()
-    out = optimizers.get("grpo")(PointContext(cfg, tmp_path / "p", progress=False, log_metrics=lambda m, s: steps.append(s)))
+    out = optimizers.get("grpo")(
+        PointContext(cfg, tmp_path / "p", progress=False, log_metrics=lambda m, s: steps.append(s))
+    )
     assert steps == [3] and out.row[M.RESUMED_FROM] == 2
 
 
 def test_goodhart_run_rloo_and_grpo_end_to_end(small_model_dir, in_tmp, capsys):
     from mlflow import MlflowClient
 
-    from pipeline.cli import main
+    from goodhart.pipeline.cli import main
 
     client = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}")
     ours: set[str] = set()
     for kind in ("rloo", "grpo"):  # two points of one `run` experiment, one MLflow store
-        args = ["run", str(configs_dir() / "base.yaml"), "model.name=path", f"model.path={small_model_dir}",
-                f"algo={kind}", *[a for a in TINY_RUN if a != "tracking.enabled=false"], "algo.steps=2",
-                "algo.beta=0.1", "--quiet"]
+        args = [
+            "run",
+            str(configs_dir() / "base.yaml"),
+            "model.name=path",
+            f"model.path={small_model_dir}",
+            f"algo={kind}",
+            *[a for a in TINY_RUN if a != "tracking.enabled=false"],
+            "algo.steps=2",
+            "algo.kl.coef=0.1",
+            "--quiet",
+        ]
         assert main(args) == 0
         assert kind in capsys.readouterr().out
-        [row] = [r for r in (json.loads(p.read_text()) for p in (in_tmp / "runs" / "run" / "points").glob("*/result.json"))
-                 if r["algo"] == kind]
+        [row] = [
+            r
+            for r in (json.loads(p.read_text()) for p in (in_tmp / "runs" / "run" / "points").glob("*/result.json"))
+            if r["algo"] == kind
+        ]
         assert row["x_name"] == "beta" and row["x"] == 0.1 and row["status"] == "done"
         assert row[M.KL_ESTIMATOR] == "seq_k1"
         for name in (M.KL, M.PROXY, M.UTILITY):

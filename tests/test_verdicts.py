@@ -2,18 +2,30 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from eval import metrics as M
-from eval.goodhart import VerdictRule, label_points, summarize_groups, sweep_verdict
+from goodhart.eval import metrics as M
+from goodhart.eval.goodhart import VerdictRule, label_points, summarize_groups, sweep_verdict
 
 
 def table(kl, proxy, util, half_width=0.05, law="x", algo="bon"):
     rows = []
     for k, p, u in zip(kl, proxy, util):
-        rows.append({"status": "done", "error_law": law, "algo": algo, "x_name": "n", "x": k, M.KL: k,
-                     M.GAIN_PROXY: p, M.lo(M.GAIN_PROXY): p - half_width, M.hi(M.GAIN_PROXY): p + half_width,
-                     M.GAIN_UTILITY: u, M.lo(M.GAIN_UTILITY): u - half_width, M.hi(M.GAIN_UTILITY): u + half_width})
+        rows.append(
+            {
+                "status": "done",
+                "error_law": law,
+                "algo": algo,
+                "x_name": "n",
+                "x": k,
+                M.KL: k,
+                M.GAIN_PROXY: p,
+                M.lo(M.GAIN_PROXY): p - half_width,
+                M.hi(M.GAIN_PROXY): p + half_width,
+                M.GAIN_UTILITY: u,
+                M.lo(M.GAIN_UTILITY): u - half_width,
+                M.hi(M.GAIN_UTILITY): u + half_width,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -55,8 +67,12 @@ def test_utility_that_never_rises_is_catastrophic_everywhere_the_proxy_moved():
 
 
 def test_groups_are_labelled_separately():
-    df = pd.concat([table([0, 1, 4], [0, 1, 2], [0, 0.5, 1.0], law="gaussian"),
-                    table([0, 1, 4], [0, 5, 500], [0, 0.3, 0.0], law="pareto")])
+    df = pd.concat(
+        [
+            table([0, 1, 4], [0, 1, 2], [0, 0.5, 1.0], law="gaussian"),
+            table([0, 1, 4], [0, 5, 500], [0, 0.3, 0.0], law="pareto"),
+        ]
+    )
     lab = label_points(df)
     assert list(lab[lab.error_law == "gaussian"]["verdict"]) == ["baseline", "improving", "improving"]
     assert list(lab[lab.error_law == "pareto"]["verdict"]) == ["baseline", "improving", "catastrophic"]
@@ -65,12 +81,21 @@ def test_groups_are_labelled_separately():
 def test_report_and_tails_commands(in_tmp, capsys):
     import yaml
 
-    from pipeline.cli import main
-    from pipeline.config_load import configs_dir
+    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.config.load import configs_dir
 
-    spec = {"name": "r", "base": str(configs_dir() / "base.yaml"),
-            "set": {"reward": "distributional", "sampling.n": 1024, "prompts.n_eval": 16, "eval.bootstrap": 100, "algo": "bon"},
-            "grid": {"reward.error": ["gaussian", "levy"], "algo.n": [1, 4, 64, 1024]}}
+    spec = {
+        "name": "r",
+        "base": str(configs_dir() / "base.yaml"),
+        "set": {
+            "reward": "distributional",
+            "sampling.n": 1024,
+            "prompts.n_eval": 16,
+            "eval.bootstrap": 100,
+            "algo": "bon",
+        },
+        "grid": {"reward.error": ["gaussian", "levy"], "algo.n": [1, 4, 64, 1024]},
+    }
     (in_tmp / "s.yaml").write_text(yaml.safe_dump(spec))
     assert main(["sweep", "s.yaml", "--quiet"]) == 0
     capsys.readouterr()
@@ -83,15 +108,17 @@ def test_report_and_tails_commands(in_tmp, capsys):
     assert (rep / "gains_vs_kl.png").stat().st_size > 10_000 and (rep / "report.md").is_file()
     assert "catastrophic" in (rep / "report.md").read_text()
 
-    from mlflow import MlflowClient
-
     import json
+
+    from mlflow import MlflowClient
 
     parent = json.loads((in_tmp / "runs" / "r" / "parent.json").read_text())
     client = MlflowClient(parent["uri"])
     run = client.get_run(parent["run_id"])
     assert run.data.tags["goodhart.verdict"] == "catastrophic"
-    assert {"report/gains_vs_kl.png", "report/report.md"} <= {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/gains_vs_kl.png", "report/report.md"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "report")
+    }
 
     # Same report through the experiment name.
     assert main(["report", "r", "--no-mlflow"]) == 0
@@ -107,11 +134,21 @@ def test_report_and_tails_commands(in_tmp, capsys):
 
 
 def test_tails_of_a_reward_under_the_base_policy(in_tmp, small_model_dir, capsys):
-    from pipeline.cli import main
-    from pipeline.config_load import configs_dir
+    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.config.load import configs_dir
 
-    rc = main(["tails", "--reward", str(configs_dir() / "base.yaml"), f"model.path={small_model_dir}",
-               "reward=pareto", "prompts.n_eval=4", "sampling.n=200", "sampling.max_new_tokens=8"])
+    rc = main(
+        [
+            "tails",
+            "--reward",
+            str(configs_dir() / "base.yaml"),
+            f"model.path={small_model_dir}",
+            "reward=pareto",
+            "prompts.n_eval=4",
+            "sampling.n=200",
+            "sampling.max_new_tokens=8",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "== error (proxy - utility): 800 samples" in out and "== proxy: 800 samples" in out

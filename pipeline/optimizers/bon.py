@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval import metrics as M
-from eval.bon import best_of_n, kl_bound
-from pipeline.context import PointContext
-from pipeline.measure import PointOutput, summarize
+from goodhart.eval import metrics as M
+from goodhart.eval.bon import best_of_n, kl_bound
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.measure import PointOutput, summarize
 
 
 def run(ctx: PointContext) -> PointOutput:
@@ -36,6 +36,12 @@ def _examples(pool, n: int, k: int) -> list[dict]:
     out = []
     for i in range(min(k, len(pool.completions))):
         j = int(np.argmax(pool.proxy[i, :n]))
-        out.append({"prompt": pool.prompts[i], "completion": pool.completions[i][j],
-                    "proxy": float(pool.proxy[i, j]), "utility": float(pool.utility[i, j])})
+        out.append(
+            {
+                "prompt": pool.prompts[i],
+                "completion": pool.completions[i][j],
+                "proxy": float(pool.proxy[i, j]),
+                "utility": float(pool.utility[i, j]),
+            }
+        )
     return out

@@ -7,15 +7,15 @@ Round r, with pi_r the current policy and pi_0 the base (pi_0 = pi_0 at r = 0):
     tune     `epochs` passes of AdamW over the kept pairs (x, y*), minibatches B, minimizing
 
                L = 1/|T| sum_{(x, y*) in B} sum_{t in y*} [ -log pi(y*_t | x, y*_<t)
-                                                           + kl_coef * KL_t ]
+                                                           + kl.coef * KL_t ]
                KL_t = sum_v pi(v | x, y*_<t) * (log pi(v | x, y*_<t) - log pi_0(v | x, y*_<t))
 
              T: the completion tokens of the minibatch (the prompt is masked out of the loss; EOS
              is trained when it was sampled). KL_t is the exact KL(pi || pi_0) of the next-token
              distributions at each tuned prefix (a sum over the vocabulary, no sampling noise);
-             kl_coef = 0 is plain supervised tuning. Logits are divided by the sampling
+             kl.coef = 0 is plain supervised tuning. Logits are divided by the sampling
              temperature, as in every log-prob of the pipeline (pi is the sampler).
-    measure  our KL (pipeline.kl, seq_k1) on `round_kl_samples` held-out samples of pi_{r+1}
+    measure  our KL (goodhart.pipeline.train.kl, seq_k1) on `round_kl_samples` held-out samples of pi_{r+1}
 
 One round of best-of-n sampling alone moves the policy by at most log n - (n-1)/n nats (the
 best-of-n bound); tuning towards it compounds over rounds. After the last round the policy is
@@ -31,14 +31,20 @@ import time
 import numpy as np
 import torch
 
-from eval import metrics as M
-from pipeline.context import PointContext
-from pipeline.kl import kl_metrics, position_ids, sequence_kl
-from pipeline.measure import PointOutput
-from pipeline.train import (
-    Reference, TrainSession, evaluate_policy, load_policy, preemption, sample_rollout, score_rollout,
+from goodhart.eval import metrics as M
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.measure import PointOutput
+from goodhart.pipeline.train import (
+    Reference,
+    TrainSession,
+    evaluate_policy,
+    load_policy,
+    preemption,
+    sample_rollout,
+    score_rollout,
     unwrapped_for_generation,
 )
+from goodhart.pipeline.train.kl import kl_metrics, position_ids, sequence_kl
 
 
 # ============================================================================================
@@ -70,7 +76,9 @@ def sample_and_select(sess: TrainSession, model, tok, prompts: list[str], n: int
             proxy = np.asarray(sc["proxy"], dtype=np.float64).reshape(-1, n)  # (P, n): groups are contiguous
             pick = np.argmax(np.where(np.isnan(proxy), -np.inf, proxy), 1) + n * np.arange(proxy.shape[0])  # (P,)
             for b in pick:
-                kept.append((ro.query[b][ro.query_mask[b].bool()].cpu(), ro.response[b][ro.response_mask[b].bool()].cpu()))
+                kept.append(
+                    (ro.query[b][ro.query_mask[b].bool()].cpu(), ro.response[b][ro.response_mask[b].bool()].cpu())
+                )
             every["proxy"].append(proxy.ravel())
             every["utility"].append(np.asarray(sc["utility"], dtype=np.float64))
             every["tokens"].append(ro.lengths.double().cpu().numpy())
@@ -119,11 +127,11 @@ def tune(sess: TrainSession, model, reference: Reference, tok, opt, kept) -> dic
             nll = -logp.gather(-1, resp.unsqueeze(-1)).squeeze(-1)  # (B, Tr)
             sft = masked_mean(nll, m)
             loss = sft
-            if algo.kl_coef > 0:
+            if algo.kl.coef > 0:
                 ref_logp = torch.log_softmax(reference.logits(ids, am, tq, temp), -1)  # (B, Tr, V)
                 kl_t = (logp.exp() * (logp - ref_logp)).sum(-1)  # (B, Tr): exact KL(pi || pi_0) per prefix
                 kl = masked_mean(kl_t, m)
-                loss = sft + algo.kl_coef * kl
+                loss = sft + algo.kl.coef * kl
                 stats["kl"].append(kl.item())
             opt.zero_grad(set_to_none=True)
             acc.backward(loss)
@@ -142,7 +150,7 @@ def tune(sess: TrainSession, model, reference: Reference, tok, opt, kept) -> dic
 # Our KL on a few held-out samples after each round
 # ============================================================================================
 def heldout_kl(sess: TrainSession, model, reference: Reference, tok, n_samples: int, round_: int) -> dict[str, float]:
-    """`kl`, `kl/k1`, `kl/k3` (pipeline.kl) on n_samples held-out completions, one per eval prompt
+    """`kl`, `kl/k1`, `kl/k3` (goodhart.pipeline.train.kl) on n_samples held-out completions, one per goodhart.eval prompt
     (cycling). Sampled under a forked RNG: measuring does not change the training stream."""
     cfg, acc = sess.ctx.cfg, sess.accelerator
     prompts = sess.ctx.prompts()[1]
@@ -187,7 +195,9 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(start, algo.rounds), desc="bon-ft", unit="round", disable=not (ctx.progress and sess.is_main), leave=False)
+    bar = tqdm(
+        range(start, algo.rounds), desc="bon-ft", unit="round", disable=not (ctx.progress and sess.is_main), leave=False
+    )
     round_seconds: list[float] = []
     for r in bar:
         t0 = time.perf_counter()
@@ -200,13 +210,18 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
         opt_steps += algo.epochs * math.ceil(len(kept) / algo.minibatch)
         # ---- 3. log the round: rewards of all samples and of the kept ones, losses, our KL after the round
         metrics = {
-            M.PROXY: float(every["proxy"].mean()), M.UTILITY: float(every["utility"].mean()),
+            M.PROXY: float(every["proxy"].mean()),
+            M.UTILITY: float(every["utility"].mean()),
             M.ERROR: float((every["proxy"] - every["utility"]).mean()),
-            M.KEPT_PROXY: float(best["proxy"].mean()), M.KEPT_UTILITY: float(best["utility"].mean()),
-            M.LOSS_SFT: losses["sft"], M.LOSS_TOTAL: losses["loss"], M.KL_COEF: algo.kl_coef, M.BON_N: algo.n,
+            M.KEPT_PROXY: float(best["proxy"].mean()),
+            M.KEPT_UTILITY: float(best["utility"].mean()),
+            M.LOSS_SFT: losses["sft"],
+            M.LOSS_TOTAL: losses["loss"],
+            M.KL_COEF: algo.kl.coef,
+            M.BON_N: algo.n,
             M.LENGTH: float(every["tokens"].mean()),
         }
-        if algo.kl_coef > 0:
+        if algo.kl.coef > 0:
             metrics[M.LOSS_KL] = losses["kl"]
         if not np.isnan(losses["gnorm"]):
             metrics[M.GRAD_NORM] = losses["gnorm"]
@@ -224,10 +239,15 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
     bar.close()
 
     out = evaluate_policy(ctx, model, ref, tok, sess.scorer, algo.eval_samples, acc, seed)
-    out.row.update({
-        M.TRAIN_ROUNDS: algo.rounds, M.TRAIN_STEPS: opt_steps, M.RESUMED_FROM: start,
-        M.KL_COEF: algo.kl_coef, M.BON_N: algo.n,
-    })
+    out.row.update(
+        {
+            M.TRAIN_ROUNDS: algo.rounds,
+            M.TRAIN_STEPS: opt_steps,
+            M.RESUMED_FROM: start,
+            M.KL_COEF: algo.kl.coef,
+            M.BON_N: algo.n,
+        }
+    )
     if round_seconds:
         out.row[M.STEP_SECONDS] = float(np.mean(round_seconds))  # mean seconds per round, this session
     return out

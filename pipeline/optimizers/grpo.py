@@ -8,16 +8,16 @@ For a prompt x and its G = num_generations completions y_1..y_G from pi:
                (TRL 1.16 multiplies k3_t by rho_t: its default bias correction), averaged per loss_type
 
 The KL is in the loss, not the reward, and only when beta > 0 (TRL's own default is 0: we pass
-algo.beta explicitly). TRL logs the per-token k3 as `trl/kl`; at beta = 0 it logs none. The
-point's `kl` is ours, measured after training on held-out samples (pipeline.kl) whatever beta is.
+algo.kl.coef explicitly). TRL logs the per-token k3 as `trl/kl`; at beta = 0 it logs none. The
+point's `kl` is ours, measured after training on held-out samples (goodhart.pipeline.train.kl) whatever beta is.
 Glue, metric names, checkpoints: pipeline/optimizers/trl_common.py.
 """
 
 from __future__ import annotations
 
-from pipeline.context import PointContext
-from pipeline.measure import PointOutput
-from pipeline.optimizers.trl_common import run_trl
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.measure import PointOutput
+from goodhart.pipeline.optimizers.trl_common import run_trl
 
 
 def run(ctx: PointContext) -> PointOutput:

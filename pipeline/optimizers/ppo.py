@@ -8,8 +8,8 @@ Each step, for B sampled completions y of prompts x (T_b tokens each, EOS includ
     value     L_V  = 1/2 E_t max((V - R)^2, (V_old + clip(V - V_old, -eps_v, eps_v) - R)^2)
     loss      L_pi + vf_coef L_V,  advantages whitened,  ppo_epochs passes over minibatches
 
-beta is fixed, or adaptive toward a target KL (pipeline.kl.KLController). The value function
-is a linear head on the policy's last hidden state (pipeline.train.policy says why). Nothing
+beta is fixed, or adaptive toward a target KL (goodhart.pipeline.train.kl.KLController). The value function
+is a linear head on the policy's last hidden state (goodhart.pipeline.train.policy says why). Nothing
 is clipped or clamped unless configured: a heavy-tailed proxy reaches the policy as it is.
 
 Runs under `accelerate launch` unchanged: the model and optimizer are `prepare`d, losses go
@@ -23,14 +23,20 @@ import time
 import numpy as np
 import torch
 
-from eval import metrics as M
-from pipeline.context import PointContext
-from pipeline.kl import KLController, kl_metrics, per_token_kl, sequence_kl
-from pipeline.measure import PointOutput
-from pipeline.train import (
-    PolicyWithValue, TrainSession, evaluate_policy, load_policy, preemption, sample_rollout, score_rollout,
+from goodhart.eval import metrics as M
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.measure import PointOutput
+from goodhart.pipeline.train import (
+    PolicyWithValue,
+    TrainSession,
+    evaluate_policy,
+    load_policy,
+    preemption,
+    sample_rollout,
+    score_rollout,
     unwrapped_for_generation,
 )
+from goodhart.pipeline.train.kl import KLController, kl_metrics, per_token_kl, sequence_kl
 
 
 # ============================================================================================
@@ -130,7 +136,9 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
             logits = logits.float() / temp
             logp = logprobs_of(logits, ro.response[mb])
             ratio = torch.exp((logp - old_logp[mb]) * m)  # rho_t = pi / pi_old
-            pg_loss = masked_mean(torch.max(-adv[mb] * ratio, -adv[mb] * ratio.clamp(1 - algo.clip_range, 1 + algo.clip_range)), m)
+            pg_loss = masked_mean(
+                torch.max(-adv[mb] * ratio, -adv[mb] * ratio.clamp(1 - algo.clip_range, 1 + algo.clip_range)), m
+            )
             vf_err = (v - returns[mb]) ** 2
             if algo.clip_range_value is not None:
                 v_clip = old_v[mb] + (v - old_v[mb]).clamp(-algo.clip_range_value, algo.clip_range_value)
@@ -163,11 +171,21 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
     local = torch.tensor([float(np.mean(stats[k])) if stats[k] else float("nan") for k in stats], device=acc.device)
     means = dict(zip(stats, acc.reduce(local, "mean").tolist()))
     metrics = {
-        M.PROXY: float(proxy_all.mean()), M.UTILITY: float(util_all.mean()), M.ERROR: float((proxy_all - util_all).mean()),
-        **klm, M.KL_COEF: beta, M.OBJECTIVE: float(proxy_all.mean() - beta * klm[M.KL]),
-        M.LOSS_POLICY: means["pg"], M.LOSS_VALUE: means["vf"], M.LOSS_TOTAL: means["loss"],
-        M.ENTROPY: means["ent"], M.CLIPFRAC: means["clip"], M.APPROX_KL: means["akl"],
-        M.LENGTH: float(seq["tokens"].mean()), M.STEP_SECONDS: time.perf_counter() - t0, **extra,
+        M.PROXY: float(proxy_all.mean()),
+        M.UTILITY: float(util_all.mean()),
+        M.ERROR: float((proxy_all - util_all).mean()),
+        **klm,
+        M.KL_COEF: beta,
+        M.OBJECTIVE: float(proxy_all.mean() - beta * klm[M.KL]),
+        M.LOSS_POLICY: means["pg"],
+        M.LOSS_VALUE: means["vf"],
+        M.LOSS_TOTAL: means["loss"],
+        M.ENTROPY: means["ent"],
+        M.CLIPFRAC: means["clip"],
+        M.APPROX_KL: means["akl"],
+        M.LENGTH: float(seq["tokens"].mean()),
+        M.STEP_SECONDS: time.perf_counter() - t0,
+        **extra,
     }
     if stats["vclip"]:
         metrics[M.VALUE_CLIPFRAC] = means["vclip"]
@@ -209,7 +227,9 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(start, algo.steps), desc="ppo", unit="step", disable=not (ctx.progress and sess.is_main), leave=False)
+    bar = tqdm(
+        range(start, algo.steps), desc="ppo", unit="step", disable=not (ctx.progress and sess.is_main), leave=False
+    )
     step_seconds: list[float] = []
     for step in bar:
         metrics = ppo_step(step, sess, model, ref, tok, opt, kl_ctl)
@@ -225,9 +245,14 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
     bar.close()
 
     out = evaluate_policy(ctx, model, ref, tok, sess.scorer, algo.eval_samples, acc, seed)
-    out.row.update({
-        M.TRAIN_STEPS: algo.steps, M.RESUMED_FROM: start, M.KL_COEF: kl_ctl.coef, M.KL_REWARD_ESTIMATOR: algo.kl.estimator,
-    })
+    out.row.update(
+        {
+            M.TRAIN_STEPS: algo.steps,
+            M.RESUMED_FROM: start,
+            M.KL_COEF: kl_ctl.coef,
+            M.KL_REWARD_ESTIMATOR: algo.kl.estimator,
+        }
+    )
     if algo.kl.target is not None:
         out.row[M.KL_TARGET] = algo.kl.target
     if step_seconds:

@@ -8,14 +8,14 @@ For a prompt x and its k = num_generations completions y_1..y_k from pi:
 
 The KL term is TRL's (sequence-summed k1 in the reward, with pi_0 = the base model); TRL logs its
 per-token mean as `trl/kl`. The point's `kl` is ours, measured after training on held-out
-samples (pipeline.kl). Glue, metric names, checkpoints: pipeline/optimizers/trl_common.py.
+samples (goodhart.pipeline.train.kl). Glue, metric names, checkpoints: pipeline/optimizers/trl_common.py.
 """
 
 from __future__ import annotations
 
-from pipeline.context import PointContext
-from pipeline.measure import PointOutput
-from pipeline.optimizers.trl_common import run_trl
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.measure import PointOutput
+from goodhart.pipeline.optimizers.trl_common import run_trl
 
 
 def run(ctx: PointContext) -> PointOutput:

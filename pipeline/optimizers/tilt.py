@@ -9,10 +9,10 @@ import warnings
 
 import numpy as np
 
-from eval import metrics as M
-from eval.tilt import log_weights, tilt
-from pipeline.context import PointContext
-from pipeline.measure import PointOutput, summarize
+from goodhart.eval import metrics as M
+from goodhart.eval.tilt import log_weights, tilt
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.measure import PointOutput, summarize
 
 
 class LowESSWarning(UserWarning):
@@ -21,26 +21,34 @@ class LowESSWarning(UserWarning):
 
 def run(ctx: PointContext) -> PointOutput:
     cfg, pool = ctx.cfg, ctx.pool()
-    beta = cfg.algo.beta
+    beta = cfg.algo.kl.coef
     est = tilt(pool.proxy, beta, utility=pool.utility)
     row = summarize(
-        cfg, est["proxy"], est["utility"], est["kl"], pool.proxy.mean(1), pool.utility.mean(1),
+        cfg,
+        est["proxy"],
+        est["utility"],
+        est["kl"],
+        pool.proxy.mean(1),
+        pool.utility.mean(1),
         kl_estimator="tilt_snis",  # sum_i w_i log(N w_i) over the pool; <= log N
     )
     P, N = pool.shape
-    row.update({
-        M.TILT_BETA: beta,
-        M.TILT_ESS: float(est["ess"].mean()),
-        M.TILT_ESS_MIN: float(est["ess"].min()),
-        M.KL_MAX: float(np.log(N)),
-        M.N_SAMPLES: N,
-        "ess_ok": bool(est["ess"].min() >= cfg.eval.min_ess),
-    })
+    row.update(
+        {
+            M.TILT_BETA: beta,
+            M.TILT_ESS: float(est["ess"].mean()),
+            M.TILT_ESS_MIN: float(est["ess"].min()),
+            M.KL_MAX: float(np.log(N)),
+            M.N_SAMPLES: N,
+            "ess_ok": bool(est["ess"].min() >= cfg.eval.min_ess),
+        }
+    )
     if not row["ess_ok"]:
         warnings.warn(
-            f"tilt beta={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < eval.min_ess={cfg.eval.min_ess:g}; "
+            f"tilt beta={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < goodhart.eval.min_ess={cfg.eval.min_ess:g}; "
             f"the estimate rests on a handful of samples and its KL is capped at log N = {np.log(N):.2f}",
-            LowESSWarning, stacklevel=2,
+            LowESSWarning,
+            stacklevel=2,
         )
     return PointOutput(row, _examples(pool, beta, cfg.eval.n_examples))
 
@@ -53,6 +61,13 @@ def _examples(pool, beta: float, k: int) -> list[dict]:
     out = []
     for i in range(min(k, len(pool.completions))):
         j = int(np.argmax(w[i]))
-        out.append({"prompt": pool.prompts[i], "completion": pool.completions[i][j], "weight": float(w[i, j]),
-                    "proxy": float(pool.proxy[i, j]), "utility": float(pool.utility[i, j])})
+        out.append(
+            {
+                "prompt": pool.prompts[i],
+                "completion": pool.completions[i][j],
+                "weight": float(w[i, j]),
+                "proxy": float(pool.proxy[i, j]),
+                "utility": float(pool.utility[i, j]),
+            }
+        )
     return out

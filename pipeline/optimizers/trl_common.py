@@ -11,14 +11,14 @@ checkpoints, resume, preemption, and our own held-out evaluation at the end.
                 TRL opens no MLflow run of its own (report_to="none").
     KL          TRL's figure (GRPO: per-token k3 in the loss; RLOO: per-token k1 whose sequence sum
                 is subtracted from the reward) is logged as `trl/kl`, never as `kl`. The point's
-                `kl` is ours (pipeline.kl, seq_k1), measured by evaluate_policy on held-out
+                `kl` is ours (goodhart.pipeline.train.kl, seq_k1), measured by evaluate_policy on held-out
                 samples, for beta = 0 as for any other beta.
     checkpoints TRL's own (model, optimizer, scheduler, RNG, trainer state) every
                 `checkpoint_every` steps and after the last, into <point_dir>/checkpoints/
                 checkpoint-<step>/ (the last one kept). transformers writes trainer_state.json
                 last, so a directory without it is a cut-short save: ignored and removed. A
                 re-run resumes from the newest complete one (run_point skips finished points).
-    preemption  SIGUSR1/SIGTERM (pipeline.train.preemption) -> save at the end of the step,
+    preemption  SIGUSR1/SIGTERM (goodhart.pipeline.train.preemption) -> save at the end of the step,
                 stop, raise Preempted (exit 75): the requeued task resumes from there.
 
 Pinned against trl 1.16 (pyproject): the names of TRL's config fields and log keys used here are
@@ -31,16 +31,17 @@ import contextlib
 import re
 import shutil
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 from transformers import TrainerCallback, TrainingArguments
 
-from eval import metrics as M
-from pipeline.context import PointContext
-from pipeline.measure import PointOutput
-from pipeline.train import Reference, calibrated_scorer, evaluate_policy, lora_config, preemption
+from goodhart.eval import metrics as M
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.measure import PointOutput
+from goodhart.pipeline.train import Reference, calibrated_scorer, evaluate_policy, lora_config, preemption
 
 TRL_NAMES = {
     "rewards/proxy/mean": M.PROXY,  # mean proxy of the step's samples (all processes)
@@ -58,7 +59,8 @@ _SKIPPED = {"epoch", "total_flos", "train_runtime", "train_samples_per_second", 
 """Trainer bookkeeping and end-of-training summaries: not per-step metrics (the row has `seconds`)."""
 
 _CHECKPOINTING_ARG = (  # transformers 5.x renamed gradient_checkpointing (kept as a deprecated alias)
-    "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+    "activation_checkpointing"
+    if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
     else "gradient_checkpointing"
 )
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
@@ -138,8 +140,9 @@ class PipelineCallback(TrainerCallback):
         from tqdm.auto import tqdm
 
         show = self.ctx.progress and state.is_world_process_zero
-        self._bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.kind, unit="step",
-                         disable=not show, leave=False)
+        self._bar = tqdm(
+            total=state.max_steps, initial=state.global_step, desc=self.kind, unit="step", disable=not show, leave=False
+        )
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -244,7 +247,7 @@ def common_args(ctx: PointContext, seed: int) -> dict[str, Any]:
         top_p=cfg.sampling.top_p,
         top_k=0,
         # ---- the objective: proxy optimized, utility logged; KL coefficient explicit
-        beta=algo.beta,
+        beta=algo.kl.coef,
         reward_weights=[1.0, 0.0],
         epsilon=algo.epsilon,
         epsilon_high=None,  # symmetric ratio clip
@@ -286,7 +289,7 @@ def _train_and_evaluate(ctx: PointContext, trainer_cls, config_cls, specific: di
     from datasets import Dataset
     from transformers import PrinterCallback, ProgressCallback
 
-    from pipeline.models import load_causal_lm
+    from goodhart.pipeline.base.models import load_causal_lm
 
     cfg, algo = ctx.cfg, ctx.cfg.algo
     seed = cfg.seed if algo.seed is None else algo.seed
@@ -299,11 +302,14 @@ def _train_and_evaluate(ctx: PointContext, trainer_cls, config_cls, specific: di
     model_cfg = cfg.model.model_copy(update={"device": str(args.device)})
     lm, tok = load_causal_lm(model_cfg, progress=ctx.progress)
     rewards = RewardBridge(scorer)
-    callback = PipelineCallback(ctx, algo.kind, algo.beta, rewards)
+    callback = PipelineCallback(ctx, algo.kind, algo.kl.coef, rewards)
     trainer = trainer_cls(
-        model=lm, reward_funcs=rewards.functions(), args=args,
+        model=lm,
+        reward_funcs=rewards.functions(),
+        args=args,
         train_dataset=Dataset.from_dict({"prompt": ctx.prompts()[0]}),
-        processing_class=tok, callbacks=[callback],
+        processing_class=tok,
+        callbacks=[callback],
         peft_config=lora_config(algo.lora) if algo.lora is not None else None,
     )
     for printer in (PrinterCallback, ProgressCallback):  # our callback draws the bar; logs go to MLflow
@@ -322,7 +328,7 @@ def _train_and_evaluate(ctx: PointContext, trainer_cls, config_cls, specific: di
             f"{last_complete_checkpoint(Path(args.output_dir), remove_incomplete=False)}; re-run the point to resume"
         )
 
-    # ---- our held-out evaluation: the same KL measurement (pipeline.kl, seq_k1) as every other optimizer
+    # ---- our held-out evaluation: the same KL measurement (goodhart.pipeline.train.kl, seq_k1) as every other optimizer
     acc = trainer.accelerator
     policy = acc.unwrap_model(trainer.model)
     if algo.lora is not None:
@@ -332,12 +338,14 @@ def _train_and_evaluate(ctx: PointContext, trainer_cls, config_cls, specific: di
         frozen, _ = load_causal_lm(model_cfg, progress=False)
         reference = Reference(frozen=frozen.requires_grad_(False).eval())
     out = evaluate_policy(ctx, trainer.model, reference, tok, scorer, algo.eval_samples, acc, seed)
-    out.row.update({
-        M.TRAIN_STEPS: checkpoint_step(resume) if finished else int(trainer.state.global_step),
-        M.RESUMED_FROM: checkpoint_step(resume),
-        M.KL_COEF: algo.beta, M.TRL_VERSION: trl.__version__,
-    })
+    out.row.update(
+        {
+            M.TRAIN_STEPS: checkpoint_step(resume) if finished else int(trainer.state.global_step),
+            M.RESUMED_FROM: checkpoint_step(resume),
+            M.KL_COEF: algo.kl.coef,
+            M.TRL_VERSION: trl.__version__,
+        }
+    )
     if callback.step_seconds:
         out.row[M.STEP_SECONDS] = float(np.mean(callback.step_seconds))  # mean over this session's steps
     return out
-

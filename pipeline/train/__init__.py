@@ -10,19 +10,33 @@
     checkpoint.Checkpointer  atomic save / latest / load under <point_dir>/checkpoints/
     evaluate.evaluate_policy any trained policy -> a PointOutput row comparable with tilt/bon
     preemption               handled() (signals -> flag during a run), requested(), Preempted (exit 75)
+    kl                       per-token log-probs, k1/k3, sequence KL, the adaptive KL controller
 
-KL to pi_0 is measured in one place for all of them: `pipeline.kl`.
+KL to pi_0 is measured in one place for all of them: `goodhart.pipeline.train.kl`.
 """
 
-from pipeline.train.checkpoint import Checkpointer
-from pipeline.train.evaluate import evaluate_policy
-from pipeline.train.policy import PolicyWithValue, Reference, generation_lm, load_policy, lora_config
-from pipeline.train.preemption import Preempted
-from pipeline.train.rollout import Rollout, sample_rollout, score_rollout, unwrapped_for_generation
-from pipeline.train.session import TrainSession, calibrated_scorer, make_accelerator, prompt_batch
+from goodhart.pipeline.train.checkpoint import Checkpointer
+from goodhart.pipeline.train.evaluate import evaluate_policy
+from goodhart.pipeline.train.policy import PolicyWithValue, Reference, generation_lm, load_policy, lora_config
+from goodhart.pipeline.train.preemption import Preempted
+from goodhart.pipeline.train.rollout import Rollout, sample_rollout, score_rollout, unwrapped_for_generation
+from goodhart.pipeline.train.session import TrainSession, calibrated_scorer, make_accelerator, prompt_batch
 
 __all__ = [
-    "Checkpointer", "evaluate_policy", "PolicyWithValue", "Reference", "generation_lm", "load_policy", "lora_config",
-    "Preempted", "Rollout", "sample_rollout", "score_rollout", "unwrapped_for_generation",
-    "TrainSession", "calibrated_scorer", "make_accelerator", "prompt_batch",
+    "Checkpointer",
+    "evaluate_policy",
+    "PolicyWithValue",
+    "Reference",
+    "generation_lm",
+    "load_policy",
+    "lora_config",
+    "Preempted",
+    "Rollout",
+    "sample_rollout",
+    "score_rollout",
+    "unwrapped_for_generation",
+    "TrainSession",
+    "calibrated_scorer",
+    "make_accelerator",
+    "prompt_batch",
 ]

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import atomic_write_json, read_json
+from goodhart.pipeline.io import atomic_write_json, read_json
 
 STATE = "trainer_state.json"
 _NAME = re.compile(r"step-(\d+)$")
@@ -35,7 +35,9 @@ class Checkpointer:
         """Complete checkpoints, oldest first."""
         if not self.root.is_dir():
             return []
-        found = [(int(m.group(1)), p) for p in self.root.iterdir() if (m := _NAME.match(p.name)) and (p / STATE).is_file()]
+        found = [
+            (int(m.group(1)), p) for p in self.root.iterdir() if (m := _NAME.match(p.name)) and (p / STATE).is_file()
+        ]
         return [p for _, p in sorted(found)]
 
     def latest(self) -> Path | None:

@@ -1,7 +1,7 @@
 """Held-out evaluation of any trained policy into a result row comparable with tilt and bon rows.
 
 M samples per eval prompt from the policy; proxy and utility of each; sequence KL to pi_0 by
-`pipeline.kl` (seq_k1); per-prompt means; gains paired against the base pool's per-prompt
+`goodhart.pipeline.train.kl` (seq_k1); per-prompt means; gains paired against the base pool's per-prompt
 means on the same prompts (`ctx.pool()`); `summarize` for the bootstrap intervals.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from eval import metrics as M
-from pipeline.context import PointContext
-from pipeline.kl import KL_ESTIMATOR, kl_metrics, sequence_kl
-from pipeline.measure import PointOutput, summarize
-from pipeline.train.policy import Reference
-from pipeline.train.rollout import sample_rollout, score_rollout, unwrapped_for_generation
+from goodhart.eval import metrics as M
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.measure import PointOutput, summarize
+from goodhart.pipeline.train.kl import KL_ESTIMATOR, kl_metrics, sequence_kl
+from goodhart.pipeline.train.policy import Reference
+from goodhart.pipeline.train.rollout import sample_rollout, score_rollout, unwrapped_for_generation
 
 
 def evaluate_policy(
@@ -31,7 +31,7 @@ def evaluate_policy(
     """Evaluate `policy` (a causal LM, possibly wrapped by accelerate or a PolicyWithValue) on the
     held-out prompts. Under several processes the prompts are split evenly, every process must
     call this, and every process returns the same row."""
-    from pipeline.train.policy import generation_lm
+    from goodhart.pipeline.train.policy import generation_lm
 
     cfg = ctx.cfg
     prompts = ctx.prompts()[1]
@@ -52,9 +52,19 @@ def evaluate_policy(
             sc = score_rollout(scorer, ro)
             for k, j in enumerate(idx):
                 s = slice(k * n_samples, (k + 1) * n_samples)
-                rows.append((j, {"proxy": sc["proxy"][s], "utility": sc["utility"][s], "k1": kl["k1"][s],
-                                 "k3": kl["k3"][s], "tokens": kl["tokens"][s],
-                                 "completion": np.asarray(ro.completions[s], dtype=object)}))
+                rows.append(
+                    (
+                        j,
+                        {
+                            "proxy": sc["proxy"][s],
+                            "utility": sc["utility"][s],
+                            "k1": kl["k1"][s],
+                            "k3": kl["k3"][s],
+                            "tokens": kl["tokens"][s],
+                            "completion": np.asarray(ro.completions[s], dtype=object),
+                        },
+                    )
+                )
     if world > 1:
         from accelerate.utils import gather_object
 
@@ -69,16 +79,31 @@ def evaluate_policy(
     else:
         pool = ctx.pool()
     row = summarize(
-        cfg, stack["proxy"].mean(1), stack["utility"].mean(1), stack["k1"].mean(1),
-        pool.proxy.mean(1), pool.utility.mean(1), KL_ESTIMATOR,
+        cfg,
+        stack["proxy"].mean(1),
+        stack["utility"].mean(1),
+        stack["k1"].mean(1),
+        pool.proxy.mean(1),
+        pool.utility.mean(1),
+        KL_ESTIMATOR,
     )
     per_token = kl_metrics({k: stack[k].ravel() for k in ("k1", "k3", "tokens")})
-    row.update({M.KL_K1: per_token[M.KL_K1], M.KL_K3: per_token[M.KL_K3], M.N_SAMPLES: n_samples,
-                M.LENGTH: float(stack["tokens"].mean())})
+    row.update(
+        {
+            M.KL_K1: per_token[M.KL_K1],
+            M.KL_K3: per_token[M.KL_K3],
+            M.N_SAMPLES: n_samples,
+            M.LENGTH: float(stack["tokens"].mean()),
+        }
+    )
     examples = [
-        {"prompt": prompts[j], "completion": str(per_prompt[j]["completion"][0]),
-         "proxy": float(per_prompt[j]["proxy"][0]), "utility": float(per_prompt[j]["utility"][0]),
-         "kl_seq_k1": float(per_prompt[j]["k1"][0])}
+        {
+            "prompt": prompts[j],
+            "completion": str(per_prompt[j]["completion"][0]),
+            "proxy": float(per_prompt[j]["proxy"][0]),
+            "utility": float(per_prompt[j]["utility"][0]),
+            "kl_seq_k1": float(per_prompt[j]["k1"][0]),
+        }
         for j in range(min(cfg.eval.n_examples, len(prompts)))
     ]
     return PointOutput(row, examples)

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.config import LoraSpec, RunConfig
-from pipeline.kl import position_ids, token_logprobs
+from goodhart.pipeline.config.schema import LoraSpec, RunConfig
+from goodhart.pipeline.train.kl import position_ids, token_logprobs
 
 
 class PolicyWithValue(nn.Module):
@@ -40,8 +40,11 @@ class PolicyWithValue(nn.Module):
         """-> (logits (B, Tr, V), values (B, Tr)) at the positions that predict completion token t:
         values[:, t] = V(prompt, y_<t), the state in which y_t is chosen."""
         out = self.lm(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
-            output_hidden_states=True, use_cache=False,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids(attention_mask),
+            output_hidden_states=True,
+            use_cache=False,
         )
         h = out.hidden_states[-1][:, n_prompt - 1 : -1]  # (B, Tr, H), after the final norm
         logits = out.logits[:, n_prompt - 1 : -1]  # (B, Tr, V)
@@ -59,7 +62,7 @@ class Reference:
 
     @torch.no_grad()
     def token_logprobs(self, input_ids, attention_mask, n_prompt: int, temperature: float = 1.0):
-        """(B, Tr) log pi_0(y_t | prefix); see pipeline.kl.token_logprobs."""
+        """(B, Tr) log pi_0(y_t | prefix); see goodhart.pipeline.train.kl.token_logprobs."""
         if self.frozen is not None:
             return token_logprobs(self.frozen, input_ids, attention_mask, n_prompt, temperature)
         with self.adapter_of.disable_adapter():  # type: ignore[union-attr]
@@ -74,7 +77,7 @@ class Reference:
             out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
         return out.logits[:, n_prompt - 1 : -1].float() / temperature
 
-    def to(self, device: Any) -> "Reference":
+    def to(self, device: Any) -> Reference:
         if self.frozen is not None:
             self.frozen.to(device)
         return self
@@ -87,7 +90,7 @@ def load_policy(cfg: RunConfig, lora: LoraSpec | None = None, progress: bool = T
     that model with adapters disabled; otherwise the reference is a second, frozen copy.
     `device` (e.g. accelerator.device) overrides model.device, so that each process of a
     multi-GPU launch loads onto its own GPU rather than all onto cuda:0."""
-    from pipeline.models import load_causal_lm
+    from goodhart.pipeline.base.models import load_causal_lm
 
     model_cfg = cfg.model if device is None else cfg.model.model_copy(update={"device": str(device)})
     lm, tok = load_causal_lm(model_cfg, progress=progress)
@@ -108,8 +111,11 @@ def lora_config(spec: LoraSpec):
     from peft import LoraConfig
 
     return LoraConfig(
-        r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
-        target_modules=spec.target_modules, task_type="CAUSAL_LM",
+        r=spec.r,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=spec.target_modules,
+        task_type="CAUSAL_LM",
     )
 
 

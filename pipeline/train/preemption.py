@@ -1,28 +1,108 @@
-"""Preemption for trained optimizers: poll once per step; on a request, checkpoint and stop.
+"""Preemption and time-limit warnings, as a flag a training loop polls; one module for the
+whole concern: signals -> flag -> checkpoint -> exit 75 -> requeue -> resume.
 
-The signals (SIGUSR1 before SLURM's time limit, SIGTERM on preemption or scancel) are turned
-into a flag by `pipeline.preempt`; this module adapts it to training sessions:
-`handled()` installs the handler for the duration of a training run only (a local sweep's
-other points keep the default SIGTERM), `requested()` reads the flag, and `Preempted` is
-what a session raises after saving its checkpoint: a SystemExit with preempt.EXIT_REQUEUE
-(75), so `run_point` records it in error.json (the point is not done), the process exits 75,
-and the sbatch script requeues the task, which resumes from the checkpoint.
+Where the signals come from: slurm/sweep_array.sbatch asks SLURM for SIGUSR1 120 s before a
+task's time limit (`#SBATCH --signal=B:USR1@120`); preemption and `scancel` send SIGTERM.
+The script forwards both to the point's process group (every accelerate/torchrun rank).
+
+The contract for a point that runs long enough to be cut off (the trained optimizers: ppo,
+rloo, grpo, bon-ft), on every rank:
+
+    from goodhart.pipeline.train import preemption as preempt
+    with preempt.handled():                # SIGUSR1/SIGTERM -> a flag, for this run only
+    start = load_checkpoint_if_any(point_dir)
+    for step in range(start, steps):
+        train_step(...)
+        # Poll at a safe place (after an optimizer step). Under DDP make the ranks agree first
+        # (a max-all-reduce of the flag), so no rank leaves while another waits in a collective.
+        if preempt.requested():
+            save_checkpoint(point_dir, step)    # atomically (goodhart.pipeline.io), main process only
+            preempt.exit_for_requeue()     # exits with EXIT_REQUEUE = 75
+    write the result                       # result.json: only a finished point writes it
+
+On exit code 75 (or any non-zero exit after the USR1 warning) the sbatch script requeues the
+task (`scontrol requeue`, at most GOODHART_MAX_REQUEUES times, default 3); the requeued task
+runs the same point, which resumes from its checkpoint. A point must never write result.json
+when it stops early: result.json is the done marker, and a requeue or `--resume` skips done
+points (`Preempted` below is that exit: a SystemExit(75) that run_point records as
+preempted.json, pending, not failed). A point that never installs the handler is simply killed by the signal (its default
+action) and starts over when requeued: fine for short points (tilt, best-of-n).
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
+import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
+from typing import NoReturn
 
-from pipeline import preempt
+EXIT_REQUEUE = 75  # EX_TEMPFAIL: "try again later"; slurm/sweep_array.sbatch requeues on it
+SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+
+_flag = threading.Event()
+_reason: list[str] = []
+_installed: dict[int, object] = {}
+
+
+def _handler(signum: int, frame: object) -> None:
+    _reason.append(signal.Signals(signum).name)
+    _flag.set()
+
+
+def install_handler(signals: tuple[signal.Signals, ...] = SIGNALS) -> None:
+    """Turn SIGUSR1 / SIGTERM into the flag `requested()` reads (instead of dying). Idempotent.
+    Must be called from the main thread (Python delivers signals there)."""
+    for s in signals:
+        if s not in _installed:
+            _installed[s] = signal.signal(s, _handler)
+
+
+def uninstall_handler() -> None:
+    """Restore the handlers that were in place before install_handler()."""
+    for s, old in list(_installed.items()):
+        signal.signal(s, old)  # type: ignore[arg-type]
+        del _installed[s]
+
+
+def requested() -> bool:
+    """True once a preemption / time-limit signal has arrived (or request() was called)."""
+    return _flag.is_set()
+
+
+def reason() -> str:
+    """The first signal's name (SIGUSR1, SIGTERM, or 'request'), or 'requested'."""
+    return _reason[0] if _reason else "requested"
+
+
+def request(why: str = "request") -> None:
+    """Set the flag from code (tests, or a trainer that tracks its own time budget)."""
+    _reason.append(why)
+    _flag.set()
+
+
+def reset() -> None:
+    _flag.clear()
+    _reason.clear()
+
+
+def exit_for_requeue(message: str = "") -> NoReturn:
+    """Exit with EXIT_REQUEUE after the checkpoint is saved: the sbatch script requeues the task."""
+    print(
+        f"goodhart: preempted ({reason()}); checkpoint saved, exiting {EXIT_REQUEUE} for requeue"
+        + (f": {message}" if message else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    raise SystemExit(EXIT_REQUEUE)
 
 
 class Preempted(SystemExit):
     """Training stopped on a preemption request after saving a checkpoint; re-run to resume."""
 
     def __init__(self, message: str):
-        super().__init__(preempt.EXIT_REQUEUE)
+        super().__init__(EXIT_REQUEUE)
         self.message = message
 
     def __str__(self) -> str:
@@ -33,20 +113,11 @@ class Preempted(SystemExit):
 def handled() -> Iterator[None]:
     """SIGUSR1 / SIGTERM set the flag instead of killing, inside this block (main thread only:
     Python delivers signals there; elsewhere the default handling stays)."""
-    if threading.current_thread() is not threading.main_thread() or preempt._installed:
+    if threading.current_thread() is not threading.main_thread() or _installed:
         yield  # not ours to install (a worker thread), or already installed by the caller
         return
-    preempt.install_handler()
+    install_handler()
     try:
         yield
     finally:
-        preempt.uninstall_handler()
-
-
-def requested() -> bool:
-    """True once a preemption or time-limit signal has arrived."""
-    return preempt.requested()
-
-
-def reason() -> str:
-    return preempt.reason() or "requested"
+        uninstall_handler()

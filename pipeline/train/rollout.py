@@ -8,14 +8,14 @@ completion block, so `input_ids = [query | response]` goes straight into a forwa
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from pipeline.config import SamplingConfig
-from pipeline.kl import completion_mask, token_logprobs
+from goodhart.pipeline.config.schema import SamplingConfig
+from goodhart.pipeline.train.kl import completion_mask, token_logprobs
 
 
 @dataclass
@@ -87,16 +87,26 @@ def sample_rollout(
     lm.eval()
     enc = tok(flat, return_tensors="pt", padding=True).to(lm.device)
     gen = lm.generate(
-        **enc, do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
-        max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        **enc,
+        do_sample=True,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        top_k=0,
+        max_new_tokens=sampling.max_new_tokens,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
     )  # (B, Tq + Tr)
     query = enc["input_ids"]
     response = gen[:, query.shape[1] :]
     mask = completion_mask(response, tok.eos_token_id)
     response = response.masked_fill(mask == 0, tok.pad_token_id)
     ro = Rollout(
-        flat, tok.batch_decode(response, skip_special_tokens=True),
-        query, enc["attention_mask"].long(), response, mask,
+        flat,
+        tok.batch_decode(response, skip_special_tokens=True),
+        query,
+        enc["attention_mask"].long(),
+        response,
+        mask,
     )
     if with_logprobs:
         lp = token_logprobs(lm, ro.input_ids, ro.attention_mask, ro.n_prompt, sampling.temperature)

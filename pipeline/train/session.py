@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.context import PointContext
-from pipeline.scoring import Scorer
-from pipeline.train import preemption
-from pipeline.train.checkpoint import Checkpointer
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.scoring import Scorer
+from goodhart.pipeline.train import preemption
+from goodhart.pipeline.train.checkpoint import Checkpointer
 
 
 def make_accelerator():
@@ -36,15 +36,17 @@ def make_accelerator():
 
 def calibrated_scorer(ctx: PointContext) -> Scorer:
     """The run's Scorer; a feature-mode error is fitted on base samples of the train prompts by
-    `pipeline.pool.calibrate`, the same fit (and cached samples) the base pool uses."""
-    from pipeline.pool import calibrate
+    `goodhart.pipeline.base.pool.calibrate`, the same fit (and cached samples) the base pool uses."""
+    from goodhart.pipeline.base.pool import calibrate
 
     scorer = Scorer(ctx.cfg)
     calibrate(ctx.cfg, scorer, ctx.prompts()[0], ctx.progress)
     return scorer
 
 
-def prompt_batch(prompts: list[str], per_process: int, step: int, seed: int, rank: int = 0, world: int = 1) -> list[str]:
+def prompt_batch(
+    prompts: list[str], per_process: int, step: int, seed: int, rank: int = 0, world: int = 1
+) -> list[str]:
     """The prompts process `rank` trains on at `step`: a function of (seed, step) only, so a
     resumed run sees the same stream as an uninterrupted one. Without replacement when the
     global batch fits in the prompt set."""
@@ -65,7 +67,7 @@ class TrainSession:
     seed: int
 
     @classmethod
-    def start(cls, ctx: PointContext, seed: int) -> "TrainSession":
+    def start(cls, ctx: PointContext, seed: int) -> TrainSession:
         from accelerate.utils import set_seed
 
         acc = make_accelerator()

@@ -23,7 +23,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from pipeline.config import Strict
+from goodhart.pipeline.config.schema import Strict
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 # SLURM time formats: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
@@ -32,8 +32,10 @@ TIME = r"^(\d+(:\d{1,2}){0,2}|\d+-\d{1,2}(:\d{1,2}){0,2}|UNLIMITED|INFINITE)$"
 MEM = r"^\d+[KMGT]?$"
 _NAME_WHAT = "a SLURM name (letters, digits, '_', '.', '-'; starting with a letter or digit)"
 CHECKS = {
-    "partition": (r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(,[A-Za-z0-9][A-Za-z0-9_.\-]*)*$",
-                  "a partition name or comma-separated names (letters, digits, '_', '.', '-')"),
+    "partition": (
+        r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(,[A-Za-z0-9][A-Za-z0-9_.\-]*)*$",
+        "a partition name or comma-separated names (letters, digits, '_', '.', '-')",
+    ),
     "account": (NAME, _NAME_WHAT),
     "qos": (NAME, _NAME_WHAT),
     "gpu_type": (NAME, _NAME_WHAT),
@@ -78,7 +80,7 @@ class SlurmConfig(Strict):
     """Further sbatch options, one per element in long form: ["--constraint=a100", "--exclusive"]."""
     accelerate_config: str | None = None
     """An accelerate config (a path, or a name in configs/accelerate/ such as multi_gpu_ddp):
-    each task then runs `accelerate launch --config_file CONFIG -m pipeline.cli run-point ...`
+    each task then runs `accelerate launch --config_file CONFIG -m goodhart.pipeline.cli run-point ...`
     (one point on several GPUs). Default: none, one plain process per task."""
     max_requeues: int = Field(3, ge=0, le=100)
     """How often a task may requeue itself after a time-limit warning or a checkpoint-and-exit

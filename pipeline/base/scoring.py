@@ -6,17 +6,17 @@ imports the config.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline import config as C
-from rewards.base import Reward
-from rewards.compose import Clipped, WeightedSum
-from rewards.gold import Keyword, Length, Sentiment
-from rewards.laws import Law
-from rewards.plugins import HFClassifierReward, callable_reward, plugin_reward
-from rewards.synthetic import SyntheticError, SyntheticProxy
+from goodhart.pipeline.config import schema as C
+from goodhart.rewards.base import Reward
+from goodhart.rewards.compose import Clipped, WeightedSum
+from goodhart.rewards.gold import Keyword, Length, Sentiment
+from goodhart.rewards.laws import Law
+from goodhart.rewards.plugins import HFClassifierReward, callable_reward, plugin_reward
+from goodhart.rewards.synthetic import SyntheticError, SyntheticProxy
 
 
 def law(cfg: C.LawConfig) -> Law:

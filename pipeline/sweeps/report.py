@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval import metrics as M
-from eval.goodhart import GroupVerdict, VerdictRule, label_points, summarize_groups, sweep_verdict
-from pipeline.io import atomic_write_text, read_json
-from pipeline.tables import _ci, _knob, render
+from goodhart.eval import metrics as M
+from goodhart.eval.goodhart import GroupVerdict, VerdictRule, label_points, summarize_groups, sweep_verdict
+from goodhart.pipeline.io import atomic_write_text, read_json
+from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
 FIT_KIND = {"bon": "bon"}  # every other optimizer is fitted with the RL form
 
@@ -36,13 +36,17 @@ def locate_sweep(arg: str) -> Path:
     p = Path(arg)
     if (p / "points.json").is_file():
         return p
-    from pipeline.tracking import Tracker, resolve_uri
+    from goodhart.pipeline.sweeps.tracking import Tracker, resolve_uri
 
     tracker = Tracker(resolve_uri())
     exp = tracker.client.get_experiment_by_name(arg)
     if exp is None:
-        raise FileNotFoundError(f"'{arg}' is neither a sweep directory (no points.json) nor an MLflow experiment in {tracker.uri}")
-    runs = tracker.client.search_runs([exp.experiment_id], "tags.goodhart.sweep_dir != ''", order_by=["attributes.start_time DESC"], max_results=20)
+        raise FileNotFoundError(
+            f"'{arg}' is neither a sweep directory (no points.json) nor an MLflow experiment in {tracker.uri}"
+        )
+    runs = tracker.client.search_runs(
+        [exp.experiment_id], "tags.goodhart.sweep_dir != ''", order_by=["attributes.start_time DESC"], max_results=20
+    )
     for r in runs:
         d = Path(r.data.tags.get("goodhart.sweep_dir", ""))
         if (d / "points.json").is_file():
@@ -51,13 +55,23 @@ def locate_sweep(arg: str) -> Path:
 
 
 def verdict_table(labelled: pd.DataFrame) -> str:
-    rows = [[r["error_law"], r["algo"], _knob(r), r[M.KL], _ci(r, M.GAIN_PROXY), _ci(r, M.GAIN_UTILITY), r["verdict"]]
-            for r in (row.to_dict() for _, row in labelled.iterrows())]
+    rows = [
+        [
+            r["error_law"],
+            r["algo"],
+            knob_text(r),
+            r[M.KL],
+            ci_text(r, M.GAIN_PROXY),
+            ci_text(r, M.GAIN_UTILITY),
+            r["verdict"],
+        ]
+        for r in (row.to_dict() for _, row in labelled.iterrows())
+    ]
     return render(["error", "algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "verdict"], rows)
 
 
 def _fits(labelled: pd.DataFrame) -> list[dict[str, Any]]:
-    from eval.fits import fit_bon, fit_rl
+    from goodhart.eval.fits import fit_bon, fit_rl
 
     out = []
     for (law, algo), g in labelled.groupby(["error_law", "algo"], sort=False):
@@ -69,7 +83,7 @@ def _fits(labelled: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _tails(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
-    from eval.tails import tail_verdict
+    from goodhart.eval.tails import tail_verdict
 
     out = []
     if "pool_file" not in labelled:
@@ -79,12 +93,14 @@ def _tails(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
         if not files:
             continue
         z = np.load(root / str(files[0]))
-        out.append({"error_law": law, "error": tail_verdict(z["error"].ravel()), "proxy": tail_verdict(z["proxy"].ravel())})
+        out.append(
+            {"error_law": law, "error": tail_verdict(z["error"].ravel()), "proxy": tail_verdict(z["proxy"].ravel())}
+        )
     return out
 
 
 def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | None = None) -> Report:
-    from eval.plots import bon_vs_n, gains_vs_kl
+    from goodhart.eval.plots import bon_vs_n, gains_vs_kl
 
     df = pd.read_csv(root / "results.csv")
     labelled = label_points(df, rule)
@@ -100,12 +116,16 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
     rep.fits = _fits(labelled)
     rep.tails = _tails(root, labelled)
     if rep.tails:
-        from eval.plots_tails import tail_plots
+        from goodhart.eval.plots_tails import tail_plots
 
         for t in rep.tails:
             z = np.load(root / str(labelled[labelled["error_law"] == t["error_law"]]["pool_file"].dropna().iloc[0]))
             safe = M.sanitize(str(t["error_law"])).replace(" ", "_").replace("/", "_")
-            rep.files.append(tail_plots(z["error"].ravel(), out_dir / f"tails_{safe}.png", f"error {t['error_law']} under the base policy"))
+            rep.files.append(
+                tail_plots(
+                    z["error"].ravel(), out_dir / f"tails_{safe}.png", f"error {t['error_law']} under the base policy"
+                )
+            )
     labelled.to_csv(out_dir / "verdicts.csv", index=False)
     rep.files.append(out_dir / "verdicts.csv")
     rep.markdown = render_markdown(rep, out_dir)
@@ -117,13 +137,26 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
 def render_markdown(rep: Report, out_dir: Path) -> str:
     lines = [f"# Sweep `{rep.root.name}`: verdict **{rep.verdict}**", ""]
     lines += ["## Verdicts", "", *[f"- {g.summary}" for g in rep.groups], ""]
-    lines += ["Labels: `baseline` (proxy not moved), `improving`, `over-optimized` (utility fell from its peak),",
-              "`catastrophic` (proxy up, utility gain back at the base level); the rule is in `eval/goodhart.py`.", ""]
+    lines += [
+        "Labels: `baseline` (proxy not moved), `improving`, `over-optimized` (utility fell from its peak),",
+        "`catastrophic` (proxy up, utility gain back at the base level); the rule is in `eval/goodhart.py`.",
+        "",
+    ]
     lines += ["```", verdict_table(rep.labelled), "```", ""]
-    lines += [f"![gains against KL]({p.name})" for p in rep.files if p.suffix == ".png" and p.name.startswith(("gains", "bon"))]
+    lines += [
+        f"![gains against KL]({p.name})"
+        for p in rep.files
+        if p.suffix == ".png" and p.name.startswith(("gains", "bon"))
+    ]
     if rep.fits:
-        lines += ["", "## Gao et al. fits of utility gain in d = sqrt(KL)", "",
-                  "best-of-n: R(d) = d (alpha - beta d); RL and tilt: R(d) = d (alpha - beta ln d).", "", "```"]
+        lines += [
+            "",
+            "## Gao et al. fits of utility gain in d = sqrt(KL)",
+            "",
+            "best-of-n: R(d) = d (alpha - beta d); RL and tilt: R(d) = d (alpha - beta ln d).",
+            "",
+            "```",
+        ]
         lines += [f"{f['error_law']} / {f['algo']} ({f['form']}): {f['fit']}" for f in rep.fits]
         lines += ["```"]
     if rep.tails:
@@ -139,14 +172,25 @@ def log_to_mlflow(rep: Report) -> str | None:
     parent = rep.root / "parent.json"
     if not parent.is_file():
         return None
-    from pipeline.tracking import Tracker
+    from goodhart.pipeline.sweeps.tracking import Tracker
 
     info = read_json(parent)
     tr = Tracker(info["uri"])
     run_id = info["run_id"]
     for f in rep.files:
         tr.log_artifact(run_id, f, "report")
-    cols = ["error_law", "algo", "x_name", "x", M.KL, M.GAIN_PROXY, M.GAIN_UTILITY, M.lo(M.GAIN_UTILITY), M.hi(M.GAIN_UTILITY), "verdict"]
+    cols = [
+        "error_law",
+        "algo",
+        "x_name",
+        "x",
+        M.KL,
+        M.GAIN_PROXY,
+        M.GAIN_UTILITY,
+        M.lo(M.GAIN_UTILITY),
+        M.hi(M.GAIN_UTILITY),
+        "verdict",
+    ]
     tr.log_table(run_id, rep.labelled[[c for c in cols if c in rep.labelled]].reset_index(drop=True), "verdicts.json")
     tags = {"goodhart.verdict": rep.verdict}
     for g in rep.groups:

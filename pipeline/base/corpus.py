@@ -1,6 +1,6 @@
 """Seeded generator of short English-like review sentences.
 
-The built-in base model (`pipeline.tiny_model`) is pretrained on this text, and its
+The built-in base model (`goodhart.pipeline.base.tiny_model`) is pretrained on this text, and its
 prompts come from the same generator. Three properties matter downstream:
 
 * sentiment spread: positive, negative and neutral words, intensifiers ("very", "so"),
@@ -28,37 +28,129 @@ FILLER_RATE = 0.15
 # ---------------------------------------------------------------- vocabulary
 # (subject, pronoun): the pronoun is reused in a second clause ("... and it was ...").
 THINGS = (
-    "the movie", "the film", "the book", "the food", "the hotel", "the weather",
-    "the service", "the game", "the concert", "the show", "the trip", "the coffee",
-    "the music", "the room", "the train", "the new album", "this phone", "this laptop",
-    "this place", "this song", "the restaurant", "the class", "the wedding", "the garden",
-    "my car", "my new job", "our flat", "the bus", "the museum", "the meal",
+    "the movie",
+    "the film",
+    "the book",
+    "the food",
+    "the hotel",
+    "the weather",
+    "the service",
+    "the game",
+    "the concert",
+    "the show",
+    "the trip",
+    "the coffee",
+    "the music",
+    "the room",
+    "the train",
+    "the new album",
+    "this phone",
+    "this laptop",
+    "this place",
+    "this song",
+    "the restaurant",
+    "the class",
+    "the wedding",
+    "the garden",
+    "my car",
+    "my new job",
+    "our flat",
+    "the bus",
+    "the museum",
+    "the meal",
 )
 PEOPLE = (
-    ("my neighbour", "he"), ("my brother", "he"), ("my sister", "she"),
-    ("our teacher", "she"), ("the waiter", "he"), ("the driver", "he"),
-    ("my cousin", "she"), ("the doctor", "she"), ("her boss", "he"),
-    ("his mother", "she"), ("the manager", "he"), ("the old man", "he"),
+    ("my neighbour", "he"),
+    ("my brother", "he"),
+    ("my sister", "she"),
+    ("our teacher", "she"),
+    ("the waiter", "he"),
+    ("the driver", "he"),
+    ("my cousin", "she"),
+    ("the doctor", "she"),
+    ("her boss", "he"),
+    ("his mother", "she"),
+    ("the manager", "he"),
+    ("the old man", "he"),
 )
 SPEAKERS = (
-    "my neighbour", "my cousin", "my mum", "our teacher", "everyone", "the reviewer",
-    "my brother", "she", "he", "the waiter", "my sister", "the manager",
+    "my neighbour",
+    "my cousin",
+    "my mum",
+    "our teacher",
+    "everyone",
+    "the reviewer",
+    "my brother",
+    "she",
+    "he",
+    "the waiter",
+    "my sister",
+    "the manager",
 )
 
 POSITIVE_ADJ = (
-    "good", "great", "wonderful", "amazing", "lovely", "nice", "excellent", "fantastic",
-    "pleasant", "beautiful", "brilliant", "charming", "delightful", "perfect", "friendly",
-    "cheerful", "superb", "enjoyable",
+    "good",
+    "great",
+    "wonderful",
+    "amazing",
+    "lovely",
+    "nice",
+    "excellent",
+    "fantastic",
+    "pleasant",
+    "beautiful",
+    "brilliant",
+    "charming",
+    "delightful",
+    "perfect",
+    "friendly",
+    "cheerful",
+    "superb",
+    "enjoyable",
 )
 NEGATIVE_ADJ = (
-    "bad", "terrible", "awful", "horrible", "boring", "ugly", "sad", "disappointing",
-    "poor", "dreadful", "annoying", "rude", "broken", "painful", "miserable", "nasty",
-    "dull", "useless",
+    "bad",
+    "terrible",
+    "awful",
+    "horrible",
+    "boring",
+    "ugly",
+    "sad",
+    "disappointing",
+    "poor",
+    "dreadful",
+    "annoying",
+    "rude",
+    "broken",
+    "painful",
+    "miserable",
+    "nasty",
+    "dull",
+    "useless",
 )
 NEUTRAL_ADJ = (
-    "long", "short", "new", "old", "quiet", "small", "big", "late", "early", "loud",
-    "simple", "cold", "busy", "ordinary", "different", "heavy", "tall", "expensive",
-    "modern", "normal", "plain", "round",
+    "long",
+    "short",
+    "new",
+    "old",
+    "quiet",
+    "small",
+    "big",
+    "late",
+    "early",
+    "loud",
+    "simple",
+    "cold",
+    "busy",
+    "ordinary",
+    "different",
+    "heavy",
+    "tall",
+    "expensive",
+    "modern",
+    "normal",
+    "plain",
+    "round",
 )
 INTENSIFIERS = ("very", "really", "extremely", "so", "incredibly", "totally", "absolutely", "quite")
 DAMPENERS = ("slightly", "somewhat", "a little")
@@ -75,8 +167,16 @@ NEGATIVE_ADV = ("badly", "terribly", "horribly", "sadly", "miserably")
 NEUTRAL_ADV = ("quickly", "slowly", "late", "early", "again", "smoothly")
 
 TIMES = (
-    "today", "yesterday", "last night", "this morning", "at first", "in the end",
-    "on sunday", "every day", "last week", "after lunch",
+    "today",
+    "yesterday",
+    "last night",
+    "this morning",
+    "at first",
+    "in the end",
+    "on sunday",
+    "every day",
+    "last week",
+    "after lunch",
 )
 
 
@@ -237,8 +337,7 @@ def builtin_prompts(n: int, seed: int) -> list[str]:
             misses += 1
             if misses > 20_000:
                 raise ValueError(
-                    f"builtin_prompts(n={n}): the generator has only about {len(out)} distinct prompts; "
-                    f"ask for fewer"
+                    f"builtin_prompts(n={n}): the generator has only about {len(out)} distinct prompts; ask for fewer"
                 )
             continue
         misses = 0

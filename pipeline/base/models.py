@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.config import ModelConfig
+from goodhart.pipeline.config.schema import ModelConfig
 
 
 def resolve_device(device: str) -> str:
@@ -19,7 +19,7 @@ def resolve_device(device: str) -> str:
 def model_path(cfg: ModelConfig, progress: bool = True) -> str:
     """A local directory (tiny: built on first use) or the user's hub id."""
     if cfg.name == "tiny":
-        from pipeline.tiny_model import ensure_tiny_model
+        from goodhart.pipeline.base.tiny_model import ensure_tiny_model
 
         return str(ensure_tiny_model(progress=progress))
     assert cfg.path is not None
@@ -29,7 +29,7 @@ def model_path(cfg: ModelConfig, progress: bool = True) -> str:
 def model_identity(cfg: ModelConfig) -> str:
     """What names this base policy in cache keys (tiny: its recipe hash)."""
     if cfg.name == "tiny":
-        from pipeline.tiny_model import TinyRecipe
+        from goodhart.pipeline.base.tiny_model import TinyRecipe
 
         return f"tiny-{TinyRecipe().recipe_hash()}"
     p = Path(cfg.path or "")

@@ -35,25 +35,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config_load import ConfigError, configs_dir, validate
-from pipeline.io import atomic_write_json, atomic_write_text, read_json
-from pipeline.run import ERROR, RESULT
-from pipeline.slurm_config import SlurmConfig
+from goodhart.pipeline.config.load import configs_dir, validate
+from goodhart.pipeline.config.slurm import SlurmConfig
+from goodhart.pipeline.errors import ConfigError, SlurmError
+from goodhart.pipeline.io import atomic_write_json, read_json
+from goodhart.pipeline.sweeps.point import ERROR, RESULT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "slurm" / "sweep_array.sbatch"
-JOBS, PARENT, LAUNCH_ENV, ACCEL = "slurm_jobs.json", "parent.json", "launch.env", "accelerate.yaml"
-EXIT_REQUEUE = 75  # pipeline.preempt.EXIT_REQUEUE; the sbatch script requeues on it
+JOBS, LAUNCH_ENV, ACCEL = "slurm_jobs.json", "launch.env", "accelerate.yaml"
 # Optimizers that run in one process: under a multi-process accelerate config every process
 # would run the whole point.
 SINGLE_PROCESS_ALGOS = frozenset({"tilt", "bon"})
 
 PENDING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED"}
 RUNNING_STATES = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "STOPPED", "RESIZING"}
-
-
-class SlurmError(Exception):
-    """A submission or query that cannot go ahead; the message says why and what to do."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +100,8 @@ def sbatch_argv(cfg: SlurmConfig, root: Path, script: Path, indices: list[int], 
     """The sbatch command line, as an argv list (never joined into a shell string to run)."""
     logs = root / "logs"
     argv = [
-        "sbatch", "--parsable",
+        "sbatch",
+        "--parsable",
         f"--array={array_spec(indices, cfg.max_concurrent)}",
         f"--job-name={cfg.job_name or job_name}",
         f"--output={_slurm_path(logs)}/%A_%a.out",
@@ -141,18 +138,22 @@ def find_executable(name: str) -> str:
     found = shutil.which(name)
     if found:
         return str(Path(found).resolve())
-    raise SlurmError(f"cannot find the `{name}` executable beside {sys.executable} or on PATH; install goodhart into this environment")
+    raise SlurmError(
+        f"cannot find the `{name}` executable beside {sys.executable} or on PATH; install goodhart into this environment"
+    )
 
 
 def resolve_accelerate_config(ref: str, rel_to: Path | None = None) -> Path:
     """A path (absolute, relative to the cwd or the sweep file) or a name in configs/accelerate/."""
     name = ref if ref.endswith((".yaml", ".yml", ".json")) else f"{ref}.yaml"
-    cands = [Path(ref), *( [rel_to / ref] if rel_to else []), configs_dir() / "accelerate" / name, REPO / ref]
+    cands = [Path(ref), *([rel_to / ref] if rel_to else []), configs_dir() / "accelerate" / name, REPO / ref]
     for c in cands:
         if c.is_file():
             return c.resolve()
     avail = ", ".join(sorted(p.stem for p in (configs_dir() / "accelerate").glob("*.yaml")))
-    raise ConfigError(f"slurm.accelerate_config: '{ref}' is not a file or a config in configs/accelerate/ (available: {avail})")
+    raise ConfigError(
+        f"slurm.accelerate_config: '{ref}' is not a file or a config in configs/accelerate/ (available: {avail})"
+    )
 
 
 def prepare_accelerate(ref: str, rel_to: Path | None, algos: dict[int, str], gpus: int) -> tuple[str, int, bool]:
@@ -173,7 +174,9 @@ def prepare_accelerate(ref: str, rel_to: Path | None, algos: dict[int, str], gpu
                 ds["deepspeed_config_file"] = str((base / f).resolve())
                 break
         else:
-            raise ConfigError(f"{src}: deepspeed_config_file '{f}' not found (relative to the cwd, the repository or {src.parent})")
+            raise ConfigError(
+                f"{src}: deepspeed_config_file '{f}' not found (relative to the cwd, the repository or {src.parent})"
+            )
     text = yaml.safe_dump(data, sort_keys=False)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as tmp:
         tmp.write(text)
@@ -188,7 +191,7 @@ def prepare_accelerate(ref: str, rel_to: Path | None, algos: dict[int, str], gpu
         kinds = sorted({algos[i] for i in single})
         raise ConfigError(
             f"slurm.accelerate_config {src.name} starts {nproc} processes per task, but point(s) "
-            f"{_short_list(single)} use algo {'/'.join(kinds)}, which runs in one process (every process would "
+            f"{short_list(single)} use algo {'/'.join(kinds)}, which runs in one process (every process would "
             f"run the whole point): drop accelerate_config for these points"
         )
     if gpus and not loaded.use_cpu and nproc > gpus:
@@ -196,8 +199,9 @@ def prepare_accelerate(ref: str, rel_to: Path | None, algos: dict[int, str], gpu
     return text, nproc, bool(loaded.use_cpu)
 
 
-def launch_env_text(goodhart: str, accelerate: str, accel_cfg: Path | None, nproc: int, max_requeues: int,
-                    use_cpu: bool = False) -> str:
+def launch_env_text(
+    goodhart: str, accelerate: str, accel_cfg: Path | None, nproc: int, max_requeues: int, use_cpu: bool = False
+) -> str:
     q = shlex.quote
     lines = [
         "# Written by `goodhart sweep --backend slurm`; sourced by sweep_array.sbatch. Values are",
@@ -239,7 +243,9 @@ def record_job(root: Path, entry: dict[str, Any]) -> None:
 def submit(argv: list[str]) -> str:
     """Run sbatch (argv list, no shell); return the job id."""
     if shutil.which(argv[0]) is None:
-        raise SlurmError("sbatch not found: --backend slurm must run where SLURM's commands are (a login node); --dry-run shows the command")
+        raise SlurmError(
+            "sbatch not found: --backend slurm must run where SLURM's commands are (a login node); --dry-run shows the command"
+        )
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
@@ -253,7 +259,7 @@ def submit(argv: list[str]) -> str:
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,8 +415,11 @@ def snapshot(root: Path) -> Snapshot:
             state, code = ended.get((job, ps.index), ("", ""))
             if state:
                 ps.slurm = state
-                ps.detail = (f"task ended {state} (exit {code}) without a result" if state != "COMPLETED"
-                             else "task completed but wrote no result")
+                ps.detail = (
+                    f"task ended {state} (exit {code}) without a result"
+                    if state != "COMPLETED"
+                    else "task completed but wrote no result"
+                )
             else:
                 ps.detail = "lost: no result, no error and no live task (see its log)"
     return Snapshot(points, jobs)
@@ -424,5 +433,5 @@ def status_rows(snap: Snapshot) -> list[list[Any]]:
     return rows
 
 
-def _short_list(xs: list[int], n: int = 8) -> str:
+def short_list(xs: list[int], n: int = 8) -> str:
     return ", ".join(map(str, xs[:n])) + (f" (+{len(xs) - n} more)" if len(xs) > n else "")

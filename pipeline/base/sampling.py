@@ -6,11 +6,11 @@ pass top_k=0 so that temperature=1, top_p=1 samples pi_0 itself, which every KL 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
-from pipeline.config import SamplingConfig
+from goodhart.pipeline.config.schema import SamplingConfig
 
 
 def sample_completions(

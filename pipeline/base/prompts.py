@@ -5,13 +5,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from pipeline.config import PromptsConfig
+from goodhart.pipeline.config.schema import PromptsConfig
+from goodhart.pipeline.errors import PromptError
 
 _LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-
-
-class PromptError(Exception):
-    """A prompt source that cannot give what the config asks for."""
 
 
 def _read_source(cfg: PromptsConfig) -> list[str]:
@@ -36,7 +33,7 @@ def load_prompts(cfg: PromptsConfig) -> tuple[list[str], list[str]]:
     n_train never changes the held-out set."""
     need = cfg.n_train + cfg.n_eval
     if cfg.source == "builtin":
-        from pipeline.corpus import builtin_prompts
+        from goodhart.pipeline.base.corpus import builtin_prompts
 
         # The generator is already seeded and prefix-stable (n prompts are the first n of
         # n + 1), so no shuffle: eval is the first n_eval whatever n_train is.

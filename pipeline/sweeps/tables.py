@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from eval import metrics as M
+from goodhart.eval import metrics as M
 
 
 def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> str:
@@ -28,7 +29,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _ci(row: dict, name: str) -> str:
+def ci_text(row: dict, name: str) -> str:
     m, lo, hi = row.get(name), row.get(M.lo(name)), row.get(M.hi(name))
     if m is None or (isinstance(m, float) and math.isnan(m)):
         return "-"
@@ -49,7 +50,7 @@ def sweep_tables(df) -> str:
         for _, r in g.iterrows():
             r = r.to_dict()
             flag = "" if r.get("ess_ok", True) in (True, "True", 1) or _isnan(r.get("ess_ok")) else " low-ESS"
-            rows.append([r["algo"], _knob(r), r[M.KL], _ci(r, M.GAIN_PROXY), _ci(r, M.GAIN_UTILITY) + flag])
+            rows.append([r["algo"], knob_text(r), r[M.KL], ci_text(r, M.GAIN_PROXY), ci_text(r, M.GAIN_UTILITY) + flag])
         corr = g[M.ERROR_UTILITY_CORR].iloc[0] if M.ERROR_UTILITY_CORR in g else float("nan")
         title = f"\nerror: {law}   (base utility {_fmt(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {_fmt(float(corr))})"
         blocks.append(render(["algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]"], rows, title))
@@ -58,7 +59,7 @@ def sweep_tables(df) -> str:
     return "\n".join(blocks) + tail
 
 
-def _knob(r: dict) -> str:
+def knob_text(r: dict) -> str:
     x = float(r["x"])
     return f"{r['x_name']}={int(x)}" if r["x_name"] == "n" else f"{r['x_name']}={x:g}"
 

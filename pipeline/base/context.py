@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.config import RunConfig
-from pipeline.measure import StepLogger
-from pipeline.pool import Pool, base_pool
+from goodhart.pipeline.base.measure import StepLogger
+from goodhart.pipeline.base.pool import Pool, base_pool
+from goodhart.pipeline.config.schema import RunConfig
 
 
 def _no_log(metrics: dict[str, float], step: int) -> None:
@@ -27,7 +27,7 @@ class PointContext:
     def prompts(self) -> tuple[list[str], list[str]]:
         """(train, eval) prompts."""
         if self._prompts is None:
-            from pipeline.prompts import load_prompts
+            from goodhart.pipeline.base.prompts import load_prompts
 
             self._prompts = load_prompts(self.cfg.prompts)
         return self._prompts

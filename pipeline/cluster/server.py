@@ -51,11 +51,20 @@ def allowed_hosts(host: str) -> str | None:
 
 def server_argv(host: str, port: int, store: str, artifacts: str, allowed: str | None = None) -> list[str]:
     argv = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", store,
-        "--artifacts-destination", artifacts,
-        "--host", host, "--port", str(port),
-        "--workers", "1",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        store,
+        "--artifacts-destination",
+        artifacts,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
     allowed = allowed or allowed_hosts(host)
     if allowed:
@@ -71,8 +80,14 @@ def healthy(uri: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def serve(host: str = "127.0.0.1", port: int = 5000, store: str | None = None, artifacts: str | None = None,
-          allowed: str | None = None, ready_timeout: float = 120.0) -> int:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    store: str | None = None,
+    artifacts: str | None = None,
+    allowed: str | None = None,
+    ready_timeout: float = 120.0,
+) -> int:
     """Run the server in the foreground until Ctrl-C or SIGTERM; then stop it and its workers."""
     store = store or default_store()
     artifacts = artifacts or str(Path.cwd() / "mlartifacts")
@@ -89,15 +104,20 @@ def serve(host: str = "127.0.0.1", port: int = 5000, store: str | None = None, a
         t0 = time.time()
         while not healthy(local):
             if proc.poll() is not None:
-                print(f"goodhart: error: the MLflow server exited (code {proc.returncode}) before it was healthy; "
-                      f"is port {port} free?", file=sys.stderr)
+                print(
+                    f"goodhart: error: the MLflow server exited (code {proc.returncode}) before it was healthy; "
+                    f"is port {port} free?",
+                    file=sys.stderr,
+                )
                 return 2
             if time.time() - t0 > ready_timeout:
                 print(f"goodhart: error: the MLflow server is not healthy after {ready_timeout:.0f} s", file=sys.stderr)
                 return 2
             time.sleep(0.3)
         uri = public_uri(host, port)
-        print(f"MLflow tracking server for {store} is up ({time.time() - t0:.1f} s), artifacts in {artifacts}", flush=True)
+        print(
+            f"MLflow tracking server for {store} is up ({time.time() - t0:.1f} s), artifacts in {artifacts}", flush=True
+        )
         print(f"  export MLFLOW_TRACKING_URI={uri}      (or tracking.uri={uri} in a config)", flush=True)
         print(f"  UI: {uri}   Ctrl-C (or SIGTERM to pid {os.getpid()}) stops it", flush=True)
         return proc.wait()

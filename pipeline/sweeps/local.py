@@ -4,7 +4,6 @@ pinned so that K processes share the cores instead of fighting over them."""
 from __future__ import annotations
 
 import os
-import socket
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -12,39 +11,29 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from pipeline.run import TrackingTarget, run_point
-from pipeline.sweep import Point, SweepConfig, pin_threads, point_status, write_results
-from pipeline.tracking import Tracker, flatten, tracker_for
-
-
-def start_parent(sweep: SweepConfig, points: list[Point], root: Path) -> TrackingTarget | None:
-    """The sweep invocation's parent run (None when tracking is off)."""
-    cfg0 = points[0].cfg
-    tracker = tracker_for(cfg0.tracking)
-    if tracker is None:
-        return None
-    exp = tracker.experiment_id(cfg0.tracking.experiment or sweep.name)
-    parent = tracker.start_run(exp, f"sweep-{sweep.name}", tags={
-        "goodhart.sweep": sweep.name, "goodhart.sweep_dir": str(root.resolve()), "goodhart.host": socket.gethostname(),
-        "goodhart.points": str(len(points)),
-    })
-    tracker.log_params(parent, flatten(sweep.model_dump(mode="json", exclude={"config"})))
-    return TrackingTarget(tracker, exp, parent)
+from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
+from goodhart.pipeline.sweeps.record import point_status, write_results
+from goodhart.pipeline.sweeps.spec import Point, SweepConfig
+from goodhart.pipeline.sweeps.tracking import Tracker
 
 
 def _pool_group(p: Point) -> str:
     """Points that share a base pool (same model, prompts, sampling, seed, reward scores)."""
-    from pipeline.io import short_hash
+    from goodhart.pipeline.io import short_hash
 
-    return short_hash(p.cfg.model_dump(mode="json", include={"model", "prompts", "sampling", "seed", "reward", "utility"}))
+    return short_hash(
+        p.cfg.model_dump(mode="json", include={"model", "prompts", "sampling", "seed", "reward", "utility"})
+    )
 
 
 def _worker_init(threads: int) -> None:
     pin_threads(threads)
 
 
-def _worker(cfg_json: dict, point_dir: str, uri: str | None, exp: str | None, parent: str | None) -> tuple[str, str | None]:
-    from pipeline.config import RunConfig
+def _worker(
+    cfg_json: dict, point_dir: str, uri: str | None, exp: str | None, parent: str | None
+) -> tuple[str, str | None]:
+    from goodhart.pipeline.config.schema import RunConfig
 
     cfg = RunConfig.model_validate(cfg_json)
     target = TrackingTarget(Tracker(uri), exp, parent) if uri and exp else None  # type: ignore[arg-type]
@@ -55,8 +44,14 @@ def _worker(cfg_json: dict, point_dir: str, uri: str | None, exp: str | None, pa
         return point_dir, f"{type(e).__name__}: {e}"
 
 
-def run_local(sweep: SweepConfig, points: list[Point], root: Path, jobs: int = 1, progress: bool = True,
-              target: TrackingTarget | None = None) -> dict[str, Any]:
+def run_local(
+    sweep: SweepConfig,
+    points: list[Point],
+    root: Path,
+    jobs: int = 1,
+    progress: bool = True,
+    target: TrackingTarget | None = None,
+) -> dict[str, Any]:
     """Run every unfinished point; returns {'done': n, 'skipped': n, 'failed': {id: message}}."""
     todo = [p for p in points if point_status(root, p.id) != "done"]
     summary: dict[str, Any] = {"skipped": len(points) - len(todo), "done": 0, "failed": {}}
@@ -88,10 +83,20 @@ def run_local(sweep: SweepConfig, points: list[Point], root: Path, jobs: int = 1
         rest = [p for p in todo if p not in firsts.values()]
         threads = max(1, (os.cpu_count() or 1) // jobs)
         t = target
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,)) as ex:
-            futs = [ex.submit(_worker, p.cfg.model_dump(mode="json"), str(root / "points" / p.id),
-                              t.tracker.uri if t else None, t.experiment_id if t else None, t.parent_id if t else None)
-                    for p in rest]
+        with ProcessPoolExecutor(
+            jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,)
+        ) as ex:
+            futs = [
+                ex.submit(
+                    _worker,
+                    p.cfg.model_dump(mode="json"),
+                    str(root / "points" / p.id),
+                    t.tracker.uri if t else None,
+                    t.experiment_id if t else None,
+                    t.parent_id if t else None,
+                )
+                for p in rest
+            ]
             by_dir = {str(root / "points" / p.id): p for p in rest}
             for f in as_completed(futs):
                 d, err = f.result()
@@ -103,3 +108,15 @@ def run_local(sweep: SweepConfig, points: list[Point], root: Path, jobs: int = 1
                 write_results(root)
     bar.close()
     return summary
+
+
+def pin_threads(n: int) -> None:
+    """Pin BLAS/torch threads: two processes each using both cores can run 20x slower."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass

@@ -61,7 +61,7 @@ def token_logprobs(model, input_ids, attention_mask, n_prompt: int, temperature:
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
     logits = out.logits[:, n_prompt - 1 : -1].float() / temperature  # (B, Tr, V): predicts y_t
     targets = input_ids[:, n_prompt:].unsqueeze(-1)  # (B, Tr, 1)
-    return (logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, -1))  # (B, Tr)
+    return logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, -1)  # (B, Tr)
 
 
 # ============================================================================================
@@ -91,7 +91,7 @@ def sequence_kl(logp, ref_logp, mask) -> dict[str, Any]:
 def kl_metrics(seq: dict[str, Any]) -> dict[str, float]:
     """`kl` (mean sequence k1), `kl/k1`, `kl/k3` (per-token means) from sequence_kl output
     (possibly concatenated over batches or processes)."""
-    from eval import metrics as M
+    from goodhart.eval import metrics as M
 
     n = float(np.sum(seq["tokens"]))
     return {

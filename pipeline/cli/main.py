@@ -1,11 +1,11 @@
 """`goodhart`: one verb per job. User mistakes exit 2 with one line; nothing else is hidden.
 
-    goodhart prepare                         build (or find) the built-in tiny model
-    goodhart config show [FILE] [k=v ...]    print the resolved config
-    goodhart run CONFIG [k=v ...]            run one point
-    goodhart sweep FILE [k=v ...] [--jobs K] [--dry-run]
-    goodhart status SWEEP_DIR                per-point pending / done / failed
-    goodhart ui [--port P]                   the MLflow UI on 127.0.0.1
+goodhart prepare                         build (or find) the built-in tiny model
+goodhart config show [FILE] [k=v ...]    print the resolved config
+goodhart run CONFIG [k=v ...]            run one point
+goodhart sweep FILE [k=v ...] [--jobs K] [--dry-run]
+goodhart status SWEEP_DIR                per-point pending / done / failed
+goodhart ui [--port P]                   the MLflow UI on 127.0.0.1
 """
 
 from __future__ import annotations
@@ -15,26 +15,17 @@ import os
 import sys
 from pathlib import Path
 
-USER_ERRORS: tuple[type[BaseException], ...] = ()
+from goodhart.pipeline.errors import USER_ERRORS, UsageError
 
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from pipeline.config_load import ConfigError
-    from pipeline.prompts import PromptError
-    from rewards.base import RewardError
-
-    return (ConfigError, PromptError, RewardError, FileNotFoundError, UsageError)
-
-
-class UsageError(Exception):
-    """A bad command line (beyond argparse's own checks)."""
+# Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
+VERB_MODULES = ("cluster",)
 
 
 # ---------------------------------------------------------------------------------------------
 def cmd_prepare(args: argparse.Namespace) -> int:
     import time
 
-    from pipeline.tiny_model import TinyRecipe, ensure_tiny_model
+    from goodhart.pipeline.base.tiny_model import TinyRecipe, ensure_tiny_model
 
     t0 = time.time()
     path = ensure_tiny_model(progress=not args.quiet)
@@ -43,7 +34,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    from pipeline.config_load import load_config, to_yaml
+    from goodhart.pipeline.config.load import load_config, to_yaml
 
     file, overrides = args.file, list(args.overrides)
     if file and "=" in file and not Path(file).exists():  # `config show key=value ...`: no file
@@ -53,76 +44,48 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_sweep(sweep, base_tree, points, root: Path, jobs: int, progress: bool, sweep_file: Path | None) -> int:
-    from pipeline.local import run_local, start_parent
-    from pipeline.sweep import write_results, write_sweep_dir
-    from pipeline.tables import sweep_tables
+def _run_sweep(sweep, points, root: Path, jobs: int, progress: bool, sweep_file: Path | None) -> int:
+    from goodhart.pipeline.sweeps.invoke import run_sweep
+    from goodhart.pipeline.sweeps.tables import sweep_tables
 
-    if int(os.environ.get("RANK", "0")) != 0:
-        # Another rank of an `accelerate launch`: train alongside rank 0, record nothing.
-        from pipeline.run import run_point
-
-        for p in points:
-            run_point(p.cfg, root / "points" / p.id, None, progress=False)
+    out = run_sweep(sweep, points, root, jobs, progress, sweep_file)
+    if out.results is None:  # a rank > 0 of `accelerate launch`: rank 0 reports
         return 0
-    write_sweep_dir(root, sweep_file, sweep, points)
-    target = start_parent(sweep, points, root)
-    if target is not None:
-        from pipeline.io import atomic_write_json
-
-        atomic_write_json(root / "parent.json", {"uri": target.tracker.uri, "experiment_id": target.experiment_id,
-                                                 "run_id": target.parent_id})
-    summary = {"failed": {}}
-    status = "FAILED"
-    try:
-        summary = run_local(sweep, points, root, jobs, progress, target)
-        status = "FINISHED" if not summary["failed"] else "FAILED"
-    finally:
-        df = write_results(root)
-        if target is not None:
-            _log_sweep_artifacts(target, root, df)
-            target.tracker.finish(target.parent_id, status if summary is not None else "KILLED")
-    print(sweep_tables(df))
+    print(sweep_tables(out.results))
     print(
-        f"\n{len(points)} point(s): {summary.get('done', 0)} run, {summary.get('skipped', 0)} already done, "
-        f"{len(summary['failed'])} failed.  Results: {root / 'results.csv'}"
+        f"\n{len(points)} point(s): {out.ran} run, {out.skipped} already done, {len(out.failed)} failed.  "
+        f"Results: {root / 'results.csv'}"
     )
-    if target is not None:
-        print(f"MLflow: experiment '{sweep.name}' at {target.tracker.uri} (parent run {target.parent_id}); `goodhart ui` to browse")
-    for pid, msg in summary["failed"].items():
+    if out.parent is not None:
+        print(
+            f"MLflow: experiment '{sweep.name}' at {out.parent.tracker.uri} (parent run {out.parent.parent_id}); "
+            "`goodhart ui` to browse"
+        )
+    for pid, msg in out.failed.items():
         print(f"FAILED {pid}: {msg}  (details: {root / 'points' / pid / 'error.json'})", file=sys.stderr)
-    return 1 if summary["failed"] else 0
-
-
-def _log_sweep_artifacts(target, root: Path, df) -> None:
-    from pipeline.tables import sweep_tables
-
-    (root / "tables.txt").write_text(sweep_tables(df) + "\n")
-    for name in ("results.csv", "tables.txt", "sweep.yaml", "points.json"):
-        if (root / name).is_file():
-            target.tracker.log_artifact(target.parent_id, root / name)
+    return 0 if out.ok else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.config_load import load_config
-    from pipeline.run import point_id
-    from pipeline.sweep import Point, SweepConfig
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.sweeps.point import point_id
+    from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 
     cfg = load_config(args.config, args.overrides)
     sweep = SweepConfig(name=cfg.name)
     point = Point(0, point_id(cfg), dict(o.split("=", 1) for o in args.overrides), cfg)
     root = Path(cfg.output_dir) / cfg.name
-    return _run_sweep(sweep, None, [point], root, 1, not args.quiet, None)
+    return _run_sweep(sweep, [point], root, 1, not args.quiet, None)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from pipeline.sweep import expand, load_sweep
+    from goodhart.pipeline.sweeps.spec import expand, load_sweep
 
     sweep, base = load_sweep(args.file)
     points = expand(sweep, base, args.overrides)
     root = Path(args.output or points[0].cfg.output_dir) / sweep.name
     if args.backend == "slurm":
-        from pipeline.cli_cluster import sweep_slurm
+        from goodhart.pipeline.cli.cluster import sweep_slurm
 
         return sweep_slurm(args, sweep, points, root)
     if args.dry_run:
@@ -131,19 +94,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{len(points)} point(s) -> {root}")
         return 0
     jobs = args.jobs or sweep.jobs
-    return _run_sweep(sweep, base, points, root, jobs, not args.quiet, Path(args.file))
+    return _run_sweep(sweep, points, root, jobs, not args.quiet, Path(args.file))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from pipeline.io import read_json
-    from pipeline.sweep import point_status
-    from pipeline.tables import render
+    from goodhart.pipeline.io import read_json
+    from goodhart.pipeline.sweeps.record import point_status
+    from goodhart.pipeline.sweeps.tables import render
 
     root = Path(args.sweep)
     if not (root / "points.json").is_file():
         raise FileNotFoundError(f"{root} is not a sweep directory (no points.json)")
     if (root / "slurm_jobs.json").is_file():
-        from pipeline.cli_cluster import status_slurm
+        from goodhart.pipeline.cli.cluster import status_slurm
 
         return status_slurm(root)
     rows, counts = [], {}
@@ -160,8 +123,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from eval.goodhart import VerdictRule
-    from pipeline.report import build_report, locate_sweep, log_to_mlflow, verdict_table
+    from goodhart.eval.goodhart import VerdictRule
+    from goodhart.pipeline.sweeps.report import build_report, locate_sweep, log_to_mlflow, verdict_table
 
     root = locate_sweep(args.sweep)
     rule = VerdictRule(small_fraction=args.small_fraction, min_proxy_gain=args.min_proxy_gain)
@@ -182,11 +145,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_tails(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from eval.tails import tail_verdict
+    from goodhart.eval.tails import tail_verdict
 
     if args.reward:
-        from pipeline.config_load import load_config
-        from pipeline.context import PointContext
+        from goodhart.pipeline.base.context import PointContext
+        from goodhart.pipeline.config.load import load_config
 
         overrides = list(args.overrides)
         if args.file:  # argparse gives the first `key=value` to the optional FILE slot
@@ -195,7 +158,11 @@ def cmd_tails(args: argparse.Namespace) -> int:
             overrides.insert(0, args.file)
         cfg = load_config(args.reward, overrides)
         pool = PointContext(cfg, Path(".")).pool()
-        samples = {"error (proxy - utility)": pool.error.ravel(), "proxy": pool.proxy.ravel(), "utility": pool.utility.ravel()}
+        samples = {
+            "error (proxy - utility)": pool.error.ravel(),
+            "proxy": pool.proxy.ravel(),
+            "utility": pool.utility.ravel(),
+        }
     elif args.file:
         samples = {args.column or Path(args.file).name: _read_column(Path(args.file), args.column)}
     else:
@@ -235,11 +202,11 @@ def _read_column(path: Path, column: str | None):
 
 def cmd_run_point(args: argparse.Namespace) -> int:
     """Run point INDEX of a written sweep directory (what each SLURM array task does)."""
-    from pipeline.config import RunConfig
-    from pipeline.config_load import read_yaml, validate
-    from pipeline.io import read_json
-    from pipeline.run import TrackingTarget, run_point
-    from pipeline.tracking import Tracker
+    from goodhart.pipeline.config.load import read_yaml, validate
+    from goodhart.pipeline.config.schema import RunConfig
+    from goodhart.pipeline.io import read_json
+    from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
+    from goodhart.pipeline.sweeps.tracking import Tracker
 
     root = Path(args.sweep_dir)
     if not (root / "points.json").is_file():
@@ -260,8 +227,8 @@ def cmd_run_point(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """The MLflow UI for this store: the same lean loopback server as `goodhart server`."""
-    from pipeline.server import serve
-    from pipeline.tracking import resolve_uri
+    from goodhart.pipeline.cluster.server import serve
+    from goodhart.pipeline.sweeps.tracking import resolve_uri
 
     return serve(args.host, args.port, args.uri or resolve_uri())
 
@@ -292,8 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a sweep YAML (configs/sweep/)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides applied to every point")
     p.add_argument("--jobs", type=int, default=None, help="local worker processes (threads are pinned)")
-    p.add_argument("--backend", choices=["local", "slurm"], default="local", help="local processes, or one SLURM job array")
-    p.add_argument("--resume", action="store_true", help="slurm: submit only the missing and failed points (local sweeps always resume)")
+    p.add_argument(
+        "--backend", choices=["local", "slurm"], default="local", help="local processes, or one SLURM job array"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="slurm: submit only the missing and failed points (local sweeps always resume)",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the points; run nothing")
     p.add_argument("--output", help="parent directory of the sweep directory (default: the config's output_dir)")
     p.add_argument("--quiet", action="store_true")
@@ -306,16 +279,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="verdicts, fits, tail diagnostics, plots and a markdown report")
     p.add_argument("sweep", help="a sweep directory, or an MLflow experiment name")
     p.add_argument("--out", help="output directory (default SWEEP/report)")
-    p.add_argument("--small-fraction", type=float, default=0.1,
-                   help="utility gain below this fraction of the peak counts as back at base (default 0.1)")
-    p.add_argument("--min-proxy-gain", type=float, default=0.0, help="proxy gain at or below this is 'nothing optimized'")
+    p.add_argument(
+        "--small-fraction",
+        type=float,
+        default=0.1,
+        help="utility gain below this fraction of the peak counts as back at base (default 0.1)",
+    )
+    p.add_argument(
+        "--min-proxy-gain", type=float, default=0.0, help="proxy gain at or below this is 'nothing optimized'"
+    )
     p.add_argument("--no-mlflow", action="store_true", help="do not log the report to the sweep's parent run")
     p.set_defaults(fn=cmd_report)
 
-    p = sub.add_parser("tails", help="tail diagnostics (light / heavy) of a sample or of a reward under the base policy")
+    p = sub.add_parser(
+        "tails", help="tail diagnostics (light / heavy) of a sample or of a reward under the base policy"
+    )
     p.add_argument("file", nargs="?", help=".npy, .npz, .csv or .parquet")
     p.add_argument("--column", help="column (csv/parquet) or array name (npz)")
-    p.add_argument("--reward", metavar="CONFIG", help="a run config: diagnose its error, proxy and utility on base samples")
+    p.add_argument(
+        "--reward", metavar="CONFIG", help="a run config: diagnose its error, proxy and utility on base samples"
+    )
     p.add_argument("overrides", nargs="*", default=[], help="dotted overrides for --reward")
     p.set_defaults(fn=cmd_tails)
 
@@ -330,9 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(fn=cmd_ui)
-    from pipeline.cli_cluster import add_cluster_verbs
+    import importlib
 
-    add_cluster_verbs(sub)
+    for name in VERB_MODULES:  # each adds its verbs (and options of existing ones) to the parser
+        importlib.import_module(f"goodhart.pipeline.cli.{name}").add_verbs(sub)
     return ap
 
 
@@ -344,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
-    # Overrides may come after options (`sweep FILE --jobs 2 algo.beta=1`): argparse leaves
+    # Overrides may come after options (`sweep FILE --jobs 2 algo.kl.coef=1`): argparse leaves
     # those as unknown; take the key=value ones as overrides, reject anything else.
     args, extra = parser.parse_known_args(argv)
     bad = [x for x in extra if x.startswith("-") or "=" not in x or not hasattr(args, "overrides")]
@@ -354,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides) + extra
     try:
         return args.fn(args)
-    except _user_errors() as e:
+    except USER_ERRORS as e:
         print(f"goodhart: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

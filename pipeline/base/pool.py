@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import config as C
-from pipeline.io import atomic_savez, atomic_write_json, cache_dir, read_json, short_hash
-from pipeline.scoring import Scorer, law
+from goodhart.pipeline.base.scoring import Scorer, law
+from goodhart.pipeline.config import schema as C
+from goodhart.pipeline.io import atomic_savez, atomic_write_json, cache_dir, read_json, short_hash
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Pool:
 
 
 def _sampling_key(cfg: C.RunConfig, prompts: list[str], n: int, seed: int) -> str:
-    from pipeline.models import model_identity
+    from goodhart.pipeline.base.models import model_identity
 
     s = cfg.sampling
     return short_hash(
@@ -52,14 +52,16 @@ def _sampling_key(cfg: C.RunConfig, prompts: list[str], n: int, seed: int) -> st
     )
 
 
-def cached_completions(cfg: C.RunConfig, prompts: list[str], n: int, seed: int, progress: bool, desc: str) -> tuple[str, list[list[str]]]:
+def cached_completions(
+    cfg: C.RunConfig, prompts: list[str], n: int, seed: int, progress: bool, desc: str
+) -> tuple[str, list[list[str]]]:
     """(key, completions) for prompts x n base samples, sampling only on a cache miss."""
     key = _sampling_key(cfg, prompts, n, seed)
     path = cache_dir() / "pools" / key / "completions.json"
     if path.is_file():
         return key, read_json(path)["completions"]
-    from pipeline.models import load_causal_lm
-    from pipeline.sampling import sample_completions
+    from goodhart.pipeline.base.models import load_causal_lm
+    from goodhart.pipeline.base.sampling import sample_completions
 
     model, tok = load_causal_lm(cfg.model, progress=progress)
     comps = sample_completions(model, tok, prompts, n, cfg.sampling, seed, progress, desc)
@@ -81,11 +83,13 @@ def calibrate(cfg: C.RunConfig, scorer: Scorer, train_prompts: list[str], progre
     return err.state()
 
 
-def base_pool(cfg: C.RunConfig, eval_prompts: list[str] | None, train_prompts: list[str] | None, progress: bool = True) -> Pool:
+def base_pool(
+    cfg: C.RunConfig, eval_prompts: list[str] | None, train_prompts: list[str] | None, progress: bool = True
+) -> Pool:
     """The pool for this config: sampled (or loaded) and scored (or loaded)."""
     n = cfg.sampling.n
     if isinstance(cfg.reward, C.DistributionalReward):
-        from rewards.distributional import draw
+        from goodhart.rewards.distributional import draw
 
         arr = draw(law(cfg.reward.utility), law(cfg.reward.error), cfg.prompts.n_eval, n, cfg.seed)
         key = short_hash({"distributional": cfg.reward.model_dump(), "P": cfg.prompts.n_eval, "n": n, "seed": cfg.seed})
@@ -95,8 +99,14 @@ def base_pool(cfg: C.RunConfig, eval_prompts: list[str] | None, train_prompts: l
     scorer = Scorer(cfg)
     calibration = calibrate(cfg, scorer, train_prompts, progress)
     key, comps = cached_completions(cfg, eval_prompts, n, cfg.seed, progress, "base samples")
-    rkey = short_hash({"reward": cfg.reward.model_dump(), "utility": cfg.utility and cfg.utility.model_dump(),
-                       "clip": cfg.clip and cfg.clip.model_dump(), "calibration": calibration})
+    rkey = short_hash(
+        {
+            "reward": cfg.reward.model_dump(),
+            "utility": cfg.utility and cfg.utility.model_dump(),
+            "clip": cfg.clip and cfg.clip.model_dump(),
+            "calibration": calibration,
+        }
+    )
     spath = cache_dir() / "pools" / key / f"scores-{rkey}.npz"
     if spath.is_file():
         z = np.load(spath)

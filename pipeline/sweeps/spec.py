@@ -7,9 +7,9 @@ Sweep file (configs/sweep/*.yaml)::
     config: {...}                 # inline run config merged over base, optional
     set: {sampling.n: 256}        # fixed overrides for every point
     grid: {reward.error.law: [gaussian, pareto]}     # cartesian product
-    zip: {algo.beta: [1, 2], seed: [0, 1]}          # zipped lists (equal lengths)
+    zip: {algo.kl.coef: [1, 2], seed: [0, 1]}          # zipped lists (equal lengths)
     branches:                     # a union of sub-grids, each crossed with grid x zip
-      - {set: {algo: tilt}, grid: {algo.beta: [0.1, 1, 10]}}
+      - {set: {algo: tilt}, grid: {algo.kl.coef: [0.1, 1, 10]}}
       - {set: {algo: bon},  grid: {algo.n: [1, 4, 16]}}
 
 The sweep directory (<output_dir>/<name>/) holds sweep.yaml (the file as given), points.json
@@ -20,19 +20,16 @@ results.csv / results.parquet (one row per point, rewritten after every point).
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, model_validator
 
-from pipeline.config import RunConfig, Strict
-from pipeline.config_load import apply_overrides, deep_merge, load_file, read_yaml, resolve_groups, validate
-from pipeline.io import atomic_write, atomic_write_json, atomic_write_text, read_json
-from pipeline.run import ERROR, load_result, point_id
-from pipeline.slurm_config import SlurmConfig
+from goodhart.pipeline.config.load import apply_overrides, deep_merge, load_file, read_yaml, resolve_groups, validate
+from goodhart.pipeline.config.schema import RunConfig, Strict
+from goodhart.pipeline.config.slurm import SlurmConfig
+from goodhart.pipeline.sweeps.point import point_id
 
 
 class Branch(Strict):
@@ -46,7 +43,7 @@ class Branch(Strict):
     """Zipped lists (equal lengths)."""
 
     @model_validator(mode="after")
-    def _zip_lengths(self) -> "Branch":
+    def _zip_lengths(self) -> Branch:
         lens = {k: len(v) for k, v in self.zip.items()}
         if len(set(lens.values())) > 1:
             raise ValueError(f"zip lists must have equal lengths, got {lens}")
@@ -95,16 +92,16 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> tuple[Sw
     sweep = validate(read_yaml(path), SweepConfig, source=str(path))
     tree: dict[str, Any] = {}
     if sweep.base:
-        from pipeline.config_load import _find
+        from goodhart.pipeline.config.load import find_config
 
-        tree = load_file(_find(sweep.base, path.parent))
+        tree = load_file(find_config(sweep.base, path.parent))
     tree = deep_merge(tree, resolve_groups(sweep.config))
     return sweep, apply_overrides(tree, overrides or [])
 
 
 def expand(sweep: SweepConfig, base: dict[str, Any], cli_overrides: list[str] | None = None) -> list[Point]:
     """Every point, validated before anything runs; duplicates (same id) kept once."""
-    from pipeline.config_load import parse_override
+    from goodhart.pipeline.config.load import parse_override
 
     cli = dict(parse_override(o) for o in (cli_overrides or []))
     top = _combos(sweep)
@@ -124,71 +121,3 @@ def expand(sweep: SweepConfig, base: dict[str, Any], cli_overrides: list[str] | 
 
 def _fmt(ov: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in ov.items()) or "(base)"
-
-
-# ---------------------------------------------------------------------------------------------
-# The sweep directory
-# ---------------------------------------------------------------------------------------------
-def write_sweep_dir(root: Path, sweep_file: Path | None, sweep: SweepConfig, points: list[Point]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    if sweep_file is not None:
-        atomic_write_text(root / "sweep.yaml", sweep_file.read_text())
-    atomic_write_json(root / "points.json", [
-        {"index": p.index, "id": p.id, "overrides": p.overrides} for p in points
-    ])
-    from pipeline.config_load import to_yaml
-
-    for p in points:
-        d = root / "points" / p.id
-        d.mkdir(parents=True, exist_ok=True)
-        if not (d / "config.yaml").is_file():
-            atomic_write_text(d / "config.yaml", to_yaml(p.cfg))
-
-
-def point_status(root: Path, pid: str) -> str:
-    d = root / "points" / pid
-    if (d / "result.json").is_file():
-        return "done"
-    if (d / ERROR).is_file():
-        return "failed"
-    return "pending"
-
-
-def results_table(root: Path):
-    """One row per point of points.json: the result if done, else its status."""
-    import pandas as pd
-
-    rows = []
-    for entry in read_json(root / "points.json"):
-        d = root / "points" / entry["id"]
-        res = load_result(d)
-        if res is None:
-            status = point_status(root, entry["id"])
-            res = {"point_id": entry["id"], "status": status}
-            if status == "failed":
-                res["error"] = read_json(d / ERROR).get("error", "")
-        rows.append({"index": entry["index"], **{f"set:{k}": _cell(v) for k, v in entry["overrides"].items()}, **res})
-    return pd.DataFrame(rows)
-
-
-def _cell(v: Any) -> Any:
-    return v if isinstance(v, (int, float, str, bool)) or v is None else yaml.safe_dump(v, default_flow_style=True).strip()
-
-
-def write_results(root: Path):
-    df = results_table(root)
-    atomic_write(root / "results.csv", lambda p: df.to_csv(p, index=False))
-    atomic_write(root / "results.parquet", lambda p: df.astype({c: str for c in df.columns if df[c].dtype == object}).to_parquet(p, index=False))
-    return df
-
-
-def pin_threads(n: int) -> None:
-    """Pin BLAS/torch threads: two processes each using both cores can run 20x slower."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(n)
-    try:
-        import torch
-
-        torch.set_num_threads(n)
-    except ImportError:
-        pass

@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
-from eval.metrics import sanitize
-from pipeline.config import TrackingConfig
+from goodhart.eval.metrics import sanitize
+from goodhart.pipeline.config.schema import TrackingConfig
 
 T = TypeVar("T")
 MAX_PARAM_LEN = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
@@ -29,7 +30,7 @@ def resolve_uri(cfg: TrackingConfig | None = None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
-def _retry(fn: Callable[[], T], attempts: int = 8) -> T:
+def retry(fn: Callable[[], T], attempts: int = 8) -> T:
     """Retry on SQLite lock contention (and transient server hiccups) with jittered backoff."""
     for i in range(attempts):
         try:
@@ -80,13 +81,15 @@ class Tracker:
                     raise
                 return exp.experiment_id
 
-        return _retry(get_or_create)
+        return retry(get_or_create)
 
-    def start_run(self, experiment_id: str, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+    def start_run(
+        self, experiment_id: str, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None
+    ) -> str:
         tags = dict(tags or {})
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
-        run = _retry(lambda: self.client.create_run(experiment_id, run_name=name, tags=tags))
+        run = retry(lambda: self.client.create_run(experiment_id, run_name=name, tags=tags))
         return run.info.run_id
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
@@ -94,7 +97,8 @@ class Tracker:
 
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), BATCH):
-            _retry(lambda: self.client.log_batch(run_id, params=items[i : i + BATCH]))
+            chunk = items[i : i + BATCH]
+            retry(lambda chunk=chunk: self.client.log_batch(run_id, params=chunk))
 
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int = 0) -> None:
         from mlflow.entities import Metric
@@ -106,22 +110,23 @@ class Tracker:
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         ]
         for i in range(0, len(items), 1000):
-            _retry(lambda: self.client.log_batch(run_id, metrics=items[i : i + 1000]))
+            chunk = items[i : i + 1000]
+            retry(lambda chunk=chunk: self.client.log_batch(run_id, metrics=chunk))
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
         items = [RunTag(k, str(v)[:8000]) for k, v in tags.items()]
-        _retry(lambda: self.client.log_batch(run_id, tags=items))
+        retry(lambda: self.client.log_batch(run_id, tags=items))
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
-        _retry(lambda: self.client.log_artifact(run_id, str(path), artifact_path))
+        retry(lambda: self.client.log_artifact(run_id, str(path), artifact_path))
 
     def log_table(self, run_id: str, df, artifact_file: str) -> None:
-        _retry(lambda: self.client.log_table(run_id, data=df, artifact_file=artifact_file))
+        retry(lambda: self.client.log_table(run_id, data=df, artifact_file=artifact_file))
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
-        _retry(lambda: self.client.set_terminated(run_id, status=status))
+        retry(lambda: self.client.set_terminated(run_id, status=status))
 
 
 def tracker_for(cfg: TrackingConfig) -> Tracker | None:

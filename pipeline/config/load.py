@@ -23,12 +23,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pipeline.config import RunConfig
-
-
-class ConfigError(Exception):
-    """A user mistake in a config: the message names the key/file and what was expected."""
-
+from goodhart.pipeline.config.schema import RunConfig
+from goodhart.pipeline.errors import ConfigError
 
 GROUPS = {"model": "model", "reward": "reward", "utility": "reward", "algo": "algo"}
 
@@ -38,7 +34,7 @@ def configs_dir() -> Path:
     env = os.environ.get("GOODHART_CONFIGS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "configs"
+    return Path(__file__).resolve().parents[2] / "configs"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,7 +65,7 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _find(ref: str, rel_to: Path | None, group: str | None = None) -> Path:
+def find_config(ref: str, rel_to: Path | None, group: str | None = None) -> Path:
     name = ref if ref.endswith((".yaml", ".yml")) else f"{ref}.yaml"
     candidates = []
     if rel_to is not None:
@@ -93,14 +89,14 @@ def load_file(path: str | Path) -> dict[str, Any]:
     bases = data.pop("base", None) or []
     merged: dict[str, Any] = {}
     for b in [bases] if isinstance(bases, str) else bases:
-        merged = deep_merge(merged, load_file(_find(str(b), p.parent)))
+        merged = deep_merge(merged, load_file(find_config(str(b), p.parent)))
     return resolve_groups(deep_merge(merged, data))
 
 
 def resolve_groups(tree: Any, key: str | None = None) -> Any:
     """Replace group-name strings (``model: tiny``) by the dict in their file, recursively."""
     if isinstance(tree, str) and key in GROUPS:
-        return resolve_groups(load_file(_find(tree, None, GROUPS[key])), None)
+        return resolve_groups(load_file(find_config(tree, None, GROUPS[key])), None)
     if isinstance(tree, dict):
         # A distributional reward's `utility` is a law, not a reward file.
         laws_here = tree.get("type") == "distributional"
@@ -115,11 +111,11 @@ def resolve_groups(tree: Any, key: str | None = None) -> Any:
 # ---------------------------------------------------------------------------------------------
 def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
-        raise ConfigError(f"override '{text}' is not of the form key=value (e.g. algo.beta=0.5)")
+        raise ConfigError(f"override '{text}' is not of the form key=value (e.g. algo.kl.coef=0.5)")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", key):
-        raise ConfigError(f"override '{text}': '{key}' is not a dotted key like algo.beta")
+        raise ConfigError(f"override '{text}': '{key}' is not a dotted key like algo.kl.coef")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -231,7 +227,11 @@ def format_errors(err: ValidationError, data: dict, root: type[BaseModel] = RunC
             owner = _model_class_at(root, e["loc"])
             fields = list(owner.model_fields) if owner else []
             close = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)
-            hint = f" (did you mean '{'.'.join(map(str, loc[:-1] + close))}'?)" if close else f" (expected one of: {', '.join(fields)})"
+            hint = (
+                f" (did you mean '{'.'.join(map(str, loc[:-1] + close))}'?)"
+                if close
+                else f" (expected one of: {', '.join(fields)})"
+            )
             lines.append(f"unknown key '{key}'{hint}")
         elif kind == "union_tag_invalid":
             ctx = e.get("ctx", {})
@@ -247,7 +247,26 @@ def format_errors(err: ValidationError, data: dict, root: type[BaseModel] = RunC
     return "; ".join(dict.fromkeys(lines))
 
 
+# Keys that were renamed: an old spelling is a one-line error that names the new key.
+RENAMED = {
+    ("algo", "beta"): "algo.kl.coef",  # tilt, rloo, grpo before one KL knob
+    ("algo", "kl_coef"): "algo.kl.coef",  # bon-ft before one KL knob
+}
+
+
+def check_renamed(data: dict, source: str = "config") -> None:
+    for (*path, key), new in RENAMED.items():
+        node: Any = data
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and key in node:
+            old = ".".join([*path, key])
+            raise ConfigError(f"{source}: '{old}' was renamed: write '{new}' (one KL coefficient for every optimizer)")
+
+
 def validate(data: dict, cls: type[BaseModel] = RunConfig, source: str = "config") -> Any:
+    if cls is RunConfig:
+        check_renamed(data, source)
     try:
         return cls.model_validate(data)
     except ValidationError as e:

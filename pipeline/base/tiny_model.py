@@ -1,4 +1,4 @@
-"""The offline built-in base model: a tiny Llama pretrained on `pipeline.corpus` text.
+"""The offline built-in base model: a tiny Llama pretrained on `goodhart.pipeline.base.corpus` text.
 
 `ensure_tiny_model()` returns a normal Hugging Face directory (safetensors weights, config,
 generation config, fast byte-level BPE tokenizer) that `AutoModelForCausalLM` and
@@ -35,12 +35,12 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from pipeline.corpus import sentences
-from pipeline.io import cache_dir as cache_dir_default
+from goodhart.pipeline.base.corpus import sentences
+from goodhart.pipeline.io import cache_dir as cache_dir_default
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 """Special tokens; their ids are 0, 1, 2 in that order."""
@@ -111,9 +111,7 @@ def is_complete(model_dir: Path) -> bool:
     return (model_dir / MARKER).is_file()
 
 
-def ensure_tiny_model(
-    cache_dir: Path | None = None, recipe: TinyRecipe = TinyRecipe(), progress: bool = True
-) -> Path:
+def ensure_tiny_model(cache_dir: Path | None = None, recipe: TinyRecipe = TinyRecipe(), progress: bool = True) -> Path:
     """Return `<cache>/models/tiny-<hash>/`, building it first if it is not there yet.
 
     Safe to call from several processes at once: one builds under a file lock, the others

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval import metrics as M
-from pipeline.config import RunConfig, SyntheticReward, DistributionalReward
-from pipeline.config_load import to_yaml
-from pipeline.context import PointContext
-from pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, read_json, short_hash
-from pipeline.measure import error_utility_corr
-from pipeline.preempt import EXIT_REQUEUE
-from pipeline.tracking import Tracker, flatten
+from goodhart.eval import metrics as M
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.measure import error_utility_corr
+from goodhart.pipeline.config.load import to_yaml
+from goodhart.pipeline.config.schema import DistributionalReward, RunConfig, SyntheticReward
+from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, read_json, short_hash
+from goodhart.pipeline.sweeps.tracking import Tracker, flatten
+from goodhart.pipeline.train.preemption import EXIT_REQUEUE
 
 RESULT, ERROR, CONFIG, EXAMPLES = "result.json", "error.json", "config.yaml", "examples.jsonl"
 PREEMPTED = "preempted.json"  # stopped on a preemption signal after checkpointing: pending, not failed
@@ -50,7 +50,9 @@ def algo_x(cfg: RunConfig) -> tuple[str, float]:
     kl = getattr(a, "kl", None)
     if kl is not None and getattr(kl, "target", None):  # adaptive KL: the target places the point
         return "kl_target", float(kl.target)
-    return ("beta", a.beta) if hasattr(a, "beta") else ("n", float(a.n)) if hasattr(a, "n") else ("-", float("nan"))
+    if hasattr(a, "n"):  # bon, bon-ft: how many samples the best is picked from
+        return "n", float(a.n)
+    return "beta", float(a.kl.coef)  # tilt, ppo, rloo, grpo: the KL coefficient
 
 
 @dataclass
@@ -75,7 +77,9 @@ def _save_pool_scores(point_dir: Path, pool) -> str:
     return rel
 
 
-def run_point(cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = None, progress: bool = True) -> dict[str, Any]:
+def run_point(
+    cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Run (or skip, if finished) one point; returns its result row. Raises on failure after
     recording it in error.json and, if tracking, a FAILED child run."""
     done = load_result(point_dir)
@@ -92,7 +96,9 @@ def run_point(cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = N
     run_id = None
     if target is not None:
         run_id = target.tracker.start_run(
-            target.experiment_id, f"{cfg.algo.kind}-{pid}", target.parent_id,
+            target.experiment_id,
+            f"{cfg.algo.kind}-{pid}",
+            target.parent_id,
             tags={"goodhart.point_id": pid, "goodhart.error": error_label(cfg), "goodhart.algo": cfg.algo.kind},
         )
         target.tracker.log_params(run_id, flatten(cfg.model_dump(mode="json", exclude={"tracking"})))
@@ -104,7 +110,7 @@ def run_point(cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = N
     t0 = time.time()
     ctx = PointContext(cfg, point_dir, progress, log_step)
     try:
-        from pipeline import optimizers
+        from goodhart.pipeline import optimizers
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -112,9 +118,16 @@ def run_point(cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = N
         pool = ctx._pool
         x_name, x = algo_x(cfg)
         row = {
-            "point_id": pid, "status": "done", "name": cfg.name, "algo": cfg.algo.kind, "error_law": error_label(cfg),
-            "x_name": x_name, "x": x, **out.row,
-            "seconds": round(time.time() - t0, 2), "warnings": " | ".join(str(w.message) for w in caught),
+            "point_id": pid,
+            "status": "done",
+            "name": cfg.name,
+            "algo": cfg.algo.kind,
+            "error_law": error_label(cfg),
+            "x_name": x_name,
+            "x": x,
+            **out.row,
+            "seconds": round(time.time() - t0, 2),
+            "warnings": " | ".join(str(w.message) for w in caught),
             "mlflow_run_id": run_id,
         }
         if not main_rank:
@@ -151,8 +164,13 @@ def run_point(cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = N
         if preempted:  # checkpointed; not a failure: the requeued task resumes
             atomic_write_json(point_dir / PREEMPTED, {"point_id": pid, "reason": str(e), "mlflow_run_id": run_id})
             raise
-        atomic_write_json(point_dir / ERROR, {
-            "point_id": pid, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
-            "mlflow_run_id": run_id,
-        })
+        atomic_write_json(
+            point_dir / ERROR,
+            {
+                "point_id": pid,
+                "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(),
+                "mlflow_run_id": run_id,
+            },
+        )
         raise

@@ -5,15 +5,16 @@ between-prompt spread of utility does not widen the gain's interval."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from eval import metrics as M
-from eval.bootstrap import mean_ci, resample_indices
-from pipeline.config import RunConfig
+from goodhart.eval import metrics as M
+from goodhart.eval.bootstrap import mean_ci, resample_indices
+from goodhart.pipeline.config.schema import RunConfig
 
 
 def summarize(

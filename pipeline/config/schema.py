@@ -2,13 +2,13 @@
 
 Every field has a type, a default where one makes sense, and a docstring. Unknown keys are
 errors (``extra="forbid"``), so a misspelt key never silently does nothing. Loading, composing
-and overriding live in ``pipeline.config_load``; this file is only the schema.
+and overriding live in ``goodhart.pipeline.config.load``; this file is only the schema.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -66,7 +66,11 @@ class LawConfig(Strict):
 
     @property
     def label(self) -> str:
-        extra = {"student_t": f"df={self.df:g}", "lognormal": f"sigma={self.sigma:g}", "pareto": f"alpha={self.alpha:g}"}
+        extra = {
+            "student_t": f"df={self.df:g}",
+            "lognormal": f"sigma={self.sigma:g}",
+            "pareto": f"alpha={self.alpha:g}",
+        }
         inner = extra.get(self.name, "")
         return f"{self.name}({inner})" if inner else self.name
 
@@ -179,7 +183,7 @@ class SyntheticReward(Strict):
     """proxy = utility + error: any reward (plug-ins included) as the utility, plus a synthetic error."""
 
     type: Literal["synthetic"] = "synthetic"
-    utility: "RewardSpec" = Field(default_factory=SentimentReward)
+    utility: RewardSpec = Field(default_factory=SentimentReward)
     """The true utility V."""
 
     @model_validator(mode="before")
@@ -188,6 +192,7 @@ class SyntheticReward(Strict):
         if isinstance(v, dict) and isinstance(v.get("utility"), dict) and "type" not in v["utility"]:
             v = {**v, "utility": {"type": "sentiment", **v["utility"]}}
         return v
+
     error: ErrorConfig = Field(default_factory=ErrorConfig)
     """The error X."""
 
@@ -196,13 +201,13 @@ class SumReward(Strict):
     """A weighted sum of rewards: sum_i weight_i * reward_i (one term scales a reward)."""
 
     type: Literal["sum"] = "sum"
-    terms: list["RewardSpec"] = Field(min_length=1)
+    terms: list[RewardSpec] = Field(min_length=1)
     """The rewards to add."""
     weights: list[float] | None = None
     """One weight per term; default all 1."""
 
     @model_validator(mode="after")
-    def _weights_match(self) -> "SumReward":
+    def _weights_match(self) -> SumReward:
         if self.weights is not None and len(self.weights) != len(self.terms):
             raise ValueError(f"weights has {len(self.weights)} entries but terms has {len(self.terms)}")
         return self
@@ -220,17 +225,15 @@ class DistributionalReward(Strict):
 
 
 RewardSpec = Annotated[
-    Union[
-        SentimentReward,
-        LengthReward,
-        KeywordReward,
-        HFReward,
-        CallableReward,
-        PluginReward,
-        SyntheticReward,
-        SumReward,
-        DistributionalReward,
-    ],
+    SentimentReward
+    | LengthReward
+    | KeywordReward
+    | HFReward
+    | CallableReward
+    | PluginReward
+    | SyntheticReward
+    | SumReward
+    | DistributionalReward,
     Field(discriminator="type"),
 ]
 SyntheticReward.model_rebuild()
@@ -272,7 +275,7 @@ class ModelConfig(Strict):
         return v
 
     @model_validator(mode="after")
-    def _path_given(self) -> "ModelConfig":
+    def _path_given(self) -> ModelConfig:
         if self.name == "path" and not self.path:
             raise ValueError("name=path needs `path` (a local directory or hub id)")
         return self
@@ -313,13 +316,38 @@ class SamplingConfig(Strict):
 # ============================================================================================
 # Optimizers: a discriminated union on `kind`
 # ============================================================================================
+class KLPenalty(Strict):
+    """The KL penalty toward pi_0: every optimizer maximizes E[proxy] - coef * KL(pi || pi_0).
+    `algo.kl.coef` is the one knob that places a tilt, PPO, RLOO, GRPO or bon-ft point on the
+    KL axis (best-of-n has no penalty: its knob is `algo.n`)."""
+
+    coef: float = Field(0.05, ge=0)
+    """KL coefficient beta (the initial value when `target` is set, ppo only). 0: no penalty."""
+    target: float | None = Field(None, gt=0)
+    """Adaptive control (Ziegler et al. 2019): move coef toward this sequence KL in nats (ppo
+    only; none: a fixed coef)."""
+
+    @model_validator(mode="after")
+    def _no_target_here(self) -> KLPenalty:
+        if self.target is not None and not isinstance(self, KLControlConfig):
+            raise ValueError("adaptive KL control (kl.target) is implemented for algo=ppo only")
+        return self
+
+
+class TiltKL(KLPenalty):
+    """The tilt's beta in pi_beta ~ pi_0 exp(r / beta): must be positive."""
+
+    coef: float = Field(1.0, gt=0)
+    """KL coefficient beta of the tilt (> 0; smaller is stronger optimization)."""
+
+
 class TiltConfig(Strict):
     """The exact KL-regularised optimum pi_beta ~ pi_0 exp(r / beta), by self-normalised
-    importance weights over the N base samples of each prompt."""
+    importance weights over the N base samples of each prompt (beta = `kl.coef`)."""
 
     kind: Literal["tilt"] = "tilt"
-    beta: float = Field(1.0, gt=0)
-    """KL coefficient beta."""
+    kl: TiltKL = Field(default_factory=TiltKL)
+    """The KL penalty: `kl.coef` is beta."""
 
 
 class BonConfig(Strict):
@@ -344,24 +372,40 @@ class LoraSpec(Strict):
     """Module names to adapt (e.g. [q_proj, v_proj]); none: peft's default for the architecture."""
 
 
-class KLControlConfig(Strict):
-    """The KL penalty in the per-token reward: r_t = -coef * kl_t (+ proxy at the last token)."""
+class KLControlConfig(KLPenalty):
+    """PPO's KL penalty in the per-token reward: r_t = -coef * kl_t (+ proxy at the last token)."""
 
-    coef: float = Field(0.05, ge=0)
-    """KL coefficient beta (the initial value when `target` is set)."""
     estimator: Literal["k1", "k3"] = "k1"
     """Per-token estimator in the reward: k1 = log pi - log pi_0 (its sum is the sequence KL and
     its policy gradient is that of the exact KL penalty); k3 = exp(-k1) - 1 + k1 (>= 0, lower
     variance, biased as a reward)."""
-    target: float | None = Field(None, gt=0)
-    """Adaptive control (Ziegler et al. 2019): move coef toward this sequence KL in nats; none: fixed."""
     horizon: int = Field(10000, ge=1)
     """Adaptive control horizon in samples: coef *= 1 + clip(KL/target - 1, -0.2, 0.2) * batch / horizon."""
     clamp: float | None = Field(None, gt=0)
     """Clamp each per-token KL term in the reward to [-clamp, clamp] (off unless set; logged when on)."""
 
 
-class PPOConfig(Strict):
+class TrainedConfig(Strict):
+    """Fields every trained optimizer (ppo, rloo, grpo, bon-ft) shares."""
+
+    lr: float = Field(1e-4, gt=0)
+    """AdamW learning rate (constant)."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    """Gradient norm clip (none: no clipping)."""
+    kl: KLPenalty = Field(default_factory=KLPenalty)
+    """The KL penalty toward pi_0 (`kl.coef`)."""
+    lora: LoraSpec | None = None
+    """Train LoRA adapters instead of all weights (the adapter-disabled base is pi_0; none: full
+    fine-tuning with a frozen reference copy)."""
+    eval_samples: int = Field(16, ge=1)
+    """Held-out samples per eval prompt from the trained policy (proxy, utility and our KL)."""
+    seed: int | None = None
+    """Training seed (none: the run's seed)."""
+
+
+class PPOConfig(TrainedConfig):
     """Our own PPO for causal LMs: a value head on the policy, KL to pi_0 in the per-token reward,
     GAE, clipped policy and value losses. Runs under `accelerate launch` (DDP, DeepSpeed)."""
 
@@ -372,10 +416,6 @@ class PPOConfig(Strict):
     """Training prompts per step, per process (the global batch is this times the process count)."""
     samples_per_prompt: int = Field(4, ge=1)
     """Completions sampled per prompt per step."""
-    lr: float = Field(1e-4, gt=0)
-    """AdamW learning rate (constant)."""
-    weight_decay: float = Field(0.0, ge=0)
-    """AdamW weight decay."""
     ppo_epochs: int = Field(2, ge=1)
     """Passes over each batch."""
     minibatch: int = Field(8, ge=1)
@@ -390,26 +430,13 @@ class PPOConfig(Strict):
     """GAE lambda."""
     vf_coef: float = Field(0.1, ge=0)
     """Weight of the value loss in the total loss."""
-    max_grad_norm: float | None = Field(1.0, gt=0)
-    """Gradient norm clip (none: no clipping)."""
     kl: KLControlConfig = Field(default_factory=KLControlConfig)
     """The KL penalty: coefficient, estimator, adaptive target."""
-    lora: LoraSpec | None = None
-    """Train LoRA adapters instead of all weights (none: full fine-tuning with a frozen reference copy)."""
     checkpoint_every: int = Field(25, ge=0)
     """Save a checkpoint every this many steps and after the last step (0: never); a re-run resumes."""
-    eval_samples: int = Field(16, ge=1)
-    """Held-out samples per eval prompt from the trained policy (proxy, utility and KL)."""
-    seed: int | None = None
-    """Training seed (none: the run's seed)."""
-
-    @property
-    def beta(self) -> float:
-        """The KL coefficient (initial, when adaptive): the knob that places a point on the KL axis."""
-        return self.kl.coef
 
 
-class _TRLCommon(Strict):
+class TRLConfig(TrainedConfig):
     """Fields shared by the TRL trainers (`rloo`, `grpo`): TRL's own loop, fed our proxy as the
     optimized reward function and our utility as a zero-weight one (logged, not optimized).
     Sampling length, temperature and top_p come from `sampling`."""
@@ -422,34 +449,21 @@ class _TRLCommon(Strict):
     """Distinct training prompts per step, per process (each sampled `num_generations` times)."""
     num_generations: int = Field(4, ge=2)
     """Completions per prompt: the group behind the leave-one-out (RLOO) or group-mean (GRPO) baseline."""
-    lr: float = Field(1e-4, gt=0)
-    """AdamW learning rate (constant)."""
-    weight_decay: float = Field(0.0, ge=0)
-    """AdamW weight decay."""
-    beta: float = Field(0.05, ge=0)
-    """KL coefficient, passed to TRL explicitly (TRL's GRPO would default to 0). 0: no reference
-    model in training and no KL term; our own `kl` is still measured on held-out samples."""
+    kl: KLPenalty = Field(default_factory=KLPenalty)
+    """`kl.coef` is passed to TRL as its beta, explicitly (TRL's GRPO would default to 0). 0: no
+    reference model in training and no KL term; our own `kl` is still measured on held-out samples."""
     num_iterations: int = Field(1, ge=1)
     """Updates per sampled batch (TRL's mu); above 1 the ratio clip `epsilon` comes into play."""
     epsilon: float = Field(0.2, gt=0)
     """Policy-ratio clip (PPO-style, symmetric); how often it binds is logged as trl/clip_ratio/*."""
-    max_grad_norm: float | None = Field(1.0, gt=0)
-    """Gradient norm clip (none: no clipping); the pre-clip norm is logged as train/grad_norm."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (saves memory on large models, costs time)."""
-    lora: LoraSpec | None = None
-    """Train LoRA adapters (TRL wraps the model through peft; the adapter-disabled base is the
-    reference). None: full fine-tuning, with TRL loading the reference from the model's directory."""
     checkpoint_every: int = Field(25, ge=0)
     """Save a TRL checkpoint every this many steps and after the last (0: never); a re-run resumes
     from the last complete one."""
-    eval_samples: int = Field(16, ge=1)
-    """Held-out samples per eval prompt from the trained policy (proxy, utility and our KL)."""
-    seed: int | None = None
-    """Training seed (none: the run's seed)."""
 
 
-class RLOOConfig(_TRLCommon):
+class RLOOConfig(TRLConfig):
     """TRL's RLOO (Ahmadian et al. 2024): REINFORCE with a leave-one-out baseline over the
     `num_generations` completions of a prompt; the KL to pi_0 enters the reward as
     beta * (sequence-summed k1)."""
@@ -459,7 +473,7 @@ class RLOOConfig(_TRLCommon):
     """Whiten advantages over the batch (TRL's option; off by default)."""
 
 
-class GRPOConfig(_TRLCommon):
+class GRPOConfig(TRLConfig):
     """TRL's GRPO (Shao et al. 2024): group-mean baseline, clipped per-token ratio, and the KL to pi_0
     as beta * (per-token k3) in the loss (not in the reward)."""
 
@@ -474,7 +488,7 @@ class GRPOConfig(_TRLCommon):
     `none` leaves the tail as it is."""
 
 
-class BonFTConfig(Strict):
+class BonFTConfig(TrainedConfig):
     """Best-of-n fine-tuning (expert iteration / rejection-sampling fine-tuning): each round samples
     n completions per training prompt from the current policy, keeps the best by proxy, and tunes
     on those (completion tokens only) for `epochs` passes, with an optional exact KL penalty to pi_0."""
@@ -490,27 +504,15 @@ class BonFTConfig(Strict):
     """Passes over the round's kept samples."""
     minibatch: int = Field(16, ge=1)
     """Sequences per gradient step, per process."""
-    lr: float = Field(1e-4, gt=0)
-    """AdamW learning rate (constant)."""
-    weight_decay: float = Field(0.0, ge=0)
-    """AdamW weight decay."""
-    max_grad_norm: float | None = Field(1.0, gt=0)
-    """Gradient norm clip (none: no clipping)."""
-    kl_coef: float = Field(0.0, ge=0)
-    """Weight of the exact per-token KL(pi || pi_0) on the tuned prefixes, added to the loss
+    kl: KLPenalty = Field(default_factory=lambda: KLPenalty(coef=0.0))
+    """`kl.coef` weighs the exact per-token KL(pi || pi_0) on the tuned prefixes, added to the loss
     (0: plain supervised tuning). See pipeline/optimizers/bon_ft.py for the formula."""
-    lora: LoraSpec | None = None
-    """Train LoRA adapters instead of all weights (the adapter-disabled base is pi_0)."""
     round_kl_samples: int = Field(32, ge=0)
     """Held-out samples (one per eval prompt, cycling) on which our KL is measured after each round (0: off)."""
-    eval_samples: int = Field(16, ge=1)
-    """Held-out samples per eval prompt from the final policy (proxy, utility and our KL)."""
-    seed: int | None = None
-    """Training seed (none: the run's seed)."""
 
 
 AlgoConfig = Annotated[
-    Union[TiltConfig, BonConfig, PPOConfig, RLOOConfig, GRPOConfig, BonFTConfig], Field(discriminator="kind")
+    TiltConfig | BonConfig | PPOConfig | RLOOConfig | GRPOConfig | BonFTConfig, Field(discriminator="kind")
 ]
 
 
@@ -586,7 +588,7 @@ class RunConfig(Strict):
         return isinstance(self.reward, DistributionalReward)
 
     @model_validator(mode="after")
-    def _pool_holds_n(self) -> "RunConfig":
+    def _pool_holds_n(self) -> RunConfig:
         if isinstance(self.algo, BonConfig) and self.algo.n > self.sampling.n:
             raise ValueError(
                 f"algo.n={self.algo.n} needs a pool of at least that many samples per prompt, "

@@ -1,0 +1,65 @@
+"""One sweep invocation, end to end, on this machine: write the sweep directory, open (or
+reopen) the MLflow parent run, run every unfinished point, write the results, log them and
+close the parent. The CLI's `goodhart sweep` and `goodhart run` call this; so can a notebook.
+Imports: sweeps.spec, sweeps.record, sweeps.local, sweeps.point.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from goodhart.pipeline.sweeps.local import run_local
+from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
+from goodhart.pipeline.sweeps.record import close_parent, reopen_or_start_parent, write_results, write_sweep_dir
+from goodhart.pipeline.sweeps.spec import Point, SweepConfig
+from goodhart.pipeline.sweeps.tracking import resolve_uri
+
+
+@dataclass
+class SweepOutcome:
+    """What one invocation did. `results` is the results table (a DataFrame; None on ranks > 0)."""
+
+    root: Path
+    points: int
+    ran: int = 0
+    skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    results: Any = None
+    parent: TrackingTarget | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def run_sweep(
+    sweep: SweepConfig,
+    points: list[Point],
+    root: Path,
+    jobs: int = 1,
+    progress: bool = True,
+    sweep_file: Path | None = None,
+) -> SweepOutcome:
+    """Run the points of `sweep` not yet done under `root`; finished points are skipped."""
+    out = SweepOutcome(root=root, points=len(points))
+    if int(os.environ.get("RANK", "0")) != 0:
+        # Another rank of an `accelerate launch`: train alongside rank 0, record nothing.
+        for p in points:
+            run_point(p.cfg, root / "points" / p.id, None, progress=False)
+        return out
+    write_sweep_dir(root, sweep_file, sweep, points)
+    tracking = points[0].cfg.tracking
+    out.parent, _ = reopen_or_start_parent(sweep, points, root, resolve_uri(tracking) if tracking.enabled else None)
+    status = "KILLED"  # unless run_local returns: an interrupt or a crash of the runner itself
+    try:
+        summary = run_local(sweep, points, root, jobs, progress, out.parent)
+        out.ran, out.skipped, out.failed = summary["done"], summary["skipped"], summary["failed"]
+        status = "FINISHED" if not out.failed else "FAILED"
+    finally:
+        out.results = write_results(root)
+        if out.parent is not None:
+            close_parent(root, out.results, status)
+    return out

@@ -1,0 +1,160 @@
+"""The record of a sweep invocation: the sweep directory on disk and its MLflow parent run.
+
+On disk (<output_dir>/<name>/): sweep.yaml (the file as given), points.json (index -> id and
+overrides, the order SLURM array indices use), points/<id>/ per point, results.csv/.parquet
+(one row per point, rewritten after every point), parent.json (the MLflow parent run).
+In MLflow: one experiment per sweep, one parent run per sweep directory, a child per point.
+Imports: config, io, sweeps.point, sweeps.tracking, sweeps.tables.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from goodhart.pipeline.io import atomic_write, atomic_write_json, atomic_write_text, read_json
+from goodhart.pipeline.sweeps.point import ERROR, TrackingTarget, load_result
+from goodhart.pipeline.sweeps.spec import Point, SweepConfig
+from goodhart.pipeline.sweeps.tracking import Tracker, flatten, retry, tracker_for
+
+PARENT = "parent.json"
+
+
+def write_sweep_dir(root: Path, sweep_file: Path | None, sweep: SweepConfig, points: list[Point]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    if sweep_file is not None:
+        atomic_write_text(root / "sweep.yaml", sweep_file.read_text())
+    atomic_write_json(root / "points.json", [{"index": p.index, "id": p.id, "overrides": p.overrides} for p in points])
+    from goodhart.pipeline.config.load import to_yaml
+
+    for p in points:
+        d = root / "points" / p.id
+        d.mkdir(parents=True, exist_ok=True)
+        if not (d / "config.yaml").is_file():
+            atomic_write_text(d / "config.yaml", to_yaml(p.cfg))
+
+
+def point_status(root: Path, pid: str) -> str:
+    d = root / "points" / pid
+    if (d / "result.json").is_file():
+        return "done"
+    if (d / ERROR).is_file():
+        return "failed"
+    return "pending"
+
+
+def results_table(root: Path):
+    """One row per point of points.json: the result if done, else its status."""
+    import pandas as pd
+
+    rows = []
+    for entry in read_json(root / "points.json"):
+        d = root / "points" / entry["id"]
+        res = load_result(d)
+        if res is None:
+            status = point_status(root, entry["id"])
+            res = {"point_id": entry["id"], "status": status}
+            if status == "failed":
+                res["error"] = read_json(d / ERROR).get("error", "")
+        rows.append({"index": entry["index"], **{f"set:{k}": _cell(v) for k, v in entry["overrides"].items()}, **res})
+    return pd.DataFrame(rows)
+
+
+def _cell(v: Any) -> Any:
+    return (
+        v if isinstance(v, (int, float, str, bool)) or v is None else yaml.safe_dump(v, default_flow_style=True).strip()
+    )
+
+
+def write_results(root: Path):
+    df = results_table(root)
+    atomic_write(root / "results.csv", lambda p: df.to_csv(p, index=False))
+    atomic_write(
+        root / "results.parquet",
+        lambda p: df.astype({c: str for c in df.columns if df[c].dtype == object}).to_parquet(p, index=False),
+    )
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# The MLflow parent run of a sweep directory
+# ---------------------------------------------------------------------------------------------
+def start_parent(sweep: SweepConfig, points: list[Point], root: Path, backend: str = "local") -> TrackingTarget | None:
+    """A new parent run for this sweep directory, recorded in parent.json (None when tracking is off)."""
+    cfg0 = points[0].cfg
+    tracker = tracker_for(cfg0.tracking)
+    if tracker is None:
+        return None
+    exp = tracker.experiment_id(cfg0.tracking.experiment or sweep.name)
+    parent = tracker.start_run(
+        exp,
+        f"sweep-{sweep.name}",
+        tags={
+            "goodhart.sweep": sweep.name,
+            "goodhart.sweep_dir": str(root.resolve()),
+            "goodhart.host": socket.gethostname(),
+            "goodhart.points": str(len(points)),
+            "goodhart.backend": backend,
+        },
+    )
+    tracker.log_params(parent, flatten(sweep.model_dump(mode="json", exclude={"config"})))
+    atomic_write_json(root / PARENT, {"uri": tracker.uri, "experiment_id": exp, "run_id": parent})
+    return TrackingTarget(tracker, exp, parent)
+
+
+def recorded_parent(root: Path) -> TrackingTarget | None:
+    """The parent run that parent.json names (None when there is none)."""
+    if not (root / PARENT).is_file():
+        return None
+    p = read_json(root / PARENT)
+    return TrackingTarget(Tracker(p["uri"]), p["experiment_id"], p["run_id"])
+
+
+def reopen_or_start_parent(
+    sweep: SweepConfig, points: list[Point], root: Path, uri: str | None, backend: str = "local"
+) -> tuple[TrackingTarget | None, bool]:
+    """(target, created): the parent run of parent.json when it is on this URI (set RUNNING
+    again for a resume), else a new one. (None, False) when tracking is off."""
+    if uri is None:
+        return None, False
+    old = recorded_parent(root)
+    if old is not None and old.tracker.uri == uri:
+        try:
+            retry(lambda: old.tracker.client.update_run(old.parent_id, status="RUNNING"))
+            return old, False
+        except Exception:
+            pass  # deleted or unreadable: start a new one
+    return start_parent(sweep, points, root, backend), True
+
+
+def log_sweep_artifacts(target: TrackingTarget, root: Path, df) -> None:
+    """The results table and the sweep's own files, on the parent run."""
+    from goodhart.pipeline.sweeps.tables import sweep_tables
+
+    atomic_write_text(root / "tables.txt", sweep_tables(df) + "\n")
+    for name in ("results.csv", "tables.txt", "sweep.yaml", "points.json"):
+        if (root / name).is_file():
+            target.tracker.log_artifact(target.parent_id, root / name)
+
+
+def close_parent(root: Path, df, status: str) -> str | None:
+    """Log the sweep's artifacts and close its parent run as `status`, if it is still RUNNING.
+    Returns the run id closed (None if nothing was). Tracking trouble is a warning, never an
+    error: it must not hide the results."""
+    target = recorded_parent(root)
+    if target is None:
+        return None
+    try:
+        run = retry(lambda: target.tracker.client.get_run(target.parent_id))
+        if run.info.status != "RUNNING":
+            return None
+        log_sweep_artifacts(target, root, df)
+        target.tracker.finish(target.parent_id, status)
+        return target.parent_id
+    except Exception as e:
+        print(f"goodhart: warning: could not close the MLflow parent run: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
