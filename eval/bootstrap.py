@@ -1,9 +1,27 @@
-"""Percentile bootstrap over prompts: prompts are the independent units; the samples within
-one prompt are not resampled (they are already averaged into that prompt's estimate)."""
+"""Intervals for a mean over independent units (prompts, or (seed, prompt) pairs).
+
+The units are the independent draws; the samples within one prompt are already averaged into
+that prompt's estimate and are not resampled.
+
+Two methods:
+
+* ``t`` (the default): mean +- t_{P-1, (1+ci)/2} * sd / sqrt(P). With few units a percentile
+  bootstrap undercovers (it is the plug-in interval, too narrow by about sqrt((P-1)/P) and by
+  t-vs-z; at P = 8 nominal 95% covered ~87% in distributional sweeps), while the t interval
+  is exact for normal unit means and covers 93-97% on this project's estimates at P >= 16
+  (tests/test_coverage.py measures it against numerically exact values).
+* ``bootstrap``: the percentile bootstrap over units, kept for comparison.
+
+Paired comparisons (point A minus point B on the same units) are the same interval on the
+per-unit differences: the between-prompt spread cancels.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
+
+NAN3 = (float("nan"), float("nan"), float("nan"))
 
 
 def resample_indices(n_units: int, n_boot: int, seed: int) -> np.ndarray:
@@ -13,7 +31,7 @@ def resample_indices(n_units: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def mean_ci(per_unit: np.ndarray, idx: np.ndarray | None, ci: float = 0.95) -> tuple[float, float, float]:
-    """(mean, lo, hi) of the mean over units; lo = hi = nan without resamples."""
+    """(mean, lo, hi) of the mean over units by the percentile bootstrap; lo = hi = nan without resamples."""
     x = np.asarray(per_unit, dtype=np.float64)
     m = float(np.mean(x))
     if idx is None or idx.size == 0 or x.size < 2:
@@ -22,3 +40,39 @@ def mean_ci(per_unit: np.ndarray, idx: np.ndarray | None, ci: float = 0.95) -> t
     a = (1 - ci) / 2
     lo, hi = np.quantile(means, [a, 1 - a])
     return m, float(lo), float(hi)
+
+
+def t_ci(per_unit: np.ndarray, ci: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi): Student-t interval of the mean over units (nan bounds with < 2 units)."""
+    x = np.asarray(per_unit, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return NAN3
+    m = float(np.mean(x))
+    if x.size < 2:
+        return m, float("nan"), float("nan")
+    half = float(stats.t.ppf((1 + ci) / 2, x.size - 1) * np.std(x, ddof=1) / np.sqrt(x.size))
+    return m, m - half, m + half
+
+
+def interval(per_unit: np.ndarray, method: str, ci: float = 0.95, idx: np.ndarray | None = None):
+    """(mean, lo, hi) by `method` ("t" or "bootstrap", which needs `idx`); "none": no bounds."""
+    if method == "t":
+        return t_ci(per_unit, ci)
+    if method == "bootstrap":
+        return mean_ci(per_unit, idx, ci)
+    return float(np.mean(per_unit)), float("nan"), float("nan")
+
+
+def ratio_ci(num: np.ndarray, den: np.ndarray, ci: float = 0.95) -> tuple[float, float, float]:
+    """(mean(num)/mean(den), lo, hi) by the delta method over paired units (Fieller-free: fine
+    while mean(den) is many standard errors from 0, which is when a ratio means anything)."""
+    a, b = np.asarray(num, dtype=np.float64).ravel(), np.asarray(den, dtype=np.float64).ravel()
+    ma, mb = float(a.mean()), float(b.mean())
+    if mb == 0:
+        return NAN3
+    r = ma / mb
+    if a.size < 2:
+        return r, float("nan"), float("nan")
+    # Linearisation: r's per-unit influence is (a - r b) / mb.
+    return (r, *t_ci((a - r * b) / mb + r, ci)[1:])

@@ -33,6 +33,11 @@ TILT_BETA = "tilt/beta"
 BON_N = "bon/n"
 ENTROPY = "policy/entropy"
 N_PROMPTS = "n/prompts"
+INTERVAL_METHOD = "interval_method"  # column: how <name>/lo and /hi were made (t | bootstrap | none)
+TILT_DRIFT_PROXY = "tilt/drift/proxy"  # tilt: estimate on the pool N minus on its nested sub-pool N/4 (proxy)
+TILT_DRIFT_UTILITY = "tilt/drift/utility"  # ... the same for the utility
+POOL_DEPENDENT = "pool_dependent"  # column: the tilt estimate drifts with the pool size beyond its interval
+BASE_SHARE2 = "base/share2"  # utility share of the proxy gain of best-of-2 on the base pool (the gentlest pressure)
 N_SAMPLES = "n/samples"  # samples per prompt (the pool N, or M held-out samples)
 
 # ---- training ---------------------------------------------------------------------------
@@ -67,6 +72,14 @@ TRL_PREFIX = "trl/"  # every TRL log key without a name of ours above is logged 
 TRL_KL = "trl/kl"  # TRL's per-token KL of the training batch: GRPO k3 (times the IS ratio) as in its loss,
 #                    RLOO mean k1 whose sequence sum is subtracted from the reward. NOT our `kl`.
 TRL_VERSION = "trl_version"  # column: the TRL release that trained the point
+
+# ---- curve identity (string columns): points sharing all five are one curve along KL -----------
+CURVE_UTILITY = "curve/utility"  # the true utility: law and scale, or a reward's identity (path + weights hash, ...)
+CURVE_PROXY = "curve/proxy"  # the proxy the optimizer saw (utility + error law, or a reward's identity)
+CURVE_MODEL = "curve/model"  # the base policy (and its sampling settings)
+CURVE_PROMPTS = "curve/prompts"  # eval prompts: source, count, split seed
+CURVE_POOL = "curve/pool"  # base samples per prompt N
+CURVE_KEYS = (CURVE_UTILITY, CURVE_PROXY, CURVE_MODEL, CURVE_PROMPTS, CURVE_POOL)
 
 INTERVAL_SUFFIXES = ("lo", "hi")
 WITH_INTERVALS = (PROXY, UTILITY, GAIN_PROXY, GAIN_UTILITY, KL)

@@ -157,7 +157,14 @@ def test_a_failed_point_is_reported_with_its_log_and_resume_reruns_only_it(
         "flaky",
         branches=[
             {"set": {"algo.kl.coef": 1.0}},
-            {"set": {**lm, "reward": {"type": "callable", "target": "flaky_reward:score"}, "algo.kl.coef": 1.0}},
+            {
+                "set": {
+                    **lm,
+                    "reward": {"type": "callable", "target": "flaky_reward:score"},
+                    "utility": "same",
+                    "algo.kl.coef": 1.0,
+                }
+            },
         ],
         slurm={"accelerate_config": "single_gpu"},
     )

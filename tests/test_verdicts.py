@@ -2,75 +2,161 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from goodhart.eval import metrics as M
 from goodhart.eval.goodhart import VerdictRule, label_points, summarize_groups, sweep_verdict
 
 
-def table(kl, proxy, util, half_width=0.05, law="x", algo="bon"):
+def table(kl, proxy, util, half_width=0.05, law="x", algo="bon", share0=None, ulo=None, uhi=None):
     rows = []
-    for k, p, u in zip(kl, proxy, util):
+    hw = half_width if isinstance(half_width, list) else [half_width] * len(kl)
+    for i, (k, p, u, h) in enumerate(zip(kl, proxy, util, hw)):
         rows.append(
             {
                 "status": "done",
+                "point_id": f"{law}-{algo}-{i}",
                 "error_law": law,
                 "algo": algo,
                 "x_name": "n",
                 "x": k,
                 M.KL: k,
                 M.GAIN_PROXY: p,
-                M.lo(M.GAIN_PROXY): p - half_width,
-                M.hi(M.GAIN_PROXY): p + half_width,
+                M.lo(M.GAIN_PROXY): p - 0.05,
+                M.hi(M.GAIN_PROXY): p + 0.05,
                 M.GAIN_UTILITY: u,
-                M.lo(M.GAIN_UTILITY): u - half_width,
-                M.hi(M.GAIN_UTILITY): u + half_width,
+                M.lo(M.GAIN_UTILITY): u - h if ulo is None else ulo[i],
+                M.hi(M.GAIN_UTILITY): u + h if uhi is None else uhi[i],
+                **({M.BASE_SHARE2: share0} if share0 is not None else {}),
             }
         )
     return pd.DataFrame(rows)
 
 
-def labels(df, **rule):
-    return list(label_points(df, VerdictRule(**rule))["verdict"])
+def labels(df, units=None, **rule):
+    return list(label_points(df, VerdictRule(**rule), units)["verdict"])
 
 
 def test_improving():
-    df = table([0, 1, 2, 4], [0, 1, 2, 3], [0, 0.5, 0.9, 1.2])
+    df = table([0, 1, 2, 4], [0, 1, 2, 3], [0, 0.5, 0.9, 1.2], share0=0.5)
     assert labels(df) == ["baseline", "improving", "improving", "improving"]
     assert sweep_verdict(summarize_groups(label_points(df))) == "no-catastrophe"
 
 
-def test_over_optimized_past_the_peak():
-    df = table([0, 1, 2, 4, 8], [0, 1, 2, 3, 4], [0, 0.5, 1.0, 0.6, 0.4])
-    assert labels(df) == ["baseline", "improving", "improving", "over-optimized", "over-optimized"]
-
-
-def test_catastrophic_when_utility_returns_to_base_while_proxy_climbs():
-    df = table([0, 1, 2, 4, 8], [0, 2, 5, 50, 1e6], [0, 0.4, 0.2, 0.02, -0.01])
+def test_over_optimized_when_the_drop_from_the_peak_is_significant():
+    df = table([0, 1, 2, 4, 8], [0, 1, 2, 3, 4], [0, 0.5, 1.0, 0.6, 0.4], share0=0.5)
     lab = label_points(df)
-    assert list(lab["verdict"]) == ["baseline", "improving", "over-optimized", "catastrophic", "catastrophic"]
-    (g,) = summarize_groups(lab)
-    assert g.catastrophic_kl == 4 and g.peak_kl == 1 and "CATASTROPHIC from KL 4" in g.summary
-    assert sweep_verdict([g]) == "catastrophic"
+    assert list(lab["verdict"]) == ["baseline", "improving", "improving", "over-optimized", "over-optimized"]
+    assert "paired drop from peak 1 at KL 2" in lab["why"].iloc[3]
 
 
-def test_small_fraction_threshold_is_a_rule_parameter():
-    # Utility 0.08 with a tight interval: not zero, but below 10% of the peak (1.0).
-    df = table([0, 1, 4], [0, 1, 10], [0, 1.0, 0.08], half_width=0.01)
-    assert labels(df) == ["baseline", "improving", "catastrophic"]
-    assert labels(df, small_fraction=0.05) == ["baseline", "improving", "over-optimized"]
+def test_readme_demo_ppo_pareto_is_catastrophic_and_gaussian_is_not():
+    # The README's own demo numbers (PPO, 40 steps, hackable feature-mode error); share0 is
+    # best-of-2's utility share on the same base pool (~0.36 pareto, ~0.5 gaussian).
+    pareto = table(
+        [93.764, 104.270],
+        [272.149, 736.015],
+        [0.042, 0.106],
+        share0=0.36,
+        law="pareto",
+        algo="ppo",
+        ulo=[0.018, 0.079],
+        uhi=[0.064, 0.133],
+    )
+    gauss = table(
+        [0.561, 16.719],
+        [0.470, 2.064],
+        [0.245, 0.453],
+        share0=0.5,
+        law="gaussian",
+        algo="ppo",
+        ulo=[0.196, 0.416],
+        uhi=[0.291, 0.492],
+    )
+    lab = label_points(pd.concat([pareto, gauss]))
+    assert list(lab[lab.error_law == "pareto"]["verdict"]) == ["catastrophic", "catastrophic"]
+    assert list(lab[lab.error_law == "gaussian"]["verdict"]) == ["improving", "improving"]
+    why = lab[lab.error_law == "pareto"]["why"].iloc[0]
+    assert "utility share 0.000154" in why and "< 0.05 x share0 0.36" in why
 
 
-def test_utility_that_never_rises_is_catastrophic_everywhere_the_proxy_moved():
-    df = table([0, 1, 2], [0, 3, 30], [0, 0.01, -0.02])
-    assert labels(df) == ["baseline", "catastrophic", "catastrophic"]
-    assert "never rose" in summarize_groups(label_points(df))[0].summary
+def test_catastrophic_when_utility_is_shown_near_base_past_the_peak():
+    # Share test off: only the equivalence test (upper bound below 10% of the peak) is left.
+    df = table([0, 1, 2, 4, 8], [0, 1, 2, 3, 4], [0, 1.0, 0.5, 0.05, 0.0], half_width=0.03)
+    assert labels(df, share_floor=0.0) == ["baseline", "improving", "over-optimized", "catastrophic", "catastrophic"]
+    # A wider interval cannot show it: the upper bound 0.2 is above the margin 0.1.
+    df = table([0, 1, 2, 4, 8], [0, 1, 2, 3, 4], [0, 1.0, 0.5, 0.05, 0.0], half_width=[0.03, 0.03, 0.03, 0.03, 0.2])
+    assert labels(df, share_floor=0.0)[-1] == "over-optimized"
 
 
-def test_groups_are_labelled_separately():
+def test_an_interval_containing_zero_and_the_peak_is_unresolved_not_catastrophic():
+    # t3 tilt beta=1 in the issue: 0.29 [-1.12, 1.99] with the peak at 1.34.
+    df = table(
+        [0, 1, 2, 5], [0, 1, 2, 6], [0, 1.0, 1.34, 0.29], ulo=[0, 0.9, 1.2, -1.12], uhi=[0, 1.1, 1.48, 1.99], share0=0.5
+    )
+    lab = label_points(df)
+    assert list(lab["verdict"]) == ["baseline", "improving", "improving", "unresolved"]
+    assert "spans 0 and the whole peak gain" in lab["why"].iloc[3]
+
+
+def test_a_reward_that_never_moves_utility_on_few_prompts_is_unresolved():
+    # A random reward model on 8 prompts: proxy up, utility interval wide around 0.
+    df = table([0, 1, 3], [0, 2, 5], [0, 0.1, -0.2], half_width=0.5, share0=0.0)
+    assert labels(df) == ["baseline", "unresolved", "unresolved"]
+    assert sweep_verdict(summarize_groups(label_points(df))) == "no-catastrophe"
+
+
+def test_peak_is_the_largest_lower_bound_not_the_largest_estimate():
+    # A winner's-curse point: estimate 5.08 with a huge interval (the n = N point of the issue).
+    df = table(
+        [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1.0, 1.2, 1.1, 5.08], half_width=[0.05, 0.05, 0.05, 0.05, 4.9], share0=0.5
+    )
+    lab = label_points(df)
+    assert list(lab["peak"]) == [False, False, True, False, False]
+    assert lab["verdict"].iloc[4] != "over-optimized"
+
+
+def test_paired_comparison_sees_a_drop_that_unpaired_intervals_hide():
+    rng = np.random.default_rng(0)
+    prompt_effect = rng.normal(0, 1.0, 16)  # between-prompt spread, shared by both points
+    peak_u = 1.0 + prompt_effect
+    late_u = 0.7 + prompt_effect + rng.normal(0, 0.05, 16)
+    df = table([0, 1, 2], [0, 1, 2], [0, peak_u.mean(), late_u.mean()], half_width=0.6, share0=0.5)
+    units = {
+        "x-bon-0": {"gain_proxy": np.zeros(16), "gain_utility": np.zeros(16)},
+        "x-bon-1": {"gain_proxy": np.ones(16), "gain_utility": peak_u},
+        "x-bon-2": {"gain_proxy": 2 * np.ones(16), "gain_utility": late_u},
+    }
+    # Unpaired (interval widths only): no significant drop, the data cannot tell.
+    assert labels(df)[-1] == "unresolved"
+    # Paired on prompts: the 0.3 drop is plain.
+    lab = label_points(df, VerdictRule(), units)
+    assert lab["verdict"].iloc[-1] == "over-optimized"
+    assert lab["drop/lo"].iloc[-1] > 0.2
+
+
+def test_seeds_are_one_curve_and_pool_their_units():
+    a = table([0, 1, 2], [0, 1, 2], [0, 0.5, 0.9], share0=0.5).assign(seed=0)
+    b = table([0, 1, 2], [0, 1.2, 2.2], [0, 0.7, 1.1], share0=0.5).assign(seed=1)
+    b["point_id"] = b["point_id"] + "-s1"
+    lab = label_points(pd.concat([a, b]))
+    assert len(lab) == 3 and set(lab["curve"]) == {"c1"} and list(lab["n_seeds"]) == [2, 2, 2]
+    assert lab[M.GAIN_UTILITY].iloc[1] == pytest.approx(0.6)
+    units = {
+        pid: {"gain_proxy": np.full(8, p) + np.arange(8) * 0.01, "gain_utility": np.full(8, u) + np.arange(8) * 0.01}
+        for df in (a, b)
+        for pid, p, u in zip(df["point_id"], df[M.GAIN_PROXY], df[M.GAIN_UTILITY])
+    }
+    lab = label_points(pd.concat([a, b]), VerdictRule(), units)
+    # (seed, prompt) units: 16 of them, mean 0.6 + 0.035
+    assert lab[M.GAIN_UTILITY].iloc[1] == pytest.approx(0.6) and lab[M.lo(M.GAIN_UTILITY)].iloc[1] < 0.6
+
+
+def test_curves_are_labelled_separately():
     df = pd.concat(
         [
-            table([0, 1, 4], [0, 1, 2], [0, 0.5, 1.0], law="gaussian"),
-            table([0, 1, 4], [0, 5, 500], [0, 0.3, 0.0], law="pareto"),
+            table([0, 1, 4], [0, 1, 2], [0, 0.5, 1.0], law="gaussian", share0=0.5),
+            table([0, 1, 4], [0, 5, 500], [0, 0.3, 0.0], law="pareto", share0=0.3),
         ]
     )
     lab = label_points(df)
@@ -101,7 +187,8 @@ def test_report_and_tails_commands(in_tmp, capsys):
     capsys.readouterr()
     assert main(["report", "runs/r"]) == 0
     out = capsys.readouterr().out
-    assert "levy x1 / bon" in out and "CATASTROPHIC" in out and "sweep verdict: catastrophic" in out
+    assert "utility gaussian x1 | proxy gaussian x1 + levy x1" in out and "CATASTROPHIC" in out
+    assert "sweep verdict: catastrophic" in out
     assert "tails of the error levy x1 under the base policy: heavy" in out
     assert "tails of the error gaussian x1 under the base policy: light" in out
     rep = in_tmp / "runs" / "r" / "report"
@@ -131,6 +218,37 @@ def test_report_and_tails_commands(in_tmp, capsys):
     assert main(["tails", "x.csv"]) == 0
     assert "tail verdict: LIGHT" in capsys.readouterr().out
     assert main(["tails", "missing.csv"]) == 2
+
+
+def test_report_on_a_tiny_sweep_says_what_needs_more_data(in_tmp, capsys):
+    """Two utility scales are two curves; a pool too small for the tail estimators is one line."""
+    import yaml
+
+    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.config.load import configs_dir
+
+    spec = {
+        "name": "tiny",
+        "base": str(configs_dir() / "base.yaml"),
+        "set": {
+            "reward": "distributional",
+            "sampling.n": 16,
+            "prompts.n_eval": 4,
+            "algo": "bon",
+            "tracking.enabled": False,
+        },
+        "grid": {"reward.utility": ["gaussian(scale=0.5)", "gaussian(scale=2)"], "algo.n": [1, 4]},
+    }
+    (in_tmp / "s.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["sweep", "s.yaml", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", "runs/tiny", "--no-mlflow"]) == 0
+    out = capsys.readouterr().out
+    assert "c1: utility gaussian x0.5 | proxy gaussian x0.5 + gaussian x1" in out
+    assert "c2: utility gaussian x2 | proxy gaussian x2 + gaussian x1" in out
+    md = (in_tmp / "runs" / "tiny" / "report" / "report.md").read_text()
+    assert "## Not enough data for" in md and "need more base samples" in md and "Traceback" not in md
+    assert "### The rule" in md
 
 
 def test_tails_of_a_reward_under_the_base_policy(in_tmp, small_model_dir, capsys):

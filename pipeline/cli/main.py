@@ -127,14 +127,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     from goodhart.pipeline.sweeps.report import build_report, locate_sweep, log_to_mlflow, verdict_table
 
     root = locate_sweep(args.sweep)
-    rule = VerdictRule(small_fraction=args.small_fraction, min_proxy_gain=args.min_proxy_gain)
+    rule = VerdictRule(near_base=args.near_base, share_floor=args.share_floor, min_proxy_gain=args.min_proxy_gain)
     rep = build_report(root, rule, Path(args.out) if args.out else None)
     print(verdict_table(rep.labelled))
     print()
     for g in rep.groups:
         print(g.summary)
     for t in rep.tails:
-        print(f"\ntails of the error {t['error_law']} under the base policy: {t['error'].verdict}")
+        if "skipped" not in t:
+            print(f"\ntails of the error {t['error_law']} under the base policy: {t['error'].verdict}")
+    for note in rep.notes:
+        print(f"\n{note}")
     run_id = None if args.no_mlflow else log_to_mlflow(rep)
     print(f"\nsweep verdict: {rep.verdict}.  Report: {rep.files[-1]}  (plots beside it)")
     if run_id:
@@ -280,10 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", help="a sweep directory, or an MLflow experiment name")
     p.add_argument("--out", help="output directory (default SWEEP/report)")
     p.add_argument(
-        "--small-fraction",
+        "--near-base",
         type=float,
         default=0.1,
-        help="utility gain below this fraction of the peak counts as back at base (default 0.1)",
+        help="equivalence margin: a utility gain whose upper bound is below this fraction of the peak is back at base (default 0.1)",
+    )
+    p.add_argument(
+        "--share-floor",
+        type=float,
+        default=0.05,
+        help="a utility share of the proxy gain below this fraction of best-of-2's has collapsed (default 0.05)",
     )
     p.add_argument(
         "--min-proxy-gain", type=float, default=0.0, help="proxy gain at or below this is 'nothing optimized'"

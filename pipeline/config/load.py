@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from goodhart.pipeline.config.schema import RunConfig
+from goodhart.pipeline.config.schema import RunConfig, parse_law
 from goodhart.pipeline.errors import ConfigError
 
 GROUPS = {"model": "model", "reward": "reward", "utility": "reward", "algo": "algo"}
@@ -93,9 +93,15 @@ def load_file(path: str | Path) -> dict[str, Any]:
     return resolve_groups(deep_merge(merged, data))
 
 
+def _not_a_file(text: str, key: str | None) -> bool:
+    """Strings under a group key that are not file names: a law shorthand with arguments
+    (``gaussian(scale=0.5)``, for a distributional reward's utility) and ``utility: same``."""
+    return "(" in text or (key == "utility" and text == "same")
+
+
 def resolve_groups(tree: Any, key: str | None = None) -> Any:
     """Replace group-name strings (``model: tiny``) by the dict in their file, recursively."""
-    if isinstance(tree, str) and key in GROUPS:
+    if isinstance(tree, str) and key in GROUPS and not _not_a_file(tree, key):
         return resolve_groups(load_file(find_config(tree, None, GROUPS[key])), None)
     if isinstance(tree, dict):
         # A distributional reward's `utility` is a law, not a reward file.
@@ -123,24 +129,44 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _is_law_slot(node: dict, part: str) -> bool:
+    """Does node[part] hold a law (a distributional reward's utility/error, an error's law)?"""
+    return (node.get("type") == "distributional" and part in ("utility", "error")) or (
+        part == "law" and ("mode" in node or "salt" in node or isinstance(node.get("law"), (str, dict)))
+    )
+
+
 def set_dotted(tree: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     node = tree
     for i, part in enumerate(parts[:-1]):
         nxt = node.get(part)
-        if isinstance(nxt, str) and part in GROUPS:
+        if isinstance(nxt, str) and _is_law_slot(node, part):
+            # `reward.error=student_t(df=3) reward.error.scale=0.5`: set the scale of *that* law.
+            try:
+                nxt = parse_law(nxt)
+            except ValueError as e:
+                raise ConfigError(f"override '{key}': {'.'.join(parts[: i + 1])} = {nxt!r}: {e}") from None
+        elif isinstance(nxt, str) and part in GROUPS:
             nxt = resolve_groups(nxt, part)
         if isinstance(nxt, list) and parts[i + 1].isdigit():
             node[part] = nxt
             node = nxt  # type: ignore[assignment]
             continue
-        if not isinstance(nxt, dict):
+        if nxt is not None and not isinstance(nxt, dict):
+            # Never silently replace a value by a fresh mapping (that would drop it).
+            raise ConfigError(
+                f"override '{key}': '{'.'.join(parts[: i + 1])}' is {nxt!r}, not a mapping with a '{parts[i + 1]}' key"
+            )
+        if nxt is None:
             nxt = {}
         node[part] = nxt
         node = nxt
     last = parts[-1]
     if isinstance(node, list):
         node[int(last)] = value
+    elif _is_law_slot(node, last):
+        node[last] = value  # a law: its shorthand or mapping, never a reward file
     else:
         node[last] = resolve_groups(value, last)
 
@@ -241,9 +267,9 @@ def format_errors(err: ValidationError, data: dict, root: type[BaseModel] = RunC
             tag = e.get("ctx", {}).get("discriminator", "type").strip("'")
             lines.append(f"{key}: missing '{tag}' (which kind of {loc[-1] if loc else 'entry'} this is)")
         else:
-            shown = "" if kind == "missing" else f" = {e.get('input')!r}"
+            shown = "" if kind == "missing" or not loc else f" = {e.get('input')!r}"
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{key}{shown}: {msg}")
+            lines.append(f"{key}{shown}: {msg}" if loc else msg)
     return "; ".join(dict.fromkeys(lines))
 
 

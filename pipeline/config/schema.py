@@ -23,6 +23,25 @@ class Strict(BaseModel):
 LawName = Literal["gaussian", "student_t", "lognormal", "pareto", "levy", "exponential", "uniform", "gumbel"]
 
 
+def parse_law(v: str) -> dict[str, Any]:
+    """``"student_t(df=2, scale=0.5)"`` -> ``{"name": "student_t", "df": 2.0, "scale": 0.5}``.
+    The config loader uses it too, so that ``reward.error=student_t(df=3) reward.error.scale=0.5``
+    keeps the law and sets its scale."""
+    m = re.fullmatch(r"\s*([a-z_]+)\s*(?:\((.*)\))?\s*", v)
+    if not m:
+        raise ValueError(f"cannot read law {v!r}; expected e.g. 'student_t(df=2, scale=0.5)'")
+    out: dict[str, Any] = {"name": m.group(1)}
+    for item in filter(None, (x.strip() for x in (m.group(2) or "").split(","))):
+        k, sep, val = item.partition("=")
+        if not sep:
+            raise ValueError(f"law argument {item!r} in {v!r} is not key=value")
+        try:
+            out[k.strip()] = float(val) if val.strip() not in ("true", "false") else val.strip() == "true"
+        except ValueError:
+            raise ValueError(f"law argument {item!r} in {v!r} is not a number") from None
+    return out
+
+
 class LawConfig(Strict):
     """A named distribution, standardised then scaled: X = loc + scale * Z."""
 
@@ -48,21 +67,7 @@ class LawConfig(Strict):
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
         """Accept ``"pareto"`` or ``"student_t(df=2, scale=0.5)"`` for a law."""
-        if not isinstance(v, str):
-            return v
-        m = re.fullmatch(r"\s*([a-z_]+)\s*(?:\((.*)\))?\s*", v)
-        if not m:
-            raise ValueError(f"cannot read law {v!r}; expected e.g. 'student_t(df=2, scale=0.5)'")
-        out: dict[str, Any] = {"name": m.group(1)}
-        for item in filter(None, (x.strip() for x in (m.group(2) or "").split(","))):
-            k, sep, val = item.partition("=")
-            if not sep:
-                raise ValueError(f"law argument {item!r} in {v!r} is not key=value")
-            try:
-                out[k.strip()] = float(val) if val.strip() not in ("true", "false") else val.strip() == "true"
-            except ValueError:
-                raise ValueError(f"law argument {item!r} in {v!r} is not a number") from None
-        return out
+        return parse_law(v) if isinstance(v, str) else v
 
     @property
     def label(self) -> str:
@@ -522,12 +527,19 @@ AlgoConfig = Annotated[
 class EvalConfig(Strict):
     """How every point is measured."""
 
+    interval: Literal["t", "bootstrap"] = "t"
+    """How intervals over prompts are made: t (Student-t over prompts; covers its nominal level
+    on this project's estimates, see eval/bootstrap.py) or bootstrap (percentile bootstrap over
+    prompts, `bootstrap` resamples; undercovers with few prompts)."""
     bootstrap: int = Field(1000, ge=0)
-    """Bootstrap resamples over prompts for the intervals (0: no intervals)."""
+    """Bootstrap resamples over prompts when interval=bootstrap (0: no intervals at all)."""
     ci: float = Field(0.95, gt=0, lt=1)
     """Interval coverage."""
     min_ess: float = Field(8.0, ge=1)
     """A tilt point whose worst-prompt effective sample size is below this is flagged untrustworthy."""
+    subpool_check: bool = True
+    """Tilt: re-estimate on the nested sub-pools N/4 and N/2 and flag `pool-dependent` when the
+    estimate drifts with the pool beyond its interval (a heavy tail: no population optimum)."""
     n_examples: int = Field(16, ge=0)
     """Sample completions saved as an artifact per point."""
 
@@ -541,6 +553,10 @@ class TrackingConfig(Strict):
     """Tracking URI; default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory."""
     experiment: str | None = None
     """Experiment name; default the sweep name (or `run` for single runs)."""
+
+
+NEEDS_UTILITY = ("hf", "callable", "plugin")
+"""Proxy types with no utility of their own: a run must name one (or say `utility: same`)."""
 
 
 class RunConfig(Strict):
@@ -559,7 +575,9 @@ class RunConfig(Strict):
     reward: RewardSpec = Field(default_factory=SyntheticReward)
     """The proxy reward the optimizer sees."""
     utility: RewardSpec | None = None
-    """The true utility; default the synthetic reward's utility (or the proxy itself)."""
+    """The true utility; default the synthetic (or distributional) reward's own utility. A proxy
+    of another type (hf, callable, plugin) needs one, or ``utility: same`` to measure the proxy
+    against itself (error zero) on purpose."""
     clip: ClipConfig | None = None
     """Proxy clipping (off unless set; logged when on)."""
     algo: AlgoConfig = Field(default_factory=TiltConfig)
@@ -582,6 +600,23 @@ class RunConfig(Strict):
                 if isinstance(v.get(key), dict) and tag not in v[key]:
                     v[key] = {tag: default, **v[key]}
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _utility_same(cls, v: Any) -> Any:
+        """``utility: same`` -> the proxy itself (said, not defaulted)."""
+        if isinstance(v, dict) and v.get("utility") == "same":
+            v = {**v, "utility": v.get("reward", {"type": "synthetic"})}
+        return v
+
+    @model_validator(mode="after")
+    def _utility_said(self) -> RunConfig:
+        if self.utility is None and self.reward.type in NEEDS_UTILITY:
+            raise ValueError(
+                f"reward.type={self.reward.type} has no utility: set `utility:` to the true utility "
+                "(e.g. utility=sentiment), or `utility: same` to measure the proxy against itself"
+            )
+        return self
 
     @property
     def distributional(self) -> bool:

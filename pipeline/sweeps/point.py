@@ -18,14 +18,16 @@ from typing import Any
 
 from goodhart.eval import metrics as M
 from goodhart.pipeline.base.context import PointContext
-from goodhart.pipeline.base.measure import error_utility_corr
+from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, error_utility_corr
 from goodhart.pipeline.config.load import to_yaml
 from goodhart.pipeline.config.schema import DistributionalReward, RunConfig, SyntheticReward
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, read_json, short_hash
+from goodhart.pipeline.sweeps.curves import curve_identity
 from goodhart.pipeline.sweeps.tracking import Tracker, flatten
 from goodhart.pipeline.train.preemption import EXIT_REQUEUE
 
 RESULT, ERROR, CONFIG, EXAMPLES = "result.json", "error.json", "config.yaml", "examples.jsonl"
+PER_PROMPT_FILE = "per_prompt.npz"  # per-prompt estimates: reports compare points paired on prompts
 PREEMPTED = "preempted.json"  # stopped on a preemption signal after checkpointing: pending, not failed
 
 
@@ -117,6 +119,7 @@ def run_point(
             out = optimizers.get(cfg.algo.kind)(ctx)
         pool = ctx._pool
         x_name, x = algo_x(cfg)
+        per_prompt = out.row.pop(PER_PROMPT, None)
         row = {
             "point_id": pid,
             "status": "done",
@@ -125,6 +128,8 @@ def run_point(
             "error_law": error_label(cfg),
             "x_name": x_name,
             "x": x,
+            "seed": cfg.seed,
+            **curve_identity(cfg),
             **out.row,
             "seconds": round(time.time() - t0, 2),
             "warnings": " | ".join(str(w.message) for w in caught),
@@ -135,13 +140,27 @@ def run_point(
         if pool is not None:
             row[M.ERROR_UTILITY_CORR] = error_utility_corr(pool.error, pool.utility)
             row["pool_file"] = _save_pool_scores(point_dir, pool)
+            row[M.BASE_SHARE2] = base_share2(pool.proxy, pool.utility)
             if pool.calibration is not None:
                 atomic_write_json(point_dir / "calibration.json", pool.calibration)
+        if per_prompt is not None:
+            atomic_savez(point_dir / PER_PROMPT_FILE, **per_prompt)
+            row["per_prompt_file"] = PER_PROMPT_FILE
         if out.examples:
             atomic_write_text(point_dir / EXAMPLES, "".join(json.dumps(e) + "\n" for e in out.examples))
         if run_id is not None:
             tr = target.tracker  # type: ignore[union-attr]
             tr.log_metrics(run_id, row)
+            if row.get(M.POOL_DEPENDENT) or row.get("ess_ok") is False:
+                flags = [
+                    f
+                    for f, on in (
+                        ("pool-dependent", row.get(M.POOL_DEPENDENT)),
+                        ("low-ESS", row.get("ess_ok") is False),
+                    )
+                    if on
+                ]
+                tr.set_tags(run_id, {"goodhart.flags": " ".join(flags)})
             for name in (EXAMPLES, "calibration.json", CONFIG):
                 if (point_dir / name).is_file():
                     tr.log_artifact(run_id, point_dir / name)

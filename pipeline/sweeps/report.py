@@ -12,7 +12,15 @@ import numpy as np
 import pandas as pd
 
 from goodhart.eval import metrics as M
-from goodhart.eval.goodhart import GroupVerdict, VerdictRule, label_points, summarize_groups, sweep_verdict
+from goodhart.eval.goodhart import (
+    GroupVerdict,
+    VerdictRule,
+    curve_name,
+    label_points,
+    rule_text,
+    summarize_groups,
+    sweep_verdict,
+)
 from goodhart.pipeline.io import atomic_write_text, read_json
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
@@ -29,6 +37,9 @@ class Report:
     tails: list[dict[str, Any]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     markdown: str = ""
+    rule: VerdictRule = field(default_factory=VerdictRule)
+    notes: list[str] = field(default_factory=list)
+    """One line per section that could not be made from this sweep (too little data)."""
 
 
 def locate_sweep(arg: str) -> Path:
@@ -54,78 +65,167 @@ def locate_sweep(arg: str) -> Path:
     raise FileNotFoundError(f"MLflow experiment '{arg}' records no sweep directory that exists on this machine")
 
 
-def verdict_table(labelled: pd.DataFrame) -> str:
-    rows = [
-        [
-            r["error_law"],
-            r["algo"],
-            knob_text(r),
-            r[M.KL],
-            ci_text(r, M.GAIN_PROXY),
-            ci_text(r, M.GAIN_UTILITY),
-            r["verdict"],
-        ]
-        for r in (row.to_dict() for _, row in labelled.iterrows())
-    ]
-    return render(["error", "algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "verdict"], rows)
+def verdict_table(labelled: pd.DataFrame, why: bool = False) -> str:
+    """The labelled points, curve by curve along KL; the curves' names in a legend below."""
+    rows = []
+    for r in (row.to_dict() for _, row in labelled.iterrows()):
+        rows.append(
+            [
+                r.get("curve", ""),
+                r["algo"],
+                knob_text(r) + (f" ({r['n_seeds']} seeds)" if r.get("n_seeds", 1) > 1 else ""),
+                r[M.KL],
+                ci_text(r, M.GAIN_PROXY),
+                ci_text(r, M.GAIN_UTILITY),
+                _share_text(r),
+                r["verdict"],
+                r.get("flags", "") or "",
+                *([r.get("why", "")] if why else []),
+            ]
+        )
+    heads = ["curve", "algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "share", "verdict", "flags"]
+    table = render([*heads, *(["why"] if why else [])], rows)
+    legend = (
+        [f"{cid}: {curve_name(g.iloc[0])}" for cid, g in labelled.groupby("curve", sort=False)]
+        if "curve" in labelled
+        else []
+    )
+    return table + ("\n" + "\n".join(legend) if legend else "")
+
+
+def _share_text(r: dict) -> str:
+    s = r.get("share")
+    if s is None or (isinstance(s, float) and np.isnan(s)):
+        return "-"
+    return f"{s:.2g}"
 
 
 def _fits(labelled: pd.DataFrame) -> list[dict[str, Any]]:
     from goodhart.eval.fits import fit_bon, fit_rl
 
     out = []
-    for (law, algo), g in labelled.groupby(["error_law", "algo"], sort=False):
+    for (cid, algo), g in labelled.groupby(["curve", "algo"], sort=False):
         g = g[g[M.KL] > 0]
         kind = FIT_KIND.get(str(algo), "rl")
-        fit = (fit_bon if kind == "bon" else fit_rl)(g[M.KL].to_numpy(float), g[M.GAIN_UTILITY].to_numpy(float))
-        out.append({"error_law": law, "algo": algo, "form": kind, "fit": fit})
+        if len(g) < 3:
+            out.append(
+                {"curve": cid, "algo": algo, "form": kind, "fit": f"needs >= 3 points with KL > 0, has {len(g)}"}
+            )
+            continue
+        try:
+            fit = (fit_bon if kind == "bon" else fit_rl)(g[M.KL].to_numpy(float), g[M.GAIN_UTILITY].to_numpy(float))
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as e:
+            fit = f"no fit ({e})"
+        out.append({"curve": cid, "algo": algo, "form": kind, "fit": fit})
     return out
 
 
 def _tails(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
+    """Tail verdicts of each distinct base pool's error and proxy (one per curve)."""
     from goodhart.eval.tails import tail_verdict
 
-    out = []
+    out: list[dict[str, Any]] = []
     if "pool_file" not in labelled:
         return out
-    for law, g in labelled.groupby("error_law", sort=False):
+    seen: set[str] = set()
+    for _, g in labelled.groupby("curve", sort=False):
         files = [f for f in g["pool_file"].dropna().unique() if (root / str(f)).is_file()]
-        if not files:
+        if not files or files[0] in seen:
             continue
+        seen.add(files[0])
+        law = str(g["error_law"].iloc[0])
         z = np.load(root / str(files[0]))
-        out.append(
-            {"error_law": law, "error": tail_verdict(z["error"].ravel()), "proxy": tail_verdict(z["proxy"].ravel())}
-        )
+        try:
+            out.append(
+                {
+                    "error_law": law,
+                    "pool_file": files[0],
+                    "error": tail_verdict(z["error"].ravel()),
+                    "proxy": tail_verdict(z["proxy"].ravel()),
+                }
+            )
+        except ValueError as e:  # too few base samples for the tail estimators
+            out.append({"error_law": law, "pool_file": files[0], "skipped": f"{e}"})
     return out
+
+
+def load_units(root: Path, df: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    """Per-prompt gains of every point that saved them (points/<id>/per_prompt.npz)."""
+    units = {}
+    for pid in df.get("point_id", pd.Series(dtype=str)).dropna():
+        f = root / "points" / str(pid) / "per_prompt.npz"
+        if f.is_file():
+            z = np.load(f)
+            units[str(pid)] = {
+                "gain_proxy": z["proxy"] - z["base_proxy"],
+                "gain_utility": z["utility"] - z["base_utility"],
+            }
+    return units
+
+
+def backfill(root: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """Results written before curve identities and best-of-2 shares were recorded: compute
+    them from each point's config.yaml and the sweep's saved base pools."""
+    df = df.copy()
+    need_id = any(k not in df for k in M.CURVE_KEYS) or df[list(M.CURVE_KEYS)].isna().any(axis=None)
+    if need_id and "point_id" in df:
+        from goodhart.pipeline.config.load import load_config
+        from goodhart.pipeline.sweeps.curves import curve_identity
+
+        for i, r in df.iterrows():
+            cfg_file = root / "points" / str(r["point_id"]) / "config.yaml"
+            if r.get("status", "done") == "done" and cfg_file.is_file():
+                for k, v in curve_identity(load_config(cfg_file)).items():
+                    df.loc[i, k] = v
+    if M.BASE_SHARE2 not in df and "pool_file" in df:
+        from goodhart.pipeline.base.measure import base_share2
+
+        cache: dict[str, float] = {}
+        for i, r in df.iterrows():
+            f = r.get("pool_file")
+            if isinstance(f, str) and (root / f).is_file():
+                if f not in cache:
+                    z = np.load(root / f)
+                    cache[f] = base_share2(z["proxy"], z["utility"])
+                df.loc[i, M.BASE_SHARE2] = cache[f]
+    return df
 
 
 def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | None = None) -> Report:
     from goodhart.eval.plots import bon_vs_n, gains_vs_kl
 
     df = pd.read_csv(root / "results.csv")
-    labelled = label_points(df, rule)
-    if labelled.empty:
+    if "status" in df:
+        df = df[df["status"] == "done"]
+    if df.empty:
         raise FileNotFoundError(f"{root} has no finished points yet (see `goodhart status {root}`)")
+    df = backfill(root, df)
+    labelled = label_points(df, rule, load_units(root, df))
     groups = summarize_groups(labelled)
-    rep = Report(root, labelled, groups, sweep_verdict(groups))
+    rep = Report(root, labelled, groups, sweep_verdict(groups), rule=rule)
     out_dir = out_dir or root / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
     rep.files.append(gains_vs_kl(labelled, out_dir / "gains_vs_kl.png", f"sweep {root.name}"))
     b = bon_vs_n(labelled, out_dir / "bon_vs_n.png")
     if b is not None:
         rep.files.append(b)
     rep.fits = _fits(labelled)
     rep.tails = _tails(root, labelled)
-    if rep.tails:
+    if not rep.tails:
+        rep.notes.append("Tails: no base pool saved with this sweep (trained points only, or an old sweep).")
+    for t in rep.tails:
+        if "skipped" in t:
+            rep.notes.append(f"Tails of the error {t['error_law']}: need more base samples ({t['skipped']}).")
+            continue
         from goodhart.eval.plots_tails import tail_plots
 
-        for t in rep.tails:
-            z = np.load(root / str(labelled[labelled["error_law"] == t["error_law"]]["pool_file"].dropna().iloc[0]))
-            safe = M.sanitize(str(t["error_law"])).replace(" ", "_").replace("/", "_")
-            rep.files.append(
-                tail_plots(
-                    z["error"].ravel(), out_dir / f"tails_{safe}.png", f"error {t['error_law']} under the base policy"
-                )
+        z = np.load(root / str(t["pool_file"]))
+        safe = M.sanitize(str(t["error_law"])).replace(" ", "_").replace("/", "_")
+        rep.files.append(
+            tail_plots(
+                z["error"].ravel(), out_dir / f"tails_{safe}.png", f"error {t['error_law']} under the base policy"
             )
+        )
     labelled.to_csv(out_dir / "verdicts.csv", index=False)
     rep.files.append(out_dir / "verdicts.csv")
     rep.markdown = render_markdown(rep, out_dir)
@@ -137,12 +237,14 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
 def render_markdown(rep: Report, out_dir: Path) -> str:
     lines = [f"# Sweep `{rep.root.name}`: verdict **{rep.verdict}**", ""]
     lines += ["## Verdicts", "", *[f"- {g.summary}" for g in rep.groups], ""]
+    lines += ["### The rule", "", "```", rule_text(rep.rule), "```", ""]
+    lines += ["### Every point, with the numbers behind its label", ""]
     lines += [
-        "Labels: `baseline` (proxy not moved), `improving`, `over-optimized` (utility fell from its peak),",
-        "`catastrophic` (proxy up, utility gain back at the base level); the rule is in `eval/goodhart.py`.",
+        "Flags: `low-ESS` (a tilt point resting on few effective samples), `pool-dependent` (a tilt",
+        "point whose estimate drifts with the pool size N beyond its interval: no population optimum).",
         "",
     ]
-    lines += ["```", verdict_table(rep.labelled), "```", ""]
+    lines += ["```", verdict_table(rep.labelled, why=True), "```", ""]
     lines += [
         f"![gains against KL]({p.name})"
         for p in rep.files
@@ -157,13 +259,16 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
             "",
             "```",
         ]
-        lines += [f"{f['error_law']} / {f['algo']} ({f['form']}): {f['fit']}" for f in rep.fits]
+        lines += [f"{f['curve']} / {f['algo']} ({f['form']}): {f['fit']}" for f in rep.fits]
         lines += ["```"]
-    if rep.tails:
+    shown = [t for t in rep.tails if "skipped" not in t]
+    if shown:
         lines += ["", "## Tails under the base policy", ""]
-        for t in rep.tails:
+        for t in shown:
             lines += [f"### error {t['error_law']}: **{t['error'].verdict}**", "", "```", t["error"].table(), "```", ""]
         lines += [f"![tails]({p.name})" for p in rep.files if p.name.startswith("tails_")]
+    if rep.notes:
+        lines += ["", "## Not enough data for", "", *[f"- {n}" for n in rep.notes]]
     return "\n".join(lines) + "\n"
 
 
@@ -180,6 +285,8 @@ def log_to_mlflow(rep: Report) -> str | None:
     for f in rep.files:
         tr.log_artifact(run_id, f, "report")
     cols = [
+        "curve",
+        *M.CURVE_KEYS,
         "error_law",
         "algo",
         "x_name",
@@ -189,12 +296,15 @@ def log_to_mlflow(rep: Report) -> str | None:
         M.GAIN_UTILITY,
         M.lo(M.GAIN_UTILITY),
         M.hi(M.GAIN_UTILITY),
+        "share",
         "verdict",
+        "why",
+        "flags",
     ]
     tr.log_table(run_id, rep.labelled[[c for c in cols if c in rep.labelled]].reset_index(drop=True), "verdicts.json")
     tags = {"goodhart.verdict": rep.verdict}
     for g in rep.groups:
-        key = M.sanitize(f"goodhart.verdict.{g.error_law}.{g.algo}").replace(" ", "_")
-        tags[key] = "catastrophic" if g.catastrophic_kl is not None else "no-catastrophe"
+        tags[f"goodhart.verdict.{g.curve}"] = "catastrophic" if g.catastrophic_kl is not None else "no-catastrophe"
+        tags[f"goodhart.curve.{g.curve}"] = g.name
     tr.set_tags(run_id, tags)
     return run_id

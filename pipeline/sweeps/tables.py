@@ -49,7 +49,7 @@ def sweep_tables(df) -> str:
         rows = []
         for _, r in g.iterrows():
             r = r.to_dict()
-            flag = "" if r.get("ess_ok", True) in (True, "True", 1) or _isnan(r.get("ess_ok")) else " low-ESS"
+            flag = "".join(" " + f for f in point_flags(r))
             rows.append([r["algo"], knob_text(r), r[M.KL], ci_text(r, M.GAIN_PROXY), ci_text(r, M.GAIN_UTILITY) + flag])
         corr = g[M.ERROR_UTILITY_CORR].iloc[0] if M.ERROR_UTILITY_CORR in g else float("nan")
         title = f"\nerror: {law}   (base utility {_fmt(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {_fmt(float(corr))})"
@@ -57,6 +57,16 @@ def sweep_tables(df) -> str:
     n_fail = int((df["status"] == "failed").sum())
     tail = f"\n{n_fail} point(s) failed: see `goodhart status`" if n_fail else ""
     return "\n".join(blocks) + tail
+
+
+def point_flags(r: dict) -> list[str]:
+    """Trust flags of a result row: `low-ESS`, `pool-dependent` (tilt points)."""
+    out = []
+    if not (r.get("ess_ok", True) in (True, "True", 1) or _isnan(r.get("ess_ok"))):
+        out.append("low-ESS")
+    if r.get(M.POOL_DEPENDENT) in (True, "True", 1):
+        out.append("pool-dependent")
+    return out
 
 
 def knob_text(r: dict) -> str:

@@ -1,0 +1,115 @@
+"""What makes points one curve: everything but the knob (and the seed).
+
+A curve is read along KL with every optimizer on it together (the frontier), so its identity
+is what the optimizers share: the true utility, the proxy, the base model, the eval prompts
+and the pool size N. Two utility scales, two reward checkpoints or two callables are two
+curves; seeds of one setting are one curve (aggregated in eval/goodhart.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from goodhart.eval import metrics as M
+from goodhart.pipeline.config import schema as C
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
+_hash_cache: dict[tuple, str] = {}
+
+
+def weights_hash(path: str) -> str | None:
+    """blake2b of a checkpoint directory's weight files (names and bytes), 10 hex digits; None
+    when `path` is not a local directory (a hub id: the id is its identity)."""
+    d = Path(path)
+    if not d.is_dir():
+        return None
+    files = sorted(f for f in d.rglob("*") if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
+    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if stamp in _hash_cache:
+        return _hash_cache[stamp]
+    h = hashlib.blake2b(digest_size=5)
+    for f in files:
+        h.update(str(f.relative_to(d)).encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    _hash_cache[stamp] = h.hexdigest()
+    return _hash_cache[stamp]
+
+
+def _kw(kwargs: dict[str, Any]) -> str:
+    return (
+        "(" + ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(kwargs.items())) + ")"
+        if kwargs
+        else ""
+    )
+
+
+def law_text(law: C.LawConfig) -> str:
+    """`student_t(df=3) x0.5`, `gaussian x1 +1` (loc shown when set)."""
+    loc = f" {law.loc:+g}" if law.loc else ""
+    return f"{law.label} x{law.scale:g}{loc}"
+
+
+def reward_identity(spec: Any) -> str:
+    """A reward's identity in a few words: what makes two rewards score differently."""
+    t = spec.type
+    if t == "hf":
+        h = weights_hash(spec.path)
+        lab = f" label={spec.label}" if spec.label else ""
+        return f"hf:{spec.path}" + (f"@{h}" if h else "") + lab
+    if t == "callable":
+        return f"callable:{spec.target}{_kw(spec.kwargs)}"
+    if t == "plugin":
+        return f"plugin:{spec.name}{_kw(spec.kwargs)}"
+    if t == "synthetic":
+        return f"{reward_identity(spec.utility)} + {error_text(spec.error)}"
+    if t == "distributional":
+        return f"{law_text(spec.utility)} + {law_text(spec.error)}"
+    if t == "sum":
+        w = spec.weights or [1.0] * len(spec.terms)
+        return " + ".join(f"{wi:g}*({reward_identity(r)})" for wi, r in zip(w, spec.terms))
+    # sentiment, length, keyword: the type plus any non-default option
+    extra = spec.model_dump(exclude={"type"}, exclude_defaults=True)
+    return t + _kw(extra)
+
+
+def error_text(err: C.ErrorConfig) -> str:
+    mode = "" if err.mode == "independent" else f" [{err.mode}:{err.feature.pattern}]"
+    salt = "" if err.salt == "goodhart" else f" salt={err.salt}"
+    return f"{law_text(err.law)}{mode}{salt}"
+
+
+def utility_identity(cfg: C.RunConfig) -> str:
+    if cfg.utility is not None:
+        return reward_identity(cfg.utility)
+    r = cfg.reward
+    if isinstance(r, C.SyntheticReward):
+        return reward_identity(r.utility)
+    if isinstance(r, C.DistributionalReward):
+        return law_text(r.utility)
+    return f"same as proxy ({reward_identity(r)})"
+
+
+def curve_identity(cfg: C.RunConfig) -> dict[str, str]:
+    """The five columns M.CURVE_KEYS of a point's row."""
+    clip = "" if cfg.clip is None else f" clip[{cfg.clip.low}, {cfg.clip.high}]"
+    if cfg.distributional:
+        model, prompts = "none (distributional)", f"{cfg.prompts.n_eval} draws"
+    else:
+        m, s = cfg.model, cfg.sampling
+        h = None if m.name == "tiny" else weights_hash(str(m.path))
+        model = m.name if m.name == "tiny" else f"{m.path}" + (f"@{h}" if h else "")
+        model += f" T={s.temperature:g} top_p={s.top_p:g} len={s.max_new_tokens}"
+        p = cfg.prompts
+        prompts = f"{p.source}:{p.split} n_eval={p.n_eval} seed={p.seed}"
+    return {
+        M.CURVE_UTILITY: utility_identity(cfg),
+        M.CURVE_PROXY: reward_identity(cfg.reward) + clip,
+        M.CURVE_MODEL: model,
+        M.CURVE_PROMPTS: prompts,
+        M.CURVE_POOL: f"N={cfg.sampling.n}",
+    }

@@ -1,0 +1,156 @@
+"""Every shell command in README.md and slurm/README.md is run here, so the docs cannot drift.
+
+Each command the docs show maps to what the test runs: the command itself, or a tiny variant
+(the same verb and arguments plus overrides that make it small: a small model, a few prompts,
+one PPO step), or, where the real one needs hardware this machine lacks (GPUs, a SLURM
+cluster), its dry run / syntax check. A command added to the docs without an entry here fails
+`test_every_documented_command_has_a_variant`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# Overrides that make an LM run tiny ({model} is the small test model).
+LM = "model.path={model} prompts.n_eval=2 prompts.n_train=2 sampling.max_new_tokens=4 eval.n_examples=0"
+PPO = "algo.steps=1 algo.batch_prompts=2 algo.samples_per_prompt=2 algo.minibatch=4 algo.eval_samples=2"
+CAL = "reward.error.calibration_samples=64"
+DIST = "sampling.n=16384 prompts.n_eval=4"
+SLURM_ENV = "MLFLOW_TRACKING_URI=http://127.0.0.1:5001"
+GPU = "launch config exists; its loader is tested in tests/test_launch_configs.py; the point entry parses"
+
+# documented command -> what runs (in order, in one working directory; "$ " lines expect rc 2)
+VARIANTS: dict[str, str] = {
+    # README.md: two commands
+    "make demo": "make -n -C {repo} demo",
+    "make test": "make -n -C {repo} test",
+    # README.md: using it
+    ". .venv/bin/activate": "test -f {repo}/.venv/bin/activate",
+    "goodhart prepare": "goodhart prepare --help",  # builds the 0.94M model (~80 s); tiny variant: the small model below
+    "goodhart config show configs/base.yaml reward=pareto algo.kl.coef=0.1": "goodhart config show {repo}/configs/base.yaml reward=pareto algo.kl.coef=0.1",
+    "goodhart run configs/base.yaml reward=student_t algo=bon algo.n=16": f"goodhart run {{repo}}/configs/base.yaml reward=student_t algo=bon algo.n=16 sampling.n=16 {LM}",
+    "goodhart sweep configs/sweep/demo.yaml --jobs 2": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --jobs 2 --quiet sampling.n=256 {LM} {CAL}",
+    "goodhart status runs/demo": "goodhart status runs/demo",
+    "goodhart report runs/demo": "goodhart report runs/demo",
+    "goodhart tails errors.npy": "goodhart tails errors.npy",
+    "goodhart tails --reward configs/base.yaml reward=pareto": f"goodhart tails --reward {{repo}}/configs/base.yaml reward=pareto sampling.n=150 {LM}",
+    "goodhart ui": "goodhart ui --help",  # a server; not started here
+    "$ goodhart run configs/base.yaml reward.error.law.alhpa=2": "goodhart run {repo}/configs/base.yaml reward.error.law.alhpa=2",
+    # README.md: distributional
+    "goodhart sweep configs/sweep/distributional.yaml": f"goodhart sweep {{repo}}/configs/sweep/distributional.yaml --quiet {DIST}",
+    'goodhart sweep configs/sweep/distributional.yaml reward.error="pareto(alpha=1.2)" reward.utility="gaussian(scale=0.5)"': f'goodhart sweep {{repo}}/configs/sweep/distributional.yaml --quiet reward.error="pareto(alpha=1.2)" reward.utility="gaussian(scale=0.5)" {DIST}',
+    # README.md: trained policies
+    "goodhart run configs/base.yaml algo=ppo reward=pareto reward.error.mode=feature algo.kl.coef=0.03": f"goodhart run {{repo}}/configs/base.yaml algo=ppo reward=pareto reward.error.mode=feature algo.kl.coef=0.03 {LM} {PPO} {CAL} sampling.n=8",
+    "goodhart sweep configs/sweep/rl_goodhart.yaml": f"goodhart sweep {{repo}}/configs/sweep/rl_goodhart.yaml --quiet algo.kl.target=2 {LM} {PPO} {CAL} sampling.n=8",
+    "goodhart report runs/rl_goodhart": "goodhart report runs/rl_goodhart --no-mlflow",
+    # README.md: clusters (no SLURM here: the dry run prints the script and the sbatch line)
+    "goodhart server --port 5001 --backend-store-uri sqlite:////shared/goodhart/mlflow.db &": "goodhart server --help",
+    "export MLFLOW_TRACKING_URI=http://127.0.0.1:5001": "export MLFLOW_TRACKING_URI=http://127.0.0.1:5001",
+    "goodhart sweep configs/sweep/rl_goodhart.yaml --backend slurm --dry-run": f"{SLURM_ENV} goodhart sweep {{repo}}/configs/sweep/rl_goodhart.yaml --backend slurm --dry-run",
+    "goodhart sweep configs/sweep/rl_goodhart.yaml --backend slurm": f"{SLURM_ENV} goodhart sweep {{repo}}/configs/sweep/rl_goodhart.yaml --backend slurm --dry-run",
+    "goodhart status runs/rl_goodhart": "goodhart status runs/rl_goodhart",
+    "goodhart sweep configs/sweep/rl_goodhart.yaml --backend slurm --resume": f"{SLURM_ENV} goodhart sweep {{repo}}/configs/sweep/rl_goodhart.yaml --backend slurm --resume --dry-run",
+    # slurm/README.md (GPUs and a SLURM cluster: checks that need neither)
+    "accelerate launch --config_file configs/accelerate/multi_gpu_ddp.yaml -m goodhart.pipeline.cli run my_run.yaml seed=1": f"test -f {{repo}}/configs/accelerate/multi_gpu_ddp.yaml && goodhart run --help  # {GPU}",
+    "accelerate launch --config_file configs/accelerate/multi_gpu_ddp.yaml -m goodhart.pipeline.cli run-point runs/my_sweep 3": f"test -f {{repo}}/configs/accelerate/multi_gpu_ddp.yaml && goodhart run-point --help  # {GPU}",
+    "accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml -m goodhart.pipeline.cli run my_run.yaml": f"test -f {{repo}}/configs/accelerate/deepspeed_zero2.yaml && goodhart run --help  # {GPU}",
+    "accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml -m goodhart.pipeline.cli run-point runs/my_sweep 3": f"test -f {{repo}}/configs/accelerate/deepspeed_zero3.yaml && goodhart run-point --help  # {GPU}",
+    "ACCELERATE_USE_CPU=true OMP_NUM_THREADS=1 accelerate launch --config_file configs/accelerate/cpu_multiprocess.yaml -m goodhart.pipeline.cli run-point runs/my_sweep 3": "test -f {repo}/configs/accelerate/cpu_multiprocess.yaml && accelerate launch --help > /dev/null  # the real 2-process launch: tests/test_trl_trainers.py, tests/ddp_step.py",
+    "goodhart server --host 0.0.0.0 --port 5000": "goodhart server --help",
+    "export MLFLOW_TRACKING_URI=http://login1.cluster:5000": "export MLFLOW_TRACKING_URI=http://login1.cluster:5000",
+    "goodhart sweep configs/sweep/my_sweep.yaml --backend slurm --dry-run": f"{SLURM_ENV} goodhart sweep my_sweep.yaml --backend slurm --dry-run",
+    "goodhart sweep configs/sweep/my_sweep.yaml --backend slurm": f"{SLURM_ENV} goodhart sweep my_sweep.yaml --backend slurm --dry-run",
+    "goodhart sweep configs/sweep/my_sweep.yaml --backend slurm --partition debug --time 00:30:00 --max-concurrent 2 --sbatch-arg=--exclusive": f"{SLURM_ENV} goodhart sweep my_sweep.yaml --backend slurm --partition debug --time 00:30:00 --max-concurrent 2 --sbatch-arg=--exclusive --dry-run",
+    "goodhart status runs/my_sweep": "goodhart status runs/demo",  # a written sweep directory
+    "goodhart sweep configs/sweep/my_sweep.yaml --backend slurm --resume": f"{SLURM_ENV} goodhart sweep my_sweep.yaml --backend slurm --resume --dry-run",
+    "sbatch --array=0-3 --partition=debug slurm/sweep_array.sbatch runs/my_sweep": "bash -n {repo}/slurm/sweep_array.sbatch",
+}
+
+_COMMAND = re.compile(r"^(goodhart|make|accelerate|sbatch|export|\.|ACCELERATE_USE_CPU=|\$ goodhart)")
+
+
+def _strip_comment(line: str) -> str:
+    return re.sub(r"\s+#\s.*$", "", line).strip()
+
+
+def documented_commands() -> list[str]:
+    """Commands in README.md's ```bash blocks (and its `$ ` example lines) and in
+    slurm/README.md's indented blocks, in order; `a && b` counts as two."""
+    out: list[str] = []
+    text = (REPO / "README.md").read_text()
+    for block in re.findall(r"```(\w*)\n(.*?)```", text, re.S):
+        lang, body = block
+        for line in body.splitlines():
+            line = _strip_comment(line)
+            if lang == "bash" and line and not line.startswith("#"):
+                out += [c.strip() for c in line.split("&&")]
+            elif lang == "" and line.startswith("$ goodhart"):
+                out.append(line)
+    in_fence = False
+    for line in (REPO / "slurm" / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            in_fence = not in_fence
+            continue
+        if not in_fence and re.match(r"^ {4,}\S", line):
+            cmd = _strip_comment(line)
+            if _COMMAND.match(cmd):
+                out.append(cmd)
+    return list(dict.fromkeys(out))
+
+
+MY_SWEEP = """\
+name: my_sweep
+base: {repo}/configs/base.yaml
+set: {{reward: distributional, sampling.n: 256, prompts.n_eval: 4}}
+grid: {{algo.kl.coef: [10, 3, 1, 0.3]}}
+slurm: {{partition: gpu, time: "04:00:00", max_concurrent: 4}}
+"""
+
+
+def test_every_documented_command_has_a_variant():
+    cmds = documented_commands()
+    assert len(cmds) >= 30, cmds
+    missing = [c for c in cmds if c not in VARIANTS]
+    assert not missing, f"documented commands with no tested variant in {__file__}: {missing}"
+
+
+@pytest.mark.slow
+def test_every_documented_command_runs(tmp_path, small_model_dir):
+    (tmp_path / "my_sweep.yaml").write_text(MY_SWEEP.format(repo=REPO))
+    np.save(tmp_path / "errors.npy", np.random.default_rng(0).pareto(1.5, 5000))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    failures = []
+    for doc in documented_commands():
+        variant = VARIANTS[doc].format(repo=REPO, model=small_model_dir)
+        want = 2 if doc.startswith("$ ") else 0
+        r = subprocess.run(["bash", "-c", variant], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        if r.returncode != want:
+            failures.append(f"{doc!r} -> {variant!r}: rc {r.returncode}\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
+    assert not failures, "\n\n".join(failures)
+    assert (tmp_path / "runs" / "demo" / "report" / "report.md").is_file()
+    assert (tmp_path / "runs" / "rl_goodhart" / "report" / "report.md").is_file()
+
+
+def test_readme_distributional_overrides_run(in_tmp):
+    """The fast part: the README's distributional commands, in process (a few seconds)."""
+    from goodhart.pipeline.cli import main
+
+    for doc in (
+        "goodhart sweep configs/sweep/distributional.yaml",
+        'goodhart sweep configs/sweep/distributional.yaml reward.error="pareto(alpha=1.2)" reward.utility="gaussian(scale=0.5)"',
+    ):
+        argv = shlex.split(VARIANTS[doc].format(repo=REPO))[1:] + ["tracking.enabled=false"]
+        assert main(argv) == 0, doc
+    assert main(["report", "runs/distributional", "--no-mlflow"]) == 0
