@@ -14,6 +14,7 @@ import pandas as pd
 from goodhart.eval import metrics as M
 from goodhart.eval.goodhart import GroupVerdict, VerdictRule, label_points, summarize_groups, sweep_verdict
 from goodhart.pipeline.io import atomic_write_text, read_json
+from goodhart.pipeline.sweeps.record import write_results
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
 FIT_KIND = {"bon": "bon"}  # every other optimizer is fitted with the RL form
@@ -36,8 +37,10 @@ def locate_sweep(arg: str) -> Path:
     p = Path(arg)
     if (p / "points.json").is_file():
         return p
-    from goodhart.pipeline.sweeps.tracking import Tracker, resolve_uri
+    from goodhart.pipeline.sweeps.tracking import Tracker, resolve_uri, store_exists
 
+    if not store_exists(resolve_uri()):  # opening a missing SQLite store would create it
+        raise FileNotFoundError(f"'{arg}' is not a sweep directory (no points.json) and there is no MLflow store here")
     tracker = Tracker(resolve_uri())
     exp = tracker.client.get_experiment_by_name(arg)
     if exp is None:
@@ -102,6 +105,7 @@ def _tails(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
 def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | None = None) -> Report:
     from goodhart.eval.plots import bon_vs_n, gains_vs_kl
 
+    write_results(root)  # from the points themselves: what `goodhart status` says, not a stale table
     df = pd.read_csv(root / "results.csv")
     labelled = label_points(df, rule)
     if labelled.empty:
