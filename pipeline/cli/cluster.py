@@ -148,7 +148,13 @@ def status_slurm(root: Path) -> int:
         if p.logs:
             print(f"    log: {p.logs[1]}  (stdout: {p.logs[0]})", file=sys.stderr)
     counts = snap.counts()
-    print("  ".join(f"{k}: {counts[k]}" for k in ("done", "running", "pending", "failed", "missing") if k in counts))
+    print(
+        "  ".join(
+            f"{k}: {counts[k]}" for k in ("done", "running", "pending", "failed", "missing", "unknown") if k in counts
+        )
+    )
+    if snap.unknown:
+        print(f"queue state unknown ({snap.unknown}): unfinished points may still be running", file=sys.stderr)
     df = st.results
     print(f"results: {root / 'results.csv'} ({(df['status'] == 'done').sum()} of {len(df)} done)")
     if st.resubmit:
