@@ -68,7 +68,7 @@ def _worker(
         _busy["task"] = False
 
 
-STOP_GRACE = 10.0  # seconds workers get to record their point as interrupted before SIGKILL
+STOP_GRACE = 5.0  # seconds workers get to record their point as interrupted before SIGKILL
 
 
 def stop_workers(ex: ProcessPoolExecutor) -> None:

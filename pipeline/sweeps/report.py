@@ -107,6 +107,8 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
 
     write_results(root)  # from the points themselves: what `goodhart status` says, not a stale table
     df = pd.read_csv(root / "results.csv")
+    if "status" not in df or not (df["status"] == "done").any():
+        raise FileNotFoundError(f"{root} has no finished points yet (see `goodhart status {root}`)")
     labelled = label_points(df, rule)
     if labelled.empty:
         raise FileNotFoundError(f"{root} has no finished points yet (see `goodhart status {root}`)")
