@@ -22,7 +22,9 @@ from scipy.special import logsumexp
 
 def log_weights(r: np.ndarray, beta: float) -> np.ndarray:
     """log w, shape (..., N): the log-softmax of r / beta along the last axis."""
-    z = np.asarray(r, dtype=np.float64) / beta
+    r = np.asarray(r, dtype=np.float64)
+    # Shift by the row max before dividing: r / beta itself overflows for large r and small beta.
+    z = (r - r.max(axis=-1, keepdims=True)) / beta
     return z - logsumexp(z, axis=-1, keepdims=True)
 
 

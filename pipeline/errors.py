@@ -29,6 +29,14 @@ class UsageError(UserError):
     """A bad command line (beyond argparse's own checks)."""
 
 
+class TrackingError(UserError):
+    """The tracking store or server cannot be used: the message names the URI and what to do."""
+
+
+class SweepBusyError(UserError):
+    """Another live process holds the sweep directory; the message names it (pid, host, since)."""
+
+
 # What the CLI reports as one line: ours, the reward package's (rewards may not import the
 # pipeline, so RewardError lives there), and a missing file.
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, RewardError, FileNotFoundError)

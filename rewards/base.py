@@ -40,6 +40,36 @@ def checked(name: str, values: Any, prompts: Sequence[str], completions: Sequenc
             f"(prompt {_short(prompts[i] if i < len(prompts) else '')!r}, completion {_short(completions[i])!r}); "
             f"{bad.size} non-finite score(s) in this batch"
         )
+    huge = np.flatnonzero(np.abs(arr) > MAX_ABS_SCORE)
+    if huge.size:
+        i = int(huge[0])
+        raise RewardError(
+            f"reward '{name}' returned {arr[i]:.3g} for example {i} "
+            f"(completion {_short(completions[i])!r}): scores beyond +-{MAX_ABS_SCORE:g} overflow means, variances "
+            "and gains; rescale the reward"
+        )
+    return arr
+
+
+# Scores this large overflow a mean of N of them, a variance or a difference in float64: a reward
+# that gives them stops the run at once, naming itself, instead of yielding inf and NaN later.
+MAX_ABS_SCORE = 1e150
+
+
+def check_array(name: str, values: Any) -> np.ndarray:
+    """Validate scores that have no texts (drawn from laws): finite, and below MAX_ABS_SCORE."""
+    arr = np.asarray(values, dtype=np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(arr)))
+    if bad:
+        raise RewardError(
+            f"reward '{name}' gave {bad} non-finite value(s) (nan/inf) of {arr.size}; check its law and scale"
+        )
+    top = float(np.abs(arr).max()) if arr.size else 0.0
+    if top > MAX_ABS_SCORE:
+        raise RewardError(
+            f"reward '{name}' gave a value of magnitude {top:.3g}: beyond +-{MAX_ABS_SCORE:g} means, variances and "
+            "gains overflow; use a smaller scale (or a lighter law)"
+        )
     return arr
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import inspect
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +36,8 @@ class HFClassifierReward:
         self.name = name or f"hf:{path.rstrip('/').split('/')[-1]}"
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device.startswith("cuda") and not torch.cuda.is_available():
+            raise RewardError(f"reward model '{path}': device '{device}' but this machine has no CUDA device")
         try:
             self.tok = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForSequenceClassification.from_pretrained(path).to(device).eval()
@@ -96,3 +101,74 @@ def plugin_reward(name: str, kwargs: dict[str, Any] | None = None) -> Reward:
         raise RewardError(f"no reward plug-in named '{name}' in entry-point group {ENTRY_POINT_GROUP} (found: {known})")
     factory = eps[name].load()
     return as_reward(factory(**(kwargs or {})), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Identities: what a reward *is*, for cache keys. The config names a reward (a path, an import
+# path, a plug-in name); the identity changes when what scores changes: new weights at the same
+# path, an edited function, a new plug-in release.
+# ---------------------------------------------------------------------------------------------
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's content (memoised per path, size and mtime within a process)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
+def checkpoint_identity(path: str) -> str:
+    """A local checkpoint directory: a hash of every file's name and content (weights, config,
+    tokenizer). A hub id: the commit of its cached snapshot (the id alone when none is cached)."""
+    p = Path(path)
+    if p.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")):
+            h.update(f"{f.relative_to(p)}:{file_digest(f)}\n".encode())
+        return f"dir:{h.hexdigest()[:24]}"
+    if p.is_file():
+        return f"file:{file_digest(p)[:24]}"
+    try:
+        from huggingface_hub import snapshot_download
+
+        snap = Path(snapshot_download(repo_id=path, local_files_only=True))
+        return f"hub:{path}@{snap.name}"
+    except Exception:  # not cached yet, or not a hub id: loading will say so
+        return f"hub:{path}"
+
+
+def source_identity(obj: Any) -> str:
+    """An explicit `version` (or `__version__`) attribute when the object has one, else a hash of
+    the source of the module that defines it (or of the object alone when the module has none)."""
+    version = getattr(obj, "version", None) or getattr(obj, "__version__", None)
+    if isinstance(version, (str, int, float)):
+        return f"version:{version}"
+    for thing in (inspect.getmodule(obj), obj):
+        try:
+            src = inspect.getsource(thing)  # type: ignore[arg-type]
+            return f"source:{hashlib.sha256(src.encode()).hexdigest()[:24]}"
+        except (OSError, TypeError):
+            continue
+    return f"unknown:{getattr(obj, '__qualname__', type(obj).__name__)}"
+
+
+def callable_identity(target: str) -> str:
+    return f"{target}|{source_identity(load_callable(target))}"
+
+
+def plugin_identity(name: str) -> str:
+    """Entry-point name, the distribution that provides it and its version, and the factory's source."""
+    eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if name not in eps:
+        return f"plugin:{name}"  # building it will raise the clear error
+    ep = eps[name]
+    dist = getattr(ep, "dist", None)
+    release = f"{dist.name}=={dist.version}" if dist is not None else "?"
+    return f"plugin:{name}|{release}|{source_identity(ep.load())}"

@@ -91,7 +91,8 @@ def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
     assert main(["sweep", str(f), "--quiet"]) == 0
     assert "1 run, 7 already done" in capsys.readouterr().out
 
-    # MLflow: one experiment, one parent per sweep directory (reruns reopen it), 8 + 0 + 1 children.
+    # MLflow: one experiment, one parent per sweep directory (reruns reopen it), one child per
+    # point (the redone point continues its own child run, named in its run.json).
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}")
@@ -99,11 +100,11 @@ def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
     runs = client.search_runs([exp.experiment_id], max_results=100)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 9
+    assert len(parents) == 1 and len(children) == 8
     first_parent = parents[0]
     assert first_parent.info.status == "FINISHED"
     mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == first_parent.info.run_id]
-    assert len(mine) == 9
+    assert len(mine) == 8
     c = mine[0]
     assert {"reward/proxy", "reward/utility", "kl", "gain/utility"} <= set(c.data.metrics)
     assert c.data.params["algo.kind"] in ("tilt", "bon") and "reward.error.name" in c.data.params

@@ -13,6 +13,10 @@ def resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from goodhart.pipeline.errors import ConfigError
+
+        raise ConfigError(f"device '{device}': this machine has no CUDA device (use device: auto or cpu)")
     return device
 
 

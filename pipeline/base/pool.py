@@ -2,8 +2,10 @@
 point of a sweep (every beta of tilt, every n of best-of-n).
 
 Completions are cached under $GOODHART_CACHE/pools/<key>/, keyed by the base model, the
-prompts, the sampling settings, N and the seed; scores beside them, keyed by the reward config
-(and, in feature mode, the fitted calibration). A second point or a re-run loads, not samples.
+prompts, the sampling settings, N and the seed; scores beside them, keyed by the reward config,
+what the rewards are (checkpoint content, callable source or version, plug-in release; see
+reward_identity) and, in feature mode, the fitted calibration. A second point or a re-run loads,
+not samples.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from goodhart.pipeline.base.scoring import Scorer, law
 from goodhart.pipeline.config import schema as C
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, cache_dir, read_json, short_hash
+from goodhart.rewards.base import check_array
 
 
 @dataclass
@@ -28,6 +31,8 @@ class Pool:
     error: np.ndarray
     key: str
     calibration: dict | None = None
+    clipped_fraction: float | None = None
+    """Fraction of proxy scores `clip` clipped (None when clip is off)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -83,6 +88,25 @@ def calibrate(cfg: C.RunConfig, scorer: Scorer, train_prompts: list[str], progre
     return err.state()
 
 
+def reward_identity(spec: C.RewardSpec | None) -> object:
+    """The identities of the rewards a config names that the config alone does not pin down:
+    HF checkpoints (content hash), callables (source or explicit version), plug-ins (release)."""
+    from goodhart.rewards import plugins
+
+    match spec:
+        case C.HFReward():
+            return plugins.checkpoint_identity(spec.path)
+        case C.CallableReward():
+            return plugins.callable_identity(spec.target)
+        case C.PluginReward():
+            return plugins.plugin_identity(spec.name)
+        case C.SyntheticReward():
+            return reward_identity(spec.utility)
+        case C.SumReward():
+            return [reward_identity(t) for t in spec.terms]
+    return None
+
+
 def base_pool(
     cfg: C.RunConfig, eval_prompts: list[str] | None, train_prompts: list[str] | None, progress: bool = True
 ) -> Pool:
@@ -92,6 +116,8 @@ def base_pool(
         from goodhart.rewards.distributional import draw
 
         arr = draw(law(cfg.reward.utility), law(cfg.reward.error), cfg.prompts.n_eval, n, cfg.seed)
+        for part, spec in (("utility", cfg.reward.utility), ("error", cfg.reward.error), ("proxy", None)):
+            check_array(f"distributional {part}" + (f" {spec.label} x{spec.scale:g}" if spec else ""), arr[part])
         key = short_hash({"distributional": cfg.reward.model_dump(), "P": cfg.prompts.n_eval, "n": n, "seed": cfg.seed})
         return Pool(None, None, arr["proxy"], arr["utility"], arr["error"], key)
 
@@ -103,19 +129,32 @@ def base_pool(
         {
             "reward": cfg.reward.model_dump(),
             "utility": cfg.utility and cfg.utility.model_dump(),
+            # what the rewards are, not only what the config calls them: weights, source, release
+            "identity": [reward_identity(cfg.reward), reward_identity(cfg.utility)],
             "clip": cfg.clip and cfg.clip.model_dump(),
             "calibration": calibration,
         }
     )
     spath = cache_dir() / "pools" / key / f"scores-{rkey}.npz"
+    clipped = None
     if spath.is_file():
         z = np.load(spath)
         proxy, utility, error = z["proxy"], z["utility"], z["error"]
+        if "clipped_fraction" in z.files:
+            clipped = float(z["clipped_fraction"])
     else:
         flat_p = [p for p, row in zip(eval_prompts, comps) for _ in row]
         flat_c = [c for row in comps for c in row]
         parts = scorer.components(flat_p, flat_c)
         P = len(eval_prompts)
         proxy, utility, error = (parts[k].reshape(P, n) for k in ("proxy", "utility", "error"))
-        atomic_savez(spath, proxy=proxy, utility=utility, error=error)
-    return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration)
+        extra = {}
+        if scorer.clip is not None:
+            clipped = scorer.clip.clipped_fraction
+            extra["clipped_fraction"] = np.float64(clipped)
+        atomic_savez(spath, proxy=proxy, utility=utility, error=error, **extra)
+    if cfg.clip is not None and clipped is None:  # a cache written before the fraction was kept
+        lo = -np.inf if cfg.clip.low is None else cfg.clip.low
+        hi = np.inf if cfg.clip.high is None else cfg.clip.high
+        clipped = float(np.mean((proxy <= lo) | (proxy >= hi)))  # at a bound: an upper estimate
+    return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration, clipped)

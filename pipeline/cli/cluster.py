@@ -62,11 +62,13 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
             help="let tasks write a SQLite tracking store (one machine, local disk only)",
         )
 
+    from goodhart.pipeline.cli.main import port_number
+
     p = sub.add_parser("server", help="a lean MLflow tracking server (the tracking URI for SLURM sweeps)")
     p.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 for compute nodes)"
     )
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=port_number, default=5000)
     p.add_argument("--backend-store-uri", default=None, help="database URI (default sqlite:///./mlflow.db)")
     p.add_argument("--artifacts-destination", default=None, help="where artifacts go (default ./mlartifacts)")
     p.add_argument(
@@ -146,7 +148,13 @@ def status_slurm(root: Path) -> int:
         if p.logs:
             print(f"    log: {p.logs[1]}  (stdout: {p.logs[0]})", file=sys.stderr)
     counts = snap.counts()
-    print("  ".join(f"{k}: {counts[k]}" for k in ("done", "running", "pending", "failed", "missing") if k in counts))
+    print(
+        "  ".join(
+            f"{k}: {counts[k]}" for k in ("done", "running", "pending", "failed", "missing", "unknown") if k in counts
+        )
+    )
+    if snap.unknown:
+        print(f"queue state unknown ({snap.unknown}): unfinished points may still be running", file=sys.stderr)
     df = st.results
     print(f"results: {root / 'results.csv'} ({(df['status'] == 'done').sum()} of {len(df)} done)")
     if st.resubmit:

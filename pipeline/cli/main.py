@@ -99,7 +99,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from goodhart.pipeline.io import read_json
-    from goodhart.pipeline.sweeps.record import point_status
+    from goodhart.pipeline.sweeps.record import point_status, status_detail
     from goodhart.pipeline.sweeps.tables import render
 
     root = Path(args.sweep)
@@ -113,9 +113,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for e in read_json(root / "points.json"):
         st = point_status(root, e["id"])
         counts[st] = counts.get(st, 0) + 1
-        detail = ""
-        if st == "failed":
-            detail = read_json(root / "points" / e["id"] / "error.json").get("error", "")[:80]
+        detail = status_detail(root, e["id"])[:80]
         rows.append([e["index"], e["id"], st, " ".join(f"{k}={v}" for k, v in e["overrides"].items())[:60], detail])
     print(render(["#", "point", "status", "overrides", "error"], rows))
     print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
@@ -171,12 +169,40 @@ def cmd_tails(args: argparse.Namespace) -> int:
     else:
         raise UsageError("give a FILE (.npy/.npz/.csv/.parquet) or --reward CONFIG")
     for name, x in samples.items():
+        x = _tail_sample(name, x)
         print(f"== {name}: {x.size} samples")
         if np.unique(x).size < 20:
             print("  too few distinct values for tail estimation (a discrete or constant score)\n")
             continue
-        print(tail_verdict(x).table(), end="\n\n")
+        try:
+            verdict = tail_verdict(x)
+        except ValueError as e:  # the estimators' own limits on the data (their messages say which)
+            raise UsageError(f"{name}: {e}") from None
+        print(verdict.table(), end="\n\n")
     return 0
+
+
+TAILS_MIN_N = 500  # eval.tails.tail_verdict's minimum sample
+
+
+def _tail_sample(name: str, x):
+    """A 1-D array of finite floats with enough values, or a one-line UsageError saying why not."""
+    import numpy as np
+
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise UsageError(
+            f"{name}: expected a 1-D array of numbers, got shape {x.shape} (save one column or row, e.g. x[:, 0])"
+        )
+    if x.dtype.kind not in "biuf":
+        raise UsageError(f"{name}: expected numbers, got an array of {x.dtype} values")
+    x = x.astype(np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        raise UsageError(f"{name}: {bad} of {x.size} values are NaN or infinite; drop them first")
+    if x.size < TAILS_MIN_N:
+        raise UsageError(f"{name}: {x.size} values; tail diagnostics need at least {TAILS_MIN_N}")
+    return x
 
 
 def _read_column(path: Path, column: str | None):
@@ -185,20 +211,28 @@ def _read_column(path: Path, column: str | None):
 
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    if path.suffix == ".npy":
-        return np.load(path).ravel()
-    if path.suffix == ".npz":
-        z = np.load(path)
-        key = column or z.files[0]
-        if key not in z.files:
-            raise UsageError(f"{path} has no array '{key}' (arrays: {', '.join(z.files)})")
-        return z[key].ravel()
+    try:
+        if path.suffix == ".npy":
+            return np.load(path)
+        if path.suffix == ".npz":
+            z = np.load(path)
+            if not z.files:
+                raise UsageError(f"{path} holds no arrays")
+            key = column or z.files[0]
+            if key not in z.files:
+                raise UsageError(f"{path} has no array '{key}' (arrays: {', '.join(z.files)})")
+            return z[key]
+        if path.suffix in (".csv", ".parquet"):
+            df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    except (ValueError, OSError, EOFError) as e:  # not a numpy file, pickled objects, a broken table
+        raise UsageError(f"{path}: cannot read it as {path.suffix} ({str(e).splitlines()[0][:120]})") from None
     if path.suffix in (".csv", ".parquet"):
-        df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
         numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         key = column or (numeric[0] if len(numeric) == 1 else None)
         if key is None or key not in df:
             raise UsageError(f"{path}: choose a column with --column (numeric columns: {', '.join(numeric)})")
+        if key not in numeric:
+            raise UsageError(f"{path}: column '{key}' is not numeric (numeric columns: {', '.join(numeric)})")
         return df[key].dropna().to_numpy(float)
     raise UsageError(f"{path}: expected a .npy, .npz, .csv or .parquet file")
 
@@ -237,6 +271,28 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (`--jobs 0` would run nothing, silently)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {v}")
+    return v
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1..65535."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {v}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="goodhart", description="Stress-test KL regularization: proxy vs utility vs KL.")
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -261,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="expand and run a sweep")
     p.add_argument("file", help="a sweep YAML (configs/sweep/)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides applied to every point")
-    p.add_argument("--jobs", type=int, default=None, help="local worker processes (threads are pinned)")
+    p.add_argument("--jobs", type=positive_int, default=None, help="local worker processes (threads are pinned)")
     p.add_argument(
         "--backend", choices=["local", "slurm"], default="local", help="local processes, or one SLURM job array"
     )
@@ -320,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="the MLflow UI on loopback")
     p.add_argument("--uri", help="tracking store (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=port_number, default=5000)
     p.set_defaults(fn=cmd_ui)
     import importlib
 

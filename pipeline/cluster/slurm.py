@@ -16,7 +16,8 @@ sweep directory (pipeline/sweep.py describes the rest):
 Status needs no accounting database: result.json / error.json on disk are the final states;
 `squeue` gives the live ones; `sacct` (when accounting is on), else `scontrol show job` (for
 MinJobAge seconds after a task ends), names why a task without a result ended. A submitted
-point with no result, no error and no live task is reported failed ("lost").
+point with no result, no error and no live task is reported failed ("lost"); when squeue
+cannot answer, such a point is "unknown" (and nothing is closed or resubmitted).
 
 Nothing here builds a shell string: sbatch, squeue, sacct and scontrol get argv lists, every
 config value is validated (pipeline/slurm_config.py), and the only values that enter a script
@@ -270,7 +271,7 @@ class PointState:
     index: int
     id: str
     overrides: dict[str, Any]
-    status: str  # done | running | pending | failed | missing (never submitted)
+    status: str  # done | running | pending | failed | missing (never submitted) | unknown (squeue failed)
     task: str | None = None  # "<array job id>_<index>" of the latest submission of this point
     slurm: str = ""  # the scheduler's word: RUNNING, PENDING (Priority), TIMEOUT, ...
     detail: str = ""
@@ -281,6 +282,8 @@ class PointState:
 class Snapshot:
     points: list[PointState]
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    unknown: str = ""
+    """Why squeue could not say what is live ('' when it could)."""
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -290,7 +293,8 @@ class Snapshot:
 
     @property
     def live(self) -> bool:
-        return any(p.status in ("pending", "running") for p in self.points)
+        """Something may still be queued or running (an unknown point may be)."""
+        return any(p.status in ("pending", "running", "unknown") for p in self.points)
 
 
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess | None:
@@ -313,21 +317,37 @@ def _task_key(job: str, task: str) -> list[tuple[str, int]]:
         return []
 
 
+class QueueUnknown(SlurmError):
+    """squeue could not say which tasks are live (not installed, not answering, an error): every
+    unfinished point is then "unknown", never "lost", and nothing is closed or resubmitted."""
+
+
+def _gone(r: subprocess.CompletedProcess) -> bool:
+    """squeue's refusal of an id the controller has forgotten (the job ended long ago)."""
+    return "invalid job id" in (r.stderr + r.stdout).lower()
+
+
 def queue_states(job_ids: list[str]) -> dict[tuple[str, int], tuple[str, str]]:
-    """Live tasks: (array job id, index) -> (state, reason), from squeue."""
+    """Live tasks: (array job id, index) -> (state, reason), from squeue. Raises QueueUnknown when
+    squeue cannot answer: "not in the queue" must never be guessed from a failed query."""
     out: dict[tuple[str, int], tuple[str, str]] = {}
     if not job_ids:
         return out
     fmt = "%F|%K|%T|%r"
     r = _run(["squeue", "-h", "-r", "-j", ",".join(job_ids), "-o", fmt])
     if r is None:
-        raise SlurmError("squeue not found or not answering: status needs SLURM's commands (run it on a login node)")
+        raise QueueUnknown("squeue not found or not answering (run status on a login node)")
     if r.returncode != 0:  # some squeue versions refuse the whole list when one id is gone
         lines = []
         for j in job_ids:
             rj = _run(["squeue", "-h", "-r", "-j", j, "-o", fmt])
-            if rj is not None and rj.returncode == 0:
+            if rj is None:
+                raise QueueUnknown("squeue stopped answering")
+            if rj.returncode == 0:
                 lines += rj.stdout.splitlines()
+            elif not _gone(rj):
+                msg = (rj.stderr or rj.stdout).strip().splitlines()
+                raise QueueUnknown(f"squeue failed (exit {rj.returncode}): {msg[0][:150] if msg else 'no message'}")
     else:
         lines = r.stdout.splitlines()
     for line in lines:
@@ -383,7 +403,11 @@ def snapshot(root: Path) -> Snapshot:
             if int(i) < len(entries) and entries[int(i)]["id"] == pid:
                 latest[int(i)] = str(j["job_id"])
     ids = sorted({str(j["job_id"]) for j in jobs}, key=int)
-    live = queue_states(ids) if ids else {}  # the queue first: a task that ends now is then on disk
+    unknown = ""
+    try:
+        live = queue_states(ids) if ids else {}  # the queue first: a task that ends now is then on disk
+    except QueueUnknown as e:
+        live, unknown = {}, str(e)
     points: list[PointState] = []
     need_final: list[PointState] = []
     for e in entries:
@@ -404,6 +428,9 @@ def snapshot(root: Path) -> Snapshot:
             ps.status = "failed"
             err = read_json(d / ERROR)
             ps.detail = str(err.get("error", ""))
+        elif job is not None and unknown:
+            ps.status = "unknown"  # may well be queued or running: never call it lost on a failed query
+            ps.detail = f"queue state unknown: {unknown}"
         elif job is not None:
             ps.status = "failed"
             need_final.append(ps)
@@ -422,7 +449,7 @@ def snapshot(root: Path) -> Snapshot:
                 )
             else:
                 ps.detail = "lost: no result, no error and no live task (see its log)"
-    return Snapshot(points, jobs)
+    return Snapshot(points, jobs, unknown)
 
 
 def status_rows(snap: Snapshot) -> list[list[Any]]:

@@ -97,6 +97,11 @@ def plan(
     failed: set[int] = set()
     if jobs:
         snap = S.snapshot(root)
+        if snap.unknown:
+            raise SlurmError(
+                f"cannot tell which tasks of {root} are still queued or running ({snap.unknown}); "
+                "--resume could start a point twice: try again when squeue answers"
+            )
         live = {p.index: p.id for p in snap.points if p.status in ("pending", "running")}
         failed = {p.index for p in snap.points if p.status == "failed"}
         moved = [i for i, pid in live.items() if i >= len(points) or points[i].id != pid]
@@ -188,7 +193,7 @@ def status(root: Path) -> Status:
     bad = [p for p in snap.points if p.status == "failed"]
     df = write_results(root)
     resubmit = None
-    if bad or counts.get("missing"):
+    if (bad or counts.get("missing")) and not snap.unknown:
         last = next((j for j in reversed(snap.jobs) if j.get("sweep_file")), {"sweep_file": "SWEEP_FILE"})
         out = ["--output", last["output"]] if last.get("output") else []
         resubmit = shlex.join(

@@ -8,13 +8,40 @@ and overriding live in ``goodhart.pipeline.config.load``; this file is only the 
 from __future__ import annotations
 
 import re
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# A run or sweep name becomes a directory under output_dir and an MLflow name: one path part.
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+NAME_WHAT = "a name of letters, digits, '_', '.' and '-' not starting with '.' or '-' (it names a directory)"
+
+
+def _is_number_annotation(ann: Any) -> bool:
+    if ann in (int, float):
+        return True
+    args = typing.get_args(ann)
+    return bool(args) and any(a in (int, float) for a in args) and all(a in (int, float, type(None)) for a in args)
+
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+    # allow_inf_nan=False: a NaN or inf in a config (`reward.error.loc=.nan`) is an error, never a
+    # run whose every number is NaN.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True, allow_inf_nan=False
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, v: Any) -> Any:
+        """YAML's `true` is not a count: pydantic would read `sampling.n=true` as 1."""
+        if isinstance(v, dict):
+            for k, x in v.items():
+                f = cls.model_fields.get(k) if isinstance(k, str) else None
+                if isinstance(x, bool) and f is not None and _is_number_annotation(f.annotation):
+                    raise ValueError(f"{k} = {x!r}: expected a number, got a boolean")
+        return v
 
 
 # ============================================================================================
@@ -253,6 +280,12 @@ class ClipConfig(Strict):
     high: float | None = None
     """Upper bound (none: unbounded)."""
 
+    @model_validator(mode="after")
+    def _ordered(self) -> ClipConfig:
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError(f"low={self.low:g} must be below high={self.high:g}")
+        return self
+
 
 # ============================================================================================
 # Model, prompts, sampling
@@ -299,7 +332,7 @@ class PromptsConfig(Strict):
     """Prompts for training (trained optimizers)."""
     n_eval: int = Field(32, ge=1)
     """Held-out prompts every optimizer is evaluated on."""
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     """Shuffle/split seed."""
 
 
@@ -406,7 +439,7 @@ class TrainedConfig(Strict):
     fine-tuning with a frozen reference copy)."""
     eval_samples: int = Field(16, ge=1)
     """Held-out samples per eval prompt from the trained policy (proxy, utility and our KL)."""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0)
     """Training seed (none: the run's seed)."""
 
 
@@ -563,9 +596,15 @@ class RunConfig(Strict):
     """One point: a base model, a proxy reward, a utility, an optimizer, how to measure."""
 
     name: str = "run"
-    """Human label."""
-    seed: int = 0
-    """Seeds sampling, bootstrap and training."""
+    """Human label (also the directory name of a single run: letters, digits, '_', '.', '-')."""
+    seed: int = Field(0, ge=0)
+    """Seeds sampling, bootstrap and training (numpy seeds are non-negative)."""
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        return check_name(v)
+
     model: ModelConfig = Field(default_factory=ModelConfig)
     """The base policy."""
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
@@ -630,3 +669,10 @@ class RunConfig(Strict):
                 f"but sampling.n={self.sampling.n}"
             )
         return self
+
+
+def check_name(v: str) -> str:
+    """A name that is one directory below output_dir: no spaces, slashes, '.' or '..'."""
+    if not re.fullmatch(NAME_PATTERN, v):
+        raise ValueError(f"{v!r} is not {NAME_WHAT}")
+    return v

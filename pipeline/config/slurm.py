@@ -49,6 +49,7 @@ CHECKS = {
 # shell metacharacters or control characters.
 EXTRA = r"^--[A-Za-z][A-Za-z0-9\-]*(=[A-Za-z0-9_.,:/@%+=\-\[\]|&!*]*)?$"
 # Options the submission sets itself; giving them again would split a sweep's bookkeeping.
+MIN_ABBREV = 3  # "--a": sbatch would read it as --array when no other option starts so
 RESERVED = ("--array", "--output", "--error", "--open-mode", "--parsable", "--wrap", "--chdir", "--export")
 
 
@@ -111,8 +112,10 @@ class SlurmConfig(Strict):
                     "(letters, digits and , . : / @ % + = - _ [ ] | & ! * only; no spaces, quotes or shell syntax)"
                 )
             name = a.split("=", 1)[0]
-            if name in RESERVED:
-                raise ValueError(f"extra sbatch option {a!r}: {name} is set by goodhart itself")
+            # sbatch takes any unambiguous prefix of a long option (--arr, --outp): compare by prefix
+            hit = [r for r in RESERVED if r.startswith(name) and len(name) >= MIN_ABBREV]
+            if name in RESERVED or hit:
+                raise ValueError(f"extra sbatch option {a!r}: {hit[0] if hit else name} is set by goodhart itself")
         return v
 
     @field_validator("accelerate_config")

@@ -1,7 +1,7 @@
 """One sweep invocation, end to end, on this machine: write the sweep directory, open (or
 reopen) the MLflow parent run, run every unfinished point, write the results, log them and
 close the parent. The CLI's `goodhart sweep` and `goodhart run` call this; so can a notebook.
-Imports: sweeps.spec, sweeps.record, sweeps.local, sweeps.point.
+Imports: sweeps.spec, sweeps.record, sweeps.local, sweeps.point, sweeps.lock, sweeps.runstate.
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from goodhart.pipeline.errors import ConfigError
 from goodhart.pipeline.sweeps.local import run_local
+from goodhart.pipeline.sweeps.lock import SweepLock
 from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
 from goodhart.pipeline.sweeps.record import close_parent, reopen_or_start_parent, write_results, write_sweep_dir
+from goodhart.pipeline.sweeps.runstate import deferred, interrupts_raise
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 from goodhart.pipeline.sweeps.tracking import resolve_uri
 
@@ -50,16 +53,33 @@ def run_sweep(
         for p in points:
             run_point(p.cfg, root / "points" / p.id, None, progress=False)
         return out
-    write_sweep_dir(root, sweep_file, sweep, points)
-    tracking = points[0].cfg.tracking
-    out.parent, _ = reopen_or_start_parent(sweep, points, root, resolve_uri(tracking) if tracking.enabled else None)
-    status = "KILLED"  # unless run_local returns: an interrupt or a crash of the runner itself
-    try:
-        summary = run_local(sweep, points, root, jobs, progress, out.parent)
-        out.ran, out.skipped, out.failed = summary["done"], summary["skipped"], summary["failed"]
-        status = "FINISHED" if not out.failed else "FAILED"
-    finally:
-        out.results = write_results(root)
-        if out.parent is not None:
-            close_parent(root, out.results, status)
+    check_output_dir(root)
+    # Ctrl-C and SIGTERM raise Interrupted from here on: points in flight are recorded as
+    # interrupted (rerun next time), the parent run is closed KILLED, workers are stopped.
+    with interrupts_raise(), SweepLock(root, quiet=not progress):
+        write_sweep_dir(root, sweep_file, sweep, points)
+        tracking = points[0].cfg.tracking
+        uri = resolve_uri(tracking) if tracking.enabled else None
+        out.parent, _ = reopen_or_start_parent(sweep, points, root, uri)
+        status = "KILLED"  # unless run_local returns: an interrupt or a crash of the runner itself
+        try:
+            summary = run_local(sweep, points, root, jobs, progress, out.parent)
+            out.ran, out.skipped, out.failed = summary["done"], summary["skipped"], summary["failed"]
+            status = "FINISHED" if not out.failed else "FAILED"
+        finally:
+            with deferred():  # a second Ctrl-C must not leave the parent RUNNING
+                out.results = write_results(root)
+                if out.parent is not None:
+                    close_parent(root, out.results, status)
     return out
+
+
+def check_output_dir(root: Path) -> None:
+    """The sweep directory and its parents must be directories (or not exist yet)."""
+    for p in [root, *root.parents]:
+        if p.exists() and not p.is_dir():
+            raise ConfigError(
+                f"output directory {root}: {p} exists and is not a directory (change output_dir or --output)"
+            )
+        if p.is_dir():
+            return

@@ -3,7 +3,10 @@ pinned so that K processes share the cores instead of fighting over them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -13,6 +16,7 @@ from tqdm.auto import tqdm
 
 from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
 from goodhart.pipeline.sweeps.record import point_status, write_results
+from goodhart.pipeline.sweeps.runstate import Interrupted, die_with_parent
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 from goodhart.pipeline.sweeps.tracking import Tracker
 
@@ -27,7 +31,21 @@ def _pool_group(p: Point) -> str:
 
 
 def _worker_init(threads: int) -> None:
+    # Ctrl-C reaches the whole process group; the parent alone decides, and stops the workers with
+    # SIGTERM. A worker whose parent dies (kill -9) gets SIGTERM too: no orphan keeps computing.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_term)
+    die_with_parent()
     pin_threads(threads)
+
+
+_busy = {"task": False}
+
+
+def _worker_term(signum: int, frame: Any) -> None:
+    if not _busy["task"]:  # idle between points: nothing to record
+        os._exit(130)
+    raise Interrupted("SIGTERM")
 
 
 def _worker(
@@ -35,13 +53,40 @@ def _worker(
 ) -> tuple[str, str | None]:
     from goodhart.pipeline.config.schema import RunConfig
 
-    cfg = RunConfig.model_validate(cfg_json)
-    target = TrackingTarget(Tracker(uri), exp, parent) if uri and exp else None  # type: ignore[arg-type]
+    _busy["task"] = True
     try:
+        cfg = RunConfig.model_validate(cfg_json)
+        target = TrackingTarget(Tracker(uri), exp, parent) if uri and exp else None  # type: ignore[arg-type]
         run_point(cfg, Path(point_dir), target, progress=False)
         return point_dir, None
+    except KeyboardInterrupt:
+        # run_point has recorded the point as interrupted; take no further task from the queue.
+        os._exit(130)
     except Exception as e:
         return point_dir, f"{type(e).__name__}: {e}"
+    finally:
+        _busy["task"] = False
+
+
+STOP_GRACE = 5.0  # seconds workers get to record their point as interrupted before SIGKILL
+
+
+def stop_workers(ex: ProcessPoolExecutor) -> None:
+    """Cancel what has not started, SIGTERM the workers (each records its point as interrupted),
+    SIGKILL any still there after STOP_GRACE seconds. The executor's own shutdown would wait for
+    every queued point to run."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            with contextlib.suppress(OSError):
+                os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join(1.0)
 
 
 def run_local(
@@ -83,9 +128,8 @@ def run_local(
         rest = [p for p in todo if p not in firsts.values()]
         threads = max(1, (os.cpu_count() or 1) // jobs)
         t = target
-        with ProcessPoolExecutor(
-            jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,)
-        ) as ex:
+        ex = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,))
+        try:
             futs = [
                 ex.submit(
                     _worker,
@@ -106,6 +150,10 @@ def run_local(
                     summary["done"] += 1
                 bar.update(1)
                 write_results(root)
+        except BaseException:  # Ctrl-C, SIGTERM, or a worker that died: stop now, not after the queue
+            stop_workers(ex)
+            raise
+        ex.shutdown(wait=True)
     bar.close()
     return summary
 

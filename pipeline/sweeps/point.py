@@ -8,7 +8,9 @@ leaves error.json (message and traceback) and is retried by the next run.
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 import time
 import traceback
 import warnings
@@ -23,12 +25,17 @@ from goodhart.pipeline.config.load import to_yaml
 from goodhart.pipeline.config.schema import DistributionalReward, RunConfig, SyntheticReward
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, read_json, short_hash
 from goodhart.pipeline.sweeps.curves import curve_identity
+from goodhart.pipeline.sweeps.runstate import deferred, open_child_run
 from goodhart.pipeline.sweeps.tracking import Tracker, flatten
 from goodhart.pipeline.train.preemption import EXIT_REQUEUE
+from goodhart.rewards.base import RewardError
 
 RESULT, ERROR, CONFIG, EXAMPLES = "result.json", "error.json", "config.yaml", "examples.jsonl"
 PER_PROMPT_FILE = "per_prompt.npz"  # per-prompt estimates: reports compare points paired on prompts
 PREEMPTED = "preempted.json"  # stopped on a preemption signal after checkpointing: pending, not failed
+INTERRUPTED = "interrupted.json"  # stopped by Ctrl-C / SIGTERM: pending, not failed
+# The numbers a result must hold, finite, to count as done (a NaN result is no result).
+REQUIRED_FINITE = (M.PROXY, M.UTILITY, M.GAIN_PROXY, M.GAIN_UTILITY, M.KL, "x")
 
 
 def point_id(cfg: RunConfig) -> str:
@@ -64,9 +71,39 @@ class TrackingTarget:
     parent_id: str | None
 
 
-def load_result(point_dir: Path) -> dict[str, Any] | None:
+def row_problem(row: Any) -> str | None:
+    """Why a result row is not a valid result (None when it is)."""
+    if not isinstance(row, dict):
+        return f"expected a mapping, got {type(row).__name__}"
+    for k in REQUIRED_FINITE:
+        v = row.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"'{k}' is missing or not a number ({v!r})"
+        if not math.isfinite(v):
+            return f"'{k}' is {v}"
+    return None
+
+
+def result_problem(point_dir: Path) -> str | None:
+    """Why <point_dir>/result.json does not mark the point done (None when it does, or when there
+    is no result.json at all): unreadable, truncated, or holding non-finite numbers."""
     p = point_dir / RESULT
-    return read_json(p) if p.is_file() else None
+    if not p.is_file():
+        return None
+    try:
+        row = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        return f"{RESULT} is unreadable ({type(e).__name__}: {str(e)[:80]})"
+    bad = row_problem(row)
+    return f"{RESULT} is not a valid result: {bad}" if bad else None
+
+
+def load_result(point_dir: Path) -> dict[str, Any] | None:
+    """The point's result row, if it is done: result.json parses and its numbers are finite."""
+    p = point_dir / RESULT
+    if not p.is_file() or result_problem(point_dir) is not None:
+        return None
+    return read_json(p)
 
 
 def _save_pool_scores(point_dir: Path, pool) -> str:
@@ -87,6 +124,11 @@ def run_point(
     done = load_result(point_dir)
     if done is not None:
         return done
+    problem = result_problem(point_dir)
+    if problem is not None and int(os.environ.get("RANK", "0")) == 0:
+        # Not done after all: keep the bad file aside (for a look) and run the point again.
+        print(f"goodhart: notice: point {point_dir.name}: {problem}; running it again", file=sys.stderr)
+        os.replace(point_dir / RESULT, point_dir / (RESULT + ".invalid"))
     # Under `accelerate launch` every rank runs this; only rank 0 records anything.
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if not main_rank:
@@ -97,13 +139,20 @@ def run_point(
     pid = point_id(cfg)
     run_id = None
     if target is not None:
-        run_id = target.tracker.start_run(
-            target.experiment_id,
-            f"{cfg.algo.kind}-{pid}",
+        # A rerun continues the point's own child run (run.json), so a resumed point keeps one history.
+        run_id, continued = open_child_run(
+            target.tracker,
+            point_dir,
             target.parent_id,
-            tags={"goodhart.point_id": pid, "goodhart.error": error_label(cfg), "goodhart.algo": cfg.algo.kind},
+            lambda: target.tracker.start_run(
+                target.experiment_id,
+                f"{cfg.algo.kind}-{pid}",
+                target.parent_id,
+                tags={"goodhart.point_id": pid, "goodhart.error": error_label(cfg), "goodhart.algo": cfg.algo.kind},
+            ),
         )
-        target.tracker.log_params(run_id, flatten(cfg.model_dump(mode="json", exclude={"tracking"})))
+        if not continued:
+            target.tracker.log_params(run_id, flatten(cfg.model_dump(mode="json", exclude={"tracking"})))
 
     def log_step(metrics: dict[str, float], step: int) -> None:
         if run_id is not None:
@@ -137,7 +186,12 @@ def run_point(
         }
         if not main_rank:
             return row
+        bad = row_problem(row)
+        if bad:  # never write a result that is not one: it would count as done
+            raise RewardError(f"point {pid} gave a non-finite result ({bad}); check the reward's scale")
         if pool is not None:
+            if getattr(pool, "clipped_fraction", None) is not None:
+                row[M.REWARD_CLIPPED] = pool.clipped_fraction
             row[M.ERROR_UTILITY_CORR] = error_utility_corr(pool.error, pool.utility)
             row["pool_file"] = _save_pool_scores(point_dir, pool)
             row[M.BASE_SHARE2] = base_share2(pool.proxy, pool.utility)
@@ -168,20 +222,29 @@ def run_point(
                 tr.log_artifact(run_id, extra)
             tr.finish(run_id, "FINISHED")
         atomic_write_json(point_dir / RESULT, row)  # last: marks the point done
-        (point_dir / ERROR).unlink(missing_ok=True)
-        (point_dir / PREEMPTED).unlink(missing_ok=True)
+        for stale in (ERROR, PREEMPTED, INTERRUPTED):
+            (point_dir / stale).unlink(missing_ok=True)
         return row
     except BaseException as e:
         preempted = isinstance(e, SystemExit) and e.code == EXIT_REQUEUE
+        interrupted = isinstance(e, KeyboardInterrupt)
         if run_id is not None:
             try:
-                target.tracker.finish(run_id, "KILLED" if preempted or isinstance(e, KeyboardInterrupt) else "FAILED")  # type: ignore[union-attr]
+                with deferred():  # a second Ctrl-C must not leave the run RUNNING
+                    target.tracker.finish(run_id, "KILLED" if preempted or interrupted else "FAILED")  # type: ignore[union-attr]
             except Exception:
                 pass
         if not main_rank:
             raise
         if preempted:  # checkpointed; not a failure: the requeued task resumes
             atomic_write_json(point_dir / PREEMPTED, {"point_id": pid, "reason": str(e), "mlflow_run_id": run_id})
+            raise
+        if interrupted:  # stopped, not broken: the next run does it again (continuing its child run)
+            (point_dir / ERROR).unlink(missing_ok=True)
+            atomic_write_json(
+                point_dir / INTERRUPTED,
+                {"point_id": pid, "signal": str(e) or "SIGINT", "at": time.time(), "mlflow_run_id": run_id},
+            )
             raise
         atomic_write_json(
             point_dir / ERROR,

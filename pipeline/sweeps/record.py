@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from goodhart.pipeline.io import atomic_write, atomic_write_json, atomic_write_text, read_json
-from goodhart.pipeline.sweeps.point import ERROR, TrackingTarget, load_result
+from goodhart.pipeline.sweeps.point import ERROR, INTERRUPTED, TrackingTarget, load_result, result_problem
+from goodhart.pipeline.sweeps.runstate import reconcile_children
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
-from goodhart.pipeline.sweeps.tracking import Tracker, flatten, retry, tracker_for
+from goodhart.pipeline.sweeps.tracking import Tracker, check_store, flatten, retry, tracker_for
 
 PARENT = "parent.json"
 
@@ -39,12 +40,29 @@ def write_sweep_dir(root: Path, sweep_file: Path | None, sweep: SweepConfig, poi
 
 
 def point_status(root: Path, pid: str) -> str:
+    """done (a valid result) | failed | invalid (a result that does not parse or is not finite:
+    rerun) | interrupted (rerun) | pending."""
     d = root / "points" / pid
-    if (d / "result.json").is_file():
+    if load_result(d) is not None:
         return "done"
     if (d / ERROR).is_file():
         return "failed"
+    if result_problem(d) is not None:
+        return "invalid"
+    if (d / INTERRUPTED).is_file():
+        return "interrupted"
     return "pending"
+
+
+def status_detail(root: Path, pid: str) -> str:
+    """One line on why a point is not done (empty for done and pending points)."""
+    d = root / "points" / pid
+    if load_result(d) is None and (d / ERROR).is_file():
+        try:
+            return str(read_json(d / ERROR).get("error", ""))
+        except (OSError, ValueError):
+            return f"{ERROR} is unreadable"
+    return result_problem(d) or ""
 
 
 def results_table(root: Path):
@@ -58,8 +76,8 @@ def results_table(root: Path):
         if res is None:
             status = point_status(root, entry["id"])
             res = {"point_id": entry["id"], "status": status}
-            if status == "failed":
-                res["error"] = read_json(d / ERROR).get("error", "")
+            if status in ("failed", "invalid"):
+                res["error"] = status_detail(root, entry["id"])
         rows.append({"index": entry["index"], **{f"set:{k}": _cell(v) for k, v in entry["overrides"].items()}, **res})
     return pd.DataFrame(rows)
 
@@ -110,8 +128,11 @@ def recorded_parent(root: Path) -> TrackingTarget | None:
     """The parent run that parent.json names (None when there is none)."""
     if not (root / PARENT).is_file():
         return None
-    p = read_json(root / PARENT)
-    return TrackingTarget(Tracker(p["uri"]), p["experiment_id"], p["run_id"])
+    try:
+        p = read_json(root / PARENT)
+        return TrackingTarget(Tracker(p["uri"]), p["experiment_id"], p["run_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a torn or hand-edited parent.json: a new parent run replaces it
 
 
 def reopen_or_start_parent(
@@ -121,10 +142,21 @@ def reopen_or_start_parent(
     again for a resume), else a new one. (None, False) when tracking is off."""
     if uri is None:
         return None, False
+    check_store(uri)  # before anything is computed: a dead server is one line now, not a hang later
     old = recorded_parent(root)
     if old is not None and old.tracker.uri == uri:
         try:
             retry(lambda: old.tracker.client.update_run(old.parent_id, status="RUNNING"))
+            # Local runs hold the sweep lock, so RUNNING children are a dead invocation's (SLURM
+            # tasks may still be live: their runs are left alone).
+            closed = {"closed": 0}
+            if backend == "local":
+                closed = reconcile_children(old.tracker, old.experiment_id, old.parent_id, root)  # type: ignore[arg-type]
+            if closed["closed"]:
+                print(
+                    f"goodhart: notice: closed {closed['closed']} MLflow child run(s) an earlier, stopped run left RUNNING",
+                    file=sys.stderr,
+                )
             return old, False
         except Exception:
             pass  # deleted or unreadable: start a new one

@@ -22,6 +22,7 @@ from goodhart.eval.goodhart import (
     sweep_verdict,
 )
 from goodhart.pipeline.io import atomic_write_text, read_json
+from goodhart.pipeline.sweeps.record import write_results
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
 FIT_KIND = {"bon": "bon"}  # every other optimizer is fitted with the RL form
@@ -47,8 +48,10 @@ def locate_sweep(arg: str) -> Path:
     p = Path(arg)
     if (p / "points.json").is_file():
         return p
-    from goodhart.pipeline.sweeps.tracking import Tracker, resolve_uri
+    from goodhart.pipeline.sweeps.tracking import Tracker, resolve_uri, store_exists
 
+    if not store_exists(resolve_uri()):  # opening a missing SQLite store would create it
+        raise FileNotFoundError(f"'{arg}' is not a sweep directory (no points.json) and there is no MLflow store here")
     tracker = Tracker(resolve_uri())
     exp = tracker.client.get_experiment_by_name(arg)
     if exp is None:
@@ -194,6 +197,7 @@ def backfill(root: Path, df: pd.DataFrame) -> pd.DataFrame:
 def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | None = None) -> Report:
     from goodhart.eval.plots import bon_vs_n, gains_vs_kl
 
+    write_results(root)  # from the points themselves: what `goodhart status` says, not a stale table
     df = pd.read_csv(root / "results.csv")
     if "status" in df:
         df = df[df["status"] == "done"]

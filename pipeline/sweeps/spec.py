@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from goodhart.pipeline.config.load import apply_overrides, deep_merge, load_file, read_yaml, resolve_groups, validate
-from goodhart.pipeline.config.schema import RunConfig, Strict
+from goodhart.pipeline.config.schema import RunConfig, Strict, check_name
 from goodhart.pipeline.config.slurm import SlurmConfig
 from goodhart.pipeline.sweeps.point import point_id
 
@@ -56,8 +56,14 @@ class Branch(Strict):
 class SweepConfig(Branch):
     """A sweep: a base run config and the grid of overrides to expand over it."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str
     """Sweep name: the experiment name and the sweep directory's name."""
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        return check_name(v)
+
     base: str | None = None
     """Run config file the points start from (relative to the sweep file or configs/)."""
     config: dict[str, Any] = Field(default_factory=dict)

@@ -9,6 +9,7 @@ store is refused by MLflow 3). SQLite allows one writer at a time: writes retry 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 from goodhart.eval.metrics import sanitize
 from goodhart.pipeline.config.schema import TrackingConfig
+from goodhart.pipeline.errors import TrackingError
 
 T = TypeVar("T")
 MAX_PARAM_LEN = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
@@ -28,6 +30,74 @@ def resolve_uri(cfg: TrackingConfig | None = None) -> str:
     if cfg is not None and cfg.uri:
         return cfg.uri
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI (None for other stores)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    rest = uri[len("sqlite:///") :].split("?", 1)[0]
+    return Path(rest) if rest not in ("", ":memory:") else None
+
+
+def store_exists(uri: str) -> bool:
+    """False only for a SQLite store whose file is not there yet (opening it would create it)."""
+    p = sqlite_path(uri)
+    return p is None or p.is_file()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive flock on `path` (created if need be), released on exit or death."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+HEALTH_TIMEOUT = 8.0  # seconds a tracking server gets to answer /health before a sweep starts
+
+
+def check_store(uri: str) -> None:
+    """One health check of the tracking store before any compute: a one-line TrackingError, within
+    ~10 s, when it cannot be used. A new SQLite store is created here, under a file lock, so that
+    two sweeps starting together on one new store do not both run MLflow's schema creation."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    what = "fix tracking.uri (or MLFLOW_TRACKING_URI), or set tracking.enabled=false"
+    scheme = urllib.parse.urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT) as r:
+                r.read(64)
+        except urllib.error.HTTPError as e:
+            if e.code >= 500:
+                raise TrackingError(f"tracking server {uri} answered /health with HTTP {e.code}; {what}") from None
+        except (OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise TrackingError(
+                f"tracking server {uri} is not reachable ({reason}); start it (`goodhart server`), or {what}"
+            ) from None
+        return
+    db = sqlite_path(uri)
+    if db is not None and not db.parent.is_dir():
+        raise TrackingError(f"tracking store {uri}: directory {db.parent} does not exist; {what}")
+    try:
+        if db is not None:
+            with _file_lock(db.parent / f".{db.name}.create.lock"):
+                Tracker(uri).client.search_experiments(max_results=1)
+        else:
+            Tracker(uri).client.search_experiments(max_results=1)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise TrackingError(f"tracking store {uri} cannot be used ({type(e).__name__}: {first}); {what}") from None
 
 
 def retry(fn: Callable[[], T], attempts: int = 8) -> T:
