@@ -124,7 +124,10 @@ def test_mlflow_store_reads_like_the_study(readable_sweep, capsys):
         tags = client.get_run(r["mlflow_run_id"]).data.tags
         assert tags["goodhart.verdict"] == r["verdict"] and tags["goodhart.sweep_verdict"]
     parent_arts = {a.path for a in client.list_artifacts(parent["run_id"], "report")}
-    assert "report/gains_vs_kl.png" in parent_arts
+    assert {"report/gains_vs_kl.png", "report/report.html", "report/training_curves.png"} <= parent_arts
+    # the PPO point's per-step log feeds the report's training curves
+    steps = [json.loads(x)["step"] for x in (root / "points" / ppo_row["point_id"] / "train_metrics.jsonl").open()]
+    assert steps == [1, 2]
 
 
 def _free_port() -> int:
@@ -188,6 +191,12 @@ def test_browser_shows_readable_run_names(readable_sweep, capsys, tmp_path):
         shots = Path(os.environ.get("GOODHART_SCREENSHOTS", tmp_path))
         shots.mkdir(parents=True, exist_ok=True)
         assert b.screenshot(shots / "experiment_runs.png").stat().st_size > 20_000
+        # the report.html opens from disk, its embedded figures decode
+        b.open((root / "report" / "report.html").resolve().as_uri())
+        assert b.wait_for("document.images.length >= 4 && [...document.images].every(i => i.complete)", 30)
+        assert b.js("[...document.images].filter(i => i.naturalWidth > 500).length") >= 4
+        assert "frontier" in b.js("[...document.images].map(i => i.alt).join(' ')")
+        b.screenshot(shots / "report_html.png")
     finally:
         if b is not None:
             b.close()
