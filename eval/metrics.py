@@ -81,6 +81,10 @@ CURVE_PROMPTS = "curve/prompts"  # eval prompts: source, count, split seed
 CURVE_POOL = "curve/pool"  # base samples per prompt N
 CURVE_KEYS = (CURVE_UTILITY, CURVE_PROXY, CURVE_MODEL, CURVE_PROMPTS, CURVE_POOL)
 
+# ---- MLflow namespaces: a point's final evaluated numbers apart from its per-step curves -------
+EVAL_NS = "eval/"  # the result row (what results.csv holds), logged once at the last step
+TRAIN_NS = "train/"  # per-step training metrics (the training batch's proxy, KL, losses, ...)
+
 INTERVAL_SUFFIXES = ("lo", "hi")
 WITH_INTERVALS = (PROXY, UTILITY, GAIN_PROXY, GAIN_UTILITY, KL)
 
@@ -93,6 +97,16 @@ def lo(name: str) -> str:
 
 def hi(name: str) -> str:
     return f"{name}/hi"
+
+
+def eval_name(name: str) -> str:
+    """The MLflow name of a result-row value: `eval/<name>` (`eval/kl`, `eval/reward/proxy`)."""
+    return EVAL_NS + name
+
+
+def train_name(name: str) -> str:
+    """The MLflow name of a per-step value: `train/<name>`; names already under train/ stay."""
+    return name if name.startswith(TRAIN_NS) else TRAIN_NS + name
 
 
 def sanitize(key: str) -> str:

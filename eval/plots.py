@@ -137,3 +137,120 @@ def save_figure(fig, out: Path) -> Path:
     fig.savefig(out, dpi=110)
     pyplot().close(fig)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The report's figures: pure functions, tables (and fits) in, a matplotlib Figure out.
+# ---------------------------------------------------------------------------------------------
+GAINS = ((M.GAIN_PROXY, "proxy gain"), (M.GAIN_UTILITY, "utility gain"))
+
+
+def _errorbars(ax, x, m, lo, hi, color, label, marker="o") -> None:
+    x, m, lo, hi = (np.asarray(a, float) for a in (x, m, lo, hi))
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    yerr = np.vstack([np.where(ok, m - lo, 0.0), np.where(ok, hi - m, 0.0)])
+    ax.errorbar(x, m, yerr=yerr, fmt=marker, ms=4, color=color, ecolor=color, elinewidth=0.8, capsize=2, label=label)
+
+
+def gao_fit_panels(labelled: pd.DataFrame, fits: list[dict], sqrt_kl: bool = False, title: str = ""):
+    """Gao et al.'s picture, one column per error law: proxy gain (top, symlog) and utility
+    gain (bottom) against KL or sqrt(KL), the points with their intervals, each optimizer's
+    fitted curve drawn over its points, and the fitted peak (d*, R(d*)) marked with a star.
+    `fits`: dicts with error_law, algo, metric (a gain name) and fit (an eval.fits.FitResult).
+    Rows share their y axis across error laws, so the tails compare at a glance."""
+    plt = pyplot()
+    laws = list(dict.fromkeys(labelled["error_law"]))
+    fig, axes = plt.subplots(2, len(laws), figsize=(4.4 * len(laws), 7.0), squeeze=False, sharex=True, sharey="row")
+    xfun = np.sqrt if sqrt_kl else (lambda v: np.asarray(v, float))
+    by_key = {(f["error_law"], f["algo"], f.get("metric", M.GAIN_UTILITY)): f["fit"] for f in fits}
+    for j, law in enumerate(laws):
+        sub = labelled[labelled["error_law"] == law]
+        for i, (gain, _) in enumerate(GAINS):
+            ax = axes[i, j]
+            for algo, g in sub.groupby("algo", sort=False):
+                c = COLORS.get(str(algo))
+                _errorbars(ax, xfun(g[M.KL]), g[gain], g[M.lo(gain)], g[M.hi(gain)], c, str(algo))
+                fit = by_key.get((law, algo, gain))
+                if fit is None or not np.isfinite(fit.alpha):
+                    continue
+                # over the group's own KL range (+10%): a fit says nothing far beyond its points
+                grid = np.linspace(0.0, max(float(np.nanmax(g[M.KL])), 1e-6) * 1.1, 200)
+                ax.plot(xfun(grid), fit.predict(grid), color=c, lw=1.2, ls="--" if not fit.sound else "-")
+                if np.isfinite(fit.kl_star) and fit.kl_star <= grid[-1]:
+                    ax.plot(xfun(fit.kl_star), fit.peak_gain, marker="*", ms=13, color=c, mec="k", mew=0.6, zorder=6)
+            ax.axhline(0, color="k", lw=0.6, ls=":")
+        axes[0, j].set_title(f"error: {law}", fontsize=10)
+        axes[1, j].set_xlabel("sqrt KL(pi || pi_0)  [sqrt nats]" if sqrt_kl else "KL(pi || pi_0)  [nats]")
+    proxy_all = labelled[M.GAIN_PROXY].to_numpy(float)
+    _symlog(axes[0, 0], proxy_all[np.isfinite(proxy_all)])
+    axes[0, 0].set_ylabel("proxy gain (symlog)")
+    axes[1, 0].set_ylabel("utility gain")
+    _legend(fig, axes)
+    fig.text(0.01, 0.005, "lines: Gao et al. fits (dashed: unsound fit); star: fitted peak", fontsize=7.5, color="0.35")
+    if title:
+        fig.suptitle(title, fontsize=11, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0.02, 1, 0.93))
+    return fig
+
+
+def frontier_panels(labelled: pd.DataFrame, title: str = ""):
+    """Proxy gain (x, symlog) against utility gain (y) of every optimizer, one panel per error
+    law, each optimizer's points joined in order of KL: where a light tail gives utility with
+    the proxy, a heavy tail gives proxy without it. Axes shared across error laws."""
+    plt = pyplot()
+    laws = list(dict.fromkeys(labelled["error_law"]))
+    fig, axes = plt.subplots(1, len(laws), figsize=(4.4 * len(laws), 4.2), squeeze=False, sharex=True, sharey=True)
+    for j, law in enumerate(laws):
+        ax = axes[0, j]
+        sub = labelled[labelled["error_law"] == law]
+        for algo, g in sub.groupby("algo", sort=False):
+            g = g.sort_values(M.KL)
+            c = COLORS.get(str(algo))
+            ax.plot(g[M.GAIN_PROXY], g[M.GAIN_UTILITY], marker="o", ms=3.5, lw=1.2, color=c, label=str(algo))
+            _mark(ax, g, M.GAIN_PROXY, M.GAIN_UTILITY)
+        ax.axhline(0, color="k", lw=0.6, ls=":")
+        ax.axvline(0, color="k", lw=0.6, ls=":")
+        ax.set_title(f"error: {law}", fontsize=10)
+        ax.set_xlabel("proxy gain (symlog)")
+    vals = labelled[M.GAIN_PROXY].to_numpy(float)
+    axes[0, 0].set_xscale("symlog", linthresh=1.0)
+    axes[0, 0].set_xlim(left=min(float(np.nanmin(vals)) * 1.2 if len(vals) else 0.0, -0.2))
+    axes[0, 0].set_ylabel("utility gain")
+    _legend(fig, axes)
+    if title:
+        fig.suptitle(title, fontsize=11, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    return fig
+
+
+TRAIN_PANELS = ((M.PROXY, "proxy (training batch)"), (M.UTILITY, "utility (training batch)"), (M.KL, "KL to pi_0"))
+
+
+def training_curves(curves: pd.DataFrame, title: str = ""):
+    """Per-step training curves of trained points: proxy, utility and KL (columns) against
+    step, one line per point (`label`), coloured by optimizer; one row per error law, y axes
+    shared across rows. `curves`: long table with error_law, algo, label, step and the metric
+    names of TRAIN_PANELS (per-step values of the training batch)."""
+    plt = pyplot()
+    laws = list(dict.fromkeys(curves["error_law"]))
+    fig, axes = plt.subplots(
+        len(laws), len(TRAIN_PANELS), figsize=(13, 3.0 * len(laws) + 0.8), squeeze=False, sharex=True, sharey="col"
+    )
+    styles = ["-", "--", ":", "-."]
+    for i, law in enumerate(laws):
+        sub = curves[curves["error_law"] == law]
+        for k, (label, g) in enumerate(sub.groupby("label", sort=False)):
+            g = g.sort_values("step")
+            c = COLORS.get(str(g["algo"].iloc[0]))
+            for j, (name, _) in enumerate(TRAIN_PANELS):
+                if name in g:
+                    axes[i, j].plot(g["step"], g[name], color=c, ls=styles[k % len(styles)], lw=1.2, label=str(label))
+        axes[i, 0].set_ylabel(f"error: {law}", fontsize=9)
+    for j, (_, name) in enumerate(TRAIN_PANELS):
+        axes[0, j].set_title(name, fontsize=10)
+        axes[-1, j].set_xlabel("training step")
+    _legend(fig, axes)
+    if title:
+        fig.suptitle(title, fontsize=11, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.86))
+    return fig

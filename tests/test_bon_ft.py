@@ -189,6 +189,7 @@ def test_goodhart_run_bon_ft_end_to_end(small_model_dir, in_tmp, capsys):
 
     client = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}")
     run = client.get_run(row["mlflow_run_id"])
-    for name in (M.PROXY, M.UTILITY, M.KL):  # per round (1, 2) and the final row (0)
-        assert sorted(h.step for h in client.get_metric_history(run.info.run_id, name)) == [0, 1, 2]
-    assert {M.KEPT_PROXY, M.KEPT_UTILITY, M.LOSS_SFT} <= set(run.data.metrics)
+    for name in (M.PROXY, M.UTILITY, M.KL):  # per round (1, 2) under train/, the final row under eval/ at the last
+        assert sorted(h.step for h in client.get_metric_history(run.info.run_id, M.train_name(name))) == [1, 2]
+        assert [h.step for h in client.get_metric_history(run.info.run_id, M.eval_name(name))] == [2]
+    assert {M.train_name(k) for k in (M.KEPT_PROXY, M.KEPT_UTILITY, M.LOSS_SFT)} <= set(run.data.metrics)

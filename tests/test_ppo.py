@@ -319,6 +319,10 @@ def test_goodhart_run_ppo_end_to_end(small_model_dir, in_tmp, capsys):
 
     client = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}")
     run = client.get_run(row["mlflow_run_id"])
-    hist = client.get_metric_history(run.info.run_id, M.UTILITY)
-    assert sorted(h.step for h in hist) == [0, 1, 2]  # per-step (1, 2) and the final row (0)
-    assert {M.KL_COEF, M.PROXY, M.LOSS_POLICY} <= set(run.data.metrics)
+    hist = client.get_metric_history(run.info.run_id, M.train_name(M.UTILITY))
+    assert sorted(h.step for h in hist) == [1, 2]  # per-step (1, 2) under train/
+    assert {M.train_name(k) for k in (M.KL_COEF, M.PROXY, M.LOSS_POLICY)} <= set(run.data.metrics)
+    # the final evaluated numbers: under eval/, equal to the result row (results.csv), at the last step
+    for name in (M.KL, M.PROXY, M.UTILITY):
+        assert run.data.metrics[M.eval_name(name)] == row[name]
+        assert [h.step for h in client.get_metric_history(run.info.run_id, M.eval_name(name))] == [2]

@@ -121,7 +121,7 @@ def test_sweep_completes_with_child_runs_respects_the_limit_and_takes_paths_lite
     )
     assert len(children) == 3 and {r.info.status for r in children} == {"FINISHED"}
     assert {r.data.tags["goodhart.point_id"] for r in children} == set(df["point_id"])
-    assert all("kl" in r.data.metrics and "reward/utility" in r.data.metrics for r in children)
+    assert all("eval/kl" in r.data.metrics and "eval/reward/utility" in r.data.metrics for r in children)
     assert client.get_run(parent["run_id"]).info.status == "FINISHED"
 
     # Submitting again is refused; --resume has nothing to do.

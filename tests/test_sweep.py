@@ -106,7 +106,7 @@ def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
     mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == first_parent.info.run_id]
     assert len(mine) == 8
     c = mine[0]
-    assert {"reward/proxy", "reward/utility", "kl", "gain/utility"} <= set(c.data.metrics)
+    assert {"eval/reward/proxy", "eval/reward/utility", "eval/kl", "eval/gain/utility"} <= set(c.data.metrics)
     assert c.data.params["algo.kind"] in ("tilt", "bon") and "reward.error.name" in c.data.params
     assert c.info.status == "FINISHED"
     arts = {a.path for a in client.list_artifacts(first_parent.info.run_id)}

@@ -282,9 +282,13 @@ def test_goodhart_run_rloo_and_grpo_end_to_end(small_model_dir, in_tmp, capsys):
 
         run = client.get_run(row["mlflow_run_id"])
         ours |= {run.info.run_id, run.data.tags["mlflow.parentRunId"]}  # each `goodhart run`: a parent and its point
-        for name in (M.PROXY, M.UTILITY):  # per step (1, 2) and the final row (0)
-            assert sorted(h.step for h in client.get_metric_history(run.info.run_id, name)) == [0, 1, 2]
-        assert {M.TRL_KL, M.KL_COEF, M.LOSS_TOTAL, "trl/rewards/proxy/std"} <= set(run.data.metrics)
-        assert [h.step for h in client.get_metric_history(run.info.run_id, M.KL)] == [0]  # our KL: the row's
+        for name in (M.PROXY, M.UTILITY):  # per step (1, 2) under train/, the final row under eval/
+            assert sorted(h.step for h in client.get_metric_history(run.info.run_id, M.train_name(name))) == [1, 2]
+            assert run.data.metrics[M.eval_name(name)] == row[name]
+        trl_keys = (M.TRL_KL, M.KL_COEF, M.LOSS_TOTAL, "trl/rewards/proxy/std")
+        assert {M.train_name(k) for k in trl_keys} <= set(run.data.metrics)
+        assert [h.step for h in client.get_metric_history(run.info.run_id, M.eval_name(M.KL))] == [
+            2
+        ]  # our KL: the row's
     # TRL opened no MLflow run of its own (report_to="none"): only our parents and points
     assert {r.info.run_id for r in client.search_runs([run.info.experiment_id])} == ours

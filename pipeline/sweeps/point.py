@@ -25,6 +25,7 @@ from goodhart.pipeline.config.load import to_yaml
 from goodhart.pipeline.config.schema import DistributionalReward, RunConfig, SyntheticReward
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, read_json, short_hash
 from goodhart.pipeline.sweeps.curves import curve_identity
+from goodhart.pipeline.sweeps.labels import point_tags, run_name
 from goodhart.pipeline.sweeps.runstate import deferred, open_child_run
 from goodhart.pipeline.sweeps.tracking import Tracker, flatten
 from goodhart.pipeline.train.preemption import EXIT_REQUEUE
@@ -32,6 +33,7 @@ from goodhart.rewards.base import RewardError
 
 RESULT, ERROR, CONFIG, EXAMPLES = "result.json", "error.json", "config.yaml", "examples.jsonl"
 PER_PROMPT_FILE = "per_prompt.npz"  # per-prompt estimates: reports compare points paired on prompts
+TRAIN_LOG = "train_metrics.jsonl"  # per-step training metrics, one JSON line per logged step
 PREEMPTED = "preempted.json"  # stopped on a preemption signal after checkpointing: pending, not failed
 INTERRUPTED = "interrupted.json"  # stopped by Ctrl-C / SIGTERM: pending, not failed
 # The numbers a result must hold, finite, to count as done (a NaN result is no result).
@@ -69,6 +71,21 @@ class TrackingTarget:
     tracker: Tracker
     experiment_id: str
     parent_id: str | None
+
+
+def _num(v: Any) -> Any:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+def completions_table(examples: list[dict[str, Any]]):
+    """Examples as a table MLflow renders: prompt, completion, proxy, utility, error first."""
+    import pandas as pd
+
+    df = pd.DataFrame(examples)
+    if "error" not in df and {"proxy", "utility"} <= set(df):
+        df["error"] = df["proxy"] - df["utility"]
+    first = [c for c in ("prompt", "completion", "proxy", "utility", "error") if c in df]
+    return df[first + [c for c in df if c not in first]]
 
 
 def row_problem(row: Any) -> str | None:
@@ -138,25 +155,37 @@ def run_point(
         atomic_write_text(point_dir / CONFIG, to_yaml(cfg))
     pid = point_id(cfg)
     run_id = None
+    last_step = [0]  # the last training step logged: the final numbers are logged there
     if target is not None:
         # A rerun continues the point's own child run (run.json), so a resumed point keeps one history.
+        x_name, x = algo_x(cfg)
+        who = point_tags(cfg.algo.kind, x_name, x, error_label(cfg))
         run_id, continued = open_child_run(
             target.tracker,
             point_dir,
             target.parent_id,
             lambda: target.tracker.start_run(
                 target.experiment_id,
-                f"{cfg.algo.kind}-{pid}",
+                run_name(cfg.algo.kind, x_name, x, error_label(cfg)),
                 target.parent_id,
-                tags={"goodhart.point_id": pid, "goodhart.error": error_label(cfg), "goodhart.algo": cfg.algo.kind},
+                tags={"goodhart.point_id": pid, **who},
             ),
         )
         if not continued:
-            target.tracker.log_params(run_id, flatten(cfg.model_dump(mode="json", exclude={"tracking"})))
+            params = flatten(cfg.model_dump(mode="json", exclude={"tracking"}))
+            params.update({"x_name": x_name, "x": f"{x:g}", "group": who["goodhart.group"]})
+            target.tracker.log_params(run_id, params)
 
     def log_step(metrics: dict[str, float], step: int) -> None:
+        """Per-step training metrics: a line of train_metrics.jsonl (for the report's training
+        curves; a resumed run appends, the last line of a step wins) and, under train/, MLflow
+        (the final row goes under eval/)."""
+        if main_rank:
+            with open(point_dir / TRAIN_LOG, "a") as f:
+                f.write(json.dumps({"step": int(step), **{k: _num(v) for k, v in metrics.items()}}) + "\n")
         if run_id is not None:
-            target.tracker.log_metrics(run_id, metrics, step)  # type: ignore[union-attr]
+            last_step[0] = max(last_step[0], int(step))
+            target.tracker.log_metrics(run_id, {M.train_name(k): v for k, v in metrics.items()}, step)  # type: ignore[union-attr]
 
     t0 = time.time()
     ctx = PointContext(cfg, point_dir, progress, log_step)
@@ -204,7 +233,9 @@ def run_point(
             atomic_write_text(point_dir / EXAMPLES, "".join(json.dumps(e) + "\n" for e in out.examples))
         if run_id is not None:
             tr = target.tracker  # type: ignore[union-attr]
-            tr.log_metrics(run_id, row)
+            # The evaluated result (== results.csv) under eval/, at the last training step so
+            # it never sits at step 0 ahead of the training curves.
+            tr.log_metrics(run_id, {M.eval_name(k): v for k, v in row.items()}, last_step[0])
             if row.get(M.POOL_DEPENDENT) or row.get("ess_ok") is False:
                 flags = [
                     f
@@ -215,7 +246,9 @@ def run_point(
                     if on
                 ]
                 tr.set_tags(run_id, {"goodhart.flags": " ".join(flags)})
-            for name in (EXAMPLES, "calibration.json", CONFIG):
+            if out.examples:
+                tr.log_table(run_id, completions_table(out.examples), "completions.json")
+            for name in ("calibration.json", CONFIG):
                 if (point_dir / name).is_file():
                     tr.log_artifact(run_id, point_dir / name)
             for extra in out.artifacts:

@@ -213,6 +213,10 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
     b = bon_vs_n(labelled, out_dir / "bon_vs_n.png")
     if b is not None:
         rep.files.append(b)
+    from goodhart.pipeline.sweeps.report_html import figures_markdown, report_figures, write_html
+
+    study = report_figures(root, labelled, out_dir)  # Gao fits drawn, frontier, training curves
+    rep.files += study
     rep.fits = _fits(labelled)
     rep.tails = _tails(root, labelled)
     if not rep.tails:
@@ -232,9 +236,10 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
         )
     labelled.to_csv(out_dir / "verdicts.csv", index=False)
     rep.files.append(out_dir / "verdicts.csv")
-    rep.markdown = render_markdown(rep, out_dir)
+    rep.markdown = render_markdown(rep, out_dir) + figures_markdown(root, labelled, study)
     atomic_write_text(out_dir / "report.md", rep.markdown)
     rep.files.append(out_dir / "report.md")
+    rep.files.append(write_html(rep, out_dir))  # self-contained: figures embedded
     return rep
 
 
@@ -311,4 +316,7 @@ def log_to_mlflow(rep: Report) -> str | None:
         tags[f"goodhart.verdict.{g.curve}"] = "catastrophic" if g.catastrophic_kl is not None else "no-catastrophe"
         tags[f"goodhart.curve.{g.curve}"] = g.name
     tr.set_tags(run_id, tags)
+    from goodhart.pipeline.sweeps.labels import tag_children_with_verdicts
+
+    tag_children_with_verdicts(tr, rep.labelled, rep.verdict)  # every child run says its verdict
     return run_id

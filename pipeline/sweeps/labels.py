@@ -1,0 +1,73 @@
+"""What a point is, in words a researcher reads in the MLflow UI: its run name, its knob and
+its group, and the tags that put the report's verdict on every child run.
+
+    bon n=64 · pareto(1.5) x0.3
+    ppo kl.coef=0.03 · pareto(1.5) x1 [feature]
+
+Imports: config, sweeps.tracking (for tagging).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+KNOB_WORDS = {"beta": "kl.coef", "kl_target": "kl.target", "n": "n"}  # x_name -> the config key a user sets
+
+
+def knob_label(x_name: str, x: float) -> str:
+    """`n=64`, `kl.coef=0.03`, `kl.target=2`: the knob as the config spells it."""
+    word = KNOB_WORDS.get(x_name, x_name)
+    return f"{word}={int(x)}" if x_name == "n" else f"{word}={x:g}"
+
+
+def run_name(algo: str, x_name: str, x: float, error: str) -> str:
+    """The child run's name: algorithm, knob, error setting."""
+    return f"{algo} {knob_label(x_name, x)} · {error}"
+
+
+def group_label(error: str, algo: str) -> str:
+    """The group a verdict is given to: one error setting under one optimizer."""
+    return f"{error} / {algo}"
+
+
+def point_tags(algo: str, x_name: str, x: float, error: str) -> dict[str, str]:
+    """Tags (and params) that identify a point's place in the study."""
+    return {
+        "goodhart.algo": algo,
+        "goodhart.error": error,
+        "goodhart.group": group_label(error, algo),
+        "goodhart.x_name": x_name,
+        "goodhart.x": f"{x:g}",
+        "goodhart.knob": knob_label(x_name, x),
+    }
+
+
+def _text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return str(v)
+
+
+def tag_children_with_verdicts(tracker, labelled, sweep_verdict: str) -> int:
+    """Put each point's verdict (and its reason, when the report gives one) and the sweep's
+    verdict on its child run. Rows without an MLflow run id are skipped; returns runs tagged.
+    Tracking trouble on one run does not stop the others."""
+    n = 0
+    if "mlflow_run_id" not in labelled:
+        return 0
+    for _, r in labelled.iterrows():
+        run_id = _text(r.get("mlflow_run_id"))
+        if not run_id:
+            continue
+        tags = {"goodhart.verdict": _text(r.get("verdict")) or "unlabelled", "goodhart.sweep_verdict": sweep_verdict}
+        for col in ("verdict_reason", "reason"):
+            if _text(r.get(col)):
+                tags["goodhart.verdict_reason"] = _text(r.get(col))
+                break
+        try:
+            tracker.set_tags(run_id, tags)
+            n += 1
+        except Exception:  # a deleted run, another store: the report still stands
+            continue
+    return n

@@ -1,0 +1,139 @@
+"""The report a researcher hands around: fitted Gao curves drawn over the points with the peak
+where the fit puts it, shared axes across tails, the frontier, flags in the tables, and one
+self-contained report.html."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from goodhart.eval import metrics as M
+from goodhart.eval.fits import fit_bon
+from goodhart.eval.plots import frontier_panels, gao_fit_panels, training_curves
+from goodhart.pipeline.cli import main
+from goodhart.pipeline.config.load import configs_dir
+from goodhart.pipeline.sweeps.report_html import fit_rows, gain_fits, point_flags, points_table
+
+
+def gao_table() -> pd.DataFrame:
+    """Two error laws x bon; utility gain exactly on R(d) = d (1 - 0.5 d) (peak d* = 1, gain 0.5)."""
+    rows = []
+    for law in ("gaussian x1", "pareto x1"):
+        for n, kl in zip((2, 4, 8, 16, 32), (0.25, 0.7, 1.4, 2.2, 3.0)):
+            d = np.sqrt(kl)
+            u = d * (1 - 0.5 * d)
+            p = 3 * d if law.startswith("gauss") else 40 * d
+            rows.append(
+                {
+                    "error_law": law,
+                    "algo": "bon",
+                    "x_name": "n",
+                    "x": n,
+                    M.KL: kl,
+                    M.GAIN_UTILITY: u,
+                    M.lo(M.GAIN_UTILITY): u - 0.05,
+                    M.hi(M.GAIN_UTILITY): u + 0.05,
+                    M.GAIN_PROXY: p,
+                    M.lo(M.GAIN_PROXY): p - 0.1,
+                    M.hi(M.GAIN_PROXY): p + 0.1,
+                    "verdict": "improving",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_fitted_curve_and_peak_are_drawn_where_the_fit_puts_them():
+    df = gao_table()
+    fits = gain_fits(df)
+    assert {(f["error_law"], f["metric"]) for f in fits} == {
+        (law, g) for law in ("gaussian x1", "pareto x1") for g in (M.GAIN_PROXY, M.GAIN_UTILITY)
+    }
+    fit = next(f["fit"] for f in fits if f["metric"] == M.GAIN_UTILITY)
+    assert fit.alpha == pytest.approx(1.0) and fit.beta == pytest.approx(0.5)  # exact data: exact fit
+    assert fit.kl_star == pytest.approx(1.0) and fit.peak_gain == pytest.approx(0.5)
+    for sqrt_kl in (False, True):
+        fig = gao_fit_panels(df, fits, sqrt_kl)
+        axes = np.array(fig.axes).reshape(2, 2)
+        ax = axes[1, 0]
+        lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 200]
+        assert len(lines) == 1
+        x, y = (np.asarray(a, float) for a in lines[0].get_data())
+        kl = x**2 if sqrt_kl else x
+        np.testing.assert_allclose(y, np.sqrt(kl) * (1 - 0.5 * np.sqrt(kl)), atol=1e-9)  # the curve is the fit
+        assert kl.max() == pytest.approx(3.0 * 1.1)  # drawn over the group's own range, not beyond
+        [star] = [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
+        assert star.get_xdata()[0] == pytest.approx(1.0) and star.get_ydata()[0] == pytest.approx(0.5)
+        # the tails share axes: same y range in a row, same x range in a column
+        assert axes[1, 0].get_ylim() == axes[1, 1].get_ylim() and axes[0, 0].get_ylim() == axes[0, 1].get_ylim()
+        assert axes[0, 0].get_xlim() == axes[1, 1].get_xlim()
+
+
+def test_frontier_and_training_curves_share_axes_across_tails():
+    df = gao_table()
+    fig = frontier_panels(df)
+    a, b = fig.axes[0], fig.axes[1]
+    assert a.get_xlim() == b.get_xlim() and a.get_ylim() == b.get_ylim()
+    x, y = a.get_lines()[0].get_data()
+    g = df[df["error_law"] == "gaussian x1"].sort_values(M.KL)
+    np.testing.assert_allclose(x, g[M.GAIN_PROXY]) and np.testing.assert_allclose(y, g[M.GAIN_UTILITY])
+    steps = pd.DataFrame(
+        {
+            "error_law": ["g"] * 3 + ["p"] * 3,
+            "algo": "ppo",
+            "label": ["ppo a"] * 3 + ["ppo b"] * 3,
+            "step": [1, 2, 3] * 2,
+            M.PROXY: [0, 1, 2, 0, 5, 9],
+            M.UTILITY: [0, 1, 1, 0, 0, -1],
+            M.KL: [0, 0.1, 0.2, 0, 0.3, 0.9],
+        }
+    )
+    fig = training_curves(steps)
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert all(axes[0, j].get_ylim() == axes[1, j].get_ylim() for j in range(3))
+    np.testing.assert_allclose(axes[1, 2].get_lines()[0].get_ydata(), [0, 0.3, 0.9])
+
+
+def test_flags_and_fit_rows_read_as_words_not_infinities():
+    assert point_flags({"ess_ok": False}) == "low-ESS"
+    assert point_flags({"ess_ok": True, M.KL: 4.9, M.KL_MAX: np.log(256)}) == ""
+    assert point_flags({M.KL: 5.2, M.KL_MAX: np.log(256)}) == "pool-bound"
+    assert (
+        point_flags({"ess_ok": "False", "flags": "unresolved; pool-dependent"}) == "low-ESS, unresolved, pool-dependent"
+    )
+    two = {"error_law": "g", "algo": "bon", "metric": M.GAIN_UTILITY, "fit": fit_bon([0.5, 1.0], [0.3, 0.4])}
+    _, [row] = fit_rows([two])
+    assert not any("inf" in str(c) for c in row) and row[-1].startswith("no: only 2 point(s)")
+    df = gao_table().assign(ess_ok=False)
+    headers, rows = points_table(df)
+    assert headers[-1] == "flags" and all(r[-1] == "low-ESS" for r in rows)
+
+
+def test_report_html_is_self_contained(in_tmp, capsys):
+    spec = {
+        "name": "h",
+        "base": str(configs_dir() / "base.yaml"),
+        "set": {"reward": "distributional", "sampling.n": 512, "prompts.n_eval": 6, "eval.bootstrap": 50, "seed": 3},
+        "grid": {"reward.error": ["gaussian", "levy"]},
+        "branches": [
+            {"set": {"algo": "tilt"}, "grid": {"algo.kl.coef": [2.0, 0.5, 0.1]}},
+            {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 4, 16, 64]}},
+        ],
+    }
+    (in_tmp / "h.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["sweep", "h.yaml", "--quiet"]) == 0
+    assert main(["report", "runs/h", "--no-mlflow"]) == 0
+    capsys.readouterr()
+    rep = in_tmp / "runs" / "h" / "report"
+    page = (rep / "report.html").read_text()
+    for name in ("gao_fits_kl.png", "gao_fits_sqrt_kl.png", "frontier.png"):
+        assert (rep / name).stat().st_size > 20_000
+    assert len(re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', page)) >= 4
+    assert not re.search(r'src="(?!data:)', page)  # nothing to fetch: it opens anywhere
+    assert "levy" in page and "seeds</td><td" in page.replace(' class=""', "").replace(' class="l"', "")
+    assert ">3<" in page  # the seed, in the header
+    md = (rep / "report.md").read_text()
+    assert "## What was run" in md and "![frontier](frontier.png)" in md
