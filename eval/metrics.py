@@ -112,3 +112,27 @@ def train_name(name: str) -> str:
 def sanitize(key: str) -> str:
     """Make any key MLflow-safe: characters MLflow rejects (``( ) @ [ ] ,`` ...) become ``_``."""
     return _UNSAFE.sub("_", key)
+
+
+# ---- reward-model tail probe (`goodhart probe`; one MLflow run per mode) ----------------------
+PROBE_N = "probe/n"  # sequences scored (random, base)
+PROBE_MEAN = "probe/reward/mean"  # mean reward of the scored sequences
+PROBE_STD = "probe/reward/std"
+PROBE_Q99 = "probe/reward/q99"
+PROBE_Q999 = "probe/reward/q999"
+PROBE_MAX = "probe/reward/max"
+PROBE_HILL = "probe/tail/hill_gamma"  # Hill gamma at the stable k (reported, not used by the verdict)
+PROBE_GPD_XI = "probe/tail/gpd_xi"  # GPD shape above the 0.95 quantile
+PROBE_QQ_GROWTH = "probe/tail/qq_growth"  # db/du of the exponential Q-Q slope (the verdict's trend)
+PROBE_BEST = "probe/best/reward"  # optimize: the best reward reached (text path)
+PROBE_BEST_Z = "probe/best/z"  # optimize: (best - base mean) / base std, in base std devs
+PROBE_BEST_LOGPROB = "probe/best/base_logprob"  # optimize: log pi_0(y* | prompt), nats
+PROBE_RANDOM_MAX = "probe/random_same_budget/max"  # optimize: best of as many uniform random sequences
+PROBE_SCORED = "probe/search/scored"  # optimize: candidate sequences scored
+PROBE_CANDIDATES_PER_S = "probe/search/candidates_per_s"  # optimize: batched scoring throughput
+PROBE_SEARCH_BEST = "probe/search/best"  # optimize, per step: best reward so far (token level)
+
+
+def probe_mix(what: str, p: float) -> str:
+    """optimize: `kl` or `gain` of the mixture (1 - p) pi_0 + p delta_{y*}, e.g. probe/mix/kl/p0.01."""
+    return f"probe/mix/{what}/p{p:g}"
