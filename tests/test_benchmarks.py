@@ -1,0 +1,72 @@
+"""The benchmark scripts cannot rot: `benchmarks/run_all.py --smoke` (the smallest case of every
+benchmark) runs in a subprocess and writes well-formed JSON. Timings are never asserted: they
+depend on the machine and its load; only that every figure exists and is a sane number."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHES = ["rl_step", "sampling", "sweep_economics", "scaling", "end_to_end"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, small_model_dir) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "GOODHART_BENCH_MODEL": str(small_model_dir), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run_all.py"), "--smoke", "--out", str(out)],
+        cwd=out,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    return r, out
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_run_all_smoke_writes_every_benchmark(smoke):
+    r, out = smoke
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "smoke" and summary["failed"] == {}
+    assert sorted(summary["headline"]) == sorted(BENCHES)
+    m = summary["machine"]
+    assert m["cores"] >= 1 and m["cpu_model"] and m["torch"] and len(m["load_avg"]) == 3
+    for name in BENCHES:
+        doc = json.loads((out / f"{name}.json").read_text())
+        assert doc["benchmark"] == name and doc["mode"] == "smoke" and doc["machine"]["device"] == "cpu"
+    assert "== summary" in r.stdout  # the figures are printed, not only written
+
+
+def test_smoke_figures_are_sane(smoke):
+    _, out = smoke
+    h = json.loads((out / "summary.json").read_text())["headline"]
+    for algo in ("rloo", "grpo"):
+        assert _positive(h["rl_step"][f"{algo}_pipeline_over_plain"])
+    assert _positive(h["rl_step"]["ppo_over_plain_rloo"])
+    for reward in ("gold", "hf"):
+        assert _positive(h["sampling"][f"{reward}_throughput_ratio"])
+    assert h["sampling"]["batch_size_sampling"] >= 1 and h["sampling"]["batch_size_hf_reward"] >= 1
+    econ = json.loads((out / "sweep_economics.json").read_text())
+    assert econ["tilt"]["samples"] == econ["prompts"] * econ["pool_n"]  # one pool serves every beta
+    assert econ["ppo"]["extrapolated"] and _positive(econ["wall_ratio"])
+    assert [p["beta"] for p in econ["tilt"]["points"]] == econ["betas"]
+    sc = json.loads((out / "scaling.json").read_text())
+    for k in ("pool_distributional", "pool_model", "bon_n", "points"):
+        assert len(sc[k]["rows"]) >= 2 and math.isfinite(sc[k]["time_exponent"])
+        assert all(_positive(row["seconds"]) and row["peak_rss_mib"] > 0 for row in sc[k]["rows"])
+    assert sc["model_size"]["rows"][0]["params"] > 0
+    e2e = json.loads((out / "end_to_end.json").read_text())
+    assert e2e["points"] == 4 and _positive(e2e["wall_seconds_sweep"]) and e2e["peak_rss_mib"] > 50
