@@ -140,6 +140,9 @@ class AlarmRule:
     """score at or above this (and below 1): `watch` (dv_ratio 1.2 with the default dv_alarm)."""
     min_gain: float = 0.05
     """gains below this many bulk sigmas are noise: the level stays quiet."""
+    noise_z: float = 2.0
+    """...and so are gains below noise_z standard errors of a bulk-like mean, sigma / sqrt(n_eff)
+    (n_eff = 1 / sum of squared sample masses: a training batch of 32 samples is noisy)."""
 
 
 @dataclass
@@ -152,6 +155,7 @@ class Alarm:
     top_share: float
     beyond_max: float
     disagreement: float
+    n_eff: float
     score: float
     level: str
 
@@ -168,6 +172,7 @@ class Alarm:
             M.ALARM_TOP_SHARE: d["top_share"],
             M.ALARM_BEYOND_MAX: d["beyond_max"],
             M.ALARM_DISAGREEMENT: d["disagreement"],
+            M.ALARM_N_EFF: d["n_eff"],
         }
 
 
@@ -183,6 +188,11 @@ def _top_share(c: np.ndarray, a: np.ndarray, gain: float, top: float = TOP_MASS)
     return float(np.sum(take * cs) / gain)
 
 
+def noise_floor(sigma: float, n_eff: float, rule: AlarmRule) -> float:
+    """The gain below which nothing is read into the evidence."""
+    return sigma * max(rule.min_gain, rule.noise_z / math.sqrt(max(n_eff, 1.0)))
+
+
 def decide(
     gain: float,
     sigma: float,
@@ -191,9 +201,10 @@ def decide(
     beyond_max: float,
     disagreement: float,
     rule: AlarmRule,
+    n_eff: float = math.inf,
 ) -> tuple[float, str]:
     """(score, level) from the evidence. Pure: `alarm-eval` re-decides stored evidence with it."""
-    if not (np.isfinite(gain) and sigma > 0 and gain > rule.min_gain * sigma):
+    if not (np.isfinite(gain) and sigma > 0 and gain > noise_floor(sigma, n_eff, rule)):
         return 0.0, "quiet"
     parts = [
         dv_ratio / rule.dv_alarm,
@@ -228,11 +239,13 @@ def alarm(
     a = (w / P).ravel()  # probability mass of each sample in the mixture over prompts
     c = c.ravel()
     gain = float(np.sum(a * c))
+    n_eff = float(1.0 / np.sum(a**2))
+    floor = noise_floor(base.sigma, n_eff, rule)
     kl = float(kl)
     bound = base.sigma * math.sqrt(2 * kl) if kl > 0 else 0.0
     dv_ratio = gain / bound if bound > 0 else float("nan")
     # Within the noise of the bulk a share of the gain means nothing (a tiny gain makes it explode).
-    top = _top_share(c, a, gain) if gain > rule.min_gain * base.sigma else float("nan")
+    top = _top_share(c, a, gain) if gain > floor else float("nan")
     beyond = float(np.sum(a[c > base.max]))
     dis = float("nan")
     if others:
@@ -240,8 +253,8 @@ def alarm(
             float(np.mean(np.atleast_2d(s) - b.means.mean())) / b.sigma for s, b in others.values() if b.sigma > 0
         ]
         dis = float(np.std(z) / abs(np.mean(z))) if len(z) > 1 and np.mean(z) != 0 else float("nan")
-    score, level = decide(gain, base.sigma, dv_ratio, top, beyond, dis, rule)
-    return Alarm(gain, kl, base.sigma, bound, dv_ratio, top, beyond, dis, score, level)
+    score, level = decide(gain, base.sigma, dv_ratio, top, beyond, dis, rule, n_eff)
+    return Alarm(gain, kl, base.sigma, bound, dv_ratio, top, beyond, dis, n_eff, score, level)
 
 
 # ============================================================================================

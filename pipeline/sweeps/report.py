@@ -14,6 +14,7 @@ import pandas as pd
 from goodhart.eval import metrics as M
 from goodhart.eval.goodhart import GroupVerdict, VerdictRule, label_points, summarize_groups, sweep_verdict
 from goodhart.pipeline.io import atomic_write_text, read_json
+from goodhart.pipeline.sweeps.alarm_report import alarm_markdown
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
 FIT_KIND = {"bon": "bon"}  # every other optimizer is fitted with the RL form
@@ -159,6 +160,7 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
         ]
         lines += [f"{f['error_law']} / {f['algo']} ({f['form']}): {f['fit']}" for f in rep.fits]
         lines += ["```"]
+    lines += alarm_markdown(rep.labelled)  # the gold-free alarm beside the verdicts (sweeps/alarm_report.py)
     if rep.tails:
         lines += ["", "## Tails under the base policy", ""]
         for t in rep.tails:
