@@ -18,8 +18,8 @@ Evidence (each a number, each named in eval.metrics):
    (Kwa et al.'s mechanism). Per prompt gain_x <= sigma sqrt(2 k_x); averaging and
    Cauchy-Schwarz give the same bound at the mean KL.
 2. **Where the gain comes from**: ``top_share``, the share of the proxy gain carried by the top
-   1% of the policy's probability mass (about 2-5% for a Gaussian tilt, most of it when a few
-   huge rewards carry the gain); ``beyond_max``, the policy mass above the largest base reward
+   1% of the policy's probability mass, beyond what the base's own top 1% carries (exactly 1%
+   for a pure shift such as a Gaussian tilt; most of it when a few huge rewards carry the gain); ``beyond_max``, the policy mass above the largest base reward
    (centred), which a pool-based policy (tilt, best-of-n) can never show but a trained one can.
 3. **Disagreement** (optional): with several reward models, the spread of their gains, each in
    units of its own base bulk sigma, relative to their mean.
@@ -108,6 +108,7 @@ class BaseStats:
     sigma: float
     max: float
     n: int
+    top: float = 0.0  # what the base's own top 1% of mass contributes to its (zero) centred mean
 
     @classmethod
     def from_pool(cls, base_proxy: np.ndarray, per_prompt: bool = True) -> BaseStats:
@@ -117,8 +118,9 @@ class BaseStats:
         means = b.mean(1) if per_prompt else np.array([b.mean()])
         # The bulk: centred by each prompt's median (a mean would drag the tail in).
         med = np.median(b, axis=1, keepdims=True) if per_prompt else np.median(b)
-        centred_mean = b - (means[:, None] if per_prompt else means[0])
-        return cls(means, bulk_sigma(b - med), float(np.max(centred_mean)), int(b.size))
+        centred_mean = (b - (means[:, None] if per_prompt else means[0])).ravel()
+        top = _top_contribution(centred_mean, np.full(centred_mean.size, 1.0 / centred_mean.size))
+        return cls(means, bulk_sigma(b - med), float(np.max(centred_mean)), int(b.size), top)
 
 
 # ============================================================================================
@@ -176,16 +178,22 @@ class Alarm:
         }
 
 
-def _top_share(c: np.ndarray, a: np.ndarray, gain: float, top: float = TOP_MASS) -> float:
-    """Share of sum(a c) carried by the top `top` of the mass a, ordered by c (the boundary
-    sample counted in part)."""
-    if not gain > 0:
-        return float("nan")
+def _top_contribution(c: np.ndarray, a: np.ndarray, top: float = TOP_MASS) -> float:
+    """sum of a c over the top `top` of the mass a, ordered by c (the boundary sample in part)."""
     order = np.argsort(-c, kind="stable")
     cs, as_ = c[order], a[order]
     before = np.concatenate([[0.0], np.cumsum(as_)[:-1]])
     take = np.clip(top - before, 0.0, as_)
-    return float(np.sum(take * cs) / gain)
+    return float(np.sum(take * cs))
+
+
+def _top_share(c: np.ndarray, a: np.ndarray, gain: float, base_top: float) -> float:
+    """Share of the gain carried by the policy's top 1%: what its top 1% of mass contributes
+    beyond what the base's own top 1% does, over the gain. A pure shift of any law gives
+    exactly 1% (every quantile moves by the gain); a gain made in the far tail gives most of it."""
+    if not gain > 0:
+        return float("nan")
+    return (_top_contribution(c, a) - base_top) / gain
 
 
 def noise_floor(sigma: float, n_eff: float, rule: AlarmRule) -> float:
@@ -245,7 +253,7 @@ def alarm(
     bound = base.sigma * math.sqrt(2 * kl) if kl > 0 else 0.0
     dv_ratio = gain / bound if bound > 0 else float("nan")
     # Within the noise of the bulk a share of the gain means nothing (a tiny gain makes it explode).
-    top = _top_share(c, a, gain) if gain > floor else float("nan")
+    top = _top_share(c, a, gain, base.top) if gain > floor else float("nan")
     beyond = float(np.sum(a[c > base.max]))
     dis = float("nan")
     if others:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 
 def cmd_alarm_eval(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from goodhart.eval.alarm import AlarmRule
     from goodhart.pipeline.sweeps.alarm_eval import confusion, score_sweeps
     from goodhart.pipeline.sweeps.tables import render
@@ -31,8 +33,17 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
         f"recall {s['recall']:.3f}   false-alarm rate {s['false_alarm_rate']:.3f}   precision {s['precision']:.3f}\n"
         f"groups whose gold turns: {s['groups_turning']}, alarm fired in {s['groups_caught']}; "
         f"lead before the gold turn: median {s['median_lead_nats']:.3g} nats, worst {s['min_lead_nats']:.3g}; "
-        f"fired before the utility peak in {s['fired_before_peak']} of {s['groups']} groups"
+        f"fired at or before the utility peak in {s['fired_by_peak']} of {s['groups']} groups"
     )
+    if args.steps:
+        from goodhart.pipeline.sweeps.alarm_eval import trained_leads
+
+        t = pd.concat([trained_leads(Path(d)) for d in args.sweeps], ignore_index=True)
+        if t.empty:
+            print("\n(no trained points with per-step MLflow logs)")
+        else:
+            print("\nonline alarm of trained runs (per-step logs): lead_steps > 0 = fired before the utility peak")
+            print(render(list(t.columns), t.itertuples(index=False, name=None)))
     return 0
 
 
@@ -47,4 +58,5 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--watch", type=float, default=0.6, help="score from which the level is `watch` (default 0.6)")
     p.add_argument("--fire-on-watch", action="store_true", help="count `watch` as firing too")
     p.add_argument("--points", action="store_true", help="print every point's verdict and level")
+    p.add_argument("--steps", action="store_true", help="trained points: online alarm vs the utility peak (MLflow)")
     p.set_defaults(fn=cmd_alarm_eval)

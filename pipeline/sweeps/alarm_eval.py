@@ -11,7 +11,7 @@ negatives gold `improving` ones; `baseline` points (nothing optimized) are count
     precision       alarms on positives / all alarms (baseline included)
     lead (nats)     per (sweep, error law, algo) group along KL: KL of the first gold
                     over-optimized/catastrophic point minus KL of the first alarm (> 0: earlier)
-    peak lead       KL of the utility peak minus KL of the first alarm (> 0: fired before the peak)
+    peak lead       KL of the utility peak minus KL of the first alarm (>= 0: fired at or before the peak)
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class AlarmScores:
             "groups_caught": int(g["first_alarm_kl"].notna().sum()),
             "median_lead_nats": float(leads.median()) if len(leads) else math.nan,
             "min_lead_nats": float(leads.min()) if len(leads) else math.nan,
-            "fired_before_peak": int((self.groups["peak_lead_nats"] > 0).sum()),
+            "fired_by_peak": int((self.groups["peak_lead_nats"] >= 0).sum()),
             "groups": len(self.groups),
         }
 
@@ -117,3 +117,60 @@ def score_sweeps(dirs: list[Path], rule: AlarmRule = AlarmRule(), fire_on: tuple
 def confusion(points: pd.DataFrame) -> pd.DataFrame:
     """Points by gold verdict (rows) and alarm level (columns)."""
     return pd.crosstab(points["verdict"], points["level"])
+
+
+# ============================================================================================
+# Trained runs: the online alarm's per-step logs against the per-step utility
+# ============================================================================================
+TRAINED = ("ppo", "rloo", "grpo", "bon-ft")
+
+
+def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
+    """Per trained point of sweep `d`: the step where the training batch's utility peaked (a
+    centred rolling mean over `smooth` logged steps: one batch is noisy) and the first step the
+    online alarm fired, with the KL of each, from the point's MLflow run (utility is read here
+    only to score the alarm; the alarm itself never saw it)."""
+    from goodhart.pipeline.io import read_json
+
+    df = pd.read_csv(Path(d) / "results.csv")
+    df = df[df["algo"].isin(TRAINED) & df["mlflow_run_id"].notna()]
+    parent = Path(d) / "parent.json"
+    if df.empty or not parent.is_file():
+        return pd.DataFrame()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(read_json(parent)["uri"])
+
+    def hist(run_id: str, key: str) -> pd.Series:
+        h = client.get_metric_history(run_id, key)
+        return pd.Series({m.step: m.value for m in h}, dtype=float).sort_index()
+
+    rows = []
+    for _, r in df.iterrows():
+        util, kl, code = (hist(r["mlflow_run_id"], k) for k in (M.UTILITY, M.KL, M.ALARM_CODE))
+        if util.empty:
+            continue
+        sm = util.rolling(smooth, center=True, min_periods=1).mean()
+        peak = int(sm.idxmax())
+        fired = code[code >= 2]
+        first = int(fired.index[0]) if len(fired) else None
+
+        def kl_at(step: int | None, kl: pd.Series = kl) -> float:
+            return float(kl.get(step, math.nan)) if step is not None else math.nan
+
+        rows.append(
+            {
+                "sweep": Path(d).name,
+                "error_law": r["error_law"],
+                "algo": r["algo"],
+                "stop_on_alarm": M.ALARM_STOPPED in r and not pd.isna(r[M.ALARM_STOPPED]),
+                "steps": int(util.index.max()),
+                "peak_step": peak,
+                "peak_kl": kl_at(peak),
+                "first_alarm_step": first if first is not None else math.nan,
+                "first_alarm_kl": kl_at(first),
+                "lead_steps": peak - first if first is not None else math.nan,
+                "final_utility_gain": float(r[M.GAIN_UTILITY]),
+            }
+        )
+    return pd.DataFrame(rows)
