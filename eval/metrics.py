@@ -67,6 +67,20 @@ LOSS_KL = "train/loss/kl"  # bon-ft: mean exact per-token KL(pi || pi_0) on the 
 KEPT_PROXY = "bonft/kept/proxy"  # bon-ft: mean proxy of the round's kept (best-of-n) samples
 KEPT_UTILITY = "bonft/kept/utility"  # bon-ft: mean utility of the round's kept samples
 
+# ---- the Goodhart alarm (eval/alarm.py): proxy, KL and base-pool proxy only, never utility ----
+ALARM_SCORE = "alarm/score"  # largest piece of evidence over its threshold: >= 1 alarm
+ALARM_LEVEL = "alarm/level"  # column: quiet | watch | alarm
+ALARM_CODE = "alarm/code"  # the level as a number for MLflow: 0 quiet, 1 watch, 2 alarm
+ALARM_DV_RATIO = "alarm/dv_ratio"  # proxy gain / Donsker-Varadhan bound of the base bulk at this KL
+ALARM_DV_BOUND = "alarm/dv_bound"  # sigma_bulk * sqrt(2 KL): the most gain a bulk-like (light) tail gives
+ALARM_SIGMA = "alarm/sigma_bulk"  # sub-Gaussian sigma of the base proxy read from central quantiles
+ALARM_TOP_SHARE = "alarm/top1_share"  # share of the proxy gain carried by the top 1% of the policy's mass
+ALARM_BEYOND_MAX = "alarm/beyond_max"  # policy mass above the base pool's largest (centred) proxy
+ALARM_DISAGREEMENT = "alarm/disagreement"  # relative spread of standardized gains over reward models (if several)
+ALARM_N_EFF = "alarm/n_eff"  # effective number of policy samples behind the evidence (1 / sum of squared masses)
+ALARM_STOPPED = "alarm/stopped_at"  # training step where algo.stop_on_alarm stopped the run (result rows)
+ALARM_KEPT = "alarm/kept_step"  # step of the last quiet policy kept after a stop (result rows)
+
 # ---- TRL's own figures (rloo, grpo): logged beside ours, never in place of them ---------------
 TRL_PREFIX = "trl/"  # every TRL log key without a name of ours above is logged as trl/<key>
 TRL_KL = "trl/kl"  # TRL's per-token KL of the training batch: GRPO k3 (times the IS ratio) as in its loss,

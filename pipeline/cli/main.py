@@ -18,7 +18,7 @@ from pathlib import Path
 from goodhart.pipeline.errors import USER_ERRORS, UsageError
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
-VERB_MODULES = ("cluster", "probe")
+VERB_MODULES = ("cluster", "probe", "alarm")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,6 +129,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     rep = build_report(root, rule, Path(args.out) if args.out else None)
     print(verdict_table(rep.labelled))
     print()
+    from goodhart.pipeline.sweeps.alarm_report import alarm_table
+
+    print(f"gold-free alarm beside the verdicts (eval/alarm.py):\n{alarm_table(rep.labelled)}\n")
     for g in rep.groups:
         print(g.summary)
     for t in rep.tails:

@@ -441,6 +441,11 @@ class TrainedConfig(Strict):
     """Held-out samples per eval prompt from the trained policy (proxy, utility and our KL)."""
     seed: int | None = Field(None, ge=0)
     """Training seed (none: the run's seed)."""
+    alarm_every: int = Field(5, ge=0)
+    """Compute the gold-free Goodhart alarm (eval/alarm.py) on the training batch every this many
+    steps (bon-ft: rounds) and log it with the step (0: never, unless stop_on_alarm: then every step)."""
+    stop_on_alarm: bool = False
+    """Stop training when the alarm fires; the policy evaluated is the last one a check found quiet."""
 
 
 class PPOConfig(TrainedConfig):

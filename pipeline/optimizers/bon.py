@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from goodhart.eval import metrics as M
+from goodhart.eval.alarm import bon_alarm
 from goodhart.eval.bon import best_of_n, kl_bound
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput, summarize
@@ -26,6 +27,7 @@ def run(ctx: PointContext) -> PointOutput:
         kl, name = np.full(P, bound), "bon_bound"
     row = summarize(cfg, est["proxy"], est["utility"], kl, pool.proxy.mean(1), pool.utility.mean(1), name)
     row.update({M.BON_N: n, M.KL_BOUND: bound, M.KL_MAX: float(np.log(N)), M.N_SAMPLES: N, "bon/tied": tied})
+    row.update(bon_alarm(pool.proxy, n, row[M.KL]).row())  # proxy + KL + base pool only (eval/alarm.py)
     return PointOutput(row, _examples(pool, n, cfg.eval.n_examples))
 
 

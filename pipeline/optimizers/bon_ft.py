@@ -44,6 +44,7 @@ from goodhart.pipeline.train import (
     score_rollout,
     unwrapped_for_generation,
 )
+from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
 from goodhart.pipeline.train.kl import kl_metrics, position_ids, sequence_kl
 
 
@@ -199,6 +200,8 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
         range(start, algo.rounds), desc="bon-ft", unit="round", disable=not (ctx.progress and sess.is_main), leave=False
     )
     round_seconds: list[float] = []
+    monitor = AlarmMonitor.start(ctx, model, sess.gather_array, acc, start)  # gold-free alarm every alarm_every rounds
+    sess.scorer = monitor.recording(sess.scorer)
     for r in bar:
         t0 = time.perf_counter()
         # ---- 1. sample n per prompt from the current policy, keep the best by proxy
@@ -228,6 +231,7 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
         if algo.round_kl_samples:
             metrics.update(heldout_kl(sess, model, ref, tok, algo.round_kl_samples, r))
         done = r + 1
+        metrics.update(monitor.check(done, metrics.get(M.KL), model))  # KL: held-out, if round_kl_samples
         metrics[M.STEP_SECONDS] = time.perf_counter() - t0
         round_seconds.append(metrics[M.STEP_SECONDS])
         sess.log(metrics, done)
@@ -236,9 +240,13 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
         state = {"opt_steps": opt_steps}
         sess.checkpoints.save(done, state)
         sess.check_preemption(done, state, saved=True)
+        if monitor.stopped:  # algo.stop_on_alarm
+            break
     bar.close()
+    monitor.restore(model)  # after a stop: the last policy the alarm found quiet
 
     out = evaluate_policy(ctx, model, ref, tok, sess.scorer, algo.eval_samples, acc, seed)
+    out.row.update(monitor.row())
     out.row.update(
         {
             M.TRAIN_ROUNDS: algo.rounds,

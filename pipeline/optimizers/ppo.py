@@ -36,6 +36,7 @@ from goodhart.pipeline.train import (
     score_rollout,
     unwrapped_for_generation,
 )
+from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
 from goodhart.pipeline.train.kl import KLController, kl_metrics, per_token_kl, sequence_kl
 
 
@@ -231,9 +232,12 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
         range(start, algo.steps), desc="ppo", unit="step", disable=not (ctx.progress and sess.is_main), leave=False
     )
     step_seconds: list[float] = []
+    monitor = AlarmMonitor.start(ctx, model, sess.gather_array, acc, start)  # gold-free alarm every alarm_every steps
+    sess.scorer = monitor.recording(sess.scorer)
     for step in bar:
         metrics = ppo_step(step, sess, model, ref, tok, opt, kl_ctl)
         done = step + 1
+        metrics.update(monitor.check(done, metrics[M.KL], model))
         sess.log(metrics, done)
         step_seconds.append(metrics[M.STEP_SECONDS])
         bar.set_postfix(proxy=f"{metrics[M.PROXY]:.3g}", kl=f"{metrics[M.KL]:.3g}")
@@ -242,9 +246,13 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
         if saved:
             sess.checkpoints.save(done, state)
         sess.check_preemption(done, state, saved)
+        if monitor.stopped:  # algo.stop_on_alarm
+            break
     bar.close()
+    monitor.restore(model)  # after a stop: the last policy the alarm found quiet
 
     out = evaluate_policy(ctx, model, ref, tok, sess.scorer, algo.eval_samples, acc, seed)
+    out.row.update(monitor.row())
     out.row.update(
         {
             M.TRAIN_STEPS: algo.steps,

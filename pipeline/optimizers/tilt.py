@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from goodhart.eval import metrics as M
+from goodhart.eval.alarm import tilt_alarm
 from goodhart.eval.tilt import log_weights, tilt
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput, summarize
@@ -85,6 +86,7 @@ def run(ctx: PointContext) -> PointOutput:
                 PoolDependentWarning,
                 stacklevel=2,
             )
+    row.update(tilt_alarm(pool.proxy, beta, row[M.KL]).row())  # proxy + KL + base pool only (eval/alarm.py)
     if not row["ess_ok"]:
         warnings.warn(
             f"tilt beta={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < goodhart.eval.min_ess={cfg.eval.min_ess:g}; "

@@ -42,6 +42,7 @@ from goodhart.eval import metrics as M
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput
 from goodhart.pipeline.train import Reference, calibrated_scorer, evaluate_policy, lora_config, preemption
+from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
 
 TRL_NAMES = {
     "rewards/proxy/mean": M.PROXY,  # mean proxy of the step's samples (all processes)
@@ -134,6 +135,7 @@ class PipelineCallback(TrainerCallback):
         self.ctx, self.kind, self.beta, self.rewards = ctx, kind, beta, rewards
         self.step_seconds: list[float] = []
         self.preempted_at: int | None = None
+        self.monitor = None  # an AlarmMonitor (pipeline/train/alarm_monitor.py), set after the trainer is built
         self._bar = None
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -145,9 +147,14 @@ class PipelineCallback(TrainerCallback):
         )
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        alarm = (
+            self.monitor.check_trl(state.global_step, logs, kwargs.get("model"), args.device) if self.monitor else {}
+        )
+        if alarm.pop("stop", 0.0):  # algo.stop_on_alarm (every process agrees)
+            control.should_training_stop = True
         if not state.is_world_process_zero or not logs:
             return
-        metrics = translate(logs, self.beta)
+        metrics = {**translate(logs, self.beta), **alarm}
         if not metrics:
             return
         clipped = self.rewards.clipped_fraction()
@@ -314,6 +321,8 @@ def _train_and_evaluate(ctx: PointContext, trainer_cls, config_cls, specific: di
     )
     for printer in (PrinterCallback, ProgressCallback):  # our callback draws the bar; logs go to MLflow
         trainer.remove_callback(printer)
+    callback.monitor = AlarmMonitor.start(ctx, trainer.model, None, trainer.accelerator)  # gold-free alarm
+    rewards.scorer = callback.monitor.recording(scorer)
 
     resume = last_complete_checkpoint(Path(args.output_dir), remove_incomplete=args.should_save)
     finished = resume is not None and checkpoint_step(resume) >= algo.steps  # cut off during evaluation
@@ -328,6 +337,7 @@ def _train_and_evaluate(ctx: PointContext, trainer_cls, config_cls, specific: di
             f"{last_complete_checkpoint(Path(args.output_dir), remove_incomplete=False)}; re-run the point to resume"
         )
 
+    callback.monitor.restore(trainer.model)  # after an alarm stop: the last policy the alarm found quiet
     # ---- our held-out evaluation: the same KL measurement (goodhart.pipeline.train.kl, seq_k1) as every other optimizer
     acc = trainer.accelerator
     policy = acc.unwrap_model(trainer.model)
@@ -348,4 +358,5 @@ def _train_and_evaluate(ctx: PointContext, trainer_cls, config_cls, specific: di
     )
     if callback.step_seconds:
         out.row[M.STEP_SECONDS] = float(np.mean(callback.step_seconds))  # mean over this session's steps
+    out.row.update(callback.monitor.row())
     return out

@@ -22,6 +22,7 @@ from goodhart.eval.goodhart import (
     sweep_verdict,
 )
 from goodhart.pipeline.io import atomic_write_text, read_json
+from goodhart.pipeline.sweeps.alarm_report import alarm_markdown
 from goodhart.pipeline.sweeps.record import write_results
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
@@ -270,6 +271,7 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
         ]
         lines += [f"{f['curve']} / {f['algo']} ({f['form']}): {f['fit']}" for f in rep.fits]
         lines += ["```"]
+    lines += alarm_markdown(rep.labelled)  # the gold-free alarm beside the verdicts (sweeps/alarm_report.py)
     shown = [t for t in rep.tails if "skipped" not in t]
     if shown:
         lines += ["", "## Tails under the base policy", ""]

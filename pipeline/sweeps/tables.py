@@ -50,10 +50,20 @@ def sweep_tables(df) -> str:
         for _, r in g.iterrows():
             r = r.to_dict()
             flag = "".join(" " + f for f in point_flags(r))
-            rows.append([r["algo"], knob_text(r), r[M.KL], ci_text(r, M.GAIN_PROXY), ci_text(r, M.GAIN_UTILITY) + flag])
+            rows.append(
+                [
+                    r["algo"],
+                    knob_text(r),
+                    r[M.KL],
+                    ci_text(r, M.GAIN_PROXY),
+                    ci_text(r, M.GAIN_UTILITY) + flag,
+                    alarm_text(r),
+                ]
+            )
         corr = g[M.ERROR_UTILITY_CORR].iloc[0] if M.ERROR_UTILITY_CORR in g else float("nan")
         title = f"\nerror: {law}   (base utility {_fmt(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {_fmt(float(corr))})"
-        blocks.append(render(["algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]"], rows, title))
+        heads = ["algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "alarm (no gold)"]
+        blocks.append(render(heads, rows, title))
     n_fail = int((df["status"] == "failed").sum())
     tail = f"\n{n_fail} point(s) failed: see `goodhart status`" if n_fail else ""
     return "\n".join(blocks) + tail
@@ -72,6 +82,14 @@ def point_flags(r: dict) -> list[str]:
 def knob_text(r: dict) -> str:
     x = float(r["x"])
     return f"{r['x_name']}={int(x)}" if r["x_name"] == "n" else f"{r['x_name']}={x:g}"
+
+
+def alarm_text(r: dict) -> str:
+    """The gold-free alarm's level and score (eval/alarm.py), '-' for rows without one."""
+    level, score = r.get(M.ALARM_LEVEL), r.get(M.ALARM_SCORE)
+    if not isinstance(level, str) or not level:
+        return "-"
+    return f"{level} {float(score):.2f}" if isinstance(score, (int, float)) and not math.isnan(score) else level
 
 
 def _isnan(v: Any) -> bool:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from goodhart.eval import metrics as M
+from goodhart.eval.alarm import BaseStats, alarm
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput, summarize
 from goodhart.pipeline.train.kl import KL_ESTIMATOR, kl_metrics, sequence_kl
@@ -96,6 +97,8 @@ def evaluate_policy(
             M.LENGTH: float(stack["tokens"].mean()),
         }
     )
+    # The gold-free alarm on the held-out samples: their proxies, our KL, the base pool's proxies.
+    row.update(alarm(stack["proxy"], row[M.KL], BaseStats.from_pool(pool.proxy)).row())
     examples = [
         {
             "prompt": prompts[j],

@@ -1,0 +1,176 @@
+"""`goodhart alarm-eval SWEEP_DIR...`: how well the gold-free alarm (eval/alarm.py) predicts the
+gold verdicts (eval/goodhart.py) over finished sweeps.
+
+Per point: the alarm's level is re-decided from the evidence stored in the row (so a different
+AlarmRule can be scored without re-running anything), the gold verdict comes from
+`label_points` on that sweep. Positives are gold `over-optimized` and `catastrophic` points,
+negatives gold `improving` ones; `baseline` points (nothing optimized) are counted apart.
+
+    recall          alarms among positives / positives
+    false alarms    alarms among improving / improving
+    precision       alarms on positives / all alarms (baseline included)
+    lead (nats)     per (sweep, error law, algo) group along KL: KL of the first gold
+                    over-optimized/catastrophic point minus KL of the first alarm (> 0: earlier)
+    peak lead       KL of the utility peak minus KL of the first alarm (>= 0: fired at or before the peak)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from goodhart.eval import metrics as M
+from goodhart.eval.alarm import AlarmRule, decide
+from goodhart.eval.goodhart import label_points
+from goodhart.pipeline.errors import UsageError
+
+POSITIVE = ("over-optimized", "catastrophic")
+
+
+@dataclass
+class AlarmScores:
+    points: pd.DataFrame  # one row per finished point: sweep, group, KL, verdict, level, fired
+    groups: pd.DataFrame  # one row per (sweep, error law, algo): first gold turn, first alarm, leads
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float]:
+        p = self.points
+        pos, neg = p[p["verdict"].isin(POSITIVE)], p[p["verdict"] == "improving"]
+        fired = p[p["fired"]]
+        g = self.groups.dropna(subset=["gold_turn_kl"])
+        leads = g["lead_nats"].dropna()
+        return {
+            "points": len(p),
+            "positives": len(pos),
+            "improving": len(neg),
+            "baseline": int((p["verdict"] == "baseline").sum()),
+            "recall": float(pos["fired"].mean()) if len(pos) else math.nan,
+            "false_alarm_rate": float(neg["fired"].mean()) if len(neg) else math.nan,
+            "precision": float(fired["verdict"].isin(POSITIVE).mean()) if len(fired) else math.nan,
+            "groups_turning": len(g),
+            "groups_caught": int(g["first_alarm_kl"].notna().sum()),
+            "median_lead_nats": float(leads.median()) if len(leads) else math.nan,
+            "min_lead_nats": float(leads.min()) if len(leads) else math.nan,
+            "fired_by_peak": int((self.groups["peak_lead_nats"] >= 0).sum()),
+            "groups": len(self.groups),
+        }
+
+
+def _redecide(df: pd.DataFrame, rule: AlarmRule) -> pd.Series:
+    """The alarm level of each row from its stored evidence under `rule`."""
+
+    def one(r) -> str:
+        ev = [r.get(k, math.nan) for k in (M.ALARM_DV_RATIO, M.ALARM_TOP_SHARE, M.ALARM_BEYOND_MAX)]
+        ev = [float(v) if v is not None and not (isinstance(v, str)) else math.nan for v in ev]
+        dis = r.get(M.ALARM_DISAGREEMENT, math.nan)
+        n_eff = r.get(M.ALARM_N_EFF, math.inf)
+        n_eff = math.inf if n_eff is None or (isinstance(n_eff, float) and math.isnan(n_eff)) else float(n_eff)
+        return decide(
+            float(r[M.GAIN_PROXY]), float(r[M.ALARM_SIGMA]), *ev, float(dis) if dis == dis else math.nan, rule, n_eff
+        )[1]
+
+    return df.apply(lambda row: one(row.to_dict()), axis=1)
+
+
+def score_sweeps(dirs: list[Path], rule: AlarmRule = AlarmRule(), fire_on: tuple[str, ...] = ("alarm",)) -> AlarmScores:
+    frames = []
+    for d in dirs:
+        f = Path(d) / "results.csv"
+        if not f.is_file():
+            raise UsageError(f"{d}: no results.csv (expected a finished sweep directory, e.g. runs/demo)")
+        df = pd.read_csv(f)
+        if M.ALARM_SIGMA not in df:
+            raise UsageError(f"{f} has no {M.ALARM_SIGMA} column: its points predate the alarm; re-run the sweep")
+        lab = label_points(df)
+        lab["sweep"] = Path(d).name
+        frames.append(lab)
+    pts = pd.concat(frames, ignore_index=True)
+    pts["level"] = _redecide(pts, rule)
+    pts["fired"] = pts["level"].isin(fire_on)
+    rows = []
+    for (sweep, law, algo), g in pts.groupby(["sweep", "error_law", "algo"], sort=False):
+        g = g.sort_values(M.KL)
+        turn = g[g["verdict"].isin(POSITIVE)]
+        fired = g[g["fired"]]
+        peak = g.loc[g[M.GAIN_UTILITY].idxmax()]
+        first_alarm = float(fired[M.KL].iloc[0]) if len(fired) else math.nan
+        gold_turn = float(turn[M.KL].iloc[0]) if len(turn) else math.nan
+        rows.append(
+            {
+                "sweep": sweep,
+                "error_law": law,
+                "algo": algo,
+                "gold_turn_kl": gold_turn,
+                "first_alarm_kl": first_alarm,
+                "lead_nats": gold_turn - first_alarm,
+                "peak_kl": float(peak[M.KL]),
+                "peak_lead_nats": float(peak[M.KL]) - first_alarm,
+            }
+        )
+    counts = pts.groupby(["verdict", "level"]).size().to_dict()
+    return AlarmScores(pts, pd.DataFrame(rows), {f"{v}/{lv}": int(n) for (v, lv), n in counts.items()})
+
+
+def confusion(points: pd.DataFrame) -> pd.DataFrame:
+    """Points by gold verdict (rows) and alarm level (columns)."""
+    return pd.crosstab(points["verdict"], points["level"])
+
+
+# ============================================================================================
+# Trained runs: the online alarm's per-step logs against the per-step utility
+# ============================================================================================
+TRAINED = ("ppo", "rloo", "grpo", "bon-ft")
+
+
+def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
+    """Per trained point of sweep `d`: the step where the training batch's utility peaked (a
+    centred rolling mean over `smooth` logged steps: one batch is noisy) and the first step the
+    online alarm fired, with the KL of each, from the point's MLflow run (utility is read here
+    only to score the alarm; the alarm itself never saw it)."""
+    from goodhart.pipeline.io import read_json
+
+    df = pd.read_csv(Path(d) / "results.csv")
+    df = df[df["algo"].isin(TRAINED) & df["mlflow_run_id"].notna()]
+    parent = Path(d) / "parent.json"
+    if df.empty or not parent.is_file():
+        return pd.DataFrame()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(read_json(parent)["uri"])
+
+    def hist(run_id: str, key: str) -> pd.Series:
+        h = client.get_metric_history(run_id, key)
+        return pd.Series({m.step: m.value for m in h}, dtype=float).sort_index()
+
+    rows = []
+    for _, r in df.iterrows():
+        util, kl, code = (hist(r["mlflow_run_id"], k) for k in (M.UTILITY, M.KL, M.ALARM_CODE))
+        if util.empty:
+            continue
+        sm = util.rolling(smooth, center=True, min_periods=1).mean()
+        peak = int(sm.idxmax())
+        fired = code[code >= 2]
+        first = int(fired.index[0]) if len(fired) else None
+
+        def kl_at(step: int | None, kl: pd.Series = kl) -> float:
+            return float(kl.get(step, math.nan)) if step is not None else math.nan
+
+        rows.append(
+            {
+                "sweep": Path(d).name,
+                "error_law": r["error_law"],
+                "algo": r["algo"],
+                "stop_on_alarm": M.ALARM_STOPPED in r and not pd.isna(r[M.ALARM_STOPPED]),
+                "steps": int(util.index.max()),
+                "peak_step": peak,
+                "peak_kl": kl_at(peak),
+                "first_alarm_step": first if first is not None else math.nan,
+                "first_alarm_kl": kl_at(first),
+                "lead_steps": peak - first if first is not None else math.nan,
+                "final_utility_gain": float(r[M.GAIN_UTILITY]),
+            }
+        )
+    return pd.DataFrame(rows)

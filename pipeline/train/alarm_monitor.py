@@ -1,0 +1,153 @@
+"""The gold-free Goodhart alarm (goodhart.eval.alarm) online, during training.
+
+    monitor = AlarmMonitor.start(ctx, model, gather)     # wraps nothing yet; snapshots the start policy
+    sess.scorer = monitor.recording(sess.scorer)          # every proxy the loop scores is seen
+    ... each step: metrics.update(monitor.check(step, kl, model)); if monitor.stopped: break
+    monitor.restore(model); out.row.update(monitor.row())
+
+Every `algo.alarm_every` steps (bon-ft: rounds) the alarm is computed on the proxies the step
+scored (the training batch; gathered over processes when `gather` is given), the step's KL and
+the base pool's proxies, and logged with the step's metrics. Utility is never passed in.
+
+With `algo.stop_on_alarm`, a check at level `alarm` stops the run, and the policy evaluated and
+kept is the last one a check found quiet: an in-memory copy of the trainable weights taken at
+that check (the start policy if none was; with DeepSpeed ZeRO-3 each process copies its shard).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from goodhart.eval import metrics as M
+from goodhart.eval.alarm import Alarm, AlarmRule, BaseStats, alarm
+
+
+class RecordingScorer:
+    """A Scorer that also keeps the proxies it returned since the last `take()`."""
+
+    def __init__(self, inner):
+        self._inner, self._seen = inner, []
+
+    def components(self, prompts, completions):
+        parts = self._inner.components(prompts, completions)
+        self._seen.append(np.asarray(parts["proxy"], dtype=np.float64).ravel())
+        return parts
+
+    def take(self) -> np.ndarray:
+        out = np.concatenate(self._seen) if self._seen else np.empty(0)
+        self._seen = []
+        return out
+
+    def __getattr__(self, name: str) -> Any:  # clip, error, utility ...: the inner scorer's
+        return getattr(self._inner, name)
+
+
+def _trainable(model) -> dict[str, Any]:
+    import torch
+
+    with torch.no_grad():
+        return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _any_process(flag: bool, device) -> bool:
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t)
+    return t.item() > 0
+
+
+class AlarmMonitor:
+    def __init__(self, ctx, every: int, stop: bool, gather=None, accelerator=None, rule: AlarmRule = AlarmRule()):
+        self.ctx, self.stop, self.gather, self.acc, self.rule = ctx, stop, gather, accelerator, rule
+        self.every = every if every > 0 else (1 if stop else 0)
+        self.scorer: RecordingScorer | None = None
+        self._base: BaseStats | None = None
+        self.last: Alarm | None = None
+        self.stopped_at: int | None = None
+        self.kept_step = 0
+        self._snapshot: dict[str, Any] | None = None
+
+    @classmethod
+    def start(cls, ctx, model, gather=None, accelerator=None, start_step: int = 0) -> AlarmMonitor:
+        algo = ctx.cfg.algo
+        mon = cls(ctx, algo.alarm_every, algo.stop_on_alarm, gather, accelerator)
+        mon.kept_step = start_step
+        if mon.stop:
+            mon._snapshot = _trainable(model)  # the policy to fall back on if the first check alarms
+        return mon
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_at is not None
+
+    def recording(self, scorer) -> RecordingScorer:
+        self.scorer = scorer if isinstance(scorer, RecordingScorer) else RecordingScorer(scorer)
+        return self.scorer
+
+    def base(self) -> BaseStats:
+        """Global-mean base statistics of the base pool (the training prompts are not the pool's)."""
+        if self._base is None:
+            if self.acc is not None:
+                with self.acc.main_process_first():  # main samples the base pool, the others load it
+                    pool = self.ctx.pool()
+            else:
+                pool = self.ctx.pool()
+            self._base = BaseStats.from_pool(pool.proxy, per_prompt=False)
+        return self._base
+
+    def check(self, step: int, kl: float | None, model=None) -> dict[str, float]:
+        """Call once per step (every process): the alarm's metrics when `step` is due, else {}."""
+        proxies = self.scorer.take() if self.scorer is not None else np.empty(0)
+        if not self.every or step % self.every:
+            return {}
+        if self.gather is not None:
+            proxies = self.gather(proxies)
+        if proxies.size == 0:
+            return {}
+        k = float(kl) if kl is not None and math.isfinite(float(kl)) else float("nan")
+        al = alarm(proxies, k, self.base(), rule=self.rule)
+        self.last = al
+        if al.level == "quiet" and self.stop and model is not None:
+            self._snapshot, self.kept_step = _trainable(model), step
+        if al.level == "alarm" and self.stop:
+            self.stopped_at = step
+        return {k: v for k, v in al.row().items() if isinstance(v, float)}
+
+    def check_trl(self, step: int, logs: dict | None, model, device) -> dict[str, float]:
+        """`check` from a TRL log: this process's batch (not gathered), sequence KL ~ TRL's per-token
+        `kl` x `completions/mean_length` (k3 for GRPO, k1 for RLOO; absent at beta = 0). Adds
+        "stop": 1.0 when any process's alarm stopped the run (a collective: call on every process)."""
+        logs = logs or {}
+        kl = logs.get("kl")
+        length = logs.get("completions/mean_length")
+        seq_kl = float(kl) * float(length) if kl is not None and length is not None else None
+        out = self.check(step, seq_kl, model)
+        if self.stop and _any_process(self.stopped, device):
+            if self.stopped_at is None:
+                self.stopped_at = step
+            out["stop"] = 1.0
+        return out
+
+    def restore(self, model) -> None:
+        """After a stop: load the last quiet weights back into `model`."""
+        if not self.stopped or self._snapshot is None:
+            return
+        import torch
+
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in self._snapshot:
+                    p.copy_(self._snapshot[n].to(p.device))
+
+    def row(self) -> dict[str, float]:
+        """Result-row entries: where the run stopped and which step's policy was kept."""
+        if not self.stopped:
+            return {}
+        return {M.ALARM_STOPPED: float(self.stopped_at), M.ALARM_KEPT: float(self.kept_step)}

@@ -1,0 +1,169 @@
+"""The gold-free Goodhart alarm (eval/alarm.py): the bound in closed form, quiet on light
+tails, loud on heavy ones, and blind to utility."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from goodhart.eval import metrics as M
+from goodhart.eval.alarm import (
+    AlarmRule,
+    BaseStats,
+    alarm,
+    bon_alarm,
+    bulk_sigma,
+    decide,
+    dv_bound,
+    empirical_cgf,
+    gaussian_cgf,
+    tilt_alarm,
+)
+from goodhart.eval.bon import best_of_n, kl_bound
+from goodhart.eval.tilt import tilt
+from goodhart.rewards.distributional import draw
+from goodhart.rewards.laws import Law
+
+
+@pytest.mark.parametrize("sigma,k", [(1.0, 0.01), (1.0, 0.5), (2.5, 1.0), (0.3, 7.0), (10.0, 20.0)])
+def test_dv_bound_of_a_gaussian_is_sigma_sqrt_2k(sigma, k):
+    # inf_lambda (k + lambda^2 sigma^2 / 2) / lambda = sigma sqrt(2k), at lambda = sqrt(2k) / sigma.
+    assert dv_bound(k, gaussian_cgf(sigma)) == pytest.approx(sigma * math.sqrt(2 * k), rel=1e-7)
+
+
+def test_dv_bound_matches_brute_force_for_a_skewed_cgf():
+    # Exponential(1) centred: CGF -log(1 - lambda) - lambda on (0, 1); infinite beyond.
+    def cgf(lam):
+        return -math.log1p(-lam) - lam if lam < 1 else math.inf
+
+    for k in (0.1, 1.0, 5.0):
+        lams = np.linspace(1e-4, 1 - 1e-9, 400_001)
+        brute = np.min((k + (-np.log1p(-lams) - lams)) / lams)
+        assert dv_bound(k, cgf) == pytest.approx(brute, rel=1e-6)
+
+
+def test_the_exact_gaussian_tilt_attains_the_bound_and_the_empirical_cgf_agrees():
+    # pi_beta of N(0, s^2): gain s^2/beta, KL s^2/(2 beta^2) -> gain = s sqrt(2 KL): DV is tight.
+    s, beta = 1.7, 1.3
+    gain, kl = s**2 / beta, s**2 / (2 * beta**2)
+    assert dv_bound(kl, gaussian_cgf(s)) == pytest.approx(gain, rel=1e-7)
+    x = np.random.default_rng(0).normal(0, s, 400_000)
+    assert dv_bound(kl, empirical_cgf(x)) == pytest.approx(gain, rel=0.02)
+
+
+def test_bulk_sigma_is_exact_for_gaussians_and_ignores_a_far_tail():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 2.0, 200_000)
+    assert bulk_sigma(x) == pytest.approx(2.0, rel=0.01)
+    spiked = x.copy()
+    spiked[:500] = 1e9  # 0.25% of the samples are enormous
+    assert bulk_sigma(spiked) == pytest.approx(2.0, rel=0.02)
+    assert np.std(spiked) > 1e6  # a variance estimate would be ruined
+
+
+def _sweep(error: Law, seed: int = 0, P: int = 8, N: int = 4096):
+    """(label, alarm, utility gain) over a tilt and a best-of-n sweep on one distributional pool."""
+    a = draw(Law("gaussian"), error, P, N, seed)
+    out = []
+    for beta in (10, 3, 1, 0.5, 0.3):
+        est = tilt(a["proxy"], beta)
+        out.append((f"tilt {beta}", tilt_alarm(a["proxy"], beta, float(est["kl"].mean()))))
+    for n in (4, 16, 64, 256, 1024):
+        out.append((f"bon {n}", bon_alarm(a["proxy"], n, float(kl_bound(n)))))
+    return out
+
+
+@pytest.mark.parametrize("error", [Law("gaussian"), Law("gaussian", scale=3.0), Law("uniform", scale=4.0)])
+def test_a_light_tailed_sweep_stays_quiet(error):
+    for seed in (0, 1):
+        for label, al in _sweep(error, seed):
+            assert al.level == "quiet", (error, seed, label, al)
+            assert al.dv_ratio < 1.1, (label, al)  # nothing beats the bulk's own bound
+
+
+@pytest.mark.parametrize("error", [Law("student_t", df=2), Law("lognormal", sigma=1.5), Law("pareto", alpha=1.2)])
+def test_a_heavy_tailed_sweep_alarms(error):
+    res = _sweep(error)
+    far = [(lab, al) for lab, al in res if al.kl >= 3.0]
+    assert far and all(al.level == "alarm" for _, al in far), far
+    assert max(al.dv_ratio for _, al in res) > 5
+
+
+def test_the_alarm_never_reads_utility():
+    """The real tilt and best-of-n optimizers on a pool whose utility (and error) are NaN give
+    the same alarm as on the real pool."""
+    from goodhart.pipeline.base.context import PointContext
+    from goodhart.pipeline.base.pool import Pool
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.optimizers import bon, tilt
+
+    a = draw(Law("gaussian"), Law("student_t", df=2), 6, 512, 3)
+    real = Pool(None, None, a["proxy"], a["utility"], a["error"], "real")
+    blind = Pool(
+        None, None, a["proxy"].copy(), np.full_like(a["utility"], np.nan), np.full_like(a["error"], np.nan), "x"
+    )
+    keys = [M.ALARM_SCORE, M.ALARM_LEVEL, M.ALARM_DV_RATIO, M.ALARM_TOP_SHARE, M.ALARM_BEYOND_MAX, M.ALARM_SIGMA]
+    for algo, knob, run in (("tilt", "algo.kl.coef=0.5", tilt.run), ("bon", "algo.n=64", bon.run)):
+        cfg = load_config(None, ["reward=distributional", f"algo={algo}", knob, "eval.bootstrap=0"])
+        rows = []
+        for pool in (real, blind):
+            ctx = PointContext(cfg, None, progress=False)  # type: ignore[arg-type]
+            ctx._pool = pool
+            rows.append(run(ctx).row)
+        assert np.isnan(rows[1][M.UTILITY])  # the utility really was removed
+        for k in keys:
+            assert rows[0][k] == rows[1][k], (algo, k)
+        assert rows[0][M.ALARM_LEVEL] == "alarm"
+
+
+def test_noise_stays_quiet_and_levels_follow_the_score():
+    rule = AlarmRule()
+    assert decide(0.01, 1.0, 50.0, 0.9, 0.9, math.nan, rule) == (0.0, "quiet")  # gain within the bulk's noise
+    assert decide(1.0, 1.0, 1.0, 0.02, 0.0, math.nan, rule)[1] == "quiet"
+    assert decide(1.0, 1.0, 1.5, 0.02, 0.0, math.nan, rule)[1] == "watch"
+    assert decide(1.0, 1.0, 2.5, 0.02, 0.0, math.nan, rule)[1] == "alarm"
+    assert decide(1.0, 1.0, 0.5, 0.02, 0.2, math.nan, rule)[1] == "alarm"  # beyond anything the base showed
+
+
+def test_weighted_and_sampled_policies_agree_and_beyond_max_sees_new_rewards():
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(4, 20_000))
+    bs = BaseStats.from_pool(base)
+    # Best-of-4 given as weights on the pool vs. actually drawn: same gain, same ratio (roughly).
+    w = bon_alarm(base, 4, float(kl_bound(4)))
+    drawn = np.max(rng.normal(size=(4, 5000, 4)), axis=2)
+    d = alarm(drawn, float(kl_bound(4)), bs)
+    assert d.gain == pytest.approx(w.gain, abs=0.03) and d.dv_ratio == pytest.approx(w.dv_ratio, abs=0.03)
+    assert w.gain == pytest.approx(float(best_of_n(base, 4)["proxy"].mean() - base.mean()), rel=1e-9)
+    assert d.beyond_max == 0.0
+    hacked = drawn.copy()
+    hacked[:, :500] = 50.0  # 10% of the policy's samples far above anything the base produced
+    h = alarm(hacked, 1.0, bs)
+    assert h.beyond_max == pytest.approx(0.1) and h.level == "alarm"
+
+
+def test_top_share_of_a_gaussian_tilt_is_small_and_of_a_spike_is_large():
+    rng = np.random.default_rng(6)
+    base = rng.normal(size=(1, 200_000))
+    al = tilt_alarm(base, 1.0, 0.5)
+    # pi_1 of N(0,1) is N(1,1), a pure shift: its top 1% carries exactly 1% of the gain beyond
+    # what the base's own top 1% carried (phi(z_.99) for a standard normal).
+    assert al.top_share == pytest.approx(0.01, abs=0.004)
+    assert BaseStats.from_pool(base).top == pytest.approx(stats.norm.pdf(stats.norm.ppf(0.99)), rel=0.03)
+    spike = np.zeros((1, 1000))
+    spike[0, 0] = 1000.0
+    b = rng.normal(size=(1, 1000))
+    s = alarm(spike, 0.01, BaseStats.from_pool(b - b.mean()))  # base mean exactly 0: the zeros add no gain
+    assert s.top_share > 0.95  # 1 minus the base's own top-1% contribution (~0.027)
+
+
+def test_disagreement_between_reward_models():
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=(2, 5000))
+    bs = BaseStats.from_pool(base)
+    pol = base[:, :1000] + 1.0
+    agree = alarm(pol, 0.5, bs, others={"rm2": (pol * 2.0, BaseStats.from_pool(base * 2.0))})
+    assert agree.disagreement == pytest.approx(0.0, abs=0.05)
+    split = alarm(pol, 0.5, bs, others={"rm2": (base[:, :1000], bs)})  # the second RM sees no gain
+    assert split.disagreement > 0.9 and split.score >= 0.9

@@ -1,0 +1,98 @@
+"""`goodhart alarm-eval`: the alarm scored against gold verdicts, arithmetic checked by hand;
+the alarm shown in sweep tables and reports."""
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from goodhart.eval import metrics as M
+from goodhart.pipeline.cli import main
+from goodhart.pipeline.config.load import configs_dir
+from goodhart.pipeline.sweeps.alarm_eval import score_sweeps
+
+
+def _row(algo, kl, gp, gu, dv, x):
+    """A finished point with exact gains (no intervals) and stored alarm evidence."""
+    return {
+        "status": "done",
+        "error_law": "law",
+        "algo": algo,
+        "x_name": "n",
+        "x": x,
+        M.KL: kl,
+        M.GAIN_PROXY: gp,
+        M.GAIN_UTILITY: gu,
+        M.ALARM_SIGMA: 1.0,
+        M.ALARM_DV_RATIO: dv,
+        M.ALARM_TOP_SHARE: 0.01,
+        M.ALARM_BEYOND_MAX: 0.0,
+        M.ALARM_LEVEL: "stale",  # re-decided from the evidence, never read
+    }
+
+
+def test_recall_false_alarms_precision_and_lead_by_hand(tmp_path):
+    # Gold (eval/goodhart.py): baseline at KL 0, improving up to the peak at KL 2, then
+    # over-optimized at 3 (utility fell but not to 0), catastrophic at 4 and 5 (utility 0).
+    rows = [
+        _row("bon", 0.0, 0.0, 0.0, math.nan, 1),
+        _row("bon", 1.0, 1.0, 0.5, 1.0, 2),  # improving, quiet
+        _row("bon", 2.0, 2.0, 0.9, 2.5, 4),  # improving (the peak), ALARM: a false alarm
+        _row("bon", 3.0, 3.0, 0.5, 3.0, 8),  # over-optimized, alarm
+        _row("bon", 4.0, 4.0, 0.0, 1.5, 16),  # catastrophic, watch: missed
+        _row("bon", 5.0, 5.0, 0.0, 4.0, 32),  # catastrophic, alarm
+    ]
+    (tmp_path / "s").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "s" / "results.csv", index=False)
+    res = score_sweeps([tmp_path / "s"])
+    got = dict(zip(res.points[M.KL], zip(res.points["verdict"], res.points["level"])))
+    assert got == {
+        0.0: ("baseline", "quiet"),
+        1.0: ("improving", "quiet"),
+        2.0: ("improving", "alarm"),
+        3.0: ("over-optimized", "alarm"),
+        4.0: ("catastrophic", "watch"),
+        5.0: ("catastrophic", "alarm"),
+    }
+    s = res.summary()
+    assert s["recall"] == pytest.approx(2 / 3) and s["false_alarm_rate"] == pytest.approx(1 / 2)
+    assert s["precision"] == pytest.approx(2 / 3)
+    g = res.groups.iloc[0]
+    assert g["gold_turn_kl"] == 3.0 and g["first_alarm_kl"] == 2.0 and g["lead_nats"] == 1.0
+    assert g["peak_lead_nats"] == 0.0 and s["fired_by_peak"] == 1
+    # counting `watch` as firing catches the catastrophic point at KL 4 too
+    assert score_sweeps([tmp_path / "s"], fire_on=("watch", "alarm")).summary()["recall"] == 1.0
+
+
+def test_alarm_eval_end_to_end_and_the_alarm_in_tables_and_report(in_tmp, capsys):
+    spec = {
+        "name": "a",
+        "base": str(configs_dir() / "base.yaml"),
+        "set": {"reward": "distributional", "sampling.n": 2048, "prompts.n_eval": 8, "eval.bootstrap": 100},
+        "grid": {"reward.error": ["gaussian", "levy"]},
+        "branches": [
+            {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 4, 64, 1024]}},
+            {"set": {"algo": "tilt"}, "grid": {"algo.kl.coef": [3, 1, 0.3]}},
+        ],
+    }
+    (in_tmp / "s.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["sweep", "s.yaml", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "alarm (no gold)" in out and "quiet 0." in out and "alarm " in out
+    assert main(["alarm-eval", "runs/a"]) == 0
+    out = capsys.readouterr().out
+    # levy's best-of-4 is gold's utility peak (improving) and already alarms: 1 false alarm of 7
+    assert "recall 1.000" in out and "false-alarm rate 0.143" in out
+    assert main(["report", "runs/a", "--no-mlflow"]) == 0
+    out = capsys.readouterr().out
+    assert "gold-free alarm beside the verdicts" in out
+    md = (in_tmp / "runs" / "a" / "report" / "report.md").read_text()
+    assert "## Goodhart alarm (no gold)" in md and "gain/DV bound" in md
+    df = pd.read_csv(in_tmp / "runs" / "a" / "results.csv")
+    assert set(df[df["error_law"].str.startswith("gaussian")][M.ALARM_LEVEL]) == {"quiet"}
+
+
+def test_alarm_eval_says_what_is_wrong_with_a_directory(tmp_path, capsys):
+    assert main(["alarm-eval", str(tmp_path)]) == 2
+    assert "no results.csv" in capsys.readouterr().err

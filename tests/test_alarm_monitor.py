@@ -1,0 +1,140 @@
+"""The online alarm (pipeline/train/alarm_monitor.py): checks every K steps on the scored batch,
+stop on alarm, and the last quiet weights kept; wired into PPO, bon-ft and the TRL trainers."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from goodhart.eval import metrics as M
+from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.pool import Pool
+from goodhart.pipeline.config.load import load_config
+from goodhart.pipeline.train import alarm_monitor
+from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
+
+
+class _Scorer:
+    """A real (tiny) scorer: proxy = the number each completion spells, utility = NaN."""
+
+    clip = None
+
+    def components(self, prompts, completions):
+        p = np.array([float(c) for c in completions])
+        return {"proxy": p, "utility": np.full_like(p, np.nan), "error": np.full_like(p, np.nan)}
+
+
+def _ctx() -> PointContext:
+    cfg = load_config(None, ["reward=distributional"])
+    ctx = PointContext(cfg, Path("."), progress=False)
+    rng = np.random.default_rng(0)
+    b = rng.normal(size=(4, 2000))
+    ctx._pool = Pool(None, None, b, np.full_like(b, np.nan), np.full_like(b, np.nan), "k")
+    return ctx
+
+
+def test_checks_every_k_steps_stops_on_alarm_and_restores_the_last_quiet_weights():
+    model = torch.nn.Linear(3, 1)
+    mon = AlarmMonitor(_ctx(), every=2, stop=True)
+    scorer = mon.recording(_Scorer())
+    w0 = model.weight.detach().clone()
+    rng = np.random.default_rng(1)
+
+    def step(vals, kl):
+        scorer.components(["x"] * len(vals), [repr(float(v)) for v in vals])
+        with torch.no_grad():
+            model.weight.add_(1.0)  # training moves the weights every step
+        return vals, kl
+
+    # step 1: not due; step 2: a bulk-like batch (quiet) -> snapshot; step 3: not due;
+    # step 4: a batch far beyond anything the base produced -> alarm -> stop
+    logs = {}
+    for s, (vals, kl) in enumerate(
+        [
+            (rng.normal(0.1, 1, 256), 0.01),
+            (rng.normal(0.2, 1, 256), 0.05),
+            (rng.normal(0.3, 1, 256), 0.1),
+            (np.full(256, 40.0), 0.2),
+        ],
+        start=1,
+    ):
+        step(vals, kl)
+        logs[s] = mon.check(s, kl, model)
+        if s == 2:
+            w_quiet = model.weight.detach().clone()
+        if mon.stopped:
+            break
+    assert logs[1] == {} and logs[3] == {}
+    assert logs[2][M.ALARM_CODE] == 0.0 and logs[4][M.ALARM_CODE] == 2.0
+    assert all(isinstance(v, float) for v in logs[4].values())  # numbers only: MLflow takes numbers
+    assert mon.stopped_at == 4 and mon.kept_step == 2
+    assert not torch.equal(model.weight, w_quiet)
+    mon.restore(model)
+    assert torch.equal(model.weight, w_quiet) and not torch.equal(model.weight, w0)
+    assert mon.row() == {M.ALARM_STOPPED: 4.0, M.ALARM_KEPT: 2.0}
+
+
+def test_without_stop_on_alarm_the_run_goes_on_and_nothing_is_restored():
+    model = torch.nn.Linear(3, 1)
+    mon = AlarmMonitor(_ctx(), every=1, stop=False)
+    scorer = mon.recording(_Scorer())
+    scorer.components(["x"] * 64, ["40.0"] * 64)
+    assert mon.check(1, 0.2, model)[M.ALARM_CODE] == 2.0
+    assert not mon.stopped and mon.row() == {}
+    w = model.weight.detach().clone()
+    mon.restore(model)
+    assert torch.equal(model.weight, w)
+
+
+@pytest.fixture()
+def always_alarm(monkeypatch):
+    """The real alarm, with its level forced to `alarm`: tests the stop wiring of an optimizer."""
+    real = alarm_monitor.alarm
+
+    def forced(*a, **k):
+        return dataclasses.replace(real(*a, **k), level="alarm", score=9.0)
+
+    monkeypatch.setattr(alarm_monitor, "alarm", forced)
+
+
+def test_ppo_logs_the_alarm_every_k_steps(small_model_dir, tmp_path):
+    from tests.test_ppo import make_cfg, run_ppo
+
+    out, log = run_ppo(make_cfg(small_model_dir, "algo.steps=4", "algo.alarm_every=2"), tmp_path / "p")
+    has = {s for s, m in log if M.ALARM_SCORE in m}
+    assert has == {2, 4}
+    assert out.row[M.ALARM_LEVEL] in ("quiet", "watch", "alarm") and M.ALARM_STOPPED not in out.row
+
+
+def test_ppo_stops_on_alarm_and_keeps_the_start_policy(small_model_dir, tmp_path, always_alarm):
+    from tests.test_ppo import make_cfg, run_ppo
+
+    cfg = make_cfg(small_model_dir, "algo.steps=6", "algo.alarm_every=2", "algo.stop_on_alarm=true")
+    out, log = run_ppo(cfg, tmp_path / "p")
+    assert [s for s, _ in log] == [1, 2]  # stopped at the first check
+    assert out.row[M.ALARM_STOPPED] == 2 and out.row[M.ALARM_KEPT] == 0
+    assert out.row[M.KL] == pytest.approx(0.0, abs=1e-4)  # the kept policy is the base itself
+
+
+def test_bon_ft_stops_on_alarm(small_model_dir, tmp_path, always_alarm):
+    from goodhart.pipeline.optimizers import bon_ft
+    from tests.test_bon_ft import make_cfg
+
+    cfg = make_cfg(small_model_dir, "algo.rounds=3", "algo.epochs=1", "algo.alarm_every=1", "algo.stop_on_alarm=true")
+    log: list = []
+    out = bon_ft.run(PointContext(cfg, tmp_path / "p", progress=False, log_metrics=lambda m, s: log.append((s, m))))
+    assert [s for s, _ in log] == [1] and M.ALARM_CODE in log[0][1]
+    assert out.row[M.ALARM_STOPPED] == 1 and out.row[M.ALARM_KEPT] == 0
+
+
+@pytest.mark.slow
+def test_grpo_stops_on_alarm(small_model_dir, tmp_path, always_alarm):
+    from tests.test_trl_trainers import make_cfg, run_algo
+
+    cfg = make_cfg(small_model_dir, "grpo", "algo.steps=5", "algo.alarm_every=2", "algo.stop_on_alarm=true")
+    out, log = run_algo(cfg, tmp_path / "p")
+    assert max(s for s, _ in log) == 2 and out.row[M.ALARM_STOPPED] == 2
