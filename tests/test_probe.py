@@ -139,14 +139,17 @@ def test_random_base_optimize_then_report_and_mlflow(in_tmp, small_model_dir, rm
 
     from goodhart.pipeline.cli.main import main
 
-    cfg = _config(in_tmp, small_model_dir, f"{{type: hf, path: {rm_dir}}}")
+    # the README's form: configs/base.yaml with the reward (and here a small base model) overridden
+    base_yaml = str(Path(__file__).resolve().parents[1] / "configs" / "base.yaml")
+    cfg = [base_yaml, f"reward={{type: hf, path: {rm_dir}}}", "name=t", f"model.path={small_model_dir}"]
+    cfg += [f"output_dir={in_tmp / 'runs'}", "sampling.max_new_tokens=12"]
     small = ["probe.n_samples=600", "probe.length=8", "probe.base_reference=64"]
     for mode in ("random", "base"):
-        assert main(["probe", str(cfg), "--mode", mode, "--quiet", *small]) == 0
+        assert main(["probe", *cfg, "--mode", mode, "--quiet", *small]) == 0
         out = capsys.readouterr().out
         assert "tail verdict:" in out and "MLflow: experiment 'probe'" in out
     search = ["probe.search.steps=8", "probe.search.candidates=32", "probe.search.restarts=2", "probe.mix_p=[0.01,0.1]"]
-    assert main(["probe", str(cfg), "--mode", "optimize", "--quiet", *small, *search]) == 0
+    assert main(["probe", *cfg, "--mode", "optimize", "--quiet", *small, *search]) == 0
     out = capsys.readouterr().out
     assert "candidates/s" in out and "base std devs" in out and "KL (nats)" in out
 
