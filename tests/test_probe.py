@@ -201,6 +201,12 @@ def test_random_mode_scores_any_reward_as_text(in_tmp, small_model_dir, capsys):
     assert main(["probe", str(cfg), "--mode", "random", "--quiet", "probe.n_samples=50", "tracking.enabled=false"]) == 0
     out = capsys.readouterr().out
     assert "scored as text" in out and "tails: not run" in out  # 50 samples: too few for a verdict
+    # one probe directory holds one reward: another reward under the same name is refused
+    other = _config(in_tmp, small_model_dir, "{type: length}")
+    assert (
+        main(["probe", str(other), "--mode", "random", "--quiet", "probe.n_samples=50", "tracking.enabled=false"]) == 2
+    )
+    assert "holds a probe of another reward or prompt" in capsys.readouterr().err
 
 
 @pytest.mark.slow
