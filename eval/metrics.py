@@ -144,7 +144,7 @@ PROBE_BEST_LOGPROB = "probe/best/base_logprob"  # optimize: log pi_0(y* | prompt
 PROBE_RANDOM_MAX = "probe/random_same_budget/max"  # optimize: best of as many uniform random sequences
 PROBE_SCORED = "probe/search/scored"  # optimize: candidate sequences scored
 PROBE_CANDIDATES_PER_S = "probe/search/candidates_per_s"  # optimize: batched scoring throughput
-PROBE_SEARCH_BEST = "probe/search/best"  # optimize, per step: best reward so far (token level)
+PROBE_SEARCH_BEST = "probe/search/best"  # optimize, per step (restarts in sequence): best token-level reward so far
 
 
 def probe_mix(what: str, p: float) -> str:

@@ -139,14 +139,17 @@ def test_random_base_optimize_then_report_and_mlflow(in_tmp, small_model_dir, rm
 
     from goodhart.pipeline.cli.main import main
 
-    cfg = _config(in_tmp, small_model_dir, f"{{type: hf, path: {rm_dir}}}")
+    # the README's form: configs/base.yaml with the reward (and here a small base model) overridden
+    base_yaml = str(Path(__file__).resolve().parents[1] / "configs" / "base.yaml")
+    cfg = [base_yaml, f"reward={{type: hf, path: {rm_dir}}}", "name=t", f"model.path={small_model_dir}"]
+    cfg += [f"output_dir={in_tmp / 'runs'}", "sampling.max_new_tokens=12"]
     small = ["probe.n_samples=600", "probe.length=8", "probe.base_reference=64"]
     for mode in ("random", "base"):
-        assert main(["probe", str(cfg), "--mode", mode, "--quiet", *small]) == 0
+        assert main(["probe", *cfg, "--mode", mode, "--quiet", *small]) == 0
         out = capsys.readouterr().out
         assert "tail verdict:" in out and "MLflow: experiment 'probe'" in out
     search = ["probe.search.steps=8", "probe.search.candidates=32", "probe.search.restarts=2", "probe.mix_p=[0.01,0.1]"]
-    assert main(["probe", str(cfg), "--mode", "optimize", "--quiet", *small, *search]) == 0
+    assert main(["probe", *cfg, "--mode", "optimize", "--quiet", *small, *search]) == 0
     out = capsys.readouterr().out
     assert "candidates/s" in out and "base std devs" in out and "KL (nats)" in out
 
@@ -170,7 +173,10 @@ def test_random_base_optimize_then_report_and_mlflow(in_tmp, small_model_dir, rm
     assert set(by_mode) == {"random", "base", "optimize"}
     assert by_mode["optimize"].data.metrics["probe/best/reward"] == pytest.approx(best["reward"])
     assert by_mode["optimize"].data.params["probe.search.steps"] == "8"
-    assert len(client.get_metric_history(by_mode["optimize"].info.run_id, "probe/search/best")) == 8
+    curve = client.get_metric_history(by_mode["optimize"].info.run_id, "probe/search/best")
+    assert len(curve) == 2 * 8 and max(m.value for m in curve) == pytest.approx(
+        max(r["token_reward"] for r in opt["best"])
+    )
 
     assert main(["report", str(root)]) == 0
     out = capsys.readouterr().out
@@ -195,6 +201,12 @@ def test_random_mode_scores_any_reward_as_text(in_tmp, small_model_dir, capsys):
     assert main(["probe", str(cfg), "--mode", "random", "--quiet", "probe.n_samples=50", "tracking.enabled=false"]) == 0
     out = capsys.readouterr().out
     assert "scored as text" in out and "tails: not run" in out  # 50 samples: too few for a verdict
+    # one probe directory holds one reward: another reward under the same name is refused
+    other = _config(in_tmp, small_model_dir, "{type: length}")
+    assert (
+        main(["probe", str(other), "--mode", "random", "--quiet", "probe.n_samples=50", "tracking.enabled=false"]) == 2
+    )
+    assert "holds a probe of another reward or prompt" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -215,3 +227,57 @@ def test_a_learned_sentiment_rm_is_pushed_past_every_base_completion(small_model
     model, tok = load_causal_lm(ModelConfig(path=str(small_model_dir)), progress=False)
     comps = sample_completions(model, tok, ["the movie was"], 256, SamplingConfig(max_new_tokens=12), 0, False)[0]
     assert res.best.reward > rm.score_texts(comps).max()
+
+
+def test_base_logprob_equals_the_samplers_own_token_scores(small_model_dir):
+    """log pi_0(y | prompt) from completion_logprob = the sum of the sampler's own per-token
+    log-probabilities (EOS included when the completion stopped early), for every sample whose
+    tokens are the canonical tokenization of its text."""
+    import torch
+
+    from goodhart.pipeline.base.models import load_causal_lm
+    from goodhart.pipeline.config.schema import ModelConfig
+    from goodhart.pipeline.probe.logprob import completion_logprob
+
+    model, tok = load_causal_lm(ModelConfig(path=str(small_model_dir)), progress=False)
+    prompt, cap = "the movie was", 10
+    enc = tok([prompt] * 32, return_tensors="pt")
+    torch.manual_seed(0)
+    out = model.generate(
+        **enc, do_sample=True, top_k=0, max_new_tokens=cap, output_scores=True, return_dict_in_generate=True
+    )
+    steps = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)  # (32, <= cap)
+    new = out.sequences[:, enc["input_ids"].shape[1] :]
+    checked = stopped = 0
+    for ids, lp in zip(new.tolist(), steps):
+        n = ids.index(tok.eos_token_id) if tok.eos_token_id in ids else len(ids)
+        text = tok.decode(ids[:n], skip_special_tokens=True)
+        if tok(text, add_special_tokens=False)["input_ids"] != ids[:n]:
+            continue  # another tokenization of the same text: completion_logprob takes the canonical one
+        want = float(lp[: min(n + 1, len(ids))].sum())  # + the EOS step when it stopped early
+        got = completion_logprob(model, tok, prompt, text, cap)
+        assert got.logprob == pytest.approx(want, abs=1e-3) and got.eos_term == (n < cap)
+        checked += 1
+        stopped += n < cap
+    assert checked >= 8 and 0 < stopped < checked  # both branches: stopped by EOS, cut by the cap
+    assert completion_logprob(model, tok, prompt, " a" * (cap + 3), cap).logprob == -np.inf  # past the cap
+
+
+def test_probe_config_errors_are_one_line(in_tmp, small_model_dir, capsys):
+    from goodhart.pipeline.cli.main import main
+
+    cfg = _config(in_tmp, small_model_dir, "sentiment")
+    assert main(["probe", str(cfg), "--mode", "random", "probe.serach.steps=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "did you mean 'search'" in err
+    assert main(["probe", str(cfg), "--mode", "random", "probe.search.edits_start=1", "probe.search.edits_end=3"]) == 2
+    assert "edits_end=3 must not exceed edits_start=1" in capsys.readouterr().err
+
+
+def test_shipped_probe_configs_validate():
+    from goodhart.pipeline.probe.config import load_probe_config
+
+    cpu, gpu = load_probe_config(), load_probe_config("rm7b_gpu")
+    assert cpu.search.steps == 60 and cpu.random_budget
+    assert gpu.n_samples == 16384 and gpu.search.candidates == 256 and not gpu.random_budget
+    assert load_probe_config(None, ["search.top_k=7"]).search.top_k == 7

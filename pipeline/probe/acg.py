@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from goodhart.pipeline.probe.config import SearchConfig
 from goodhart.pipeline.probe.token_rm import TokenRM
+from goodhart.rewards.base import RewardError
 
 
 def edits_at(step: int, steps: int, start: int, end: int) -> int:
@@ -82,7 +83,10 @@ def initial_sequence(rm: TokenRM, length: int, generator, round_trip: bool, trie
         if rm.round_trips(cand)[0]:
             return cand[0]
         x = cand
-    raise RuntimeError(f"no {length}-token sequence that re-tokenizes to itself after {tries} tries")
+    raise RewardError(
+        f"found no {length}-token sequence whose text re-tokenizes to itself in {tries} tries; "
+        "set probe.search.retokenize_filter=false to search token ids without the text round trip"
+    )
 
 
 def candidates(x, top, m: int, n: int, generator):

@@ -66,6 +66,9 @@ class ProbeConfig(Strict):
     when the probe directory holds no `base` result for the same prompt and reward."""
     mix_p: list[float] = Field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 0.1, 0.5])
     """optimize: probabilities p of the mixture (1 - p) pi_0 + p delta_{y*} in the KL/gain table."""
+    random_budget: bool = True
+    """optimize: also score as many uniform random sequences as the search scored, for "best of the
+    same budget" (doubles the scoring cost; off for large models, where `random` mode says as much)."""
     search: SearchConfig = Field(default_factory=SearchConfig)
     """optimize: the coordinate-gradient search."""
     dir: str | None = None

@@ -73,7 +73,9 @@ def run_optimize(cfg: RunConfig, pcfg: ProbeConfig, progress: bool = True) -> Pr
     # ---- the search, and the best of as many random sequences (same budget of forwards)
     res = acg_search(rm, s, pcfg.length, pcfg.batch_size, progress)
     gen = torch.Generator().manual_seed(s.seed + 10_000)
-    rand = rm.score(rm.random(res.scored, pcfg.length, gen), pcfg.batch_size) if res.scored else np.zeros(1)
+    rand = None
+    if pcfg.random_budget and res.scored:
+        rand = rm.score(rm.random(res.scored, pcfg.length, gen), pcfg.batch_size)
 
     # ---- each restart's best through the text path, in base std devs, and its log pi_0
     model, tok = load_causal_lm(cfg.model, progress=progress)
@@ -106,7 +108,9 @@ def run_optimize(cfg: RunConfig, pcfg: ProbeConfig, progress: bool = True) -> Pr
         "search": s.model_dump(),
         "reference": {"source": ref_source, "distribution": base},
         "best": rows,
-        "random_same_budget": {"n": int(res.scored), "max": float(rand.max()), "mean": float(rand.mean())},
+        "random_same_budget": None
+        if rand is None
+        else {"n": int(res.scored), "max": float(rand.max()), "mean": float(rand.mean())},
         "scored": res.scored,
         "filtered": res.filtered,
         "candidates_per_s": res.candidates_per_s,
@@ -119,14 +123,17 @@ def run_optimize(cfg: RunConfig, pcfg: ProbeConfig, progress: bool = True) -> Pr
         M.PROBE_BEST: best["reward"],
         M.PROBE_BEST_Z: best["z"],
         M.PROBE_BEST_LOGPROB: best["base_logprob"],
-        M.PROBE_RANDOM_MAX: float(rand.max()),
         M.PROBE_SCORED: res.scored,
         M.PROBE_CANDIDATES_PER_S: res.candidates_per_s,
     }
+    if rand is not None:
+        metrics[M.PROBE_RANDOM_MAX] = float(rand.max())
     for m in mix:
         metrics[M.probe_mix("kl", m.p)] = m.kl
         metrics[M.probe_mix("gain", m.p)] = m.gain
-    steps = [(i, {M.PROBE_SEARCH_BEST: max(r.history[i] for r in res.restarts)}) for i in range(s.steps)]
+    # best reward found so far over the whole search; restarts run one after another (step r * steps + i)
+    so_far = np.maximum.accumulate([h for r in res.restarts for h in r.history])
+    steps = [(i, {M.PROBE_SEARCH_BEST: float(v)}) for i, v in enumerate(so_far)]
     return ProbeResult("optimize", root, summary, metrics, render(summary), files, steps)
 
 
@@ -145,11 +152,14 @@ def render(summary: dict) -> str:
             ["restart best", "reward", "base std devs", "log pi0(y*)", "text"],
             [[i, r["reward"], r["z"], r["base_logprob"], repr(r["text"][:60])] for i, r in enumerate(summary["best"])],
         ),
-        "",
-        f"best of {rnd['n']} uniform random sequences (same budget): {rnd['max']:.4g} "
-        f"({(rnd['max'] - base['mean']) / base['std']:.2f} base std devs); optimized: {best['reward']:.4g} "
-        f"({best['z']:.2f} std devs)",
     ]
+    if rnd is not None:
+        lines += [
+            "",
+            f"best of {rnd['n']} uniform random sequences (same budget): {rnd['max']:.4g} "
+            f"({(rnd['max'] - base['mean']) / base['std']:.2f} base std devs); optimized: {best['reward']:.4g} "
+            f"({best['z']:.2f} std devs)",
+        ]
     if summary["mixture"]:
         lines += [
             "",

@@ -212,7 +212,8 @@ def run_random(cfg: RunConfig, pcfg: ProbeConfig, progress: bool = True) -> Prob
         from goodhart.pipeline.base.models import model_path
 
         tok = AutoTokenizer.from_pretrained(model_path(cfg.model, progress))
-        allowed = torch.tensor([i for i in range(len(tok)) if i not in set(tok.all_special_ids)])
+        special = set(tok.all_special_ids)
+        allowed = torch.tensor([i for i in range(len(tok)) if i not in special])
         x = allowed[torch.randint(0, len(allowed), (n, L), generator=gen)]
         texts = tok.batch_decode(x.tolist(), skip_special_tokens=True)
         score = text_scorer(cfg, progress)
