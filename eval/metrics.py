@@ -30,7 +30,9 @@ KL_MAX = "kl/max"  # the most a pool of N samples can show: log N
 TILT_ESS = "tilt/ess"  # effective sample size 1 / sum w^2, mean over prompts
 TILT_ESS_MIN = "tilt/ess_min"  # worst prompt's ESS
 TILT_BETA = "tilt/beta"
+TILT_ESS_OK = "ess_ok"  # column: worst-prompt ESS >= eval.min_ess (False: the tilt estimate rests on few samples)
 BON_N = "bon/n"
+BON_TIED = "bon/tied"  # mean fraction of pool samples whose proxy ties another (> 0: KL from the pool, not the bound)
 ENTROPY = "policy/entropy"
 N_PROMPTS = "n/prompts"
 N_SAMPLES = "n/samples"  # samples per prompt (the pool N, or M held-out samples)
@@ -67,9 +69,6 @@ TRL_PREFIX = "trl/"  # every TRL log key without a name of ours above is logged 
 TRL_KL = "trl/kl"  # TRL's per-token KL of the training batch: GRPO k3 (times the IS ratio) as in its loss,
 #                    RLOO mean k1 whose sequence sum is subtracted from the reward. NOT our `kl`.
 TRL_VERSION = "trl_version"  # column: the TRL release that trained the point
-
-INTERVAL_SUFFIXES = ("lo", "hi")
-WITH_INTERVALS = (PROXY, UTILITY, GAIN_PROXY, GAIN_UTILITY, KL)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-./ ]")
 

@@ -40,10 +40,10 @@ def run(ctx: PointContext) -> PointOutput:
             M.TILT_ESS_MIN: float(est["ess"].min()),
             M.KL_MAX: float(np.log(N)),
             M.N_SAMPLES: N,
-            "ess_ok": bool(est["ess"].min() >= cfg.eval.min_ess),
+            M.TILT_ESS_OK: bool(est["ess"].min() >= cfg.eval.min_ess),
         }
     )
-    if not row["ess_ok"]:
+    if not row[M.TILT_ESS_OK]:
         warnings.warn(
             f"tilt beta={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < goodhart.eval.min_ess={cfg.eval.min_ess:g}; "
             f"the estimate rests on a handful of samples and its KL is capped at log N = {np.log(N):.2f}",

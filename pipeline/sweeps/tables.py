@@ -49,7 +49,8 @@ def sweep_tables(df) -> str:
         rows = []
         for _, r in g.iterrows():
             r = r.to_dict()
-            flag = "" if r.get("ess_ok", True) in (True, "True", 1) or _isnan(r.get("ess_ok")) else " low-ESS"
+            ok = r.get(M.TILT_ESS_OK, True)
+            flag = "" if ok in (True, "True", 1) or _isnan(ok) else " low-ESS"
             rows.append([r["algo"], knob_text(r), r[M.KL], ci_text(r, M.GAIN_PROXY), ci_text(r, M.GAIN_UTILITY) + flag])
         corr = g[M.ERROR_UTILITY_CORR].iloc[0] if M.ERROR_UTILITY_CORR in g else float("nan")
         title = f"\nerror: {law}   (base utility {_fmt(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {_fmt(float(corr))})"
