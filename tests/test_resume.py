@@ -17,9 +17,12 @@ OURS = ("step-*", "step-{:06d}", ".tmp-step-{:06d}")  # goodhart.pipeline.train.
 TRLS = ("checkpoint-*", "checkpoint-{}", "checkpoint-{}")  # TRL's (no trainer_state.json: incomplete)
 CASES = {
     "ppo": (["algo.steps=3", "algo.checkpoint_every=2"], *OURS),  # checkpoints at 2 and at the end
-    "rloo": (["algo.steps=3", "algo.checkpoint_every=2", "algo.kl.coef=0.1"], *TRLS),
-    "grpo": (["algo.steps=3", "algo.checkpoint_every=2", "algo.kl.coef=0.1"], *TRLS),
-    "bon-ft": (["algo.rounds=3", "algo.epochs=1"], *OURS),  # a checkpoint after every round
+    "rloo": (["algo.steps=3", "algo.checkpoint_every=2", "algo.kl.coef=0.1", "algo.batch_prompts=2"], *TRLS),
+    "grpo": (["algo.steps=3", "algo.checkpoint_every=2", "algo.kl.coef=0.1", "algo.batch_prompts=2"], *TRLS),
+    "bon-ft": (  # a checkpoint after every round; 8 prompts a round, 4 samples for the round's KL
+        ["algo.rounds=3", "algo.epochs=1", "algo.prompts_per_round=8", "algo.round_kl_samples=4"],
+        *OURS,
+    ),
 }
 
 

@@ -8,6 +8,9 @@ Each step, for B sampled completions y of prompts x (T_b tokens each, EOS includ
     value     L_V  = 1/2 E_t max((V - R)^2, (V_old + clip(V - V_old, -eps_v, eps_v) - R)^2)
     loss      L_pi + vf_coef L_V,  advantages whitened,  ppo_epochs passes over minibatches
 
+Each line is a pure function below (token_rewards, gae, advantages, policy_loss, value_loss),
+pinned by hand-computed tests in tests/test_ppo_loss.py.
+
 beta is fixed, or adaptive toward a target KL (goodhart.pipeline.train.kl.KLController). The value function
 is a linear head on the policy's last hidden state (goodhart.pipeline.train.policy says why). Nothing
 is clipped or clamped unless configured: a heavy-tailed proxy reaches the policy as it is.
