@@ -30,7 +30,9 @@ KL_MAX = "kl/max"  # the most a pool of N samples can show: log N
 TILT_ESS = "tilt/ess"  # effective sample size 1 / sum w^2, mean over prompts
 TILT_ESS_MIN = "tilt/ess_min"  # worst prompt's ESS
 TILT_BETA = "tilt/beta"
+TILT_ESS_OK = "ess_ok"  # column: worst-prompt ESS >= eval.min_ess (False: the tilt estimate rests on few samples)
 BON_N = "bon/n"
+BON_TIED = "bon/tied"  # mean fraction of pool samples whose proxy ties another (> 0: KL from the pool, not the bound)
 ENTROPY = "policy/entropy"
 N_PROMPTS = "n/prompts"
 INTERVAL_METHOD = "interval_method"  # column: how <name>/lo and /hi were made (t | bootstrap | none)
@@ -98,9 +100,6 @@ CURVE_KEYS = (CURVE_UTILITY, CURVE_PROXY, CURVE_MODEL, CURVE_PROMPTS, CURVE_POOL
 # ---- MLflow namespaces: a point's final evaluated numbers apart from its per-step curves -------
 EVAL_NS = "eval/"  # the result row (what results.csv holds), logged once at the last step
 TRAIN_NS = "train/"  # per-step training metrics (the training batch's proxy, KL, losses, ...)
-
-INTERVAL_SUFFIXES = ("lo", "hi")
-WITH_INTERVALS = (PROXY, UTILITY, GAIN_PROXY, GAIN_UTILITY, KL)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-./ ]")
 

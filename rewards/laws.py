@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-HEAVY = frozenset({"student_t", "lognormal", "pareto", "levy"})
-
 
 @dataclass(frozen=True)
 class Law:
@@ -38,11 +36,6 @@ class Law:
             "uniform": lambda: stats.uniform(),
             "gumbel": lambda: stats.gumbel_r(),
         }[self.name]()
-
-    @property
-    def heavy(self) -> bool:
-        """Heavier than every exponential (Kwa et al.'s definition)."""
-        return self.name in HEAVY
 
     @property
     def _shift(self) -> float:

@@ -17,7 +17,6 @@ Two error modes (both deterministic functions of the text):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -120,7 +119,3 @@ class SyntheticProxy:
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
         return self.components(prompts, completions)["proxy"]
-
-
-def dumps_state(err: SyntheticError) -> str:
-    return json.dumps(err.state(), indent=1)

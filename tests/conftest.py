@@ -50,3 +50,37 @@ def in_tmp(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
+
+
+class Killed(Exception):
+    """Raised inside a point by `run_point_killed_at`: a kill between two training steps."""
+
+
+@pytest.fixture()
+def run_point_killed_at(monkeypatch):
+    """run(cfg, point_dir, kill_at=None) -> (row, steps logged): `run_point` with the point's
+    per-step logger recording steps, and raising Killed when step `kill_at` is logged (then the
+    row is None). A kill mid-run, for the resume tests of every trained optimizer."""
+    import goodhart.pipeline.sweeps.point as point
+    from goodhart.pipeline.base.context import PointContext
+
+    kill: list[int] = []
+    logged: list[int] = []
+
+    def recorder(metrics, step):
+        if step in kill:
+            raise Killed(f"killed at step {step}")
+        logged.append(step)
+
+    monkeypatch.setattr(point, "PointContext", lambda cfg, d, progress, log: PointContext(cfg, d, False, recorder))
+
+    def run(cfg, point_dir: Path, kill_at: int | None = None):
+        kill[:] = [] if kill_at is None else [kill_at]
+        logged.clear()
+        if kill_at is None:
+            return point.run_point(cfg, point_dir, progress=False), list(logged)
+        with pytest.raises(Killed):
+            point.run_point(cfg, point_dir, progress=False)
+        return None, list(logged)
+
+    return run

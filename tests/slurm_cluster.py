@@ -9,7 +9,9 @@ another session or a system install:
 `stop_cluster` stops each daemon by its own pid file. `ensure_slurm()` installs Debian's
 slurm-wlm and munge with apt-get when they are missing and we are root (~20-40 s, once).
 
-Facts this relies on are in /work/shared/NOTES.md ("SLURM, real, on one machine").
+Facts this relies on (SLURM 22.05 from Debian): no daemon starts by itself (no systemd); munged
+must run as user munge with /run/munge owned by it; a minimal slurm.conf (auth/munge,
+proctrack/linuxproc, task/none, select/cons_tres with CR_Core) is enough for one node.
 """
 
 from __future__ import annotations

@@ -9,42 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_runs import TINY, run_direct, tiny_cfg
 
 from goodhart.eval import metrics as M
-from goodhart.pipeline.base.context import PointContext
-from goodhart.pipeline.config.load import configs_dir, load_config
+from goodhart.pipeline.config.load import configs_dir
 
-TINY_RUN = [
-    "algo=bon-ft",
-    "prompts.n_train=32",
-    "prompts.n_eval=8",
-    "sampling.n=8",
-    "sampling.max_new_tokens=8",
-    "eval.bootstrap=20",
-    "eval.n_examples=2",
-    "tracking.enabled=false",
-    "algo.n=8",
-    "algo.epochs=3",
-    "algo.minibatch=8",
-    "algo.lr=2e-3",
-    "algo.eval_samples=8",
-    "algo.round_kl_samples=16",
-]
+TINY_RUN = TINY["bon-ft"]
 THE = "reward={type: keyword, words: [the]}"  # proxy = utility = how often "the" appears (~0.15 in 8 tokens)
 
 
 def make_cfg(model_dir: Path, *overrides: str):
-    return load_config(
-        str(configs_dir() / "base.yaml"), ["model.name=path", f"model.path={model_dir}", *TINY_RUN, *overrides]
-    )
+    return tiny_cfg(model_dir, "bon-ft", *overrides)
 
 
-def run_bon_ft(cfg, point_dir: Path):
-    from goodhart.pipeline.optimizers import bon_ft
-
-    log: list[tuple[int, dict]] = []
-    out = bon_ft.run(PointContext(cfg, point_dir, progress=False, log_metrics=lambda m, s: log.append((s, dict(m)))))
-    return out, log
+run_bon_ft = run_direct  # (PointOutput, [(step, metrics), ...])
 
 
 def test_collate_masks_the_prompt_and_pads_both_sides():
@@ -108,40 +86,6 @@ def test_kl_coefficient_holds_the_policy_near_the_base(small_model_dir, tmp_path
         if coef > 0:
             assert m[M.LOSS_TOTAL] == pytest.approx(m[M.LOSS_SFT] + coef * m[M.LOSS_KL], rel=0.05)
     assert kl[0.0] > 1.5 and kl[5.0] < 0.6 * kl[0.0], kl  # seeds 0-3: ratios 0.28-0.46
-
-
-def test_resume_after_a_kill_continues_after_the_last_round(small_model_dir, tmp_path, monkeypatch):
-    import goodhart.pipeline.sweeps.point as run_mod
-    from goodhart.pipeline.sweeps.point import run_point
-
-    cfg = make_cfg(small_model_dir, "algo.rounds=3", "algo.epochs=1")
-    straight, _ = run_bon_ft(cfg, tmp_path / "straight")
-
-    logged: list[int] = []
-    kill_at: list[int] = [3]
-
-    class Killed(Exception):
-        pass
-
-    def recorder(metrics, step):
-        if step in kill_at:
-            raise Killed(f"killed in round {step}")
-        logged.append(step)
-
-    monkeypatch.setattr(run_mod, "PointContext", lambda cfg, d, progress, log: PointContext(cfg, d, False, recorder))
-    pdir = tmp_path / "point"
-    with pytest.raises(Killed):
-        run_point(cfg, pdir, progress=False)
-    assert logged == [1, 2] and not (pdir / "result.json").exists()
-    assert [p.name for p in (pdir / "checkpoints").iterdir()] == ["step-000002"]
-
-    logged.clear(), kill_at.clear()
-    row = run_point(cfg, pdir, progress=False)
-    assert logged == [3] and row[M.RESUMED_FROM] == 2 and row[M.TRAIN_ROUNDS] == 3 and row["status"] == "done"
-    assert row[M.TRAIN_STEPS] == straight.row[M.TRAIN_STEPS]  # optimizer steps carried over in the checkpoint
-    # weights, optimizer and RNG restored: the resumed run is the uninterrupted run
-    assert row[M.KL] == pytest.approx(straight.row[M.KL], rel=1e-4)
-    assert row[M.PROXY] == pytest.approx(straight.row[M.PROXY], rel=1e-4)
 
 
 def test_lora_tunes_adapters_only(small_model_dir, tmp_path):

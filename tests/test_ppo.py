@@ -9,73 +9,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_runs import TINY, run_direct, tiny_cfg
 
 from goodhart.eval import metrics as M
 from goodhart.pipeline.base.context import PointContext
-from goodhart.pipeline.config.load import configs_dir, load_config
+from goodhart.pipeline.config.load import configs_dir
 
-TINY_RUN = [
-    "algo=ppo",
-    "prompts.n_train=32",
-    "prompts.n_eval=4",
-    "sampling.n=8",
-    "sampling.max_new_tokens=8",
-    "eval.bootstrap=20",
-    "eval.n_examples=2",
-    "tracking.enabled=false",
-    "algo.batch_prompts=2",
-    "algo.samples_per_prompt=4",
-    "algo.minibatch=8",
-    "algo.lr=1e-3",
-    "algo.eval_samples=4",
-    "algo.checkpoint_every=0",
-]
+TINY_RUN = TINY["ppo"]
 THEN = "reward={type: keyword, words: [then]}"  # proxy = utility = how often "then" appears
 
 
 def make_cfg(model_dir: Path, *overrides: str):
-    return load_config(
-        str(configs_dir() / "base.yaml"), ["model.name=path", f"model.path={model_dir}", *TINY_RUN, *overrides]
-    )
+    return tiny_cfg(model_dir, "ppo", *overrides)
 
 
-def run_ppo(cfg, point_dir: Path):
-    """Run the optimizer directly; returns (PointOutput, [(step, metrics), ...])."""
-    from goodhart.pipeline.optimizers import ppo
-
-    log: list[tuple[int, dict]] = []
-    out = ppo.run(PointContext(cfg, point_dir, progress=False, log_metrics=lambda m, s: log.append((s, dict(m)))))
-    return out, log
+run_ppo = run_direct  # (PointOutput, [(step, metrics), ...])
 
 
 def series(log, name):
     return np.array([m[name] for _, m in log])
-
-
-def test_gae_matches_a_hand_computation():
-    from goodhart.pipeline.optimizers.ppo import gae, whiten
-
-    r = torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.5, 2.0, 0.0, 0.0]])
-    v = torch.tensor([[0.1, 0.2, 0.3, 0.0], [0.4, 0.5, 0.0, 0.0]])
-    mask = torch.tensor([[1.0, 1, 1, 0], [1, 1, 0, 0]])
-    g, lam = 0.9, 0.8
-    adv, ret = gae(r, v, mask, g, lam)
-    # row 1 by hand: V after the last token is 0
-    d1 = 2.0 - 0.5
-    d0 = 0.5 + g * 0.5 - 0.4
-    assert adv[1].tolist() == pytest.approx([d0 + g * lam * d1, d1, 0, 0])
-    d2 = 1.0 - 0.3
-    d1 = 0 + g * 0.3 - 0.2
-    d0 = 0 + g * 0.2 - 0.1
-    assert adv[0].tolist() == pytest.approx([d0 + g * lam * (d1 + g * lam * d2), d1 + g * lam * d2, d2, 0])
-    assert torch.allclose(ret, (adv + v) * mask)
-
-    from accelerate import Accelerator
-
-    w = whiten(adv, mask, Accelerator())
-    vals = w[mask.bool()]
-    assert vals.mean().item() == pytest.approx(0, abs=1e-6) and vals.std().item() == pytest.approx(1, abs=1e-5)
-    assert (w[~mask.bool()] == 0).all()
 
 
 def test_a_few_steps_change_the_policy_and_log_both_rewards(small_model_dir, tmp_path):
@@ -176,49 +128,6 @@ def test_adaptive_coefficient_moves_toward_the_target(small_model_dir, tmp_path)
     np.testing.assert_allclose(coefs, rule(0.01, kls, 0.05))
     assert kls[0] == 0 and coefs[1] < coefs[0]
     assert out.row[M.KL_COEF] > coefs[0], (coefs, kls)
-
-
-def test_resume_after_a_kill_continues_from_the_last_checkpoint(small_model_dir, tmp_path, monkeypatch):
-    import goodhart.pipeline.sweeps.point as run_mod
-    from goodhart.pipeline.sweeps.point import run_point
-
-    cfg = make_cfg(small_model_dir, "algo.steps=6", "algo.checkpoint_every=2")
-    straight, straight_log = run_ppo(cfg, tmp_path / "straight")
-
-    logged: list[int] = []
-    kill_at: list[int] = [5]
-
-    class Killed(Exception):
-        pass
-
-    def recorder(metrics, step):
-        if step in kill_at:
-            raise Killed(f"killed at step {step}")
-        logged.append(step)
-
-    monkeypatch.setattr(run_mod, "PointContext", lambda cfg, d, progress, log: PointContext(cfg, d, False, recorder))
-    pdir = tmp_path / "point"
-    with pytest.raises(Killed):
-        run_point(cfg, pdir, progress=False)
-    assert logged == [1, 2, 3, 4]
-    assert (pdir / "error.json").is_file() and not (pdir / "result.json").exists()
-    assert [p.name for p in (pdir / "checkpoints").iterdir()] == ["step-000004"]  # keep last only, no temp dirs
-
-    logged.clear(), kill_at.clear()
-    row = run_point(cfg, pdir, progress=False)
-    assert logged == [5, 6]  # resumed after step 4, did not restart from 0
-    assert row[M.RESUMED_FROM] == 4 and row[M.TRAIN_STEPS] == 6 and row["status"] == "done"
-    assert not (pdir / "error.json").exists()
-    # same seed, same prompt stream, RNG restored: the resumed run is the uninterrupted run
-    assert row[M.KL] == pytest.approx(straight.row[M.KL], rel=1e-4)
-    assert row[M.PROXY] == pytest.approx(straight.row[M.PROXY], rel=1e-4)
-
-    # a finished point is not run again
-    mtime = (pdir / "result.json").stat().st_mtime_ns
-    logged.clear()
-    again = run_point(cfg, pdir, progress=False)
-    assert logged == [] and again == json.loads((pdir / "result.json").read_text())
-    assert (pdir / "result.json").stat().st_mtime_ns == mtime
 
 
 def test_preemption_checkpoints_and_stops(small_model_dir, tmp_path):

@@ -9,41 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_runs import TRL, run_direct, tiny_cfg
 
 from goodhart.eval import metrics as M
 from goodhart.pipeline.base.context import PointContext
-from goodhart.pipeline.config.load import configs_dir, load_config
+from goodhart.pipeline.config.load import configs_dir
 
-TINY_RUN = [
-    "prompts.n_train=32",
-    "prompts.n_eval=4",
-    "sampling.n=8",
-    "sampling.max_new_tokens=8",
-    "eval.bootstrap=20",
-    "eval.n_examples=2",
-    "tracking.enabled=false",
-    "algo.batch_prompts=4",
-    "algo.num_generations=4",
-    "algo.lr=1e-3",
-    "algo.eval_samples=4",
-    "algo.checkpoint_every=0",
-]
+TINY_RUN = TRL  # the algo= override comes first
 
 
 def make_cfg(model_dir: Path, kind: str, *overrides: str):
-    return load_config(
-        str(configs_dir() / "base.yaml"),
-        ["model.name=path", f"model.path={model_dir}", f"algo={kind}", *TINY_RUN, *overrides],
-    )
+    return tiny_cfg(model_dir, kind, *overrides)
 
 
-def run_algo(cfg, point_dir: Path):
-    """Run the optimizer directly; returns (PointOutput, [(step, metrics), ...])."""
-    from goodhart.pipeline import optimizers
-
-    log: list[tuple[int, dict]] = []
-    ctx = PointContext(cfg, point_dir, progress=False, log_metrics=lambda m, s: log.append((s, dict(m))))
-    return optimizers.get(cfg.algo.kind)(ctx), log
+run_algo = run_direct  # (PointOutput, [(step, metrics), ...])
 
 
 def changed_weights(checkpoint: Path, base_dir: Path) -> tuple[int, int]:
@@ -169,51 +148,6 @@ def test_clipping_is_off_unless_configured_and_logged_when_on(small_model_dir, t
     _, log = run_algo(cfg, tmp_path / "p")
     [(_, m)] = log
     assert M.REWARD_CLIPPED in m and m[M.PROXY] <= 0.1 and 0 <= m[M.REWARD_CLIPPED] <= 1
-
-
-def test_resume_after_a_kill_continues_from_the_last_complete_checkpoint(small_model_dir, tmp_path, monkeypatch):
-    import goodhart.pipeline.sweeps.point as run_mod
-    from goodhart.pipeline.sweeps.point import run_point
-
-    cfg = make_cfg(small_model_dir, "rloo", "algo.steps=4", "algo.checkpoint_every=2", "algo.kl.coef=0.1")
-    straight, _ = run_algo(cfg, tmp_path / "straight")
-
-    logged: list[int] = []
-    kill_at: list[int] = [3]
-
-    class Killed(Exception):
-        pass
-
-    def recorder(metrics, step):
-        if step in kill_at:
-            raise Killed(f"killed at step {step}")
-        logged.append(step)
-
-    monkeypatch.setattr(run_mod, "PointContext", lambda cfg, d, progress, log: PointContext(cfg, d, False, recorder))
-    pdir = tmp_path / "point"
-    with pytest.raises(Killed):
-        run_point(cfg, pdir, progress=False)
-    assert logged == [1, 2]
-    assert (pdir / "error.json").is_file() and not (pdir / "result.json").exists()
-    ckpts = pdir / "checkpoints"
-    assert sorted(p.name for p in ckpts.glob("checkpoint-*")) == ["checkpoint-2"]
-    (ckpts / "checkpoint-3").mkdir()  # a save cut short by the kill: no trainer_state.json
-    (ckpts / "checkpoint-3" / "model.safetensors").write_bytes(b"partial")
-
-    logged.clear(), kill_at.clear()
-    row = run_point(cfg, pdir, progress=False)
-    assert logged == [3, 4]  # resumed after step 2, did not restart from 0
-    assert row[M.RESUMED_FROM] == 2 and row[M.TRAIN_STEPS] == 4 and row["status"] == "done"
-    assert sorted(p.name for p in ckpts.glob("checkpoint-*")) == ["checkpoint-4"]
-    # weights, optimizer, RNG and data order restored: the resumed run is the uninterrupted run
-    assert row[M.KL] == pytest.approx(straight.row[M.KL], rel=1e-4, abs=1e-6)
-    assert row[M.PROXY] == pytest.approx(straight.row[M.PROXY], rel=1e-4, abs=1e-6)
-
-    # cut off after the last checkpoint (during evaluation): the re-run loads it and takes no extra step
-    logged.clear()
-    again, again_log = run_algo(cfg, tmp_path / "straight")
-    assert again_log == [] and again.row[M.RESUMED_FROM] == 4 and again.row[M.TRAIN_STEPS] == 4
-    assert again.row[M.KL] == pytest.approx(straight.row[M.KL], rel=1e-4, abs=1e-6)
 
 
 def test_preemption_checkpoints_and_stops(small_model_dir, tmp_path):

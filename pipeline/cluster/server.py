@@ -2,7 +2,7 @@
 
 Many array tasks writing one SQLite file is what a server is for: the server is the only
 process that touches the database, tasks talk HTTP to it (and upload artifacts through it).
-Lean, as measured in /work/shared/NOTES.md: one worker and no job-execution consumers
+Lean, as measured on a 2-core machine: one worker and no job-execution consumers
 (`MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false ... --workers 1`) is healthy in ~6 s at ~0.5 GB;
 the defaults start 12 processes and ~1.6 GB.
 

@@ -26,7 +26,7 @@ def run(ctx: PointContext) -> PointOutput:
     else:
         kl, name = np.full(P, bound), "bon_bound"
     row = summarize(cfg, est["proxy"], est["utility"], kl, pool.proxy.mean(1), pool.utility.mean(1), name)
-    row.update({M.BON_N: n, M.KL_BOUND: bound, M.KL_MAX: float(np.log(N)), M.N_SAMPLES: N, "bon/tied": tied})
+    row.update({M.BON_N: n, M.KL_BOUND: bound, M.KL_MAX: float(np.log(N)), M.N_SAMPLES: N, M.BON_TIED: tied})
     row.update(bon_alarm(pool.proxy, n, row[M.KL]).row())  # proxy + KL + base pool only (eval/alarm.py)
     return PointOutput(row, _examples(pool, n, cfg.eval.n_examples))
 

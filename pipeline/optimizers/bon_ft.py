@@ -45,7 +45,14 @@ from goodhart.pipeline.train import (
     unwrapped_for_generation,
 )
 from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
-from goodhart.pipeline.train.kl import kl_metrics, position_ids, sequence_kl
+from goodhart.pipeline.train.kl import (
+    completion_logits,
+    kl_metrics,
+    logprobs_of,
+    masked_mean,
+    position_ids,
+    sequence_kl,
+)
 
 
 # ============================================================================================
@@ -106,10 +113,6 @@ def collate(batch: list[tuple[torch.Tensor, torch.Tensor]], pad_id: int, device)
     return to(torch.cat([query, resp], 1)), to(torch.cat([qmask, rmask], 1)), to(resp), to(rmask), tq
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp(min=1)
-
-
 # ============================================================================================
 # Supervised tuning on the kept samples
 # ============================================================================================
@@ -124,11 +127,11 @@ def tune(sess: TrainSession, model, reference: Reference, tok, opt, kept) -> dic
             ids, am, resp, rmask, tq = collate([kept[i] for i in mb], tok.pad_token_id, acc.device)
             m = rmask.float()  # (B, Tr)
             out = model(input_ids=ids, attention_mask=am, position_ids=position_ids(am))
-            logp = torch.log_softmax(out.logits[:, tq - 1 : -1].float() / temp, -1)  # (B, Tr, V): predicts y_t
-            nll = -logp.gather(-1, resp.unsqueeze(-1)).squeeze(-1)  # (B, Tr)
-            sft = masked_mean(nll, m)
+            logits = completion_logits(out.logits, tq, temp)  # (B, Tr, V): predicts y_t
+            sft = masked_mean(-logprobs_of(logits, resp), m)  # mean NLL of the kept tokens
             loss = sft
             if algo.kl.coef > 0:
+                logp = torch.log_softmax(logits, -1)  # (B, Tr, V)
                 ref_logp = torch.log_softmax(reference.logits(ids, am, tq, temp), -1)  # (B, Tr, V)
                 kl_t = (logp.exp() * (logp - ref_logp)).sum(-1)  # (B, Tr): exact KL(pi || pi_0) per prefix
                 kl = masked_mean(kl_t, m)

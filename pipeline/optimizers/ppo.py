@@ -8,6 +8,9 @@ Each step, for B sampled completions y of prompts x (T_b tokens each, EOS includ
     value     L_V  = 1/2 E_t max((V - R)^2, (V_old + clip(V - V_old, -eps_v, eps_v) - R)^2)
     loss      L_pi + vf_coef L_V,  advantages whitened,  ppo_epochs passes over minibatches
 
+Each line is a pure function below (token_rewards, gae, advantages, policy_loss, value_loss),
+pinned by hand-computed tests in tests/test_ppo_loss.py.
+
 beta is fixed, or adaptive toward a target KL (goodhart.pipeline.train.kl.KLController). The value function
 is a linear head on the policy's last hidden state (goodhart.pipeline.train.policy says why). Nothing
 is clipped or clamped unless configured: a heavy-tailed proxy reaches the policy as it is.
@@ -19,6 +22,7 @@ through `accelerator.backward`, generation uses the unwrapped model, metrics are
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -37,44 +41,79 @@ from goodhart.pipeline.train import (
     unwrapped_for_generation,
 )
 from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
-from goodhart.pipeline.train.kl import KLController, kl_metrics, per_token_kl, sequence_kl
+from goodhart.pipeline.train.kl import (
+    KLController,
+    kl_metrics,
+    logprobs_of,
+    masked_mean,
+    per_token_kl,
+    sequence_kl,
+)
 
 
 # ============================================================================================
-# Tensor helpers
+# The PPO loss, term by term: pure functions of tensors, each pinned by a hand-computed test
+# (tests/test_ppo_loss.py, which also checks that six one-line mutations of them are caught)
 # ============================================================================================
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp(min=1)
+def token_rewards(kl_t: torch.Tensor, beta: float, score: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """r_t = -beta * kl_t on every completion token, plus the sequence's score on its last one.
+    kl_t, mask: (B, T); score: (B,). The last token is EOS when the completion has one."""
+    rewards = -beta * kl_t * mask
+    last = mask.sum(1).long() - 1  # index of each completion's last token
+    rewards[torch.arange(len(score)), last] += score
+    return rewards
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
     """Generalized advantage estimation over completion tokens. All (B, T); rewards and values are
     zero past each completion's end, so V after the last token is 0 and nothing leaks back.
-    Returns (advantages, returns)."""
+    Returns (advantages A_t, returns R_t = A_t + V_t)."""
     T = rewards.shape[1]
     adv = torch.zeros_like(rewards)
     running = torch.zeros_like(rewards[:, 0])
     for t in reversed(range(T)):
         next_v = values[:, t + 1] if t + 1 < T else torch.zeros_like(running)
-        delta = rewards[:, t] + gamma * next_v - values[:, t]
-        running = delta + gamma * lam * running
+        delta = rewards[:, t] + gamma * next_v - values[:, t]  # delta_t = r_t + gamma V_{t+1} - V_t
+        running = delta + gamma * lam * running  # A_t = delta_t + gamma lam A_{t+1}
         adv[:, t] = running
     adv = adv * mask
     return adv, (adv + values) * mask
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor, accelerator) -> torch.Tensor:
-    """(x - mean) / std over the masked tokens of all processes."""
+def whiten(x: torch.Tensor, mask: torch.Tensor, reduce_sum: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    """(x - mean) / std over the masked tokens, 0 elsewhere; std with Bessel's correction.
+    `reduce_sum` sums the statistics over processes (None: this process is all there is)."""
     stats = torch.stack([(x * mask).sum(), (x * x * mask).sum(), mask.sum()])
-    s, ss, n = accelerator.reduce(stats, "sum")
+    s, ss, n = reduce_sum(stats) if reduce_sum is not None else stats
     mean = s / n
     var = (ss / n - mean**2).clamp(min=0) * n / (n - 1).clamp(min=1)
     return (x - mean) * torch.rsqrt(var + 1e-8) * mask
 
 
-def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """(B, T, V), (B, T) -> (B, T) log softmax(logits)[token]."""
-    return logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+def advantages(rewards, values, mask, gamma: float, lam: float, reduce_sum=None):
+    """(whitened GAE advantages, returns): what the policy and value losses are trained on. All (B, T)."""
+    adv, returns = gae(rewards, values, mask, gamma, lam)
+    return whiten(adv, mask, reduce_sum), returns
+
+
+def policy_loss(logp, old_logp, adv, mask, clip_range: float):
+    """L_pi = E_t max(-A_t rho_t, -A_t clip(rho_t, 1 - eps, 1 + eps)), rho_t = pi(y_t) / pi_old(y_t):
+    the pessimistic (larger) of the two losses, so a token gains nothing by moving rho past 1 +- eps.
+    All (B, T). Returns (loss, rho)."""
+    ratio = torch.exp((logp - old_logp) * mask)  # rho_t
+    unclipped = -adv * ratio
+    clipped = -adv * ratio.clamp(1 - clip_range, 1 + clip_range)
+    return masked_mean(torch.max(unclipped, clipped), mask), ratio
+
+
+def value_loss(v, old_v, returns, mask, clip_range_value: float | None):
+    """L_V = 1/2 E_t max((V - R)^2, (V_old + clip(V - V_old, -eps_v, eps_v) - R)^2); without
+    `clip_range_value`, 1/2 E_t (V - R)^2. All (B, T)."""
+    err = (v - returns) ** 2
+    if clip_range_value is None:
+        return 0.5 * masked_mean(err, mask)
+    v_clipped = old_v + (v - old_v).clamp(-clip_range_value, clip_range_value)
+    return 0.5 * masked_mean(torch.max(err, (v_clipped - returns) ** 2), mask)
 
 
 def entropy_of(logits: torch.Tensor) -> torch.Tensor:
@@ -118,14 +157,11 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
         extra[M.KL_CLAMPED] = float(masked_mean((kl_t.abs() > c).float(), mask))
         kl_t = kl_t.clamp(-c, c)
     beta = kl_ctl.coef
-    rewards = -beta * kl_t
-    proxy = torch.as_tensor(scores["proxy"], dtype=rewards.dtype, device=rewards.device)  # (B,)
-    last = mask.sum(1).long() - 1  # index of the last completion token (EOS if there is one)
-    rewards[torch.arange(B), last] += proxy
+    proxy = torch.as_tensor(scores["proxy"], dtype=kl_t.dtype, device=kl_t.device)  # (B,)
+    rewards = token_rewards(kl_t, beta, proxy, mask)
 
-    # ---- 4. advantages
-    adv, returns = gae(rewards, old_v, mask, algo.gamma, algo.lam)
-    adv = whiten(adv, mask, acc)
+    # ---- 4. advantages (whitened over all processes' tokens) and returns
+    adv, returns = advantages(rewards, old_v, mask, algo.gamma, algo.lam, lambda t: acc.reduce(t, "sum"))
 
     # ---- 5. PPO epochs over shuffled minibatches
     model.train()
@@ -136,17 +172,10 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
             logits, v = model(ids[mb], am[mb], n_prompt)
             logits = logits.float() / temp
             logp = logprobs_of(logits, ro.response[mb])
-            ratio = torch.exp((logp - old_logp[mb]) * m)  # rho_t = pi / pi_old
-            pg_loss = masked_mean(
-                torch.max(-adv[mb] * ratio, -adv[mb] * ratio.clamp(1 - algo.clip_range, 1 + algo.clip_range)), m
-            )
-            vf_err = (v - returns[mb]) ** 2
+            pg_loss, ratio = policy_loss(logp, old_logp[mb], adv[mb], m, algo.clip_range)
+            vf_loss = value_loss(v, old_v[mb], returns[mb], m, algo.clip_range_value)
             if algo.clip_range_value is not None:
-                v_clip = old_v[mb] + (v - old_v[mb]).clamp(-algo.clip_range_value, algo.clip_range_value)
-                vf_loss = 0.5 * masked_mean(torch.max(vf_err, (v_clip - returns[mb]) ** 2), m)
                 stats["vclip"].append(masked_mean(((v - old_v[mb]).abs() > algo.clip_range_value).float(), m).item())
-            else:
-                vf_loss = 0.5 * masked_mean(vf_err, m)
             loss = pg_loss + algo.vf_coef * vf_loss
             opt.zero_grad(set_to_none=True)
             acc.backward(loss)

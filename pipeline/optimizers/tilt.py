@@ -65,7 +65,7 @@ def run(ctx: PointContext) -> PointOutput:
             M.TILT_ESS_MIN: float(est["ess"].min()),
             M.KL_MAX: float(np.log(N)),
             M.N_SAMPLES: N,
-            "ess_ok": bool(est["ess"].min() >= cfg.eval.min_ess),
+            M.TILT_ESS_OK: bool(est["ess"].min() >= cfg.eval.min_ess),
         }
     )
     if cfg.eval.subpool_check and N >= 8:
@@ -87,7 +87,7 @@ def run(ctx: PointContext) -> PointOutput:
                 stacklevel=2,
             )
     row.update(tilt_alarm(pool.proxy, beta, row[M.KL]).row())  # proxy + KL + base pool only (eval/alarm.py)
-    if not row["ess_ok"]:
+    if not row[M.TILT_ESS_OK]:
         warnings.warn(
             f"tilt beta={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < goodhart.eval.min_ess={cfg.eval.min_ess:g}; "
             f"the estimate rests on a handful of samples and its KL is capped at log N = {np.log(N):.2f}",

@@ -10,7 +10,8 @@
     checkpoint.Checkpointer  atomic save / latest / load under <point_dir>/checkpoints/
     evaluate.evaluate_policy any trained policy -> a PointOutput row comparable with tilt/bon
     preemption               handled() (signals -> flag during a run), requested(), Preempted (exit 75)
-    kl                       per-token log-probs, k1/k3, sequence KL, the adaptive KL controller
+    kl                       the completion slice, token log-probs, masked_mean, k1/k3, sequence KL,
+                             the adaptive KL controller
 
 KL to pi_0 is measured in one place for all of them: `goodhart.pipeline.train.kl`.
 """

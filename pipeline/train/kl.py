@@ -16,7 +16,9 @@ of the summed k1 (estimator name ``seq_k1``): E_pi[sum_t r_t] = KL(pi || pi_0) e
 `kl/k1` and `kl/k3` are per-token means (summed estimator / completion tokens), for
 comparison with trainers that penalise per token.
 
-Also here: the KL coefficient controller (fixed, or adaptive toward a target KL).
+Also here, for every trained optimizer: which logits predict a completion token
+(`completion_logits`), token log-probs (`logprobs_of`), `masked_mean`, and the KL coefficient
+controller (fixed, or adaptive toward a target KL).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ KL_ESTIMATOR = "seq_k1"
 
 
 # ============================================================================================
-# Masks and log-probs
+# Masks and log-probs: the one home of the completion slice, token log-probs and masked means
 # ============================================================================================
 def completion_mask(response, eos_id: int):
     """1 for every completion token up to and including the first EOS, 0 after it. (B, T) -> (B, T) long.
@@ -48,20 +50,43 @@ def position_ids(attention_mask):
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def predicting_completion(x, n_prompt: int):
+    """(B, Tq + Tr, ...) -> (B, Tr, ...): the positions whose outputs predict the completion tokens.
+
+    Position j's output predicts token j + 1, so completion token t (at Tq + t) is predicted at
+    Tq + t - 1: the slice [Tq - 1, Tq + Tr - 1). The one place this off-by-one is written."""
+    return x[:, n_prompt - 1 : -1]
+
+
+def completion_logits(logits, n_prompt: int, temperature: float = 1.0):
+    """(B, Tq + Tr, V) model logits -> (B, Tr, V) float32 logits / temperature that predict y_t.
+
+    Divided by `temperature`: sampled at temperature tau, pi is the tempered policy, and its
+    reference is the tempered pi_0 (tau = 1 compares the models themselves)."""
+    return predicting_completion(logits, n_prompt).float() / temperature
+
+
+def logprobs_of(logits, tokens):
+    """(B, T, V) logits, (B, T) token ids -> (B, T) log softmax(logits)[token]."""
+    import torch
+
+    return logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+
+
 def token_logprobs(model, input_ids, attention_mask, n_prompt: int, temperature: float = 1.0):
     """log p(y_t | prefix) of each completion token under `model`.
 
     input_ids: (B, Tq + Tr) = left-padded prompts (Tq = n_prompt) then completions.
     attention_mask: same shape (prompt padding and post-EOS positions 0).
-    Returns (B, Tr). Logits are divided by `temperature`: sampled at temperature tau, pi is the
-    tempered policy, and its reference is the tempered pi_0 (tau = 1 compares the models themselves).
+    Returns (B, Tr), under the tempered model (see completion_logits).
     """
-    import torch
-
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
-    logits = out.logits[:, n_prompt - 1 : -1].float() / temperature  # (B, Tr, V): predicts y_t
-    targets = input_ids[:, n_prompt:].unsqueeze(-1)  # (B, Tr, 1)
-    return logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, -1)  # (B, Tr)
+    return logprobs_of(completion_logits(out.logits, n_prompt, temperature), input_ids[:, n_prompt:])  # (B, Tr)
+
+
+def masked_mean(x, mask):
+    """Mean of x over the positions where mask is 1 (0 for an empty mask). Same shapes."""
+    return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
 # ============================================================================================

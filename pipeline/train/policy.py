@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from goodhart.pipeline.config.schema import LoraSpec, RunConfig
-from goodhart.pipeline.train.kl import position_ids, token_logprobs
+from goodhart.pipeline.train.kl import completion_logits, position_ids, predicting_completion, token_logprobs
 
 
 class PolicyWithValue(nn.Module):
@@ -46,8 +46,8 @@ class PolicyWithValue(nn.Module):
             output_hidden_states=True,
             use_cache=False,
         )
-        h = out.hidden_states[-1][:, n_prompt - 1 : -1]  # (B, Tr, H), after the final norm
-        logits = out.logits[:, n_prompt - 1 : -1]  # (B, Tr, V)
+        h = predicting_completion(out.hidden_states[-1], n_prompt)  # (B, Tr, H), after the final norm
+        logits = predicting_completion(out.logits, n_prompt)  # (B, Tr, V)
         values = self.value_head(h.float()).squeeze(-1)  # (B, Tr)
         return logits, values
 
@@ -75,7 +75,7 @@ class Reference:
         ctx = self.adapter_of.disable_adapter() if self.frozen is None else contextlib.nullcontext()  # type: ignore[union-attr]
         with ctx:
             out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
-        return out.logits[:, n_prompt - 1 : -1].float() / temperature
+        return completion_logits(out.logits, n_prompt, temperature)
 
     def to(self, device: Any) -> Reference:
         if self.frozen is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from goodhart.pipeline.base.sampling import generate
 from goodhart.pipeline.config.schema import SamplingConfig
 from goodhart.pipeline.train.kl import completion_mask, token_logprobs
 
@@ -85,19 +86,8 @@ def sample_rollout(
     flat = [p for p in prompts for _ in range(n)]
     was_training = lm.training
     lm.eval()
-    enc = tok(flat, return_tensors="pt", padding=True).to(lm.device)
-    gen = lm.generate(
-        **enc,
-        do_sample=True,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        top_k=0,
-        max_new_tokens=sampling.max_new_tokens,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )  # (B, Tq + Tr)
+    enc, response = generate(lm, tok, flat, sampling)  # (B, Tq) prompt block, (B, Tr) completions
     query = enc["input_ids"]
-    response = gen[:, query.shape[1] :]
     mask = completion_mask(response, tok.eos_token_id)
     response = response.masked_fill(mask == 0, tok.pad_token_id)
     ro = Rollout(

@@ -22,8 +22,9 @@ from goodhart.pipeline.train.checkpoint import Checkpointer
 
 def make_accelerator():
     """An Accelerator that runs unchanged alone, under `accelerate launch` (DDP) or DeepSpeed.
-    Several processes without CUDA use gloo (accelerate would otherwise pick a backend that
-    miscounts CPU processes; see NOTES.md). A single process gets no backend at all."""
+    Several processes without CUDA use gloo: without it accelerate counts 1 process where
+    DeepSpeed counts 2, and DeepSpeed's batch-size check fails. A single process gets no backend
+    at all."""
     import os
 
     import torch
