@@ -122,8 +122,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from goodhart.eval.goodhart import VerdictRule
+    from goodhart.pipeline.probe.report import is_probe_dir
     from goodhart.pipeline.sweeps.report import build_report, locate_sweep, log_to_mlflow, verdict_table
 
+    if is_probe_dir(Path(args.sweep)):  # `goodhart probe` wrote it: the probe's own report
+        from goodhart.pipeline.cli.probe import cmd_probe_report
+
+        return cmd_probe_report(args)
     root = locate_sweep(args.sweep)
     rule = VerdictRule(near_base=args.near_base, share_floor=args.share_floor, min_proxy_gain=args.min_proxy_gain)
     rep = build_report(root, rule, Path(args.out) if args.out else None)

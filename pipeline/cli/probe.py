@@ -5,8 +5,8 @@
 RUN_CONFIG names the reward (`reward:`), the base model and its sampling, like any run config;
 `probe.<key>=value` overrides go to the probe config (configs/probe/default.yaml, documented in
 pipeline/probe/config.py), all others to the run config. Every mode writes into one probe
-directory; `goodhart report PROBE_DIR` puts them side by side (this module routes `report` on a
-probe directory to pipeline/probe/report.py; sweep directories go on to the sweep report).
+directory; `goodhart report PROBE_DIR` puts them side by side (cli/main.py's `report` sends a
+probe directory to cmd_probe_report here, a sweep directory to the sweep report).
 """
 
 from __future__ import annotations
@@ -29,17 +29,6 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_probe)
-
-    report = sub.choices.get("report")
-    if report is not None:  # a probe directory gets the probe report; anything else the sweep report
-        sweep_report = report.get_default("fn")
-
-        def report_either(args: argparse.Namespace) -> int:
-            from goodhart.pipeline.probe.report import is_probe_dir
-
-            return cmd_probe_report(args) if is_probe_dir(Path(args.sweep)) else sweep_report(args)
-
-        report.set_defaults(fn=report_either)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
