@@ -85,7 +85,7 @@ def score_sweeps(dirs: list[Path], rule: AlarmRule = AlarmRule(), fire_on: tuple
         if M.ALARM_SIGMA not in df:
             raise UsageError(f"{f} has no {M.ALARM_SIGMA} column: its points predate the alarm; re-run the sweep")
         lab = label_points(df)
-        lab["sweep"] = Path(d).name
+        lab["sweep"] = str(d)  # the path: two sweeps may share a name (seeds in separate output dirs)
         frames.append(lab)
     pts = pd.concat(frames, ignore_index=True)
     pts["level"] = _redecide(pts, rule)
