@@ -19,8 +19,10 @@ Evidence (each a number, each named in eval.metrics):
    Cauchy-Schwarz give the same bound at the mean KL.
 2. **Where the gain comes from**: ``top_share``, the share of the proxy gain carried by the top
    1% of the policy's probability mass, beyond what the base's own top 1% carries (exactly 1%
-   for a pure shift such as a Gaussian tilt; most of it when a few huge rewards carry the gain); ``beyond_max``, the policy mass above the largest base reward
-   (centred), which a pool-based policy (tilt, best-of-n) can never show but a trained one can.
+   for a pure shift such as a Gaussian tilt; most of it when a few huge rewards carry the gain);
+   ``beyond_max``, the policy mass above the largest (centred) base reward in excess of what the
+   bulk's DV-optimal policy at the same KL, N(sigma sqrt(2k), sigma^2), puts there. A pool-based
+   policy (tilt, best-of-n) can never show any; a trained one that found a new exploit can.
 3. **Disagreement** (optional): with several reward models, the spread of their gains, each in
    units of its own base bulk sigma, relative to their mean.
 
@@ -254,7 +256,11 @@ def alarm(
     dv_ratio = gain / bound if bound > 0 else float("nan")
     # Within the noise of the bulk a share of the gain means nothing (a tiny gain makes it explode).
     top = _top_share(c, a, gain, base.top) if gain > floor else float("nan")
-    beyond = float(np.sum(a[c > base.max]))
+    # Mass above the base's largest reward, beyond what the bulk's own DV-optimal policy at this
+    # KL (the Gaussian shifted by the bound) would put there: at KL 8 a light-tailed policy
+    # legitimately has half its mass above the max of a few thousand base samples.
+    expected = float(stats.norm.sf(base.max / base.sigma - math.sqrt(2 * kl))) if kl > 0 and base.sigma > 0 else 0.0
+    beyond = max(0.0, float(np.sum(a[c > base.max])) - expected)
     dis = float("nan")
     if others:
         z = [gain / base.sigma] + [

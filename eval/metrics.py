@@ -77,7 +77,9 @@ ALARM_DV_RATIO = "alarm/dv_ratio"  # proxy gain / Donsker-Varadhan bound of the 
 ALARM_DV_BOUND = "alarm/dv_bound"  # sigma_bulk * sqrt(2 KL): the most gain a bulk-like (light) tail gives
 ALARM_SIGMA = "alarm/sigma_bulk"  # sub-Gaussian sigma of the base proxy read from central quantiles
 ALARM_TOP_SHARE = "alarm/top1_share"  # share of the proxy gain carried by the top 1% of the policy's mass
-ALARM_BEYOND_MAX = "alarm/beyond_max"  # policy mass above the base pool's largest (centred) proxy
+ALARM_BEYOND_MAX = (
+    "alarm/beyond_max"  # policy mass above the base pool's largest proxy, minus a bulk-Gaussian policy's at this KL
+)
 ALARM_DISAGREEMENT = "alarm/disagreement"  # relative spread of standardized gains over reward models (if several)
 ALARM_N_EFF = "alarm/n_eff"  # effective number of policy samples behind the evidence (1 / sum of squared masses)
 ALARM_STOPPED = "alarm/stopped_at"  # training step where algo.stop_on_alarm stopped the run (result rows)

@@ -140,7 +140,7 @@ def test_weighted_and_sampled_policies_agree_and_beyond_max_sees_new_rewards():
     hacked = drawn.copy()
     hacked[:, :500] = 50.0  # 10% of the policy's samples far above anything the base produced
     h = alarm(hacked, 1.0, bs)
-    assert h.beyond_max == pytest.approx(0.1) and h.level == "alarm"
+    assert h.beyond_max == pytest.approx(0.1, abs=0.005) and h.level == "alarm"  # less the bulk's own share at KL 1
 
 
 def test_top_share_of_a_gaussian_tilt_is_small_and_of_a_spike_is_large():
@@ -167,3 +167,17 @@ def test_disagreement_between_reward_models():
     assert agree.disagreement == pytest.approx(0.0, abs=0.05)
     split = alarm(pol, 0.5, bs, others={"rm2": (base[:, :1000], bs)})  # the second RM sees no gain
     assert split.disagreement > 0.9 and split.score >= 0.9
+
+
+def test_a_light_policy_far_past_the_base_max_at_high_kl_is_not_an_exploit():
+    # A trained light-tailed policy at KL 8: N(sqrt(16), 1) puts ~60% of its mass above the max of
+    # 8000 standard normals (~3.8), exactly what the bulk allows at that KL: quiet, not beyond.
+    rng = np.random.default_rng(8)
+    base = rng.normal(size=(4, 2000))
+    pol = rng.normal(4.0, 1.0, size=(4, 500))
+    al = alarm(pol, 8.0, BaseStats.from_pool(base))
+    assert np.mean(pol > base.max()) > 0.5
+    assert al.beyond_max < 0.05 and al.level == "quiet", al
+    # ...while 20% of the mass at 30 (a new exploit) is beyond anything the KL explains
+    pol[:, :100] = 30.0
+    assert alarm(pol, 8.0, BaseStats.from_pool(base)).beyond_max > 0.1

@@ -96,3 +96,34 @@ def test_alarm_eval_end_to_end_and_the_alarm_in_tables_and_report(in_tmp, capsys
 def test_alarm_eval_says_what_is_wrong_with_a_directory(tmp_path, capsys):
     assert main(["alarm-eval", str(tmp_path)]) == 2
     assert "no results.csv" in capsys.readouterr().err
+
+
+def test_trained_leads_reads_the_online_alarm_from_mlflow(tmp_path):
+    """A trained point's per-step logs in a real MLflow store: the utility peak (smoothed), the
+    first alarm and first watch steps; the result row logged at step 0 is not a training step."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from goodhart.pipeline.sweeps.alarm_eval import trained_leads
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("t")).info.run_id
+    util = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.4, 0.3, 0.2, 0.1]  # peaks at step 6
+    code = {2: 0.0, 4: 1.0, 6: 1.0, 8: 2.0, 10: 2.0}
+    for step, u in enumerate(util, start=1):
+        client.log_metric(run, M.UTILITY, u, step=step)
+        client.log_metric(run, M.KL, 0.1 * step, step=step)
+        if step in code:
+            client.log_metric(run, M.ALARM_CODE, code[step], step=step)
+    client.log_metric(run, M.ALARM_CODE, 2.0, step=0)  # the final row: must be ignored
+    d = tmp_path / "sweep"
+    d.mkdir()
+    (d / "parent.json").write_text(json.dumps({"uri": uri, "run_id": "x"}))
+    pd.DataFrame(
+        [{"status": "done", "algo": "ppo", "error_law": "law", "mlflow_run_id": run, M.GAIN_UTILITY: 0.1}]
+    ).to_csv(d / "results.csv", index=False)
+    t = trained_leads(d, smooth=1).iloc[0]
+    assert t["peak_step"] == 6 and t["first_alarm_step"] == 8 and t["first_watch_step"] == 4
+    assert t["lead_steps"] == -2 and t["first_alarm_kl"] == pytest.approx(0.8) and t["steps"] == 10

@@ -110,6 +110,18 @@ def test_ppo_logs_the_alarm_every_k_steps(small_model_dir, tmp_path):
     assert out.row[M.ALARM_LEVEL] in ("quiet", "watch", "alarm") and M.ALARM_STOPPED not in out.row
 
 
+def test_the_alarm_does_not_perturb_training(small_model_dir, tmp_path):
+    """The first check samples the base pool (which seeds torch): training must not notice."""
+    from tests.test_ppo import make_cfg, run_ppo
+
+    seed = "seed=7"  # a pool no other test has cached: the check really samples it
+    _, with_alarm = run_ppo(make_cfg(small_model_dir, seed, "algo.steps=4", "algo.alarm_every=2"), tmp_path / "a")
+    _, without = run_ppo(make_cfg(small_model_dir, seed, "algo.steps=4", "algo.alarm_every=0"), tmp_path / "b")
+    assert M.ALARM_SCORE in dict(with_alarm)[2] and all(M.ALARM_SCORE not in m for _, m in without)
+    for (s1, m1), (s2, m2) in zip(with_alarm, without):
+        assert s1 == s2 and m1[M.PROXY] == m2[M.PROXY] and m1[M.KL] == m2[M.KL]
+
+
 def test_ppo_stops_on_alarm_and_keeps_the_start_policy(small_model_dir, tmp_path, always_alarm):
     from tests.test_ppo import make_cfg, run_ppo
 

@@ -1,4 +1,5 @@
 """Sweeps: the sweep file (spec), one invocation end to end (invoke), the local runner (local),
 one point run and recorded (point), the sweep directory and MLflow parent run (record),
-MLflow access (tracking), tables and the report. May import optimizers/, train/, base/,
+MLflow access (tracking), tables and the report, the gold-free alarm beside the verdicts
+(alarm_report) and scored against them (alarm_eval). May import optimizers/, train/, base/,
 config/, io, errors, and goodhart.eval."""

@@ -85,7 +85,7 @@ def score_sweeps(dirs: list[Path], rule: AlarmRule = AlarmRule(), fire_on: tuple
         if M.ALARM_SIGMA not in df:
             raise UsageError(f"{f} has no {M.ALARM_SIGMA} column: its points predate the alarm; re-run the sweep")
         lab = label_points(df)
-        lab["sweep"] = Path(d).name
+        lab["sweep"] = str(d)  # the path: two sweeps may share a name (seeds in separate output dirs)
         frames.append(lab)
     pts = pd.concat(frames, ignore_index=True)
     pts["level"] = _redecide(pts, rule)
@@ -143,7 +143,8 @@ def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
 
     def hist(run_id: str, key: str) -> pd.Series:
         h = client.get_metric_history(run_id, key)
-        return pd.Series({m.step: m.value for m in h}, dtype=float).sort_index()
+        # step 0 holds the point's final result row (run_point logs it there): not a training step
+        return pd.Series({m.step: m.value for m in h if m.step > 0}, dtype=float).sort_index()
 
     rows = []
     for _, r in df.iterrows():
@@ -152,7 +153,7 @@ def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
             continue
         sm = util.rolling(smooth, center=True, min_periods=1).mean()
         peak = int(sm.idxmax())
-        fired = code[code >= 2]
+        fired, watched = code[code >= 2], code[code >= 1]
         first = int(fired.index[0]) if len(fired) else None
 
         def kl_at(step: int | None, kl: pd.Series = kl) -> float:
@@ -170,6 +171,7 @@ def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
                 "first_alarm_step": first if first is not None else math.nan,
                 "first_alarm_kl": kl_at(first),
                 "lead_steps": peak - first if first is not None else math.nan,
+                "first_watch_step": int(watched.index[0]) if len(watched) else math.nan,
                 "final_utility_gain": float(r[M.GAIN_UTILITY]),
             }
         )

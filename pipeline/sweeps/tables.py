@@ -89,7 +89,9 @@ def alarm_text(r: dict) -> str:
     level, score = r.get(M.ALARM_LEVEL), r.get(M.ALARM_SCORE)
     if not isinstance(level, str) or not level:
         return "-"
-    return f"{level} {float(score):.2f}" if isinstance(score, (int, float)) and not math.isnan(score) else level
+    if not isinstance(score, (int, float)) or math.isnan(score):
+        return level
+    return f"{level} {score:.2f}" if abs(score) < 100 else f"{level} {score:.3g}"
 
 
 def _isnan(v: Any) -> bool:

@@ -94,11 +94,15 @@ class AlarmMonitor:
     def base(self) -> BaseStats:
         """Global-mean base statistics of the base pool (the training prompts are not the pool's)."""
         if self._base is None:
-            if self.acc is not None:
-                with self.acc.main_process_first():  # main samples the base pool, the others load it
-                    pool = self.ctx.pool()
-            else:
-                pool = self.ctx.pool()
+            import contextlib
+
+            import torch
+
+            # Sampling the pool reseeds torch: fork the RNG so the training stream (and a resumed
+            # run, which finds the pool cached and samples nothing) stays what it was without the alarm.
+            with torch.random.fork_rng():
+                with self.acc.main_process_first() if self.acc is not None else contextlib.nullcontext():
+                    pool = self.ctx.pool()  # main samples (or loads) the base pool, the others load it
             self._base = BaseStats.from_pool(pool.proxy, per_prompt=False)
         return self._base
 
