@@ -305,6 +305,8 @@ def label_points(
     if done.empty:
         return done.assign(verdict=pd.Series(dtype=str))
     done = done.copy()
+    if "error_law" not in done and curve_columns(done) == ["error_law"]:
+        done["error_law"] = ""  # one curve: nothing names it
     for c in curve_columns(done):
         done[c] = done[c].fillna("").astype(str)
     for c in ("algo", "x_name"):

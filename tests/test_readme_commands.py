@@ -44,7 +44,8 @@ VARIANTS: dict[str, str] = {
     "goodhart status runs/demo": "goodhart status runs/demo",
     "goodhart report runs/demo": "goodhart report runs/demo",
     "goodhart tails errors.npy": "goodhart tails errors.npy",
-    "goodhart tails --reward configs/base.yaml reward=pareto": f"goodhart tails --reward {{repo}}/configs/base.yaml reward=pareto sampling.n=150 {LM}",
+    # the tail estimators need thousands of samples: the README's own 32 x 256, from the small model
+    "goodhart tails --reward configs/base.yaml reward=pareto": "goodhart tails --reward {repo}/configs/base.yaml reward=pareto model.path={model} prompts.n_train=2 sampling.max_new_tokens=8",
     "goodhart ui": "goodhart ui --help",  # a server; not started here
     "$ goodhart run configs/base.yaml reward.error.law.alhpa=2": "goodhart run {repo}/configs/base.yaml reward.error.law.alhpa=2",
     # README.md: distributional

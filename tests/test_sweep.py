@@ -67,7 +67,8 @@ def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
     )
     assert main(["sweep", str(f), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "error: gaussian" in out and "error: student_t(df=2)" in out
+    assert "utility gaussian x1 | proxy gaussian x1 + gaussian x1" in out
+    assert "utility gaussian x1 | proxy gaussian x1 + student_t(df=2) x1" in out
     root = in_tmp / "runs" / "t"
     import pandas as pd
 

@@ -250,6 +250,20 @@ def test_report_on_a_tiny_sweep_says_what_needs_more_data(in_tmp, capsys):
     assert "## Not enough data for" in md and "need more base samples" in md and "Traceback" not in md
     assert "### The rule" in md
 
+    # A sweep written before curve identities and per-prompt files: the report backfills them
+    # from each point's config.yaml and the saved base pools.
+    import pandas as pd
+
+    root = in_tmp / "runs" / "tiny"
+    df = pd.read_csv(root / "results.csv")
+    df.drop(columns=[c for c in df if c.startswith("curve/") or c == M.BASE_SHARE2]).to_csv(
+        root / "results.csv", index=False
+    )
+    for f in root.glob("points/*/per_prompt.npz"):
+        f.unlink()
+    assert main(["report", "runs/tiny", "--no-mlflow"]) == 0
+    assert "c2: utility gaussian x2 | proxy gaussian x2 + gaussian x1" in capsys.readouterr().out
+
 
 def test_tails_of_a_reward_under_the_base_policy(in_tmp, small_model_dir, capsys):
     from goodhart.pipeline.cli import main

@@ -576,8 +576,9 @@ class EvalConfig(Strict):
     min_ess: float = Field(8.0, ge=1)
     """A tilt point whose worst-prompt effective sample size is below this is flagged untrustworthy."""
     subpool_check: bool = True
-    """Tilt: re-estimate on the nested sub-pools N/4 and N/2 and flag `pool-dependent` when the
-    estimate drifts with the pool beyond its interval (a heavy tail: no population optimum)."""
+    """Tilt: re-estimate on the nested sub-pool N/4 (each prompt's first N/4 samples) and flag
+    `pool-dependent` when the estimate drifts with the pool beyond the sub-pool's interval
+    (a heavy tail: no population optimum)."""
     n_examples: int = Field(16, ge=0)
     """Sample completions saved as an artifact per point."""
 

@@ -2,7 +2,7 @@
 
 The math is eval.tilt (self-normalised weights, KL <= log N, ESS); this file puts it on the
 sweep's KL axis and flags points that cannot be trusted: `low-ESS` (the estimate rests on a
-handful of samples) and `pool-dependent` (re-estimated on the nested sub-pools N/4 and N/2 of the
+handful of samples) and `pool-dependent` (re-estimated on the nested sub-pool N/4 of the
 same prompts, it drifts with N beyond its own interval: for a heavy-tailed proxy E[exp(U/beta)]
 is infinite, the population optimum does not exist, and the pool size decides what is shown,
 even while the ESS looks fine)."""
@@ -10,6 +10,7 @@ even while the ESS looks fine)."""
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -28,19 +29,35 @@ class PoolDependentWarning(UserWarning):
     """A tilt point's estimate changes with the pool size beyond its interval."""
 
 
-def subpool_drift(proxy: np.ndarray, utility: np.ndarray, beta: float, ci: float) -> dict[str, float]:
-    """Drift of the tilted means between the nested sub-pool N/4 (the first N/4 samples of each
-    prompt) and the full pool N, paired per prompt, with its interval; and the N/2 estimate."""
+def subpool_drift(proxy: np.ndarray, utility: np.ndarray, beta: float, ci: float) -> dict[str, Any]:
+    """Does the tilted estimate move with the pool size? Per prompt, the estimate on the full
+    pool N minus on its nested sub-pool N/4 (the first N/4 samples). For proxy and utility:
+    the mean drift, whether it is significant (a t interval, or -- heavy tails make drifts
+    0-or-huge -- a sign test over the prompts whose drift is not 0; Bonferroni over the four
+    tests), and the half-width of the sub-pool estimate's own interval. `dependent` lists the
+    quantities whose drift is significant and beyond that half-width."""
+    from scipy import stats
+
     from goodhart.eval.bootstrap import t_ci
 
     N = proxy.shape[1]
+    q = max(N // 4, 1)
     full = tilt(proxy, beta, utility=utility)
-    out: dict[str, float] = {}
-    for q, name in ((4, "q"), (2, "h")):
-        sub = tilt(proxy[:, : max(N // q, 1)], beta, utility=utility[:, : max(N // q, 1)])
-        for k in ("proxy", "utility"):
-            m, lo, hi = t_ci(full[k] - sub[k], ci)
-            out[f"{k}/{name}"], out[f"{k}/{name}/lo"], out[f"{k}/{name}/hi"] = m, lo, hi
+    sub = tilt(proxy[:, :q], beta, utility=utility[:, :q])
+    a = (1 - ci) / 4
+    out: dict[str, Any] = {"dependent": []}
+    for k, vals in (("proxy", proxy), ("utility", utility)):
+        _, lo, hi = t_ci(sub[k] - vals[:, :q].mean(1), ci)
+        half = (hi - lo) / 2
+        d = full[k] - sub[k]
+        m, dlo, dhi = t_ci(d, 1 - 2 * a)
+        nz = d[np.abs(d) > 1e-12 * (1 + np.abs(full[k]))]
+        pos = int(np.sum(nz > 0))
+        sign = len(nz) > 0 and (stats.binom.sf(pos - 1, len(nz), 0.5) < a or stats.binom.cdf(pos, len(nz), 0.5) < a)
+        sig = bool(dlo > 0 or dhi < 0 or sign)
+        out[k] = m
+        if sig and abs(m) > half:
+            out["dependent"].append(f"{k} {m:+.3g} from N/4={q} to N={N} (sub-pool interval half-width {half:.3g})")
     return out
 
 
@@ -70,19 +87,11 @@ def run(ctx: PointContext) -> PointOutput:
     )
     if cfg.eval.subpool_check and N >= 8:
         d = subpool_drift(pool.proxy, pool.utility, beta, cfg.eval.ci)
-        row[M.TILT_DRIFT_PROXY], row[M.TILT_DRIFT_UTILITY] = d["proxy/q"], d["utility/q"]
-        # Drift beyond the point's own interval half-width, and the drift itself significant
-        # (paired over prompts), on the proxy or the utility: N decides what this point shows.
-        dep = []
-        for k, name in (("proxy", M.GAIN_PROXY), ("utility", M.GAIN_UTILITY)):
-            half = (row[M.hi(name)] - row[M.lo(name)]) / 2
-            sig = d[f"{k}/q/lo"] > 0 or d[f"{k}/q/hi"] < 0
-            if sig and abs(d[f"{k}/q"]) > half:
-                dep.append(f"{k} {d[f'{k}/q']:+.3g} from N/4 to N (interval half-width {half:.3g})")
-        row[M.POOL_DEPENDENT] = bool(dep)
-        if dep:
+        row[M.TILT_DRIFT_PROXY], row[M.TILT_DRIFT_UTILITY] = d["proxy"], d["utility"]
+        row[M.POOL_DEPENDENT] = bool(d["dependent"])
+        if d["dependent"]:
             warnings.warn(
-                f"tilt beta={beta:g}: pool-dependent, the estimate drifts with the pool size: {'; '.join(dep)}",
+                f"tilt beta={beta:g}: pool-dependent, the estimate drifts with the pool size: {'; '.join(d['dependent'])}",
                 PoolDependentWarning,
                 stacklevel=2,
             )

@@ -84,17 +84,22 @@ def verdict_table(labelled: pd.DataFrame, why: bool = False) -> str:
                 _share_text(r),
                 r["verdict"],
                 r.get("flags", "") or "",
-                *([r.get("why", "")] if why else []),
             ]
         )
     heads = ["curve", "algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "share", "verdict", "flags"]
-    table = render([*heads, *(["why"] if why else [])], rows)
+    table = render(heads, rows)
     legend = (
         [f"{cid}: {curve_name(g.iloc[0])}" for cid, g in labelled.groupby("curve", sort=False)]
         if "curve" in labelled
         else []
     )
-    return table + ("\n" + "\n".join(legend) if legend else "")
+    out = table + ("\n" + "\n".join(legend) if legend else "")
+    if why and "why" in labelled:
+        out += "\n\nwhy each label:\n" + "\n".join(
+            f"{r.get('curve', '')} {r['algo']} {knob_text(r)} (KL {r[M.KL]:.3g}): {r['verdict']}: {r['why']}"
+            for r in (row.to_dict() for _, row in labelled.iterrows())
+        )
+    return out
 
 
 def _share_text(r: dict) -> str:

@@ -39,12 +39,14 @@ def ci_text(row: dict, name: str) -> str:
 
 
 def sweep_tables(df) -> str:
-    """One table per error law: algo, beta or n, KL, proxy gain and utility gain with intervals."""
+    """One table per curve (utility and proxy named; older results: per error law): algo, beta
+    or n, KL, proxy gain and utility gain with intervals, and trust flags."""
     if df.empty or "error_law" not in df:
         return "(no finished points)"
     done = df[df["status"] == "done"]
+    keys = [M.CURVE_UTILITY, M.CURVE_PROXY] if all(k in done for k in M.CURVE_KEYS) else ["error_law"]
     blocks = []
-    for law, g in done.groupby("error_law", sort=False):
+    for key, g in done.groupby(keys, sort=False, dropna=False):
         g = g.sort_values(["algo", M.KL])
         rows = []
         for _, r in g.iterrows():
@@ -61,7 +63,8 @@ def sweep_tables(df) -> str:
                 ]
             )
         corr = g[M.ERROR_UTILITY_CORR].iloc[0] if M.ERROR_UTILITY_CORR in g else float("nan")
-        title = f"\nerror: {law}   (base utility {_fmt(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {_fmt(float(corr))})"
+        name = f"utility {key[0]} | proxy {key[1]}" if len(keys) == 2 else f"error: {key[0]}"
+        title = f"\n{name}   (base utility {_fmt(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {_fmt(float(corr))})"
         heads = ["algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "alarm (no gold)"]
         blocks.append(render(heads, rows, title))
     n_fail = int((df["status"] == "failed").sum())
