@@ -42,6 +42,7 @@ def run_sweep(
     jobs: int = 1,
     progress: bool = True,
     sweep_file: Path | None = None,
+    keep_finished: bool = False,
 ) -> SweepOutcome:
     """Run the points of `sweep` not yet done under `root`; finished points are skipped."""
     out = SweepOutcome(root=root, points=len(points))
@@ -50,7 +51,7 @@ def run_sweep(
         for p in points:
             run_point(p.cfg, root / "points" / p.id, None, progress=False)
         return out
-    write_sweep_dir(root, sweep_file, sweep, points)
+    write_sweep_dir(root, sweep_file, sweep, points, keep_finished)  # keep_finished: a partial run
     tracking = points[0].cfg.tracking
     out.parent, _ = reopen_or_start_parent(sweep, points, root, resolve_uri(tracking) if tracking.enabled else None)
     status = "KILLED"  # unless run_local returns: an interrupt or a crash of the runner itself

@@ -24,11 +24,22 @@ from goodhart.pipeline.sweeps.tracking import Tracker, flatten, retry, tracker_f
 PARENT = "parent.json"
 
 
-def write_sweep_dir(root: Path, sweep_file: Path | None, sweep: SweepConfig, points: list[Point]) -> None:
+def write_sweep_dir(
+    root: Path, sweep_file: Path | None, sweep: SweepConfig, points: list[Point], keep_finished: bool = False
+) -> None:
+    """keep_finished (a partial run: --only/--branch): finished points of points.json that are
+    not among `points` stay listed after them, so results.csv still shows the whole study."""
     root.mkdir(parents=True, exist_ok=True)
     if sweep_file is not None:
         atomic_write_text(root / "sweep.yaml", sweep_file.read_text())
-    atomic_write_json(root / "points.json", [{"index": p.index, "id": p.id, "overrides": p.overrides} for p in points])
+    entries = [{"index": p.index, "id": p.id, "overrides": p.overrides} for p in points]
+    if keep_finished and (root / "points.json").is_file():
+        ids = {p.id for p in points}
+        old = [
+            e for e in read_json(root / "points.json") if e["id"] not in ids and load_result(root / "points" / e["id"])
+        ]
+        entries += [{**e, "index": len(points) + i} for i, e in enumerate(old)]
+    atomic_write_json(root / "points.json", entries)
     from goodhart.pipeline.config.load import to_yaml
 
     for p in points:
