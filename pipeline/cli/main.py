@@ -116,15 +116,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         from goodhart.pipeline.cli.cluster import status_slurm
 
         return status_slurm(root)
+    from goodhart.pipeline.sweeps.labels import distinguishing_overrides
+    from goodhart.pipeline.sweeps.point import running_state
+
     rows, counts = [], {}
-    for e in read_json(root / "points.json"):
+    entries = read_json(root / "points.json")
+    for e, ov in zip(entries, distinguishing_overrides([e["overrides"] for e in entries])):
         st = point_status(root, e["id"])
         counts[st] = counts.get(st, 0) + 1
         detail = ""
+        run = running_state(root / "points" / e["id"])
         if st == "failed":
             detail = read_json(root / "points" / e["id"] / "error.json").get("error", "")[:80]
-        rows.append([e["index"], e["id"], st, " ".join(f"{k}={v}" for k, v in e["overrides"].items())[:60], detail])
-    print(render(["#", "point", "status", "overrides", "error"], rows))
+        elif run is not None and st != "done":
+            detail = run[1] if st == "running" else f"stale running.json: {run[1]}"
+        rows.append([e["index"], e["id"], st, ov, detail])  # overrides in full: they tell the points apart
+    headers = ["#", "point", "status", "overrides (distinguishing)", "detail"]
+    print(render(headers, rows, align_left=(3, 4)))
     print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     return 0
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from goodhart.pipeline.io import atomic_write, atomic_write_json, atomic_write_text, read_json
-from goodhart.pipeline.sweeps.point import ERROR, TrackingTarget, load_result
+from goodhart.pipeline.sweeps.point import ERROR, TrackingTarget, load_result, running_state
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 from goodhart.pipeline.sweeps.tracking import Tracker, flatten, retry, tracker_for
 
@@ -53,6 +53,9 @@ def point_status(root: Path, pid: str) -> str:
     d = root / "points" / pid
     if (d / "result.json").is_file():
         return "done"
+    run = running_state(d)
+    if run is not None and run[0] == "running":  # a retry of a failed point runs too
+        return "running"
     if (d / ERROR).is_file():
         return "failed"
     return "pending"
