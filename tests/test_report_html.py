@@ -116,7 +116,14 @@ def test_report_html_is_self_contained(in_tmp, capsys):
     spec = {
         "name": "h",
         "base": str(configs_dir() / "base.yaml"),
-        "set": {"reward": "distributional", "sampling.n": 512, "prompts.n_eval": 6, "eval.bootstrap": 50, "seed": 3},
+        "set": {
+            "reward": "distributional",
+            "sampling.n": 512,
+            "prompts.n_eval": 6,
+            "eval.bootstrap": 50,
+            "seed": 3,
+            "tracking.enabled": False,
+        },
         "grid": {"reward.error": ["gaussian", "levy"]},
         "branches": [
             {"set": {"algo": "tilt"}, "grid": {"algo.kl.coef": [2.0, 0.5, 0.1]}},
