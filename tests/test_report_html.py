@@ -107,6 +107,7 @@ def test_flags_and_fit_rows_read_as_words_not_infinities():
     two = {"error_law": "g", "algo": "bon", "metric": M.GAIN_UTILITY, "fit": fit_bon([0.5, 1.0], [0.3, 0.4])}
     _, [row] = fit_rows([two])
     assert not any("inf" in str(c) for c in row) and row[-1].startswith("no: only 2 point(s)")
+    assert "inf" not in str(two["fit"]) and "no interval: too few points" in str(two["fit"])  # report.md's text
     df = gao_table().assign(ess_ok=False)
     headers, rows = points_table(df)
     assert headers[-1] == "flags" and all(r[-1] == "low-ESS" for r in rows)
