@@ -50,12 +50,19 @@ class FitResult:
     def __str__(self) -> str:
         head = "R(d) = d (alpha - beta d)" if self.form == "bon" else "R(d) = d (alpha - beta ln d)"
         pct = f"{self.level:.0%}"
+
+        def ci(lo: float, hi: float) -> str:  # too few points: say so rather than print +-inf
+            return f"[{lo:.4g}, {hi:.4g}]" if np.isfinite(lo) and np.isfinite(hi) else "[no interval: too few points]"
+
+        def se(v: float) -> str:
+            return f" +- {v:.2g}" if np.isfinite(v) else ""
+
         return "\n".join(
             [
                 f"{self.form} fit  {head}  (n={self.n_points}, R^2={self.r2:.3f})",
-                f"  alpha = {self.alpha:.4g} +- {self.alpha_se:.2g}  {pct} [{self.alpha_ci[0]:.4g}, {self.alpha_ci[1]:.4g}]",
-                f"  beta  = {self.beta:.4g} +- {self.beta_se:.2g}  {pct} [{self.beta_ci[0]:.4g}, {self.beta_ci[1]:.4g}]",
-                f"  peak d* = {self.d_star:.4g} [{self.d_star_ci[0]:.4g}, {self.d_star_ci[1]:.4g}],"
+                f"  alpha = {self.alpha:.4g}{se(self.alpha_se)}  {pct} {ci(*self.alpha_ci)}",
+                f"  beta  = {self.beta:.4g}{se(self.beta_se)}  {pct} {ci(*self.beta_ci)}",
+                f"  peak d* = {self.d_star:.4g} {ci(*self.d_star_ci)},"
                 f" KL* = {self.kl_star:.4g}, gain at peak = {self.peak_gain:.4g};"
                 f" observed d in [{self.d_range[0]:.3g}, {self.d_range[1]:.3g}]",
                 f"  sound: {self.sound} ({self.reason})",

@@ -252,5 +252,5 @@ def training_curves(curves: pd.DataFrame, title: str = ""):
     _legend(fig, axes)
     if title:
         fig.suptitle(title, fontsize=11, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.86))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.9 / fig.get_figheight()))  # room for the title and legend
     return fig

@@ -194,7 +194,7 @@ def test_browser_shows_readable_run_names(readable_sweep, capsys, tmp_path):
         # the report.html opens from disk, its embedded figures decode
         b.open((root / "report" / "report.html").resolve().as_uri())
         assert b.wait_for("document.images.length >= 4 && [...document.images].every(i => i.complete)", 30)
-        assert b.js("[...document.images].filter(i => i.naturalWidth > 500).length") >= 4
+        assert b.js("[...document.images].filter(i => i.naturalWidth > 200).length") >= 4
         assert "frontier" in b.js("[...document.images].map(i => i.alt).join(' ')")
         b.screenshot(shots / "report_html.png")
     finally:

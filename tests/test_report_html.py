@@ -107,6 +107,7 @@ def test_flags_and_fit_rows_read_as_words_not_infinities():
     two = {"error_law": "g", "algo": "bon", "metric": M.GAIN_UTILITY, "fit": fit_bon([0.5, 1.0], [0.3, 0.4])}
     _, [row] = fit_rows([two])
     assert not any("inf" in str(c) for c in row) and row[-1].startswith("no: only 2 point(s)")
+    assert "inf" not in str(two["fit"]) and "no interval: too few points" in str(two["fit"])  # report.md's text
     df = gao_table().assign(ess_ok=False)
     headers, rows = points_table(df)
     assert headers[-1] == "flags" and all(r[-1] == "low-ESS" for r in rows)
@@ -116,7 +117,14 @@ def test_report_html_is_self_contained(in_tmp, capsys):
     spec = {
         "name": "h",
         "base": str(configs_dir() / "base.yaml"),
-        "set": {"reward": "distributional", "sampling.n": 512, "prompts.n_eval": 6, "eval.bootstrap": 50, "seed": 3},
+        "set": {
+            "reward": "distributional",
+            "sampling.n": 512,
+            "prompts.n_eval": 6,
+            "eval.bootstrap": 50,
+            "seed": 3,
+            "tracking.enabled": False,
+        },
         "grid": {"reward.error": ["gaussian", "levy"]},
         "branches": [
             {"set": {"algo": "tilt"}, "grid": {"algo.kl.coef": [2.0, 0.5, 0.1]}},

@@ -39,7 +39,15 @@ def build_reward(spec: C.RewardSpec) -> Reward:
             return Keyword(spec.words, spec.case_sensitive)
         case C.HFReward():
             return HFClassifierReward(
-                spec.path, spec.label, spec.batch_size, spec.max_length, spec.device, spec.include_prompt
+                spec.path,
+                spec.label,
+                spec.batch_size,
+                spec.max_length,
+                spec.device,
+                spec.include_prompt,
+                dtype=spec.dtype,
+                revision=spec.revision,
+                trust_remote_code=spec.trust_remote_code,
             )
         case C.CallableReward():
             return callable_reward(spec.target, spec.kwargs)

@@ -140,7 +140,9 @@ def status_slurm(root: Path) -> int:
 
     st = status(root)
     snap = st.snapshot
-    print(render(["#", "point", "status", "task", "slurm", "overrides", "detail"], S.status_rows(snap)))
+    print(
+        render(["#", "point", "status", "task", "slurm", "overrides", "detail"], S.status_rows(snap), align_left=(5, 6))
+    )
     for p in snap.points:
         if p.status != "failed":
             continue

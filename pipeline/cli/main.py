@@ -18,7 +18,7 @@ from pathlib import Path
 from goodhart.pipeline.errors import USER_ERRORS, UsageError
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
-VERB_MODULES = ("cluster", "probe", "alarm")
+VERB_MODULES = ("cluster", "probe", "alarm", "export")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -44,11 +44,13 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_sweep(sweep, points, root: Path, jobs: int, progress: bool, sweep_file: Path | None) -> int:
+def _run_sweep(
+    sweep, points, root: Path, jobs: int, progress: bool, sweep_file: Path | None, partial: bool = False
+) -> int:
     from goodhart.pipeline.sweeps.invoke import run_sweep
     from goodhart.pipeline.sweeps.tables import sweep_tables
 
-    out = run_sweep(sweep, points, root, jobs, progress, sweep_file)
+    out = run_sweep(sweep, points, root, jobs, progress, sweep_file, keep_finished=partial)
     if out.results is None:  # a rank > 0 of `accelerate launch`: rank 0 reports
         return 0
     print(sweep_tables(out.results))
@@ -79,10 +81,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from goodhart.pipeline.sweeps.spec import expand, load_sweep
+    from goodhart.pipeline.sweeps.spec import expand_selected, load_sweep
 
     sweep, base = load_sweep(args.file)
-    points = expand(sweep, base, args.overrides)
+    sel = expand_selected(sweep, base, args.overrides, args.only, args.branch)
+    points = sel.points
+    for note in sel.notices:
+        print(f"goodhart: note: {note}", file=sys.stderr)
+    if sel.partial:
+        print(f"goodhart: running {len(points)} of the sweep's {sel.total} points", file=sys.stderr)
     root = Path(args.output or points[0].cfg.output_dir) / sweep.name
     if args.backend == "slurm":
         from goodhart.pipeline.cli.cluster import sweep_slurm
@@ -94,7 +101,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{len(points)} point(s) -> {root}")
         return 0
     jobs = args.jobs or sweep.jobs
-    return _run_sweep(sweep, points, root, jobs, not args.quiet, Path(args.file))
+    return _run_sweep(sweep, points, root, jobs, not args.quiet, Path(args.file), sel.partial)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -109,13 +116,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         from goodhart.pipeline.cli.cluster import status_slurm
 
         return status_slurm(root)
+    from goodhart.pipeline.sweeps.labels import distinguishing_overrides
+    from goodhart.pipeline.sweeps.point import running_state
+
     rows, counts = [], {}
-    for e in read_json(root / "points.json"):
+    entries = read_json(root / "points.json")
+    for e, ov in zip(entries, distinguishing_overrides([e["overrides"] for e in entries])):
         st = point_status(root, e["id"])
         counts[st] = counts.get(st, 0) + 1
         detail = status_detail(root, e["id"])[:80]
-        rows.append([e["index"], e["id"], st, " ".join(f"{k}={v}" for k, v in e["overrides"].items())[:60], detail])
-    print(render(["#", "point", "status", "overrides", "error"], rows))
+        run = running_state(root / "points" / e["id"])
+        if not detail and run is not None and st != "done":
+            detail = run[1] if st == "running" else f"stale running.json: {run[1]}"
+        rows.append([e["index"], e["id"], st, ov, detail])  # overrides in full: they tell the points apart
+    headers = ["#", "point", "status", "overrides (distinguishing)", "detail"]
+    print(render(headers, rows, align_left=(3, 4)))
     print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     return 0
 
@@ -335,6 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="slurm: submit only the missing and failed points (local sweeps always resume)",
     )
     p.add_argument("--dry-run", action="store_true", help="list the points; run nothing")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="KEY=VALUE",
+        help="run only points whose resolved config has KEY=VALUE (e.g. algo=bon); repeatable, all must hold",
+    )
+    p.add_argument(
+        "--branch",
+        action="append",
+        metavar="NAME_OR_INDEX",
+        help="run only this branch of the sweep file: its `name`, its `set: {algo: ...}`, or its index (0 = first)",
+    )
     p.add_argument("--output", help="parent directory of the sweep directory (default: the config's output_dir)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_sweep)

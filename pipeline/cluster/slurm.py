@@ -453,10 +453,11 @@ def snapshot(root: Path) -> Snapshot:
 
 
 def status_rows(snap: Snapshot) -> list[list[Any]]:
+    from goodhart.pipeline.sweeps.labels import distinguishing_overrides
+
     rows = []
-    for p in snap.points:
-        ov = " ".join(f"{k}={v}" for k, v in p.overrides.items())
-        rows.append([p.index, p.id, p.status, p.task or "-", p.slurm or "-", ov[:50], p.detail[:60]])
+    for p, ov in zip(snap.points, distinguishing_overrides([p.overrides for p in snap.points])):
+        rows.append([p.index, p.id, p.status, p.task or "-", p.slurm or "-", ov, p.detail[:60]])  # overrides in full
     return rows
 
 

@@ -148,10 +148,16 @@ class HFReward(Strict):
     """Texts per forward pass."""
     max_length: int = Field(256, ge=8)
     """Truncate inputs to this many tokens."""
-    device: str = "auto"
-    """cpu, cuda, cuda:1, ... or auto (cuda when available)."""
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    """cpu, cuda, cuda:1, mps or auto (cuda when available); checked against what exists when loaded."""
     include_prompt: bool = True
     """Score prompt + completion (reward models usually see both)."""
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
+    """Weights' dtype (auto: the checkpoint's own)."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) to load; None: the default branch."""
+    trust_remote_code: bool = False
+    """Run code shipped with the checkpoint (custom architectures). Off unless set."""
 
 
 class CallableReward(Strict):

@@ -45,6 +45,7 @@ def run_sweep(
     jobs: int = 1,
     progress: bool = True,
     sweep_file: Path | None = None,
+    keep_finished: bool = False,
 ) -> SweepOutcome:
     """Run the points of `sweep` not yet done under `root`; finished points are skipped."""
     out = SweepOutcome(root=root, points=len(points))
@@ -57,7 +58,7 @@ def run_sweep(
     # Ctrl-C and SIGTERM raise Interrupted from here on: points in flight are recorded as
     # interrupted (rerun next time), the parent run is closed KILLED, workers are stopped.
     with interrupts_raise(), SweepLock(root, quiet=not progress):
-        write_sweep_dir(root, sweep_file, sweep, points)
+        write_sweep_dir(root, sweep_file, sweep, points, keep_finished)  # keep_finished: a partial run
         tracking = points[0].cfg.tracking
         uri = resolve_uri(tracking) if tracking.enabled else None
         out.parent, _ = reopen_or_start_parent(sweep, points, root, uri)

@@ -43,6 +43,19 @@ def point_tags(algo: str, x_name: str, x: float, error: str) -> dict[str, str]:
     }
 
 
+def distinguishing_overrides(overrides: list[dict[str, Any]]) -> list[str]:
+    """Per point, in full, the overrides that tell it apart from the others: every key whose
+    value is not the same on all points (a key some points lack counts)."""
+    keys: dict[str, None] = {}
+    for ov in overrides:
+        keys.update(dict.fromkeys(ov))
+    missing = object()
+    varying = [k for k in keys if len({repr(ov.get(k, missing)) for ov in overrides}) > 1]
+    if not varying and len(overrides) == 1:
+        varying = list(keys)
+    return [" ".join(f"{k}={ov[k]}" for k in varying if k in ov) or "(base)" for ov in overrides]
+
+
 def _text(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""

@@ -34,6 +34,7 @@ from goodhart.rewards.base import RewardError
 RESULT, ERROR, CONFIG, EXAMPLES = "result.json", "error.json", "config.yaml", "examples.jsonl"
 PER_PROMPT_FILE = "per_prompt.npz"  # per-prompt estimates: reports compare points paired on prompts
 TRAIN_LOG = "train_metrics.jsonl"  # per-step training metrics, one JSON line per logged step
+RUNNING = "running.json"  # {pid, host, started}: written when a local run starts, removed when it ends
 PREEMPTED = "preempted.json"  # stopped on a preemption signal after checkpointing: pending, not failed
 INTERRUPTED = "interrupted.json"  # stopped by Ctrl-C / SIGTERM: pending, not failed
 # The numbers a result must hold, finite, to count as done (a NaN result is no result).
@@ -153,6 +154,49 @@ def run_point(
     point_dir.mkdir(parents=True, exist_ok=True)
     if main_rank:
         atomic_write_text(point_dir / CONFIG, to_yaml(cfg))
+        mark_running(point_dir)
+    try:
+        return _run_point(cfg, point_dir, target, progress, main_rank)
+    finally:
+        if main_rank:
+            (point_dir / RUNNING).unlink(missing_ok=True)
+
+
+def mark_running(point_dir: Path) -> None:
+    """running.json: this process runs the point (status shows it running while the pid lives)."""
+    import socket
+
+    atomic_write_json(point_dir / RUNNING, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+
+
+def running_state(point_dir: Path) -> tuple[str, str] | None:
+    """("running" | "stale", detail) from running.json, or None when there is none. A pid on
+    this host that no longer lives is stale (killed hard: the point is pending again); on
+    another host the pid cannot be checked and the point is taken as running."""
+    import socket
+
+    f = point_dir / RUNNING
+    if not f.is_file():
+        return None
+    try:
+        info = read_json(f)
+        pid, host = int(info["pid"]), str(info.get("host", ""))
+    except Exception:
+        return "stale", "unreadable running.json"
+    if host and host != socket.gethostname():
+        return "running", f"pid {pid} on {host}"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "stale", f"pid {pid} is gone (killed?): pending"
+    except PermissionError:
+        pass  # alive, another user's
+    return "running", f"pid {pid}"
+
+
+def _run_point(
+    cfg: RunConfig, point_dir: Path, target: TrackingTarget | None, progress: bool, main_rank: bool
+) -> dict[str, Any]:
     pid = point_id(cfg)
     run_id = None
     last_step = [0]  # the last training step logged: the final numbers are logged there

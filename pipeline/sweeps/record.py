@@ -17,7 +17,14 @@ from typing import Any
 import yaml
 
 from goodhart.pipeline.io import atomic_write, atomic_write_json, atomic_write_text, read_json
-from goodhart.pipeline.sweeps.point import ERROR, INTERRUPTED, TrackingTarget, load_result, result_problem
+from goodhart.pipeline.sweeps.point import (
+    ERROR,
+    INTERRUPTED,
+    TrackingTarget,
+    load_result,
+    result_problem,
+    running_state,
+)
 from goodhart.pipeline.sweeps.runstate import reconcile_children
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 from goodhart.pipeline.sweeps.tracking import Tracker, check_store, flatten, retry, tracker_for
@@ -25,11 +32,22 @@ from goodhart.pipeline.sweeps.tracking import Tracker, check_store, flatten, ret
 PARENT = "parent.json"
 
 
-def write_sweep_dir(root: Path, sweep_file: Path | None, sweep: SweepConfig, points: list[Point]) -> None:
+def write_sweep_dir(
+    root: Path, sweep_file: Path | None, sweep: SweepConfig, points: list[Point], keep_finished: bool = False
+) -> None:
+    """keep_finished (a partial run: --only/--branch): finished points of points.json that are
+    not among `points` stay listed after them, so results.csv still shows the whole study."""
     root.mkdir(parents=True, exist_ok=True)
     if sweep_file is not None:
         atomic_write_text(root / "sweep.yaml", sweep_file.read_text())
-    atomic_write_json(root / "points.json", [{"index": p.index, "id": p.id, "overrides": p.overrides} for p in points])
+    entries = [{"index": p.index, "id": p.id, "overrides": p.overrides} for p in points]
+    if keep_finished and (root / "points.json").is_file():
+        ids = {p.id for p in points}
+        old = [
+            e for e in read_json(root / "points.json") if e["id"] not in ids and load_result(root / "points" / e["id"])
+        ]
+        entries += [{**e, "index": len(points) + i} for i, e in enumerate(old)]
+    atomic_write_json(root / "points.json", entries)
     from goodhart.pipeline.config.load import to_yaml
 
     for p in points:
@@ -45,6 +63,9 @@ def point_status(root: Path, pid: str) -> str:
     d = root / "points" / pid
     if load_result(d) is not None:
         return "done"
+    run = running_state(d)
+    if run is not None and run[0] == "running":  # a retry of a failed point runs too
+        return "running"
     if (d / ERROR).is_file():
         return "failed"
     if result_problem(d) is not None:

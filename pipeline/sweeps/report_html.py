@@ -222,7 +222,8 @@ def _table(headers: list[str], rows: list[list[Any]], left: int = 2) -> str:
                 cls.append(f"v-{c}")
             tds.append(f'<td class="{" ".join(cls)}">{text}</td>')
         body.append("<tr>" + "".join(tds) + "</tr>")
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    head = f"<thead><tr>{th}</tr></thead>" if any(headers) else ""
+    return f"<table>{head}<tbody>{''.join(body)}</tbody></table>"
 
 
 def points_table(labelled: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:

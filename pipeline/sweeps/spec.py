@@ -35,6 +35,8 @@ from goodhart.pipeline.sweeps.point import point_id
 class Branch(Strict):
     """One sub-grid of a sweep."""
 
+    name: str | None = None
+    """A name for `--branch NAME` (default: the branch's `set: {algo: ...}`)."""
     set: dict[str, Any] = Field(default_factory=dict)
     """Fixed overrides for this branch."""
     grid: dict[str, list[Any]] = Field(default_factory=dict)
@@ -106,23 +108,149 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> tuple[Sw
 
 
 def expand(sweep: SweepConfig, base: dict[str, Any], cli_overrides: list[str] | None = None) -> list[Point]:
-    """Every point, validated before anything runs; duplicates (same id) kept once."""
+    """Every point, validated before anything runs; duplicates (same id) kept once. A CLI
+    override applies only to the points whose config has its key (see `expand_selected`)."""
+    return expand_selected(sweep, base, cli_overrides).points
+
+
+@dataclass
+class Selection:
+    """What `expand_selected` chose: the points to run, how many the whole sweep has, and one
+    line per CLI override that some points lack the key of (it was not applied to them)."""
+
+    points: list[Point]
+    total: int
+    notices: list[str]
+
+    @property
+    def partial(self) -> bool:
+        return len(self.points) < self.total
+
+
+def branch_label(b: Branch, i: int) -> str:
+    algo = b.set.get("algo")
+    return b.name or (str(algo) if isinstance(algo, str) else f"#{i}")
+
+
+def _has_key(tree: dict[str, Any], key: str) -> bool:
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _get(tree: dict[str, Any], key: str) -> Any:
+    node: Any = tree
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _matches(p: Point, key: str, want: Any) -> bool:
+    """`key=want` holds for p: its own override says so, or its resolved config has that value
+    (a config group such as `algo` matches by its kind/type/name)."""
+    if key in p.overrides and str(p.overrides[key]) == str(want):
+        return True
+    tree = p.cfg.model_dump(mode="json")
+    if not _has_key(tree, key):
+        return False
+    got = _get(tree, key)
+    if isinstance(got, dict):
+        return any(str(got.get(f)) == str(want) for f in ("kind", "type", "name"))
+    if isinstance(got, (int, float)) and not isinstance(got, bool):
+        try:
+            return float(got) == float(want)
+        except (TypeError, ValueError):
+            return False
+    return str(got) == str(want)
+
+
+def expand_selected(
+    sweep: SweepConfig,
+    base: dict[str, Any],
+    cli_overrides: list[str] | None = None,
+    only: list[str] | None = None,
+    branches: list[str] | None = None,
+) -> Selection:
+    """Expand the sweep, then keep the points of the named branches (`--branch NAME_OR_INDEX`,
+    index 0 = the first branch in the file) whose resolved config matches every `--only key=value`.
+
+    CLI overrides (`algo.steps=10`) apply where the point's config has the key and are skipped,
+    with a notice, where it does not (tilt has no `algo.steps`); an override no point has is
+    still the config error it always was."""
     from goodhart.pipeline.config.load import parse_override
+    from goodhart.pipeline.errors import ConfigError
 
     cli = dict(parse_override(o) for o in (cli_overrides or []))
+    wanted = [parse_override(o) for o in (only or [])]
     top = _combos(sweep)
-    branches = [c for b in sweep.branches for c in _combos(b)] or [{}]
+    chosen = _branch_indices(sweep, branches)
+    combos = [(i, c) for i, b in enumerate(sweep.branches) for c in _combos(b)] or [(None, {})]
     points: list[Point] = []
+    skipped: dict[str, list[str]] = {k: [] for k in cli}
     seen: set[str] = set()
+    total = 0
     for t in top:
-        for b in branches:
-            ov = {**t, **b, **cli}  # CLI overrides win over the sweep's own values
+        for bi, b in combos:
+            own = {**t, **b}
+            tree = apply_overrides(base, own)
+            resolved = validate(tree, RunConfig, source=f"{sweep.name} point {_fmt(own)}").model_dump(mode="json")
+            ov = dict(own)
+            for k, v in cli.items():  # CLI overrides win over the sweep's own values, where they apply
+                if _has_key(resolved, k) or "." not in k:
+                    ov[k] = v
+                else:
+                    skipped[k].append(_fmt(own))
             cfg = validate(apply_overrides(base, ov), RunConfig, source=f"{sweep.name} point {_fmt(ov)}")
             pid = point_id(cfg)
-            if pid not in seen:
-                seen.add(pid)
-                points.append(Point(len(points), pid, ov, cfg))
-    return points
+            if pid in seen:
+                continue
+            seen.add(pid)
+            total += 1
+            p = Point(len(points), pid, ov, cfg)
+            if chosen is not None and bi not in chosen:
+                continue
+            if not all(_matches(p, k, v) for k, v in wanted):
+                continue
+            points.append(p)
+    n_all = sum(1 for _ in top) * len(combos)
+    for k, where in skipped.items():
+        if len(where) == n_all:
+            # no point has it: apply it to get the usual one-line error naming the key
+            validate(apply_overrides(base, {**top[0], **combos[0][1], k: cli[k]}), RunConfig, source=f"override {k}")
+    if not points:
+        what = " ".join([*(only or []), *(f"--branch {b}" for b in branches or [])])
+        raise ConfigError(f"no point of sweep '{sweep.name}' matches {what}")
+    for i, p in enumerate(points):
+        p.index = i
+    notices = [
+        f"{k}={cli[k]} not applied to {len(w)} point(s) without that key (e.g. {w[0]})"
+        for k, w in skipped.items()
+        if w and len(w) < n_all
+    ]
+    return Selection(points, total, notices)
+
+
+def _branch_indices(sweep: SweepConfig, names: list[str] | None) -> set[int] | None:
+    from goodhart.pipeline.errors import ConfigError
+
+    if not names:
+        return None
+    labels = [branch_label(b, i) for i, b in enumerate(sweep.branches)]
+    out: set[int] = set()
+    for n in names:
+        hits = {i for i, lab in enumerate(labels) if lab == n}
+        if not hits and n.isdigit() and int(n) < len(labels):
+            hits = {int(n)}
+        if not hits:
+            raise ConfigError(
+                f"sweep '{sweep.name}' has no branch '{n}'; its branches: "
+                + (", ".join(f"{i}={lab}" for i, lab in enumerate(labels)) or "none")
+            )
+        out |= hits
+    return out
 
 
 def _fmt(ov: dict[str, Any]) -> str:

@@ -9,13 +9,20 @@ from typing import Any
 from goodhart.eval import metrics as M
 
 
-def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> str:
+def render(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None, align_left: Sequence[int] = ()
+) -> str:
+    """Columns right-aligned, except those in align_left (long text reads better left-aligned)."""
     cells = [[_fmt(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths))
+
+    def cell(i: int, c: str, w: int) -> str:
+        return c.ljust(w) if i in align_left else c.rjust(w)
+
+    line = "  ".join(cell(i, h, w) for i, (h, w) in enumerate(zip(headers, widths))).rstrip()
     out = [title] if title else []
     out += [line, "-" * len(line)]
-    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    out += ["  ".join(cell(i, c, w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in cells]
     return "\n".join(out)
 
 

@@ -12,6 +12,7 @@
     preemption               handled() (signals -> flag during a run), requested(), Preempted (exit 75)
     kl                       the completion slice, token log-probs, masked_mean, k1/k3, sequence KL,
                              the adaptive KL controller
+    export.export_policy     a trained point's checkpoint as a Hugging Face model dir (`goodhart export`)
 
 KL to pi_0 is measured in one place for all of them: `goodhart.pipeline.train.kl`.
 """
