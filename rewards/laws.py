@@ -8,6 +8,7 @@ the point of this project.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import stats
@@ -25,9 +26,10 @@ class Law:
     loc: float = 0.0
     center: bool = False
 
-    @property
+    @cached_property
     def standard(self) -> stats.rv_continuous:
-        """The frozen scipy law of Z (before centring and scaling)."""
+        """The frozen scipy law of Z (before centring and scaling). Cached: freezing a scipy
+        law costs ~2-5 ms, and a trained run scores a small batch every step."""
         return {
             "gaussian": lambda: stats.norm(),
             "student_t": lambda: stats.t(self.df),
@@ -44,7 +46,7 @@ class Law:
         """Heavier than every exponential (Kwa et al.'s definition)."""
         return self.name in HEAVY
 
-    @property
+    @cached_property
     def _shift(self) -> float:
         return float(self.standard.median()) if self.center else 0.0
 
