@@ -51,7 +51,7 @@ def headline(name: str, doc: dict) -> dict:
             "tilt_cheaper_wall": doc["wall_ratio"],
             "tilt_cheaper_samples": doc["samples_ratio"],
             "ppo_extrapolated": doc["ppo"]["extrapolated"],
-            "ppo_reached_target": all(r["reached_at_step"] is not None for r in doc["ppo"]["runs"]),
+            "ratio_is_lower_bound": doc["ratio_is_lower_bound"],
         }
     if name == "scaling":
         out = {}
