@@ -142,6 +142,8 @@ def run(opts: B.Opts) -> dict:
     for b in sizes:
         sweep[b] = N / B.median(bt["seconds"][str(b)])
 
+    small = small_batch_scoring(cfg, flat, comps, reps=opts.pick(3, 20, 50))
+
     B.say(f"\n== sampling + scoring: {P} prompts x {n} samples, {s.max_new_tokens} new tokens, device {dev}")
     B.say(f"batch sizes the pipeline picks: sampling.batch_size={bs}, hf reward batch_size={hf_bs}")
     B.say(
@@ -160,6 +162,10 @@ def run(opts: B.Opts) -> dict:
         )
     )
     B.say("sampler throughput (samples/s) by batch size: " + ", ".join(f"{b}: {v:.0f}" for b, v in sweep.items()))
+    B.say(
+        f"an RL-sized batch (16 samples), gold reward: pipeline Scorer {small['pipeline_ms']:.2f} ms vs plain VADER "
+        f"{small['plain_ms']:.2f} ms; building a Scorer {small['scorer_init_ms']:.1f} ms"
+    )
     B.say(f"load averages during the runs: {t['load']}")
     figures = {
         "prompts": P,
@@ -172,10 +178,39 @@ def run(opts: B.Opts) -> dict:
         "seconds": sec,
         "rows": rows,
         "throughput_by_batch_size": sweep,
+        "small_batch_scoring": small,
         "goal": "throughput_ratio >= 0.9",
         "load_during": t["load"] + bt["load"],
     }
     return B.write_json(opts.out, NAME, opts, figures, started)
+
+
+def small_batch_scoring(cfg, flat: list[str], comps: list[str], reps: int) -> dict:
+    """Fixed costs that a big pool hides and a trained run pays every step or every point: the
+    Scorer (gold proxy) on 16 samples vs plain VADER on them, and building a Scorer (once per
+    sweep point). Median over `reps` interleaved rounds, in milliseconds."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from goodhart.pipeline.base.scoring import Scorer
+
+    p16, c16 = flat[:16], comps[:16]
+    scorer, vader = Scorer(cfg), SentimentIntensityAnalyzer()
+    t = B.interleaved(
+        {
+            "pipeline": lambda: scorer.components(p16, c16),
+            "plain": lambda: [vader.polarity_scores(c)["compound"] for c in c16],
+            "scorer_init": lambda: Scorer(cfg),
+        },
+        reps,
+    )
+    ms = {k: 1000 * B.median(v) for k, v in t["seconds"].items()}
+    return {
+        "samples": 16,
+        "pipeline_ms": ms["pipeline"],
+        "plain_ms": ms["plain"],
+        "scorer_init_ms": ms["scorer_init"],
+        "load": t["load"][-1],
+    }
 
 
 if __name__ == "__main__":

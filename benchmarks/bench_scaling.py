@@ -51,7 +51,9 @@ def measure(fn, device: str, reps: int = 1) -> dict:
 
 def _finish(name: str, size_key: str, rows: list[dict]) -> dict:
     b = B.growth_exponent([r[size_key] for r in rows], [r["seconds"] for r in rows])
-    bm = B.growth_exponent([r[size_key] for r in rows], [max(r["peak_rss_added_mib"], 1e-3) for r in rows])
+    # Memory: only sizes that added >= 16 MiB (below that the allocator's reuse of freed pages hides the work)
+    big = [r for r in rows if r["peak_rss_added_mib"] >= 16]
+    bm = B.growth_exponent([r[size_key] for r in big], [r["peak_rss_added_mib"] for r in big])
     B.say(f"\n-- {name}: seconds ~ {size_key}^{b:.2f}, peak RSS added ~ {size_key}^{bm:.2f}")
     B.say(B.table(rows, [size_key, "seconds", "peak_rss_added_mib", "peak_rss_mib", "load"]))
     return {"rows": rows, "size": size_key, "time_exponent": b, "memory_exponent": bm}

@@ -51,7 +51,7 @@ def headline(name: str, doc: dict) -> dict:
             "tilt_cheaper_wall": doc["wall_ratio"],
             "tilt_cheaper_samples": doc["samples_ratio"],
             "ppo_extrapolated": doc["ppo"]["extrapolated"],
-            "ppo_reached_target": all(r["reached_at_step"] is not None for r in doc["ppo"]["runs"]),
+            "ratio_is_lower_bound": doc["ratio_is_lower_bound"],
         }
     if name == "scaling":
         out = {}
@@ -61,7 +61,13 @@ def headline(name: str, doc: dict) -> dict:
         out["model_size"] = doc["model_size"]["smollm2"]
         return out
     if name == "end_to_end":
-        return {"points": doc["points"], "wall_s": doc["wall_seconds_sweep"], "peak_rss_mib": doc["peak_rss_mib"]}
+        out = {"points": doc["points"], "mlflow": doc["mlflow"], "wall_s": doc["wall_seconds_sweep"]}
+        out["peak_rss_mib"] = doc["peak_rss_mib"]
+        off = [r for r in doc["runs"] if not r["mlflow"]]
+        if doc["mlflow"] and off:
+            out["wall_s_without_mlflow"] = off[0]["wall_seconds"]
+            out["peak_rss_mib_without_mlflow"] = off[0]["peak_rss_mib"]
+        return out
     return {}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -19,15 +20,22 @@ class Sentiment:
     name = "sentiment"
 
     def __init__(self, include_prompt: bool = False):
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
         self.include_prompt = include_prompt
-        self._vader = SentimentIntensityAnalyzer()
+        self._vader = _analyzer()
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
         texts = [p + c for p, c in zip(prompts, completions)] if self.include_prompt else completions
         vals = [self._vader.polarity_scores(t)["compound"] for t in texts]
         return checked(self.name, vals, prompts, completions)
+
+
+@lru_cache(maxsize=1)
+def _analyzer():
+    """One VADER analyzer per process. Building one parses its lexicon (~60-100 ms), and a sweep
+    builds a Scorer per point; scoring only reads the lexicon, so sharing it is safe."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
 
 
 class Length:

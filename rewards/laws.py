@@ -8,6 +8,7 @@ the point of this project.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import stats
@@ -23,9 +24,10 @@ class Law:
     loc: float = 0.0
     center: bool = False
 
-    @property
+    @cached_property
     def standard(self) -> stats.rv_continuous:
-        """The frozen scipy law of Z (before centring and scaling)."""
+        """The frozen scipy law of Z (before centring and scaling). Cached: freezing a scipy
+        law costs ~2-5 ms, and a trained run scores a small batch every step."""
         return {
             "gaussian": lambda: stats.norm(),
             "student_t": lambda: stats.t(self.df),
@@ -37,7 +39,7 @@ class Law:
             "gumbel": lambda: stats.gumbel_r(),
         }[self.name]()
 
-    @property
+    @cached_property
     def _shift(self) -> float:
         return float(self.standard.median()) if self.center else 0.0
 
