@@ -120,7 +120,7 @@ def test_a_callable_returning_huge_scores_is_stopped_naming_it(monkeypatch):
     from goodhart.rewards.base import RewardError
 
     monkeypatch.setitem(sys.modules, "hardening_rewards", sys.modules[__name__])
-    cfg = load_config(None, ["reward.type=callable", "reward.target=hardening_rewards:big_reward"])
+    cfg = load_config(None, ["reward.type=callable", "reward.target=hardening_rewards:big_reward", "utility=same"])
     with pytest.raises(RewardError, match=r"reward 'big_reward' returned .*1e\+308.*rescale"):
         Scorer(cfg).components(["p"] * 4, ["a", "b", "c", "d"])
 
@@ -191,6 +191,7 @@ def test_flipping_a_callable_rewards_sign_rescores_the_pool(tmp_path, monkeypatc
         f"model.path={small_model_dir}",
         "reward.type=callable",
         "reward.target=signed:score",
+        "utility=same",
         "sampling.n=3",
         "sampling.max_new_tokens=4",
         "prompts.n_eval=2",

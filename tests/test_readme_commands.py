@@ -28,6 +28,11 @@ PPO = "algo.steps=1 algo.batch_prompts=2 algo.samples_per_prompt=2 algo.minibatc
 CAL = "reward.error.calibration_samples=64"
 DIST = "sampling.n=16384 prompts.n_eval=4"
 SLURM_ENV = "MLFLOW_TRACKING_URI=http://127.0.0.1:5001"
+PROBE = (
+    "model.path={model} probe.n_samples=600 probe.base_reference=64 probe.search.steps=3 "
+    "probe.search.candidates=16 probe.search.restarts=1"
+)
+RM = 'reward="{{type: hf, path: rm}}"'
 GPU = "launch config exists; its loader is tested in tests/test_launch_configs.py; the point entry parses"
 
 # documented command -> what runs (in order, in one working directory; "$ " lines expect rc 2)
@@ -76,6 +81,30 @@ VARIANTS: dict[str, str] = {
     "goodhart status runs/my_sweep": "goodhart status runs/demo",  # a written sweep directory
     "goodhart sweep configs/sweep/my_sweep.yaml --backend slurm --resume": f"{SLURM_ENV} goodhart sweep my_sweep.yaml --backend slurm --resume --dry-run",
     "sbatch --array=0-3 --partition=debug slurm/sweep_array.sbatch runs/my_sweep": "bash -n {repo}/slurm/sweep_array.sbatch",
+    # README.md: partial sweeps and export (after the demo variant above has run)
+    "goodhart sweep configs/sweep/demo.yaml --only algo=bon": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --only algo=bon --quiet sampling.n=256 {LM} {CAL}",
+    "goodhart sweep configs/sweep/demo.yaml --branch ppo algo.steps=10": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --branch ppo --quiet sampling.n=256 {LM} {PPO} {CAL}",
+    "goodhart export runs/demo/points/<id> my_policy": 'd=$(dirname "$(ls -d runs/demo/points/*/checkpoints | head -1)") && goodhart export "$d" my_policy',
+    "goodhart export runs/demo/points/<id> my_adapter --keep-adapter": "goodhart export --help  # a LoRA point kept as an adapter: tests/test_export.py",
+    # README.md: reward-model tail probe (a small RM on the small model, a short search)
+    "python tests/probe_rm.py rm": f"{sys.executable} {{repo}}/tests/probe_rm.py rm --base {{model}} --samples 256 --steps 20",
+    'goodhart probe configs/base.yaml "reward={type: hf, path: rm}" name=sentiment-rm --mode random': f"goodhart probe {{repo}}/configs/base.yaml {RM} name=sentiment-rm --mode random {PROBE}",
+    'goodhart probe configs/base.yaml "reward={type: hf, path: rm}" name=sentiment-rm --mode base': f"goodhart probe {{repo}}/configs/base.yaml {RM} name=sentiment-rm --mode base {PROBE}",
+    'goodhart probe configs/base.yaml "reward={type: hf, path: rm}" name=sentiment-rm --mode optimize': f"goodhart probe {{repo}}/configs/base.yaml {RM} name=sentiment-rm --mode optimize {PROBE}",
+    "goodhart report runs/probe-sentiment-rm": "goodhart report runs/probe-sentiment-rm --no-mlflow",
+    "goodhart probe rm7b.yaml --mode random   --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
+    "goodhart probe rm7b.yaml --mode base     --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
+    "goodhart probe rm7b.yaml --mode optimize --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
+    # README.md: the gold-free alarm (runs/distributional is the distributional variant's)
+    "goodhart alarm-eval runs/distributional": "goodhart alarm-eval runs/distributional",
+    "goodhart sweep configs/sweep/alarm_heldout.yaml seed=3 --output runs/s3": f"goodhart sweep {{repo}}/configs/sweep/alarm_heldout.yaml seed=3 --output runs/s3 --quiet {DIST}",
+    "goodhart alarm-eval runs/s3/alarm_heldout": "goodhart alarm-eval runs/s3/alarm_heldout",
+    "goodhart sweep configs/sweep/alarm_heldout_text.yaml": f"goodhart sweep {{repo}}/configs/sweep/alarm_heldout_text.yaml --quiet sampling.n=256 {LM}",
+    "goodhart alarm-eval runs/alarm_heldout_text --points": "goodhart alarm-eval runs/alarm_heldout_text --points",
+    "goodhart sweep configs/sweep/alarm_heldout_ppo.yaml": f"goodhart sweep {{repo}}/configs/sweep/alarm_heldout_ppo.yaml --quiet sampling.n=8 {LM} {PPO} {CAL}",
+    "goodhart alarm-eval runs/alarm_heldout_ppo --steps": "goodhart alarm-eval runs/alarm_heldout_ppo --steps",
+    # README.md: tests
+    ".venv/bin/python -m pytest -q tests/test_ppo_loss.py": f"{sys.executable} -m pytest -q -p no:cacheprovider {{repo}}/tests/test_ppo_loss.py",
 }
 
 _COMMAND = re.compile(r"^(goodhart|make|accelerate|sbatch|export|\.|ACCELERATE_USE_CPU=|\$ goodhart)")

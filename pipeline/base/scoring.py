@@ -83,6 +83,10 @@ class Scorer:
     def error(self) -> SyntheticError | None:
         return self.synthetic.error if self.synthetic else None
 
+    def needs_calibration(self) -> bool:
+        """A feature-mode error whose CDF has not been fitted on base samples yet."""
+        return self.error is not None and not self.error.fitted
+
     def components(self, prompts: Sequence[str], completions: Sequence[str]) -> dict[str, np.ndarray]:
         if self.synthetic is not None:
             parts = self.synthetic.components(prompts, completions)

@@ -38,6 +38,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     run_over = [o for o in args.overrides if not o.startswith(PREFIX)]
     probe_over = [o[len(PREFIX) :] for o in args.overrides if o.startswith(PREFIX)]
+    if not any(o.startswith("utility=") or o.startswith("utility.") for o in run_over):
+        # The probe reads the reward alone: a plug-in reward needs no utility here.
+        run_over = [*run_over, "utility=same"]
     cfg = load_config(args.config, run_over)
     pcfg = load_probe_config(args.probe_config, probe_over)
     result = run_probe(args.mode, cfg, pcfg, progress=not args.quiet)

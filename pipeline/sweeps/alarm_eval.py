@@ -24,8 +24,8 @@ import pandas as pd
 
 from goodhart.eval import metrics as M
 from goodhart.eval.alarm import AlarmRule, decide
-from goodhart.eval.goodhart import label_points
 from goodhart.pipeline.errors import UsageError
+from goodhart.pipeline.sweeps.report import gold_labels
 
 POSITIVE = ("over-optimized", "catastrophic")
 
@@ -81,10 +81,9 @@ def score_sweeps(dirs: list[Path], rule: AlarmRule = AlarmRule(), fire_on: tuple
         f = Path(d) / "results.csv"
         if not f.is_file():
             raise UsageError(f"{d}: no results.csv (expected a finished sweep directory, e.g. runs/demo)")
-        df = pd.read_csv(f)
-        if M.ALARM_SIGMA not in df:
+        if M.ALARM_SIGMA not in pd.read_csv(f, nrows=1):
             raise UsageError(f"{f} has no {M.ALARM_SIGMA} column: its points predate the alarm; re-run the sweep")
-        lab = label_points(df)
+        lab = gold_labels(Path(d))  # exactly the report's verdicts (paired on prompts)
         lab["sweep"] = str(d)  # the path: two sweeps may share a name (seeds in separate output dirs)
         frames.append(lab)
     pts = pd.concat(frames, ignore_index=True)

@@ -200,9 +200,9 @@ def backfill(root: Path, df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | None = None) -> Report:
-    from goodhart.eval.plots import bon_vs_n, gains_vs_kl
-
+def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
+    """The sweep's finished points labelled by the verdict rule, compared paired on prompts (the
+    one way every reader of verdicts gets them: the report, alarm-eval)."""
     write_results(root)  # from the points themselves: what `goodhart status` says, not a stale table
     df = pd.read_csv(root / "results.csv")
     if "status" in df:
@@ -210,7 +210,13 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
     if df.empty:
         raise FileNotFoundError(f"{root} has no finished points yet (see `goodhart status {root}`)")
     df = backfill(root, df)
-    labelled = label_points(df, rule, load_units(root, df))
+    return label_points(df, rule, load_units(root, df))
+
+
+def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | None = None) -> Report:
+    from goodhart.eval.plots import bon_vs_n, gains_vs_kl
+
+    labelled = gold_labels(root, rule)
     groups = summarize_groups(labelled)
     rep = Report(root, labelled, groups, sweep_verdict(groups), rule=rule)
     out_dir = out_dir or root / "report"
