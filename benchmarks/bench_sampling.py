@@ -43,7 +43,9 @@ def run(opts: B.Opts) -> dict:
     dev = opts.device
     cfg = B.run_config(model_dir, dev, [f"prompts.n_eval={P}", f"sampling.n={n}", "reward=gaussian"])
     hf_cfg = B.run_config(
-        model_dir, dev, [f"prompts.n_eval={P}", f"reward={{type: hf, path: {model_dir}, device: {dev}}}"]
+        model_dir,
+        dev,
+        [f"prompts.n_eval={P}", f"reward={{type: hf, path: {model_dir}, device: {dev}}}", "utility=same"],
     )
     bs = cfg.sampling.batch_size
     hf_bs = hf_cfg.reward.batch_size

@@ -74,7 +74,10 @@ def test_hf_reward_options_reach_the_model(classifier_dir):
 def test_config_carries_the_options_and_checks_the_device(classifier_dir):
     cfg = load_config(
         str(configs_dir() / "base.yaml"),
-        [f"reward={{type: hf, path: {classifier_dir}, label: 1, dtype: bfloat16, revision: main, max_length: 16}}"],
+        [
+            f"reward={{type: hf, path: {classifier_dir}, label: 1, dtype: bfloat16, revision: main, max_length: 16}}",
+            "utility=same",
+        ],
     )
     assert cfg.reward.dtype == "bfloat16" and cfg.reward.revision == "main" and cfg.reward.trust_remote_code is False
     r = build_reward(cfg.reward)  # a local directory: the revision is recorded, nothing is fetched
@@ -85,7 +88,10 @@ def test_config_carries_the_options_and_checks_the_device(classifier_dir):
     from goodhart.pipeline.errors import ConfigError
 
     with pytest.raises(ConfigError, match="reward.device"):
-        load_config(str(configs_dir() / "base.yaml"), [f"reward={{type: hf, path: {classifier_dir}, device: gpu}}"])
+        load_config(
+            str(configs_dir() / "base.yaml"),
+            [f"reward={{type: hf, path: {classifier_dir}, device: gpu}}", "utility=same"],
+        )
 
 
 def test_remote_code_is_off_unless_set(classifier_dir, tmp_path):

@@ -203,12 +203,15 @@ def backfill(root: Path, df: pd.DataFrame) -> pd.DataFrame:
 def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
     """The sweep's finished points labelled by the verdict rule, compared paired on prompts (the
     one way every reader of verdicts gets them: the report, alarm-eval)."""
-    write_results(root)  # from the points themselves: what `goodhart status` says, not a stale table
+    if (root / "points.json").is_file():  # from the points themselves, not a stale table
+        write_results(root)
     df = pd.read_csv(root / "results.csv")
     if "status" in df:
         df = df[df["status"] == "done"]
     if df.empty:
         raise FileNotFoundError(f"{root} has no finished points yet (see `goodhart status {root}`)")
+    if not (root / "points").is_dir():  # a bare results table: unpaired intervals, as recorded
+        return label_points(df, rule)
     df = backfill(root, df)
     return label_points(df, rule, load_units(root, df))
 
