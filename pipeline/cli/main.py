@@ -18,7 +18,7 @@ from pathlib import Path
 from goodhart.pipeline.errors import USER_ERRORS, UsageError
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
-VERB_MODULES = ("cluster",)
+VERB_MODULES = ("cluster", "train_rm")
 
 
 # ---------------------------------------------------------------------------------------------
