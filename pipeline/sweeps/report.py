@@ -27,6 +27,7 @@ class Report:
     verdict: str
     fits: list[dict[str, Any]] = field(default_factory=list)
     tails: list[dict[str, Any]] = field(default_factory=list)
+    learned: list[dict[str, Any]] = field(default_factory=list)  # learned-reward section (learned_report.py)
     files: list[Path] = field(default_factory=list)
     markdown: str = ""
 
@@ -126,6 +127,9 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
                     z["error"].ravel(), out_dir / f"tails_{safe}.png", f"error {t['error_law']} under the base policy"
                 )
             )
+    from goodhart.pipeline.sweeps.learned_report import learned_error
+
+    rep.learned = learned_error(root, labelled)
     labelled.to_csv(out_dir / "verdicts.csv", index=False)
     rep.files.append(out_dir / "verdicts.csv")
     rep.markdown = render_markdown(rep, out_dir)
@@ -164,6 +168,9 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
         for t in rep.tails:
             lines += [f"### error {t['error_law']}: **{t['error'].verdict}**", "", "```", t["error"].table(), "```", ""]
         lines += [f"![tails]({p.name})" for p in rep.files if p.name.startswith("tails_")]
+    from goodhart.pipeline.sweeps.learned_report import learned_error_markdown
+
+    lines += learned_error_markdown(rep.learned)
     return "\n".join(lines) + "\n"
 
 
