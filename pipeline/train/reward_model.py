@@ -99,7 +99,9 @@ def split_prompts(cfg: RewardModelConfig, n_train: int) -> tuple[list[str], list
             f"train-rm: n_pairs={cfg.n_pairs} needs {n_train} training prompts: {e}; "
             f"raise sampling.n (completions per prompt, now {cfg.sampling.n}) or lower n_pairs"
         ) from None
-    return train, ev[cfg.reserve :]
+    from goodhart.pipeline.base.models import format_prompts
+
+    return format_prompts(cfg.policy, train), format_prompts(cfg.policy, ev[cfg.reserve :])
 
 
 def sample_blocks(cfg: RewardModelConfig, prompts: list[str], seed: int, progress: bool, what: str) -> list[list[str]]:
@@ -263,6 +265,13 @@ def train_reward_model(
     from goodhart.pipeline.base.scoring import build_reward
     from goodhart.rewards.plugins import HFClassifierReward
 
+    if not progress:  # --quiet: no load reports, no per-map bars
+        import datasets
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
     out = Path(out) if out else default_out(cfg)
     chash = config_hash(cfg)
     if (out / CARD_JSON).is_file():
@@ -326,6 +335,10 @@ def train_reward_model(
             peft_config=_peft_config(cfg),
             callbacks=[_curve_callback(log)],
         )
+        if not progress:  # with its bar off, Trainer prints every log dict instead
+            from transformers.trainer_callback import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)
         t1 = time.time()
         trainer.train()
         t_train = time.time() - t1
