@@ -208,3 +208,41 @@ def test_finished_checkpoint_is_reused_and_another_config_refused(small_model_di
     assert again.reused and again.card == res.card
     with pytest.raises(ConfigError, match="another config"):
         train_reward_model(_cfg(small_model_dir, seed=1), res.path, progress=False)
+
+
+def test_cli_prints_heldout_accuracy_and_logs_the_curve_to_mlflow(small_model_dir, in_tmp, capsys):
+    from mlflow import MlflowClient
+
+    from goodhart.pipeline.cli.main import main
+
+    args = [
+        "train-rm",
+        f"policy.path={small_model_dir}",
+        f"backbone.path={small_model_dir}",
+        "gold={type: keyword, words: [was, the, and]}",
+        "n_pairs=64",
+        "sampling.n=8",
+        "sampling.max_new_tokens=12",
+        "reserve=2",
+        "heldout_prompts=8",
+        "training.epochs=2",
+        "training.batch_size=8",
+        "training.logging_steps=2",
+        "--out",
+        "rm",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "held-out pairwise accuracy vs gold" in out and "use it: reward: {type: hf, path: rm}" in out
+    client = MlflowClient(tracking_uri=f"sqlite:///{in_tmp / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("train-rm")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"
+    curve = client.get_metric_history(run.info.run_id, M.RM_TRAIN_LOSS)
+    assert len(curve) >= 3 and len({m.step for m in curve}) == len(curve)
+    assert M.RM_HELDOUT_ACCURACY in run.data.metrics
+    # a second call reuses the finished checkpoint (same config hash) and says so
+    assert main(args) == 0
+    assert "reused" in capsys.readouterr().out
+    assert main(["train-rm", "n_pair=3"]) == 2  # a user mistake: one line, exit 2

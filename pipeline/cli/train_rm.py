@@ -14,7 +14,10 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
     from goodhart.pipeline.config.reward_model import load_rm_config
     from goodhart.pipeline.train.reward_model import CARD_JSON, default_out, train_reward_model
 
-    cfg = load_rm_config(args.config, args.overrides)
+    file, overrides = args.config, list(args.overrides)
+    if file and "=" in file and not Path(file).exists():  # `train-rm key=value ...`: no file
+        file, overrides = None, [file, *overrides]
+    cfg = load_rm_config(file, overrides)
     out = Path(args.out) if args.out else default_out(cfg)
     tracker = run_id = None
     if cfg.tracking and not (out / CARD_JSON).is_file():
