@@ -112,7 +112,7 @@ def learned_error(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
             fits[str(algo)] = {"fit": fit, "observed_peak_kl": float(sub[M.KL].to_numpy(float)[i])}
         rec["fits"] = fits
         out.append(rec)
-    return out
+    return sorted(out, key=lambda r: (r["card"].get("n_pairs") is None, r["card"].get("n_pairs") or 0))
 
 
 def _peak_trend(records: list[dict[str, Any]]) -> list[str]:
@@ -132,7 +132,8 @@ def _peak_trend(records: list[dict[str, Any]]) -> list[str]:
             f"{n} pairs: KL* {f.kl_star:.3g} [{f.kl_star_ci[0]:.3g}, {f.kl_star_ci[1]:.3g}]{'' if f.sound else ' (unsound)'}"
             for n, f, _ in pts
         ]
-        sound = [f.kl_star for _, f, _ in pts if f.sound and np.isfinite(f.kl_star)]
+        good = [f for _, f, _ in pts if f.sound and np.isfinite(f.kl_star)]
+        sound = [f.kl_star for f in good]
         if len(sound) < 2:
             trend = "too few sound fits to say"
         elif all(b > a for a, b in zip(sound, sound[1:])):
@@ -141,6 +142,8 @@ def _peak_trend(records: list[dict[str, Any]]) -> list[str]:
             trend = "the fitted peak moves to smaller KL as data grow (opposite to Gao et al.'s size trend)"
         else:
             trend = "no monotone trend of the fitted peak with data size"
+        if len(sound) >= 2 and good[0].kl_star_ci[1] >= good[-1].kl_star_ci[0]:
+            trend += "; but the smallest and largest data size's intervals overlap: not significant at this size"
         lines.append(f"- {algo}: " + "; ".join(cells) + f". Verdict: {trend}.")
     return lines
 

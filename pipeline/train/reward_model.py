@@ -21,6 +21,7 @@ import math
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,8 @@ def train_reward_model(
     device = resolve_device(cfg.backbone.device)
     work = Path(tempfile.mkdtemp(prefix="goodhart-rm-"))
     try:
+        # TRL 1.16 sets the renamed `gradient_checkpointing` itself: not the user's to act on.
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
         args = RewardConfig(
             output_dir=str(work),
             num_train_epochs=tr.epochs,
