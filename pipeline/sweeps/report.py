@@ -37,6 +37,7 @@ class Report:
     verdict: str
     fits: list[dict[str, Any]] = field(default_factory=list)
     tails: list[dict[str, Any]] = field(default_factory=list)
+    learned: list[dict[str, Any]] = field(default_factory=list)  # learned-reward section (learned_report.py)
     files: list[Path] = field(default_factory=list)
     markdown: str = ""
     rule: VerdictRule = field(default_factory=VerdictRule)
@@ -249,6 +250,10 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
                 z["error"].ravel(), out_dir / f"tails_{safe}.png", f"error {t['error_law']} under the base policy"
             )
         )
+
+    from goodhart.pipeline.sweeps.learned_report import learned_error
+
+    rep.learned = learned_error(root, labelled)
     labelled.to_csv(out_dir / "verdicts.csv", index=False)
     rep.files.append(out_dir / "verdicts.csv")
     rep.markdown = render_markdown(rep, out_dir) + figures_markdown(root, labelled, study)
@@ -292,6 +297,9 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
         for t in shown:
             lines += [f"### error {t['error_law']}: **{t['error'].verdict}**", "", "```", t["error"].table(), "```", ""]
         lines += [f"![tails]({p.name})" for p in rep.files if p.name.startswith("tails_")]
+    from goodhart.pipeline.sweeps.learned_report import learned_error_markdown
+
+    lines += learned_error_markdown(rep.learned)
     if rep.notes:
         lines += ["", "## Not enough data for", "", *[f"- {n}" for n in rep.notes]]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,70 @@
+"""`goodhart train-rm CONFIG [k=v ...]`: train a learned proxy reward on gold-labelled comparisons,
+save a Hugging Face checkpoint with its card, log the run to MLflow, print the held-out figures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_train_rm(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from goodhart.eval import metrics as M
+    from goodhart.pipeline.config.reward_model import load_rm_config
+    from goodhart.pipeline.train.reward_model import CARD_JSON, default_out, train_reward_model
+
+    file, overrides = args.config, list(args.overrides)
+    if file and "=" in file and not Path(file).exists():  # `train-rm key=value ...`: no file
+        file, overrides = None, [file, *overrides]
+    cfg = load_rm_config(file, overrides)
+    out = Path(args.out) if args.out else default_out(cfg)
+    tracker = run_id = None
+    if cfg.tracking and not (out / CARD_JSON).is_file():
+        from goodhart.pipeline.config.schema import TrackingConfig
+        from goodhart.pipeline.sweeps.tracking import Tracker, flatten, resolve_uri
+
+        tracker = Tracker(resolve_uri(TrackingConfig(uri=cfg.tracking_uri)))
+        run_id = tracker.start_run(tracker.experiment_id(cfg.experiment), cfg.name, tags={"goodhart.kind": "train-rm"})
+        tracker.log_params(run_id, flatten(cfg.model_dump(mode="json", exclude={"tracking", "tracking_uri"})))
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        if run_id is not None:
+            tracker.log_metrics(run_id, metrics, step)  # type: ignore[union-attr]
+
+    try:
+        res = train_reward_model(cfg, out, progress=not args.quiet, log=log)
+    except BaseException:
+        if run_id is not None:
+            tracker.finish(run_id, "FAILED")  # type: ignore[union-attr]
+        raise
+    c = res.card
+    if run_id is not None:
+        tracker.log_metrics(run_id, {k: v for k, v in c.items() if k.startswith("rm/")}, 0)  # type: ignore[union-attr]
+        for name in ("README.md", CARD_JSON):
+            tracker.log_artifact(run_id, res.path / name, "card")  # type: ignore[union-attr]
+        tracker.set_tags(run_id, {"goodhart.rm_path": str(res.path.resolve())})  # type: ignore[union-attr]
+        tracker.finish(run_id)  # type: ignore[union-attr]
+    what = "already trained (same config hash), reused" if res.reused else "trained"
+    print(f"reward model {c['name']} {what}: {res.path}")
+    print(
+        f"  {c['n_pairs']} comparisons labelled by {c['gold']['type']}, noise {c['noise']['kind']}; "
+        f"backbone {c['backbone']}{' + LoRA' if c['lora'] else ''}"
+    )
+    print(
+        f"  held-out pairwise accuracy vs gold {c[M.RM_HELDOUT_ACCURACY]:.3f} ({c[M.RM_HELDOUT_PAIRS]} pairs); "
+        f"Pearson {c[M.RM_HELDOUT_PEARSON]:.3f}, Spearman {c[M.RM_HELDOUT_SPEARMAN]:.3f}  [{c['seconds_total']:g} s]"
+    )
+    print(f"  use it: reward: {{type: hf, path: {res.path}}}  utility: {c['gold']['type']}")
+    if run_id is not None:
+        print(f"  MLflow: experiment '{cfg.experiment}', run {run_id}", file=sys.stderr)
+    return 0
+
+
+def add_verbs(sub) -> None:
+    p = sub.add_parser("train-rm", help="train a learned proxy reward model on gold-labelled comparisons")
+    p.add_argument("config", nargs="?", help="a train-rm config YAML (configs/rm/); default: built-in defaults")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides (n_pairs=300 noise.kind=flip ...)")
+    p.add_argument("--out", help="checkpoint directory (default: the config's `out`, else runs/rm/<name>-<hash>)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_train_rm)
