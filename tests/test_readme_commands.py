@@ -103,6 +103,13 @@ VARIANTS: dict[str, str] = {
     "goodhart alarm-eval runs/alarm_heldout_text --points": "goodhart alarm-eval runs/alarm_heldout_text --points",
     "goodhart sweep configs/sweep/alarm_heldout_ppo.yaml": f"goodhart sweep {{repo}}/configs/sweep/alarm_heldout_ppo.yaml --quiet sampling.n=8 {LM} {PPO} {CAL}",
     "goodhart alarm-eval runs/alarm_heldout_ppo --steps": "goodhart alarm-eval runs/alarm_heldout_ppo --steps",
+    # README.md: learned reward models (a tiny RM on the small model) and SmolLM2
+    "goodhart train-rm configs/rm/sentiment.yaml name=sent-3k n_pairs=3000 --out runs/rm/sent-3k": "goodhart train-rm {repo}/configs/rm/sentiment.yaml name=sent-3k n_pairs=64 policy.path={model} backbone.path={model} sampling.n=4 sampling.max_new_tokens=8 heldout_prompts=4 training.epochs=1 --out runs/rm/sent-3k",
+    "goodhart run configs/base.yaml reward='{type: hf, path: runs/rm/sent-3k}' utility=sentiment algo.kl.coef=0.25": f"goodhart run {{repo}}/configs/base.yaml reward='{{{{type: hf, path: runs/rm/sent-3k}}}}' utility=sentiment algo.kl.coef=0.25 sampling.n=16 {LM}",
+    "goodhart sweep configs/sweep/smollm2_smoke.yaml": "goodhart sweep {repo}/configs/sweep/smollm2_smoke.yaml --quiet",
+    "goodhart train-rm configs/rm/smollm2_sentiment.yaml --out runs/rm/smollm2-sent-10k": "test -f {repo}/configs/rm/smollm2_sentiment.yaml && goodhart train-rm --help  # SmolLM2 on a GPU: sized for one, not run here",
+    "goodhart sweep configs/sweep/smollm2_sentiment.yaml": "goodhart sweep {repo}/configs/sweep/smollm2_sentiment.yaml --dry-run  # sized for one GPU",
+    "goodhart report runs/smollm2_sentiment": "goodhart report runs/smollm2_smoke --no-mlflow  # the smoke variant's report",
     # README.md: tests
     ".venv/bin/python -m pytest -q tests/test_ppo_loss.py": f"{sys.executable} -m pytest -q -p no:cacheprovider {{repo}}/tests/test_ppo_loss.py",
 }
