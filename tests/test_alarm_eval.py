@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from goodhart.eval import metrics as M
-from goodhart.pipeline.cli import main
+from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
 from goodhart.pipeline.sweeps.alarm_eval import score_sweeps
 

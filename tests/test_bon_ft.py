@@ -109,7 +109,7 @@ def test_lora_tunes_adapters_only(small_model_dir, tmp_path):
 
 
 def test_goodhart_run_bon_ft_end_to_end(small_model_dir, in_tmp, capsys):
-    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.cli.main import main
 
     args = [
         "run",

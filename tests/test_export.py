@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from goodhart.pipeline.cli import main
+from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
 
 TINY = [

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from goodhart.pipeline.cli import main
+from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir, load_config
 
 DIST = {"reward": "distributional", "sampling.n": 64, "prompts.n_eval": 4, "eval.bootstrap": 20}

@@ -20,7 +20,7 @@ import yaml
 from browser import CHROMIUM
 
 from goodhart.eval import metrics as M
-from goodhart.pipeline.cli import main
+from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
 from goodhart.pipeline.sweeps.labels import knob_label, run_name
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from goodhart.pipeline.cli import main
+from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
 from goodhart.pipeline.errors import ConfigError
 from goodhart.pipeline.sweeps.spec import expand, expand_selected, load_sweep

@@ -205,7 +205,7 @@ def test_feature_mode_error_is_calibrated_like_the_pool(small_model_dir, tmp_pat
 
 
 def test_goodhart_run_ppo_end_to_end(small_model_dir, in_tmp, capsys):
-    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.cli.main import main
 
     args = [
         "run",

@@ -182,7 +182,7 @@ def test_every_documented_command_runs(tmp_path, small_model_dir):
 
 def test_readme_distributional_overrides_run(in_tmp):
     """The fast part: the README's distributional commands, in process (a few seconds)."""
-    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.cli.main import main
 
     for doc in (
         "goodhart sweep configs/sweep/distributional.yaml",

@@ -14,7 +14,7 @@ import yaml
 from goodhart.eval import metrics as M
 from goodhart.eval.fits import fit_bon
 from goodhart.eval.plots import frontier_panels, gao_fit_panels, training_curves
-from goodhart.pipeline.cli import main
+from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
 from goodhart.pipeline.sweeps.report_html import fit_rows, gain_fits, point_flags, points_table
 

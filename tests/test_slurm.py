@@ -19,7 +19,7 @@ import pytest
 import yaml
 from slurm_cluster import ensure_slurm, shared_tracking_server, start_cluster, stop_cluster
 
-from goodhart.pipeline.cli import main
+from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
 
 REPO = Path(__file__).resolve().parent.parent

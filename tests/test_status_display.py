@@ -10,7 +10,7 @@ import sys
 
 import yaml
 
-from goodhart.pipeline.cli import main
+from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
 from goodhart.pipeline.sweeps.labels import distinguishing_overrides
 from goodhart.pipeline.sweeps.point import RUNNING, run_point, running_state

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from goodhart.pipeline.cli import main
+from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
 from goodhart.pipeline.sweeps.spec import expand, load_sweep
 

@@ -8,7 +8,7 @@ from goodhart.eval import metrics as M
 
 
 def test_heavy_tilt_is_pool_dependent_and_light_tilt_is_not(in_tmp, capsys):
-    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.cli.main import main
     from goodhart.pipeline.config.load import configs_dir
 
     spec = {

@@ -186,7 +186,7 @@ def test_preemption_checkpoints_and_stops(small_model_dir, tmp_path):
 def test_goodhart_run_rloo_and_grpo_end_to_end(small_model_dir, in_tmp, capsys):
     from mlflow import MlflowClient
 
-    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.cli.main import main
 
     client = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}")
     ours: set[str] = set()

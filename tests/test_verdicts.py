@@ -167,7 +167,7 @@ def test_curves_are_labelled_separately():
 def test_report_and_tails_commands(in_tmp, capsys):
     import yaml
 
-    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.cli.main import main
     from goodhart.pipeline.config.load import configs_dir
 
     spec = {
@@ -224,7 +224,7 @@ def test_report_on_a_tiny_sweep_says_what_needs_more_data(in_tmp, capsys):
     """Two utility scales are two curves; a pool too small for the tail estimators is one line."""
     import yaml
 
-    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.cli.main import main
     from goodhart.pipeline.config.load import configs_dir
 
     spec = {
@@ -266,7 +266,7 @@ def test_report_on_a_tiny_sweep_says_what_needs_more_data(in_tmp, capsys):
 
 
 def test_tails_of_a_reward_under_the_base_policy(in_tmp, small_model_dir, capsys):
-    from goodhart.pipeline.cli import main
+    from goodhart.pipeline.cli.main import main
     from goodhart.pipeline.config.load import configs_dir
 
     rc = main(
