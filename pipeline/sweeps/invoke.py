@@ -56,7 +56,7 @@ def run_sweep(
     check_output_dir(root)
     # Ctrl-C and SIGTERM raise Interrupted from here on: points in flight are recorded as
     # interrupted (rerun next time), the parent run is closed KILLED, workers are stopped.
-    with interrupts_raise(), SweepLock(root, quiet=not progress):
+    with interrupts_raise(), SweepLock(root):
         write_sweep_dir(root, sweep_file, sweep, points)
         tracking = points[0].cfg.tracking
         uri = resolve_uri(tracking) if tracking.enabled else None

@@ -114,6 +114,15 @@ def _save_pool_scores(point_dir: Path, pool) -> str:
     return rel
 
 
+def _mark_interrupted(point_dir: Path, pid: str, e: BaseException, run_id: str | None) -> None:
+    """Stopped by Ctrl-C / SIGTERM: pending (rerun next time), not failed."""
+    (point_dir / ERROR).unlink(missing_ok=True)
+    atomic_write_json(
+        point_dir / INTERRUPTED,
+        {"point_id": pid, "signal": str(e) or "SIGINT", "at": time.time(), "mlflow_run_id": run_id},
+    )
+
+
 def run_point(
     cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = None, progress: bool = True
 ) -> dict[str, Any]:
@@ -135,22 +144,24 @@ def run_point(
     if main_rank:
         atomic_write_text(point_dir / CONFIG, to_yaml(cfg))
     pid = point_id(cfg)
-    run_id = None
+    run_id, continued = None, False
     if target is not None:
         # A rerun continues the point's own child run (run.json), so a resumed point keeps one history.
-        run_id, continued = open_child_run(
-            target.tracker,
-            point_dir,
-            target.parent_id,
-            lambda: target.tracker.start_run(
-                target.experiment_id,
-                f"{cfg.algo.kind}-{pid}",
+        try:
+            run_id, continued = open_child_run(
+                target.tracker,
+                point_dir,
                 target.parent_id,
-                tags={"goodhart.point_id": pid, "goodhart.error": error_label(cfg), "goodhart.algo": cfg.algo.kind},
-            ),
-        )
-        if not continued:
-            target.tracker.log_params(run_id, flatten(cfg.model_dump(mode="json", exclude={"tracking"})))
+                lambda: target.tracker.start_run(
+                    target.experiment_id,
+                    f"{cfg.algo.kind}-{pid}",
+                    target.parent_id,
+                    tags={"goodhart.point_id": pid, "goodhart.error": error_label(cfg), "goodhart.algo": cfg.algo.kind},
+                ),
+            )
+        except KeyboardInterrupt as e:  # (open_child_run closed the run it had just opened)
+            _mark_interrupted(point_dir, pid, e, None)
+            raise
 
     def log_step(metrics: dict[str, float], step: int) -> None:
         if run_id is not None:
@@ -159,6 +170,8 @@ def run_point(
     t0 = time.time()
     ctx = PointContext(cfg, point_dir, progress, log_step)
     try:
+        if run_id is not None and not continued:  # inside try: an interrupt here still closes the run
+            target.tracker.log_params(run_id, flatten(cfg.model_dump(mode="json", exclude={"tracking"})))  # type: ignore[union-attr]
         from goodhart.pipeline import optimizers
 
         with warnings.catch_warnings(record=True) as caught:
@@ -221,11 +234,7 @@ def run_point(
             atomic_write_json(point_dir / PREEMPTED, {"point_id": pid, "reason": str(e), "mlflow_run_id": run_id})
             raise
         if interrupted:  # stopped, not broken: the next run does it again (continuing its child run)
-            (point_dir / ERROR).unlink(missing_ok=True)
-            atomic_write_json(
-                point_dir / INTERRUPTED,
-                {"point_id": pid, "signal": str(e) or "SIGINT", "at": time.time(), "mlflow_run_id": run_id},
-            )
+            _mark_interrupted(point_dir, pid, e, run_id)
             raise
         atomic_write_json(
             point_dir / ERROR,
