@@ -216,7 +216,9 @@ def _kill_nine_then_rerun(tmp_path: Path, n_points: int, kills: int, jobs: int, 
         proc = start(f, tmp_path, env_for(tmp_path, 0.6, marker), "--jobs", str(jobs))
         time.sleep(rng.uniform(4.0, 9.0))  # import time included: anywhere from start-up to mid-sweep
         proc.kill()
-        proc.communicate()
+        proc.wait(timeout=30)
+        proc.stdout.close()  # not communicate(): an orphan holding the pipes would hang it
+        proc.stderr.close()
         # Workers notice their parent died (PR_SET_PDEATHSIG / watchdog) and stop.
         assert wait_no_marked(marker, 8) == [], "orphan workers after kill -9"
     rerun = start(f, tmp_path, env_for(tmp_path, None, marker), "--jobs", str(jobs))

@@ -80,7 +80,12 @@ def deferred() -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 def die_with_parent() -> None:
     """In a worker: get SIGTERM when the parent process dies (kill -9 included)."""
-    parent = os.getppid()
+    import multiprocessing
+
+    # The pid that started us (not getppid(): the parent may already be gone, and we adopted by init,
+    # while this worker was still importing).
+    origin = multiprocessing.parent_process()
+    parent = origin.pid if origin is not None and origin.pid else os.getppid()
     if sys.platform.startswith("linux"):
         try:
             import ctypes
