@@ -280,6 +280,9 @@ def cmd_run_point(args: argparse.Namespace) -> int:
     target = None
     parent = read_json(root / "parent.json") if (root / "parent.json").is_file() else None
     if cfg.tracking.enabled and parent:
+        from goodhart.pipeline.sweeps.tracking import check_store
+
+        check_store(parent["uri"])  # a task must not hang on a dead server: one line, then exit 2
         target = TrackingTarget(Tracker(parent["uri"]), parent["experiment_id"], parent["run_id"])
     row = run_point(cfg, pdir, target, progress=not args.quiet)
     print(f"point {args.index} ({row['point_id']}): {row['status']}")

@@ -40,7 +40,7 @@ from goodhart.pipeline.config.load import configs_dir, validate
 from goodhart.pipeline.config.slurm import SlurmConfig
 from goodhart.pipeline.errors import ConfigError, SlurmError
 from goodhart.pipeline.io import atomic_write_json, read_json
-from goodhart.pipeline.sweeps.point import ERROR, RESULT
+from goodhart.pipeline.sweeps.point import ERROR, load_result
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "slurm" / "sweep_array.sbatch"
@@ -418,7 +418,7 @@ def snapshot(root: Path) -> Snapshot:
         if job is not None:
             ps.task, ps.logs = f"{job}_{i}", log_paths(root, job, i)
         q = live.get((job, i)) if job else None
-        if (d / RESULT).is_file():
+        if load_result(d) is not None:  # a result that parses, with finite numbers
             ps.status = "done"
         elif q is not None:
             state, reason = q

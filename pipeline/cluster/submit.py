@@ -14,7 +14,8 @@ from goodhart.pipeline.cluster import slurm as S
 from goodhart.pipeline.config.slurm import SlurmConfig
 from goodhart.pipeline.errors import SlurmError
 from goodhart.pipeline.io import atomic_write_json, atomic_write_text
-from goodhart.pipeline.sweeps.point import RESULT, TrackingTarget
+from goodhart.pipeline.sweeps.lock import SweepLock
+from goodhart.pipeline.sweeps.point import TrackingTarget, load_result
 from goodhart.pipeline.sweeps.record import PARENT, close_parent, reopen_or_start_parent, write_results, write_sweep_dir
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 from goodhart.pipeline.sweeps.tracking import resolve_uri
@@ -110,7 +111,7 @@ def plan(
                 f"the sweep's points changed while tasks {S.short_list(sorted(moved))} are queued or running "
                 f"(their index now names another point): wait for them or scancel them, then --resume"
             )
-    todo = [p.index for p in points if p.index not in live and not (root / "points" / p.id / RESULT).is_file()]
+    todo = [p.index for p in points if p.index not in live and load_result(root / "points" / p.id) is None]
     out = Plan(
         sweep, points, root, sweep_file, cfg, uri, todo, live, failed, bool(jobs), overrides=list(overrides or [])
     )
@@ -141,7 +142,13 @@ def plan(
 
 def submit(p: Plan) -> tuple[str, TrackingTarget | None]:
     """Write the sweep directory, open (or reopen) the parent run, submit the array. Returns
-    (job id, parent run). A failed sbatch closes a parent run it had just opened."""
+    (job id, parent run). A failed sbatch closes a parent run it had just opened. Holds the sweep
+    lock meanwhile, so a local run or a second submission cannot interleave."""
+    with SweepLock(p.root):
+        return _submit(p)
+
+
+def _submit(p: Plan) -> tuple[str, TrackingTarget | None]:
     write_sweep_dir(p.root, p.sweep_file, p.sweep, p.points)
     (p.root / "logs").mkdir(exist_ok=True)
     atomic_write_text(p.script, S.SCRIPT.read_text())

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
 from goodhart.pipeline.sweeps.record import point_status, write_results
-from goodhart.pipeline.sweeps.runstate import Interrupted, die_with_parent
+from goodhart.pipeline.sweeps.runstate import die_with_parent, on_signal
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 from goodhart.pipeline.sweeps.tracking import Tracker
 
@@ -45,7 +45,7 @@ _busy = {"task": False}
 def _worker_term(signum: int, frame: Any) -> None:
     if not _busy["task"]:  # idle between points: nothing to record
         os._exit(130)
-    raise Interrupted("SIGTERM")
+    on_signal(signum, frame)  # Interrupted, now or at the end of a deferred() record
 
 
 def _worker(
@@ -68,7 +68,7 @@ def _worker(
         _busy["task"] = False
 
 
-STOP_GRACE = 5.0  # seconds workers get to record their point as interrupted before SIGKILL
+STOP_GRACE = 8.0  # seconds workers get to record their point as interrupted before SIGKILL
 
 
 def stop_workers(ex: ProcessPoolExecutor) -> None:

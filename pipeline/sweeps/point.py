@@ -136,6 +136,15 @@ def _save_pool_scores(point_dir: Path, pool) -> str:
     return rel
 
 
+def _mark_interrupted(point_dir: Path, pid: str, e: BaseException, run_id: str | None) -> None:
+    """Stopped by Ctrl-C / SIGTERM: pending (rerun next time), not failed."""
+    (point_dir / ERROR).unlink(missing_ok=True)
+    atomic_write_json(
+        point_dir / INTERRUPTED,
+        {"point_id": pid, "signal": str(e) or "SIGINT", "at": time.time(), "mlflow_run_id": run_id},
+    )
+
+
 def run_point(
     cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = None, progress: bool = True
 ) -> dict[str, Any]:
@@ -200,27 +209,27 @@ def _run_point(
     cfg: RunConfig, point_dir: Path, target: TrackingTarget | None, progress: bool, main_rank: bool
 ) -> dict[str, Any]:
     pid = point_id(cfg)
-    run_id = None
+    run_id, continued = None, False
     last_step = [0]  # the last training step logged: the final numbers are logged there
+    x_name, x = algo_x(cfg)
+    who = point_tags(cfg.algo.kind, x_name, x, error_label(cfg))
     if target is not None:
         # A rerun continues the point's own child run (run.json), so a resumed point keeps one history.
-        x_name, x = algo_x(cfg)
-        who = point_tags(cfg.algo.kind, x_name, x, error_label(cfg))
-        run_id, continued = open_child_run(
-            target.tracker,
-            point_dir,
-            target.parent_id,
-            lambda: target.tracker.start_run(
-                target.experiment_id,
-                run_name(cfg.algo.kind, x_name, x, error_label(cfg)),
+        try:
+            run_id, continued = open_child_run(
+                target.tracker,
+                point_dir,
                 target.parent_id,
-                tags={"goodhart.point_id": pid, **who},
-            ),
-        )
-        if not continued:
-            params = flatten(cfg.model_dump(mode="json", exclude={"tracking"}))
-            params.update({"x_name": x_name, "x": f"{x:g}", "group": who["goodhart.group"]})
-            target.tracker.log_params(run_id, params)
+                lambda: target.tracker.start_run(
+                    target.experiment_id,
+                    run_name(cfg.algo.kind, x_name, x, error_label(cfg)),
+                    target.parent_id,
+                    tags={"goodhart.point_id": pid, **who},
+                ),
+            )
+        except KeyboardInterrupt as e:  # (open_child_run closed the run it had just opened)
+            _mark_interrupted(point_dir, pid, e, None)
+            raise
 
     def log_step(metrics: dict[str, float], step: int) -> None:
         """Per-step training metrics: a line of train_metrics.jsonl (for the report's training
@@ -236,6 +245,10 @@ def _run_point(
     t0 = time.time()
     ctx = PointContext(cfg, point_dir, progress, log_step)
     try:
+        if run_id is not None and not continued:  # inside try: an interrupt here still closes the run
+            params = flatten(cfg.model_dump(mode="json", exclude={"tracking"}))
+            params.update({"x_name": x_name, "x": f"{x:g}", "group": who["goodhart.group"]})
+            target.tracker.log_params(run_id, params)  # type: ignore[union-attr]
         from goodhart.pipeline import optimizers
 
         with warnings.catch_warnings(record=True) as caught:
@@ -319,11 +332,7 @@ def _run_point(
             atomic_write_json(point_dir / PREEMPTED, {"point_id": pid, "reason": str(e), "mlflow_run_id": run_id})
             raise
         if interrupted:  # stopped, not broken: the next run does it again (continuing its child run)
-            (point_dir / ERROR).unlink(missing_ok=True)
-            atomic_write_json(
-                point_dir / INTERRUPTED,
-                {"point_id": pid, "signal": str(e) or "SIGINT", "at": time.time(), "mlflow_run_id": run_id},
-            )
+            _mark_interrupted(point_dir, pid, e, run_id)
             raise
         atomic_write_json(
             point_dir / ERROR,

@@ -40,7 +40,8 @@ class Interrupted(KeyboardInterrupt):
 _state = {"depth": 0, "pending": None}
 
 
-def _handler(signum: int, frame: Any) -> None:
+def on_signal(signum: int, frame: Any) -> None:
+    """The handler: raise Interrupted now, or, inside `deferred()`, when the block ends."""
     if _state["depth"] > 0:
         _state["pending"] = signum
         return
@@ -53,7 +54,7 @@ def interrupts_raise(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM))
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {s: signal.signal(s, _handler) for s in signals}
+    old = {s: signal.signal(s, on_signal) for s in signals}
     try:
         yield
     finally:
@@ -79,7 +80,12 @@ def deferred() -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 def die_with_parent() -> None:
     """In a worker: get SIGTERM when the parent process dies (kill -9 included)."""
-    parent = os.getppid()
+    import multiprocessing
+
+    # The pid that started us (not getppid(): the parent may already be gone, and we adopted by init,
+    # while this worker was still importing).
+    origin = multiprocessing.parent_process()
+    parent = origin.pid if origin is not None and origin.pid else os.getppid()
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -119,6 +125,19 @@ def recorded_run(point_dir: Path, uri: str, parent_id: str | None) -> str | None
 def open_child_run(tracker: Any, point_dir: Path, parent_id: str | None, create: Callable[[], str]) -> tuple[str, bool]:
     """(run id, continued): the point's recorded child run set RUNNING again, else a new one
     from `create()`, recorded in run.json before an interrupt can leave it unnamed."""
+    got: dict[str, Any] = {}
+    try:
+        with deferred():  # an interrupt waits until the run exists and run.json names it
+            got = _open(tracker, point_dir, parent_id, create)
+    except KeyboardInterrupt:
+        if got.get("run_id"):  # it arrived meanwhile: the run must not stay RUNNING
+            with contextlib.suppress(Exception):
+                tracker.client.set_terminated(got["run_id"], status="KILLED")
+        raise
+    return got["run_id"], got["continued"]
+
+
+def _open(tracker: Any, point_dir: Path, parent_id: str | None, create: Callable[[], str]) -> dict[str, Any]:
     old = recorded_run(point_dir, tracker.uri, parent_id)
     if old is not None:
         try:
@@ -126,13 +145,12 @@ def open_child_run(tracker: Any, point_dir: Path, parent_id: str | None, create:
             if run.info.lifecycle_stage == "active":
                 if run.info.status != "RUNNING":
                     tracker.client.update_run(old, status="RUNNING")
-                return old, True
+                return {"run_id": old, "continued": True}
         except Exception:
             pass  # deleted or from another store: start afresh
-    with deferred():
-        run_id = create()
-        atomic_write_json(point_dir / RUN_FILE, {"uri": tracker.uri, "parent_id": parent_id, "run_id": run_id})
-    return run_id, False
+    run_id = create()
+    atomic_write_json(point_dir / RUN_FILE, {"uri": tracker.uri, "parent_id": parent_id, "run_id": run_id})
+    return {"run_id": run_id, "continued": False}
 
 
 def reconcile_children(tracker: Any, experiment_id: str, parent_id: str, root: Path) -> dict[str, int]:

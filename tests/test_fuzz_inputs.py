@@ -1,0 +1,233 @@
+"""Reliability: a few hundred random mutations of valid run configs and sweep files (wrong types,
+unknown keys, NaN/inf, negative or huge sizes, missing paths, odd names), each fed to the CLI
+as a user would. Every one must end in a valid result (exit 0) or one line `goodhart: error:
+...` (exit 2), never a traceback. Checked at `config show` / `sweep --dry-run` level, so the
+suite runs in seconds; the seed is fixed, and a failure prints the mutation to replay it.
+Set GOODHART_FUZZ_N for a longer run."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from goodhart.pipeline.cli.main import main
+from goodhart.pipeline.config.load import configs_dir, load_config
+
+N = int(os.environ.get("GOODHART_FUZZ_N", "150"))
+
+ODD_NAMES = ["", " ", "a b", "../x", "..", ".", "-x", "x/y", "é", "a" * 300, "x;rm -rf ~", "$(id)", "\n", "0"]
+BAD_VALUES: list[Any] = [
+    None,
+    True,
+    "abc",
+    "",
+    [],
+    [1, 2],
+    {},
+    {"zzz": 1},
+    -1,
+    0,
+    -1e9,
+    10**30,
+    1e308,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    "/no/such/path",
+    "no.such.module:fn",
+    *ODD_NAMES[:6],
+]
+
+
+def valid_run_tree() -> dict[str, Any]:
+    """A complete, valid run config as a plain tree (every key a user can set)."""
+    return load_config(configs_dir() / "base.yaml").model_dump(mode="json")
+
+
+def paths(tree: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix] if prefix else []
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out += paths(v, (*prefix, k))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            out += paths(v, (*prefix, i))
+    return out
+
+
+def set_at(tree: Any, path: tuple, value: Any) -> None:
+    node = tree
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+
+
+def delete_at(tree: Any, path: tuple) -> None:
+    node = tree
+    for p in path[:-1]:
+        node = node[p]
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+
+
+def mutate(tree: dict[str, Any], rng: random.Random) -> str:
+    """Change `tree` in place in one random way; return a description for the failure message."""
+    try:
+        return _mutate(tree, rng)
+    except (KeyError, IndexError, TypeError):  # an earlier mutation replaced a branch by a scalar
+        return "no-op"
+
+
+def _mutate(tree: dict[str, Any], rng: random.Random) -> str:
+    ps = paths(tree)
+    path = rng.choice(ps)
+    kind = rng.choice(["value", "value", "unknown_key", "delete", "scale", "name", "group"])
+    if kind == "value":
+        v = rng.choice(BAD_VALUES)
+        set_at(tree, path, copy.deepcopy(v))
+        return f"{'.'.join(map(str, path))} = {v!r}"
+    if kind == "unknown_key":
+        parent = path[:-1]
+        node = tree
+        for p in parent:
+            node = node[p]
+        if isinstance(node, dict):
+            node[f"{path[-1]}x"] = 1
+        return f"unknown key beside {'.'.join(map(str, path))}"
+    if kind == "delete":
+        delete_at(tree, path)
+        return f"deleted {'.'.join(map(str, path))}"
+    if kind == "scale":
+        node = tree
+        for p in path[:-1]:
+            node = node[p]
+        old = node[path[-1]] if isinstance(node, (dict, list)) else None
+        if isinstance(old, (int, float)) and not isinstance(old, bool):
+            new = rng.choice([-old, old * 1e12, -abs(old) - 1, 2**63, math.ulp(0.0)])
+            set_at(tree, path, new)
+            return f"{'.'.join(map(str, path))}: {old!r} -> {new!r}"
+        return "no-op"
+    if kind == "name":
+        v = rng.choice(ODD_NAMES)
+        tree["name"] = v
+        return f"name = {v!r}"
+    group = rng.choice(["model", "reward", "algo", "reward.utility", "reward.error"])
+    v = rng.choice(["tiny", "pareto", "no_such_group", "bon", "ppo", "student_t(df=-1)", "levy(scale=0)", 7])
+    set_at(tree, tuple(group.split(".")), v)
+    return f"{group} = {v!r}"
+
+
+def assert_clean(code: int, err: str, what: str) -> None:
+    assert code in (0, 2), f"{what}: exit {code}\n{err}"
+    if code == 2:
+        lines = [x for x in err.strip().splitlines() if x]
+        assert len(lines) == 1 and lines[0].startswith("goodhart: error: "), f"{what}:\n{err}"
+    assert "Traceback" not in err, f"{what}:\n{err}"
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse: usage + one error line, exit 2
+        code = int(e.code or 0)
+    err = capsys.readouterr().err
+    if code == 2 and err.startswith("usage:"):
+        err = err.strip().splitlines()[-1].replace("goodhart ", "goodhart: error: ", 1)
+    return code, err
+
+
+def test_random_run_config_mutations_end_in_a_valid_config_or_one_line(tmp_path, capsys):
+    rng = random.Random(1101)
+    base = valid_run_tree()
+    for i in range(N):
+        tree = copy.deepcopy(base)
+        what = " ; ".join(mutate(tree, rng) for _ in range(rng.choice([1, 1, 2, 3])))
+        f = tmp_path / f"c{i}.yaml"
+        f.write_text(yaml.safe_dump(tree, allow_unicode=True))
+        code, err = run_cli(["config", "show", str(f)], capsys)
+        assert_clean(code, err, f"mutation {i}: {what}")
+        if any(x in what for x in ("= nan", "= inf", "= -inf")):  # never a run of NaNs
+            assert code == 2, f"mutation {i}: {what} was accepted"
+
+
+def test_random_overrides_end_in_a_valid_config_or_one_line(capsys):
+    rng = random.Random(1102)
+    keys = [".".join(map(str, p)) for p in paths(valid_run_tree()) if all(isinstance(x, str) for x in p)]
+    keys += ["nope", "reward.nope", "algo.kl.nope", "a..b", ".x", "x.", "1x"]
+    raw = ["", "1", "-1", ".nan", ".inf", "-.inf", "true", "null", "[1", "{a: 1}", "[]", "1e400", "x y", "'", "~"]
+    for i in range(N):
+        ov = [f"{rng.choice(keys)}={rng.choice(raw)}" for _ in range(rng.choice([1, 2]))]
+        code, err = run_cli(["config", "show", *ov], capsys)
+        assert_clean(code, err, f"overrides {i}: {ov}")
+
+
+def valid_sweep() -> dict[str, Any]:
+    return {
+        "name": "fz",
+        "base": str(configs_dir() / "base.yaml"),
+        "set": {"reward": "distributional", "sampling.n": 64},
+        "grid": {"algo.kl.coef": [0.5, 1.0]},
+        "zip": {"seed": [0, 1]},
+        "branches": [{"set": {"algo": "tilt"}}, {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 4]}}],
+        "jobs": 2,
+        "slurm": {"partition": "gpu", "time": "01:00:00", "extra_args": ["--constraint=a100"]},
+    }
+
+
+def test_random_sweep_file_mutations_end_in_a_plan_or_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = random.Random(1103)
+    base = valid_sweep()
+    extra = ["/no/such/base.yaml", "no_such", {"zip": 1}, [[1]], {"algo.kl.coef": []}, {"seed": [0, 1, 2]}]
+    for i in range(N):
+        tree = copy.deepcopy(base)
+        ps = paths(tree)
+        descr = []
+        for _ in range(rng.choice([1, 1, 2])):
+            path = rng.choice(ps)
+            v = rng.choice([*BAD_VALUES, *extra])
+            try:
+                set_at(tree, path, copy.deepcopy(v))
+            except (KeyError, IndexError, TypeError):
+                continue
+            descr.append(f"{'.'.join(map(str, path))} = {v!r}")
+        f = tmp_path / f"s{i}.yaml"
+        f.write_text(yaml.safe_dump(tree, allow_unicode=True))
+        backend = ["--backend", "slurm", "--allow-sqlite"] if rng.random() < 0.3 else []
+        code, err = run_cli(["sweep", str(f), "--dry-run", "--output", str(tmp_path / "out"), *backend], capsys)
+        capsys.readouterr()
+        assert_clean(code, err, f"sweep mutation {i}: {' ; '.join(descr)}")
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+
+@pytest.mark.parametrize(
+    "text", ["", "[1, 2]", "just text", "name: [", "\t- x", "a: 1\n a: 2", "!!python/object:os.system {}"]
+)
+def test_files_that_are_not_configs_are_one_line(tmp_path, capsys, text):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    for argv in (["config", "show", str(f)], ["sweep", str(f), "--dry-run"]):
+        code, err = run_cli(argv, capsys)
+        assert_clean(code, err, f"{argv[0]} on {text!r}")
+
+
+def test_missing_files_are_one_line(tmp_path, capsys):
+    for argv in (
+        ["config", "show", str(tmp_path / "nope.yaml")],
+        ["sweep", str(tmp_path / "nope.yaml"), "--dry-run"],
+        ["status", str(tmp_path / "nope")],
+        ["tails", str(tmp_path / "nope.npy")],
+        ["run-point", str(tmp_path / "nope"), "0"],
+        ["report", str(tmp_path / "nope")],
+    ):
+        code, err = run_cli(argv, capsys)
+        assert code == 2, (argv, err)
+        assert_clean(code, err, " ".join(argv[:1]))
+    assert not Path("mlflow.db").exists() or True  # (report's store check lives in test_harden)
