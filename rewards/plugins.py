@@ -40,6 +40,11 @@ class HFClassifierReward:
         device = resolve_device(device)
         load = {"revision": revision, "trust_remote_code": trust_remote_code}  # remote code: off unless set
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        if not Path(path).expanduser().exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
+            # Not a hub id ('name' or 'namespace/name'): a local checkpoint that is not there.
+            raise RewardError(
+                f"reward model '{path}': no such directory (a local checkpoint, or a hub id 'namespace/name')"
+            )
         try:
             self.tok = AutoTokenizer.from_pretrained(path, **load)
             self.model = (

@@ -141,3 +141,9 @@ def test_the_console_script_finds_my_reward_py(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "[1.]" in out.stdout
     assert goodhart.is_file()
+
+
+def test_a_missing_local_checkpoint_is_named_not_taken_for_a_hub_id(tmp_path):
+    for path in (str(tmp_path / "nope"), "runs/rm/not-trained-yet", "./rm"):
+        with pytest.raises(RewardError, match=f"reward model '{path}': no such directory"):
+            HFClassifierReward(path)

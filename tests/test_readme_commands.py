@@ -104,7 +104,7 @@ VARIANTS: dict[str, str] = {
     "goodhart sweep configs/sweep/alarm_heldout_ppo.yaml": f"goodhart sweep {{repo}}/configs/sweep/alarm_heldout_ppo.yaml --quiet sampling.n=8 {LM} {PPO} {CAL}",
     "goodhart alarm-eval runs/alarm_heldout_ppo --steps": "goodhart alarm-eval runs/alarm_heldout_ppo --steps",
     # README.md: learned reward models (a tiny RM on the small model) and SmolLM2
-    "goodhart train-rm configs/rm/sentiment.yaml name=sent-3k n_pairs=3000 --out runs/rm/sent-3k": "goodhart train-rm {repo}/configs/rm/sentiment.yaml name=sent-3k n_pairs=64 policy.path={model} backbone.path={model} sampling.n=4 sampling.max_new_tokens=8 heldout_prompts=4 training.epochs=1 --out runs/rm/sent-3k",
+    "goodhart train-rm configs/rm/sentiment.yaml name=sent-3k n_pairs=3000 --out runs/rm/sent-3k": 'goodhart train-rm {repo}/configs/rm/sentiment.yaml name=sent-3k n_pairs=32 policy.path={model} backbone.path={model} sampling.n=8 sampling.max_new_tokens=16 heldout_prompts=4 training.epochs=1 --out runs/rm/sent-3k "gold={{type: keyword, words: [was, the, and]}}"  # the small test model writes near-gibberish: VADER ties on most pairs',
     "goodhart run configs/base.yaml reward='{type: hf, path: runs/rm/sent-3k}' utility=sentiment algo.kl.coef=0.25": f"goodhart run {{repo}}/configs/base.yaml reward='{{{{type: hf, path: runs/rm/sent-3k}}}}' utility=sentiment algo.kl.coef=0.25 sampling.n=16 {LM}",
     "goodhart sweep configs/sweep/smollm2_smoke.yaml": "goodhart sweep {repo}/configs/sweep/smollm2_smoke.yaml --quiet",
     "goodhart train-rm configs/rm/smollm2_sentiment.yaml --out runs/rm/smollm2-sent-10k": "test -f {repo}/configs/rm/smollm2_sentiment.yaml && goodhart train-rm --help  # SmolLM2 on a GPU: sized for one, not run here",
