@@ -1,6 +1,6 @@
 """Goodhart verdicts: label every point of a sweep, and say what each curve did.
 
-API (pure pandas/numpy; pipeline/sweeps/report.py and eval/alarm.py call it)::
+API (pure pandas/numpy; pipeline/report/verdicts.py and eval/alarm.py call it)::
 
     labelled = label_points(points, rule=VerdictRule(), units=None)
 

@@ -10,7 +10,7 @@ import yaml
 from goodhart.eval import metrics as M
 from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
-from goodhart.pipeline.sweeps.alarm_eval import score_sweeps
+from goodhart.pipeline.report.alarm_eval import score_sweeps
 
 
 def _row(algo, kl, gp, gu, dv, x):
@@ -105,7 +105,7 @@ def test_trained_leads_reads_the_online_alarm_from_mlflow(tmp_path):
 
     from mlflow import MlflowClient
 
-    from goodhart.pipeline.sweeps.alarm_eval import trained_leads
+    from goodhart.pipeline.report.alarm_eval import trained_leads
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # Rooms of goodhart.pipeline, top to bottom: a module may import its own room and rooms below.
-ROOMS = ["cli", "cluster", "sweeps", "probe", "optimizers", "train", "base", "config"]
+ROOMS = ["cli", "report", "cluster", "sweeps", "probe", "optimizers", "train", "base", "config"]
 SHARED = {"errors", "io"}  # beside the rooms, importable from all of them
 
 

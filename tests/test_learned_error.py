@@ -1,5 +1,5 @@
 """The learned reward's error under base and optimized policies (eval/learned_error.py) and the
-report section built from a sweep directory (pipeline/sweeps/learned_report.py)."""
+report section built from a sweep directory (pipeline/report/learned.py)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_report_section_from_a_sweep_directory(tmp_path):
     """A sweep directory as `goodhart sweep` leaves it (point configs, pool file, rows) with two
     reward models of different data sizes: the section names each, its base verdict, the strongest
     points and the peak-versus-data-size line."""
-    from goodhart.pipeline.sweeps.learned_report import learned_error, learned_error_markdown
+    from goodhart.pipeline.report.learned import learned_error, learned_error_markdown
 
     root = tmp_path / "sweep"
     rows = []

@@ -16,7 +16,7 @@ from goodhart.eval.fits import fit_bon
 from goodhart.eval.plots import frontier_panels, gao_fit_panels, training_curves
 from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
-from goodhart.pipeline.sweeps.report_html import fit_rows, gain_fits, point_flags, points_table
+from goodhart.pipeline.report.html import fit_rows, gain_fits, point_flags, points_table
 
 
 def gao_table() -> pd.DataFrame:

@@ -13,7 +13,7 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from goodhart.eval.alarm import AlarmRule
-    from goodhart.pipeline.sweeps.alarm_eval import confusion, score_sweeps
+    from goodhart.pipeline.report.alarm_eval import confusion, score_sweeps
     from goodhart.pipeline.sweeps.tables import render
 
     rule = AlarmRule(
@@ -36,7 +36,7 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
         f"fired at or before the utility peak in {s['fired_by_peak']} of {s['groups']} groups"
     )
     if args.steps:
-        from goodhart.pipeline.sweeps.alarm_eval import trained_leads
+        from goodhart.pipeline.report.alarm_eval import trained_leads
 
         t = pd.concat([trained_leads(Path(d)) for d in args.sweeps], ignore_index=True)
         if t.empty:

@@ -139,7 +139,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from goodhart.eval.goodhart import VerdictRule
     from goodhart.pipeline.probe.report import is_probe_dir
-    from goodhart.pipeline.sweeps.report import build_report, locate_sweep, log_to_mlflow, verdict_table
+    from goodhart.pipeline.report.verdicts import build_report, locate_sweep, log_to_mlflow, verdict_table
 
     if is_probe_dir(Path(args.sweep)):  # `goodhart probe` wrote it: the probe's own report
         from goodhart.pipeline.cli.probe import cmd_probe_report
@@ -150,7 +150,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     rep = build_report(root, rule, Path(args.out) if args.out else None)
     print(verdict_table(rep.labelled))
     print()
-    from goodhart.pipeline.sweeps.alarm_report import alarm_table
+    from goodhart.pipeline.report.alarm_tables import alarm_table
 
     print(f"gold-free alarm beside the verdicts (eval/alarm.py):\n{alarm_table(rep.labelled)}\n")
     for g in rep.groups:

@@ -2,7 +2,7 @@
 KL and sqrt KL, the proxy-vs-utility frontier, training curves), a header saying what was
 run, and one self-contained report.html (figures embedded as base64 PNG) beside report.md.
 
-`goodhart report` (sweeps/report.py) calls `report_figures` then `write_html`; everything here
+`goodhart report` (report/verdicts.py) calls `report_figures` then `write_html`; everything here
 reads the sweep directory and the labelled table, never MLflow.
 Imports: config, io, sweeps.point, sweeps.tables, goodhart.eval.
 """

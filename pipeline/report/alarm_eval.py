@@ -25,7 +25,7 @@ import pandas as pd
 from goodhart.eval import metrics as M
 from goodhart.eval.alarm import AlarmRule, decide
 from goodhart.pipeline.errors import UsageError
-from goodhart.pipeline.sweeps.report import gold_labels
+from goodhart.pipeline.report.verdicts import gold_labels
 
 POSITIVE = ("over-optimized", "catastrophic")
 

@@ -22,7 +22,7 @@ from goodhart.eval.goodhart import (
     sweep_verdict,
 )
 from goodhart.pipeline.io import atomic_write_text, read_json
-from goodhart.pipeline.sweeps.alarm_report import alarm_markdown
+from goodhart.pipeline.report.alarm_tables import alarm_markdown
 from goodhart.pipeline.sweeps.record import write_results
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
@@ -229,7 +229,7 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
     b = bon_vs_n(labelled, out_dir / "bon_vs_n.png")
     if b is not None:
         rep.files.append(b)
-    from goodhart.pipeline.sweeps.report_html import figures_markdown, report_figures, write_html
+    from goodhart.pipeline.report.html import figures_markdown, report_figures, write_html
 
     study = report_figures(root, labelled, out_dir)  # Gao fits drawn, frontier, training curves
     rep.files += study
@@ -251,7 +251,7 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
             )
         )
 
-    from goodhart.pipeline.sweeps.learned_report import learned_error
+    from goodhart.pipeline.report.learned import learned_error
 
     rep.learned = learned_error(root, labelled)
     labelled.to_csv(out_dir / "verdicts.csv", index=False)
@@ -290,14 +290,14 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
         ]
         lines += [f"{f['curve']} / {f['algo']} ({f['form']}): {f['fit']}" for f in rep.fits]
         lines += ["```"]
-    lines += alarm_markdown(rep.labelled)  # the gold-free alarm beside the verdicts (sweeps/alarm_report.py)
+    lines += alarm_markdown(rep.labelled)  # the gold-free alarm beside the verdicts (report/alarm_tables.py)
     shown = [t for t in rep.tails if "skipped" not in t]
     if shown:
         lines += ["", "## Tails under the base policy", ""]
         for t in shown:
             lines += [f"### error {t['error_law']}: **{t['error'].verdict}**", "", "```", t["error"].table(), "```", ""]
         lines += [f"![tails]({p.name})" for p in rep.files if p.name.startswith("tails_")]
-    from goodhart.pipeline.sweeps.learned_report import learned_error_markdown
+    from goodhart.pipeline.report.learned import learned_error_markdown
 
     lines += learned_error_markdown(rep.learned)
     if rep.notes:
