@@ -160,3 +160,17 @@ PROBE_SEARCH_BEST = "probe/search/best"  # optimize, per step (restarts in seque
 def probe_mix(what: str, p: float) -> str:
     """optimize: `kl` or `gain` of the mixture (1 - p) pi_0 + p delta_{y*}, e.g. probe/mix/kl/p0.01."""
     return f"probe/mix/{what}/p{p:g}"
+
+
+# ---- goodhart.integrations (a user's own trainer: TRL's GRPO / RLOO callback) ---------------
+INTEGRATION_NS = "goodhart/"  # every metric the callback adds to the trainer's logs starts with this
+INTEGRATION_PROXY = "goodhart/proxy"  # mean proxy (weighted sum of the wrapped reward functions) since the last check
+INTEGRATION_GOLD = "goodhart/gold"  # mean gold utility of the same samples (only with a gold function)
+INTEGRATION_KL = "goodhart/kl"  # the sequence KL the check used: TRL's per-token kl x completions/mean_length
+INTEGRATION_SAMPLES = "goodhart/samples"  # samples the check read
+INTEGRATION_STOPPED = "goodhart/stopped"  # 1 at the check that stopped training (stop_on_alarm)
+
+
+def integration_name(name: str) -> str:
+    """An alarm metric (``alarm/score``, ...) as the callback logs it: ``goodhart/alarm/score``."""
+    return name if name.startswith(INTEGRATION_NS) else INTEGRATION_NS + name

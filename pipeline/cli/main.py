@@ -19,7 +19,7 @@ from pathlib import Path
 from goodhart.pipeline.errors import USER_ERRORS, UsageError
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
-VERB_MODULES = ("cluster", "probe", "alarm", "export", "train_rm")
+VERB_MODULES = ("cluster", "probe", "alarm", "export", "train_rm", "analyze")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,6 +298,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("goodhart")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (`--jobs 0` would run nothing, silently)."""
     try:
@@ -322,6 +331,7 @@ def port_number(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="goodhart", description="Stress-test KL regularization: proxy vs utility vs KL.")
+    ap.add_argument("--version", action="version", version=f"goodhart {_version()}")
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = sub.add_parser("prepare", help="build (or find) the built-in tiny model")

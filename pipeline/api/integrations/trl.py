@@ -1,0 +1,358 @@
+"""The gold-free Goodhart alarm inside a TRL run (GRPOTrainer, RLOOTrainer, or any Trainer whose
+reward functions it can wrap): one callback, one wrapper of ``reward_funcs``.
+
+    from goodhart.integrations.trl import GoodhartCallback
+
+    alarm = GoodhartCallback(every=5, stop_on_alarm=True)
+    trainer = GRPOTrainer(model=..., reward_funcs=alarm.wrap([my_reward]), args=..., train_dataset=...,
+                          callbacks=[alarm])
+    trainer.train()
+    alarm.stopped_at, alarm.last_quiet_checkpoint
+
+What it does (docs/integrations.md has the long form):
+
+- ``wrap`` returns the reward functions unchanged in what they return (same names, so TRL logs
+  them as before) and records every sample's reward; the proxy of a sample is the weighted sum
+  TRL optimizes (``reward_weights``). ``gold=`` (a function of the same shape) is called on the
+  same samples and recorded, never given to TRL: it does not train anything.
+- Base statistics (goodhart.eval.alarm.BaseStats) come from ``base=`` (a file or an array of the
+  base policy's proxy rewards) or are sampled at the start of training from the model itself
+  (the base, before any update): ``base_samples`` completions of ``base_prompts`` prompts of the
+  train dataset, scored by the wrapped functions, saved to <output_dir>/goodhart_base.npz (a
+  resumed run reads them back instead of sampling its trained model).
+- Every ``every`` steps (at the first log at or after it) the alarm reads the samples recorded
+  since the last check, the sequence KL (TRL's per-token ``kl`` x ``completions/mean_length``;
+  absent at beta = 0, then the alarm's Donsker-Varadhan evidence is skipped) and the base
+  statistics, and adds ``goodhart/...`` metrics (eval/metrics.py) to the trainer's own logs, so
+  every logger of ``report_to`` (MLflow, TensorBoard, W&B, ...) gets them.
+- ``stop_on_alarm``: a check at level ``alarm`` stops training (every process agrees);
+  ``last_quiet_checkpoint`` is the newest checkpoint saved while the last check was quiet.
+  <output_dir>/goodhart_alarm.json records every check.
+
+The metrics reach the loggers because the callback runs first on each log: the wrapped reward
+functions find the trainer (TRL passes them its ``log_metric``) and the callback moves itself to
+the front of the trainer's callbacks; ``attach(trainer)`` does the same by hand.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import TrainerCallback
+
+from goodhart.eval import metrics as M
+from goodhart.eval.alarm import LEVELS, Alarm, AlarmRule, BaseStats, alarm
+
+BASE_FILE = "goodhart_base.npz"
+SUMMARY_FILE = "goodhart_alarm.json"
+RewardFunc = Callable[..., Sequence[float | None]]
+
+
+def load_base(source: str | Path | np.ndarray | BaseStats) -> BaseStats:
+    """Base statistics from a BaseStats, an array of base proxy rewards ((P, N) or flat), or a
+    file: .npy, .npz (array `proxy`, else the first), .csv / .parquet / .jsonl (column `proxy`;
+    in the `goodhart analyze` schema only the rows whose point is `base`)."""
+    if isinstance(source, BaseStats):
+        return source
+    if isinstance(source, np.ndarray):
+        x = np.asarray(source, dtype=np.float64)
+    else:
+        p = Path(source)
+        if not p.is_file():
+            raise FileNotFoundError(f"no such base file: {p}")
+        if p.suffix == ".npy":
+            x = np.load(p)
+        elif p.suffix == ".npz":
+            z = np.load(p)
+            x = z["proxy"] if "proxy" in z.files else z[z.files[0]]
+        else:
+            import pandas as pd
+
+            df = (
+                pd.read_csv(p)
+                if p.suffix == ".csv"
+                else pd.read_parquet(p)
+                if p.suffix == ".parquet"
+                else pd.read_json(p, lines=True)
+            )
+            if "proxy" not in df:
+                raise ValueError(f"{p}: no column 'proxy' (the base policy's proxy rewards)")
+            if "point" in df:
+                df = df[df["point"].astype(str) == "base"]
+            x = df["proxy"].to_numpy(np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)] if x.ndim == 1 else x
+    if x.size < 2:
+        raise ValueError("the base statistics need at least 2 base proxy rewards")
+    return BaseStats.from_pool(np.atleast_2d(x), per_prompt=False)
+
+
+class GoodhartCallback(TrainerCallback):
+    """Records per-sample proxy rewards, computes the gold-free alarm every ``every`` steps, logs
+    ``goodhart/...`` metrics through the trainer's loggers, and (``stop_on_alarm``) stops at an alarm.
+
+    Args:
+        base: the base policy's proxy rewards (a file, an array, or BaseStats); None: sample them
+            from the model at the start of training.
+        every: steps between checks (a check happens at the first log at or after each).
+        stop_on_alarm: stop training at a check of level ``alarm``.
+        base_samples: completions per prompt when sampling the base.
+        base_prompts: prompts to sample the base on (None: the first 8 distinct prompts of the
+            train dataset).
+        rule: the alarm's thresholds (goodhart.AlarmRule); other keywords go to the alarm.
+    """
+
+    def __init__(
+        self,
+        base: str | Path | np.ndarray | BaseStats | None = None,
+        *,
+        every: int = 5,
+        stop_on_alarm: bool = False,
+        base_samples: int = 16,
+        base_prompts: Sequence[str] | int = 8,
+        rule: AlarmRule | None = None,
+        **alarm_options: Any,
+    ):
+        if every < 1:
+            raise ValueError(f"every must be >= 1 step, got {every}")
+        self.base: BaseStats | None = load_base(base) if base is not None else None
+        self.every, self.stop_on_alarm = int(every), bool(stop_on_alarm)
+        self.base_samples, self.base_prompts = int(base_samples), base_prompts
+        self.rule, self.alarm_options = rule or AlarmRule(), alarm_options
+        self.history: list[dict[str, Any]] = []
+        self.last: Alarm | None = None
+        self.stopped_at: int | None = None
+        self.last_quiet_step: int = 0
+        self.last_quiet_checkpoint: str | None = None
+        self.checkpoints: list[dict[str, Any]] = []
+        self._funcs: list[RewardFunc] = []
+        self._gold: RewardFunc | None = None
+        self._batches: list[dict[str, np.ndarray]] = []  # per generation batch: func index -> rewards, "gold"
+        self._key: tuple[int, int] | None = None
+        self._last_check = 0
+        self._trainer = None
+
+    # ---------------------------------------------------------------------------------------
+    # reward functions
+    # ---------------------------------------------------------------------------------------
+    def wrap(self, reward_funcs: RewardFunc | Sequence[RewardFunc], gold: RewardFunc | None = None) -> list[RewardFunc]:
+        """The reward functions for TRL, recording what they return (same names and values).
+        ``gold``: the true utility, called on the same samples and recorded, not optimized."""
+        funcs = [reward_funcs] if callable(reward_funcs) else list(reward_funcs)
+        if not funcs or not all(callable(f) for f in funcs):
+            raise TypeError("wrap() takes callable reward functions f(prompts, completions, **kwargs)")
+        self._funcs, self._gold = funcs, gold
+        return [self._recording(i, f) for i, f in enumerate(funcs)]
+
+    def _recording(self, i: int, f: RewardFunc) -> RewardFunc:
+        @functools.wraps(f)
+        def recorded(prompts, completions, **kwargs):
+            out = f(prompts=prompts, completions=completions, **kwargs)
+            self._see_trainer(kwargs.get("log_metric"))
+            key = (id(completions), len(completions))
+            if not self._batches or key != self._key or i in self._batches[-1]:  # a new generation batch
+                self._key = key
+                self._batches.append({})
+                if self._gold is not None:
+                    self._batches[-1]["gold"] = _floats(self._gold(prompts=prompts, completions=completions, **kwargs))
+            self._batches[-1][i] = _floats(out)
+            return out
+
+        return recorded
+
+    def _see_trainer(self, log_metric: Any) -> None:
+        trainer = getattr(log_metric, "__self__", None)
+        if trainer is not None and trainer is not self._trainer:
+            self.attach(trainer)
+
+    def attach(self, trainer) -> None:
+        """Run first among the trainer's callbacks, so the goodhart/ metrics this callback adds to
+        a log reach every logger (the wrapped reward functions call this themselves under TRL)."""
+        self._trainer = trainer
+        cbs = trainer.callback_handler.callbacks
+        if self in cbs:
+            cbs.remove(self)
+        cbs.insert(0, self)
+
+    def _weights(self, args) -> np.ndarray:
+        w = getattr(self._trainer, "reward_weights", None)
+        if w is None:
+            w = getattr(args, "reward_weights", None)
+        w = np.ones(len(self._funcs)) if w is None else np.asarray([float(v) for v in w], dtype=np.float64)
+        return w
+
+    def _take(self, args) -> tuple[np.ndarray, np.ndarray | None]:
+        """Proxies (and gold) of the complete batches recorded since the last call."""
+        w = self._weights(args)
+        complete = [all(i in b for i in range(len(self._funcs))) for b in self._batches]
+        done = [b for b, c in zip(self._batches, complete) if c]
+        self._batches = [b for b, c in zip(self._batches, complete) if not c]  # a batch still being scored
+        if not done:
+            return np.empty(0), None
+        per = [np.stack([b[i] for i in range(len(self._funcs))], 1) for b in done]  # (B, F) each
+        proxy = np.concatenate([np.nansum(p * w[None, :], 1) for p in per])
+        gold = np.concatenate([b["gold"] for b in done]) if self._gold is not None else None
+        return proxy, gold
+
+    # ---------------------------------------------------------------------------------------
+    # base statistics
+    # ---------------------------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, train_dataloader=None, **kw):
+        if self.base is not None:
+            return
+        saved = Path(args.output_dir) / BASE_FILE
+        if saved.is_file():  # a resumed run: the base sampled at the real start
+            self.base = load_base(saved)
+            return
+        if not self._funcs:
+            raise RuntimeError("GoodhartCallback: pass reward_funcs=callback.wrap([...]) to the trainer, or give base=")
+        prompts = self._prompts(train_dataloader)
+        proxy = self._sample_base(args, model, processing_class, prompts)
+        if state.is_world_process_zero:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(saved, proxy=proxy)
+        self.base = BaseStats.from_pool(proxy, per_prompt=False)
+
+    def _prompts(self, train_dataloader) -> list[str]:
+        if not isinstance(self.base_prompts, int):
+            return [str(p) for p in self.base_prompts]
+        ds = getattr(train_dataloader, "dataset", None)
+        try:
+            column = list(ds["prompt"])  # a datasets.Dataset
+        except Exception:
+            raise RuntimeError(
+                "GoodhartCallback: cannot read prompts from the train dataset; give base_prompts=[...] or base="
+            ) from None
+        if not all(isinstance(p, str) for p in column[:1]):
+            raise RuntimeError("GoodhartCallback samples the base for text prompts only; give base= for chat prompts")
+        return list(dict.fromkeys(column))[: self.base_prompts]
+
+    def _sample_base(self, args, model, tok, prompts: list[str]) -> np.ndarray:
+        """(P, base_samples) proxies of the model's own completions, before any update."""
+        import torch
+
+        was_training = model.training
+        model.eval()
+        side = tok.padding_side
+        tok.padding_side = "left"
+        rows = []
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(args.seed)
+                for p in prompts:
+                    enc = tok([p], return_tensors="pt").to(model.device)
+                    out = model.generate(
+                        **enc,
+                        do_sample=True,
+                        max_new_tokens=int(getattr(args, "max_completion_length", 64) or 64),
+                        temperature=float(getattr(args, "temperature", 1.0) or 1.0),
+                        top_p=float(getattr(args, "top_p", 1.0) or 1.0),
+                        top_k=0,
+                        num_return_sequences=self.base_samples,
+                        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                    )
+                    ids = out[:, enc["input_ids"].shape[1] :]
+                    texts = tok.batch_decode(ids, skip_special_tokens=True)
+                    rows.append(self._score([p] * len(texts), texts, [list(map(int, r)) for r in ids], args))
+        finally:
+            tok.padding_side = side
+            model.train(was_training)
+        return np.stack(rows)
+
+    def _score(self, prompts: list[str], completions: list[str], ids: list[list[int]], args) -> np.ndarray:
+        noop = lambda *a, **k: None  # noqa: E731 - reward functions may log; nothing to log to yet
+        parts = [
+            _floats(f(prompts=prompts, completions=completions, completion_ids=ids, log_metric=noop, log_extra=noop))
+            for f in self._funcs
+        ]
+        return np.nansum(np.stack(parts, 1) * self._weights(args)[None, :], 1)
+
+    # ---------------------------------------------------------------------------------------
+    # checks
+    # ---------------------------------------------------------------------------------------
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs if logs is not None else {}
+        step = int(state.global_step)
+        if step - self._last_check < self.every or self.base is None or any(k.startswith("eval_") for k in logs):
+            return
+        proxy, gold = self._take(args)
+        if proxy.size == 0:
+            return
+        self._last_check = step
+        kl, length = logs.get("kl"), logs.get("completions/mean_length")
+        seq_kl = float(kl) * float(length) if kl is not None and length is not None else float("nan")
+        a = alarm(proxy, seq_kl, self.base, rule=self.rule, **self.alarm_options)
+        level = _agreed_level(a.level, args)
+        self.last = a
+        metrics = {M.integration_name(k): v for k, v in a.row().items() if isinstance(v, float)}
+        metrics[M.integration_name(M.ALARM_CODE)] = float(LEVELS.index(level))
+        metrics.update({M.INTEGRATION_PROXY: float(np.mean(proxy)), M.INTEGRATION_KL: seq_kl})
+        metrics[M.INTEGRATION_SAMPLES] = float(proxy.size)
+        if gold is not None:
+            metrics[M.INTEGRATION_GOLD] = float(np.nanmean(gold))
+        if level == "quiet":
+            self.last_quiet_step = step
+        if level == "alarm" and self.stop_on_alarm:
+            control.should_training_stop = True
+            self.stopped_at = step
+            metrics[M.INTEGRATION_STOPPED] = 1.0
+        logs.update(metrics)
+        if state.log_history and state.log_history[-1].get("step") == step:
+            state.log_history[-1].update(metrics)  # trainer_state.json keeps them too
+        self.history.append({"step": step, "level": level, **{k: _num(v) for k, v in metrics.items()}})
+
+    def on_save(self, args, state, control, **kwargs):
+        level = "quiet" if not self.history else self.history[-1]["level"]
+        path = str(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+        self.checkpoints.append({"step": int(state.global_step), "path": path, "level": level})
+        if level == "quiet":
+            self.last_quiet_checkpoint = path
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        out = Path(args.output_dir) / SUMMARY_FILE
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.summary(), indent=1))
+        tmp.replace(out)
+
+    def summary(self) -> dict[str, Any]:
+        """Every check, where training stopped, and the last quiet step and checkpoint."""
+        return {
+            "every": self.every,
+            "stop_on_alarm": self.stop_on_alarm,
+            "stopped_at": self.stopped_at,
+            "last_quiet_step": self.last_quiet_step,
+            "last_quiet_checkpoint": self.last_quiet_checkpoint,
+            "base": None if self.base is None else {"n": self.base.n, "sigma": self.base.sigma, "max": self.base.max},
+            "checks": self.history,
+            "checkpoints": self.checkpoints,
+        }
+
+
+def _floats(values: Sequence[float | None]) -> np.ndarray:
+    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _num(v: Any) -> Any:
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _agreed_level(level: str, args) -> str:
+    """The highest level any process reached (each reads its own batch): all stop together."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return level
+    import torch
+
+    t = torch.tensor([float(LEVELS.index(level))], device=args.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return LEVELS[int(t.item())]

@@ -1,0 +1,49 @@
+"""`goodhart analyze SAMPLES`: any run's per-sample file (CSV, parquet, JSONL) through the same
+verdicts, alarm, tails and report.html as a sweep (pipeline/report/analyze.py; the file's schema
+in pipeline/report/samples.py and docs/integrations.md).
+
+    goodhart analyze examples/samples/tiny_run.csv [--out DIR] [--base-id base]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_verbs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="any run's per-sample file through the same verdicts, alarm, tails and report")
+    p.add_argument("samples", help="a .csv, .parquet or .jsonl file of per-sample rows (docs/integrations.md)")
+    p.add_argument("--out", help="output directory (default: <samples stem>_analysis beside the file)")
+    p.add_argument("--base-id", default="base", help="the `point` value of the base policy's rows (default: base)")
+    p.add_argument("--near-base", type=float, default=0.1, help="equivalence margin of the verdict rule (as `report`)")
+    p.add_argument(
+        "--share-floor", type=float, default=0.05, help="collapsed-share threshold of the rule (as `report`)"
+    )
+    p.set_defaults(fn=cmd_analyze)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from goodhart.eval.goodhart import VerdictRule
+    from goodhart.pipeline.report.alarm_tables import alarm_table
+    from goodhart.pipeline.report.analyze import analyze
+    from goodhart.pipeline.report.verdicts import verdict_table
+
+    rule = VerdictRule(near_base=args.near_base, share_floor=args.share_floor)
+    res = analyze(Path(args.samples), Path(args.out) if args.out else None, rule, args.base_id)
+    if res.report is not None:
+        print(verdict_table(res.labelled))
+        print(f"\ngold-free alarm beside the verdicts (eval/alarm.py):\n{alarm_table(res.labelled)}\n")
+        for g in res.report.groups:
+            print(g.summary)
+    else:
+        print(f"gold-free alarm (eval/alarm.py):\n{alarm_table(res.results)}")
+    for curve, t in res.tails.items():
+        print(f"\ntails of the base proxy ({curve}): {t if isinstance(t, str) else t.verdict}")
+    for note in res.notes + (res.report.notes if res.report is not None else []):
+        print(f"\n{note}")
+    if res.report is not None:
+        print(f"\nverdict: {res.report.verdict}.  Report: {res.report.files[-1]}  (plots beside it)")
+    else:
+        print(f"\nReport: {res.out_dir / 'report' / 'report.md'}")
+    return 0

@@ -1,0 +1,341 @@
+"""Any run's per-sample file (`goodhart analyze SAMPLES`): read it, check it, and turn it into the
+tables a sweep's report reads (one result row per point, per-prompt gains, the base pool).
+
+The schema (docs/integrations.md; examples/samples/tiny_run.csv is a small file in it). One row per
+sample; columns by name, any order, other columns ignored:
+
+    point        policy or checkpoint id; rows whose point is `base` are samples of the base policy
+    prompt       prompt id (or text): a point's gains are paired with the base rows of the same prompt
+    proxy        the proxy reward the run optimized (a number)
+    utility      optional: the gold / true utility of the same sample (without it: the alarm, no verdicts)
+    kl           the sample's sequence KL estimate to the base, log pi(y|x) - log pi_0(y|x), in nats
+                 (or a per-point KL repeated on the point's rows) ...
+    logp, logp_base  ... or the completion's summed token log-probs under the policy and the base
+    weight       optional: the sample's weight within (point, prompt), e.g. a tilt or best-of-n
+                 over base samples (default 1: plain samples)
+    algo, x_name, x, seed, curve, ess_ok, pool_dependent
+                 optional point-level columns (one value per point; `curve` also on base rows when
+                 several curves, each with its own base, share the file)
+
+Per (point, prompt) the weighted means of proxy, utility and KL are the per-prompt estimates;
+gains are paired per prompt against the mean of that prompt's base rows; intervals are t over
+prompts, as every sweep's (eval.interval: t). Imports: config, base.measure, io, eval.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from goodhart.eval import metrics as M
+from goodhart.pipeline.errors import UserError
+from goodhart.pipeline.io import short_hash
+
+BASE_ID = "base"
+REQUIRED = ("point", "prompt", "proxy")
+NUMERIC = ("proxy", "utility", "kl", "logp", "logp_base", "weight")
+POINT_LEVEL = ("algo", "x_name", "x", "seed", "curve", "ess_ok", "pool_dependent")
+SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
+DEFAULT_CURVE = "run"
+
+
+class SamplesError(UserError):
+    """A per-sample file that cannot be analyzed: the message names the file, row and column."""
+
+
+@dataclass
+class Analysis:
+    """What a samples file becomes: the sweep-shaped pieces the report reads."""
+
+    results: pd.DataFrame
+    """One result row per point (the columns of a sweep's results.csv)."""
+    per_prompt: dict[str, dict[str, np.ndarray]]
+    """point_id -> per_prompt.npz arrays (proxy, utility, base_proxy, base_utility, kl)."""
+    pools: dict[str, dict[str, np.ndarray]]
+    """pool file (relative) -> base pool arrays (proxy, utility, error), shape (P, N)."""
+    base_proxy: dict[str, np.ndarray]
+    """curve -> every base proxy of that curve (flat), for its tail diagnostics."""
+    has_utility: bool
+    notes: list[str] = field(default_factory=list)
+
+
+# ============================================================================================
+# Reading and checking
+# ============================================================================================
+def read_table(path: Path) -> pd.DataFrame:
+    """The file as a table (.csv, .parquet, .jsonl; .json: a list of records)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such samples file: {path}")
+    if path.suffix not in SUFFIXES:
+        raise SamplesError(f"{path}: expected a .csv, .parquet or .jsonl file of per-sample rows")
+    try:
+        if path.suffix == ".csv":
+            return pd.read_csv(path, dtype={"point": str, "prompt": str})
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_json(path, lines=path.suffix == ".jsonl", dtype={"point": str, "prompt": str})
+    except (ValueError, OSError) as e:
+        raise SamplesError(f"{path}: cannot read it as {path.suffix} ({str(e).splitlines()[0][:120]})") from None
+
+
+def _where(path: Path | str, i: int, col: str) -> str:
+    return f"{path}: row {i + 1}, column '{col}'"
+
+
+def check(df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID) -> pd.DataFrame:
+    """The rows, checked and typed; raises SamplesError naming the first bad row and column.
+    Rows are numbered from 1 in file order (a CSV's header is not a row)."""
+    df = df.reset_index(drop=True)
+    if df.empty:
+        raise SamplesError(f"{path}: no rows")
+    missing = [c for c in REQUIRED if c not in df]
+    if missing:
+        raise SamplesError(
+            f"{path}: no column '{missing[0]}' (required: {', '.join(REQUIRED)}; have: {', '.join(map(str, df.columns))})"
+        )
+    out = df.copy()
+    for c in ("point", "prompt"):
+        bad = out[c].isna()
+        if bad.any():
+            raise SamplesError(f"{_where(path, int(np.argmax(bad.to_numpy())), c)}: empty (every row needs a {c})")
+        out[c] = out[c].astype(str)
+    for c in NUMERIC:
+        if c not in out:
+            continue
+        num = pd.to_numeric(out[c], errors="coerce")
+        bad = num.isna() & out[c].notna()
+        if bad.any():
+            i = int(np.argmax(bad.to_numpy()))
+            raise SamplesError(f"{_where(path, i, c)}: expected a number, got {out[c].iloc[i]!r}")
+        out[c] = num.astype(np.float64)
+    is_base = out["point"] == base_id
+    if not (~is_base).any():
+        raise SamplesError(f"{path}: only base rows (point '{base_id}'); add the rows of the run's policies")
+    if not is_base.any():
+        raise SamplesError(
+            f"{path}: no base rows (point '{base_id}'): gains and the alarm need the base policy's samples"
+        )
+    _need_finite(out, "proxy", np.ones(len(out), bool), path)
+    if "utility" in out:
+        _need_finite(out, "utility", np.ones(len(out), bool), path, "(give utility on every row, or drop the column)")
+    pol = ~is_base.to_numpy()
+    if "kl" in out:
+        _need_finite(out, "kl", pol, path, "(a KL estimate on every policy row)")
+    elif "logp" in out and "logp_base" in out:
+        _need_finite(out, "logp", pol, path)
+        _need_finite(out, "logp_base", pol, path)
+        out["kl"] = np.where(pol, out["logp"] - out["logp_base"], 0.0)  # k1: log pi - log pi_0 of the sample
+    else:
+        raise SamplesError(
+            f"{path}: no KL: give a column 'kl' (per sample or per point) or both 'logp' and 'logp_base'"
+        )
+    if "weight" in out:
+        _need_finite(out, "weight", np.ones(len(out), bool), path)
+        neg = out["weight"] < 0
+        if neg.any():
+            i = int(np.argmax(neg.to_numpy()))
+            raise SamplesError(f"{_where(path, i, 'weight')}: a weight must be >= 0, got {out['weight'].iloc[i]}")
+    else:
+        out["weight"] = 1.0
+    if "curve" not in out:
+        out["curve"] = DEFAULT_CURVE
+    out["curve"] = out["curve"].fillna(DEFAULT_CURVE).astype(str)
+    for c in POINT_LEVEL:
+        if c in out and c != "curve":
+            _one_per_point(out[pol], c, path)
+    _one_per_point(out[pol], "curve", path)
+    if "x" in out:
+        _need_finite(out, "x", pol, path, "(the knob that places the point: a number)")
+    return out
+
+
+def _need_finite(df: pd.DataFrame, col: str, rows: np.ndarray, path, hint: str = "") -> None:
+    bad = rows & ~np.isfinite(df[col].to_numpy(dtype=np.float64))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise SamplesError(f"{_where(path, i, col)}: expected a finite number, got {df[col].iloc[i]} {hint}".rstrip())
+
+
+def _one_per_point(pol: pd.DataFrame, col: str, path) -> None:
+    for pid, g in pol.groupby("point", sort=False):
+        vals = g[col]
+        first = vals.iloc[0]
+        differs = ~((vals == first) | (vals.isna() & pd.isna(first)))
+        if differs.any():
+            i = int(g.index[int(np.argmax(differs.to_numpy()))])
+            raise SamplesError(
+                f"{_where(path, i, col)}: point '{pid}' has {vals.loc[i]!r} here but {first!r} on its first row "
+                f"('{col}' is one value per point)"
+            )
+
+
+def read_samples(path: str | Path, base_id: str = BASE_ID) -> pd.DataFrame:
+    """Read and check a per-sample file (the schema in this module's docstring)."""
+    p = Path(path)
+    return check(read_table(p), p, base_id)
+
+
+# ============================================================================================
+# Samples -> the sweep's tables
+# ============================================================================================
+_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def point_dir_name(point: str) -> str:
+    """A directory name for a point id (ids with other characters get a hash)."""
+    return point if _SAFE.match(point) and point not in (".", "..") else "p" + short_hash(point, 10)
+
+
+def _per_prompt_means(g: pd.DataFrame, prompts: list[str], cols: list[str]) -> dict[str, np.ndarray]:
+    """Weighted means per prompt, in `prompts` order."""
+    w = g["weight"].to_numpy(np.float64)
+    out = {}
+    for c in cols:
+        num = pd.Series(w * g[c].to_numpy(np.float64)).groupby(g["prompt"].to_numpy()).sum()
+        den = pd.Series(w).groupby(g["prompt"].to_numpy()).sum()
+        out[c] = (num / den).reindex(prompts).to_numpy(np.float64)
+    return out
+
+
+def _base_pool(b: pd.DataFrame, prompts: list[str], has_u: bool) -> tuple[dict[str, np.ndarray], int]:
+    """(P, N) base pool in prompt order: each prompt's first N rows, N the smallest count."""
+    groups = {k: g for k, g in b.groupby("prompt", sort=False)}
+    n = min(len(groups[p]) for p in prompts)
+    proxy = np.stack([groups[p]["proxy"].to_numpy(np.float64)[:n] for p in prompts])
+    util = (
+        np.stack([groups[p]["utility"].to_numpy(np.float64)[:n] for p in prompts])
+        if has_u
+        else np.full_like(proxy, np.nan)
+    )
+    return {"proxy": proxy, "utility": util, "error": proxy - util}, n
+
+
+def _matrix(g: pd.DataFrame, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A point's samples as (P, M) proxies and weights (rows summing to 1), padded with weight 0."""
+    groups = {k: gg for k, gg in g.groupby("prompt", sort=False)}
+    m = max(len(groups[p]) for p in prompts)
+    r, w = np.zeros((len(prompts), m)), np.zeros((len(prompts), m))
+    for i, p in enumerate(prompts):
+        x, wi = groups[p]["proxy"].to_numpy(np.float64), groups[p]["weight"].to_numpy(np.float64)
+        r[i, : x.size], w[i, : x.size] = x, wi / wi.sum()
+    return r, w
+
+
+def _knob(points: list[str], df: pd.DataFrame) -> dict[str, tuple[str, float]]:
+    """x_name, x per point: the columns when given, else the point id if every id is a number
+    (a step, say), else the order of first appearance."""
+    first = df.groupby("point", sort=False).first()
+    out = {}
+    numeric = all(_is_number(p) for p in points)
+    for i, p in enumerate(points):
+        name = str(first.loc[p, "x_name"]) if "x_name" in first and pd.notna(first.loc[p, "x_name"]) else "point"
+        if "x" in first and pd.notna(first.loc[p, "x"]):
+            x = float(first.loc[p, "x"])
+        else:
+            x = float(p) if numeric else float(i)
+        out[p] = (name, x)
+    return out
+
+
+def _is_number(s: str) -> bool:
+    try:
+        return math.isfinite(float(s))
+    except ValueError:
+        return False
+
+
+def build(df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID, ci: float = 0.95) -> Analysis:
+    """Checked rows (from `check`) -> one result row per point, per-prompt arrays and base pools."""
+    from goodhart.eval.alarm import BaseStats, alarm
+    from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, summarize
+    from goodhart.pipeline.config.schema import RunConfig
+
+    cfg = RunConfig.model_validate({"eval": {"interval": "t", "ci": ci}})
+    has_u = "utility" in df
+    is_base = df["point"] == base_id
+    base, pol = df[is_base], df[~is_base]
+    cols = ["proxy", "kl"] + (["utility"] if has_u else [])
+    points = list(dict.fromkeys(pol["point"]))
+    knob = _knob(points, pol)
+    ana = Analysis(pd.DataFrame(), {}, {}, {}, has_u)
+    rows = []
+    for curve, pc in pol.groupby("curve", sort=False):
+        bc = base[base["curve"] == curve]
+        if bc.empty:
+            i = int(pc.index[0])
+            raise SamplesError(f"{_where(path, i, 'curve')}: no base rows (point '{base_id}') with curve '{curve}'")
+        base_prompts = list(dict.fromkeys(bc["prompt"]))
+        pool, n = _base_pool(bc, base_prompts, has_u)
+        counts = bc.groupby("prompt").size()
+        if counts.nunique() > 1:
+            ana.notes.append(
+                f"curve {curve}: base prompts have {counts.min()} to {counts.max()} samples; the alarm's base "
+                f"statistics, the tails and best-of-2's share use each prompt's first {n}"
+            )
+        pool_file = f"pools/{short_hash(['samples', str(curve)])}.npz"
+        ana.pools[pool_file] = pool
+        ana.base_proxy[str(curve)] = bc["proxy"].to_numpy(np.float64)
+        bmean = _per_prompt_means(bc.assign(weight=1.0), base_prompts, ["proxy"] + (["utility"] if has_u else []))
+        share2 = base_share2(pool["proxy"], pool["utility"]) if has_u and n >= 2 else float("nan")
+        for pid in dict.fromkeys(pc["point"]):
+            g = pc[pc["point"] == pid]
+            unknown = ~g["prompt"].isin(base_prompts)
+            if unknown.any():
+                i = int(g.index[int(np.argmax(unknown.to_numpy()))])
+                raise SamplesError(
+                    f"{_where(path, i, 'prompt')}: prompt {g['prompt'].loc[i]!r} of point '{pid}' has no base rows "
+                    f"(gains are paired per prompt with the base policy's samples of that prompt)"
+                )
+            zero = g.groupby("prompt")["weight"].sum() <= 0
+            if zero.any():
+                p0 = zero.index[int(np.argmax(zero.to_numpy()))]
+                i = int(g.index[int(np.argmax((g["prompt"] == p0).to_numpy()))])
+                raise SamplesError(f"{_where(path, i, 'weight')}: point '{pid}', prompt {p0!r}: weights sum to 0")
+            prompts = [p for p in base_prompts if p in set(g["prompt"])]
+            idx = [base_prompts.index(p) for p in prompts]
+            est = _per_prompt_means(g, prompts, cols)
+            bp = bmean["proxy"][idx]
+            bu = bmean["utility"][idx] if has_u else np.full(len(prompts), np.nan)
+            u = est["utility"] if has_u else np.full(len(prompts), np.nan)
+            row = summarize(cfg, est["proxy"], u, est["kl"], bp, bu, "samples file")
+            per = row.pop(PER_PROMPT)
+            r, w = _matrix(g, prompts)
+            row.update(alarm(r, row[M.KL], BaseStats.from_pool(pool["proxy"][idx]), w).row())
+            x_name, x = knob[pid]
+            first = g.iloc[0]
+            d = point_dir_name(str(pid))
+            out = {
+                "point_id": d,
+                "name": str(pid),
+                "status": "done",
+                "algo": str(first["algo"]) if "algo" in g and pd.notna(first["algo"]) else "run",
+                "error_law": str(curve),
+                "x_name": x_name,
+                "x": x,
+                "seed": int(first["seed"]) if "seed" in g and pd.notna(first["seed"]) else 0,
+                **row,
+                M.N_SAMPLES: int(r.shape[1]),  # samples per prompt (the most any prompt has)
+                "pool_file": pool_file if has_u else None,
+                "per_prompt_file": "per_prompt.npz",
+            }
+            if has_u:
+                out[M.BASE_SHARE2] = share2
+            for c in ("ess_ok", "pool_dependent"):
+                if c in g and pd.notna(first[c]):
+                    out[c] = _truth(first[c])  # the results-table columns of the same names
+            rows.append(out)
+            ana.per_prompt[d] = per
+    if len({r["point_id"] for r in rows}) < len(rows):
+        raise SamplesError(f"{path}: two points share a directory name; use distinct point ids")
+    ana.results = pd.DataFrame(rows)
+    return ana
+
+
+def _truth(v: Any) -> bool:
+    return str(v).strip().lower() in ("true", "1", "1.0", "yes")
