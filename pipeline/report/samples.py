@@ -79,7 +79,9 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_csv(path, dtype={"point": str, "prompt": str})
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_json(path, lines=path.suffix == ".jsonl", dtype={"point": str, "prompt": str})
+        return pd.read_json(
+            path, lines=path.suffix == ".jsonl", dtype={"point": str, "prompt": str}, precise_float=True
+        )
     except (ValueError, OSError) as e:
         raise SamplesError(f"{path}: cannot read it as {path.suffix} ({str(e).splitlines()[0][:120]})") from None
 
