@@ -1,0 +1,207 @@
+"""goodhart.integrations.trl: the alarm inside a plain TRL run. Real GRPOTrainer and RLOOTrainer
+on the small built-in model (a few steps, 8 tokens), through examples/grpo_with_alarm.py where a
+script is what a user runs; the bookkeeping without a model, against hand-computed numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from goodhart import AlarmRule, BaseStats, alarm
+from goodhart.integrations.trl import GoodhartCallback
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _example(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "examples" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ============================================================================================
+# Without a model: what is recorded and logged
+# ============================================================================================
+def _tick(cb: GoodhartCallback, step: int, logs: dict, weights=None):
+    args = SimpleNamespace(reward_weights=weights, output_dir="unused", device="cpu")
+    state = SimpleNamespace(global_step=step, log_history=[{"step": step}], is_world_process_zero=True)
+    control = SimpleNamespace(should_training_stop=False)
+    cb.on_log(args, state, control, logs=logs)
+    return control, state
+
+
+def test_the_wrapper_records_the_weighted_proxy_and_the_gold_and_changes_nothing():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(4, 256))
+    cb = GoodhartCallback(base, every=2)
+
+    def a(prompts, completions, **_):
+        return [float(len(c)) for c in completions]
+
+    def b(prompts, completions, **_):
+        return [1.0 if "x" in c else None for c in completions]  # None: not scored (TRL: NaN)
+
+    gold_calls = []
+
+    def gold(prompts, completions, **_):
+        gold_calls.append(len(completions))
+        return [0.5] * len(completions)
+
+    fa, fb = cb.wrap([a, b], gold=gold)
+    assert (fa.__name__, fb.__name__) == ("a", "b")  # TRL logs rewards/<name>/... as before
+    batches = [["xx", "y", "xyz"], ["x", "yy", "zzzz"]]
+    for comps in batches:
+        prompts = ["p"] * len(comps)
+        assert fa(prompts=prompts, completions=comps) == a(prompts, comps)  # values unchanged
+        assert fb(prompts=prompts, completions=comps) == b(prompts, comps)
+    assert gold_calls == [3, 3]  # once per batch, never given to TRL
+    logs = {"kl": 0.1, "completions/mean_length": 10.0}
+    control, state = _tick(cb, 1, dict(logs), weights=[1.0, 2.0])
+    assert not control.should_training_stop  # step 1 < every: no check, nothing taken
+    logs2 = dict(logs)
+    _tick(cb, 2, logs2, weights=[1.0, 2.0])
+    proxy = np.array([2 + 2, 1, 3 + 2, 1 + 2, 2, 4])  # a + 2 b, None counted as 0 (TRL's nansum)
+    assert logs2["goodhart/proxy"] == pytest.approx(proxy.mean())
+    assert logs2["goodhart/gold"] == 0.5 and logs2["goodhart/samples"] == 6.0
+    assert logs2["goodhart/kl"] == pytest.approx(1.0)  # per-token kl x mean length
+    want = alarm(proxy.astype(float), 1.0, BaseStats.from_pool(base, per_prompt=False))
+    assert logs2["goodhart/alarm/score"] == pytest.approx(want.score)
+    assert logs2["goodhart/alarm/dv_ratio"] == pytest.approx(want.dv_ratio)
+    assert cb.history[-1]["level"] == want.level
+
+
+def test_an_alarm_stops_only_when_asked_and_the_last_quiet_checkpoint_is_kept(tmp_path):
+    base = np.random.default_rng(1).normal(size=(1, 512))
+
+    def r(prompts, completions, **_):
+        return [float(c) for c in completions]
+
+    for stop in (False, True):
+        cb = GoodhartCallback(base, every=1, stop_on_alarm=stop, rule=AlarmRule())
+        (f,) = cb.wrap(r)
+        args = SimpleNamespace(reward_weights=None, output_dir=str(tmp_path), device="cpu")
+        stops = []
+        for step, values in ((1, ["0.1", "-0.2", "0.05", "0.0"]), (2, ["0.0", "0.1", "80", "90"])):
+            f(prompts=["p"] * 4, completions=values)
+            state = SimpleNamespace(global_step=step, log_history=[], is_world_process_zero=True)
+            control = SimpleNamespace(should_training_stop=False)
+            cb.on_log(args, state, control, logs={})
+            cb.on_save(args, state, control)
+            stops.append(control.should_training_stop)
+        assert [c["level"] for c in cb.history] == ["quiet", "alarm"]
+        assert stops == [False, stop] and cb.stopped_at == (2 if stop else None)
+        assert cb.last_quiet_step == 1 and cb.last_quiet_checkpoint == str(tmp_path / "checkpoint-1")
+
+
+def test_base_statistics_from_files(tmp_path):
+    x = np.random.default_rng(2).normal(size=(4, 64))
+    np.savez(tmp_path / "b.npz", proxy=x)
+    import pandas as pd
+
+    pd.DataFrame({"point": ["base"] * x.size + ["7"] * 3, "proxy": [*x.ravel(), 1e9, 1e9, 1e9]}).to_csv(
+        tmp_path / "b.csv", index=False
+    )
+    want = BaseStats.from_pool(x, per_prompt=False)
+    for f in ("b.npz", "b.csv"):  # the csv in the analyze schema: only the base rows count
+        got = GoodhartCallback(tmp_path / f).base
+        assert got.sigma == pytest.approx(want.sigma) and got.max == pytest.approx(want.max) and got.n == x.size
+    with pytest.raises(FileNotFoundError):
+        GoodhartCallback(tmp_path / "missing.npz")
+
+
+# ============================================================================================
+# Real TRL trainers on the small model
+# ============================================================================================
+def test_grpo_script_with_the_callback_stops_on_a_heavy_tailed_hackable_reward(small_model_dir, tmp_path, capsys):
+    ex = _example("grpo_with_alarm")
+    out = tmp_path / "heavy"
+    s = ex.main(["--model", str(small_model_dir), "--out", str(out), "--steps", "8", "--tokens", "8", "--stop"])
+    assert s["stopped_at"] is not None and s["stopped_at"] < 8  # fired, and training stopped there
+    levels = [c["level"] for c in s["checks"]]
+    assert levels[-1] == "alarm" and levels.count("alarm") == 1
+    assert s["last_quiet_step"] < s["stopped_at"]
+    kept = Path(s["last_quiet_checkpoint"])
+    assert kept.is_dir() and int(kept.name.split("-")[1]) <= s["last_quiet_step"]
+    saved = json.loads((out / "goodhart_alarm.json").read_text())
+    assert saved["stopped_at"] == s["stopped_at"] and (out / "goodhart_base.npz").is_file()
+    # the gold was recorded beside the proxy; the proxy soared while the gold did not follow
+    first, last = s["checks"][0], s["checks"][-1]
+    assert last["goodhart/proxy"] > 10 * max(first["goodhart/proxy"], 1.0)
+    assert last["goodhart/gold"] < first["goodhart/gold"] + 0.5
+    # trainer_state.json of the last checkpoint keeps the goodhart/ metrics of the steps it saw
+    state = json.loads((kept / "trainer_state.json").read_text())
+    assert any("goodhart/alarm/score" in h for h in state["log_history"])
+
+
+def test_grpo_script_with_a_light_tailed_proxy_does_not_alarm(small_model_dir, tmp_path):
+    ex = _example("grpo_with_alarm")
+    s = ex.main(["--model", str(small_model_dir), "--out", str(tmp_path), "--steps", "6", "--tokens", "8"])
+    s2 = ex.main(
+        ["--model", str(small_model_dir), "--out", str(tmp_path / "l"), "--steps", "6", "--tokens", "8", "--light"]
+    )
+    assert s["stopped_at"] is None  # without --stop the heavy run goes on (whatever it reads)
+    assert {c["level"] for c in s2["checks"]} == {"quiet"} and s2["stopped_at"] is None
+
+
+def test_rloo_logs_goodhart_metrics_through_the_trainers_own_loggers(small_model_dir, tmp_path, monkeypatch):
+    """report_to="mlflow": transformers' own MLflowCallback sends goodhart/... to MLflow, and a
+    logger listed before the callback sees them too (the callback moves itself first)."""
+    from datasets import Dataset
+    from mlflow import MlflowClient
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import RLOOConfig, RLOOTrainer
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "trl-alarm")
+
+    class Spy(TrainerCallback):
+        seen: list[dict] = []
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            self.seen.append(dict(logs or {}))
+
+    def reward(prompts, completions, **_):
+        return [math.expm1(0.7 * c.count("e")) for c in completions]
+
+    tok = AutoTokenizer.from_pretrained(small_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(small_model_dir)
+    cb = GoodhartCallback(every=2, base_samples=8, base_prompts=2)
+    cfg = RLOOConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=4,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=8,
+        learning_rate=1e-3,
+        beta=0.05,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="mlflow",
+        bf16=False,
+        disable_tqdm=True,
+    )
+    trainer = RLOOTrainer(
+        model=model,
+        reward_funcs=cb.wrap(reward),
+        args=cfg,
+        train_dataset=Dataset.from_dict({"prompt": ["The weather today", "My favourite food"] * 8}),
+        processing_class=tok,
+        callbacks=[Spy(), cb],
+    )
+    trainer.train()
+    assert [c["step"] for c in cb.history] == [2, 4]
+    assert any("goodhart/alarm/score" in logs for logs in Spy.seen)  # the spy comes after the callback now
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("trl-alarm")
+    (run,) = client.search_runs([exp.experiment_id])
+    hist = client.get_metric_history(run.info.run_id, "goodhart/alarm/score")
+    assert [m.step for m in hist] == [2, 4]
+    assert {"goodhart/proxy", "goodhart/kl", "goodhart/alarm/code"} <= set(run.data.metrics)
