@@ -25,7 +25,7 @@ def probe(
     Returns the result: ``.summary`` (``["tails"]["verdict"]``, the distribution), ``.text``, ``.dir``, ``.files``.
 
     >>> from goodhart import probe
-    >>> res = probe(None, "random", ["reward=word_count", "utility=same"],
+    >>> res = probe(None, "random", ["reward.type=plugin", "reward.name=word_count", "utility=same"],
     ...             ["n_samples=500", "length=8"])  # doctest: +SKIP
     >>> res.summary["tails"]["verdict"] in ("light", "heavy", "inconclusive", "not run")  # doctest: +SKIP
     True

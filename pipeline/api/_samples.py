@@ -61,22 +61,24 @@ def samples_from_sweep(sweep: str | Path) -> pd.DataFrame:
     best-of-n as weighted base samples; trained points as their per-prompt means), with its base
     pools as the base rows. ``analyze`` of it gives the sweep's own verdicts.
 
-    >>> import tempfile, yaml
+    >>> import contextlib, io, tempfile, yaml
     >>> from pathlib import Path
     >>> import goodhart
     >>> from goodhart.pipeline.cli.main import main
-    >>> d = Path(tempfile.mkdtemp())
-    >>> spec = {"name": "s", "base": "base.yaml", "set": {"reward": "distributional", "sampling.n": 512,
-    ...         "prompts.n_eval": 4, "tracking.enabled": False, "output_dir": str(d)},
-    ...         "branches": [{"set": {"algo": "bon"}, "grid": {"algo.n": [1, 8]}}]}
     >>> from goodhart.pipeline.config.load import configs_dir
-    >>> spec["base"] = str(configs_dir() / "base.yaml")
+    >>> d = Path(tempfile.mkdtemp())
+    >>> spec = {"name": "s", "base": str(configs_dir() / "base.yaml"),
+    ...         "set": {"reward": "distributional", "sampling.n": 512, "prompts.n_eval": 4,
+    ...                 "tracking.enabled": False, "output_dir": str(d)},
+    ...         "branches": [{"set": {"algo": "bon"}, "grid": {"algo.n": [1, 8]}}]}
     >>> _ = (d / "s.yaml").write_text(yaml.safe_dump(spec))
-    >>> main(["sweep", str(d / "s.yaml"), "--quiet"]) == 0  # doctest: +ELLIPSIS
-    ...True
+    >>> with contextlib.redirect_stdout(io.StringIO()):
+    ...     rc = main(["sweep", str(d / "s.yaml"), "--quiet"])
+    >>> rc
+    0
     >>> df = goodhart.samples_from_sweep(d / "s")
-    >>> sorted(df["point"].unique())[-1], len(df[df["point"] == "base"])
-    ('base', 2048)
+    >>> df["point"].nunique(), len(df[df["point"] == "base"])  # two points and the base; 4 x 512 base rows
+    (3, 2048)
     """
     from goodhart.pipeline.report.export_samples import sweep_samples
 

@@ -106,6 +106,20 @@ class GoodhartCallback(TrainerCallback):
         base_prompts: prompts to sample the base on (None: the first 8 distinct prompts of the
             train dataset).
         rule: the alarm's thresholds (goodhart.AlarmRule); other keywords go to the alarm.
+
+    After training: ``stopped_at``, ``last_quiet_step``, ``last_quiet_checkpoint``, ``history``
+    (one record per check) and ``summary()`` (also written to <output_dir>/goodhart_alarm.json).
+
+    >>> import numpy as np
+    >>> from goodhart.integrations.trl import GoodhartCallback
+    >>> cb = GoodhartCallback(base=np.random.default_rng(0).normal(size=512), every=5, stop_on_alarm=True)
+    >>> def my_reward(prompts, completions, **kwargs):
+    ...     return [float(len(c)) for c in completions]
+    >>> (f,) = cb.wrap([my_reward])
+    >>> f.__name__, f(prompts=["a"], completions=["xyz"])  # what TRL sees: the same function
+    ('my_reward', [3.0])
+
+    Then ``GRPOTrainer(..., reward_funcs=[f], callbacks=[cb]).train()`` (examples/grpo_with_alarm.py).
     """
 
     def __init__(
