@@ -1,0 +1,106 @@
+"""Every example in examples/ runs (tiny variants): the per-sample file and its generator, the
+external-run analysis, the reward plug-in package installed by pip and found through its entry
+point. (The GRPO script with the callback runs in tests/test_integrations_trl.py.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_example_is_run_by_a_test():
+    """Each script and each example folder (samples/, reward_plugin/) is named by a test that runs it."""
+    entries = [p for p in EXAMPLES.iterdir() if p.suffix == ".py" or (p.is_dir() and p.name != "__pycache__")]
+    tested = Path(__file__).read_text() + (REPO / "tests" / "test_integrations_trl.py").read_text()
+    assert len(entries) >= 4
+    for p in entries:
+        assert f'"{p.name}"' in tested or f'"{p.stem}"' in tested, f"examples/{p.name} is run by no test"
+
+
+def test_the_example_samples_file_is_what_its_generator_writes(tmp_path):
+    gen = _load(EXAMPLES / "samples" / "make_tiny_run.py")
+    import numpy as np
+
+    text = "\n".join(gen.rows(np.random.default_rng(0))) + "\n"
+    assert text == (EXAMPLES / "samples" / "tiny_run.csv").read_text()
+
+
+def test_analyze_external_run_example(tmp_path, capsys):
+    ex = _load(EXAMPLES / "analyze_external_run.py")
+    res = ex.main(["--out", str(tmp_path / "a")])
+    out = capsys.readouterr().out
+    assert "1152 samples: 5 points and 512 base samples" in out
+    assert res.labelled["verdict"].iloc[-1] == "catastrophic" and "verdict: catastrophic" in out
+    assert (tmp_path / "a" / "report" / "report.html").is_file()
+
+
+def test_reward_plugin_package_installs_and_goodhart_runs_it_by_name(small_model_dir, tmp_path):
+    """pip installs examples/reward_plugin (a copy: the build leaves files beside its source);
+    goodhart finds the entry point `exclaim` by name and runs one point with it."""
+    src = tmp_path / "src"
+    shutil.copytree(EXAMPLES / "reward_plugin", src)
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
+    run = [
+        str(Path(sys.executable).with_name("goodhart")),
+        "run",
+        str(EXAMPLES / "reward_plugin" / "run.yaml"),
+        "model.name=path",
+        f"model.path={small_model_dir}",
+        "prompts.n_eval=4",
+        "sampling.n=8",
+        "sampling.max_new_tokens=8",
+        "eval.bootstrap=0",
+        "tracking.enabled=false",
+        "algo.n=4",
+        f"output_dir={tmp_path / 'runs'}",
+        "--quiet",
+    ]
+    p = subprocess.run(run, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "bon" in p.stdout and "n=4" in p.stdout
+    import pandas as pd
+
+    res = pd.read_csv(tmp_path / "runs" / "exclaim-bon" / "results.csv")
+    assert res["status"].tolist() == ["done"] and "exclaim" in str(res["curve/proxy"].iloc[0])
+    # without the package on the path the name is not found: a one-line reward error naming it
+    import pytest
+
+    from goodhart.rewards.base import RewardError
+    from goodhart.rewards.plugins import plugin_reward
+
+    with pytest.raises(RewardError, match="no reward plug-in named 'exclaim'"):
+        plugin_reward("exclaim")
