@@ -76,7 +76,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     # ---- the one addition: a callback, and the reward functions passed through it -------------
-    alarm = GoodhartCallback(every=args.every, stop_on_alarm=args.stop, base_samples=16, base_prompts=4)
+    alarm = GoodhartCallback(
+        every=args.every,
+        stop_on_alarm=args.stop,
+        base_samples=16,
+        base_prompts=4,
+        samples_file="goodhart_samples.csv",  # optional: every sample, for `goodhart analyze --pairing global`
+    )
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=alarm.wrap([light_proxy if args.light else hackable_proxy], gold=utility),

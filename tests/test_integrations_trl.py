@@ -135,6 +135,20 @@ def test_grpo_script_with_the_callback_stops_on_a_heavy_tailed_hackable_reward(s
     first, last = s["checks"][0], s["checks"][-1]
     assert last["goodhart/proxy"] > 10 * max(first["goodhart/proxy"], 1.0)
     assert last["goodhart/gold"] < first["goodhart/gold"] + 0.5
+    # the samples log reads back through `goodhart analyze` (steps as points, gains against the base mean)
+    from goodhart.pipeline.cli.main import main
+
+    samples = out / "goodhart_samples.csv"
+    assert main(["analyze", str(samples), "--pairing", "global", "--out", str(tmp_path / "an")]) == 0
+    printed = capsys.readouterr().out
+    assert "gold-free alarm" in printed and "not paired per prompt" in printed
+    import pandas as pd
+
+    res = pd.read_csv(tmp_path / "an" / "results.csv")
+    assert res["x"].tolist() == list(range(1, s["stopped_at"] + 1)) and res["alarm/level"].iloc[-1] == "alarm"
+    # ... and the analysis reads each step's alarm as the callback did (same samples, KL and base)
+    online = [c["goodhart/alarm/score"] for c in s["checks"]]
+    np.testing.assert_allclose(res["alarm/score"].to_numpy(float), online, rtol=1e-6, atol=1e-9)
     # trainer_state.json of the last checkpoint keeps the goodhart/ metrics of the steps it saw
     state = json.loads((kept / "trainer_state.json").read_text())
     assert any("goodhart/alarm/score" in h for h in state["log_history"])

@@ -36,11 +36,14 @@ def analyze(
     out_dir: str | Path | None = None,
     rule: VerdictRule | None = None,
     base_id: str = "base",
+    pairing: str = "prompt",
 ) -> AnalyzeResult:
     """`goodhart analyze SAMPLES` as a function: the same results table, verdicts, alarm, tails and
     report.html as a sweep, written to ``out_dir`` (default ``<stem>_analysis/`` beside the file).
     Returns ``.results`` (one row per point), ``.labelled`` (verdicts; None without ``utility``),
-    ``.report``, ``.tails`` (base proxy per curve), ``.out_dir``.
+    ``.report``, ``.tails`` (base proxy per curve), ``.out_dir``. ``pairing="global"``: gains
+    against the base's overall mean instead of per prompt (training logs, whose prompts are not the
+    base's; e.g. the samples file of goodhart.integrations.trl.GoodhartCallback).
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -53,7 +56,7 @@ def analyze(
     from goodhart.eval.goodhart import VerdictRule as _Rule
     from goodhart.pipeline.report.analyze import analyze as _analyze
 
-    return _analyze(samples, out_dir, rule if rule is not None else _Rule(), base_id)
+    return _analyze(samples, out_dir, rule if rule is not None else _Rule(), base_id, pairing)
 
 
 def samples_from_sweep(sweep: str | Path) -> pd.DataFrame:

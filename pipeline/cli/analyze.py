@@ -16,6 +16,13 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("samples", help="a .csv, .parquet or .jsonl file of per-sample rows (docs/integrations.md)")
     p.add_argument("--out", help="output directory (default: <samples stem>_analysis beside the file)")
     p.add_argument("--base-id", default="base", help="the `point` value of the base policy's rows (default: base)")
+    p.add_argument(
+        "--pairing",
+        choices=["prompt", "global"],
+        default="prompt",
+        help="gains per prompt against that prompt's base rows (default), or against the base's overall mean "
+        "(training logs, whose prompts are not the base's)",
+    )
     p.add_argument("--near-base", type=float, default=0.1, help="equivalence margin of the verdict rule (as `report`)")
     p.add_argument(
         "--share-floor", type=float, default=0.05, help="collapsed-share threshold of the rule (as `report`)"
@@ -30,7 +37,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from goodhart.pipeline.report.verdicts import verdict_table
 
     rule = VerdictRule(near_base=args.near_base, share_floor=args.share_floor)
-    res = analyze(Path(args.samples), Path(args.out) if args.out else None, rule, args.base_id)
+    res = analyze(Path(args.samples), Path(args.out) if args.out else None, rule, args.base_id, args.pairing)
     if res.report is not None:
         print(verdict_table(res.labelled))
         print(f"\ngold-free alarm beside the verdicts (eval/alarm.py):\n{alarm_table(res.labelled)}\n")

@@ -55,6 +55,7 @@ def analyze(
     out_dir: str | Path | None = None,
     rule: VerdictRule = VerdictRule(),
     base_id: str = BASE_ID,
+    pairing: str = "prompt",
 ) -> AnalyzeResult:
     """Analyze a per-sample file (or an already read table) into `out_dir` (default: beside the
     file, <stem>_analysis/)."""
@@ -67,7 +68,9 @@ def analyze(
         p = Path(samples)
         df, name = read_samples(p, base_id), str(p)
         root = Path(out_dir) if out_dir is not None else p.parent / f"{p.stem}_analysis"
-    ana = build(df, name, base_id, rule.ci)
+    ana = build(df, name, base_id, rule.ci, pairing)
+    if pairing == "global":
+        ana.notes.append("gains against the base's overall mean (--pairing global): not paired per prompt")
     write_sweep_shaped(ana, root)
     res = AnalyzeResult(root, ana.results, notes=list(ana.notes))
     from goodhart.eval.tails import tail_verdict

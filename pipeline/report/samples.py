@@ -252,8 +252,20 @@ def _is_number(s: str) -> bool:
         return False
 
 
-def build(df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID, ci: float = 0.95) -> Analysis:
-    """Checked rows (from `check`) -> one result row per point, per-prompt arrays and base pools."""
+PAIRINGS = ("prompt", "global")
+
+
+def build(
+    df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID, ci: float = 0.95, pairing: str = "prompt"
+) -> Analysis:
+    """Checked rows (from `check`) -> one result row per point, per-prompt arrays and base pools.
+
+    pairing "prompt": each prompt's gain against that prompt's base rows (every prompt of a point
+    needs base rows). "global": against the mean of all the curve's base rows -- for training logs,
+    whose prompts change from step to step and are not the base's; intervals are then over the
+    point's prompts with the base mean taken as known (its own noise is not in them)."""
+    if pairing not in PAIRINGS:
+        raise SamplesError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
     from goodhart.eval.alarm import BaseStats, alarm
     from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, summarize
     from goodhart.pipeline.config.schema import RunConfig
@@ -288,7 +300,7 @@ def build(df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID
         for pid in dict.fromkeys(pc["point"]):
             g = pc[pc["point"] == pid]
             unknown = ~g["prompt"].isin(base_prompts)
-            if unknown.any():
+            if pairing == "prompt" and unknown.any():
                 i = int(g.index[int(np.argmax(unknown.to_numpy()))])
                 raise SamplesError(
                     f"{_where(path, i, 'prompt')}: prompt {g['prompt'].loc[i]!r} of point '{pid}' has no base rows "
@@ -299,16 +311,23 @@ def build(df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID
                 p0 = zero.index[int(np.argmax(zero.to_numpy()))]
                 i = int(g.index[int(np.argmax((g["prompt"] == p0).to_numpy()))])
                 raise SamplesError(f"{_where(path, i, 'weight')}: point '{pid}', prompt {p0!r}: weights sum to 0")
-            prompts = [p for p in base_prompts if p in set(g["prompt"])]
-            idx = [base_prompts.index(p) for p in prompts]
+            if pairing == "prompt":
+                prompts = [p for p in base_prompts if p in set(g["prompt"])]
+                idx = [base_prompts.index(p) for p in prompts]
+                bp = bmean["proxy"][idx]
+                bu = bmean["utility"][idx] if has_u else np.full(len(prompts), np.nan)
+                stats = BaseStats.from_pool(pool["proxy"][idx])
+            else:  # every prompt against the base's overall mean
+                prompts = list(dict.fromkeys(g["prompt"]))
+                bp = np.full(len(prompts), float(bc["proxy"].mean()))
+                bu = np.full(len(prompts), float(bc["utility"].mean()) if has_u else np.nan)
+                stats = BaseStats.from_pool(pool["proxy"], per_prompt=False)
             est = _per_prompt_means(g, prompts, cols)
-            bp = bmean["proxy"][idx]
-            bu = bmean["utility"][idx] if has_u else np.full(len(prompts), np.nan)
             u = est["utility"] if has_u else np.full(len(prompts), np.nan)
             row = summarize(cfg, est["proxy"], u, est["kl"], bp, bu, "samples file")
             per = row.pop(PER_PROMPT)
             r, w = _matrix(g, prompts)
-            row.update(alarm(r, row[M.KL], BaseStats.from_pool(pool["proxy"][idx]), w).row())
+            row.update(alarm(r, row[M.KL], stats, w).row())
             x_name, x = knob[pid]
             first = g.iloc[0]
             d = point_dir_name(str(pid))
@@ -332,7 +351,10 @@ def build(df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID
                 if c in g and pd.notna(first[c]):
                     out[c] = _truth(first[c])  # the results-table columns of the same names
             rows.append(out)
-            ana.per_prompt[d] = per
+            if pairing == "prompt":
+                ana.per_prompt[d] = per
+            else:  # no units: points hold different prompts, so nothing may be paired across them
+                out.pop("per_prompt_file")
     if len({r["point_id"] for r in rows}) < len(rows):
         raise SamplesError(f"{path}: two points share a directory name; use distinct point ids")
     ana.results = pd.DataFrame(rows)

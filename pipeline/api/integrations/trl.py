@@ -106,6 +106,9 @@ class GoodhartCallback(TrainerCallback):
         base_prompts: prompts to sample the base on (None: the first 8 distinct prompts of the
             train dataset).
         rule: the alarm's thresholds (goodhart.AlarmRule); other keywords go to the alarm.
+        samples_file: write every recorded sample (and the sampled base) to this CSV in the
+            `goodhart analyze` schema: point = the step, prompt, proxy, utility (the gold, if
+            any), kl (the step's sequence KL); relative paths are under the trainer's output_dir.
 
     After training: ``stopped_at``, ``last_quiet_step``, ``last_quiet_checkpoint``, ``history``
     (one record per check) and ``summary()`` (also written to <output_dir>/goodhart_alarm.json).
@@ -131,6 +134,7 @@ class GoodhartCallback(TrainerCallback):
         base_samples: int = 16,
         base_prompts: Sequence[str] | int = 8,
         rule: AlarmRule | None = None,
+        samples_file: str | Path | None = None,
         **alarm_options: Any,
     ):
         if every < 1:
@@ -139,6 +143,7 @@ class GoodhartCallback(TrainerCallback):
         self.every, self.stop_on_alarm = int(every), bool(stop_on_alarm)
         self.base_samples, self.base_prompts = int(base_samples), base_prompts
         self.rule, self.alarm_options = rule or AlarmRule(), alarm_options
+        self.samples_file = Path(samples_file) if samples_file is not None else None
         self.history: list[dict[str, Any]] = []
         self.last: Alarm | None = None
         self.stopped_at: int | None = None
@@ -147,7 +152,8 @@ class GoodhartCallback(TrainerCallback):
         self.checkpoints: list[dict[str, Any]] = []
         self._funcs: list[RewardFunc] = []
         self._gold: RewardFunc | None = None
-        self._batches: list[dict[str, np.ndarray]] = []  # per generation batch: func index -> rewards, "gold"
+        self._batches: list[dict[Any, Any]] = []  # per generation batch: func index -> rewards, "gold", "prompts"
+        self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []  # taken since the last check
         self._key: tuple[int, int] | None = None
         self._last_check = 0
         self._trainer = None
@@ -172,7 +178,7 @@ class GoodhartCallback(TrainerCallback):
             key = (id(completions), len(completions))
             if not self._batches or key != self._key or i in self._batches[-1]:  # a new generation batch
                 self._key = key
-                self._batches.append({})
+                self._batches.append({"prompts": [str(p) for p in prompts]})
                 if self._gold is not None:
                     self._batches[-1]["gold"] = _floats(self._gold(prompts=prompts, completions=completions, **kwargs))
             self._batches[-1][i] = _floats(out)
@@ -201,18 +207,18 @@ class GoodhartCallback(TrainerCallback):
         w = np.ones(len(self._funcs)) if w is None else np.asarray([float(v) for v in w], dtype=np.float64)
         return w
 
-    def _take(self, args) -> tuple[np.ndarray, np.ndarray | None]:
-        """Proxies (and gold) of the complete batches recorded since the last call."""
+    def _take(self, args) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        """Proxies (gold, prompts) of the complete batches recorded since the last call."""
         w = self._weights(args)
         complete = [all(i in b for i in range(len(self._funcs))) for b in self._batches]
         done = [b for b, c in zip(self._batches, complete) if c]
         self._batches = [b for b, c in zip(self._batches, complete) if not c]  # a batch still being scored
         if not done:
-            return np.empty(0), None
+            return np.empty(0), (np.empty(0) if self._gold is not None else None), []
         per = [np.stack([b[i] for i in range(len(self._funcs))], 1) for b in done]  # (B, F) each
         proxy = np.concatenate([np.nansum(p * w[None, :], 1) for p in per])
         gold = np.concatenate([b["gold"] for b in done]) if self._gold is not None else None
-        return proxy, gold
+        return proxy, gold, [p for b in done for p in b["prompts"]]
 
     # ---------------------------------------------------------------------------------------
     # base statistics
@@ -227,10 +233,13 @@ class GoodhartCallback(TrainerCallback):
         if not self._funcs:
             raise RuntimeError("GoodhartCallback: pass reward_funcs=callback.wrap([...]) to the trainer, or give base=")
         prompts = self._prompts(train_dataloader)
-        proxy = self._sample_base(args, model, processing_class, prompts)
+        proxy, gold = self._sample_base(args, model, processing_class, prompts)
         if state.is_world_process_zero:
             saved.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(saved, proxy=proxy)
+            np.savez(saved, proxy=proxy, **({"utility": gold} if gold is not None else {}))
+            if self.samples_file is not None:
+                flat = [p for p in prompts for _ in range(proxy.shape[1])]
+                self._write_samples(args, "base", flat, proxy.ravel(), None if gold is None else gold.ravel(), 0.0)
         self.base = BaseStats.from_pool(proxy, per_prompt=False)
 
     def _prompts(self, train_dataloader) -> list[str]:
@@ -247,15 +256,15 @@ class GoodhartCallback(TrainerCallback):
             raise RuntimeError("GoodhartCallback samples the base for text prompts only; give base= for chat prompts")
         return list(dict.fromkeys(column))[: self.base_prompts]
 
-    def _sample_base(self, args, model, tok, prompts: list[str]) -> np.ndarray:
-        """(P, base_samples) proxies of the model's own completions, before any update."""
+    def _sample_base(self, args, model, tok, prompts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(P, base_samples) proxies (and gold) of the model's own completions, before any update."""
         import torch
 
         was_training = model.training
         model.eval()
         side = tok.padding_side
         tok.padding_side = "left"
-        rows = []
+        rows, golds = [], []
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
                 torch.manual_seed(args.seed)
@@ -273,11 +282,16 @@ class GoodhartCallback(TrainerCallback):
                     )
                     ids = out[:, enc["input_ids"].shape[1] :]
                     texts = tok.batch_decode(ids, skip_special_tokens=True)
-                    rows.append(self._score([p] * len(texts), texts, [list(map(int, r)) for r in ids], args))
+                    ids_list = [list(map(int, r)) for r in ids]
+                    rows.append(self._score([p] * len(texts), texts, ids_list, args))
+                    if self._gold is not None:
+                        golds.append(
+                            _floats(self._gold(prompts=[p] * len(texts), completions=texts, completion_ids=ids_list))
+                        )
         finally:
             tok.padding_side = side
             model.train(was_training)
-        return np.stack(rows)
+        return np.stack(rows), (np.stack(golds) if golds else None)
 
     def _score(self, prompts: list[str], completions: list[str], ids: list[list[int]], args) -> np.ndarray:
         noop = lambda *a, **k: None  # noqa: E731 - reward functions may log; nothing to log to yet
@@ -293,14 +307,21 @@ class GoodhartCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs if logs is not None else {}
         step = int(state.global_step)
-        if step - self._last_check < self.every or self.base is None or any(k.startswith("eval_") for k in logs):
-            return
-        proxy, gold = self._take(args)
-        if proxy.size == 0:
-            return
-        self._last_check = step
+        if any(k.startswith("eval_") for k in logs) or "train_runtime" in logs:
+            return  # an evaluation or the end-of-training summary: no training samples
         kl, length = logs.get("kl"), logs.get("completions/mean_length")
         seq_kl = float(kl) * float(length) if kl is not None and length is not None else float("nan")
+        proxy_new, gold_new, prompts_new = self._take(args)
+        if proxy_new.size:
+            self._pending.append((proxy_new, gold_new))
+            if self.samples_file is not None and state.is_world_process_zero:
+                self._write_samples(args, str(step), prompts_new, proxy_new, gold_new, seq_kl)
+        if step - self._last_check < self.every or self.base is None or not self._pending:
+            return
+        proxy = np.concatenate([p for p, _ in self._pending])
+        gold = np.concatenate([g for _, g in self._pending]) if self._gold is not None else None
+        self._pending = []
+        self._last_check = step
         a = alarm(proxy, seq_kl, self.base, rule=self.rule, **self.alarm_options)
         level = _agreed_level(a.level, args)
         self.last = a
@@ -336,6 +357,21 @@ class GoodhartCallback(TrainerCallback):
         tmp = out.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.summary(), indent=1))
         tmp.replace(out)
+
+    def _write_samples(self, args, point: str, prompts, proxy, gold, kl: float) -> None:
+        """Append rows in the `goodhart analyze` schema (header on a new file)."""
+        import csv
+
+        f = self.samples_file if self.samples_file.is_absolute() else Path(args.output_dir) / self.samples_file
+        f.parent.mkdir(parents=True, exist_ok=True)
+        new = not f.is_file() or point == "base"
+        with open(f, "w" if point == "base" else "a", newline="") as fh:
+            w = csv.writer(fh)
+            if new:
+                w.writerow(["point", "prompt", "proxy", *(["utility"] if self._gold is not None else []), "kl"])
+            for i, (p, r) in enumerate(zip(prompts, proxy)):
+                u = [repr(float(gold[i]))] if gold is not None else []
+                w.writerow([point, p, repr(float(r)), *u, repr(float(kl))])
 
     def summary(self) -> dict[str, Any]:
         """Every check, where training stopped, and the last quiet step and checkpoint."""
