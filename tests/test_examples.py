@@ -104,3 +104,72 @@ def test_reward_plugin_package_installs_and_goodhart_runs_it_by_name(small_model
 
     with pytest.raises(RewardError, match="no reward plug-in named 'exclaim'"):
         plugin_reward("exclaim")
+
+
+def _tiny_as(tmp_path: Path, layout: str) -> tuple[Path, Path]:
+    """examples/samples/tiny_run.csv written the way verl / OpenRLHF dump samples (steps shifted by
+    100 so that verl's step 0 is the base), and the KL table beside it."""
+    import pandas as pd
+
+    df = pd.read_csv(EXAMPLES / "samples" / "tiny_run.csv", dtype={"point": str})
+    d = tmp_path / layout
+    d.mkdir()
+    kl = df[df["point"] != "base"].groupby("point", sort=False)["kl"].mean()
+    steps = {p: str(int(p) + 100) for p in kl.index}
+    for point, g in df.groupby("point", sort=False):
+        step = "0" if point == "base" else steps[point]
+        name = ("base" if point == "base" else step) if layout == "openrlhf" else step
+        rec = pd.DataFrame({"input": g["prompt"], "output": g["completion"], "step": int(step)})
+        if layout == "verl":
+            rec = rec.assign(score=g["proxy"].to_numpy(), acc=g["utility"].to_numpy(), gts=None)
+        else:
+            rec = rec.assign(reward=g["proxy"].to_numpy(), gold_reward=g["utility"].to_numpy())
+        rec.to_json(d / f"{name}.jsonl", orient="records", lines=True, double_precision=15)
+    klf = tmp_path / f"kl_{layout}.csv"
+    pd.DataFrame({"point": [steps[p] for p in kl.index], "kl": kl.to_numpy()}).to_csv(klf, index=False)
+    return d, klf
+
+
+def test_convert_dumps_of_verl_and_openrlhf_analyze_like_the_original(tmp_path):
+    import goodhart
+
+    conv = _load(EXAMPLES / "convert_dumps.py")
+    want = goodhart.analyze(EXAMPLES / "samples" / "tiny_run.csv", tmp_path / "want").labelled
+    for layout, proxy, gold in (("verl", "score", "acc"), ("openrlhf", "reward", "gold_reward")):
+        d, klf = _tiny_as(tmp_path, layout)
+        out = tmp_path / f"{layout}.csv"
+        conv.main([layout, str(d), "--proxy", proxy, "--gold", gold, "--kl", str(klf), "--out", str(out)])
+        got = goodhart.analyze(out, tmp_path / f"an_{layout}").labelled
+        # the KL is a per-point constant here (the dumps hold none per sample): same means, same verdicts
+        assert got["verdict"].tolist() == want["verdict"].tolist(), layout
+        assert [float(x) - 100 for x in got["x"]] == want["x"].tolist()
+
+
+def test_convert_trl_completion_logs(tmp_path):
+    """TRL's log_completions files (completions/completions_<step>.parquet) and trainer_state.json."""
+    import json
+
+    import pandas as pd
+
+    conv = _load(EXAMPLES / "convert_dumps.py")
+    (tmp_path / "completions").mkdir()
+    for step in (1, 2):
+        pd.DataFrame(
+            {
+                "step": step,
+                "prompt": ["a", "a", "b", "b"],
+                "completion": ["x", "y", "z", "w"],
+                "proxy_a": [1.0, 2.0, 3.0, 4.0],
+                "proxy_b": [0.5, None, 0.5, 0.5],
+                "utility": [0.1, 0.2, 0.3, 0.4],
+                "advantage": 0.0,
+            }
+        ).to_parquet(tmp_path / "completions" / f"completions_{step:05d}.parquet")
+    (tmp_path / "checkpoint-2").mkdir()
+    hist = [{"step": s, "kl": 0.1 * s, "completions/mean_length": 10.0} for s in (1, 2)]
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text(json.dumps({"log_history": hist}))
+    df = conv.main(
+        ["trl", str(tmp_path), "--proxy", "proxy_a,proxy_b", "--gold", "utility", "--out", str(tmp_path / "s.csv")]
+    )
+    assert df["proxy"].tolist()[:4] == [1.5, 2.0, 3.5, 4.5]  # summed like TRL (a None reward counts 0)
+    assert df["kl"].tolist() == [1.0] * 4 + [2.0] * 4 and df["point"].tolist() == ["1"] * 4 + ["2"] * 4
