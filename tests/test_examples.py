@@ -173,3 +173,13 @@ def test_convert_trl_completion_logs(tmp_path):
     )
     assert df["proxy"].tolist()[:4] == [1.5, 2.0, 3.5, 4.5]  # summed like TRL (a None reward counts 0)
     assert df["kl"].tolist() == [1.0] * 4 + [2.0] * 4 and df["point"].tolist() == ["1"] * 4 + ["2"] * 4
+
+
+def test_every_path_the_integration_docs_name_exists():
+    import re
+
+    text = (REPO / "docs" / "integrations.md").read_text()
+    paths = set(re.findall(r"\b((?:examples|tests|docs|eval|pipeline)/[\w./-]+\.(?:py|csv|md|toml|yaml))", text))
+    assert len(paths) >= 8
+    missing = [p for p in sorted(paths) if not (REPO / p).is_file()]
+    assert not missing, missing
