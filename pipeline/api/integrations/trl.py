@@ -46,9 +46,10 @@ from typing import Any
 import numpy as np
 from transformers import TrainerCallback
 
+from goodhart import Alarm, AlarmRule, BaseStats, alarm  # the public API: one place adapts to eval/alarm.py
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import LEVELS, Alarm, AlarmRule, BaseStats, alarm
 
+LEVELS = ("quiet", "watch", "alarm")  # alarm/code 0, 1, 2 (eval/metrics.py ALARM_CODE)
 BASE_FILE = "goodhart_base.npz"
 SUMMARY_FILE = "goodhart_alarm.json"
 RewardFunc = Callable[..., Sequence[float | None]]
@@ -58,8 +59,8 @@ def load_base(source: str | Path | np.ndarray | BaseStats) -> BaseStats:
     """Base statistics from a BaseStats, an array of base proxy rewards ((P, N) or flat), or a
     file: .npy, .npz (array `proxy`, else the first), .csv / .parquet / .jsonl (column `proxy`;
     in the `goodhart analyze` schema only the rows whose point is `base`)."""
-    if isinstance(source, BaseStats):
-        return source
+    if hasattr(source, "sigma") and hasattr(source, "means"):  # BaseStats (the public class or eval's)
+        return source  # type: ignore[return-value]
     if isinstance(source, np.ndarray):
         x = np.asarray(source, dtype=np.float64)
     else:
@@ -326,7 +327,7 @@ class GoodhartCallback(TrainerCallback):
         level = _agreed_level(a.level, args)
         self.last = a
         metrics = {M.integration_name(k): v for k, v in a.row().items() if isinstance(v, float)}
-        metrics[M.integration_name(M.ALARM_CODE)] = float(LEVELS.index(level))
+        metrics[M.integration_name(M.ALARM_CODE)] = float(_code(level))
         metrics.update({M.INTEGRATION_PROXY: float(np.mean(proxy)), M.INTEGRATION_KL: seq_kl})
         metrics[M.INTEGRATION_SAMPLES] = float(proxy.size)
         if gold is not None:
@@ -387,6 +388,11 @@ class GoodhartCallback(TrainerCallback):
         }
 
 
+def _code(level: str) -> int:
+    """quiet 0, watch 1, alarm 2 (a level this module does not know counts as alarm)."""
+    return LEVELS.index(level) if level in LEVELS else len(LEVELS) - 1
+
+
 def _floats(values: Sequence[float | None]) -> np.ndarray:
     return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
@@ -403,6 +409,6 @@ def _agreed_level(level: str, args) -> str:
         return level
     import torch
 
-    t = torch.tensor([float(LEVELS.index(level))], device=args.device)
+    t = torch.tensor([float(_code(level))], device=args.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return LEVELS[int(t.item())]
