@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 
@@ -48,6 +50,29 @@ def test_analyze_external_run_example(tmp_path, capsys):
     assert (tmp_path / "a" / "report" / "report.html").is_file()
 
 
+def test_reward_plugin_entry_point_as_its_pyproject_declares_it(tmp_path, monkeypatch):
+    """Fast: the package and the entry point its pyproject.toml declares, as an installed
+    distribution would lay them out on sys.path; goodhart finds the reward by name."""
+    import tomllib
+
+    import numpy as np
+
+    from goodhart.rewards.plugins import plugin_reward
+
+    meta = tomllib.loads((EXAMPLES / "reward_plugin" / "pyproject.toml").read_text())["project"]
+    eps = meta["entry-points"]["goodhart.rewards"]
+    site = tmp_path / "site"
+    shutil.copytree(EXAMPLES / "reward_plugin" / "goodhart_exclaim", site / "goodhart_exclaim")
+    info = site / f"goodhart_exclaim-{meta['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n")
+    (info / "entry_points.txt").write_text("[goodhart.rewards]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()))
+    monkeypatch.syspath_prepend(str(site))
+    r = plugin_reward("exclaim", {"weight": 2.0, "cap": 3})
+    np.testing.assert_array_equal(r.score(["p"] * 3, ["no", "yes!", "wow!!!!!"]), [0.0, 2.0, 6.0])
+
+
+@pytest.mark.slow
 def test_reward_plugin_package_installs_and_goodhart_runs_it_by_name(small_model_dir, tmp_path):
     """pip installs examples/reward_plugin (a copy: the build leaves files beside its source);
     goodhart finds the entry point `exclaim` by name and runs one point with it."""
@@ -97,8 +122,6 @@ def test_reward_plugin_package_installs_and_goodhart_runs_it_by_name(small_model
     res = pd.read_csv(tmp_path / "runs" / "exclaim-bon" / "results.csv")
     assert res["status"].tolist() == ["done"] and "exclaim" in str(res["curve/proxy"].iloc[0])
     # without the package on the path the name is not found: a one-line reward error naming it
-    import pytest
-
     from goodhart.rewards.base import RewardError
     from goodhart.rewards.plugins import plugin_reward
 
