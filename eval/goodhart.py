@@ -526,7 +526,7 @@ across optimizers is reported beside it. share = gain(utility) / gain(proxy), sh
 share of best-of-2 on the base pool. Near base means: the utility gain's upper bound is below
 the margin m = {near:g} x max(the curve's peak gain, best-of-2's utility gain on the base pool).
   baseline        the proxy gain is not shown to be > 0
-  catastrophic    utility shown near base (upper bound < m; or < 0), past its optimizer's peak
+  catastrophic    utility shown near base (upper bound < m, or < 0), past its optimizer's peak
                   or with the share collapsed (upper bound < {floor:g} x share0). A collapsed
                   share alone is evidence printed in `why`, not the label.
   over-optimized  past its optimizer's peak, the paired drop is significant (lower bound > 0)
@@ -538,7 +538,7 @@ the margin m = {near:g} x max(the curve's peak gain, best-of-2's utility gain on
   improving       at or before its optimizer's peak (or past it, shown above it), and within m
                   of the frontier at its KL
 Flags: dominated (significantly and more than m below another optimizer's point at no more KL,
-or best-of-2 on the base pool), n>N/4 (best-of-n from a quarter of the pool or more: few draws
+or best-of-2 on the base pool), n>N/4 (best-of-n with n above a quarter of the pool: few draws
 per prompt, wide interval), low-ESS, pool-dependent (tilt points that cannot be a peak).
 Intervals: {ci:.0%}, t over prompts (or (seed, prompt) units)."""
 
