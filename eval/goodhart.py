@@ -323,9 +323,9 @@ def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRu
         if near and (past or collapsed or uhi < 0):
             v = "catastrophic"
             why = (
-                f"{util_txt} shown near base (upper bound < {margin_txt})"
-                if uhi < margin
-                else f"{util_txt} shown below base"
+                f"{util_txt} shown below base (upper bound < 0)"
+                if uhi < 0
+                else f"{util_txt} shown near base (upper bound < {margin_txt})"
             ) + f" while proxy gain {_ci(pm, plo, phi)} > 0; {share_txt}"
         elif past and ulo < margin:
             v, cols["mdd"][i] = "unresolved", mdd(d, rule)

@@ -236,3 +236,20 @@ def test_rule_text_is_the_one_source_and_names_its_thresholds():
     text = rule_text(VerdictRule(near_base=0.15, share_floor=0.02))
     assert "0.15 x max(the curve's peak gain, best-of-2's utility gain" in text
     assert "0.02 x share0" in text and "dominated" in text and "80% power" in text
+
+
+def test_utility_shown_below_base_while_the_proxy_rises_is_catastrophic():
+    # A proxy that is anti-correlated with utility: no peak, no share reference (share0 < 0);
+    # the utility is shown below base at every moved point.
+    df = pts(
+        "bon",
+        [1, 2, 4],
+        [0.0, 0.19, 0.63],
+        [0.0, 1.0, 2.0],
+        [0.0, -0.5, -1.0],
+        [0.0, -0.55, -1.05],
+        [0.0, -0.45, -0.95],
+    )
+    lab = label_points(df)
+    assert list(lab["verdict"]) == ["baseline", "catastrophic", "catastrophic"]
+    assert "shown below base" in lab["why"].iloc[1]
