@@ -350,6 +350,10 @@ def log_to_mlflow(rep: Report) -> str | None:
         "verdict",
         "why",
         "flags",
+        "peak",
+        "mdd",
+        "frontier_by",
+        "gap",
     ]
     tr.log_table(run_id, rep.labelled[[c for c in cols if c in rep.labelled]].reset_index(drop=True), "verdicts.json")
     tags = {"goodhart.verdict": rep.verdict}
