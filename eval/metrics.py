@@ -40,6 +40,7 @@ TILT_DRIFT_PROXY = "tilt/drift/proxy"  # tilt: estimate on the pool N minus on i
 TILT_DRIFT_UTILITY = "tilt/drift/utility"  # ... the same for the utility
 POOL_DEPENDENT = "pool_dependent"  # column: the tilt estimate drifts with the pool size beyond its interval
 BASE_SHARE2 = "base/share2"  # utility share of the proxy gain of best-of-2 on the base pool (the gentlest pressure)
+BASE_GAIN2 = "base/gain2"  # utility gain of best-of-2 on the base pool (/lo, /hi over prompts): near-base floor
 N_SAMPLES = "n/samples"  # samples per prompt (the pool N, or M held-out samples)
 
 # ---- training ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from goodhart.eval.tails import (
     mean_excess,
     moment_estimator,
     pickands,
+    resolved_index,
     robust_scale,
     tail_verdict,
 )
@@ -24,9 +25,15 @@ Sampler = Callable[[np.random.Generator], np.ndarray]
 
 LIGHT: dict[str, Sampler] = {
     "normal": lambda r: r.normal(size=N),
-    "exponential": lambda r: r.exponential(size=N),
     "uniform": lambda r: r.uniform(size=N),
+}
+# Flat b(u): the exponential itself and (at this n) the Gumbel. Their statistics at 30,000
+# draws are those of a Student-t(10) (issue 19), so no rule can call them light without
+# calling t(10) light too: inconclusive, never heavy.
+BOUNDARY: dict[str, Sampler] = {
+    "exponential": lambda r: r.exponential(size=N),
     "gumbel": lambda r: r.gumbel(size=N),
+    "student_t(10)": lambda r: r.standard_t(10, size=N),
 }
 HEAVY: dict[str, Sampler] = {
     "pareto(1.5)": lambda r: r.pareto(1.5, size=N) + 1,
@@ -53,11 +60,32 @@ def test_verdict_heavy_for_heavy_laws_every_seed(name: str) -> None:
     assert _verdicts(HEAVY[name]) == ["heavy"] * len(SEEDS)
 
 
+@pytest.mark.parametrize("name", BOUNDARY)
+def test_verdict_inconclusive_on_exponential_like_tails_every_seed(name: str) -> None:
+    assert _verdicts(BOUNDARY[name]) == ["inconclusive"] * len(SEEDS)
+
+
+def test_student_t10_is_not_light_at_300000_draws() -> None:
+    # The issue's case: LIGHT at 30,000, 300,000 and 1,000,000 draws under the old rule, whose
+    # thresholds stopped at the 0.995 quantile, where t(10)'s b(u) is still falling.
+    rep = tail_verdict(np.random.default_rng(5).standard_t(10, size=300_000), seed=1)
+    assert rep.verdict != "light", rep.table()
+    assert rep.qq_trend.n_exceed.min() == 100  # thresholds reach the top 100 values
+
+
+def test_resolved_index_is_where_student_t_turns_inside_the_thresholds() -> None:
+    for n in (30_000, 300_000):
+        df = resolved_index(n)
+        assert np.sqrt(df) == pytest.approx(stats.t(df).isf(100 / n), rel=1e-3)
+    assert 10 < resolved_index(30_000) < resolved_index(300_000) < resolved_index(3_000_000)
+    assert "resolved up to index ~11.1" in " ".join(tail_verdict(np.random.default_rng(0).normal(size=N)).reasons)
+
+
 @pytest.mark.parametrize(
     ("sample", "expected"),
     [
         (lambda r: r.normal(-5.0, 0.01, size=N), "light"),
-        (lambda r: r.exponential(size=N) - 100.0, "light"),  # every value negative
+        (lambda r: r.exponential(size=N) - 100.0, "inconclusive"),  # every value negative
         (lambda r: -r.exponential(size=N), "light"),  # bounded above by 0
         (lambda r: 1e3 * r.standard_t(2, size=N) - 1e5, "heavy"),  # every value negative
         (lambda r: 1e-6 * r.lognormal(0.0, 1.5, size=N), "heavy"),

@@ -47,46 +47,45 @@ def test_over_optimized_when_the_drop_from_the_peak_is_significant():
     df = table([0, 1, 2, 4, 8], [0, 1, 2, 3, 4], [0, 0.5, 1.0, 0.6, 0.4], share0=0.5)
     lab = label_points(df)
     assert list(lab["verdict"]) == ["baseline", "improving", "improving", "over-optimized", "over-optimized"]
-    assert "paired drop from peak 1 at KL 2" in lab["why"].iloc[3]
+    assert "paired drop from bon's own peak 1 [0.95, 1.05] at KL 2: 0.4" in lab["why"].iloc[3]
+    assert "near-base margin 0.1 = 0.1 x curve peak 1" in lab["why"].iloc[3]
 
 
-def test_readme_demo_ppo_pareto_is_catastrophic_and_gaussian_is_not():
-    # The README's own demo numbers (PPO, 40 steps, hackable feature-mode error); share0 is
-    # best-of-2's utility share on the same base pool (~0.36 pareto, ~0.5 gaussian).
-    pareto = table(
-        [93.764, 104.270],
-        [272.149, 736.015],
-        [0.042, 0.106],
-        share0=0.36,
-        law="pareto",
-        algo="ppo",
-        ulo=[0.018, 0.079],
-        uhi=[0.064, 0.133],
-    )
-    gauss = table(
-        [0.561, 16.719],
-        [0.470, 2.064],
-        [0.245, 0.453],
-        share0=0.5,
-        law="gaussian",
-        algo="ppo",
-        ulo=[0.196, 0.416],
-        uhi=[0.291, 0.492],
-    )
+def test_readme_demo_ppo_pareto_is_catastrophic_only_if_utility_is_shown_near_base():
+    # The README's demo numbers (PPO, 40 steps, hackable feature-mode error); share0 is
+    # best-of-2's utility share on the same base pool (~0.36 pareto, ~0.5 gaussian), gain2 its
+    # utility gain. The pareto share collapsed (1.5e-4, 1.4e-4) but utility 0.042 and 0.106 are
+    # well above the near-base margin 0.1 x 0.2: not catastrophic, and far below what best-of-2
+    # buys on the same pool: not improving either.
+    def ppo(kl, proxy, util, ulo, uhi, law, share0):
+        return table(kl, proxy, util, share0=share0, law=law, algo="ppo", ulo=ulo, uhi=uhi).assign(
+            **{M.BASE_GAIN2: 0.2, M.lo(M.BASE_GAIN2): 0.19, M.hi(M.BASE_GAIN2): 0.21}
+        )
+
+    pareto = ppo([93.764, 104.270], [272.149, 736.015], [0.042, 0.106], [0.018, 0.079], [0.064, 0.133], "pareto", 0.36)
+    gauss = ppo([0.561, 16.719], [0.470, 2.064], [0.245, 0.453], [0.196, 0.416], [0.291, 0.492], "gaussian", 0.5)
     lab = label_points(pd.concat([pareto, gauss]))
-    assert list(lab[lab.error_law == "pareto"]["verdict"]) == ["catastrophic", "catastrophic"]
+    p = lab[lab.error_law == "pareto"]
+    assert list(p["verdict"]) == ["unresolved", "unresolved"]
+    assert "collapsed" in p["why"].iloc[0] and "best-of-2 on the base pool" in p["why"].iloc[1]
+    assert "dominated" in p["flags"].iloc[1]
     assert list(lab[lab.error_law == "gaussian"]["verdict"]) == ["improving", "improving"]
-    why = lab[lab.error_law == "pareto"]["why"].iloc[0]
-    assert "utility share 0.000154" in why and "< 0.05 x share0 0.36" in why
+    # The same hack with utility shown near base (upper bounds 0.012, 0.015 < 0.02): catastrophic,
+    # even at PPO's own peak, because the share collapsed there too.
+    near = ppo([93.764, 104.270], [272.149, 736.015], [0.004, 0.006], [-0.004, 0.001], [0.012, 0.015], "pareto", 0.36)
+    lab = label_points(near)
+    assert list(lab["verdict"]) == ["catastrophic", "catastrophic"] and list(lab["peak"]) == [False, True]
+    assert "utility share 1.47e-05" in lab["why"].iloc[0] and "(collapsed: < 0.05 x share0)" in lab["why"].iloc[0]
 
 
 def test_catastrophic_when_utility_is_shown_near_base_past_the_peak():
-    # Share test off: only the equivalence test (upper bound below 10% of the peak) is left.
     df = table([0, 1, 2, 4, 8], [0, 1, 2, 3, 4], [0, 1.0, 0.5, 0.05, 0.0], half_width=0.03)
-    assert labels(df, share_floor=0.0) == ["baseline", "improving", "over-optimized", "catastrophic", "catastrophic"]
-    # A wider interval cannot show it: the upper bound 0.2 is above the margin 0.1.
+    assert labels(df) == ["baseline", "improving", "over-optimized", "catastrophic", "catastrophic"]
+    # A wider interval cannot show it: the upper bound 0.2 is above the margin 0.1, and the
+    # lower bound -0.2 below it: the data cannot tell near base from over-optimized.
     df = table([0, 1, 2, 4, 8], [0, 1, 2, 3, 4], [0, 1.0, 0.5, 0.05, 0.0], half_width=[0.03, 0.03, 0.03, 0.03, 0.2])
-    assert labels(df, share_floor=0.0)[-1] == "over-optimized"
+    lab = label_points(df)
+    assert lab["verdict"].iloc[-1] == "unresolved" and "minimal detectable drop" in lab["why"].iloc[-1]
 
 
 def test_an_interval_containing_zero_and_the_peak_is_unresolved_not_catastrophic():
@@ -96,7 +95,8 @@ def test_an_interval_containing_zero_and_the_peak_is_unresolved_not_catastrophic
     )
     lab = label_points(df)
     assert list(lab["verdict"]) == ["baseline", "improving", "improving", "unresolved"]
-    assert "spans 0 and the whole peak gain" in lab["why"].iloc[3]
+    assert "cannot tell near base (< 0.134) from over-optimized" in lab["why"].iloc[3]
+    assert lab["mdd"].iloc[3] == pytest.approx(lab["drop/hi"].iloc[3] - lab["drop"].iloc[3], rel=0.45)
 
 
 def test_a_reward_that_never_moves_utility_on_few_prompts_is_unresolved():
@@ -117,18 +117,22 @@ def test_peak_is_the_largest_lower_bound_not_the_largest_estimate():
 
 
 def test_paired_comparison_sees_a_drop_that_unpaired_intervals_hide():
+    from goodhart.eval.bootstrap import t_ci
+
     rng = np.random.default_rng(0)
-    prompt_effect = rng.normal(0, 1.0, 16)  # between-prompt spread, shared by both points
+    prompt_effect = rng.normal(0, 0.6, 16)  # between-prompt spread, shared by both points
     peak_u = 1.0 + prompt_effect
     late_u = 0.7 + prompt_effect + rng.normal(0, 0.05, 16)
-    df = table([0, 1, 2], [0, 1, 2], [0, peak_u.mean(), late_u.mean()], half_width=0.6, share0=0.5)
+    ci = [t_ci(u) for u in (np.zeros(16), peak_u, late_u)]
+    df = table([0, 1, 2], [0, 1, 2], [c[0] for c in ci], ulo=[c[1] for c in ci], uhi=[c[2] for c in ci], share0=0.5)
     units = {
         "x-bon-0": {"gain_proxy": np.zeros(16), "gain_utility": np.zeros(16)},
         "x-bon-1": {"gain_proxy": np.ones(16), "gain_utility": peak_u},
         "x-bon-2": {"gain_proxy": 2 * np.ones(16), "gain_utility": late_u},
     }
-    # Unpaired (interval widths only): no significant drop, the data cannot tell.
-    assert labels(df)[-1] == "unresolved"
+    # Unpaired (interval widths only): no significant drop past the peak: not improving.
+    lab = label_points(df)
+    assert lab["verdict"].iloc[-1] == "unresolved" and "no significant drop" in lab["why"].iloc[-1]
     # Paired on prompts: the 0.3 drop is plain.
     lab = label_points(df, VerdictRule(), units)
     assert lab["verdict"].iloc[-1] == "over-optimized"
@@ -156,7 +160,7 @@ def test_curves_are_labelled_separately():
     df = pd.concat(
         [
             table([0, 1, 4], [0, 1, 2], [0, 0.5, 1.0], law="gaussian", share0=0.5),
-            table([0, 1, 4], [0, 5, 500], [0, 0.3, 0.0], law="pareto", share0=0.3),
+            table([0, 1, 4], [0, 5, 500], [0, 0.3, 0.0], half_width=0.02, law="pareto", share0=0.3),
         ]
     )
     lab = label_points(df)
@@ -176,11 +180,13 @@ def test_report_and_tails_commands(in_tmp, capsys):
         "set": {
             "reward": "distributional",
             "sampling.n": 1024,
-            "prompts.n_eval": 16,
+            # 1024 prompts: enough to show levy's best-of-64 utility near base (upper bound under
+            # 10% of best-of-2's gain); with 16 the interval cannot, and the label is unresolved
+            "prompts.n_eval": 1024,
             "eval.bootstrap": 100,
             "algo": "bon",
         },
-        "grid": {"reward.error": ["gaussian", "levy"], "algo.n": [1, 4, 64, 1024]},
+        "grid": {"reward.error": ["gaussian", "levy"], "algo.n": [1, 4, 64, 256]},
     }
     (in_tmp / "s.yaml").write_text(yaml.safe_dump(spec))
     assert main(["sweep", "s.yaml", "--quiet"]) == 0

@@ -113,12 +113,20 @@ def base_pool(
     """The pool for this config: sampled (or loaded) and scored (or loaded)."""
     n = cfg.sampling.n
     if isinstance(cfg.reward, C.DistributionalReward):
-        from goodhart.rewards.distributional import draw
+        from goodhart.rewards.distributional import STREAM_VERSION, draw
 
         arr = draw(law(cfg.reward.utility), law(cfg.reward.error), cfg.prompts.n_eval, n, cfg.seed)
         for part, spec in (("utility", cfg.reward.utility), ("error", cfg.reward.error), ("proxy", None)):
             check_array(f"distributional {part}" + (f" {spec.label} x{spec.scale:g}" if spec else ""), arr[part])
-        key = short_hash({"distributional": cfg.reward.model_dump(), "P": cfg.prompts.n_eval, "n": n, "seed": cfg.seed})
+        key = short_hash(
+            {
+                "distributional": cfg.reward.model_dump(),
+                "P": cfg.prompts.n_eval,
+                "n": n,
+                "seed": cfg.seed,
+                "stream": STREAM_VERSION,  # a pool saved by another stream is another pool
+            }
+        )
         return Pool(None, None, arr["proxy"], arr["utility"], arr["error"], key)
 
     assert eval_prompts is not None and train_prompts is not None

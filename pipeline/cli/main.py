@@ -391,13 +391,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--near-base",
         type=float,
         default=0.1,
-        help="equivalence margin: a utility gain whose upper bound is below this fraction of the peak is back at base (default 0.1)",
+        help="equivalence margin: a utility gain whose upper bound is below this fraction of max(the curve's peak gain, "
+        "best-of-2's gain on the base pool) is back at base (default 0.1)",
     )
     p.add_argument(
         "--share-floor",
         type=float,
         default=0.05,
-        help="a utility share of the proxy gain below this fraction of best-of-2's has collapsed (default 0.05)",
+        help="a utility share of the proxy gain below this fraction of best-of-2's has collapsed: evidence in `why`, "
+        "not a label on its own (default 0.05)",
     )
     p.add_argument(
         "--min-proxy-gain", type=float, default=0.0, help="proxy gain at or below this is 'nothing optimized'"

@@ -5,6 +5,8 @@ pool has ties the bound is loose, and we report min(bound, plug-in estimate from
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from goodhart.eval import metrics as M
@@ -14,10 +16,21 @@ from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput, summarize
 
 
+class WidePoolWarning(UserWarning):
+    """Best-of-n with n > N/4: the order-statistic estimator uses few draws per prompt."""
+
+
 def run(ctx: PointContext) -> PointOutput:
     cfg, pool = ctx.cfg, ctx.pool()
     n = cfg.algo.n
     P, N = pool.shape
+    if 4 * n > N:
+        warnings.warn(
+            f"best-of-n n={n} from a pool of N={N} per prompt (n > N/4): each prompt's estimate rests "
+            f"on a few draws and the interval is much wider; keep n <= N/4 (raise sampling.n)",
+            WidePoolWarning,
+            stacklevel=2,
+        )
     est = best_of_n(pool.proxy, n, utility=pool.utility)
     bound = kl_bound(n)
     tied = float(est["tied"].mean())

@@ -187,18 +187,35 @@ def backfill(root: Path, df: pd.DataFrame) -> pd.DataFrame:
             if r.get("status", "done") == "done" and cfg_file.is_file():
                 for k, v in curve_identity(load_config(cfg_file)).items():
                     df.loc[i, k] = v
-    if M.BASE_SHARE2 not in df and "pool_file" in df:
+    need_share = M.BASE_SHARE2 not in df
+    need_gain = M.BASE_GAIN2 not in df or df[M.BASE_GAIN2].isna().any()
+    if (need_share or need_gain) and "pool_file" in df:
         from goodhart.pipeline.base.measure import base_share2
 
-        cache: dict[str, float] = {}
+        cache: dict[str, tuple[float, ...]] = {}
         for i, r in df.iterrows():
             f = r.get("pool_file")
             if isinstance(f, str) and (root / f).is_file():
                 if f not in cache:
                     z = np.load(root / f)
-                    cache[f] = base_share2(z["proxy"], z["utility"])
-                df.loc[i, M.BASE_SHARE2] = cache[f]
+                    cache[f] = (base_share2(z["proxy"], z["utility"]), *base_gain2(z["proxy"], z["utility"]))
+                if need_share:
+                    df.loc[i, M.BASE_SHARE2] = cache[f][0]
+                if need_gain and not np.isfinite(float(r.get(M.BASE_GAIN2, np.nan))):
+                    df.loc[i, [M.BASE_GAIN2, M.lo(M.BASE_GAIN2), M.hi(M.BASE_GAIN2)]] = cache[f][1:]
     return df
+
+
+def base_gain2(proxy: np.ndarray, utility: np.ndarray) -> tuple[float, float, float]:
+    """Utility gain of best-of-2 by proxy on a base pool (P, N), with its t interval over prompts:
+    the near-base floor of the verdict rule (what the gentlest selection by this proxy buys)."""
+    from goodhart.eval.bon import best_of_n
+    from goodhart.eval.bootstrap import t_ci
+
+    if proxy.shape[-1] < 2:
+        return (float("nan"),) * 3
+    est = best_of_n(proxy, 2, utility=utility)
+    return t_ci(est["utility"] - utility.mean(-1))
 
 
 def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
@@ -333,6 +350,10 @@ def log_to_mlflow(rep: Report) -> str | None:
         "verdict",
         "why",
         "flags",
+        "peak",
+        "mdd",
+        "frontier_by",
+        "gap",
     ]
     tr.log_table(run_id, rep.labelled[[c for c in cols if c in rep.labelled]].reset_index(drop=True), "verdicts.json")
     tags = {"goodhart.verdict": rep.verdict}
