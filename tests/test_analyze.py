@@ -87,7 +87,9 @@ def test_a_sweep_round_trips_through_the_samples_file_to_the_same_verdicts_and_a
     joined = {r["curve"]: " | ".join(str(r[k]) for k in M.CURVE_KEYS) for _, r in own.iterrows()}
     assert _keyed(got, lambda r: r["error_law"]) == _keyed(own, lambda r: joined[r["curve"]])
     verdicts = set(own["verdict"])
-    assert "catastrophic" in verdicts and "improving" in verdicts  # the round trip has something to keep
+    # the round trip has something to keep (8 prompts cannot show levy's utility near base, so its
+    # past-peak points read unresolved rather than catastrophic: see docs/verdicts.md)
+    assert {"improving", "unresolved"} <= verdicts
     # the numbers behind the labels agree too (same per-prompt estimates, same t intervals)
     a = got.sort_values(["error_law", "algo", "x"])
     b = own.assign(ck=own["curve"].map(joined)).sort_values(["ck", "algo", "x"])

@@ -54,7 +54,7 @@ def label_points(
     ...     "gain/utility": [0.3, 0.6, 0.5, 0.01], "gain/utility/lo": [0.2, 0.5, 0.4, -0.03],
     ...     "gain/utility/hi": [0.4, 0.7, 0.6, 0.05]})
     >>> label_points(pts)["verdict"].tolist()
-    ['improving', 'improving', 'improving', 'catastrophic']
+    ['improving', 'improving', 'unresolved', 'catastrophic']
     """
     return _rule.label_points(points, rule if rule is not None else _rule.VerdictRule(), units)
 
