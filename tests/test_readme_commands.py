@@ -1,4 +1,4 @@
-"""Every shell command in README.md and slurm/README.md is run here, so the docs cannot drift.
+"""Every shell command in README.md and the docs site (docs/*.md) is run here, so the docs cannot drift.
 
 Each command the docs show maps to what the test runs: the command itself, or a tiny variant
 (the same verb and arguments plus overrides that make it small: a small model, a few prompts,
@@ -110,40 +110,57 @@ VARIANTS: dict[str, str] = {
     "goodhart train-rm configs/rm/smollm2_sentiment.yaml --out runs/rm/smollm2-sent-10k": "test -f {repo}/configs/rm/smollm2_sentiment.yaml && goodhart train-rm --help  # SmolLM2 on a GPU: sized for one, not run here",
     "goodhart sweep configs/sweep/smollm2_sentiment.yaml": "goodhart sweep {repo}/configs/sweep/smollm2_sentiment.yaml --dry-run  # sized for one GPU",
     "goodhart report runs/smollm2_sentiment": "goodhart report runs/smollm2_smoke --no-mlflow  # the smoke variant's report",
+    # docs/plugins.md: the callable saved as my_reward.py (the slow test writes the page's snippet)
+    'goodhart run configs/base.yaml reward=pareto "reward.utility={type: callable, target: my_reward:score}" algo=bon algo.n=4': f'goodhart run {{repo}}/configs/base.yaml reward=pareto "reward.utility={{{{type: callable, target: my_reward:score}}}}" algo=bon algo.n=4 sampling.n=8 {LM}',
+    # docs/index.md: the docs site itself (tests/test_docs.py builds it too)
+    "mkdocs build --strict": "mkdocs build --strict -f {repo}/mkdocs.yml -d site",
     # README.md: tests
     ".venv/bin/python -m pytest -q tests/test_ppo_loss.py": f"{sys.executable} -m pytest -q -p no:cacheprovider {{repo}}/tests/test_ppo_loss.py",
 }
-
-_COMMAND = re.compile(r"^(goodhart|make|accelerate|sbatch|export|\.|ACCELERATE_USE_CPU=|\$ goodhart)")
 
 
 def _strip_comment(line: str) -> str:
     return re.sub(r"\s+#\s.*$", "", line).strip()
 
 
-def documented_commands() -> list[str]:
-    """Commands in README.md's ```bash blocks (and its `$ ` example lines) and in
-    slurm/README.md's indented blocks, in order; `a && b` counts as two."""
+DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, list[str]]]:
+    """(language, lines) of each fenced block, indented ones (inside list items) included; the
+    fence's own indentation is taken off its lines, the code's is kept."""
+    blocks, lang, indent, body = [], None, 0, []
+    for line in text.splitlines():
+        m = re.match(r"^(\s*)```(\w*)\s*$", line)
+        if lang is None and m:
+            lang, indent, body = m.group(2), len(m.group(1)), []
+        elif lang is not None and re.match(r"^\s*```\s*$", line):
+            blocks.append((lang, body))
+            lang = None
+        elif lang is not None:
+            body.append(line[indent:] if not line[:indent].strip() else line.lstrip())
+    return blocks
+
+
+def documented_commands(files: list[str] = DOCS) -> list[str]:
+    """Commands in the ```bash blocks (and the `$ goodhart` example lines of plain or text blocks)
+    of README.md and docs/*.md, in order; `a && b` counts as two."""
     out: list[str] = []
-    text = (REPO / "README.md").read_text()
-    for block in re.findall(r"```(\w*)\n(.*?)```", text, re.S):
-        lang, body = block
-        for line in body.splitlines():
-            line = _strip_comment(line)
-            if lang == "bash" and line and not line.startswith("#"):
-                out += [c.strip() for c in line.split("&&")]
-            elif lang == "" and line.startswith("$ goodhart"):
-                out.append(line)
-    in_fence = False
-    for line in (REPO / "slurm" / "README.md").read_text().splitlines():
-        if line.startswith("```"):
-            in_fence = not in_fence
-            continue
-        if not in_fence and re.match(r"^ {4,}\S", line):
-            cmd = _strip_comment(line)
-            if _COMMAND.match(cmd):
-                out.append(cmd)
+    for name in files:
+        for lang, body in _fenced_blocks((REPO / name).read_text()):
+            for line in body:
+                line = _strip_comment(line.strip())
+                if lang == "bash" and line and not line.startswith("#"):
+                    out += [c.strip() for c in line.split("&&")]
+                elif lang in ("", "text", "console") and line.startswith("$ goodhart"):
+                    out.append(line)
     return list(dict.fromkeys(out))
+
+
+def plugin_snippet() -> str:
+    """The `my_reward.py` that docs/plugins.md tells the reader to save (its first python block)."""
+    blocks = [body for lang, body in _fenced_blocks((REPO / "docs" / "plugins.md").read_text()) if lang == "python"]
+    return "\n".join(blocks[0]) + "\n"
 
 
 MY_SWEEP = """\
@@ -162,9 +179,38 @@ def test_every_documented_command_has_a_variant():
     assert not missing, f"documented commands with no tested variant in {__file__}: {missing}"
 
 
+def test_no_variant_outlives_its_command():
+    """A command removed from the docs takes its variant with it (no stale entries)."""
+    stale = [c for c in VARIANTS if c not in documented_commands()]
+    assert not stale, f"variants whose command no page shows any more: {stale}"
+
+
+def test_the_parser_reads_indented_blocks_and_example_lines(tmp_path, monkeypatch):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "1. step\n\n   ```bash\n   goodhart status runs/x   # why\n   ```\n\n"
+        "```text\n$ goodhart run a.yaml bad=1\nerror line\n```\n\n```python\nimport goodhart\n```\n"
+        "```bash\nmake a && make b\n```\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert documented_commands(["page.md"]) == [
+        "goodhart status runs/x",
+        "$ goodhart run a.yaml bad=1",
+        "make a",
+        "make b",
+    ]
+
+
+def test_the_plugin_snippet_is_a_reward():
+    ns: dict = {}
+    exec(plugin_snippet(), ns)
+    assert ns["score"](["p", "p"], ["a!!", "b"]) == [2, 0]
+
+
 @pytest.mark.slow
 def test_every_documented_command_runs(tmp_path, small_model_dir):
     (tmp_path / "my_sweep.yaml").write_text(MY_SWEEP.format(repo=REPO))
+    (tmp_path / "my_reward.py").write_text(plugin_snippet())
     np.save(tmp_path / "errors.npy", np.random.default_rng(0).pareto(1.5, 5000))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
