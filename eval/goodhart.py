@@ -13,7 +13,7 @@ columns M.CURVE_KEYS (else ``error_law`` names the curve), M.BASE_SHARE2, flags
 Returns one row per (curve, optimizer, knob) -- seeds aggregated -- with ``verdict``, ``why``
 (the numbers that earned it), ``curve`` (a short id), ``flags`` and the statistics below.
 
-The rule (SCIENCE.md "Judging a curve"; Kwa et al. 2024, Gao et al. 2022)
+The rule (docs/verdicts.md; Kwa et al. 2024, Gao et al. 2022)
 ---------------------------------------------------------------------------
 A *curve* is everything but the knob: same utility, proxy, base model, prompts and pool size.
 Every optimizer on it is read together along KL (the frontier). Seeds of one point are pooled:
