@@ -10,7 +10,8 @@ rewards/, eval/, tests/ and benchmarks/. Checked:
 - a bare file name (`report.md`, `preemption.py`) is a file somewhere in the repository, or one the
   pipeline writes at run time (RUNTIME), or a user's own example file (USER);
 - `goodhart.pipeline...`, `goodhart.rewards...`, `goodhart.eval...` name a module, and a name after
-  it is defined in that module (a class's member too);
+  it is defined in that module (a class's member too); in the prose and in the messages the code
+  prints (string literals of pipeline/, rewards/, eval/);
 - a dotted config key in backticks in Markdown (`algo.kl.coef`, `probe.search.steps`) is a field
   of the config tree it belongs to (run config, train-rm config, probe config, slurm settings).
 """
@@ -388,6 +389,19 @@ def test_every_named_module_exists():
         if not module_resolves(m.group(0).rstrip("."))
     ]
     assert not bad, "dead module pointers:\n" + "\n".join(bad)
+
+
+def test_messages_name_modules_that_exist():
+    """What the code prints (its string literals, f-strings included) names real modules too."""
+    bad = []
+    for pkg in ("pipeline", "rewards", "eval"):
+        for p in sorted((REPO / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(p.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    for m in _MODULE.finditer(node.value):
+                        if not module_resolves(m.group(0).rstrip(".")):
+                            bad.append(f"{_where(p, node.lineno)}: {m.group(0)}")
+    assert not bad, "messages naming modules that do not exist:\n" + "\n".join(bad)
 
 
 def test_every_named_config_key_exists():
