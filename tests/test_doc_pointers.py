@@ -1,7 +1,7 @@
 """Every pointer the prose gives exists: file paths, `goodhart.*` modules and names, config keys.
 
-Read: README.md, docs/*.md, slurm/README.md, benchmarks/README.md; the comments of configs/*.yaml
-and slurm/sweep_array.sbatch; the docstrings and comments of every .py file in pipeline/,
+Read: README.md, docs/*.md, slurm/README.md, benchmarks/README.md; the comments of configs/*.yaml,
+slurm/sweep_array.sbatch, the Makefile, pyproject.toml and mkdocs.yml; the docstrings and comments of every .py file in pipeline/,
 rewards/, eval/, tests/ and benchmarks/. Checked:
 
 - a repo path (`configs/...`, `pipeline/...`, `docs/...`, ...) names a file or folder that exists
@@ -104,7 +104,9 @@ RUNTIME = {
 # Folders whose contents are written at run time.
 RUNTIME_DIRS = ("runs/", "benchmarks/results/", "site/")
 # A user's own files in examples (the docs tell them to write these).
-USER = re.compile(r"^(my_\w*|rm7b|other|[A-Z])\.\w+$")
+USER = re.compile(
+    r"^(my_\w*|rm7b|other|[A-Z]|rewards|eval)\.\w+$"
+)  # rewards.py, eval.py: a user module that could shadow ours
 # Config trees and the dotted roots that select them.
 EXT = r"(?:py|md|yaml|yml|json|toml|sbatch|cfg|ini|txt|csv|npz|npy|png|html|jsonl|env|db)"
 
@@ -147,7 +149,8 @@ def prose() -> list[tuple[Path, int, str, bool]]:
     for p in md:
         if p.is_file():
             out += [(p, i, line, True) for i, line in enumerate(p.read_text().splitlines(), 1)]
-    for p in [*sorted((REPO / "configs").rglob("*.yaml")), REPO / "slurm" / "sweep_array.sbatch"]:
+    hashed = [REPO / "slurm" / "sweep_array.sbatch", REPO / "Makefile", REPO / "pyproject.toml", REPO / "mkdocs.yml"]
+    for p in [*sorted((REPO / "configs").rglob("*.yaml")), *hashed]:
         out += [(p, i, text, False) for i, text in _hash_comments(p)]
     for pkg in ("pipeline", "rewards", "eval", "tests", "benchmarks"):
         for p in sorted((REPO / pkg).rglob("*.py")):

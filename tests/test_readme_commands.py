@@ -113,7 +113,7 @@ VARIANTS: dict[str, str] = {
     # docs/plugins.md: the callable saved as my_reward.py (the slow test writes the page's snippet)
     'goodhart run configs/base.yaml reward=pareto "reward.utility={type: callable, target: my_reward:score}" algo=bon algo.n=4': f'goodhart run {{repo}}/configs/base.yaml reward=pareto "reward.utility={{{{type: callable, target: my_reward:score}}}}" algo=bon algo.n=4 sampling.n=8 {LM}',
     # docs/index.md: the docs site itself (tests/test_docs.py builds it too)
-    "mkdocs build --strict": "mkdocs build --strict -f {repo}/mkdocs.yml -d \"$PWD/site\"",  # -d is read from the config file's folder
+    "mkdocs build --strict": 'mkdocs build --strict -f {repo}/mkdocs.yml -d "$PWD/site"',  # -d is read from the config file's folder
     # README.md: tests
     ".venv/bin/python -m pytest -q tests/test_ppo_loss.py": f"{sys.executable} -m pytest -q -p no:cacheprovider {{repo}}/tests/test_ppo_loss.py",
 }
