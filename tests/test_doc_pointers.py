@@ -22,6 +22,7 @@ import ast
 import io
 import re
 import tokenize
+import tomllib
 import types
 import typing
 from functools import cache
@@ -31,7 +32,14 @@ from pydantic import BaseModel
 
 REPO = Path(__file__).resolve().parents[1]
 TOP = ("configs", "pipeline", "rewards", "eval", "slurm", "tests", "benchmarks", "docs", "examples")
-PACKAGES = {"goodhart.pipeline": "pipeline", "goodhart.rewards": "rewards", "goodhart.eval": "eval"}
+# Import name -> folder, as the distribution installs them (pyproject.toml's package-dir).
+PACKAGES = {
+    name: folder
+    for name, folder in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"
+    ].items()
+    if name.count(".") == 1
+}
 
 # Files the pipeline writes while it runs (inside runs/, a sweep or point directory, a checkpoint,
 # the MLflow store): named by the docs, never in the repository.
@@ -240,7 +248,7 @@ def dead_paths(path: Path, text: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Modules
 # ---------------------------------------------------------------------------------------------
-_MODULE = re.compile(r"\bgoodhart\.(?:pipeline|rewards|eval)(?:\.\w+)*")
+_MODULE = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in PACKAGES) + r")(?:\.\w+)*")
 
 
 @cache
