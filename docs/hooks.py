@@ -84,7 +84,17 @@ def _comments(source: str) -> dict[int, str]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    return text.replace("``", "`").replace("|", "\\|")
+
+
+def _function_doc(node: ast.FunctionDef) -> str:
+    """A name-making function's docstring, or (none) what it makes of `<name>`."""
+    doc = (ast.get_docstring(node) or "").replace("\n", " ")
+    if doc:
+        return doc
+    import goodhart.eval.metrics as M
+
+    return f"`{node.name}(name)` = `{getattr(M, node.name)('<name>')}`"
 
 
 def metrics_table(path: Path = REPO / "eval" / "metrics.py") -> str:
@@ -100,7 +110,7 @@ def metrics_table(path: Path = REPO / "eval" / "metrics.py") -> str:
     functions = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
-            functions.append(f"| `{node.name}()` | {_cell(ast.get_docstring(node) or '').replace(chr(10), ' ')} |")
+            functions.append(f"| `{node.name}()` | {_cell(_function_doc(node))} |")
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             continue
         if not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
