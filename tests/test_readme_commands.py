@@ -1,4 +1,4 @@
-"""Every shell command in README.md and slurm/README.md is run here, so the docs cannot drift.
+"""Every shell command in README.md and the docs site (docs/*.md) is run here, so the docs cannot drift.
 
 Each command the docs show maps to what the test runs: the command itself, or a tiny variant
 (the same verb and arguments plus overrides that make it small: a small model, a few prompts,
@@ -35,12 +35,13 @@ PROBE = (
 RM = 'reward="{{type: hf, path: rm}}"'
 GPU = "launch config exists; its loader is tested in tests/test_launch_configs.py; the point entry parses"
 
-# documented command -> what runs (in order, in one working directory; "$ " lines expect rc 2)
+# documented command -> what runs (in this order, in one working directory: a command comes after
+# the ones whose outputs it reads; "$ " lines expect rc 2)
 VARIANTS: dict[str, str] = {
-    # README.md: two commands
+    # README.md, docs/index.md: the two commands
     "make demo": "make -n -C {repo} demo",
     "make test": "make -n -C {repo} test",
-    # README.md: using it
+    # docs/usage.md, docs/index.md, README.md: using it
     ". .venv/bin/activate": "test -f {repo}/.venv/bin/activate",
     "goodhart prepare": "goodhart prepare --help",  # builds the 0.94M model (~80 s); tiny variant: the small model below
     "goodhart config show configs/base.yaml reward=pareto algo.kl.coef=0.1": "goodhart config show {repo}/configs/base.yaml reward=pareto algo.kl.coef=0.1",
@@ -49,25 +50,25 @@ VARIANTS: dict[str, str] = {
     "goodhart status runs/demo": "goodhart status runs/demo",
     "goodhart report runs/demo": "goodhart report runs/demo",
     "goodhart tails errors.npy": "goodhart tails errors.npy",
-    # the tail estimators need thousands of samples: the README's own 32 x 256, from the small model
+    # the tail estimators need thousands of samples: the demo's own 32 x 256, from the small model
     "goodhart tails --reward configs/base.yaml reward=pareto": "goodhart tails --reward {repo}/configs/base.yaml reward=pareto model.path={model} prompts.n_train=2 sampling.max_new_tokens=8",
     "goodhart ui": "goodhart ui --help",  # a server; not started here
     "$ goodhart run configs/base.yaml reward.error.law.alhpa=2": "goodhart run {repo}/configs/base.yaml reward.error.law.alhpa=2",
-    # README.md: distributional
+    # docs/usage.md: distributional
     "goodhart sweep configs/sweep/distributional.yaml": f"goodhart sweep {{repo}}/configs/sweep/distributional.yaml --quiet {DIST}",
     'goodhart sweep configs/sweep/distributional.yaml reward.error="pareto(alpha=1.2)" reward.utility="gaussian(scale=0.5)"': f'goodhart sweep {{repo}}/configs/sweep/distributional.yaml --quiet reward.error="pareto(alpha=1.2)" reward.utility="gaussian(scale=0.5)" {DIST}',
-    # README.md: trained policies
+    # docs/usage.md, README.md: trained policies
     "goodhart run configs/base.yaml algo=ppo reward=pareto reward.error.mode=feature algo.kl.coef=0.03": f"goodhart run {{repo}}/configs/base.yaml algo=ppo reward=pareto reward.error.mode=feature algo.kl.coef=0.03 {LM} {PPO} {CAL} sampling.n=8",
     "goodhart sweep configs/sweep/rl_goodhart.yaml": f"goodhart sweep {{repo}}/configs/sweep/rl_goodhart.yaml --quiet algo.kl.target=2 {LM} {PPO} {CAL} sampling.n=8",
     "goodhart report runs/rl_goodhart": "goodhart report runs/rl_goodhart --no-mlflow",
-    # README.md: clusters (no SLURM here: the dry run prints the script and the sbatch line)
+    # docs/clusters.md: clusters (no SLURM here: the dry run prints the script and the sbatch line)
     "goodhart server --port 5001 --backend-store-uri sqlite:////shared/goodhart/mlflow.db &": "goodhart server --help",
     "export MLFLOW_TRACKING_URI=http://127.0.0.1:5001": "export MLFLOW_TRACKING_URI=http://127.0.0.1:5001",
     "goodhart sweep configs/sweep/rl_goodhart.yaml --backend slurm --dry-run": f"{SLURM_ENV} goodhart sweep {{repo}}/configs/sweep/rl_goodhart.yaml --backend slurm --dry-run",
     "goodhart sweep configs/sweep/rl_goodhart.yaml --backend slurm": f"{SLURM_ENV} goodhart sweep {{repo}}/configs/sweep/rl_goodhart.yaml --backend slurm --dry-run",
     "goodhart status runs/rl_goodhart": "goodhart status runs/rl_goodhart",
     "goodhart sweep configs/sweep/rl_goodhart.yaml --backend slurm --resume": f"{SLURM_ENV} goodhart sweep {{repo}}/configs/sweep/rl_goodhart.yaml --backend slurm --resume --dry-run",
-    # slurm/README.md (GPUs and a SLURM cluster: checks that need neither)
+    # docs/clusters.md: launch lines (GPUs and a SLURM cluster: checks that need neither)
     "accelerate launch --config_file configs/accelerate/multi_gpu_ddp.yaml -m goodhart.pipeline.cli run my_run.yaml seed=1": f"test -f {{repo}}/configs/accelerate/multi_gpu_ddp.yaml && goodhart run --help  # {GPU}",
     "accelerate launch --config_file configs/accelerate/multi_gpu_ddp.yaml -m goodhart.pipeline.cli run-point runs/my_sweep 3": f"test -f {{repo}}/configs/accelerate/multi_gpu_ddp.yaml && goodhart run-point --help  # {GPU}",
     "accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml -m goodhart.pipeline.cli run my_run.yaml": f"test -f {{repo}}/configs/accelerate/deepspeed_zero2.yaml && goodhart run --help  # {GPU}",
@@ -81,12 +82,12 @@ VARIANTS: dict[str, str] = {
     "goodhart status runs/my_sweep": "goodhart status runs/demo",  # a written sweep directory
     "goodhart sweep configs/sweep/my_sweep.yaml --backend slurm --resume": f"{SLURM_ENV} goodhart sweep my_sweep.yaml --backend slurm --resume --dry-run",
     "sbatch --array=0-3 --partition=debug slurm/sweep_array.sbatch runs/my_sweep": "bash -n {repo}/slurm/sweep_array.sbatch",
-    # README.md: partial sweeps and export (after the demo variant above has run)
+    # docs/usage.md: partial sweeps and export (after the demo variant above has run)
     "goodhart sweep configs/sweep/demo.yaml --only algo=bon": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --only algo=bon --quiet sampling.n=256 {LM} {CAL}",
     "goodhart sweep configs/sweep/demo.yaml --branch ppo algo.steps=10": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --branch ppo --quiet sampling.n=256 {LM} {PPO} {CAL}",
     "goodhart export runs/demo/points/<id> my_policy": 'd=$(dirname "$(ls -d runs/demo/points/*/checkpoints | head -1)") && goodhart export "$d" my_policy',
     "goodhart export runs/demo/points/<id> my_adapter --keep-adapter": "goodhart export --help  # a LoRA point kept as an adapter: tests/test_export.py",
-    # README.md: reward-model tail probe (a small RM on the small model, a short search)
+    # docs/probe.md: reward-model tail probe (a small RM on the small model, a short search)
     "python tests/probe_rm.py rm": f"{sys.executable} {{repo}}/tests/probe_rm.py rm --base {{model}} --samples 256 --steps 20",
     'goodhart probe configs/base.yaml "reward={type: hf, path: rm}" name=sentiment-rm --mode random': f"goodhart probe {{repo}}/configs/base.yaml {RM} name=sentiment-rm --mode random {PROBE}",
     'goodhart probe configs/base.yaml "reward={type: hf, path: rm}" name=sentiment-rm --mode base': f"goodhart probe {{repo}}/configs/base.yaml {RM} name=sentiment-rm --mode base {PROBE}",
@@ -95,7 +96,7 @@ VARIANTS: dict[str, str] = {
     "goodhart probe rm7b.yaml --mode random   --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
     "goodhart probe rm7b.yaml --mode base     --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
     "goodhart probe rm7b.yaml --mode optimize --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
-    # README.md: the gold-free alarm (runs/distributional is the distributional variant's)
+    # docs/alarm.md: the gold-free alarm (runs/distributional is the distributional variant's)
     "goodhart alarm-eval runs/distributional": "goodhart alarm-eval runs/distributional",
     "goodhart sweep configs/sweep/alarm_heldout.yaml seed=3 --output runs/s3": f"goodhart sweep {{repo}}/configs/sweep/alarm_heldout.yaml seed=3 --output runs/s3 --quiet {DIST}",
     "goodhart alarm-eval runs/s3/alarm_heldout": "goodhart alarm-eval runs/s3/alarm_heldout",
@@ -103,47 +104,64 @@ VARIANTS: dict[str, str] = {
     "goodhart alarm-eval runs/alarm_heldout_text --points": "goodhart alarm-eval runs/alarm_heldout_text --points",
     "goodhart sweep configs/sweep/alarm_heldout_ppo.yaml": f"goodhart sweep {{repo}}/configs/sweep/alarm_heldout_ppo.yaml --quiet sampling.n=8 {LM} {PPO} {CAL}",
     "goodhart alarm-eval runs/alarm_heldout_ppo --steps": "goodhart alarm-eval runs/alarm_heldout_ppo --steps",
-    # README.md: learned reward models (a tiny RM on the small model) and SmolLM2
+    # docs/learned-rm.md, docs/usage.md: learned reward models (a tiny RM on the small model) and SmolLM2
     "goodhart train-rm configs/rm/sentiment.yaml name=sent-3k n_pairs=3000 --out runs/rm/sent-3k": 'goodhart train-rm {repo}/configs/rm/sentiment.yaml name=sent-3k n_pairs=32 policy.path={model} backbone.path={model} sampling.n=8 sampling.max_new_tokens=16 heldout_prompts=4 training.epochs=1 --out runs/rm/sent-3k "gold={{type: keyword, words: [was, the, and]}}"  # the small test model writes near-gibberish: VADER ties on most pairs',
     "goodhart run configs/base.yaml reward='{type: hf, path: runs/rm/sent-3k}' utility=sentiment algo.kl.coef=0.25": f"goodhart run {{repo}}/configs/base.yaml reward='{{{{type: hf, path: runs/rm/sent-3k}}}}' utility=sentiment algo.kl.coef=0.25 sampling.n=16 {LM}",
     "goodhart sweep configs/sweep/smollm2_smoke.yaml": "goodhart sweep {repo}/configs/sweep/smollm2_smoke.yaml --quiet",
     "goodhart train-rm configs/rm/smollm2_sentiment.yaml --out runs/rm/smollm2-sent-10k": "test -f {repo}/configs/rm/smollm2_sentiment.yaml && goodhart train-rm --help  # SmolLM2 on a GPU: sized for one, not run here",
     "goodhart sweep configs/sweep/smollm2_sentiment.yaml": "goodhart sweep {repo}/configs/sweep/smollm2_sentiment.yaml --dry-run  # sized for one GPU",
     "goodhart report runs/smollm2_sentiment": "goodhart report runs/smollm2_smoke --no-mlflow  # the smoke variant's report",
-    # README.md: tests
+    # docs/plugins.md: the callable saved as my_reward.py (the slow test writes the page's snippet)
+    'goodhart run configs/base.yaml reward=pareto "reward.utility={type: callable, target: my_reward:score}" algo=bon algo.n=4': f'goodhart run {{repo}}/configs/base.yaml reward=pareto "reward.utility={{{{type: callable, target: my_reward:score}}}}" algo=bon algo.n=4 sampling.n=8 {LM}',
+    # docs/index.md: the docs site itself (tests/test_docs.py builds it too)
+    "mkdocs build --strict": 'mkdocs build --strict -f {repo}/mkdocs.yml -d "$PWD/site"',  # -d is read from the config file's folder
+    # docs/development.md: tests
     ".venv/bin/python -m pytest -q tests/test_ppo_loss.py": f"{sys.executable} -m pytest -q -p no:cacheprovider {{repo}}/tests/test_ppo_loss.py",
 }
-
-_COMMAND = re.compile(r"^(goodhart|make|accelerate|sbatch|export|\.|ACCELERATE_USE_CPU=|\$ goodhart)")
 
 
 def _strip_comment(line: str) -> str:
     return re.sub(r"\s+#\s.*$", "", line).strip()
 
 
-def documented_commands() -> list[str]:
-    """Commands in README.md's ```bash blocks (and its `$ ` example lines) and in
-    slurm/README.md's indented blocks, in order; `a && b` counts as two."""
+DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, list[str]]]:
+    """(language, lines) of each fenced block, indented ones (inside list items) included; the
+    fence's own indentation is taken off its lines, the code's is kept."""
+    blocks, lang, indent, body = [], None, 0, []
+    for line in text.splitlines():
+        m = re.match(r"^(\s*)```(\w*)\s*$", line)
+        if lang is None and m:
+            lang, indent, body = m.group(2), len(m.group(1)), []
+        elif lang is not None and re.match(r"^\s*```\s*$", line):
+            blocks.append((lang, body))
+            lang = None
+        elif lang is not None:
+            body.append(line[indent:] if not line[:indent].strip() else line.lstrip())
+    return blocks
+
+
+def documented_commands(files: list[str] = DOCS) -> list[str]:
+    """Commands in the ```bash blocks (and the `$ goodhart` example lines of plain or text blocks)
+    of README.md and docs/*.md, in order; `a && b` counts as two."""
     out: list[str] = []
-    text = (REPO / "README.md").read_text()
-    for block in re.findall(r"```(\w*)\n(.*?)```", text, re.S):
-        lang, body = block
-        for line in body.splitlines():
-            line = _strip_comment(line)
-            if lang == "bash" and line and not line.startswith("#"):
-                out += [c.strip() for c in line.split("&&")]
-            elif lang == "" and line.startswith("$ goodhart"):
-                out.append(line)
-    in_fence = False
-    for line in (REPO / "slurm" / "README.md").read_text().splitlines():
-        if line.startswith("```"):
-            in_fence = not in_fence
-            continue
-        if not in_fence and re.match(r"^ {4,}\S", line):
-            cmd = _strip_comment(line)
-            if _COMMAND.match(cmd):
-                out.append(cmd)
+    for name in files:
+        for lang, body in _fenced_blocks((REPO / name).read_text()):
+            for line in body:
+                line = _strip_comment(line.strip())
+                if lang == "bash" and line and not line.startswith("#"):
+                    out += [c.strip() for c in line.split("&&")]
+                elif lang in ("", "text", "console") and line.startswith("$ goodhart"):
+                    out.append(line)
     return list(dict.fromkeys(out))
+
+
+def plugin_snippet() -> str:
+    """The `my_reward.py` that docs/plugins.md tells the reader to save (its first python block)."""
+    blocks = [body for lang, body in _fenced_blocks((REPO / "docs" / "plugins.md").read_text()) if lang == "python"]
+    return "\n".join(blocks[0]) + "\n"
 
 
 MY_SWEEP = """\
@@ -162,14 +180,46 @@ def test_every_documented_command_has_a_variant():
     assert not missing, f"documented commands with no tested variant in {__file__}: {missing}"
 
 
+def test_no_variant_outlives_its_command():
+    """A command removed from the docs takes its variant with it (no stale entries)."""
+    stale = [c for c in VARIANTS if c not in documented_commands()]
+    assert not stale, f"variants whose command no page shows any more: {stale}"
+
+
+def test_the_parser_reads_indented_blocks_and_example_lines(tmp_path, monkeypatch):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "1. step\n\n   ```bash\n   goodhart status runs/x   # why\n   ```\n\n"
+        "```text\n$ goodhart run a.yaml bad=1\nerror line\n```\n\n```python\nimport goodhart\n```\n"
+        "```bash\nmake a && make b\n```\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert documented_commands(["page.md"]) == [
+        "goodhart status runs/x",
+        "$ goodhart run a.yaml bad=1",
+        "make a",
+        "make b",
+    ]
+
+
+def test_the_plugin_snippet_is_a_reward():
+    ns: dict = {}
+    exec(plugin_snippet(), ns)
+    assert ns["score"](["p", "p"], ["a!!", "b"]) == [2, 0]
+
+
 @pytest.mark.slow
 def test_every_documented_command_runs(tmp_path, small_model_dir):
     (tmp_path / "my_sweep.yaml").write_text(MY_SWEEP.format(repo=REPO))
+    (tmp_path / "my_reward.py").write_text(plugin_snippet())
     np.save(tmp_path / "errors.npy", np.random.default_rng(0).pareto(1.5, 5000))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
     failures = []
-    for doc in documented_commands():
+    # In VARIANTS' order, which puts each command after those it needs (the demo sweep before its
+    # report); the fast tests keep VARIANTS' keys equal to the documented commands.
+    assert set(documented_commands()) <= set(VARIANTS)
+    for doc in VARIANTS:
         variant = VARIANTS[doc].format(repo=REPO, model=small_model_dir)
         want = 2 if doc.startswith("$ ") else 0
         r = subprocess.run(["bash", "-c", variant], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
@@ -181,7 +231,7 @@ def test_every_documented_command_runs(tmp_path, small_model_dir):
 
 
 def test_readme_distributional_overrides_run(in_tmp):
-    """The fast part: the README's distributional commands, in process (a few seconds)."""
+    """The fast part: the distributional commands of docs/usage.md, in process (a few seconds)."""
     from goodhart.pipeline.cli.main import main
 
     for doc in (

@@ -203,7 +203,7 @@ def test_a_failed_point_is_reported_with_its_log_and_resume_reruns_only_it(
 @pytest.mark.slurm
 def test_a_usr1_warning_is_forwarded_and_the_task_requeues_itself(cluster, tmp_path):
     """By hand, as a user would: `sbatch --array=0 slurm/sweep_array.sbatch DIR`, with a stand-in
-    point (launch.env's GOODHART_BIN) that follows pipeline/preempt.py's contract."""
+    point (launch.env's GOODHART_BIN) that follows pipeline/train/preemption.py's contract."""
     d = tmp_path / "sweep"
     d.mkdir()
     fake = tmp_path / "fake_point.py"

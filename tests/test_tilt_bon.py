@@ -1,4 +1,4 @@
-"""Tilt and best-of-n estimators against closed forms and brute force (SCIENCE.md)."""
+"""Tilt and best-of-n estimators against closed forms and brute force (docs/concepts.md)."""
 
 import itertools
 

@@ -1,4 +1,4 @@
-"""The built-in offline base model and its corpus (pipeline/corpus.py, pipeline/tiny_model.py).
+"""The built-in offline base model and its corpus (pipeline/base/corpus.py, pipeline/base/tiny_model.py).
 
 The model tests use conftest's session-wide `small_model_dir` (a small recipe built once);
 the default recipe is only hashed here, never built.

@@ -9,7 +9,7 @@ parent and logs N_METRICS metrics at N_STEPS steps plus params through goodhart.
   - sqlite: the tasks write one SQLite file directly; Tracker retries on "database is locked".
     This is the `--allow-sqlite` opt-in (a few tasks, one machine, local disk). Without the
     opt-in `--backend slurm` refuses a SQLite URI: on a shared filesystem SQLite's locking is
-    not to be trusted, whatever the retries (see pipeline/slurm.py check_tracking_uri).
+    not to be trusted, whatever the retries (see pipeline/cluster/slurm.py check_tracking_uri).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Cluster verbs of the `goodhart` CLI (SLURM backend, tracking server). Kept apart from
-cli.py so the cluster path reads on its own.
+cli/main.py so the cluster path reads on its own.
 
     goodhart sweep FILE --backend slurm [--resume] [--dry-run] [--partition P] [--time T] ...
     goodhart status SWEEP_DIR        (a SLURM sweep: queue + disk, failed points' logs)

@@ -2,7 +2,7 @@
 
 `goodhart sweep FILE --backend slurm` writes the sweep directory, opens the MLflow parent run,
 and submits slurm/sweep_array.sbatch with `sbatch --parsable --array=...`. What it adds to the
-sweep directory (pipeline/sweep.py describes the rest):
+sweep directory (pipeline/sweeps/record.py describes the rest):
 
     sweep_array.sbatch   the script as submitted (a copy of slurm/sweep_array.sbatch)
     launch.env           what the tasks run: the goodhart and accelerate executables of this
@@ -20,7 +20,7 @@ point with no result, no error and no live task is reported failed ("lost"); whe
 cannot answer, such a point is "unknown" (and nothing is closed or resubmitted).
 
 Nothing here builds a shell string: sbatch, squeue, sacct and scontrol get argv lists, every
-config value is validated (pipeline/slurm_config.py), and the only values that enter a script
+config value is validated (pipeline/config/slurm.py), and the only values that enter a script
 (launch.env) are written with shlex.quote.
 """
 

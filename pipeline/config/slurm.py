@@ -85,7 +85,7 @@ class SlurmConfig(Strict):
     (one point on several GPUs). Default: none, one plain process per task."""
     max_requeues: int = Field(3, ge=0, le=100)
     """How often a task may requeue itself after a time-limit warning or a checkpoint-and-exit
-    (exit code 75, see pipeline/preempt.py)."""
+    (exit code 75, see pipeline/train/preemption.py)."""
     allow_sqlite: bool = False
     """Let array tasks write to a SQLite tracking store. Off: SQLite is one file with one writer
     at a time, and on the network filesystems clusters share, its locking is unreliable; run

@@ -98,7 +98,7 @@ def run(ctx: PointContext) -> PointOutput:
     row.update(tilt_alarm(pool.proxy, beta, row[M.KL]).row())  # proxy + KL + base pool only (eval/alarm.py)
     if not row[M.TILT_ESS_OK]:
         warnings.warn(
-            f"tilt beta={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < goodhart.eval.min_ess={cfg.eval.min_ess:g}; "
+            f"tilt beta={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < eval.min_ess={cfg.eval.min_ess:g}; "
             f"the estimate rests on a handful of samples and its KL is capped at log N = {np.log(N):.2f}",
             LowESSWarning,
             stacklevel=2,

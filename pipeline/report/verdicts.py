@@ -37,7 +37,7 @@ class Report:
     verdict: str
     fits: list[dict[str, Any]] = field(default_factory=list)
     tails: list[dict[str, Any]] = field(default_factory=list)
-    learned: list[dict[str, Any]] = field(default_factory=list)  # learned-reward section (learned_report.py)
+    learned: list[dict[str, Any]] = field(default_factory=list)  # learned-reward section (learned.py)
     files: list[Path] = field(default_factory=list)
     markdown: str = ""
     rule: VerdictRule = field(default_factory=VerdictRule)

@@ -3,7 +3,7 @@
 Sweep file (configs/sweep/*.yaml)::
 
     name: demo
-    base: ../run/demo.yaml        # a run config (path relative to this file), optional
+    base: ../base.yaml            # a run config (path relative to this file), optional
     config: {...}                 # inline run config merged over base, optional
     set: {sampling.n: 256}        # fixed overrides for every point
     grid: {reward.error.law: [gaussian, pareto]}     # cartesian product
@@ -75,7 +75,7 @@ class SweepConfig(Branch):
     jobs: int = Field(1, ge=1)
     """Local worker processes (the --jobs flag overrides)."""
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
-    """SLURM settings for --backend slurm (pipeline/slurm_config.py, slurm/README.md)."""
+    """SLURM settings for --backend slurm (pipeline/config/slurm.py, docs/clusters.md)."""
 
 
 @dataclass
