@@ -114,6 +114,17 @@ VARIANTS: dict[str, str] = {
     # docs/plugins.md: the callable saved as my_reward.py (the slow test writes the page's snippet)
     'goodhart run configs/base.yaml reward=pareto "reward.utility={type: callable, target: my_reward:score}" algo=bon algo.n=4': f'goodhart run {{repo}}/configs/base.yaml reward=pareto "reward.utility={{{{type: callable, target: my_reward:score}}}}" algo=bon algo.n=4 sampling.n=8 {LM}',
     # docs/index.md: the docs site itself (tests/test_docs.py builds it too)
+    # docs/integrations.md: the TRL example and the converters (run for real, on the small model and
+    # on hand-written dumps, in tests/test_integrations_trl.py and tests/test_examples*.py): their CLIs here
+    "python examples/grpo_with_alarm.py --model PATH_OR_HUB_ID --steps 50 --stop": "python {repo}/examples/grpo_with_alarm.py --help",
+    "python examples/grpo_with_alarm.py --model PATH_OR_HUB_ID --steps 50 --light": "python {repo}/examples/grpo_with_alarm.py --help",
+    "goodhart analyze examples/samples/tiny_run.csv --out runs/tiny_run_analysis": "goodhart analyze {repo}/examples/samples/tiny_run.csv --out runs/tiny_run_analysis",
+    "python examples/convert_dumps.py verl VAL_DIR --proxy score --gold acc --kl kl.csv --out samples.csv": "python {repo}/examples/convert_dumps.py --help",
+    "goodhart analyze samples.csv": "cp {repo}/examples/samples/tiny_run.csv samples.csv && goodhart analyze samples.csv",
+    "python examples/convert_dumps.py openrlhf DUMP_DIR --proxy reward --gold gold_reward --kl kl.csv --out samples.csv": "python {repo}/examples/convert_dumps.py --help",
+    # the plug-in package is pip-installed and run by name in the slow test of tests/test_examples*.py
+    "pip install examples/reward_plugin": "test -f {repo}/examples/reward_plugin/pyproject.toml",
+    "goodhart run examples/reward_plugin/run.yaml": "test -f {repo}/examples/reward_plugin/run.yaml",
     "mkdocs build --strict": 'mkdocs build --strict -f {repo}/mkdocs.yml -d "$PWD/site"',  # -d is read from the config file's folder
     # docs/development.md: tests
     ".venv/bin/python -m pytest -q tests/test_ppo_loss.py": f"{sys.executable} -m pytest -q -p no:cacheprovider {{repo}}/tests/test_ppo_loss.py",

@@ -3,11 +3,14 @@
 The public API. Every name here is stable; everything else (``goodhart.pipeline``, ``goodhart.eval``,
 ``goodhart.rewards``, and the underscore modules of this package) may change between releases.
 
+    ```pycon
     >>> import goodhart
     >>> goodhart.__version__ == __import__("importlib.metadata").metadata.version("goodhart")
     True
     >>> "label_points" in goodhart.__all__ and "alarm" in goodhart.__all__
     True
+
+    ```
 
 Importing ``goodhart`` is cheap: the names load their modules on first use (no torch, no pandas
 at ``import goodhart``). ``goodhart.integrations.trl`` holds the TRL callback (docs/integrations.md).

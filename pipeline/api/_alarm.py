@@ -20,11 +20,14 @@ class BaseStats(_alarm.BaseStats):
     centred base reward. Build it with ``BaseStats.from_pool(base_proxy)`` from a (P, N) array of
     base rewards (``per_prompt=False``: one global mean, for training prompts the pool lacks).
 
+    ```pycon
     >>> import numpy as np
     >>> from goodhart import BaseStats
     >>> base = BaseStats.from_pool(np.random.default_rng(0).normal(size=(8, 4096)))
     >>> round(base.sigma, 1), base.n
     (1.0, 32768)
+
+    ```
     """
 
 
@@ -32,9 +35,12 @@ class AlarmRule(_alarm.AlarmRule):
     """The alarm's thresholds (fields documented in goodhart.eval.alarm.AlarmRule): ``dv_alarm``,
     ``share_alarm``, ``beyond_alarm``, ``disagree_alarm``, ``watch``, ``min_gain``, ``noise_z``.
 
+    ```pycon
     >>> from goodhart import AlarmRule
     >>> AlarmRule(dv_alarm=3.0).dv_alarm
     3.0
+
+    ```
     """
 
 
@@ -44,6 +50,7 @@ class Alarm(_alarm.Alarm):
     bound), ``top_share``, ``beyond_max``, ``disagreement``, ``n_eff``. ``row()`` gives the metric
     names of eval/metrics.py (``alarm/score``, ``alarm/level``, ...).
 
+    ```pycon
     >>> import numpy as np
     >>> from goodhart import BaseStats, alarm
     >>> rng = np.random.default_rng(0)
@@ -52,6 +59,8 @@ class Alarm(_alarm.Alarm):
     ('quiet', 0.9)
     >>> sorted(a.row())[:2]
     ['alarm/beyond_max', 'alarm/code']
+
+    ```
     """
 
 
@@ -82,6 +91,7 @@ def alarm(
     A Gaussian reward tilted to KL 0.125 gains sigma sqrt(2 KL) = 0.5, exactly the bound (quiet);
     a Pareto reward whose gain sits in a few huge samples alarms:
 
+    ```pycon
     >>> import numpy as np
     >>> from goodhart import BaseStats, alarm
     >>> rng = np.random.default_rng(0)
@@ -91,6 +101,8 @@ def alarm(
     >>> hacked = rng.normal(size=(8, 64)); hacked[:, 0] = 60.0
     >>> alarm(hacked, kl=0.125, base=base).level
     'alarm'
+
+    ```
     """
     return _public(
         _alarm.alarm(samples, kl, base, weights, rule if rule is not None else _alarm.AlarmRule(), **options)
@@ -101,11 +113,14 @@ def tilt_alarm(base_proxy: np.ndarray, beta: float, kl: float, rule: _alarm.Alar
     """The alarm of the exact KL-regularised optimum pi_beta ~ pi_0 exp(r / beta), as softmax(r / beta)
     weights on a (P, N) pool of base proxy rewards; ``kl``: that tilt's KL.
 
+    ```pycon
     >>> import numpy as np
     >>> from goodhart import tilt_alarm
     >>> pool = np.random.default_rng(0).pareto(1.5, size=(8, 4096))
     >>> tilt_alarm(pool, beta=0.3, kl=2.0).level
     'alarm'
+
+    ```
     """
     return _public(_alarm.tilt_alarm(base_proxy, beta, kl, rule if rule is not None else _alarm.AlarmRule()))
 
@@ -114,10 +129,13 @@ def bon_alarm(base_proxy: np.ndarray, n: int, kl: float, rule: _alarm.AlarmRule 
     """The alarm of best-of-n, as order-statistic weights on a (P, N) pool of base proxy rewards;
     ``kl``: best-of-n's KL (log n - (n - 1) / n for continuous rewards).
 
+    ```pycon
     >>> import math, numpy as np
     >>> from goodhart import bon_alarm
     >>> pool = np.random.default_rng(0).normal(size=(8, 4096))
     >>> bon_alarm(pool, n=16, kl=math.log(16) - 15 / 16).level
     'quiet'
+
+    ```
     """
     return _public(_alarm.bon_alarm(base_proxy, n, kl, rule if rule is not None else _alarm.AlarmRule()))

@@ -24,11 +24,14 @@ def probe(
     ``probe_overrides``: the probe config's (configs/probe/default.yaml, e.g. ``n_samples=500``).
     Returns the result: ``.summary`` (``["tails"]["verdict"]``, the distribution), ``.text``, ``.dir``, ``.files``.
 
+    ```pycon
     >>> from goodhart import probe
     >>> res = probe(None, "random", ["reward.type=plugin", "reward.name=word_count", "utility=same"],
     ...             ["n_samples=500", "length=8"])  # doctest: +SKIP
     >>> res.summary["tails"]["verdict"] in ("light", "heavy", "inconclusive", "not run")  # doctest: +SKIP
     True
+
+    ```
 
     (Skipped in the doctest run: it needs the built-in model; tests/test_api.py runs it on the small one.)
     """

@@ -19,12 +19,15 @@ def read_samples(path: str | Path, base_id: str = "base") -> pd.DataFrame:
     ``logp_base``), optional ``weight``, and rows of the base policy (``point`` = ``base_id``).
     A bad file raises an error naming its row and column.
 
+    ```pycon
     >>> from pathlib import Path
     >>> import goodhart
     >>> example = Path(goodhart.__file__).parents[2] / "examples" / "samples" / "tiny_run.csv"
     >>> df = goodhart.read_samples(example)
     >>> sorted(df["point"].unique())[:3]
     ['0', '100', '200']
+
+    ```
     """
     from goodhart.pipeline.report.samples import read_samples as _read
 
@@ -45,6 +48,7 @@ def analyze(
     against the base's overall mean instead of per prompt (training logs, whose prompts are not the
     base's; e.g. the samples file of goodhart.integrations.trl.GoodhartCallback).
 
+    ```pycon
     >>> import tempfile
     >>> from pathlib import Path
     >>> import goodhart
@@ -52,6 +56,8 @@ def analyze(
     >>> res = goodhart.analyze(example, tempfile.mkdtemp())
     >>> res.labelled[["x", "verdict"]].values.tolist()[-1]
     [400.0, 'catastrophic']
+
+    ```
     """
     from goodhart.eval.goodhart import VerdictRule as _Rule
     from goodhart.pipeline.report.analyze import analyze as _analyze
@@ -64,6 +70,7 @@ def samples_from_sweep(sweep: str | Path) -> pd.DataFrame:
     best-of-n as weighted base samples; trained points as their per-prompt means), with its base
     pools as the base rows. ``analyze`` of it gives the sweep's own verdicts.
 
+    ```pycon
     >>> import contextlib, io, tempfile, yaml
     >>> from pathlib import Path
     >>> import goodhart
@@ -74,14 +81,16 @@ def samples_from_sweep(sweep: str | Path) -> pd.DataFrame:
     ...         "set": {"reward": "distributional", "sampling.n": 512, "prompts.n_eval": 4,
     ...                 "tracking.enabled": False, "output_dir": str(d)},
     ...         "branches": [{"set": {"algo": "bon"}, "grid": {"algo.n": [1, 8]}}]}
-    >>> _ = (d / "s.yaml").write_text(yaml.safe_dump(spec))
+    >>> _ = (d / "sweep.yaml").write_text(yaml.safe_dump(spec))
     >>> with contextlib.redirect_stdout(io.StringIO()):
-    ...     rc = main(["sweep", str(d / "s.yaml"), "--quiet"])
+    ...     rc = main(["sweep", str(d / "sweep.yaml"), "--quiet"])
     >>> rc
     0
     >>> df = goodhart.samples_from_sweep(d / "s")
     >>> df["point"].nunique(), len(df[df["point"] == "base"])  # two points and the base; 4 x 512 base rows
     (3, 2048)
+
+    ```
     """
     from goodhart.pipeline.report.export_samples import sweep_samples
 

@@ -16,11 +16,14 @@ def tails(x: np.ndarray, level: float = 0.99, **options: Any) -> TailReport:
     rule in ``.table()``. Needs at least 500 values; other keywords go to
     goodhart.eval.tails.tail_verdict (``flat_tol``, ``gpd_quantile``, ``n_boot``, ``seed``, ...).
 
+    ```pycon
     >>> import numpy as np
     >>> from goodhart import tails
     >>> rng = np.random.default_rng(0)
     >>> tails(rng.normal(size=20000)).verdict, tails(rng.pareto(1.5, size=20000)).verdict
     ('light', 'heavy')
+
+    ```
     """
     from goodhart.eval.tails import tail_verdict
 

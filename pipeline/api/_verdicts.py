@@ -19,15 +19,18 @@ if TYPE_CHECKING:
 
 
 class VerdictRule(_rule.VerdictRule):
-    """The thresholds of the verdict rule (eval/goodhart.py; SCIENCE.md "Judging a curve").
+    """The thresholds of the verdict rule (eval/goodhart.py; docs/concepts.md).
 
     Fields (all keyword): ``ci`` (interval level), ``near_base`` (equivalence margin, a fraction of
     the peak's utility gain), ``share_floor`` (a utility share below this fraction of best-of-2's
     has collapsed), ``min_proxy_gain``, ``zero_tol``.
 
+    ```pycon
     >>> from goodhart import VerdictRule
     >>> VerdictRule(near_base=0.2).near_base
     0.2
+
+    ```
     """
 
 
@@ -45,6 +48,7 @@ def label_points(
     ``{point_id: {"gain_proxy": (P,), "gain_utility": (P,)}}`` for comparisons paired on prompts.
     Returns one row per (curve, algo, knob), seeds pooled, sorted along KL.
 
+    ```pycon
     >>> import pandas as pd
     >>> from goodhart import label_points
     >>> pts = pd.DataFrame({"algo": "tilt", "x_name": "beta", "x": [3.0, 1.0, 0.3, 0.1],
@@ -55,6 +59,8 @@ def label_points(
     ...     "gain/utility/hi": [0.4, 0.7, 0.6, 0.05]})
     >>> label_points(pts)["verdict"].tolist()
     ['improving', 'improving', 'unresolved', 'catastrophic']
+
+    ```
     """
     return _rule.label_points(points, rule if rule is not None else _rule.VerdictRule(), units)
 
@@ -65,12 +71,15 @@ def load_results(path: str | Path) -> pd.DataFrame:
     ``path``: a sweep directory (with points.json, read fresh from the points), or a results
     ``.csv`` / ``.parquet`` file.
 
+    ```pycon
     >>> import tempfile, pathlib, pandas as pd
     >>> from goodhart import load_results
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> pd.DataFrame({"point_id": ["a"], "status": ["done"], "kl": [0.5]}).to_csv(d / "results.csv", index=False)
     >>> load_results(d)["kl"].tolist()
     [0.5]
+
+    ```
     """
     import pandas as pd
 
@@ -96,6 +105,7 @@ def report(sweep: str | Path, rule: _rule.VerdictRule | None = None, out_dir: st
     report.html (in ``out_dir``, default SWEEP/report). Returns the report: ``.labelled`` (the
     verdict table), ``.groups`` (one summary per curve), ``.verdict``, ``.files``.
 
+    ```pycon
     >>> import tempfile, pathlib, pandas as pd
     >>> from goodhart import report
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -107,6 +117,8 @@ def report(sweep: str | Path, rule: _rule.VerdictRule | None = None, out_dir: st
     >>> rep = report(d)
     >>> rep.labelled["verdict"].tolist(), rep.verdict
     (['baseline', 'improving'], 'no-catastrophe')
+
+    ```
     """
     from goodhart.pipeline.report.verdicts import build_report
 

@@ -4,7 +4,10 @@ trainer's loggers and can stop at an alarm (docs/integrations.md).
 
 Imports the pipeline and eval; nothing in goodhart imports this package (tests/test_layout.py).
 
+    ```pycon
     >>> import goodhart.integrations
     >>> goodhart.integrations.__name__
     'goodhart.integrations'
+
+    ```
 """

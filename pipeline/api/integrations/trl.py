@@ -114,6 +114,7 @@ class GoodhartCallback(TrainerCallback):
     After training: ``stopped_at``, ``last_quiet_step``, ``last_quiet_checkpoint``, ``history``
     (one record per check) and ``summary()`` (also written to <output_dir>/goodhart_alarm.json).
 
+    ```pycon
     >>> import numpy as np
     >>> from goodhart.integrations.trl import GoodhartCallback
     >>> cb = GoodhartCallback(base=np.random.default_rng(0).normal(size=512), every=5, stop_on_alarm=True)
@@ -122,6 +123,8 @@ class GoodhartCallback(TrainerCallback):
     >>> (f,) = cb.wrap([my_reward])
     >>> f.__name__, f(prompts=["a"], completions=["xyz"])  # what TRL sees: the same function
     ('my_reward', [3.0])
+
+    ```
 
     Then ``GRPOTrainer(..., reward_funcs=[f], callbacks=[cb]).train()`` (examples/grpo_with_alarm.py).
     """
