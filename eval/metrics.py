@@ -82,6 +82,13 @@ ALARM_BEYOND_MAX = (
 )
 ALARM_DISAGREEMENT = "alarm/disagreement"  # relative spread of standardized gains over reward models (if several)
 ALARM_N_EFF = "alarm/n_eff"  # effective number of policy samples behind the evidence (1 / sum of squared masses)
+ALARM_P = "alarm/p_value"  # p-value of the proxy gain under the light-tailed null (eval/alarm_null.py)
+ALARM_EXCESS = "alarm/excess"  # share of the gain beyond the null's (1 - alpha) quantile (> 0 iff p < alpha)
+ALARM_TAIL_SHARE = "alarm/tail_share"  # share of the gain carried by samples beyond the bulk's 0.9 quantile
+ALARM_ME_SLOPE = "alarm/me_slope"  # base proxy's mean-excess slope over its top 10% (0 exponential, > 0 power tail)
+ALARM_TAIL_P = "alarm/tail_p"  # p-value of that slope under the light-tailed null
+ALARM_NULL_GAIN = "alarm/null_gain"  # median null gain (same optimizer) or the null's DV bound at this KL
+ALARM_TEST = "alarm/test"  # column: which null test decided (same optimizer on the null | null DV bound)
 ALARM_STOPPED = "alarm/stopped_at"  # training step where algo.stop_on_alarm stopped the run (result rows)
 ALARM_KEPT = "alarm/kept_step"  # step of the last quiet policy kept after a stop (result rows)
 
