@@ -266,7 +266,7 @@ def scores(df: pd.DataFrame, rule: AlarmRule) -> tuple[np.ndarray, np.ndarray]:
 def roc(score: np.ndarray, y: np.ndarray) -> pd.DataFrame:
     """(threshold, fa, recall) at every distinct threshold, from 'nothing fires' to 'all fire'."""
     ths = np.unique(score[np.isfinite(score)])[::-1]
-    pos, neg = y.sum(), (~y).sum()
+    pos, neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)  # a half without positives: recall 0, not a crash
     rows = [(math.inf, 0.0, 0.0)]
     for t in ths:
         f = score >= t
