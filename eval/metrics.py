@@ -70,11 +70,11 @@ KEPT_PROXY = "bonft/kept/proxy"  # bon-ft: mean proxy of the round's kept (best-
 KEPT_UTILITY = "bonft/kept/utility"  # bon-ft: mean utility of the round's kept samples
 
 # ---- the Goodhart alarm (eval/alarm.py): proxy, KL and base-pool proxy only, never utility ----
-ALARM_SCORE = "alarm/score"  # largest piece of evidence over its threshold: >= 1 alarm
+ALARM_SCORE = "alarm/score"  # dv_ratio / tau when p < alpha under the light null, else 0: >= 1 alarm
 ALARM_LEVEL = "alarm/level"  # column: quiet | watch | alarm
 ALARM_CODE = "alarm/code"  # the level as a number for MLflow: 0 quiet, 1 watch, 2 alarm
 ALARM_DV_RATIO = "alarm/dv_ratio"  # proxy gain / Donsker-Varadhan bound of the base bulk at this KL
-ALARM_DV_BOUND = "alarm/dv_bound"  # sigma_bulk * sqrt(2 KL): the most gain a bulk-like (light) tail gives
+ALARM_DV_BOUND = "alarm/dv_bound"  # sigma_bulk * sqrt(2 KL): the most gain a Gaussian bulk gives at this KL
 ALARM_SIGMA = "alarm/sigma_bulk"  # sub-Gaussian sigma of the base proxy read from central quantiles
 ALARM_TOP_SHARE = "alarm/top1_share"  # share of the proxy gain carried by the top 1% of the policy's mass
 ALARM_BEYOND_MAX = (

@@ -68,7 +68,7 @@ def _rule_flags(p: argparse.ArgumentParser) -> None:
         "--tau",
         type=float,
         default=None,
-        help=f"share of the gain beyond the null's 1-alpha quantile that fires (default {AlarmRule().tau:g}, set on the bench's dev half)",
+        help=f"DV ratio (gain / sigma_bulk sqrt(2 KL)) a significant point needs to fire (default {AlarmRule().tau:g}, set on the bench's dev half)",
     )
 
 
