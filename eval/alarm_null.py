@@ -45,6 +45,10 @@ def tail_scale(centred: np.ndarray, q_tail: float = Q_TAIL, q_bulk: float = Q_BU
     x = x[np.isfinite(x)]
     lo, u = np.quantile(x, [q_bulk, q_tail])
     s = (u - lo) / math.log((1 - q_bulk) / (1 - q_tail))
+    if not s > 0:  # a discrete or tied bulk (VADER scores): the spacing from the median instead
+        s = (u - np.quantile(x, 0.5)) / math.log(0.5 / (1 - q_tail))
+    if not s > 0:  # a bulk that is one value: its spread, else nothing to redraw (scale 0)
+        s = float(np.std(x))
     return float(u), float(s)
 
 

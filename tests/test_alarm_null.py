@@ -105,3 +105,14 @@ def test_a_sampled_policy_is_tested_against_the_null_dv_bound():
     hacked[:200] = 25.0  # 10% of the samples far beyond anything the null allows at this KL
     a = alarm(hacked, float(kl_bound(16)), bs)
     assert a.test == "null DV bound" and a.p_value < 1e-6 and a.level == "alarm"
+
+
+def test_a_tied_bulk_still_gets_a_light_tail_and_stays_quiet():
+    # VADER-like: scores on a few values, Q(0.75) == Q(0.9) == 0.5: the scale comes from the median
+    rng = np.random.default_rng(5)
+    b = rng.choice([0.0, 0.5, 0.8], p=[0.6, 0.35, 0.05], size=(4, 2000))
+    assert np.all(np.quantile(b, [0.75, 0.9], axis=1) == 0.5)
+    u, s = tail_scale(b - np.median(b, axis=1, keepdims=True))
+    assert (u, s) == (0.5, pytest.approx(0.5 / math.log(5)))
+    for n in (4, 64):
+        assert bon_alarm(b, n, float(kl_bound(n))).level == "quiet"
