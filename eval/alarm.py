@@ -20,7 +20,7 @@ The test statistic is the proxy gain itself, compared with:
   the null, ``sup`` of the gain of any policy at this KL over a reward with the null's
   cumulant generating function, with the gain's standard error (one-sided z test).
 
-Evidence kept beside the decision (each a number named in eval.metrics):
+Evidence in each row (each a number named in eval.metrics; 1 and 2 decide):
 
 1. ``dv_ratio``: gain / (sigma_bulk sqrt(2 KL)), the Gaussian-bulk Donsker-Varadhan ratio (the
    old rule, and the bench's baseline). For any policy pi and lambda > 0,
