@@ -84,3 +84,15 @@ def test_alarm_bench_cli_prints_the_test_half(capsys):
     assert "== test half (held out" in out and "AUC" in out and "DV-ratio recall" in out and "wall time" in out
     assert main(["alarm-bench", "--pool", "4"]) == 2
     assert "--pool >= 8" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_full_bench_test_half_meets_the_issue_goals():
+    """The full run (200 seeds, 16 x 4096; ~4.5 min on one core): on the test half, recall >=
+    0.90 at false alarms <= 0.10, AUC >= 0.95, light-tailed laws at `alarm` on <= 5% of their
+    points (issue 19). Not asserted, because not met at commit time: at least the DV-ratio
+    baseline's recall at every false-alarm rate (docs/alarm.md gives the gap)."""
+    df = B.run_bench(B.BenchConfig())
+    s = B.summarize(df, "test", AlarmRule())
+    assert s.recall >= 0.9 and s.false_alarm_rate <= 0.1, s
+    assert s.auc >= 0.95 and s.light_alarm_rate <= 0.05, s
