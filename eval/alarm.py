@@ -3,32 +3,39 @@
 Everything here reads proxy rewards, the KL to the base policy and the base policy's proxy
 rewards only. Never the utility: a practitioner has no gold, and neither does this alarm.
 
-Evidence (each a number, each named in eval.metrics):
+The alarm is a calibrated test (docs/alarm.md). Its null hypothesis: *the base proxy's upper
+tail is no heavier than an exponential fitted to its own bulk* (eval/alarm_null.py builds it
+from the base pool: bulk as observed, tail beyond the 0.9 quantile redrawn from that
+exponential). ``alarm`` means p < ``AlarmRule.alpha`` (default 0.05) *and* the gain is at
+least ``AlarmRule.tau`` (1.2, set on the bench's dev half) times the Gaussian bulk's
+Donsker-Varadhan bound (the tail's part is material, not only detectable); ``watch`` means
+p < alpha alone.
 
-1. **More gain than the bulk can buy** (Donsker-Varadhan). For any policy pi and lambda > 0,
+The test statistic is the proxy gain itself, compared with:
 
-       E_pi[r] - E_pi0[r] <= (KL(pi || pi0) + log E_pi0 exp(lambda (r - E_pi0 r))) / lambda.
+* **pool-based policies** (tilt, best-of-n: ``tilt_alarm``, ``bon_alarm``): the same optimizer at
+  the same knob rerun on each null replicate of the pool -- the exact null distribution of the
+  gain, whatever the bulk's shape;
+* **a policy given as samples** (``alarm``, the online monitor): the Donsker-Varadhan bound of
+  the null, ``sup`` of the gain of any policy at this KL over a reward with the null's
+  cumulant generating function, with the gain's standard error (one-sided z test).
 
-   We estimate the base distribution's *bulk* as a Gaussian with the sub-Gaussian variance
-   proxy sigma read from central quantiles of the per-prompt-centred base rewards (quantiles
-   ignore the tail). Its CGF lambda^2 sigma^2 / 2 gives ``bound(k) = sigma sqrt(2k)``: the most
-   proxy gain a reward whose tail is no heavier than its bulk could give at KL k. The exact tilt
-   of a Gaussian reward attains it (ratio 1); best-of-n stays below. ``dv_ratio = gain /
-   bound``: well above 1 means the policy's gain comes from a tail the bulk does not explain
-   (Kwa et al.'s mechanism). Per prompt gain_x <= sigma sqrt(2 k_x); averaging and
-   Cauchy-Schwarz give the same bound at the mean KL.
-2. **Where the gain comes from**: ``top_share``, the share of the proxy gain carried by the top
-   1% of the policy's probability mass, beyond what the base's own top 1% carries (exactly 1%
-   for a pure shift such as a Gaussian tilt; most of it when a few huge rewards carry the gain);
-   ``beyond_max``, the policy mass above the largest (centred) base reward in excess of what the
-   bulk's DV-optimal policy at the same KL, N(sigma sqrt(2k), sigma^2), puts there. A pool-based
-   policy (tilt, best-of-n) can never show any; a trained one that found a new exploit can.
-3. **Disagreement** (optional): with several reward models, the spread of their gains, each in
-   units of its own base bulk sigma, relative to their mean.
+Evidence in each row (each a number named in eval.metrics; 1 and 2 decide):
 
-The score is the largest piece of evidence divided by its alarm threshold (1 = alarm), and the
-level is ``quiet`` / ``watch`` / ``alarm``. Nothing fires before the gain is clearly above the
-noise of the base bulk (``min_gain`` x sigma).
+1. ``dv_ratio``: gain / (sigma_bulk sqrt(2 KL)), the Gaussian-bulk Donsker-Varadhan ratio (the
+   old rule, and the bench's baseline). For any policy pi and lambda > 0,
+   E_pi[r] - E_pi0[r] <= (KL(pi || pi0) + log E_pi0 exp(lambda (r - E_pi0 r))) / lambda; with the
+   bulk's Gaussian CGF the bound is sigma sqrt(2k). It grows slowly for moderate tails and
+   exponential tails reach 1.5 and more, which is why it is not the test any more: it is the
+   effect size the test's significant points must also show (``tau``).
+2. ``p_value`` and ``excess`` (the share of the gain beyond the null's 1 - alpha quantile).
+3. ``tail_share``: the share of the gain carried by samples beyond the bulk's 0.9 quantile.
+4. ``me_slope`` / ``tail_p``: the base pool's mean-excess slope over its top 10% and its p-value
+   under the null (0 for an exponential tail, 1/(alpha-1) for Pareto(alpha)): the tail's kind,
+   independent of any optimizer.
+5. ``top_share``, ``beyond_max``, ``disagreement`` as before (descriptive).
+
+Nothing fires before the gain is clearly above the noise of the base bulk (``min_gain`` x sigma).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from goodhart.eval import metrics as M
+from goodhart.eval.alarm_null import LightNull, excess_lower, p_value
 
 LEVELS = ("quiet", "watch", "alarm")
 
@@ -104,25 +112,35 @@ def bulk_sigma(centred: np.ndarray, levels: tuple[float, ...] = BULK_LEVELS) -> 
 @dataclass(frozen=True)
 class BaseStats:
     """What the alarm keeps of the base pool: per-prompt means (for centring the policy's
-    samples), the bulk sigma and the largest centred base reward."""
+    samples), the bulk sigma, the largest centred base reward and the light-tailed null."""
 
     means: np.ndarray  # (P,) per-prompt base means, or (1,) one global mean
     sigma: float
     max: float
     n: int
     top: float = 0.0  # what the base's own top 1% of mass contributes to its (zero) centred mean
+    null: LightNull | None = None  # eval/alarm_null.py
+    tail_base: float = 0.0  # what the base's own samples beyond the null's u contribute (centred)
+    tail: tuple[float, float] | None = None  # (mean-excess slope, its p-value under the null)
 
     @classmethod
-    def from_pool(cls, base_proxy: np.ndarray, per_prompt: bool = True) -> BaseStats:
+    def from_pool(
+        cls, base_proxy: np.ndarray, per_prompt: bool = True, n_null: int = 0, null_seed: int = 0
+    ) -> BaseStats:
         """base_proxy: (P, N) base rewards. per_prompt=False: one global mean (the online
-        monitor, whose training prompts are not the pool's)."""
+        monitor, whose training prompts are not the pool's). n_null: null replicates to draw
+        (0: only the null's DV bound, for policies given as samples)."""
         b = np.atleast_2d(np.asarray(base_proxy, dtype=np.float64))
         means = b.mean(1) if per_prompt else np.array([b.mean()])
         # The bulk: centred by each prompt's median (a mean would drag the tail in).
         med = np.median(b, axis=1, keepdims=True) if per_prompt else np.median(b)
         centred_mean = (b - (means[:, None] if per_prompt else means[0])).ravel()
         top = _top_contribution(centred_mean, np.full(centred_mean.size, 1.0 / centred_mean.size))
-        return cls(means, bulk_sigma(b - med), float(np.max(centred_mean)), int(b.size), top)
+        null = LightNull.from_pool(b if per_prompt else b.reshape(1, -1), n_null, null_seed)
+        beyond_u = (b - np.median(b, axis=1, keepdims=True) if per_prompt else b - np.median(b)).ravel() > null.u
+        tail_base = float(np.sum(centred_mean[beyond_u])) / centred_mean.size
+        tail = null.tail_p() if n_null else None
+        return cls(means, bulk_sigma(b - med), float(np.max(centred_mean)), int(b.size), top, null, tail_base, tail)
 
 
 # ============================================================================================
@@ -130,18 +148,29 @@ class BaseStats:
 # ============================================================================================
 @dataclass(frozen=True)
 class AlarmRule:
-    """Thresholds. Tuned on the distributional sweep (seed 0, four laws); see README."""
+    """The test's level and its one effect size; the DV-ratio thresholds of the old rule are
+    kept for the baseline and for descriptive use only (they decide nothing)."""
 
+    alpha: float = 0.05
+    """False-alarm rate under the light-tailed null: `alarm` needs p < alpha."""
+    tau: float = 1.2
+    """...and the gain to be at least tau x sigma_bulk sqrt(2 KL), the most a Gaussian bulk
+    gives at this KL (dv_ratio >= tau: the tail's part is material, not only detectable).
+    Chosen on the alarm-bench dev seeds only (docs/alarm.md)."""
+    n_null: int = 199
+    """Null replicates per pool (p-values resolve 1 / (n_null + 1))."""
+    null_seed: int = 0
+    """Seed of the null replicates (the alarm is a deterministic function of the pool)."""
     dv_alarm: float = 2.0
-    """dv_ratio at which the alarm fires (a Gaussian tilt sits at 1, best-of-n below)."""
+    """(baseline only) dv_ratio at which the old rule fired."""
     share_alarm: float = 0.5
-    """top-1% share of the gain at which the alarm fires."""
+    """(descriptive) top-1% share of the gain the old rule fired at."""
     beyond_alarm: float = 0.05
-    """policy mass above the base pool's largest reward at which the alarm fires."""
+    """(descriptive) policy mass above the base pool's largest reward the old rule fired at."""
     disagree_alarm: float = 1.0
-    """relative spread of standardized gains across reward models at which the alarm fires."""
+    """(descriptive) relative spread of standardized gains across reward models."""
     watch: float = 0.6
-    """score at or above this (and below 1): `watch` (dv_ratio 1.2 with the default dv_alarm)."""
+    """(baseline only) dv_ratio / dv_alarm from which the old rule said `watch`."""
     min_gain: float = 0.05
     """gains below this many bulk sigmas are noise: the level stays quiet."""
     noise_z: float = 2.0
@@ -162,6 +191,13 @@ class Alarm:
     n_eff: float
     score: float
     level: str
+    p_value: float = float("nan")
+    excess: float = float("nan")
+    tail_share: float = float("nan")
+    me_slope: float = float("nan")
+    tail_p: float = float("nan")
+    null_gain: float = float("nan")
+    test: str = ""
 
     def row(self) -> dict[str, float | str]:
         """Result-row / MLflow entries (level also as a number: MLflow takes numbers only)."""
@@ -177,6 +213,13 @@ class Alarm:
             M.ALARM_BEYOND_MAX: d["beyond_max"],
             M.ALARM_DISAGREEMENT: d["disagreement"],
             M.ALARM_N_EFF: d["n_eff"],
+            M.ALARM_P: d["p_value"],
+            M.ALARM_EXCESS: d["excess"],
+            M.ALARM_TAIL_SHARE: d["tail_share"],
+            M.ALARM_ME_SLOPE: d["me_slope"],
+            M.ALARM_TAIL_P: d["tail_p"],
+            M.ALARM_NULL_GAIN: d["null_gain"],
+            M.ALARM_TEST: d["test"],
         }
 
 
@@ -206,25 +249,31 @@ def noise_floor(sigma: float, n_eff: float, rule: AlarmRule) -> float:
 def decide(
     gain: float,
     sigma: float,
+    p_value: float,
     dv_ratio: float,
-    top_share: float,
-    beyond_max: float,
-    disagreement: float,
-    rule: AlarmRule,
+    rule: AlarmRule = AlarmRule(),
     n_eff: float = math.inf,
 ) -> tuple[float, str]:
-    """(score, level) from the evidence. Pure: `alarm-eval` re-decides stored evidence with it."""
+    """(score, level) from the evidence: `alarm` when p < alpha (the gain is more than a
+    light-tailed reward gives) and dv_ratio >= tau (and more than tau x the Gaussian bulk's DV
+    bound: material, not only detectable); `watch` when p < alpha only. score = dv_ratio / tau
+    when p < alpha, else 0 (>= 1: alarm). Pure: `alarm-eval` and the bench re-decide stored
+    evidence with it."""
     if not (np.isfinite(gain) and sigma > 0 and gain > noise_floor(sigma, n_eff, rule)):
         return 0.0, "quiet"
-    parts = [
-        dv_ratio / rule.dv_alarm,
-        top_share / rule.share_alarm,
-        beyond_max / rule.beyond_alarm,
-        disagreement / rule.disagree_alarm,
-    ]
-    score = float(max((p for p in parts if np.isfinite(p)), default=0.0))
-    level = "alarm" if score >= 1 else "watch" if score >= rule.watch else "quiet"
-    return score, level
+    if not (np.isfinite(p_value) and p_value < rule.alpha):
+        return 0.0, "quiet"
+    r = float(dv_ratio) if np.isfinite(dv_ratio) else 0.0
+    score = r / rule.tau if rule.tau > 0 else math.inf
+    return score, "alarm" if score >= 1 else "watch"
+
+
+def baseline_level(dv_ratio: float, gain: float, sigma: float, rule: AlarmRule = AlarmRule(), n_eff: float = math.inf):
+    """The old rule's DV-ratio part alone (the bench's baseline): alarm at dv_ratio >= dv_alarm."""
+    if not (np.isfinite(gain) and sigma > 0 and gain > noise_floor(sigma, n_eff, rule)):
+        return "quiet"
+    r = dv_ratio / rule.dv_alarm
+    return "alarm" if r >= 1 else "watch" if r >= rule.watch else "quiet"
 
 
 def alarm(
@@ -234,13 +283,16 @@ def alarm(
     weights: np.ndarray | None = None,
     rule: AlarmRule = AlarmRule(),
     others: Mapping[str, tuple[np.ndarray, BaseStats]] | None = None,
+    null_gains: np.ndarray | None = None,
 ) -> Alarm:
     """The alarm for one policy.
 
     samples: (P, M) proxy rewards of the policy's samples, row x for prompt x of `base` (or (B,)
     with a global-mean `base`); weights: same shape, each row summing to 1 (None: uniform), for
     a policy given as weighted base samples (tilt, best-of-n); kl: the policy's mean sequence KL
-    to the base in nats; others: more reward models' (samples, base) for the disagreement."""
+    to the base in nats; others: more reward models' (samples, base) for the disagreement;
+    null_gains: the same optimizer's gains on the null replicates of the pool (tilt_alarm,
+    bon_alarm); without them the test is the null's Donsker-Varadhan bound at this KL."""
     r = np.atleast_2d(np.asarray(samples, dtype=np.float64))
     P, m = r.shape
     w = np.full_like(r, 1.0 / m) if weights is None else np.atleast_2d(np.asarray(weights, dtype=np.float64))
@@ -256,9 +308,6 @@ def alarm(
     dv_ratio = gain / bound if bound > 0 else float("nan")
     # Within the noise of the bulk a share of the gain means nothing (a tiny gain makes it explode).
     top = _top_share(c, a, gain, base.top) if gain > floor else float("nan")
-    # Mass above the base's largest reward, beyond what the bulk's own DV-optimal policy at this
-    # KL (the Gaussian shifted by the bound) would put there: at KL 8 a light-tailed policy
-    # legitimately has half its mass above the max of a few thousand base samples.
     expected = float(stats.norm.sf(base.max / base.sigma - math.sqrt(2 * kl))) if kl > 0 and base.sigma > 0 else 0.0
     beyond = max(0.0, float(np.sum(a[c > base.max])) - expected)
     dis = float("nan")
@@ -267,26 +316,82 @@ def alarm(
             float(np.mean(np.atleast_2d(s) - b.means.mean())) / b.sigma for s, b in others.values() if b.sigma > 0
         ]
         dis = float(np.std(z) / abs(np.mean(z))) if len(z) > 1 and np.mean(z) != 0 else float("nan")
-    score, level = decide(gain, base.sigma, dv_ratio, top, beyond, dis, rule, n_eff)
-    return Alarm(gain, kl, base.sigma, bound, dv_ratio, top, beyond, dis, n_eff, score, level)
+    # The share of the gain carried by samples beyond the bulk's upper quantile (per-prompt
+    # medians there, as in the null; the base's own share subtracted).
+    tail_share = float("nan")
+    if base.null is not None and gain > floor:
+        med = base.null.med if base.null.med.size == P else np.full(P, float(np.median(base.null.med)))
+        beyond_u = (r - med[:, None]).ravel() > base.null.u
+        tail_share = (float(np.sum(a[beyond_u] * c[beyond_u])) - base.tail_base) / gain
+    if null_gains is not None:
+        test = "same optimizer on the null"
+        p = p_value(gain, null_gains)
+        ex = excess_lower(gain, null_gains, rule.alpha)
+        null_gain = float(np.median(null_gains))
+    elif base.null is not None and kl > 0 and np.isfinite(kl):
+        test = "null DV bound"
+        nb = base.null.dv_bound(kl)
+        se = math.sqrt(max(float(np.sum(a**2 * (c - gain) ** 2)), 0.0))
+        z = (gain - nb) / se if se > 0 else (math.inf if gain > nb else -math.inf)
+        p = float(stats.norm.sf(z))
+        ex = (gain - nb - stats.norm.isf(rule.alpha) * se) / gain if gain > 0 else float("nan")
+        null_gain = nb
+    else:
+        test, p, ex, null_gain = "", float("nan"), float("nan"), float("nan")
+    score, level = decide(gain, base.sigma, p, dv_ratio, rule, n_eff)
+    me, tp = base.tail if base.tail is not None else (float("nan"), float("nan"))
+    return Alarm(
+        gain,
+        kl,
+        base.sigma,
+        bound,
+        dv_ratio,
+        top,
+        beyond,
+        dis,
+        n_eff,
+        score,
+        level,
+        p,
+        ex,
+        tail_share,
+        me,
+        tp,
+        null_gain,
+        test,
+    )
 
 
 # ============================================================================================
 # The policies the pipeline measures from the base pool
 # ============================================================================================
-def tilt_alarm(base_proxy: np.ndarray, beta: float, kl: float, rule: AlarmRule = AlarmRule()) -> Alarm:
-    """The tilt pi_beta as softmax(r / beta) weights on the base pool."""
+def _pool_base(b: np.ndarray, rule: AlarmRule) -> BaseStats:
+    return BaseStats.from_pool(b, n_null=rule.n_null, null_seed=rule.null_seed)
+
+
+def tilt_alarm(
+    base_proxy: np.ndarray, beta: float, kl: float, rule: AlarmRule = AlarmRule(), base: BaseStats | None = None
+) -> Alarm:
+    """The tilt pi_beta as softmax(r / beta) weights on the base pool, tested against the tilt at
+    the same beta on the null replicates. base: BaseStats of this pool (reuse it along a curve)."""
     from goodhart.eval.tilt import log_weights
 
     b = np.asarray(base_proxy, dtype=np.float64)
-    return alarm(b, kl, BaseStats.from_pool(b), np.exp(log_weights(b, beta)), rule)
+    base = base if base is not None else _pool_base(b, rule)
+    ng = base.null.tilt_gains(beta) if base.null is not None and base.null.n_null else None
+    return alarm(b, kl, base, np.exp(log_weights(b, beta)), rule, null_gains=ng)
 
 
-def bon_alarm(base_proxy: np.ndarray, n: int, kl: float, rule: AlarmRule = AlarmRule()) -> Alarm:
-    """Best-of-n as the order-statistic weights on the sorted base pool (ties left as sorted)."""
+def bon_alarm(
+    base_proxy: np.ndarray, n: int, kl: float, rule: AlarmRule = AlarmRule(), base: BaseStats | None = None
+) -> Alarm:
+    """Best-of-n as the order-statistic weights on the sorted base pool (ties left as sorted),
+    tested against best-of-n on the null replicates."""
     from goodhart.eval.bon import order_weights
 
     b = np.asarray(base_proxy, dtype=np.float64)
+    base = base if base is not None else _pool_base(b, rule)
     s = np.sort(b, axis=1)
-    p = np.broadcast_to(order_weights(b.shape[1], n), s.shape)
-    return alarm(s, kl, BaseStats.from_pool(b), p, rule)
+    w = order_weights(b.shape[1], n)
+    ng = base.null.bon_gains(w) if base.null is not None and base.null.n_null else None
+    return alarm(s, kl, base, np.broadcast_to(w, s.shape), rule, null_gains=ng)

@@ -71,11 +71,11 @@ KEPT_PROXY = "bonft/kept/proxy"  # bon-ft: mean proxy of the round's kept (best-
 KEPT_UTILITY = "bonft/kept/utility"  # bon-ft: mean utility of the round's kept samples
 
 # ---- the Goodhart alarm (eval/alarm.py): proxy, KL and base-pool proxy only, never utility ----
-ALARM_SCORE = "alarm/score"  # largest piece of evidence over its threshold: >= 1 alarm
+ALARM_SCORE = "alarm/score"  # dv_ratio / tau when p < alpha under the light null, else 0: >= 1 alarm
 ALARM_LEVEL = "alarm/level"  # column: quiet | watch | alarm
 ALARM_CODE = "alarm/code"  # the level as a number for MLflow: 0 quiet, 1 watch, 2 alarm
 ALARM_DV_RATIO = "alarm/dv_ratio"  # proxy gain / Donsker-Varadhan bound of the base bulk at this KL
-ALARM_DV_BOUND = "alarm/dv_bound"  # sigma_bulk * sqrt(2 KL): the most gain a bulk-like (light) tail gives
+ALARM_DV_BOUND = "alarm/dv_bound"  # sigma_bulk * sqrt(2 KL): the most gain a Gaussian bulk gives at this KL
 ALARM_SIGMA = "alarm/sigma_bulk"  # sub-Gaussian sigma of the base proxy read from central quantiles
 ALARM_TOP_SHARE = "alarm/top1_share"  # share of the proxy gain carried by the top 1% of the policy's mass
 ALARM_BEYOND_MAX = (
@@ -83,6 +83,13 @@ ALARM_BEYOND_MAX = (
 )
 ALARM_DISAGREEMENT = "alarm/disagreement"  # relative spread of standardized gains over reward models (if several)
 ALARM_N_EFF = "alarm/n_eff"  # effective number of policy samples behind the evidence (1 / sum of squared masses)
+ALARM_P = "alarm/p_value"  # p-value of the proxy gain under the light-tailed null (eval/alarm_null.py)
+ALARM_EXCESS = "alarm/excess"  # share of the gain beyond the null's (1 - alpha) quantile (> 0 iff p < alpha)
+ALARM_TAIL_SHARE = "alarm/tail_share"  # share of the gain carried by samples beyond the bulk's 0.9 quantile
+ALARM_ME_SLOPE = "alarm/me_slope"  # base proxy's mean-excess slope over its top 10% (0 exponential, > 0 power tail)
+ALARM_TAIL_P = "alarm/tail_p"  # p-value of that slope under the light-tailed null
+ALARM_NULL_GAIN = "alarm/null_gain"  # median null gain (same optimizer) or the null's DV bound at this KL
+ALARM_TEST = "alarm/test"  # column: which null test decided (same optimizer on the null | null DV bound)
 ALARM_STOPPED = "alarm/stopped_at"  # training step where algo.stop_on_alarm stopped the run (result rows)
 ALARM_KEPT = "alarm/kept_step"  # step of the last quiet policy kept after a stop (result rows)
 

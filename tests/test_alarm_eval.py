@@ -8,12 +8,13 @@ import pytest
 import yaml
 
 from goodhart.eval import metrics as M
+from goodhart.eval.alarm import AlarmRule
 from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
 from goodhart.pipeline.report.alarm_eval import score_sweeps
 
 
-def _row(algo, kl, gp, gu, dv, x):
+def _row(algo, kl, gp, gu, dv, x, p=0.01):
     """A finished point with exact gains (no intervals) and stored alarm evidence."""
     return {
         "status": "done",
@@ -26,6 +27,7 @@ def _row(algo, kl, gp, gu, dv, x):
         M.GAIN_UTILITY: gu,
         M.ALARM_SIGMA: 1.0,
         M.ALARM_DV_RATIO: dv,
+        M.ALARM_P: p,  # p-value under the light-tailed null
         M.ALARM_TOP_SHARE: 0.01,
         M.ALARM_BEYOND_MAX: 0.0,
         M.ALARM_LEVEL: "stale",  # re-decided from the evidence, never read
@@ -37,11 +39,11 @@ def test_recall_false_alarms_precision_and_lead_by_hand(tmp_path):
     # over-optimized at 3 (utility fell but not to 0), catastrophic at 4 and 5 (utility 0).
     rows = [
         _row("bon", 0.0, 0.0, 0.0, math.nan, 1),
-        _row("bon", 1.0, 1.0, 0.5, 1.0, 2),  # improving, quiet
+        _row("bon", 1.0, 1.0, 0.5, 3.0, 2, p=0.5),  # improving, quiet (not significant, whatever the ratio)
         _row("bon", 2.0, 2.0, 0.9, 2.5, 4),  # improving (the peak), ALARM: a false alarm
         _row("bon", 3.0, 3.0, 0.5, 3.0, 8),  # over-optimized, alarm
-        _row("bon", 4.0, 4.0, 0.0, 1.5, 16),  # catastrophic, watch: missed
-        _row("bon", 5.0, 5.0, 0.0, 4.0, 32),  # catastrophic, alarm
+        _row("bon", 4.0, 4.0, 0.0, 1.1, 16),  # catastrophic, watch (significant, ratio < tau 1.2): missed
+        _row("bon", 5.0, 5.0, 0.0, 4.0, 32, p=0.005),  # catastrophic, alarm
     ]
     (tmp_path / "s").mkdir()
     pd.DataFrame(rows).to_csv(tmp_path / "s" / "results.csv", index=False)
@@ -60,7 +62,10 @@ def test_recall_false_alarms_precision_and_lead_by_hand(tmp_path):
     assert s["precision"] == pytest.approx(2 / 3)
     g = res.groups.iloc[0]
     assert g["gold_turn_kl"] == 3.0 and g["first_alarm_kl"] == 2.0 and g["lead_nats"] == 1.0
+    assert g["peak_kl"] == 2.0  # the verdict's `peak` row
     assert g["peak_lead_nats"] == 0.0 and s["fired_by_peak"] == 1
+    # --alpha is the level: at 0.001 nothing is significant
+    assert score_sweeps([tmp_path / "s"], AlarmRule(alpha=0.001)).summary()["recall"] == 0.0
     # counting `watch` as firing catches the catastrophic point at KL 4 too
     assert score_sweeps([tmp_path / "s"], fire_on=("watch", "alarm")).summary()["recall"] == 1.0
 

@@ -1,6 +1,8 @@
 """`goodhart alarm-eval SWEEP_DIR...`: score the gold-free Goodhart alarm against gold verdicts.
+`goodhart alarm-bench`: the alarm on procedurally drawn sweeps, dev half and test half.
 
-goodhart alarm-eval runs/distributional runs/demo [--dv-alarm 2] [--fire-on-watch] [--points]
+goodhart alarm-eval runs/distributional runs/demo [--alpha 0.05] [--tau T] [--fire-on-watch] [--points]
+goodhart alarm-bench [--quick] [--seeds 200] [--half test] [--csv points.csv]
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
     from goodhart.pipeline.report.alarm_eval import confusion, score_sweeps
     from goodhart.pipeline.sweeps.tables import render
 
-    rule = AlarmRule(
-        dv_alarm=args.dv_alarm, share_alarm=args.share_alarm, beyond_alarm=args.beyond_alarm, watch=args.watch
-    )
+    rule = AlarmRule(alpha=args.alpha, tau=args.tau if args.tau is not None else AlarmRule().tau)
     fire_on = ("watch", "alarm") if args.fire_on_watch else ("alarm",)
     res = score_sweeps([Path(d) for d in args.sweeps], rule, fire_on)
     s = res.summary()
@@ -50,13 +50,71 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
 def add_verbs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alarm-eval", help="score the gold-free Goodhart alarm against gold verdicts of finished sweeps")
     p.add_argument("sweeps", nargs="+", help="finished sweep directories (each with results.csv)")
-    p.add_argument("--dv-alarm", type=float, default=2.0, help="gain / DV-bound ratio that fires (default 2)")
-    p.add_argument("--share-alarm", type=float, default=0.5, help="top-1%% share of the gain that fires (default 0.5)")
-    p.add_argument(
-        "--beyond-alarm", type=float, default=0.05, help="mass beyond the base max that fires (default 0.05)"
-    )
-    p.add_argument("--watch", type=float, default=0.6, help="score from which the level is `watch` (default 0.6)")
+    _rule_flags(p)
     p.add_argument("--fire-on-watch", action="store_true", help="count `watch` as firing too")
     p.add_argument("--points", action="store_true", help="print every point's verdict and level")
     p.add_argument("--steps", action="store_true", help="trained points: online alarm vs the utility peak (MLflow)")
     p.set_defaults(fn=cmd_alarm_eval)
+    add_bench_verb(sub)
+
+
+def _rule_flags(p: argparse.ArgumentParser) -> None:
+    from goodhart.eval.alarm import AlarmRule
+
+    p.add_argument(
+        "--alpha", type=float, default=AlarmRule().alpha, help="false-alarm rate under the light-tailed null (0.05)"
+    )
+    p.add_argument(
+        "--tau",
+        type=float,
+        default=None,
+        help=f"DV ratio (gain / sigma_bulk sqrt(2 KL)) a significant point needs to fire (default {AlarmRule().tau:g}, set on the bench's dev half)",
+    )
+
+
+def cmd_alarm_bench(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from goodhart.eval.alarm import AlarmRule
+    from goodhart.pipeline.report.alarm_bench import QUICK, BenchConfig, by_law, report, run_bench
+
+    rule = AlarmRule(alpha=args.alpha, tau=args.tau if args.tau is not None else AlarmRule().tau)
+    cfg = QUICK if args.quick else BenchConfig()
+    over = {k: v for k, v in (("seeds", args.seeds), ("prompts", args.prompts), ("pool", args.pool)) if v is not None}
+    cfg = dataclasses.replace(cfg, rule=rule, **over)
+    if cfg.pool < 8 or cfg.seeds < 2 or cfg.prompts < 2:
+        from goodhart.pipeline.errors import UsageError
+
+        raise UsageError("alarm-bench: expected --seeds >= 2, --prompts >= 2 and --pool >= 8")
+    t = time.perf_counter()
+    df = run_bench(cfg)
+    wall = time.perf_counter() - t
+    halves = ("dev", "test") if args.half == "both" else (args.half,)
+    print(
+        f"alarm-bench: {cfg.seeds} seeds ({cfg.seeds // 2 + cfg.seeds % 2} dev even, {cfg.seeds // 2} test odd), "
+        f"{cfg.prompts} prompts x {cfg.pool} samples, {len(df)} points; gold = label_points at run time\n"
+    )
+    print(report(df, rule, halves, wall))
+    if args.by_law:
+        for h in halves:
+            print(f"\n{h} half by law kind:\n{by_law(df, h, rule).to_string()}")
+    if args.csv:
+        from goodhart.pipeline.io import atomic_write_text
+
+        atomic_write_text(Path(args.csv), df.drop(columns=["why"]).to_csv(index=False))
+        print(f"\npoints written to {args.csv}")
+    return 0
+
+
+def add_bench_verb(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("alarm-bench", help="score the gold-free alarm on procedurally drawn sweeps (dev/test halves)")
+    p.add_argument("--quick", action="store_true", help="the CI variant: 24 seeds, 8 prompts x 1024 samples")
+    p.add_argument("--seeds", type=int, default=None, help="curves to draw (default 200; even dev, odd test)")
+    p.add_argument("--prompts", type=int, default=None, help="prompts per pool (default 16)")
+    p.add_argument("--pool", type=int, default=None, help="base samples per prompt (default 4096)")
+    p.add_argument("--half", choices=("dev", "test", "both"), default="test", help="which half to print (default test)")
+    p.add_argument("--by-law", action="store_true", help="also print catches and false alarms per law kind")
+    p.add_argument("--csv", default=None, help="write every point (evidence, gold, half) to this CSV")
+    _rule_flags(p)
+    p.set_defaults(fn=cmd_alarm_bench)

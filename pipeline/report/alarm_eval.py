@@ -9,9 +9,13 @@ negatives gold `improving` ones; `baseline` points (nothing optimized) are count
     recall          alarms among positives / positives
     false alarms    alarms among improving / improving
     precision       alarms on positives / all alarms (baseline included)
-    lead (nats)     per (sweep, error law, algo) group along KL: KL of the first gold
-                    over-optimized/catastrophic point minus KL of the first alarm (> 0: earlier)
-    peak lead       KL of the utility peak minus KL of the first alarm (>= 0: fired at or before the peak)
+    lead (nats)     per (sweep, curve, algo) group -- one optimizer's own curve, along its KL:
+                    KL of the first gold over-optimized/catastrophic point minus KL of the
+                    first alarm (> 0: earlier)
+    peak lead       KL of the verdict's peak of that curve (its `peak` row; else the largest
+                    lower bound of the utility gain) minus KL of the first alarm (>= 0: at or before)
+
+`unresolved` points (the gold cannot tell) are neither positives nor negatives.
 """
 
 from __future__ import annotations
@@ -59,20 +63,38 @@ class AlarmScores:
         }
 
 
+def _num(v, default: float = math.nan) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return default
+    return default if math.isnan(f) else f
+
+
 def _redecide(df: pd.DataFrame, rule: AlarmRule) -> pd.Series:
-    """The alarm level of each row from its stored evidence under `rule`."""
+    """The alarm level of each row from its stored evidence (p-value, DV ratio) under `rule`."""
 
     def one(r) -> str:
-        ev = [r.get(k, math.nan) for k in (M.ALARM_DV_RATIO, M.ALARM_TOP_SHARE, M.ALARM_BEYOND_MAX)]
-        ev = [float(v) if v is not None and not (isinstance(v, str)) else math.nan for v in ev]
-        dis = r.get(M.ALARM_DISAGREEMENT, math.nan)
-        n_eff = r.get(M.ALARM_N_EFF, math.inf)
-        n_eff = math.inf if n_eff is None or (isinstance(n_eff, float) and math.isnan(n_eff)) else float(n_eff)
         return decide(
-            float(r[M.GAIN_PROXY]), float(r[M.ALARM_SIGMA]), *ev, float(dis) if dis == dis else math.nan, rule, n_eff
+            _num(r[M.GAIN_PROXY]),
+            _num(r[M.ALARM_SIGMA]),
+            _num(r.get(M.ALARM_P)),
+            _num(r.get(M.ALARM_DV_RATIO)),
+            rule,
+            _num(r.get(M.ALARM_N_EFF), math.inf),
         )[1]
 
     return df.apply(lambda row: one(row.to_dict()), axis=1)
+
+
+def _peak(g: pd.DataFrame) -> pd.Series:
+    """The verdict's peak of one optimizer's curve: the row flagged `peak` (eval/goodhart.py),
+    else the largest lower bound of the utility gain (never the largest estimate: a noisy max)."""
+    if "peak" in g and g["peak"].astype(bool).any():
+        return g[g["peak"].astype(bool)].iloc[0]
+    lo = M.lo(M.GAIN_UTILITY)
+    key = g[lo] if lo in g and g[lo].notna().any() else g[M.GAIN_UTILITY]
+    return g.loc[key.astype(float).idxmax()]
 
 
 def score_sweeps(dirs: list[Path], rule: AlarmRule = AlarmRule(), fire_on: tuple[str, ...] = ("alarm",)) -> AlarmScores:
@@ -81,8 +103,10 @@ def score_sweeps(dirs: list[Path], rule: AlarmRule = AlarmRule(), fire_on: tuple
         f = Path(d) / "results.csv"
         if not f.is_file():
             raise UsageError(f"{d}: no results.csv (expected a finished sweep directory, e.g. runs/demo)")
-        if M.ALARM_SIGMA not in pd.read_csv(f, nrows=1):
-            raise UsageError(f"{f} has no {M.ALARM_SIGMA} column: its points predate the alarm; re-run the sweep")
+        head = pd.read_csv(f, nrows=1)
+        for col in (M.ALARM_SIGMA, M.ALARM_P):
+            if col not in head:
+                raise UsageError(f"{f} has no {col} column: its points predate the calibrated alarm; re-run the sweep")
         lab = gold_labels(Path(d))  # exactly the report's verdicts (paired on prompts)
         lab["sweep"] = str(d)  # the path: two sweeps may share a name (seeds in separate output dirs)
         frames.append(lab)
@@ -90,11 +114,14 @@ def score_sweeps(dirs: list[Path], rule: AlarmRule = AlarmRule(), fire_on: tuple
     pts["level"] = _redecide(pts, rule)
     pts["fired"] = pts["level"].isin(fire_on)
     rows = []
-    for (sweep, law, algo), g in pts.groupby(["sweep", "error_law", "algo"], sort=False):
+    curve = "curve" if "curve" in pts else "error_law"
+    for (sweep, _, algo), g in pts.groupby(["sweep", curve, "algo"], sort=False):
+        # one optimizer's own curve along its own KL (the verdict judges each optimizer apart)
         g = g.sort_values(M.KL)
+        law = g["error_law"].iloc[0] if "error_law" in g else ""
         turn = g[g["verdict"].isin(POSITIVE)]
         fired = g[g["fired"]]
-        peak = g.loc[g[M.GAIN_UTILITY].idxmax()]
+        peak = _peak(g)
         first_alarm = float(fired[M.KL].iloc[0]) if len(fired) else math.nan
         gold_turn = float(turn[M.KL].iloc[0]) if len(turn) else math.nan
         rows.append(
@@ -141,7 +168,8 @@ def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
     client = MlflowClient(read_json(parent)["uri"])
 
     def hist(run_id: str, key: str) -> pd.Series:
-        h = client.get_metric_history(run_id, key)
+        # per-step metrics are logged under "train/<name>" (older runs: the bare name)
+        h = client.get_metric_history(run_id, f"train/{key}") or client.get_metric_history(run_id, key)
         # step 0 holds the point's final result row (run_point logs it there): not a training step
         return pd.Series({m.step: m.value for m in h if m.step > 0}, dtype=float).sort_index()
 

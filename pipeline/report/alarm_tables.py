@@ -25,9 +25,10 @@ def alarm_table(labelled: pd.DataFrame) -> str:
                 r[M.KL],
                 r.get("verdict", "-") or "-",
                 alarm_text(r),
+                r.get(M.ALARM_P, float("nan")),
+                r.get(M.ALARM_EXCESS, float("nan")),
                 r.get(M.ALARM_DV_RATIO, float("nan")),
-                r.get(M.ALARM_TOP_SHARE, float("nan")),
-                r.get(M.ALARM_BEYOND_MAX, float("nan")),
+                r.get(M.ALARM_ME_SLOPE, float("nan")),
             ]
         )
     heads = [
@@ -37,9 +38,10 @@ def alarm_table(labelled: pd.DataFrame) -> str:
         "KL",
         "gold verdict",
         "alarm (no gold)",
+        "p (light null)",
+        "excess share",
         "gain/DV bound",
-        "top-1% share",
-        "beyond max",
+        "mean-excess slope",
     ]
     return render(heads, rows)
 
@@ -52,10 +54,12 @@ def alarm_markdown(labelled: pd.DataFrame) -> list[str]:
         "",
         "## Goodhart alarm (no gold)",
         "",
-        "Computed from proxy rewards, the KL and the base pool's proxy only (`eval/alarm.py`): "
-        "`gain/DV bound` is the proxy gain over sigma_bulk sqrt(2 KL), the most a reward as light-tailed "
-        "as the base's bulk could give; `top-1% share` is the share of the gain carried by the top 1% "
-        "of the policy's mass. Gold verdicts beside it are only for checking the alarm.",
+        "Computed from proxy rewards, the KL and the base pool's proxy only (`eval/alarm.py`, docs/alarm.md): "
+        "`p (light null)` is the p-value of the proxy gain under the light-tailed null (the same optimizer "
+        "on the base pool with its tail beyond the 0.9 quantile redrawn from an exponential fitted to the "
+        "bulk); `excess share` the share of the gain beyond the null's 1 - alpha quantile; `gain/DV bound` "
+        "the proxy gain over sigma_bulk sqrt(2 KL); `mean-excess slope` the base tail's kind (0 exponential, "
+        "> 0 a power tail). Gold verdicts beside it are only for checking the alarm.",
         "",
         "```",
         alarm_table(labelled),

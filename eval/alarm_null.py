@@ -1,0 +1,203 @@
+"""The light-tailed null of the Goodhart alarm, built from the base pool's bulk.
+
+Question the alarm asks of a point: *could a reward whose upper tail is no heavier than its own
+bulk have given this proxy gain, with this optimizer at this knob?* The null answers it by
+simulation, from the base pool's proxies only (never the utility):
+
+* Centre each prompt's base proxies on the prompt's median and pool them. The *bulk* is
+  everything up to the pooled quantile ``u = Q(q_tail)`` (0.9); it is kept exactly as observed
+  (bounded, skewed or discrete bulks stay what they are).
+* The *tail* beyond ``u`` is replaced by ``u + Exponential(s)``, with the exponential scale read
+  from the bulk's own upper spacing, ``s = (Q(q_tail) - Q(q_bulk)) / log((1 - q_bulk) / (1 - q_tail))``
+  (q_bulk = 0.75): the exponential whose survival passes through both quantiles. An exponential
+  tail is the heaviest "light" tail (Kwa et al.: catastrophic Goodhart needs a tail heavier than
+  any exponential), so the null is the boundary: a Gaussian, uniform or Weibull(k > 1) reward is
+  lighter than its null, an exponential or Gumbel one sits on it, and a Student t, lognormal,
+  Pareto, Levy or Weibull(k < 1) one is heavier.
+* Each replicate redraws every prompt's tail samples (as many as the prompt has beyond u) and
+  reruns the *same optimizer at the same knob* (best-of-n at n, the tilt at beta) on that
+  pool. The replicates' proxy gains are the null distribution of the observed gain: the
+  p-value is (1 + #{null >= observed}) / (B + 1).
+
+The replicates of one pool share their draws across knobs (common random numbers along the
+curve) and are seeded, so the alarm is a deterministic function of the pool.
+
+For a policy given only as samples (a trained one), no optimizer can be rerun; the null then
+bounds the gain of *any* policy at the KL by Donsker-Varadhan with the null's cumulant
+generating function (bulk empirical + exponential tail), ``null_dv_bound``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import logsumexp
+
+Q_TAIL = 0.9
+Q_BULK = 0.75
+
+
+def tail_scale(centred: np.ndarray, q_tail: float = Q_TAIL, q_bulk: float = Q_BULK) -> tuple[float, float]:
+    """(u, s): the tail threshold Q(q_tail) and the exponential scale through Q(q_bulk) and Q(q_tail)."""
+    x = np.asarray(centred, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    lo, u = np.quantile(x, [q_bulk, q_tail])
+    s = (u - lo) / math.log((1 - q_bulk) / (1 - q_tail))
+    if not s > 0:  # a discrete or tied bulk (VADER scores): the spacing from the median instead
+        s = (u - np.quantile(x, 0.5)) / math.log(0.5 / (1 - q_tail))
+    if not s > 0:  # a bulk that is one value: its spread, else nothing to redraw (scale 0)
+        s = float(np.std(x))
+    return float(u), float(s)
+
+
+ME_LEVELS = (0.9, 0.95, 0.975, 0.99)
+
+
+def mean_excess_slope(centred: np.ndarray, levels: tuple[float, ...] = ME_LEVELS, total: int | None = None) -> float:
+    """Least-squares slope of the mean excess e(t) = E[X - t | X > t] against t, over thresholds
+    at these quantiles, in units where the first threshold's e is 1. An exponential tail has
+    slope 0, a Gaussian or bounded one a negative slope, a power tail a positive one
+    (Pareto(alpha): 1 / (alpha - 1)). ``total``: the sample is only the top of a sample of this
+    size (the levels are of the whole); only values above every threshold are needed."""
+    x = np.sort(np.asarray(centred, dtype=np.float64).ravel())
+    M = x.size if total is None else int(total)
+    lv = np.clip((np.asarray(levels) * (M - 1) - (M - x.size)) / max(x.size - 1, 1), 0.0, 1.0)
+    t = np.quantile(x, lv)
+    e = np.array([np.mean(x[x > ti] - ti) if np.any(x > ti) else np.nan for ti in t])
+    ok = np.isfinite(e)
+    if ok.sum() < 2 or not e[0] > 0:
+        return float("nan")
+    tt, ee = t[ok] / e[0], e[ok] / e[0]
+    return float(np.polyfit(tt, ee, 1)[0])
+
+
+@dataclass
+class LightNull:
+    """Simulated light-tailed versions of one base pool (P, N) of proxies."""
+
+    sorted_pool: np.ndarray  # (P, N) each prompt's base proxies, ascending
+    med: np.ndarray  # (P,) per-prompt medians
+    u: float  # tail threshold (centred)
+    s: float  # exponential scale of the null tail
+    k: np.ndarray  # (P,) number of tail samples per prompt
+    tails: list[np.ndarray] = field(default_factory=list)  # per prompt: (B, k_x) ascending null tail draws
+    me_slope_null: np.ndarray = field(default_factory=lambda: np.empty(0))  # (B,) mean-excess slopes
+    me_slope: float = float("nan")  # the base pool's own
+
+    @classmethod
+    def from_pool(
+        cls, base_proxy: np.ndarray, n_null: int = 199, seed: int = 0, q_tail: float = Q_TAIL, q_bulk: float = Q_BULK
+    ) -> LightNull:
+        b = np.atleast_2d(np.asarray(base_proxy, dtype=np.float64))
+        srt = np.sort(b, axis=1)
+        med = np.median(b, axis=1)
+        c = srt - med[:, None]
+        u, s = tail_scale(c, q_tail, q_bulk)
+        k = (c > u).sum(1)
+        rng = np.random.default_rng(seed)
+        tails = [
+            np.sort(med[x] + u + rng.exponential(max(s, 1e-300), (n_null, int(k[x]))), axis=1) for x in range(len(k))
+        ]
+        return cls(srt, med, u, s, k, tails)
+
+    @property
+    def n_null(self) -> int:
+        return self.tails[0].shape[0] if self.tails else 0
+
+    def tail_p(self) -> tuple[float, float]:
+        """(slope, p): the base pool's mean-excess slope over its top 10% and its p-value under the
+        null (small: a tail heavier than exponential). Only the tail samples enter (above every
+        threshold), so each replicate costs its tail only."""
+        c = self.sorted_pool - self.med[:, None]
+        M = c.size
+        top = c[c > self.u]
+        if not self.me_slope == self.me_slope:
+            self.me_slope = mean_excess_slope(top, total=M)
+            self.me_slope_null = np.array(
+                [
+                    mean_excess_slope(np.concatenate([t[j] - self.med[x] for x, t in enumerate(self.tails)]), total=M)
+                    for j in range(self.n_null)
+                ]
+            )
+        if not math.isfinite(self.me_slope) or self.n_null == 0:
+            return self.me_slope, float("nan")
+        return self.me_slope, float((1 + np.sum(self.me_slope_null >= self.me_slope)) / (self.n_null + 1))
+
+    # ---- gains of the optimizers on the null replicates: (B,) each, averaged over prompts ----
+    def _rows(self):
+        N = self.sorted_pool.shape[1]
+        for x in range(self.sorted_pool.shape[0]):
+            kx = int(self.k[x])
+            yield self.sorted_pool[x, : N - kx], self.tails[x]
+
+    def bon_gains(self, p: np.ndarray) -> np.ndarray:
+        """p: (N,) best-of-n order weights on an ascending pool (eval.bon.order_weights)."""
+        out = 0.0
+        N = p.size
+        for bulk, tail in self._rows():
+            kb = bulk.size
+            top = tail @ p[kb:] if tail.shape[1] else 0.0
+            mean = (bulk.sum() + tail.sum(1)) / N
+            out = out + bulk @ p[:kb] + top - mean
+        return np.asarray(out, dtype=np.float64) / self.sorted_pool.shape[0]
+
+    def tilt_gains(self, beta: float) -> np.ndarray:
+        """Gain of the tilt softmax(r / beta) on each null replicate (the bulk's part of the
+        normalizer computed once; only the redrawn tail is exponentiated per replicate)."""
+        out = 0.0
+        N = self.sorted_pool.shape[1]
+        for bulk, tail in self._rows():
+            B = tail.shape[0]
+            mb = bulk[-1] / beta if bulk.size else -np.inf
+            mt = tail[:, -1] / beta if tail.shape[1] else np.full(B, -np.inf)
+            m = np.maximum(mb, mt)  # (B,) the largest log weight of each replicate
+            eb = np.exp(bulk / beta - mb) if bulk.size else np.zeros(0)
+            zb, wb = eb.sum(), eb @ bulk
+            scale = np.exp(mb - m)
+            et = np.exp(tail / beta - m[:, None])
+            z = zb * scale + et.sum(1)
+            mean_t = (wb * scale + np.sum(et * tail, axis=1)) / z
+            out = out + mean_t - (bulk.sum() + tail.sum(1)) / N
+        return np.asarray(out, dtype=np.float64) / self.sorted_pool.shape[0]
+
+    # ---- any policy at KL k: the Donsker-Varadhan bound of the null ----
+    def cgf(self):
+        """The null's centred CGF over the pooled, centred pool: bulk as observed plus an
+        exponential(s) tail beyond u with the observed tail mass; +inf for lambda >= 1 / s."""
+        c = (self.sorted_pool - self.med[:, None]).ravel()
+        bulk = c[c <= self.u]
+        pt = 1.0 - bulk.size / c.size
+        mean = (bulk.sum() / c.size) + pt * (self.u + self.s)
+
+        def f(lam: float) -> float:
+            if self.s > 0 and lam * self.s >= 1:
+                return math.inf
+            parts = [logsumexp(lam * bulk) - math.log(c.size)]
+            if pt > 0:
+                parts.append(math.log(pt) + lam * self.u - math.log1p(-lam * self.s))
+            return float(np.logaddexp.reduce(parts)) - lam * mean
+
+        return f
+
+    def dv_bound(self, k: float) -> float:
+        from goodhart.eval.alarm import dv_bound
+
+        hi = 1.0 / self.s if self.s > 0 else 1e8
+        return dv_bound(k, self.cgf(), (1e-8 * hi, hi * (1 - 1e-9)))
+
+
+def p_value(observed: float, null: np.ndarray) -> float:
+    """(1 + #{null >= observed}) / (B + 1): a valid Monte Carlo p-value."""
+    null = np.asarray(null, dtype=np.float64)
+    return float((1 + np.sum(null >= observed)) / (null.size + 1))
+
+
+def excess_lower(observed: float, null: np.ndarray, alpha: float) -> float:
+    """Share of the observed gain beyond the null's (1 - alpha) quantile: > 0 exactly when the
+    gain is significant at level alpha (up to Monte Carlo ties), near 1 when the tail carries it."""
+    if not observed > 0:
+        return float("nan")
+    q = float(np.quantile(np.asarray(null, dtype=np.float64), 1 - alpha, method="higher"))
+    return (observed - q) / observed

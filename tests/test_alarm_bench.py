@@ -1,0 +1,98 @@
+"""`goodhart alarm-bench`: the family is what the docs say, the gold is the verdict rule at run
+time, ROC and AUC are exact, and the quick (CI) variant's test half meets its goals."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from goodhart.eval import metrics as M
+from goodhart.eval.alarm import AlarmRule
+from goodhart.pipeline.cli.main import main
+from goodhart.pipeline.report import alarm_bench as B
+
+
+def test_roc_auc_and_recall_at_match_brute_force():
+    rng = np.random.default_rng(0)
+    s = np.round(rng.normal(size=60), 1)  # ties on purpose
+    y = rng.random(60) < 0.4
+    pairs = [(a, b) for a, b in itertools.product(s[y], s[~y])]
+    brute = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs])
+    assert B.auc(s, y) == pytest.approx(brute, abs=1e-12)
+    r = B.roc(s, y)
+    assert (r["fa"].iloc[0], r["recall"].iloc[0]) == (0.0, 0.0) and (r["fa"].iloc[-1], r["recall"].iloc[-1]) == (1, 1)
+    for t, fa, rec in r.itertuples(index=False):
+        if np.isfinite(t):
+            assert fa == pytest.approx(np.mean(s[~y] >= t)) and rec == pytest.approx(np.mean(s[y] >= t))
+    best = max(rec for _, fa, rec in r.itertuples(index=False) if fa <= 0.2)
+    assert B.recall_at(r, 0.2) == best
+
+
+def test_the_family_draws_every_kind_with_ratios_in_range():
+    kinds, lights = set(), {}
+    for seed in range(150):
+        c = B.draw_curve(seed, 2, 16)
+        kind = c["law"].name.split("(")[0]
+        kinds.add(kind)
+        lights.setdefault(kind, set()).add(c["law"].light)
+        assert 0.1 <= c["ratio"] <= 2.0
+        assert np.allclose(c["proxy"] - c["utility"], c["proxy"] - c["utility"])  # finite draws
+        assert np.all(np.isfinite(c["proxy"]))
+    assert kinds == {
+        "gaussian", "uniform", "exponential", "gumbel", "weibull", "t", "lognormal", "pareto", "levy", "mix"
+    }  # fmt: skip
+    assert lights["t"] == lights["levy"] == lights["pareto"] == {False} and lights["gumbel"] == {True}
+    assert lights["weibull"] == lights["mix"] == {True, False}  # k >= 1 light; mixtures by component
+
+
+def test_gold_is_the_verdict_rule_at_run_time_and_halves_split_by_seed(monkeypatch):
+    calls = []
+    real = B.label_points
+
+    def spy(df, *a, **k):
+        calls.append(len(df))
+        out = real(df, *a, **k)
+        out["verdict"] = "improving"  # a different rule: the bench must report this one
+        return out
+
+    monkeypatch.setattr(B, "label_points", spy)
+    df = B.run_bench(B.BenchConfig(seeds=4, prompts=4, pool=256, rule=AlarmRule(n_null=19)))
+    assert calls == [len(df)] and set(df["verdict"]) == {"improving"}
+    assert set(df.loc[df["seed"] % 2 == 0, "half"]) == {"dev"} and set(df.loc[df["seed"] % 2 == 1, "half"]) == {"test"}
+    assert {M.ALARM_P, M.ALARM_DV_RATIO, "light", "peak"} <= set(df.columns)
+
+
+@pytest.fixture(scope="module")
+def quick() -> pd.DataFrame:
+    return B.run_bench(B.QUICK)
+
+
+def test_quick_bench_test_half_meets_its_goals(quick):
+    """The CI variant (24 seeds, 8 prompts x 1024): on its test half (odd seeds) the alarm at
+    the default alpha and tau catches most gold positives with few false alarms, and light laws
+    stay quiet. Looser than the full run's goals: 12 curves."""
+    s = B.summarize(quick, "test", AlarmRule())
+    assert s.positives >= 10 and s.negatives >= 50
+    assert s.recall >= 0.8 and s.false_alarm_rate <= 0.15, s
+    assert s.light_alarm_rate <= 0.05 and s.auc >= 0.9, s
+
+
+def test_alarm_bench_cli_prints_the_test_half(capsys):
+    assert main(["alarm-bench", "--seeds", "2", "--prompts", "3", "--pool", "128"]) == 0
+    out = capsys.readouterr().out
+    assert "== test half (held out" in out and "AUC" in out and "DV-ratio recall" in out and "wall time" in out
+    assert main(["alarm-bench", "--pool", "4"]) == 2
+    assert "--pool >= 8" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_full_bench_test_half_meets_the_issue_goals():
+    """The full run (200 seeds, 16 x 4096; ~4.5 min on one core): on the test half, recall >=
+    0.90 at false alarms <= 0.10, AUC >= 0.95, light-tailed laws at `alarm` on <= 5% of their
+    points (issue 19). Not asserted, because not met at commit time: at least the DV-ratio
+    baseline's recall at every false-alarm rate (docs/alarm.md gives the gap)."""
+    df = B.run_bench(B.BenchConfig())
+    s = B.summarize(df, "test", AlarmRule())
+    assert s.recall >= 0.9 and s.false_alarm_rate <= 0.1, s
+    assert s.auc >= 0.95 and s.light_alarm_rate <= 0.05, s
