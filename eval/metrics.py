@@ -160,3 +160,13 @@ PROBE_SEARCH_BEST = "probe/search/best"  # optimize, per step (restarts in seque
 def probe_mix(what: str, p: float) -> str:
     """optimize: `kl` or `gain` of the mixture (1 - p) pi_0 + p delta_{y*}, e.g. probe/mix/kl/p0.01."""
     return f"probe/mix/{what}/p{p:g}"
+
+
+# ---- the arena (issue 20): f-divergence optima and reward-side mitigations ---------------------
+TILT_DIVERGENCE = "tilt/divergence"  # column: which f-divergence regularises the tilt (kl | chi2 | ...)
+TILT_DIVERGENCE_VALUE = "tilt/divergence_value"  # D_f(pi || pi_0) = mean(f(w)) exactly on the pool (KL is `kl`)
+TILT_DROPPED = "tilt/dropped"  # mean fraction of pool samples the optimum gives weight 0 (chi2 truncation)
+REWARD_TRANSFORM = "reward/transform"  # column: the proxy's transform (clip | log_sigmoid | rank), with its level
+REWARD_TRANSFORM_REF = "reward/transform_ref"  # the base-pool quantile the transform is anchored at
+ENSEMBLE_K = "ensemble/k"  # members of a proxy ensemble
+ENSEMBLE_COMBINE = "ensemble/combine"  # column: how members combine (mean | min | uwo)

@@ -33,6 +33,10 @@ class Pool:
     calibration: dict | None = None
     clipped_fraction: float | None = None
     """Fraction of proxy scores `clip` clipped (None when clip is off)."""
+    members: np.ndarray | None = None
+    """(k, P, N) the ensemble members' proxies, before combining and transforming (None: one proxy)."""
+    transform: dict | None = None
+    """The proxy transform's fitted state (its base quantiles; None: no transform)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -76,16 +80,25 @@ def cached_completions(
 
 def calibrate(cfg: C.RunConfig, scorer: Scorer, train_prompts: list[str], progress: bool) -> dict | None:
     """Fit a feature-mode error's CDF on base samples of the *train* prompts, so the
-    held-out pool is scored by a calibration it was not fitted on."""
+    held-out pool is scored by a calibration it was not fitted on. A proxy transform is anchored
+    at the raw proxy of the same samples (every optimizer then sees one transform). Returns the
+    error's state (None unless feature mode)."""
     err = scorer.error
-    if err is None or err.mode != "feature":
+    feature = err is not None and err.mode == "feature"
+    if not feature and scorer.transform is None:
         return None
     assert isinstance(cfg.reward, C.SyntheticReward)
     want = cfg.reward.error.calibration_samples
     per = max(1, -(-want // len(train_prompts)))
     _, comps = cached_completions(cfg, train_prompts, per, cfg.seed + 1, progress, "calibration samples")
-    err.fit([c for row in comps for c in row])
-    return err.state()
+    flat = [c for row in comps for c in row]
+    if feature:
+        for e in scorer.errors:  # ensemble members share the feature: the same fit each
+            e.fit(flat)
+    if scorer.transform is not None:
+        flat_p = [p for p, row in zip(train_prompts, comps) for _ in row]
+        scorer.transform.fit(scorer.raw_proxy(flat_p, flat))
+    return err.state() if feature else None
 
 
 def reward_identity(spec: C.RewardSpec | None) -> object:
@@ -119,7 +132,11 @@ def base_pool(
         for part, spec in (("utility", cfg.reward.utility), ("error", cfg.reward.error), ("proxy", None)):
             check_array(f"distributional {part}" + (f" {spec.label} x{spec.scale:g}" if spec else ""), arr[part])
         key = short_hash({"distributional": cfg.reward.model_dump(), "P": cfg.prompts.n_eval, "n": n, "seed": cfg.seed})
-        return Pool(None, None, arr["proxy"], arr["utility"], arr["error"], key)
+        if cfg.reward.ensemble is None and cfg.reward.transform is None:
+            return Pool(None, None, arr["proxy"], arr["utility"], arr["error"], key)
+        from goodhart.pipeline.base.ensemble import mitigated_distributional
+
+        return mitigated_distributional(cfg, arr, key)
 
     assert eval_prompts is not None and train_prompts is not None
     scorer = Scorer(cfg)
@@ -133,15 +150,20 @@ def base_pool(
             "identity": [reward_identity(cfg.reward), reward_identity(cfg.utility)],
             "clip": cfg.clip and cfg.clip.model_dump(),
             "calibration": calibration,
+            # the transform's base quantiles: a different base sample is a different proxy
+            **({"transform": scorer.transform.state()} if scorer.transform is not None else {}),
         }
     )
     spath = cache_dir() / "pools" / key / f"scores-{rkey}.npz"
     clipped = None
+    members = None
     if spath.is_file():
         z = np.load(spath)
         proxy, utility, error = z["proxy"], z["utility"], z["error"]
         if "clipped_fraction" in z.files:
             clipped = float(z["clipped_fraction"])
+        if "members" in z.files:
+            members = z["members"]
     else:
         flat_p = [p for p, row in zip(eval_prompts, comps) for _ in row]
         flat_c = [c for row in comps for c in row]
@@ -149,6 +171,8 @@ def base_pool(
         P = len(eval_prompts)
         proxy, utility, error = (parts[k].reshape(P, n) for k in ("proxy", "utility", "error"))
         extra = {}
+        if "members" in parts:
+            members = extra["members"] = parts["members"].reshape(-1, P, n)
         if scorer.clip is not None:
             clipped = scorer.clip.clipped_fraction
             extra["clipped_fraction"] = np.float64(clipped)
@@ -157,4 +181,5 @@ def base_pool(
         lo = -np.inf if cfg.clip.low is None else cfg.clip.low
         hi = np.inf if cfg.clip.high is None else cfg.clip.high
         clipped = float(np.mean((proxy <= lo) | (proxy >= hi)))  # at a bound: an upper estimate
-    return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration, clipped)
+    tstate = scorer.transform.state() if scorer.transform is not None else None
+    return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration, clipped, members, tstate)
