@@ -147,3 +147,23 @@ def test_text_ensemble_members_and_transform_through_the_scorer():
     assert not np.allclose(b["members"][1], b["members"][0])
     np.testing.assert_allclose(b["proxy"], ens.transform(b["members"].min(0)))
     assert 0 <= b["proxy"].min() and b["proxy"].max() <= 1
+
+
+def test_bon_alarm_with_an_ensemble_matches_the_plain_alarm_but_for_disagreement():
+    rew = {"type": "distributional", "error": "lognormal"}
+    row, _ = _run({**rew, "ensemble": {"k": 4, "combine": "mean"}}, {"kind": "bon", "n": 16})
+    assert np.isfinite(row[M.ALARM_DISAGREEMENT])
+    from goodhart.eval.alarm import bon_alarm
+    from goodhart.pipeline.base.context import PointContext
+
+    cfg = RunConfig.model_validate(
+        {
+            "reward": {**rew, "ensemble": {"k": 4, "combine": "mean"}},
+            "algo": {"kind": "bon", "n": 16},
+            "sampling": {"n": 2048},
+            "prompts": {"n_eval": 8},
+        }
+    )
+    plain = bon_alarm(PointContext(cfg, Path(".")).pool().proxy, 16, row[M.KL])
+    assert row[M.ALARM_DV_RATIO] == pytest.approx(plain.dv_ratio, rel=1e-9)
+    assert row[M.ALARM_TOP_SHARE] == pytest.approx(plain.top_share, rel=1e-6, nan_ok=True)

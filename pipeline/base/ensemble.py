@@ -18,17 +18,17 @@ from goodhart.pipeline.io import short_hash
 def mitigated_distributional(cfg: C.RunConfig, arr: dict[str, np.ndarray], key: str):
     """The Pool of a distributional proxy with an ensemble and/or a transform; `arr` is the single
     proxy's draw (V and member 0's error)."""
-    from goodhart.pipeline.base.pool import Pool
+    from goodhart.pipeline.base.pool import Pool, cached_draw
     from goodhart.pipeline.base.scoring import law, proxy_transform
     from goodhart.rewards.base import check_array
-    from goodhart.rewards.ensemble import combine, draw_members
+    from goodhart.rewards.ensemble import combine
 
     r = cfg.reward
     assert isinstance(r, C.DistributionalReward)
     P, n = arr["proxy"].shape
     utility, proxy, members = arr["utility"], arr["proxy"], None
     if r.ensemble is not None:
-        ens = draw_members(law(r.utility), law(r.error), P, n, cfg.seed, r.ensemble.k)
+        ens = cached_draw(law(r.utility), law(r.error), P, n, cfg.seed, r.ensemble.k)
         members = check_array("distributional ensemble members", ens["members"])
         proxy = combine(members, r.ensemble.combine, r.ensemble.lam)
     tstate = None

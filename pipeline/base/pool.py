@@ -10,6 +10,7 @@ not samples.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from goodhart.pipeline.base.scoring import Scorer, law
 from goodhart.pipeline.config import schema as C
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, cache_dir, read_json, short_hash
 from goodhart.rewards.base import check_array
+from goodhart.rewards.laws import Law
 
 
 @dataclass
@@ -120,15 +122,31 @@ def reward_identity(spec: C.RewardSpec | None) -> object:
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def cached_draw(utility: Law, error: Law, n_prompts: int, n: int, seed: int, k: int = 1) -> dict[str, np.ndarray]:
+    """rewards.distributional.draw (k > 1: rewards.ensemble.draw_members), kept for the next points
+    of a sweep in the same process: the mitigations and knobs of one law share one draw. The
+    arrays are read-only, so nothing can change a draw another point will reuse."""
+    if k == 1:
+        from goodhart.rewards.distributional import draw
+
+        out = draw(utility, error, n_prompts, n, seed)
+    else:
+        from goodhart.rewards.ensemble import draw_members
+
+        out = draw_members(utility, error, n_prompts, n, seed, k)
+    for v in out.values():
+        v.flags.writeable = False
+    return out
+
+
 def base_pool(
     cfg: C.RunConfig, eval_prompts: list[str] | None, train_prompts: list[str] | None, progress: bool = True
 ) -> Pool:
     """The pool for this config: sampled (or loaded) and scored (or loaded)."""
     n = cfg.sampling.n
     if isinstance(cfg.reward, C.DistributionalReward):
-        from goodhart.rewards.distributional import draw
-
-        arr = draw(law(cfg.reward.utility), law(cfg.reward.error), cfg.prompts.n_eval, n, cfg.seed)
+        arr = cached_draw(law(cfg.reward.utility), law(cfg.reward.error), cfg.prompts.n_eval, n, cfg.seed)
         for part, spec in (("utility", cfg.reward.utility), ("error", cfg.reward.error), ("proxy", None)):
             check_array(f"distributional {part}" + (f" {spec.label} x{spec.scale:g}" if spec else ""), arr[part])
         key = short_hash({"distributional": cfg.reward.model_dump(), "P": cfg.prompts.n_eval, "n": n, "seed": cfg.seed})
