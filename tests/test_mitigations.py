@@ -167,3 +167,61 @@ def test_bon_alarm_with_an_ensemble_matches_the_plain_alarm_but_for_disagreement
     plain = bon_alarm(PointContext(cfg, Path(".")).pool().proxy, 16, row[M.KL])
     assert row[M.ALARM_DV_RATIO] == pytest.approx(plain.dv_ratio, rel=1e-9)
     assert row[M.ALARM_TOP_SHARE] == pytest.approx(plain.top_share, rel=1e-6, nan_ok=True)
+
+
+def _text_cfg(model_dir, kind: str, *overrides: str):
+    """The tiny run of `kind` (tests/tiny_runs.py; `tilt`: the same pool settings) on a pareto proxy."""
+    from tiny_runs import TRL, tiny_cfg
+
+    pareto = ("reward=pareto", "reward.error.calibration_samples=64")
+    if kind != "tilt":
+        return tiny_cfg(model_dir, kind, *pareto, *overrides)
+    from goodhart.pipeline.config.load import configs_dir, load_config
+
+    pool = [o for o in TRL if not o.startswith("algo.")]
+    return load_config(
+        str(configs_dir() / "base.yaml"),
+        ["model.name=path", f"model.path={model_dir}", "algo=tilt", *pool, *pareto, *overrides],
+    )
+
+
+def test_text_pool_transform_is_anchored_on_train_base_samples_and_keyed(small_model_dir, tmp_path):
+    """A clip at the base q99 of the *train* prompts' calibration samples: the held-out pool's proxy
+    never exceeds it, and the pool's cache key carries the fitted quantile."""
+    from goodhart.pipeline.base.context import PointContext
+
+    plain = PointContext(_text_cfg(small_model_dir, "tilt"), tmp_path, progress=False).pool()
+    cfg = _text_cfg(small_model_dir, "tilt", "reward.transform=clip(quantile=0.5)")
+    pool = PointContext(cfg, tmp_path, progress=False).pool()
+    ref = pool.transform["ref"][0]
+    assert pool.proxy.max() <= ref < plain.proxy.max()
+    np.testing.assert_allclose(pool.proxy, np.minimum(plain.proxy, ref))
+    assert pool.key != plain.key
+    ens = PointContext(
+        _text_cfg(small_model_dir, "tilt", "reward.ensemble.k=3", "reward.ensemble.combine=min"),
+        tmp_path,
+        progress=False,
+    ).pool()
+    assert ens.members.shape == (3, *plain.shape)
+    np.testing.assert_allclose(ens.members[0], plain.proxy)
+    np.testing.assert_allclose(ens.proxy, ens.members.min(0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mitigation", ["reward.transform=clip", "reward.ensemble.combine=min"])
+def test_grpo_trains_on_a_mitigated_proxy(small_model_dir, tmp_path, mitigation):
+    """The reward-side mitigations reach a trained optimizer: GRPO on a clipped proxy or on the min
+    of 4 members (feature-mode error), two steps; the row is finite and the clipped proxy stays at
+    or below its base quantile."""
+    from tiny_runs import run_direct
+
+    extra = ["reward.ensemble.k=4"] if "ensemble" in mitigation else []
+    cfg = _text_cfg(small_model_dir, "grpo", "algo.steps=2", "reward.error.mode=feature", *extra, mitigation)
+    out, _ = run_direct(cfg, tmp_path / "p")
+    row = out.row
+    assert np.isfinite(row[M.KL]) and np.isfinite(row[M.GAIN_UTILITY])
+    if "clip" in mitigation:
+        from goodhart.pipeline.base.context import PointContext
+
+        ref = PointContext(cfg, tmp_path, progress=False).pool().transform["ref"][0]
+        assert row[M.PROXY] <= ref + 1e-12
