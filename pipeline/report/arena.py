@@ -147,12 +147,14 @@ def alarm_knob(lab: pd.DataFrame) -> int | None:
 
 
 def cell_summary(lab: pd.DataFrame) -> dict[str, Any]:
+    """The numbers of one cell from its labelled points (any order)."""
     lab = lab.sort_values(M.KL).reset_index(drop=True)
     verdicts = lab["verdict"].astype(str)
     worst = max(verdicts, key=lambda v: SEVERITY.index(v) if v in SEVERITY else -1)
     first = lab[verdicts == worst].iloc[0]
-    peak = lab[lab["peak"]] if "peak" in lab and lab["peak"].any() else lab.loc[[int(lab[M.GAIN_UTILITY].idxmax())]]
-    p = peak.iloc[0]
+    # gold's best knob: the largest utility gain on the curve (flagged points included: what the
+    # pool shows at that knob is what that knob gives on this pool)
+    p = lab.loc[int(lab[M.GAIN_UTILITY].astype(float).idxmax())]
     k = alarm_knob(lab)
     if k is None:
         a_u, a_p, a_kl, a_v, a_x = 0.0, 0.0, 0.0, "base (no optimization)", float("nan")
@@ -165,9 +167,16 @@ def cell_summary(lab: pd.DataFrame) -> dict[str, Any]:
             str(a["verdict"]),
             float(a["x"]),
         )
+    dropped = float(first[M.TILT_DROPPED]) if M.TILT_DROPPED in lab and pd.notna(first.get(M.TILT_DROPPED)) else 0.0
+    untrunc = lab[lab[M.TILT_DROPPED].fillna(0) == 0] if M.TILT_DROPPED in lab else lab.iloc[:0]
+    share_u = float("nan")
+    if len(untrunc):
+        u = untrunc.iloc[-1]
+        share_u = float(u[M.GAIN_UTILITY]) / float(u[M.GAIN_PROXY]) if float(u[M.GAIN_PROXY]) > 0 else float("nan")
     return {
         "verdict": worst,
         "verdict_kl": float(first[M.KL]),
+        "verdict_dropped": dropped,
         "best_utility": float(p[M.GAIN_UTILITY]),
         "best_kl": float(p[M.KL]),
         "best_x": float(p["x"]),
@@ -179,8 +188,20 @@ def cell_summary(lab: pd.DataFrame) -> dict[str, Any]:
         "regret_utility": float(p[M.GAIN_UTILITY]) - a_u,
         "regret_nats": float(p[M.KL]) - a_kl,
         "max_kl": float(lab[M.KL].max()),
+        "share_untruncated": share_u,
         "points": len(lab),
     }
+
+
+def linear_share(root: Path, pool_file: Any) -> float:
+    """Var(V)/Var(U) as the pool has it: the utility share of a chi^2 (linear) tilt without
+    truncation, sum over prompts of Cov(V, U) / sum of Var(U) (eval/divergences.py)."""
+    if not isinstance(pool_file, str) or not (root / pool_file).is_file():
+        return float("nan")
+    z = np.load(root / pool_file)
+    u, v = z["proxy"], z["utility"]
+    cov = np.mean((u - u.mean(1, keepdims=True)) * (v - v.mean(1, keepdims=True)), axis=1)
+    return float(cov.sum() / u.var(1).sum())
 
 
 def arena_cells(root: Path, df: pd.DataFrame, rule: Any) -> pd.DataFrame:
@@ -194,6 +215,8 @@ def arena_cells(root: Path, df: pd.DataFrame, rule: Any) -> pd.DataFrame:
     for (opt, law, mit), g in df.groupby(["optimizer", "error_law", "mitigation"], sort=False):
         lab = label_points(g, rule, {k: v for k, v in units.items() if k in set(g["point_id"].astype(str))})
         s = cell_summary(lab)
+        if mit == "chi2":
+            s["share_linear"] = linear_share(root, g["pool_file"].iloc[0] if "pool_file" in g else None)
         rows.append({"optimizer": opt, "error_law": law, "mitigation": mit, **s})
         if mit == "kl":  # alarm-chosen stopping as its own mitigation: the KL tilt stopped by the alarm
             stop = {
@@ -269,7 +292,10 @@ def heatmap(cells: pd.DataFrame, path: Path) -> Path:
     laws = list(dict.fromkeys(cells["error_law"]))
     mits = _order(list(dict.fromkeys(cells["mitigation"])), MITIGATIONS)
     fig, axes = plt.subplots(
-        len(opts), 2, figsize=(2 * (1.1 * len(mits) + 2), 0.75 * len(laws) * len(opts) + 1.6), squeeze=False
+        2 * len(opts),
+        1,
+        figsize=(1.05 * len(mits) + 3.2, 2 * (0.62 * len(laws) + 1.2) * len(opts) + 0.6),
+        squeeze=False,
     )
     vmax = float(np.nanmax(np.abs(cells[["best_utility", "alarm_utility"]].to_numpy(float)))) or 1.0
     for oi, opt in enumerate(opts):
@@ -277,7 +303,7 @@ def heatmap(cells: pd.DataFrame, path: Path) -> Path:
         for pi, (col, title) in enumerate(
             (("best_utility", "at gold's best knob"), ("alarm_utility", "at the alarm's knob"))
         ):
-            ax = axes[oi][pi]
+            ax = axes[2 * oi + pi][0]
             m = np.full((len(laws), len(mits)), np.nan)
             for r in g.itertuples():
                 m[laws.index(r.error_law), mits.index(r.mitigation)] = getattr(r, col)
@@ -330,6 +356,24 @@ def arena_markdown(cells: pd.DataFrame, png: Path | None) -> str:
             f"{r.predicted_why} | {r.best_utility:.3f} ({r.best_kl:.3g}) | {r.alarm_utility:.3f} ({r.alarm_kl:.3g}) | "
             f"{r.regret_utility:.3f} / {r.regret_nats:.3g} |"
         )
+    chi = cells[cells["mitigation"] == "chi2"]
+    if len(chi) and "share_linear" in chi:
+        lines += [
+            "",
+            "### chi^2: the linear tilt's utility share against Var(V)/Var(U)",
+            "",
+            "Untruncated (no weight at 0) the chi^2 optimum is w = 1 + (r - mean r)/coef, so its utility share is",
+            "Cov(V, U)/Var(U) on the pool exactly; `dropped` is the share of the pool the optimum ignores where",
+            "the cell's worst verdict first appears.",
+            "",
+            "| error law | share, largest untruncated KL | Var(V)/Var(U) on the pool | verdict | first at KL | dropped there |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in chi.itertuples():
+            lines.append(
+                f"| {r.error_law} | {r.share_untruncated:.3g} | {r.share_linear:.3g} | {r.verdict} | "
+                f"{r.verdict_kl:.3g} | {r.verdict_dropped:.0%} |"
+            )
     bad = cells[~cells["agrees"]]
     lines += [
         "",
@@ -337,9 +381,17 @@ def arena_markdown(cells: pd.DataFrame, png: Path | None) -> str:
         "",
     ]
     for r in bad.itertuples():
+        extra = ""
+        if r.mitigation in ("chi2", "mixed") and r.verdict == "catastrophic":
+            extra = f"; at that point the optimum gives weight 0 to {r.verdict_dropped:.0%} of the pool"
+            if r.mitigation == "chi2" and np.isfinite(getattr(r, "share_untruncated", np.nan)):
+                extra += (
+                    f", while untruncated its utility share was {r.share_untruncated:.3g} "
+                    f"(Var(V)/Var(U) on the pool {r.share_linear:.3g})"
+                )
         lines.append(
             f"- {r.optimizer} / {r.error_law} / {r.mitigation}: measured {r.verdict} (from KL {r.verdict_kl:.3g}, "
-            f"max KL {r.max_kl:.3g}), predicted {r.predicted} ({r.predicted_why})."
+            f"max KL {r.max_kl:.3g}{extra}), predicted {r.predicted} ({r.predicted_why})."
         )
     return "\n".join(lines) + "\n"
 
