@@ -382,9 +382,9 @@ def arena_markdown(cells: pd.DataFrame, png: Path | None) -> str:
     ]
     for r in bad.itertuples():
         extra = ""
-        if r.mitigation in ("chi2", "mixed") and r.verdict == "catastrophic":
+        if r.mitigation == "chi2" and r.verdict == "catastrophic":
             extra = f"; at that point the optimum gives weight 0 to {r.verdict_dropped:.0%} of the pool"
-            if r.mitigation == "chi2" and np.isfinite(getattr(r, "share_untruncated", np.nan)):
+            if np.isfinite(getattr(r, "share_untruncated", np.nan)):
                 extra += (
                     f", while untruncated its utility share was {r.share_untruncated:.3g} "
                     f"(Var(V)/Var(U) on the pool {r.share_linear:.3g})"
