@@ -5,7 +5,11 @@ sweep's KL axis and flags points that cannot be trusted: `low-ESS` (the estimate
 handful of samples) and `pool-dependent` (re-estimated on the nested sub-pool N/4 of the
 same prompts, it drifts with N beyond its own interval: for a heavy-tailed proxy E[exp(U/beta)]
 is infinite, the population optimum does not exist, and the pool size decides what is shown,
-even while the ESS looks fine)."""
+even while the ESS looks fine).
+
+`algo.divergence` other than kl (the arena, issue 20): the exact optimum of E[proxy] - coef D_f on
+the same pool (eval/divergences.py; chi2, mixed_chi2_kl, hellinger), on the same KL axis (the KL
+of its weights), its row labelled `tilt-<divergence>` with the divergence's own value beside."""
 
 from __future__ import annotations
 
