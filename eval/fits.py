@@ -188,8 +188,8 @@ def _fit(
         cov=cov,
         d_star=d_star,
         d_star_ci=d_ci,
-        kl_star=d_star**2,
-        kl_star_ci=(d_ci[0] ** 2, d_ci[1] ** 2),
+        kl_star=float(np.square(d_star)),
+        kl_star_ci=(float(np.square(d_ci[0])), float(np.square(d_ci[1]))),  # a huge d interval: inf, no OverflowError
         peak_gain=float(peak_gain),
         r2=float(r2),
         n_points=n,

@@ -182,3 +182,13 @@ INTEGRATION_STOPPED = "goodhart/stopped"  # 1 at the check that stopped training
 def integration_name(name: str) -> str:
     """An alarm metric (``alarm/score``, ...) as the callback logs it: ``goodhart/alarm/score``."""
     return name if name.startswith(INTEGRATION_NS) else INTEGRATION_NS + name
+
+
+# ---- the arena (issue 20): f-divergence optima and reward-side mitigations ---------------------
+TILT_DIVERGENCE = "tilt/divergence"  # column: which f-divergence regularises the tilt (kl | chi2 | ...)
+TILT_DIVERGENCE_VALUE = "tilt/divergence_value"  # D_f(pi || pi_0) = mean(f(w)) exactly on the pool (KL is `kl`)
+TILT_DROPPED = "tilt/dropped"  # mean fraction of pool samples the optimum gives weight 0 (chi2 truncation)
+REWARD_TRANSFORM = "reward/transform"  # column: the proxy's transform (clip | log_sigmoid | rank), with its level
+REWARD_TRANSFORM_REF = "reward/transform_ref"  # the base-pool quantile the transform is anchored at
+ENSEMBLE_K = "ensemble/k"  # members of a proxy ensemble
+ENSEMBLE_COMBINE = "ensemble/combine"  # column: how members combine (mean | min | uwo)

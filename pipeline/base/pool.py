@@ -10,6 +10,7 @@ not samples.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from goodhart.pipeline.base.scoring import Scorer, law
 from goodhart.pipeline.config import schema as C
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, cache_dir, read_json, short_hash
 from goodhart.rewards.base import check_array
+from goodhart.rewards.laws import Law
 
 
 @dataclass
@@ -33,6 +35,10 @@ class Pool:
     calibration: dict | None = None
     clipped_fraction: float | None = None
     """Fraction of proxy scores `clip` clipped (None when clip is off)."""
+    members: np.ndarray | None = None
+    """(k, P, N) the ensemble members' proxies, before combining and transforming (None: one proxy)."""
+    transform: dict | None = None
+    """The proxy transform's fitted state (its base quantiles; None: no transform)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -76,16 +82,25 @@ def cached_completions(
 
 def calibrate(cfg: C.RunConfig, scorer: Scorer, train_prompts: list[str], progress: bool) -> dict | None:
     """Fit a feature-mode error's CDF on base samples of the *train* prompts, so the
-    held-out pool is scored by a calibration it was not fitted on."""
+    held-out pool is scored by a calibration it was not fitted on. A proxy transform is anchored
+    at the raw proxy of the same samples (every optimizer then sees one transform). Returns the
+    error's state (None unless feature mode)."""
     err = scorer.error
-    if err is None or err.mode != "feature":
+    feature = err is not None and err.mode == "feature"
+    if not feature and scorer.transform is None:
         return None
     assert isinstance(cfg.reward, C.SyntheticReward)
     want = cfg.reward.error.calibration_samples
     per = max(1, -(-want // len(train_prompts)))
     _, comps = cached_completions(cfg, train_prompts, per, cfg.seed + 1, progress, "calibration samples")
-    err.fit([c for row in comps for c in row])
-    return err.state()
+    flat = [c for row in comps for c in row]
+    if feature:
+        for e in scorer.errors:  # ensemble members share the feature: the same fit each
+            e.fit(flat)
+    if scorer.transform is not None:
+        flat_p = [p for p, row in zip(train_prompts, comps) for _ in row]
+        scorer.transform.fit(scorer.raw_proxy(flat_p, flat))
+    return err.state() if feature else None
 
 
 def reward_identity(spec: C.RewardSpec | None) -> object:
@@ -107,17 +122,35 @@ def reward_identity(spec: C.RewardSpec | None) -> object:
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def cached_draw(utility: Law, error: Law, n_prompts: int, n: int, seed: int, k: int = 1) -> dict[str, np.ndarray]:
+    """rewards.distributional.draw (k > 1: rewards.ensemble.draw_members), kept for the next points
+    of a sweep in the same process: the mitigations and knobs of one law share one draw. The
+    arrays are read-only, so nothing can change a draw another point will reuse."""
+    if k == 1:
+        from goodhart.rewards.distributional import draw
+
+        out = draw(utility, error, n_prompts, n, seed)
+    else:
+        from goodhart.rewards.ensemble import draw_members
+
+        out = draw_members(utility, error, n_prompts, n, seed, k)
+    for v in out.values():
+        v.flags.writeable = False
+    return out
+
+
 def base_pool(
     cfg: C.RunConfig, eval_prompts: list[str] | None, train_prompts: list[str] | None, progress: bool = True
 ) -> Pool:
     """The pool for this config: sampled (or loaded) and scored (or loaded)."""
     n = cfg.sampling.n
     if isinstance(cfg.reward, C.DistributionalReward):
-        from goodhart.rewards.distributional import STREAM_VERSION, draw
-
-        arr = draw(law(cfg.reward.utility), law(cfg.reward.error), cfg.prompts.n_eval, n, cfg.seed)
+        arr = cached_draw(law(cfg.reward.utility), law(cfg.reward.error), cfg.prompts.n_eval, n, cfg.seed)
         for part, spec in (("utility", cfg.reward.utility), ("error", cfg.reward.error), ("proxy", None)):
             check_array(f"distributional {part}" + (f" {spec.label} x{spec.scale:g}" if spec else ""), arr[part])
+        from goodhart.rewards.distributional import STREAM_VERSION
+
         key = short_hash(
             {
                 "distributional": cfg.reward.model_dump(),
@@ -127,7 +160,11 @@ def base_pool(
                 "stream": STREAM_VERSION,  # a pool saved by another stream is another pool
             }
         )
-        return Pool(None, None, arr["proxy"], arr["utility"], arr["error"], key)
+        if cfg.reward.ensemble is None and cfg.reward.transform is None:
+            return Pool(None, None, arr["proxy"], arr["utility"], arr["error"], key)
+        from goodhart.pipeline.base.ensemble import mitigated_distributional
+
+        return mitigated_distributional(cfg, arr, key)
 
     assert eval_prompts is not None and train_prompts is not None
     scorer = Scorer(cfg)
@@ -141,15 +178,20 @@ def base_pool(
             "identity": [reward_identity(cfg.reward), reward_identity(cfg.utility)],
             "clip": cfg.clip and cfg.clip.model_dump(),
             "calibration": calibration,
+            # the transform's base quantiles: a different base sample is a different proxy
+            **({"transform": scorer.transform.state()} if scorer.transform is not None else {}),
         }
     )
     spath = cache_dir() / "pools" / key / f"scores-{rkey}.npz"
     clipped = None
+    members = None
     if spath.is_file():
         z = np.load(spath)
         proxy, utility, error = z["proxy"], z["utility"], z["error"]
         if "clipped_fraction" in z.files:
             clipped = float(z["clipped_fraction"])
+        if "members" in z.files:
+            members = z["members"]
     else:
         flat_p = [p for p, row in zip(eval_prompts, comps) for _ in row]
         flat_c = [c for row in comps for c in row]
@@ -157,6 +199,8 @@ def base_pool(
         P = len(eval_prompts)
         proxy, utility, error = (parts[k].reshape(P, n) for k in ("proxy", "utility", "error"))
         extra = {}
+        if "members" in parts:
+            members = extra["members"] = parts["members"].reshape(-1, P, n)
         if scorer.clip is not None:
             clipped = scorer.clip.clipped_fraction
             extra["clipped_fraction"] = np.float64(clipped)
@@ -165,4 +209,5 @@ def base_pool(
         lo = -np.inf if cfg.clip.low is None else cfg.clip.low
         hi = np.inf if cfg.clip.high is None else cfg.clip.high
         clipped = float(np.mean((proxy <= lo) | (proxy >= hi)))  # at a bound: an upper estimate
-    return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration, clipped)
+    tstate = scorer.transform.state() if scorer.transform is not None else None
+    return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration, clipped, members, tstate)

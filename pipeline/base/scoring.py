@@ -53,6 +53,14 @@ def build_reward(spec: C.RewardSpec) -> Reward:
             return callable_reward(spec.target, spec.kwargs)
         case C.PluginReward():
             return plugin_reward(spec.name, spec.kwargs)
+        case C.SyntheticReward() if spec.ensemble is not None:
+            from goodhart.rewards.ensemble import SyntheticEnsemble, member_salt
+
+            errs = [
+                synthetic_error(spec.error.model_copy(update={"salt": member_salt(spec.error.salt, j)}))
+                for j in range(spec.ensemble.k)
+            ]
+            return SyntheticEnsemble(build_reward(spec.utility), errs, spec.ensemble.combine, spec.ensemble.lam)
         case C.SyntheticReward():
             return SyntheticProxy(build_reward(spec.utility), synthetic_error(spec.error))
         case C.SumReward():
@@ -69,8 +77,11 @@ class Scorer:
     scored separately. `error` is proxy - utility whatever the proxy is."""
 
     def __init__(self, cfg: C.RunConfig):
+        from goodhart.rewards.ensemble import SyntheticEnsemble
+
         self.proxy = build_reward(cfg.reward)
-        self.synthetic = self.proxy if isinstance(self.proxy, SyntheticProxy) else None
+        self.synthetic = self.proxy if isinstance(self.proxy, SyntheticProxy | SyntheticEnsemble) else None
+        self.transform = proxy_transform(cfg.reward)
         if cfg.utility is not None:
             self.utility: Reward = build_reward(cfg.utility)
             self._utility_from_proxy = False
@@ -83,19 +94,47 @@ class Scorer:
     def error(self) -> SyntheticError | None:
         return self.synthetic.error if self.synthetic else None
 
+    @property
+    def errors(self) -> list[SyntheticError]:
+        """Every synthetic error field (an ensemble has one per member)."""
+        return list(getattr(self.synthetic, "errors", [self.error] if self.error is not None else []))
+
     def needs_calibration(self) -> bool:
-        """A feature-mode error whose CDF has not been fitted on base samples yet."""
-        return self.error is not None and not self.error.fitted
+        """A feature-mode error whose CDF has not been fitted on base samples yet (or a proxy
+        transform not yet anchored at base rewards)."""
+        return (self.error is not None and not self.error.fitted) or (
+            self.transform is not None and not self.transform.fitted
+        )
+
+    def raw_proxy(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
+        """The proxy before its transform (what the transform is fitted on)."""
+        return self.proxy.score(prompts, completions)
 
     def components(self, prompts: Sequence[str], completions: Sequence[str]) -> dict[str, np.ndarray]:
+        members = None
         if self.synthetic is not None:
             parts = self.synthetic.components(prompts, completions)
-            proxy, utility = parts["proxy"], parts["utility"]
+            proxy, utility, members = parts["proxy"], parts["utility"], parts.get("members")
         else:
             proxy = self.proxy.score(prompts, completions)
             utility = proxy if self._utility_from_proxy else None
         if not self._utility_from_proxy or utility is None:
             utility = self.utility.score(prompts, completions)
+        if self.transform is not None:
+            proxy = self.transform(proxy)
         if self.clip is not None:
             proxy = self.clip.clip(proxy)
-        return {"proxy": proxy, "utility": utility, "error": proxy - utility}
+        out = {"proxy": proxy, "utility": utility, "error": proxy - utility}
+        if members is not None:
+            out["members"] = members
+        return out
+
+
+def proxy_transform(spec: C.RewardSpec):
+    """The (unfitted) transform a synthetic or distributional proxy names, else None."""
+    t = getattr(spec, "transform", None)
+    if t is None:
+        return None
+    from goodhart.rewards.transform import Transform
+
+    return Transform(t.kind, t.quantile, t.scale)

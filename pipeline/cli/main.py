@@ -160,6 +160,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"\ntails of the error {t['error_law']} under the base policy: {t['error'].verdict}")
     for note in rep.notes:
         print(f"\n{note}")
+    if rep.arena is not None:  # issue 20: the arena matrix, heat map beside the report
+        print(f"\nArena (pipeline/report/arena.py):\n{rep.arena.table}")
     run_id = None if args.no_mlflow else log_to_mlflow(rep)
     print(f"\nsweep verdict: {rep.verdict}.  Report: {rep.files[-1]}  (plots beside it)")
     if run_id:

@@ -217,7 +217,54 @@ class ErrorConfig(Strict):
     """Base samples used to fit G in feature mode."""
 
 
-class SyntheticReward(Strict):
+# ============================================================================================
+# The arena (issue 20): reward-side mitigations of a synthetic or distributional proxy
+# ============================================================================================
+class TransformConfig(Strict):
+    """A transform of the proxy anchored at base-policy rewards (rewards/transform.py), fitted once
+    on base samples (text: the train prompts' calibration samples; distributional: the pool) and
+    part of the pool's identity. Shorthand: ``transform: clip`` or ``"log_sigmoid(quantile=0.9)"``."""
+
+    kind: Literal["clip", "log_sigmoid", "rank"]
+    """clip: min(r, Q(q)); log_sigmoid: log sigmoid((r - Q(q)) / scale) (Wang et al. 2024);
+    rank: the base CDF F(r) in [0, 1]. Q is the base rewards' quantile."""
+    quantile: float | None = Field(None, gt=0, lt=1)
+    """The anchoring base quantile q (none: 0.99 for clip, 0.5 for log_sigmoid; rank uses none)."""
+    scale: float = Field(1.0, gt=0)
+    """log_sigmoid's temperature, in reward units (ignored by the others)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            d = parse_law(v)
+            return {"kind": d.pop("name"), **d}
+        return v
+
+
+class EnsembleConfig(Strict):
+    """k proxies with independent synthetic errors of the one law (one hash salt / seed per
+    member; member 0 is the single proxy), combined (Coste et al. 2023). The members' spread is
+    the alarm's disagreement evidence."""
+
+    k: int = Field(4, ge=2)
+    """Members."""
+    combine: Literal["mean", "min", "uwo"] = "mean"
+    """mean; min (worst-case, WCO); uwo (mean - lam * std over members, uncertainty-weighted)."""
+    lam: float = Field(1.0, ge=0)
+    """uwo's penalty weight on the members' standard deviation."""
+
+
+class ProxyMitigations(Strict):
+    """Fields a synthetic or distributional proxy takes to be mitigated on the reward side."""
+
+    ensemble: EnsembleConfig | None = None
+    """An ensemble of k proxies instead of one (none: a single proxy)."""
+    transform: TransformConfig | None = None
+    """A transform of the (combined) proxy, anchored at base rewards (none: the proxy as is)."""
+
+
+class SyntheticReward(ProxyMitigations):
     """proxy = utility + error: any reward (plug-ins included) as the utility, plus a synthetic error."""
 
     type: Literal["synthetic"] = "synthetic"
@@ -251,7 +298,7 @@ class SumReward(Strict):
         return self
 
 
-class DistributionalReward(Strict):
+class DistributionalReward(ProxyMitigations):
     """No language model: utility V and error X drawn straight from named laws, independent
     (Kwa et al.'s synthetic best-of-n setting). proxy = V + X."""
 
@@ -396,6 +443,12 @@ class TiltConfig(Strict):
     kind: Literal["tilt"] = "tilt"
     kl: TiltKL = Field(default_factory=TiltKL)
     """The KL penalty: `kl.coef` is beta."""
+    # ---- the arena (issue 20): other f-divergences, exact on the same pool ----
+    divergence: Literal["kl", "chi2", "mixed_chi2_kl", "hellinger"] = "kl"
+    """The regulariser D_f in max E[proxy] - coef D_f(pi || pi_0), `kl.coef` its coefficient, solved
+    exactly on the pool (eval/divergences.py): kl (f = z log z, the exponential tilt), chi2 (Pearson,
+    f = (z-1)^2/2: a linear tilt truncated at 0), mixed_chi2_kl (f = (z-1)^2/2 + z log z, Huang et al.
+    2024's chi-PO), hellinger (f = (sqrt z - 1)^2). Every point still reports the KL of its weights."""
 
 
 class BonConfig(Strict):

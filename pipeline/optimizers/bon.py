@@ -40,8 +40,23 @@ def run(ctx: PointContext) -> PointOutput:
         kl, name = np.full(P, bound), "bon_bound"
     row = summarize(cfg, est["proxy"], est["utility"], kl, pool.proxy.mean(1), pool.utility.mean(1), name)
     row.update({M.BON_N: n, M.KL_BOUND: bound, M.KL_MAX: float(np.log(N)), M.N_SAMPLES: N, M.BON_TIED: tied})
-    row.update(bon_alarm(pool.proxy, n, row[M.KL]).row())  # proxy + KL + base pool only (eval/alarm.py)
+    row.update(_alarm(pool, n, row[M.KL]))  # proxy + KL + base pool only (eval/alarm.py)
     return PointOutput(row, _examples(pool, n, cfg.eval.n_examples))
+
+
+def _alarm(pool, n: int, kl: float) -> dict:
+    """bon_alarm; with an ensemble proxy, the members' gains under best-of-n's order weights (ties
+    left as sorted) are the disagreement evidence (pipeline/base/ensemble.py)."""
+    if getattr(pool, "members", None) is None:
+        return bon_alarm(pool.proxy, n, kl).row()
+    from goodhart.eval.alarm import BaseStats, alarm
+    from goodhart.eval.bon import order_weights
+    from goodhart.pipeline.base.ensemble import member_evidence
+
+    order = np.argsort(pool.proxy, axis=1, kind="stable")
+    w = np.zeros_like(pool.proxy)
+    np.put_along_axis(w, order, np.broadcast_to(order_weights(pool.shape[1], n), pool.shape), axis=1)
+    return alarm(pool.proxy, kl, BaseStats.from_pool(pool.proxy), w, others=member_evidence(pool, w)).row()
 
 
 def _examples(pool, n: int, k: int) -> list[dict]:

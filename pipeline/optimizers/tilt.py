@@ -5,7 +5,11 @@ sweep's KL axis and flags points that cannot be trusted: `low-ESS` (the estimate
 handful of samples) and `pool-dependent` (re-estimated on the nested sub-pool N/4 of the
 same prompts, it drifts with N beyond its own interval: for a heavy-tailed proxy E[exp(U/beta)]
 is infinite, the population optimum does not exist, and the pool size decides what is shown,
-even while the ESS looks fine)."""
+even while the ESS looks fine).
+
+`algo.divergence` other than kl (the arena, issue 20): the exact optimum of E[proxy] - coef D_f on
+the same pool (eval/divergences.py; chi2, mixed_chi2_kl, hellinger), on the same KL axis (the KL
+of its weights), its row labelled `tilt-<divergence>` with the divergence's own value beside."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import tilt_alarm
+from goodhart.eval.alarm import BaseStats, alarm, tilt_alarm
 from goodhart.eval.tilt import log_weights, tilt
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput, summarize
@@ -29,7 +33,20 @@ class PoolDependentWarning(UserWarning):
     """A tilt point's estimate changes with the pool size beyond its interval."""
 
 
-def subpool_drift(proxy: np.ndarray, utility: np.ndarray, beta: float, ci: float) -> dict[str, Any]:
+def estimate(proxy: np.ndarray, beta: float, divergence: str = "kl", **values: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-prompt tilted means, kl and ess of the optimum regularised by `divergence` (kl: the
+    exponential tilt of eval/tilt.py; any other: eval/divergences.py, which also gives the
+    divergence's own value and the weights)."""
+    if divergence == "kl":
+        return tilt(proxy, beta, **values)
+    from goodhart.eval.divergences import optimum
+
+    return optimum(proxy, beta, divergence, **values)
+
+
+def subpool_drift(
+    proxy: np.ndarray, utility: np.ndarray, beta: float, ci: float, divergence: str = "kl"
+) -> dict[str, Any]:
     """Does the tilted estimate move with the pool size? Per prompt, the estimate on the full
     pool N minus on its nested sub-pool N/4 (the first N/4 samples). For proxy and utility:
     the mean drift, whether it is significant (a t interval, or -- heavy tails make drifts
@@ -42,8 +59,8 @@ def subpool_drift(proxy: np.ndarray, utility: np.ndarray, beta: float, ci: float
 
     N = proxy.shape[1]
     q = max(N // 4, 1)
-    full = tilt(proxy, beta, utility=utility)
-    sub = tilt(proxy[:, :q], beta, utility=utility[:, :q])
+    full = estimate(proxy, beta, divergence, utility=utility)
+    sub = estimate(proxy[:, :q], beta, divergence, utility=utility[:, :q])
     a = (1 - ci) / 4
     out: dict[str, Any] = {"dependent": []}
     for k, vals in (("proxy", proxy), ("utility", utility)):
@@ -63,8 +80,8 @@ def subpool_drift(proxy: np.ndarray, utility: np.ndarray, beta: float, ci: float
 
 def run(ctx: PointContext) -> PointOutput:
     cfg, pool = ctx.cfg, ctx.pool()
-    beta = cfg.algo.kl.coef
-    est = tilt(pool.proxy, beta, utility=pool.utility)
+    beta, div = cfg.algo.kl.coef, cfg.algo.divergence
+    est = estimate(pool.proxy, beta, div, utility=pool.utility)
     row = summarize(
         cfg,
         est["proxy"],
@@ -72,7 +89,7 @@ def run(ctx: PointContext) -> PointOutput:
         est["kl"],
         pool.proxy.mean(1),
         pool.utility.mean(1),
-        kl_estimator="tilt_snis",  # sum_i w_i log(N w_i) over the pool; <= log N
+        kl_estimator="tilt_snis",  # sum_i w_i log(N w_i) over the pool; <= log N (any divergence's weights)
     )
     P, N = pool.shape
     row.update(
@@ -85,8 +102,17 @@ def run(ctx: PointContext) -> PointOutput:
             M.TILT_ESS_OK: bool(est["ess"].min() >= cfg.eval.min_ess),
         }
     )
+    if div != "kl":  # another regulariser on the same pool: its own optimizer label and its exact value
+        row.update(
+            {
+                "algo": f"tilt-{div}",  # not pooled with (or read as) the KL tilt at the same coef
+                M.TILT_DIVERGENCE: div,
+                M.TILT_DIVERGENCE_VALUE: float(est["divergence"].mean()),
+                M.TILT_DROPPED: float(est["dropped"].mean()),
+            }
+        )
     if cfg.eval.subpool_check and N >= 8:
-        d = subpool_drift(pool.proxy, pool.utility, beta, cfg.eval.ci)
+        d = subpool_drift(pool.proxy, pool.utility, beta, cfg.eval.ci, div)
         row[M.TILT_DRIFT_PROXY], row[M.TILT_DRIFT_UTILITY] = d["proxy"], d["utility"]
         row[M.POOL_DEPENDENT] = bool(d["dependent"])
         if d["dependent"]:
@@ -95,7 +121,7 @@ def run(ctx: PointContext) -> PointOutput:
                 PoolDependentWarning,
                 stacklevel=2,
             )
-    row.update(tilt_alarm(pool.proxy, beta, row[M.KL]).row())  # proxy + KL + base pool only (eval/alarm.py)
+    row.update(_alarm(pool, beta, div, est, row[M.KL]))  # proxy + KL + base pool only (eval/alarm.py)
     if not row[M.TILT_ESS_OK]:
         warnings.warn(
             f"tilt beta={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < eval.min_ess={cfg.eval.min_ess:g}; "
@@ -103,14 +129,26 @@ def run(ctx: PointContext) -> PointOutput:
             LowESSWarning,
             stacklevel=2,
         )
-    return PointOutput(row, _examples(pool, beta, cfg.eval.n_examples))
+    return PointOutput(row, _examples(pool, beta, cfg.eval.n_examples, div))
 
 
-def _examples(pool, beta: float, k: int) -> list[dict]:
+def _alarm(pool, beta: float, div: str, est: dict[str, np.ndarray], kl: float) -> dict[str, Any]:
+    """The gold-free alarm of this optimum; with an ensemble proxy, its members' gains under the
+    same weights are the disagreement evidence (pipeline/base/ensemble.py)."""
+    from goodhart.pipeline.base.ensemble import member_evidence
+
+    w = np.exp(log_weights(pool.proxy, beta)) if div == "kl" else est["w"] / est["w"].shape[-1]
+    others = member_evidence(pool, w)
+    if div == "kl" and others is None:
+        return tilt_alarm(pool.proxy, beta, kl).row()
+    return alarm(pool.proxy, kl, BaseStats.from_pool(pool.proxy), w, others=others).row()
+
+
+def _examples(pool, beta: float, k: int, div: str = "kl") -> list[dict]:
     """The highest-weight sample of the first k prompts."""
     if pool.completions is None or k == 0:
         return []
-    w = np.exp(log_weights(pool.proxy, beta))
+    w = np.exp(log_weights(pool.proxy, beta)) if div == "kl" else estimate(pool.proxy, beta, div)["w"]
     out = []
     for i in range(min(k, len(pool.completions))):
         j = int(np.argmax(w[i]))

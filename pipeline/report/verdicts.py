@@ -43,6 +43,8 @@ class Report:
     rule: VerdictRule = field(default_factory=VerdictRule)
     notes: list[str] = field(default_factory=list)
     """One line per section that could not be made from this sweep (too little data)."""
+    arena: Any = None
+    """The Arena section (pipeline/report/arena.py) of a sweep with mitigations, else None."""
 
 
 def locate_sweep(arg: str) -> Path:
@@ -273,7 +275,12 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
     rep.learned = learned_error(root, labelled)
     labelled.to_csv(out_dir / "verdicts.csv", index=False)
     rep.files.append(out_dir / "verdicts.csv")
-    rep.markdown = render_markdown(rep, out_dir) + figures_markdown(root, labelled, study)
+    from goodhart.pipeline.report.arena import arena_report  # issue 20: error law x mitigation
+
+    rep.arena = arena_report(root, rule, out_dir)
+    rep.files += rep.arena.files if rep.arena else []
+    rep.markdown = render_markdown(rep, out_dir) + (rep.arena.markdown if rep.arena else "")
+    rep.markdown += figures_markdown(root, labelled, study)
     atomic_write_text(out_dir / "report.md", rep.markdown)
     rep.files.append(out_dir / "report.md")
     rep.files.append(write_html(rep, out_dir))  # self-contained: figures embedded

@@ -66,15 +66,27 @@ def reward_identity(spec: Any) -> str:
     if t == "plugin":
         return f"plugin:{spec.name}{_kw(spec.kwargs)}"
     if t == "synthetic":
-        return f"{reward_identity(spec.utility)} + {error_text(spec.error)}"
+        return mitigation_text(spec, f"{reward_identity(spec.utility)} + {error_text(spec.error)}")
     if t == "distributional":
-        return f"{law_text(spec.utility)} + {law_text(spec.error)}"
+        return mitigation_text(spec, f"{law_text(spec.utility)} + {law_text(spec.error)}")
     if t == "sum":
         w = spec.weights or [1.0] * len(spec.terms)
         return " + ".join(f"{wi:g}*({reward_identity(r)})" for wi, r in zip(w, spec.terms))
     # sentiment, length, keyword: the type plus any non-default option
     extra = spec.model_dump(exclude={"type"}, exclude_defaults=True)
     return t + _kw(extra)
+
+
+def mitigation_text(spec: Any, proxy: str) -> str:
+    """`min4(...)`, `clip(q=0.99)[...]`: an ensemble or a transform makes another proxy (another curve)."""
+    e, t = getattr(spec, "ensemble", None), getattr(spec, "transform", None)
+    if e is not None:
+        proxy = f"{e.combine}{e.k}" + (f"(lam={e.lam:g})" if e.combine == "uwo" else "") + f"({proxy})"
+    if t is not None:
+        from goodhart.rewards.transform import Transform
+
+        proxy = f"{Transform(t.kind, t.quantile, t.scale).label}[{proxy}]"
+    return proxy
 
 
 def error_text(err: C.ErrorConfig) -> str:
