@@ -80,3 +80,41 @@ def _json_default(o: Any) -> Any:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+class UnreadableFile(Exception):
+    """A file that is there but cannot be read as what it should be (torn, truncated, foreign)."""
+
+
+_NPZ_OK: dict[tuple[str, int, int], str | None] = {}
+
+
+def read_npz(path: str | Path) -> dict[str, Any]:
+    """Every array of an .npz file, read in full; UnreadableFile (naming the file) when it is torn."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise UnreadableFile(f"{path} is unreadable ({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def npz_problem(path: str | Path) -> str | None:
+    """Why `path` is not a readable .npz (None when it is); remembered per size and mtime, so a
+    status of 2,000 points reads each file once."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return f"{p.name} is missing"
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _NPZ_OK:
+        try:
+            read_npz(p)
+            _NPZ_OK[key] = None
+        except UnreadableFile:
+            _NPZ_OK[key] = f"{p.name} is unreadable (torn or not an .npz)"
+    return _NPZ_OK[key]

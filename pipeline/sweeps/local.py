@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
+from goodhart.pipeline.sweeps.point import TrackingTarget, run_point, stale_reason
 from goodhart.pipeline.sweeps.record import point_status, write_results
 from goodhart.pipeline.sweeps.runstate import die_with_parent, on_signal
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
@@ -98,7 +98,9 @@ def run_local(
     target: TrackingTarget | None = None,
 ) -> dict[str, Any]:
     """Run every unfinished point; returns {'done': n, 'skipped': n, 'failed': {id: message}}."""
-    todo = [p for p in points if point_status(root, p.id) != "done"]
+    # Not done: no valid result, or one scored by a reward that has changed since (run_point
+    # says which, sets the old result aside and runs the point again).
+    todo = [p for p in points if point_status(root, p.id) != "done" or stale_reason(p.cfg, root / "points" / p.id)]
     summary: dict[str, Any] = {"skipped": len(points) - len(todo), "done": 0, "failed": {}}
     if not todo:
         write_results(root)

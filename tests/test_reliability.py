@@ -1,0 +1,109 @@
+"""Regression tests for issue 23 ("nothing stale, nothing torn, nothing slow to say no"): a
+point whose reward changed is not done; a point is done only when every file it names reads;
+torn or foreign sweep directories, OS errors and bad input are one line. The process-level
+cases (kill -9 orphans, a failing tracking server) are in tests/test_orphans.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from goodhart.pipeline.cli.main import main
+from goodhart.pipeline.config.load import configs_dir
+
+DIST = {"reward": "distributional", "sampling.n": 64, "prompts.n_eval": 4, "eval.bootstrap": 20}
+
+
+def write_sweep(where: Path, name: str = "r", sets: dict | None = None, **body) -> Path:
+    spec = {"name": name, "base": str(configs_dir() / "base.yaml"), "set": sets or DIST, **body}
+    p = where / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+def one_line_error(capsys, code: int, *expect: str) -> str:
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [x for x in err.strip().splitlines() if x]
+    assert len(lines) == 1 and lines[0].startswith("goodhart: error:"), err
+    for e in expect:
+        assert e in lines[0], lines[0]
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Editing a reward invalidates the points it scored
+# ---------------------------------------------------------------------------------------------
+def test_flipping_a_callables_sign_reruns_its_finished_points(in_tmp, capsys, monkeypatch, small_model_dir):
+    monkeypatch.syspath_prepend(str(in_tmp))
+    mod = in_tmp / "flipped.py"
+    sets = {
+        "model.path": str(small_model_dir),
+        "reward": {"type": "callable", "target": "flipped:score"},
+        "utility": "same",
+        "sampling.n": 4,
+        "sampling.max_new_tokens": 4,
+        "prompts.n_eval": 2,
+        "prompts.n_train": 2,
+        "eval.bootstrap": 10,
+        "tracking.enabled": False,
+        "algo": "bon",
+    }
+    f = write_sweep(in_tmp, sets=sets, grid={"algo.n": [1, 2]})
+
+    def run(sign: str) -> tuple[str, list[float]]:
+        mod.write_text(f"def score(prompts, completions):\n    return [{sign}(1.0 + len(c)) for c in completions]\n")
+        sys.modules.pop("flipped", None)
+        capsys.readouterr()
+        assert main(["sweep", str(f), "--quiet"]) == 0
+        cap = capsys.readouterr()
+        rows = [json.loads(p.read_text()) for p in sorted((in_tmp / "runs" / "r" / "points").glob("*/result.json"))]
+        return cap.out + cap.err, [r["reward/proxy"] for r in rows]
+
+    _, plus = run("")
+    out, minus = run("-")
+    assert "2 point(s): 2 run, 0 already done" in out and out.count("its reward changed since it ran") == 2
+    assert all(m < 0 < p for p, m in zip(plus, minus))
+    assert len(list((in_tmp / "runs" / "r" / "points").glob("*/result.json.stale"))) == 2
+    out, again = run("-")  # unchanged now: done
+    assert "2 already done" in out and again == minus
+
+
+def test_a_result_from_before_the_identity_check_stays_done_for_builtin_rewards(in_tmp, capsys):
+    f = write_sweep(in_tmp)
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    res = next((in_tmp / "runs" / "r" / "points").glob("*/result.json"))
+    row = json.loads(res.read_text())
+    row.pop("reward_identity")
+    res.write_text(json.dumps(row))
+    capsys.readouterr()
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    assert "0 run, 1 already done" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. A point is done only when every file it names reads
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("victim", ["per_prompt", "pool"])
+def test_a_torn_npz_makes_its_point_pending_and_report_never_tracebacks(in_tmp, capsys, victim):
+    f = write_sweep(in_tmp, grid={"algo.kl.coef": [0.5, 1.0, 2.0]})
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    root = in_tmp / "runs" / "r"
+    npz = sorted(root.glob("points/*/per_prompt.npz"))[0] if victim == "per_prompt" else next(root.glob("pools/*.npz"))
+    npz.write_bytes(npz.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "invalid" in out and "unreadable" in out
+    assert main(["report", str(root), "--no-mlflow"]) in (0, 2)
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    cap = capsys.readouterr()
+    n_bad = 1 if victim == "per_prompt" else 3
+    assert f"{n_bad} run, {3 - n_bad} already done" in cap.out, cap.out
+    assert main(["status", str(root)]) == 0 and "done: 3" in capsys.readouterr().out
+    assert main(["report", str(root), "--no-mlflow"]) == 0
