@@ -107,3 +107,20 @@ def test_a_torn_npz_makes_its_point_pending_and_report_never_tracebacks(in_tmp, 
     assert f"{n_bad} run, {3 - n_bad} already done" in cap.out, cap.out
     assert main(["status", str(root)]) == 0 and "done: 3" in capsys.readouterr().out
     assert main(["report", str(root), "--no-mlflow"]) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. A missing plug-in (or callable) is a config error before anything runs
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "reward,expect",
+    [
+        ({"type": "plugin", "name": "no-such-plugin"}, "no reward plug-in named 'no-such-plugin'"),
+        ({"type": "callable", "target": "no_such_module_xyz:f"}, "cannot import module 'no_such_module_xyz'"),
+    ],
+)
+def test_a_missing_reward_is_one_line_before_the_sweep_opens_anything(in_tmp, capsys, reward, expect):
+    sets = {"reward": reward, "utility": "sentiment", "sampling.n": 4, "prompts.n_eval": 2}
+    f = write_sweep(in_tmp, sets=sets, grid={"algo.kl.coef": [1.0, 2.0]})
+    one_line_error(capsys, main(["sweep", str(f), "--quiet"]), expect)
+    assert not (in_tmp / "mlflow.db").exists() and not (in_tmp / "runs").exists()

@@ -126,6 +126,27 @@ def _read_scores(path) -> dict[str, np.ndarray] | None:
     return out if {"proxy", "utility", "error"} <= set(out) else None
 
 
+def check_rewards_exist(cfg: C.RunConfig) -> None:
+    """Every plug-in a config names is installed and every callable imports: RewardError (one
+    line) before a sweep opens anything, not once per point after it started."""
+    from goodhart.rewards import plugins
+
+    def walk(spec: object) -> None:
+        match spec:
+            case C.PluginReward():
+                plugins.plugin_entry(spec.name)
+            case C.CallableReward():
+                plugins.load_callable(spec.target)
+            case C.SyntheticReward():
+                walk(spec.utility)
+            case C.SumReward():
+                for t in spec.terms:
+                    walk(t)
+
+    walk(cfg.reward)
+    walk(cfg.utility)
+
+
 def rewards_identity(cfg: C.RunConfig) -> list[object]:
     """What the proxy and the utility of a config are (weights, source, release): the one identity
     that both the score cache and a point's done check (sweeps/point.py) key on."""

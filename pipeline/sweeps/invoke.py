@@ -55,6 +55,7 @@ def run_sweep(
             run_point(p.cfg, root / "points" / p.id, None, progress=False)
         return out
     check_output_dir(root)
+    check_rewards(points)
     # Ctrl-C and SIGTERM raise Interrupted from here on: points in flight are recorded as
     # interrupted (rerun next time), the parent run is closed KILLED, workers are stopped.
     with interrupts_raise(), SweepLock(root, quiet=not progress):
@@ -73,6 +74,18 @@ def run_sweep(
                 if out.parent is not None:
                     close_parent(root, out.results, status)
     return out
+
+
+def check_rewards(points: list[Point]) -> None:
+    """Plug-ins installed and callables importable, for every distinct reward of the sweep."""
+    from goodhart.pipeline.base.pool import check_rewards_exist
+
+    seen = set()
+    for p in points:
+        key = repr((p.cfg.reward, p.cfg.utility))
+        if key not in seen:
+            seen.add(key)
+            check_rewards_exist(p.cfg)
 
 
 def check_output_dir(root: Path) -> None:
