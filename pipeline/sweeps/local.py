@@ -14,7 +14,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from goodhart.pipeline.sweeps.point import TrackingTarget, run_point, stale_reason
+from goodhart.pipeline.io import atomic_write_json
+from goodhart.pipeline.sweeps.point import INTERRUPTED, RESULT, RUNNING, TrackingTarget, run_point, stale_reason
 from goodhart.pipeline.sweeps.record import point_status, write_results
 from goodhart.pipeline.sweeps.runstate import die_with_parent, on_signal
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
@@ -35,17 +36,36 @@ def _worker_init(threads: int) -> None:
     # SIGTERM. A worker whose parent dies (kill -9) gets SIGTERM too: no orphan keeps computing.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _worker_term)
-    die_with_parent()
+    import multiprocessing
+
+    origin = multiprocessing.parent_process()
+    _busy["parent"] = origin.pid if origin is not None and origin.pid else os.getppid()
+    die_with_parent(on_orphan=lambda: leave_orphaned(_busy["dir"] if _busy["task"] else None))
     pin_threads(threads)
 
 
-_busy = {"task": False}
+_busy: dict[str, Any] = {"task": False, "dir": None, "parent": None}
 
 
 def _worker_term(signum: int, frame: Any) -> None:
     if not _busy["task"]:  # idle between points: nothing to record
         os._exit(130)
+    if _busy["parent"] is not None and os.getppid() != _busy["parent"]:
+        leave_orphaned(_busy["dir"])
     on_signal(signum, frame)  # Interrupted, now or at the end of a deferred() record
+
+
+def leave_orphaned(point_dir: str | None) -> None:
+    """The runner is gone (kill -9): leave at once. No MLflow call: the signal may have landed
+    inside a commit of this very process, whose lock a retry would wait on for minutes (SQLite
+    rolls the open transaction back when the process exits). The point is recorded as
+    interrupted on disk; the rerun continues its child run (run.json) or closes it."""
+    with contextlib.suppress(Exception):
+        d = Path(point_dir) if point_dir else None
+        if d is not None and not (d / RESULT).is_file():
+            atomic_write_json(d / INTERRUPTED, {"signal": "runner died", "at": time.time()})
+            (d / RUNNING).unlink(missing_ok=True)
+    os._exit(143)
 
 
 def _worker(
@@ -53,7 +73,7 @@ def _worker(
 ) -> tuple[str, str | None]:
     from goodhart.pipeline.config.schema import RunConfig
 
-    _busy["task"] = True
+    _busy["task"], _busy["dir"] = True, point_dir
     try:
         cfg = RunConfig.model_validate(cfg_json)
         target = TrackingTarget(Tracker(uri), exp, parent) if uri and exp else None  # type: ignore[arg-type]

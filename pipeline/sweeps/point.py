@@ -385,7 +385,11 @@ def _run_point(
         if run_id is not None:
             try:
                 with deferred():  # a second Ctrl-C must not leave the run RUNNING
-                    target.tracker.finish(run_id, "KILLED" if preempted or interrupted else "FAILED")  # type: ignore[union-attr]
+                    # Stopped: one try. The signal may have landed inside this process's own
+                    # commit, whose lock a retry would wait on (the rerun closes the run).
+                    target.tracker.finish(  # type: ignore[union-attr]
+                        run_id, "KILLED" if preempted or interrupted else "FAILED", attempts=1 if interrupted else 8
+                    )
             except Exception:
                 pass
         if not main_rank:

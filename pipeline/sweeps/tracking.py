@@ -195,8 +195,8 @@ class Tracker:
     def log_table(self, run_id: str, df, artifact_file: str) -> None:
         retry(lambda: self.client.log_table(run_id, data=df, artifact_file=artifact_file))
 
-    def finish(self, run_id: str, status: str = "FINISHED") -> None:
-        retry(lambda: self.client.set_terminated(run_id, status=status))
+    def finish(self, run_id: str, status: str = "FINISHED", attempts: int = 8) -> None:
+        retry(lambda: self.client.set_terminated(run_id, status=status), attempts)
 
 
 def tracker_for(cfg: TrackingConfig) -> Tracker | None:
