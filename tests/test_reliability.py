@@ -124,3 +124,55 @@ def test_a_missing_reward_is_one_line_before_the_sweep_opens_anything(in_tmp, ca
     f = write_sweep(in_tmp, sets=sets, grid={"algo.kl.coef": [1.0, 2.0]})
     one_line_error(capsys, main(["sweep", str(f), "--quiet"]), expect)
     assert not (in_tmp / "mlflow.db").exists() and not (in_tmp / "runs").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. A tracking server that is up but fails: one line within seconds
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture()
+def bad_server():
+    """A loopback HTTP server answering {path prefix: status}; '' is every other path."""
+    import http.server
+    import threading
+
+    codes: dict[str, int] = {}
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            code = next((c for p, c in codes.items() if p and self.path.startswith(p)), codes.get("", 200))
+            body = b"OK" if code == 200 else b"nope"
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", codes
+    srv.shutdown()
+
+
+@pytest.mark.parametrize(
+    "codes,expect",
+    [({"": 403}, "API answers HTTP 403"), ({"/health": 200, "": 503}, "API answers HTTP 503"), ({"": 500}, "HTTP 500")],
+)
+def test_a_tracking_server_that_is_up_but_fails_is_one_line_within_seconds(in_tmp, capsys, bad_server, codes, expect):
+    import time
+
+    uri, table = bad_server
+    table.update(codes)
+    f = write_sweep(in_tmp, grid={"algo.kl.coef": [1.0]})
+    one_line_error(capsys, main(["sweep", str(f), "--quiet", f"tracking.uri={uri}"]), expect, uri)
+    assert not list((in_tmp / "runs").glob("r/points/*/result.json"))
+    from goodhart.pipeline.errors import TrackingError
+    from goodhart.pipeline.sweeps.tracking import check_store
+
+    t0 = time.monotonic()  # imports done: the check itself is one try, not MLflow's minutes of retries
+    with pytest.raises(TrackingError):
+        check_store(uri)
+    assert time.monotonic() - t0 < 5
