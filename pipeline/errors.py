@@ -33,6 +33,11 @@ class TrackingError(UserError):
     """The tracking store or server cannot be used: the message names the URI and what to do."""
 
 
+class SweepDirError(UserError):
+    """A sweep directory's own file is torn or foreign (truncated, another shape, another
+    version): the message names the file and what to do."""
+
+
 class SweepBusyError(UserError):
     """Another live process holds the sweep directory; the message names it (pid, host, since)."""
 

@@ -367,6 +367,9 @@ def test_a_failing_squeue_makes_points_unknown_not_lost(tmp_path, monkeypatch, c
                 "gain/utility": 0,
                 "kl": 0,
                 "x": 1,
+                "algo": "tilt",
+                "error_law": "gaussian x1",
+                "x_name": "beta",
             }
         )
     )

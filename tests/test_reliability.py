@@ -176,3 +176,85 @@ def test_a_tracking_server_that_is_up_but_fails_is_one_line_within_seconds(in_tm
     with pytest.raises(TrackingError):
         check_store(uri)
     assert time.monotonic() - t0 < 5
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Torn or foreign sweep directories: one line naming the file
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory) -> Path:
+    import os
+
+    where = tmp_path_factory.mktemp("finished")
+    old = os.getcwd()
+    os.chdir(where)
+    try:
+        f = write_sweep(where, sets={**DIST, "tracking.enabled": False}, grid={"algo.kl.coef": [0.5, 1.0, 2.0]})
+        assert main(["sweep", str(f), "--quiet"]) == 0
+    finally:
+        os.chdir(old)
+    return where / "runs" / "r"
+
+
+POINTS_DAMAGE = {
+    "truncated": lambda t: t[: len(t) // 2],
+    "a mapping": lambda t: '{"points": []}',
+    "strings": lambda t: '["a", "b"]',
+    "no overrides": lambda t: json.dumps([{k: v for k, v in e.items() if k != "overrides"} for e in json.loads(t)]),
+    "path id": lambda t: json.dumps([{**e, "id": "../../etc"} for e in json.loads(t)]),
+    "not utf-8": lambda t: "\udcff",
+}
+
+
+@pytest.mark.parametrize("damage", list(POINTS_DAMAGE))
+@pytest.mark.parametrize("verb", ["status", "report", "alarm-eval", "run-point"])
+def test_a_torn_or_foreign_points_json_is_one_line_naming_it(tmp_path, finished_sweep, capsys, damage, verb):
+    import shutil
+
+    root = tmp_path / "r"
+    shutil.copytree(finished_sweep, root)
+    f = root / "points.json"
+    f.write_bytes(POINTS_DAMAGE[damage](f.read_text()).encode("utf-8", "surrogateescape"))
+    argv = {"report": ["report", str(root), "--no-mlflow"], "run-point": ["run-point", str(root), "0"]}.get(
+        verb, [verb, str(root)]
+    )
+    capsys.readouterr()
+    one_line_error(capsys, main(argv), "points.json", "re-run `goodhart sweep`")
+
+
+@pytest.mark.parametrize(
+    "table,expect",
+    [
+        ("", "is empty or torn"),
+        ("a,b\n1,2\n", "has no column"),
+        ('point_id,status\n"x,done\n', "is empty or torn"),
+    ],
+)
+@pytest.mark.parametrize("verb", ["report", "alarm-eval"])
+def test_an_empty_or_foreign_results_table_is_one_line(tmp_path, capsys, table, expect, verb):
+    d = tmp_path / "bare"
+    d.mkdir()
+    (d / "results.csv").write_text(table)
+    capsys.readouterr()
+    argv = ["report", str(d), "--no-mlflow"] if verb == "report" else ["alarm-eval", str(d)]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "results.csv" in err or "points.json" in err or "no results" in err, err
+
+
+def test_result_rows_of_another_version_are_invalid_not_a_traceback(tmp_path, finished_sweep, capsys):
+    import shutil
+
+    root = tmp_path / "r"
+    shutil.copytree(finished_sweep, root)
+    for res in root.glob("points/*/result.json"):
+        row = json.loads(res.read_text())
+        row.pop("error_law")
+        res.write_text(json.dumps(row))
+    capsys.readouterr()
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "invalid: 3" in out and "'error_law' is missing" in out
+    one_line_error(capsys, main(["report", str(root), "--no-mlflow"]), "no finished points")
+    one_line_error(capsys, main(["alarm-eval", str(root)]), "re-run the sweep")

@@ -126,17 +126,25 @@ def _read_scores(path) -> dict[str, np.ndarray] | None:
     return out if {"proxy", "utility", "error"} <= set(out) else None
 
 
-def check_rewards_exist(cfg: C.RunConfig) -> None:
-    """Every plug-in a config names is installed and every callable imports: RewardError (one
-    line) before a sweep opens anything, not once per point after it started."""
+def check_rewards_exist(cfg: C.RunConfig, callables: bool = True) -> None:
+    """Every plug-in a config names is installed and (with `callables`) every callable imports:
+    RewardError (one line) before a sweep opens anything, not once per point after it started."""
     from goodhart.rewards import plugins
+    from goodhart.rewards.base import RewardError
 
     def walk(spec: object) -> None:
         match spec:
             case C.PluginReward():
                 plugins.plugin_entry(spec.name)
-            case C.CallableReward():
-                plugins.load_callable(spec.target)
+            case C.CallableReward() if callables:
+                try:
+                    plugins.load_callable(spec.target)
+                except RewardError:
+                    raise
+                except Exception as e:  # the user's module raised while importing
+                    raise RewardError(
+                        f"reward callable '{spec.target}': importing it raised {type(e).__name__}: {str(e)[:120]}"
+                    ) from None
             case C.SyntheticReward():
                 walk(spec.utility)
             case C.SumReward():

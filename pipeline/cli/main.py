@@ -106,13 +106,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from goodhart.pipeline.io import read_json
-    from goodhart.pipeline.sweeps.record import point_status, status_detail
+    from goodhart.pipeline.sweeps.record import point_status, read_points, status_detail
     from goodhart.pipeline.sweeps.tables import render
 
     root = Path(args.sweep)
-    if not (root / "points.json").is_file():
-        raise FileNotFoundError(f"{root} is not a sweep directory (no points.json)")
+    entries = read_points(root)  # one line on a torn or foreign points.json
     if (root / "slurm_jobs.json").is_file():
         from goodhart.pipeline.cli.cluster import status_slurm
 
@@ -121,7 +119,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     from goodhart.pipeline.sweeps.point import running_state
 
     rows, counts = [], {}
-    entries = read_json(root / "points.json")
     for e, ov in zip(entries, distinguishing_overrides([e["overrides"] for e in entries])):
         st = point_status(root, e["id"])
         counts[st] = counts.get(st, 0) + 1
@@ -267,12 +264,11 @@ def cmd_run_point(args: argparse.Namespace) -> int:
     from goodhart.pipeline.config.schema import RunConfig
     from goodhart.pipeline.io import read_json
     from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
+    from goodhart.pipeline.sweeps.record import read_points
     from goodhart.pipeline.sweeps.tracking import Tracker
 
     root = Path(args.sweep_dir)
-    if not (root / "points.json").is_file():
-        raise FileNotFoundError(f"{root} is not a sweep directory (no points.json)")
-    entries = read_json(root / "points.json")
+    entries = read_points(root)
     if not 0 <= args.index < len(entries):
         raise UsageError(f"index {args.index} is out of range: {root} has points 0..{len(entries) - 1}")
     pdir = root / "points" / entries[args.index]["id"]

@@ -146,7 +146,7 @@ def submit(p: Plan) -> tuple[str, TrackingTarget | None]:
     lock meanwhile, so a local run or a second submission cannot interleave."""
     from goodhart.pipeline.sweeps.invoke import check_rewards
 
-    check_rewards(p.points)  # a missing plug-in is a config error here, not in every task
+    check_rewards(p.points, callables=False)  # a missing plug-in is a config error here, not in every task
     with SweepLock(p.root):
         return _submit(p)
 

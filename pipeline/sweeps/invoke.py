@@ -76,8 +76,10 @@ def run_sweep(
     return out
 
 
-def check_rewards(points: list[Point]) -> None:
-    """Plug-ins installed and callables importable, for every distinct reward of the sweep."""
+def check_rewards(points: list[Point], callables: bool = True) -> None:
+    """Plug-ins installed and (with `callables`) callables importable, for every distinct reward
+    of the sweep. A SLURM submission checks plug-ins only: the tasks import callables where
+    they run (their PYTHONPATH), and a broken one fails its points there, with its log."""
     from goodhart.pipeline.base.pool import check_rewards_exist
 
     seen = set()
@@ -85,7 +87,7 @@ def check_rewards(points: list[Point]) -> None:
         key = repr((p.cfg.reward, p.cfg.utility))
         if key not in seen:
             seen.add(key)
-            check_rewards_exist(p.cfg)
+            check_rewards_exist(p.cfg, callables)
 
 
 def check_output_dir(root: Path) -> None:

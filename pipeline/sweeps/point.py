@@ -39,6 +39,7 @@ PREEMPTED = "preempted.json"  # stopped on a preemption signal after checkpointi
 INTERRUPTED = "interrupted.json"  # stopped by Ctrl-C / SIGTERM: pending, not failed
 # The numbers a result must hold, finite, to count as done (a NaN result is no result).
 REQUIRED_FINITE = (M.PROXY, M.UTILITY, M.GAIN_PROXY, M.GAIN_UTILITY, M.KL, "x")
+REQUIRED_TEXT = ("point_id", "algo", "error_law", "x_name")  # what every reader of a row groups by
 
 
 def point_id(cfg: RunConfig) -> str:
@@ -95,6 +96,9 @@ def row_problem(row: Any) -> str | None:
     """Why a result row is not a valid result (None when it is)."""
     if not isinstance(row, dict):
         return f"expected a mapping, got {type(row).__name__}"
+    for k in REQUIRED_TEXT:
+        if not isinstance(row.get(k), str):
+            return f"'{k}' is missing (a result of another version?)"
     for k in REQUIRED_FINITE:
         v = row.get(k)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
