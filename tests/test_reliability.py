@@ -258,3 +258,72 @@ def test_result_rows_of_another_version_are_invalid_not_a_traceback(tmp_path, fi
     assert "invalid: 3" in out and "'error_law' is missing" in out
     one_line_error(capsys, main(["report", str(root), "--no-mlflow"]), "no finished points")
     one_line_error(capsys, main(["alarm-eval", str(root)]), "re-run the sweep")
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. Bad input and limits
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv,expect",
+    [
+        (["report", ".", "--near-base", "nan"], "--near-base: expected a finite number"),
+        (["report", ".", "--share-floor", "-5"], "--share-floor: expected a fraction in [0, 1]"),
+        (["report", ".", "--min-proxy-gain", "inf"], "--min-proxy-gain: expected a finite number"),
+        (["alarm-eval", ".", "--dv-alarm", "-1"], "--dv-alarm: expected a number > 0"),
+        (["alarm-eval", ".", "--watch", "nan"], "--watch: expected a finite number"),
+        (["alarm-eval", ".", "--share-alarm", "2"], "--share-alarm: expected a fraction"),
+    ],
+)
+def test_out_of_range_thresholds_are_refused_by_the_parser(argv, expect, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and expect in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra", ["--export-file=/tmp/env", "--get-user-env", "--get-user-env=10L", "--export-f=x"])
+def test_sbatch_options_that_set_the_tasks_environment_are_refused(extra):
+    from pydantic import ValidationError
+
+    from goodhart.pipeline.config.slurm import SlurmConfig
+
+    with pytest.raises(ValidationError, match="is set by goodhart itself"):
+        SlurmConfig(extra_args=[extra])
+
+
+BOMB = "a: &a [1,1,1,1,1,1,1,1,1,1]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+)
+
+
+@pytest.mark.parametrize(
+    "content,expect",
+    [
+        (b"name: x\nseed: 1\nseed: 2\n", "duplicate key 'seed' (lines 2 and 3)"),
+        (b"reward:\n  type: sentiment\n  type: length\n", "duplicate key 'type'"),
+        (BOMB.encode(), "expands to more than 1,000,000 values"),
+        (b"name: caf\xe9\n", "not UTF-8 text"),
+    ],
+)
+def test_duplicate_keys_alias_bombs_and_non_utf8_yaml_are_one_line(tmp_path, capsys, content, expect):
+    import time
+
+    f = tmp_path / "c.yaml"
+    f.write_bytes(content)
+    t0 = time.monotonic()
+    one_line_error(capsys, main(["config", "show", str(f)]), str(f), expect)
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_huge_grid_is_refused_before_it_is_expanded(in_tmp, capsys):
+    import time
+
+    f = write_sweep(in_tmp, grid={"seed": list(range(100)), "algo.kl.coef": list(range(1, 101)), "sampling.n": [8, 16]})
+    one_line_error(capsys, main(["sweep", str(f), "--dry-run"]), "expands to 20,000 points, more than the 10,000")
+    from goodhart.pipeline.errors import ConfigError
+    from goodhart.pipeline.sweeps.spec import expand_selected, load_sweep
+
+    sweep, base = load_sweep(f)
+    t0 = time.monotonic()  # refused from the grid's lengths, not after validating 20,000 configs
+    with pytest.raises(ConfigError):
+        expand_selected(sweep, base)
+    assert time.monotonic() - t0 < 1

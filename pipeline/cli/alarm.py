@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from goodhart.pipeline.cli.argtypes import fraction, positive
+
 
 def cmd_alarm_eval(args: argparse.Namespace) -> int:
     import pandas as pd
@@ -50,12 +52,14 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
 def add_verbs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alarm-eval", help="score the gold-free Goodhart alarm against gold verdicts of finished sweeps")
     p.add_argument("sweeps", nargs="+", help="finished sweep directories (each with results.csv)")
-    p.add_argument("--dv-alarm", type=float, default=2.0, help="gain / DV-bound ratio that fires (default 2)")
-    p.add_argument("--share-alarm", type=float, default=0.5, help="top-1%% share of the gain that fires (default 0.5)")
+    p.add_argument("--dv-alarm", type=positive, default=2.0, help="gain / DV-bound ratio that fires (default 2)")
     p.add_argument(
-        "--beyond-alarm", type=float, default=0.05, help="mass beyond the base max that fires (default 0.05)"
+        "--share-alarm", type=fraction, default=0.5, help="top-1%% share of the gain that fires (default 0.5)"
     )
-    p.add_argument("--watch", type=float, default=0.6, help="score from which the level is `watch` (default 0.6)")
+    p.add_argument(
+        "--beyond-alarm", type=fraction, default=0.05, help="mass beyond the base max that fires (default 0.05)"
+    )
+    p.add_argument("--watch", type=fraction, default=0.6, help="score from which the level is `watch` (default 0.6)")
     p.add_argument("--fire-on-watch", action="store_true", help="count `watch` as firing too")
     p.add_argument("--points", action="store_true", help="print every point's verdict and level")
     p.add_argument("--steps", action="store_true", help="trained points: online alarm vs the utility peak (MLflow)")

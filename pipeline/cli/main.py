@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from goodhart.pipeline.cli.argtypes import finite, fraction
 from goodhart.pipeline.errors import USER_ERRORS, UsageError
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
@@ -375,18 +376,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default SWEEP/report)")
     p.add_argument(
         "--near-base",
-        type=float,
+        type=fraction,
         default=0.1,
         help="equivalence margin: a utility gain whose upper bound is below this fraction of the peak is back at base (default 0.1)",
     )
     p.add_argument(
         "--share-floor",
-        type=float,
+        type=fraction,
         default=0.05,
         help="a utility share of the proxy gain below this fraction of best-of-2's has collapsed (default 0.05)",
     )
     p.add_argument(
-        "--min-proxy-gain", type=float, default=0.0, help="proxy gain at or below this is 'nothing optimized'"
+        "--min-proxy-gain", type=finite, default=0.0, help="proxy gain at or below this is 'nothing optimized'"
     )
     p.add_argument("--no-mlflow", action="store_true", help="do not log the report to the sweep's parent run")
     p.set_defaults(fn=cmd_report)
