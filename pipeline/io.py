@@ -118,3 +118,23 @@ def npz_problem(path: str | Path) -> str | None:
         except UnreadableFile:
             _NPZ_OK[key] = f"{p.name} is unreadable (torn or not an .npz)"
     return _NPZ_OK[key]
+
+
+def check_writable_dir(path: str | Path, what: str) -> None:
+    """`path` is (or can be made) a directory this process can write in; a one-line UserError
+    otherwise. Called before any work, so a bad output path costs nothing."""
+    from goodhart.pipeline.errors import UserError, os_error_line
+
+    p = Path(path)
+    for q in [p, *p.parents]:
+        if q.exists() and not q.is_dir():
+            raise UserError(f"{what} {p}: {q} exists and is not a directory; choose another path")
+        if q.is_dir():
+            break
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".goodhart-write-check.", suffix=".tmp", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{what} {p}: {os_error_line(e) or e}") from None

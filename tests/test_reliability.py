@@ -20,7 +20,7 @@ DIST = {"reward": "distributional", "sampling.n": 64, "prompts.n_eval": 4, "eval
 
 def write_sweep(where: Path, name: str = "r", sets: dict | None = None, **body) -> Path:
     spec = {"name": name, "base": str(configs_dir() / "base.yaml"), "set": sets or DIST, **body}
-    p = where / f"{name}.yaml"
+    p = where / f"{name[:100]}.yaml"
     p.write_text(yaml.safe_dump(spec))
     return p
 
@@ -327,3 +327,92 @@ def test_a_huge_grid_is_refused_before_it_is_expanded(in_tmp, capsys):
     with pytest.raises(ConfigError):
         expand_selected(sweep, base)
     assert time.monotonic() - t0 < 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. OS errors: checked before any work, one line
+# ---------------------------------------------------------------------------------------------
+def _refuse_writes(monkeypatch, code: int) -> None:
+    """Writes into a directory fail as on a read-only file system (root ignores chmod)."""
+    import errno
+    import tempfile
+
+    from goodhart.pipeline import io
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, **kw):
+        raise OSError(code, os_strerror(code), str(kw.get("dir", "?")))
+
+    def os_strerror(c):
+        import os
+
+        return os.strerror(c)
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", mkstemp)
+    del real, errno
+
+
+@pytest.mark.parametrize("code,expect", [(30, "read-only file system"), (13, "not writable")])
+def test_an_unwritable_output_directory_is_one_line_before_anything_runs(in_tmp, capsys, monkeypatch, code, expect):
+    f = write_sweep(in_tmp)
+    _refuse_writes(monkeypatch, code)
+    one_line_error(capsys, main(["sweep", str(f), "--quiet"]), "output directory", expect)
+    assert not (in_tmp / "mlflow.db").exists()
+
+
+def test_output_paths_that_are_files_are_one_line_before_any_work(in_tmp, capsys, finished_sweep):
+    blocker = in_tmp / "afile"
+    blocker.write_text("x")
+    one_line_error(capsys, main(["report", str(finished_sweep), "--out", str(blocker), "--no-mlflow"]), "report --out")
+    one_line_error(
+        capsys, main(["train-rm", f"--out={blocker / 'rm'}", "n_pairs=8"]), "train-rm --out", "not a directory"
+    )
+    one_line_error(
+        capsys, main(["probe", "--mode", "base", str(configs_dir() / "base.yaml"), f"probe.dir={blocker}"]), "probe.dir"
+    )
+
+
+def test_a_missing_train_rm_backbone_path_is_one_line_before_sampling(in_tmp, capsys):
+    one_line_error(capsys, main(["train-rm", "backbone.path=/no/such/backbone"]), "backbone.path /no/such/backbone")
+
+
+def test_a_300_character_sweep_name_is_refused_even_in_a_dry_run(in_tmp, capsys):
+    f = write_sweep(in_tmp, name="n" * 300)  # (the file itself is short-named below)
+    f = f.rename(in_tmp / "long.yaml")
+    one_line_error(capsys, main(["sweep", str(f), "--dry-run"]), "at most 120 characters")
+
+
+def test_a_full_disk_stops_the_sweep_at_the_first_point(in_tmp, capsys, monkeypatch):
+    import errno
+
+    from goodhart.pipeline.sweeps import point
+
+    f = write_sweep(in_tmp, sets={**DIST, "tracking.enabled": False}, grid={"algo.kl.coef": [0.5, 1.0, 2.0, 4.0]})
+    calls = []
+
+    def full(*a, **kw):
+        calls.append(a)
+        raise OSError(errno.ENOSPC, "No space left on device", "result.json")
+
+    monkeypatch.setattr(point, "_run_point", full)
+    one_line_error(capsys, main(["sweep", str(f), "--quiet"]), "the disk is full")
+    assert len(calls) == 1
+
+
+def test_leftover_temp_files_and_stale_running_markers_are_cleaned_on_rerun(in_tmp, capsys):
+    import os
+    import time
+
+    f = write_sweep(in_tmp, sets={**DIST, "tracking.enabled": False}, grid={"algo.kl.coef": [0.5, 1.0]})
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    root = in_tmp / "runs" / "r"
+    pdir = next(root.glob("points/*"))
+    old, fresh = root / ".results.csv.abc123.tmp", pdir / ".result.json.def456.tmp"
+    old.write_text("torn")
+    fresh.write_text("in progress")
+    os.utime(old, (time.time() - 3600,) * 2)
+    (pdir / "running.json").write_text(json.dumps({"pid": os.getpid(), "host": "", "started": 0}))
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    assert not old.exists() and fresh.exists()  # a recent one may be a live writer's
+    assert not (pdir / "running.json").exists()  # the point is done: its marker is stale

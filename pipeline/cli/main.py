@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from goodhart.pipeline.cli.argtypes import finite, fraction
-from goodhart.pipeline.errors import USER_ERRORS, UsageError
+from goodhart.pipeline.errors import USER_ERRORS, UsageError, os_error_line
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
 VERB_MODULES = ("cluster", "probe", "alarm", "export", "train_rm")
@@ -136,6 +136,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from goodhart.eval.goodhart import VerdictRule
+    from goodhart.pipeline.io import check_writable_dir
     from goodhart.pipeline.probe.report import is_probe_dir
     from goodhart.pipeline.report.verdicts import build_report, locate_sweep, log_to_mlflow, verdict_table
 
@@ -144,6 +145,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         return cmd_probe_report(args)
     root = locate_sweep(args.sweep)
+    check_writable_dir(Path(args.out) if args.out else root / "report", "report --out")
     rule = VerdictRule(near_base=args.near_base, share_floor=args.share_floor, min_proxy_gain=args.min_proxy_gain)
     rep = build_report(root, rule, Path(args.out) if args.out else None)
     print(verdict_table(rep.labelled))
@@ -441,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except USER_ERRORS as e:
         print(f"goodhart: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a read-only directory, a full disk, a file where a directory goes
+        line = os_error_line(e)
+        if line is None:
+            raise
+        print(f"goodhart: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("goodhart: interrupted; finished points are kept, re-run to continue", file=sys.stderr)

@@ -270,9 +270,10 @@ def _model_class_at(cls: type[BaseModel], raw_loc: tuple) -> type[BaseModel]:
 _TAGS = {"function-after", "function-before", "function-wrap"}
 
 
-def _clean_loc(loc: tuple) -> list[Any]:
-    """Drop the union-tag elements pydantic puts in locations (``reward.synthetic.error``)."""
-    tags = _TAGS | _all_tags(RunConfig)
+def _clean_loc(loc: tuple, root: type[BaseModel] = RunConfig) -> list[Any]:
+    """Drop the union-tag elements pydantic puts in locations (``reward.synthetic.error``): the
+    tags of `root`'s unions only (a probe's `length` key is no reward type)."""
+    tags = _TAGS | _all_tags(root)
     return [p for p in loc if not (isinstance(p, str) and p in tags)]
 
 
@@ -294,7 +295,7 @@ def _all_tags(cls: type[BaseModel], seen: set | None = None) -> set[str]:
 def format_errors(err: ValidationError, data: dict, root: type[BaseModel] = RunConfig) -> str:
     lines = []
     for e in err.errors():
-        loc = _clean_loc(e["loc"])
+        loc = _clean_loc(e["loc"], root)
         key = ".".join(str(p) for p in loc) or "<root>"
         kind = e["type"]
         if kind == "extra_forbidden":

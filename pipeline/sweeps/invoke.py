@@ -91,11 +91,14 @@ def check_rewards(points: list[Point], callables: bool = True) -> None:
 
 
 def check_output_dir(root: Path) -> None:
-    """The sweep directory and its parents must be directories (or not exist yet)."""
+    """The sweep directory and its parents must be directories (or not exist yet), and writable."""
+    from goodhart.pipeline.io import check_writable_dir
+
     for p in [root, *root.parents]:
         if p.exists() and not p.is_dir():
             raise ConfigError(
                 f"output directory {root}: {p} exists and is not a directory (change output_dir or --output)"
             )
         if p.is_dir():
-            return
+            break
+    check_writable_dir(root, "output directory")

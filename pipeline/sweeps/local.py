@@ -14,6 +14,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from goodhart.pipeline.errors import is_disk_full
 from goodhart.pipeline.io import atomic_write_json
 from goodhart.pipeline.sweeps.point import INTERRUPTED, RESULT, RUNNING, TrackingTarget, run_point, stale_reason
 from goodhart.pipeline.sweeps.record import point_status, write_results
@@ -83,6 +84,8 @@ def _worker(
         # run_point has recorded the point as interrupted; take no further task from the queue.
         os._exit(130)
     except Exception as e:
+        if is_disk_full(e):
+            raise  # the parent stops the sweep (f.result() re-raises it there)
         return point_dir, f"{type(e).__name__}: {e}"
     finally:
         _busy["task"] = False
@@ -132,6 +135,8 @@ def run_local(
             run_point(p.cfg, root / "points" / p.id, target, progress=progress)
             summary["done"] += 1
         except Exception as e:
+            if is_disk_full(e):  # every next point would fail the same way: stop at the first
+                raise
             summary["failed"][p.id] = f"{type(e).__name__}: {e}"
         bar.update(1)
         write_results(root)

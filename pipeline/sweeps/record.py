@@ -21,6 +21,7 @@ from goodhart.pipeline.io import atomic_write, atomic_write_json, atomic_write_t
 from goodhart.pipeline.sweeps.point import (
     ERROR,
     INTERRUPTED,
+    RUNNING,
     TrackingTarget,
     load_result,
     result_problem,
@@ -39,6 +40,7 @@ def write_sweep_dir(
     """keep_finished (a partial run: --only/--branch): finished points of points.json that are
     not among `points` stay listed after them, so results.csv still shows the whole study."""
     root.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(root)
     if sweep_file is not None:
         atomic_write_text(root / "sweep.yaml", sweep_file.read_text())
     entries = [{"index": p.index, "id": p.id, "overrides": p.overrides} for p in points]
@@ -110,6 +112,35 @@ def read_results_csv(path: Path, need: tuple[str, ...] = RESULT_COLUMNS):
             "re-run the sweep"
         )
     return df
+
+
+TMP_AGE = 600.0  # seconds: an atomic write's temp file older than this was left by a killed process
+
+
+def clean_leftovers(root: Path) -> dict[str, int]:
+    """What kill -9 leaves: `.NAME.*.tmp` files of atomic writes (older than TMP_AGE, so a live
+    SLURM task's write in progress is never touched) and the running.json of a point that is
+    done or whose pid on this host is gone. Returns the counts removed."""
+    import time
+
+    out = {"tmp": 0, "running": 0}
+    now = time.time()
+    for d in [root, root / "pools", *(root / "points").glob("*")]:
+        if not d.is_dir():
+            continue
+        for f in d.glob(".*.tmp"):
+            try:
+                if now - f.stat().st_mtime > TMP_AGE:
+                    f.unlink()
+                    out["tmp"] += 1
+            except OSError:
+                pass
+        if d.parent.name == "points" and (d / RUNNING).is_file():
+            run = running_state(d)
+            if load_result(d) is not None or (run is not None and run[0] == "stale"):
+                (d / RUNNING).unlink(missing_ok=True)
+                out["running"] += 1
+    return out
 
 
 def point_status(root: Path, pid: str) -> str:
