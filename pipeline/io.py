@@ -138,3 +138,18 @@ def check_writable_dir(path: str | Path, what: str) -> None:
         os.unlink(probe)
     except OSError as e:
         raise UserError(f"{what} {p}: {os_error_line(e) or e}") from None
+
+
+def follow_umask(root: str | Path) -> None:
+    """Give every file under `root` the mode a plain open() would (0666 & ~umask; directories
+    0777 & ~umask): safetensors and torch write weights 0600, and a group sharing a cache or a
+    checkpoint directory relies on the umask."""
+    mask = current_umask()
+    root = Path(root)
+    for p in [root, *root.rglob("*")]:
+        try:
+            if p.is_symlink():
+                continue
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+        except OSError:
+            pass  # not ours (a shared cache): leave it

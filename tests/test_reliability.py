@@ -416,3 +416,50 @@ def test_leftover_temp_files_and_stale_running_markers_are_cleaned_on_rerun(in_t
     assert main(["sweep", str(f), "--quiet"]) == 0
     assert not old.exists() and fresh.exists()  # a recent one may be a live writer's
     assert not (pdir / "running.json").exists()  # the point is done: its marker is stale
+
+
+# ---------------------------------------------------------------------------------------------
+# Model weights follow the umask
+# ---------------------------------------------------------------------------------------------
+def test_the_built_model_weights_follow_the_umask(small_model_dir):
+    from goodhart.pipeline.io import current_umask
+
+    want = 0o666 & ~current_umask()
+    modes = {f.name: f.stat().st_mode & 0o777 for f in small_model_dir.iterdir() if f.is_file()}
+    assert modes["model.safetensors"] == want and set(modes.values()) == {want}, modes
+
+
+def test_follow_umask_opens_private_files_to_the_umask(tmp_path):
+    import os
+
+    from goodhart.pipeline.io import follow_umask
+
+    d = tmp_path / "ckpt" / "sub"
+    d.mkdir(parents=True)
+    f = d / "model.safetensors"
+    f.write_bytes(b"w")
+    os.chmod(f, 0o600)
+    os.chmod(d, 0o700)
+    old = os.umask(0o027)
+    try:
+        follow_umask(tmp_path / "ckpt")
+    finally:
+        os.umask(old)
+    assert f.stat().st_mode & 0o777 == 0o640 and d.stat().st_mode & 0o777 == 0o750
+
+
+def test_an_empty_local_prompts_file_is_named_as_such(tmp_path):
+    from goodhart.pipeline.base.prompts import load_prompts
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.errors import PromptError
+
+    f = tmp_path / "prompts.jsonl"
+    f.write_text("")
+    cfg = load_config(None, [f"prompts.source={f}"])
+    with pytest.raises(PromptError, match=r"prompts.source .*prompts.jsonl is empty"):
+        load_prompts(cfg.prompts)
+
+
+def test_probe_length_zero_names_the_key(capsys):
+    code = main(["probe", "--mode", "base", str(configs_dir() / "base.yaml"), "probe.length=0"])
+    one_line_error(capsys, code, "length = 0")

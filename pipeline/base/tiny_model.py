@@ -296,6 +296,9 @@ def _build(out: Path, recipe: TinyRecipe, progress: bool) -> None:
         finally:
             if bars_were_on:
                 hf_logging.enable_progress_bar()
+        from goodhart.pipeline.io import follow_umask
+
+        follow_umask(out)  # safetensors writes the weights 0600; the cache may be shared
         build_s = time.perf_counter() - t0
         info = {
             "recipe": dataclasses.asdict(recipe),
