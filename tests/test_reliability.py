@@ -463,3 +463,30 @@ def test_an_empty_local_prompts_file_is_named_as_such(tmp_path):
 def test_probe_length_zero_names_the_key(capsys):
     code = main(["probe", "--mode", "base", str(configs_dir() / "base.yaml"), "probe.length=0"])
     one_line_error(capsys, code, "length = 0")
+
+
+# ---------------------------------------------------------------------------------------------
+# KL intervals stay in KL's range [0, log N]
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kls", [[0.0, 0.02], [0.69, 0.55]])
+def test_a_kl_interval_over_two_seeds_stays_within_zero_and_log_n(kls):
+    import math
+
+    import pandas as pd
+
+    from goodhart.eval import metrics as M
+    from goodhart.eval.goodhart import VerdictRule, aggregate_seeds
+    from goodhart.eval.bootstrap import t_ci
+
+    rows = [
+        {"error_law": "g", "algo": "tilt", "x_name": "beta", "x": 1.0, "seed": s, "point_id": f"p{s}", M.KL: k}
+        for s, k in enumerate(kls)
+    ]
+    for r in rows:
+        r.update({M.GAIN_PROXY: 0.1, M.GAIN_UTILITY: 0.1, M.KL_MAX: math.log(2)})
+    pooled, _ = aggregate_seeds(pd.DataFrame(rows), None, VerdictRule())
+    lo, hi = pooled[M.lo(M.KL)].iloc[0], pooled[M.hi(M.KL)].iloc[0]
+    raw_lo, raw_hi = t_ci(pd.Series(kls).to_numpy(float), 0.95)[1:]
+    assert raw_lo < 0 or raw_hi > math.log(2)  # the unclipped t interval leaves the range
+    assert lo == max(raw_lo, 0.0) and hi == min(raw_hi, math.log(2))
+    assert 0.0 <= lo <= pooled[M.KL].iloc[0] <= hi <= math.log(2)
