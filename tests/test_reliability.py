@@ -475,8 +475,8 @@ def test_a_kl_interval_over_two_seeds_stays_within_zero_and_log_n(kls):
     import pandas as pd
 
     from goodhart.eval import metrics as M
-    from goodhart.eval.goodhart import VerdictRule, aggregate_seeds
     from goodhart.eval.bootstrap import t_ci
+    from goodhart.eval.goodhart import VerdictRule, aggregate_seeds
 
     rows = [
         {"error_law": "g", "algo": "tilt", "x_name": "beta", "x": 1.0, "seed": s, "point_id": f"p{s}", M.KL: k}
