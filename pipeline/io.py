@@ -126,14 +126,14 @@ def check_writable_dir(path: str | Path, what: str) -> None:
     from goodhart.pipeline.errors import UserError, os_error_line
 
     p = Path(path)
-    for q in [p, *p.parents]:
+    q = p
+    for q in [p, *p.parents]:  # the nearest existing ancestor is where the first write happens
         if q.exists() and not q.is_dir():
             raise UserError(f"{what} {p}: {q} exists and is not a directory; choose another path")
         if q.is_dir():
             break
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".goodhart-write-check.", suffix=".tmp", dir=p)
+        fd, probe = tempfile.mkstemp(prefix=".goodhart-write-check.", suffix=".tmp", dir=q)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:

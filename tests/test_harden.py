@@ -406,7 +406,7 @@ def test_abbreviated_reserved_sbatch_options_are_refused(in_tmp, capsys, extra):
 def test_legitimate_sbatch_options_still_pass():
     from goodhart.pipeline.config.slurm import SlurmConfig
 
-    ok = ["--constraint=a100", "--exclusive", "--export-file=env.txt", "--partition=gpu", "--array-x"]
+    ok = ["--constraint=a100", "--exclusive", "--partition=gpu", "--mem=4G", "--array-x"]
     assert SlurmConfig(extra_args=ok[:4]).extra_args == ok[:4]
 
 

@@ -490,3 +490,18 @@ def test_a_kl_interval_over_two_seeds_stays_within_zero_and_log_n(kls):
     assert raw_lo < 0 or raw_hi > math.log(2)  # the unclipped t interval leaves the range
     assert lo == max(raw_lo, 0.0) and hi == min(raw_hi, math.log(2))
     assert 0.0 <= lo <= pooled[M.KL].iloc[0] <= hi <= math.log(2)
+
+
+def test_a_new_sqlite_store_appears_only_complete(tmp_path):
+    """Created beside its name and renamed: a kill -9 during MLflow's schema creation leaves a
+    `.creating-*` file the next run removes, never a half-made mlflow.db."""
+    import sqlite3
+
+    from goodhart.pipeline.sweeps.tracking import check_store
+
+    db = tmp_path / "mlflow.db"
+    (tmp_path / ".mlflow.db.creating-999999").write_bytes(b"half a schema")
+    check_store(f"sqlite:///{db}")
+    tables = {r[0] for r in sqlite3.connect(db).execute("select name from sqlite_master where type='table'")}
+    assert {"experiments", "runs", "logged_models"} <= tables
+    assert not list(tmp_path.glob(".mlflow.db.creating-*"))

@@ -54,8 +54,8 @@ def run_sweep(
         for p in points:
             run_point(p.cfg, root / "points" / p.id, None, progress=False)
         return out
-    check_output_dir(root)
     check_rewards(points)
+    check_output_dir(root)
     # Ctrl-C and SIGTERM raise Interrupted from here on: points in flight are recorded as
     # interrupted (rerun next time), the parent run is closed KILLED, workers are stopped.
     with interrupts_raise(), SweepLock(root, quiet=not progress):

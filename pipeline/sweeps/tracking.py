@@ -104,12 +104,25 @@ def check_store(uri: str) -> None:
     try:
         if db is not None:
             with _file_lock(db.parent / f".{db.name}.create.lock"):
+                if not db.exists():
+                    _create_sqlite_store(db)
                 Tracker(uri).client.search_experiments(max_results=1)
         else:
             Tracker(uri).client.search_experiments(max_results=1)
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise TrackingError(f"tracking store {uri} cannot be used ({type(e).__name__}: {first}); {what}") from None
+
+
+def _create_sqlite_store(db: Path) -> None:
+    """A new SQLite store, created beside its final name and renamed into place: MLflow builds the
+    schema in several transactions, and a kill -9 midway would leave a store every later run
+    refuses ("table ... already exists"). Holds the creation lock (check_store)."""
+    for stale in db.parent.glob(f".{db.name}.creating-*"):  # a killed creator's
+        stale.unlink(missing_ok=True)
+    tmp = db.parent / f".{db.name}.creating-{os.getpid()}"
+    Tracker(f"sqlite:///{tmp}").client.search_experiments(max_results=1)
+    os.replace(tmp, db)
 
 
 @contextlib.contextmanager
