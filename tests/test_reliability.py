@@ -505,3 +505,21 @@ def test_a_new_sqlite_store_appears_only_complete(tmp_path):
     tables = {r[0] for r in sqlite3.connect(db).execute("select name from sqlite_master where type='table'")}
     assert {"experiments", "runs", "logged_models"} <= tables
     assert not list(tmp_path.glob(".mlflow.db.creating-*"))
+
+
+def test_weights_that_do_not_load_are_one_line_naming_the_model_path(tmp_path, small_model_dir):
+    """A torn (or refused, e.g. pickled) weights file: a ConfigError naming model.path, for a
+    sweep point and for `goodhart probe` alike (both load through load_causal_lm)."""
+    import shutil
+
+    from goodhart.pipeline.base.models import load_causal_lm
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.errors import ConfigError
+
+    d = tmp_path / "m"
+    shutil.copytree(small_model_dir, d)
+    w = d / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:64])
+    cfg = load_config(None, [f"model.path={d}"])
+    with pytest.raises(ConfigError, match=r"model.path '.*m' could not be loaded as a causal LM"):
+        load_causal_lm(cfg.model, progress=False)
