@@ -188,8 +188,8 @@ def _fit(
         cov=cov,
         d_star=d_star,
         d_star_ci=d_ci,
-        kl_star=float(np.square(d_star)),
-        kl_star_ci=(float(np.square(d_ci[0])), float(np.square(d_ci[1]))),  # a huge d interval: inf, no OverflowError
+        kl_star=d_star**2,
+        kl_star_ci=(_square(d_ci[0]), _square(d_ci[1])),  # a huge bound squares to inf, not OverflowError
         peak_gain=float(peak_gain),
         r2=float(r2),
         n_points=n,
@@ -232,3 +232,7 @@ def fit_rl(
     As fit_bon, with peak d* = exp(alpha / beta - 1) and gain at the peak beta d*.
     """
     return _fit("rl", kl, gain, weights, level, min_r2, max_extrapolation)
+
+
+def _square(x: float) -> float:
+    return x * x if abs(x) < 1e154 else float("inf")

@@ -133,12 +133,25 @@ def aggregate_seeds(done: pd.DataFrame, units: UnitGains | None, rule: VerdictRu
                     ]
                 else:
                     lo, hi = t_ci(g[name].astype(float).to_numpy(), rule.ci)[1:]
+                if name == M.KL:  # a t interval over few seeds can leave KL's range [0, log N]
+                    lo, hi = _kl_range(lo, hi, g)
                 first[name], first[M.lo(name)], first[M.hi(name)] = m, lo, hi
             for name in (M.BASE_SHARE2, M.BASE_GAIN2, M.lo(M.BASE_GAIN2), M.hi(M.BASE_GAIN2)):
                 if name in g:
                     first[name] = float(g[name].astype(float).mean())
         rows.append(first)
     return pd.DataFrame(rows).reset_index(drop=True), pooled_units
+
+
+def _kl_range(lo: float, hi: float, g: pd.DataFrame) -> tuple[float, float]:
+    """A KL interval within the quantity's range: KL >= 0, and a pool-based KL (tilt, best-of-n)
+    <= log N (M.KL_MAX, when every point records it; a trained policy's KL has no such bound)."""
+    lo = max(lo, 0.0)
+    if M.KL_MAX in g:
+        cap = pd.to_numeric(g[M.KL_MAX], errors="coerce")
+        if cap.notna().all():
+            hi = min(hi, float(cap.max()))
+    return lo, hi
 
 
 # ---------------------------------------------------------------------------------------------

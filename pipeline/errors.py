@@ -33,6 +33,11 @@ class TrackingError(UserError):
     """The tracking store or server cannot be used: the message names the URI and what to do."""
 
 
+class SweepDirError(UserError):
+    """A sweep directory's own file is torn or foreign (truncated, another shape, another
+    version): the message names the file and what to do."""
+
+
 class SweepBusyError(UserError):
     """Another live process holds the sweep directory; the message names it (pid, host, since)."""
 
@@ -40,3 +45,34 @@ class SweepBusyError(UserError):
 # What the CLI reports as one line: ours, the reward package's (rewards may not import the
 # pipeline, so RewardError lives there), and a missing file.
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, RewardError, FileNotFoundError)
+
+
+# OS errors that describe the user's machine, not a bug: one line naming the file, and what to do.
+_OS_HINTS = {
+    "EACCES": "not writable (or readable) by you: choose another directory or fix its permissions",
+    "EPERM": "not permitted: choose another directory or fix its permissions",
+    "EROFS": "on a read-only file system: choose another output directory",
+    "ENOSPC": "the disk is full: free space and re-run (finished points are kept)",
+    "EDQUOT": "your disk quota is exceeded: free space and re-run (finished points are kept)",
+    "ENOTDIR": "a path component is a file, not a directory: choose another path",
+    "EISDIR": "is a directory where a file was expected",
+    "EEXIST": "already exists and is not a directory: choose another path",
+    "ENAMETOOLONG": "the name is too long for the file system: shorten it",
+}
+
+
+def os_error_line(e: OSError) -> str | None:
+    """`<file>: <what the OS said>; <what to do>` for the OS errors above (None for others)."""
+    import errno
+
+    name = errno.errorcode.get(e.errno or 0, "")
+    if name not in _OS_HINTS:
+        return None
+    where = e.filename if e.filename is not None else "a file"
+    return f"{where}: {e.strerror or name}; {_OS_HINTS[name]}"
+
+
+def is_disk_full(e: BaseException) -> bool:
+    import errno
+
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)

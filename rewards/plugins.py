@@ -150,12 +150,17 @@ def callable_reward(target: str, kwargs: dict[str, Any] | None = None) -> Reward
 
 def plugin_reward(name: str, kwargs: dict[str, Any] | None = None) -> Reward:
     """A reward from the ``goodhart.rewards`` entry-point group: ``factory(**kwargs)``."""
+    factory = plugin_entry(name).load()
+    return as_reward(factory(**(kwargs or {})), name)
+
+
+def plugin_entry(name: str) -> Any:
+    """The installed entry point of plug-in `name`; RewardError (one line) when none is installed."""
     eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     if name not in eps:
         known = ", ".join(sorted(eps)) or "none installed"
         raise RewardError(f"no reward plug-in named '{name}' in entry-point group {ENTRY_POINT_GROUP} (found: {known})")
-    factory = eps[name].load()
-    return as_reward(factory(**(kwargs or {})), name)
+    return eps[name]
 
 
 # ---------------------------------------------------------------------------------------------

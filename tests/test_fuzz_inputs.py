@@ -231,3 +231,73 @@ def test_missing_files_are_one_line(tmp_path, capsys):
         assert code == 2, (argv, err)
         assert_clean(code, err, " ".join(argv[:1]))
     assert not Path("mlflow.db").exists() or True  # (report's store check lives in test_harden)
+
+
+# ---------------------------------------------------------------------------------------------
+# Odd sweep directories: a finished sweep with one of its files damaged at random, read by every
+# verb that reads a sweep directory (issue 23). GOODHART_FUZZ_DIRS for a longer run.
+# ---------------------------------------------------------------------------------------------
+N_DIRS = int(os.environ.get("GOODHART_FUZZ_DIRS", "6"))
+DAMAGES = {
+    "truncate": lambda b: b[: len(b) // 2],
+    "empty": lambda b: b"",
+    "garbage": lambda b: b"\x00\xff not what it was \xfe",
+    "json list": lambda b: b"[1, 2, 3]",
+    "json null": lambda b: b"null",
+    "json mapping": lambda b: b'{"id": 1, "overrides": "x"}',
+}
+
+
+@pytest.fixture(scope="module")
+def finished_dir(tmp_path_factory) -> Path:
+    where = tmp_path_factory.mktemp("fuzzdir")
+    spec = {
+        "name": "fd",
+        "base": str(configs_dir() / "base.yaml"),
+        "set": {"reward": "distributional", "sampling.n": 64, "prompts.n_eval": 4, "eval.bootstrap": 10},
+        "grid": {"algo.kl.coef": [0.5, 1.0, 2.0]},
+        "config": {"tracking": {"enabled": False}},
+    }
+    f = where / "fd.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    assert main(["sweep", str(f), "--quiet", "--output", str(where / "out")]) == 0
+    return where / "out" / "fd"
+
+
+def test_random_damage_to_a_sweep_directory_is_read_cleanly_by_every_verb(tmp_path, capsys, finished_dir):
+    import shutil
+
+    rng = random.Random(2301)
+    for i in range(N_DIRS):
+        root = tmp_path / f"d{i}"
+        shutil.copytree(finished_dir, root)
+        files = sorted(p for p in root.rglob("*") if p.is_file() and "report" not in p.parts)
+        victim = rng.choice(files)
+        how = rng.choice(list(DAMAGES))
+        victim.write_bytes(DAMAGES[how](victim.read_bytes()))
+        what = f"dir {i}: {how} {victim.relative_to(root)}"
+        for argv in (
+            ["status", str(root)],
+            ["report", str(root), "--no-mlflow", "--out", str(tmp_path / f"rep{i}")],
+            ["alarm-eval", str(root)],
+        ):
+            code, err = run_cli(argv, capsys)
+            capsys.readouterr()
+            assert_clean(code, err, f"{argv[0]} after {what}")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "{d}", "--near-base", "{v}"],
+        ["report", "{d}", "--share-floor", "{v}"],
+        ["report", "{d}", "--min-proxy-gain", "{v}"],
+        ["alarm-eval", "{d}", "--alpha", "{v}"],
+        ["alarm-eval", "{d}", "--tau", "{v}"],
+    ],
+)
+def test_odd_thresholds_of_the_read_verbs_are_one_line(tmp_path, capsys, argv):
+    for v in ["nan", "inf", "-inf", "-5", "1e400", "x", ""]:
+        code, err = run_cli([a.format(d=tmp_path, v=v) for a in argv], capsys)
+        assert code == 2, (argv, v, err)
+        assert_clean(code, err, f"{argv[0]} {argv[2]} {v}")

@@ -367,6 +367,9 @@ def test_a_failing_squeue_makes_points_unknown_not_lost(tmp_path, monkeypatch, c
                 "gain/utility": 0,
                 "kl": 0,
                 "x": 1,
+                "algo": "tilt",
+                "error_law": "gaussian x1",
+                "x_name": "beta",
             }
         )
     )
@@ -403,7 +406,7 @@ def test_abbreviated_reserved_sbatch_options_are_refused(in_tmp, capsys, extra):
 def test_legitimate_sbatch_options_still_pass():
     from goodhart.pipeline.config.slurm import SlurmConfig
 
-    ok = ["--constraint=a100", "--exclusive", "--export-file=env.txt", "--partition=gpu", "--array-x"]
+    ok = ["--constraint=a100", "--exclusive", "--partition=gpu", "--mem=4G", "--array-x"]
     assert SlurmConfig(extra_args=ok[:4]).extra_args == ok[:4]
 
 

@@ -44,6 +44,17 @@ if os.environ.get("GOODHART_TEST_POINT_SLEEP"):
                 real_exec(module)
                 real = module.run
                 def run(ctx):
+                    import multiprocessing
+                    hold = os.environ.get("GOODHART_TEST_HOLD_DB")
+                    if hold and multiprocessing.parent_process() is not None:
+                        # A worker inside a write transaction of the store (as if the signal
+                        # landed in MLflow's commit): it holds SQLite's write lock till it exits.
+                        import sqlite3
+                        con = sqlite3.connect(hold, timeout=60)
+                        con.execute("BEGIN IMMEDIATE")
+                        open(os.path.join(str(ctx.point_dir), "held"), "w").close()
+                        # ... and then waits, in C, on its own lock (what MLflow's next write does)
+                        sqlite3.connect(hold, timeout=120).execute("BEGIN IMMEDIATE")
                     time.sleep(float(os.environ["GOODHART_TEST_POINT_SLEEP"]))
                     return real(ctx)
                 module.run = run
@@ -240,6 +251,99 @@ def _kill_nine_then_rerun(tmp_path: Path, n_points: int, kills: int, jobs: int, 
 
 def test_kill_nine_twice_then_rerun_every_point_once(tmp_path):
     _kill_nine_then_rerun(tmp_path, n_points=8, kills=2, jobs=2, seed=11)
+
+
+def _blocked_worker(db: str, point_dir: str) -> None:
+    """A sweep worker mid-point that holds the store's write lock and then waits, in C, on it."""
+    import sqlite3
+
+    from goodhart.pipeline.sweeps import local
+
+    local._worker_init(1)
+    local._busy.update(task=True, dir=point_dir)
+    sqlite3.connect(db).execute("BEGIN IMMEDIATE")
+    Path(point_dir, "held").touch()
+    sqlite3.connect(db, timeout=120).execute("BEGIN IMMEDIATE")
+
+
+def _runner_that_dies(db: str, point_dir: str) -> None:
+    import multiprocessing
+
+    w = multiprocessing.get_context("fork").Process(target=_blocked_worker, args=(db, point_dir))
+    w.start()
+    Path(point_dir, "worker.pid").write_text(str(w.pid))
+    deadline = time.monotonic() + 30
+    while not Path(point_dir, "held").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os._exit(9)  # as kill -9: no clean-up, the worker is orphaned
+
+
+def test_an_orphan_blocked_on_its_own_store_lock_leaves_within_seconds(tmp_path):
+    """Fast variant of the kill -9 case below: the watchdog thread gets the orphan out although
+    its main thread sits in a C call that no signal handler can interrupt."""
+    import multiprocessing
+
+    d = tmp_path / "points" / "p1"
+    d.mkdir(parents=True)
+    (d / "running.json").write_text("{}")
+    mid = multiprocessing.get_context("fork").Process(target=_runner_that_dies, args=(str(tmp_path / "m.db"), str(d)))
+    mid.start()
+    mid.join(30)
+    pid = int((d / "worker.pid").read_text())
+    t0 = time.monotonic()
+
+    def alive() -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    while alive() and time.monotonic() - t0 < 20:
+        time.sleep(0.1)
+    assert not alive(), "orphan still alive 20 s after its runner died"
+    assert time.monotonic() - t0 < 5.0
+    assert (d / "interrupted.json").is_file() and not (d / "running.json").exists()
+
+
+@pytest.mark.slow
+def test_orphans_holding_the_store_lock_leave_at_once_and_the_rerun_does_not_wait(tmp_path):
+    """kill -9 of `goodhart sweep --jobs 2` while a worker holds SQLite's write lock (mid-commit):
+    the orphan leaves within seconds (no MLflow retry against its own lock), the rerun finishes
+    every point once, without "database is locked"."""
+    marker = f"orph-{os.getpid()}"
+    f = sweep_file(tmp_path, 5)
+    root = tmp_path / "out" / "k"
+    env = env_for(tmp_path, 0.5, marker)
+    env["GOODHART_TEST_HOLD_DB"] = str(tmp_path / "mlflow.db")
+    proc = start(f, tmp_path, env, "--jobs", "2")
+    deadline = time.monotonic() + 120
+    while not list(root.glob("points/*/held")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(root.glob("points/*/held")), "no worker reached the point"
+    proc.kill()
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    proc.stderr.close()
+    t0 = time.monotonic()
+    left = wait_no_marked(marker, 20)
+    assert left == [], [
+        (
+            Path(f"/proc/{p}/cmdline").read_bytes()[:200],
+            Path(f"/proc/{p}/stack").read_text() if Path(f"/proc/{p}/stack").exists() else "",
+        )
+        for p in left
+    ]
+    assert time.monotonic() - t0 < 5.0, f"orphans took {time.monotonic() - t0:.1f} s to leave"
+    held = [p.parent for p in root.glob("points/*/held")]
+    assert all((d / "interrupted.json").is_file() and not (d / "running.json").exists() for d in held)
+    t0 = time.monotonic()
+    rerun = start(f, tmp_path, env_for(tmp_path, None, marker), "--jobs", "2")
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0 and "locked" not in err, err
+    assert statuses(root) == {"done": 5}
+    parents, children = runs(tmp_path)
+    ids = [c.data.tags["goodhart.point_id"] for c in children]
+    assert len(ids) == len(set(ids)) == 5 and {c.info.status for c in children} == {"FINISHED"}
 
 
 def test_two_runners_on_one_directory_and_one_new_store(tmp_path):

@@ -262,6 +262,7 @@ def test_tasks_that_end_without_a_result_are_failed(cluster, tmp_path, capsys):
         (root / "points" / pid).mkdir(parents=True)
     done = {"point_id": "p2", "status": "done", "x": 1.0, "kl": 0.0, "reward/proxy": 0.0, "reward/utility": 0.0}
     done.update({"gain/proxy": 0.0, "gain/utility": 0.0})  # a valid result: its numbers, finite
+    done.update({"algo": "tilt", "error_law": "gaussian x1", "x_name": "beta"})  # and what rows are grouped by
     (root / "points" / "p2" / "result.json").write_text(json.dumps(done))
     (root / "points.json").write_text(json.dumps([{"index": i, "id": f"p{i}", "overrides": {}} for i in range(3)]))
     (root / "launch.env").write_text("GOODHART_BIN=/nonexistent/goodhart\n")  # the task cannot start the point

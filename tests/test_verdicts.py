@@ -1,5 +1,7 @@
 """Goodhart verdict rules on hand-built sweep tables, and the report/tails commands."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -267,6 +269,8 @@ def test_report_on_a_tiny_sweep_says_what_needs_more_data(in_tmp, capsys):
     )
     for f in root.glob("points/*/per_prompt.npz"):
         f.unlink()
+        res = f.parent / "result.json"  # ... whose results named no per-prompt file
+        res.write_text(json.dumps({k: v for k, v in json.loads(res.read_text()).items() if k != "per_prompt_file"}))
     assert main(["report", "runs/tiny", "--no-mlflow"]) == 0
     assert "c2: utility gaussian x2 | proxy gaussian x2 + gaussian x1" in capsys.readouterr().out
 

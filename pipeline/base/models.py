@@ -61,12 +61,23 @@ def load_causal_lm(cfg: ModelConfig, progress: bool = True):
     local = Path(path).exists()
     if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise FileNotFoundError(f"model.path '{path}' is not a local directory and HF_HUB_OFFLINE=1 forbids the hub")
-    tok = AutoTokenizer.from_pretrained(path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        dtype = getattr(torch, cfg.dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except Exception as e:  # OSError, ValueError, SafetensorError, UnpicklingError, ...: a load boundary
+        # e.g. pickled weights torch.load(weights_only=True) refuses, a torn safetensors file,
+        # a directory that is not a causal LM: name the path, not transformers' internals
+        from goodhart.pipeline.errors import ConfigError
+
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ConfigError(
+            f"model.path '{path}' could not be loaded as a causal LM ({type(e).__name__}: {first})"
+        ) from None
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    dtype = getattr(torch, cfg.dtype)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(resolve_device(cfg.device)).eval()
+    model = model.to(resolve_device(cfg.device)).eval()
     return model, tok
 
 

@@ -17,7 +17,15 @@ import numpy as np
 
 from goodhart.pipeline.base.scoring import Scorer, law
 from goodhart.pipeline.config import schema as C
-from goodhart.pipeline.io import atomic_savez, atomic_write_json, cache_dir, read_json, short_hash
+from goodhart.pipeline.io import (
+    UnreadableFile,
+    atomic_savez,
+    atomic_write_json,
+    cache_dir,
+    read_json,
+    read_npz,
+    short_hash,
+)
 from goodhart.rewards.base import check_array
 from goodhart.rewards.laws import Law
 
@@ -140,6 +148,52 @@ def cached_draw(utility: Law, error: Law, n_prompts: int, n: int, seed: int, k: 
     return out
 
 
+def _read_scores(path) -> dict[str, np.ndarray] | None:
+    """The cached scores, or None when there are none or the file is torn (then they are scored again)."""
+    if not path.is_file():
+        return None
+    try:
+        out = read_npz(path)
+    except UnreadableFile:
+        return None
+    return out if {"proxy", "utility", "error"} <= set(out) else None
+
+
+def check_rewards_exist(cfg: C.RunConfig, callables: bool = True) -> None:
+    """Every plug-in a config names is installed and (with `callables`) every callable imports:
+    RewardError (one line) before a sweep opens anything, not once per point after it started."""
+    from goodhart.rewards import plugins
+    from goodhart.rewards.base import RewardError
+
+    def walk(spec: object) -> None:
+        match spec:
+            case C.PluginReward():
+                plugins.plugin_entry(spec.name)
+            case C.CallableReward() if callables:
+                try:
+                    plugins.load_callable(spec.target)
+                except RewardError:
+                    raise
+                except Exception as e:  # the user's module raised while importing
+                    raise RewardError(
+                        f"reward callable '{spec.target}': importing it raised {type(e).__name__}: {str(e)[:120]}"
+                    ) from None
+            case C.SyntheticReward():
+                walk(spec.utility)
+            case C.SumReward():
+                for t in spec.terms:
+                    walk(t)
+
+    walk(cfg.reward)
+    walk(cfg.utility)
+
+
+def rewards_identity(cfg: C.RunConfig) -> list[object]:
+    """What the proxy and the utility of a config are (weights, source, release): the one identity
+    that both the score cache and a point's done check (sweeps/point.py) key on."""
+    return [reward_identity(cfg.reward), reward_identity(cfg.utility)]
+
+
 def base_pool(
     cfg: C.RunConfig, eval_prompts: list[str] | None, train_prompts: list[str] | None, progress: bool = True
 ) -> Pool:
@@ -175,7 +229,7 @@ def base_pool(
             "reward": cfg.reward.model_dump(),
             "utility": cfg.utility and cfg.utility.model_dump(),
             # what the rewards are, not only what the config calls them: weights, source, release
-            "identity": [reward_identity(cfg.reward), reward_identity(cfg.utility)],
+            "identity": rewards_identity(cfg),
             "clip": cfg.clip and cfg.clip.model_dump(),
             "calibration": calibration,
             # the transform's base quantiles: a different base sample is a different proxy
@@ -185,13 +239,13 @@ def base_pool(
     spath = cache_dir() / "pools" / key / f"scores-{rkey}.npz"
     clipped = None
     members = None
-    if spath.is_file():
-        z = np.load(spath)
-        proxy, utility, error = z["proxy"], z["utility"], z["error"]
-        if "clipped_fraction" in z.files:
-            clipped = float(z["clipped_fraction"])
-        if "members" in z.files:
-            members = z["members"]
+    cached = _read_scores(spath)
+    if cached is not None:
+        proxy, utility, error = cached["proxy"], cached["utility"], cached["error"]
+        if "clipped_fraction" in cached:
+            clipped = float(cached["clipped_fraction"])
+        if "members" in cached:
+            members = cached["members"]
     else:
         flat_p = [p for p, row in zip(eval_prompts, comps) for _ in row]
         flat_c = [c for row in comps for c in row]

@@ -18,7 +18,14 @@ def _read_source(cfg: PromptsConfig) -> list[str]:
     if p.suffix in _LOCAL_BUILDERS:
         if not p.is_file():
             raise PromptError(f"prompts.source: file not found: {p}")
-        ds = load_dataset(_LOCAL_BUILDERS[p.suffix], data_files=str(p), split="train")
+        if p.stat().st_size == 0 or not p.read_bytes()[:65536].strip():
+            # datasets would read an empty file as a hub dataset it "couldn't reach"
+            raise PromptError(f"prompts.source {p} is empty; expected rows with a '{cfg.column}' column")
+        try:
+            ds = load_dataset(_LOCAL_BUILDERS[p.suffix], data_files=str(p), split="train")
+        except Exception as e:  # a torn or foreign local file: name it, not the Hub
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise PromptError(f"prompts.source {p} could not be read as {p.suffix[1:]} ({first})") from None
     else:
         ds = load_dataset(cfg.source, split=cfg.split)
     if cfg.column not in ds.column_names:

@@ -111,6 +111,9 @@ def _convert(src: Path, dst: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(dst)
     tok.save_pretrained(dst)
+    from goodhart.pipeline.io import follow_umask
+
+    follow_umask(dst)
     marker = {
         "source": str(src),
         "source_bytes": src.stat().st_size,

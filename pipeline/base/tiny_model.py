@@ -200,12 +200,16 @@ def _token_stream(tokenizer, lines: list[str]) -> list[int]:
     return ids
 
 
+BUILD_THREADS = 1
+"""Torch threads of every build, whatever $OMP_NUM_THREADS says: a CPU matmul's reductions are
+split by thread count, so the same recipe trained with 1 and 2 threads gives different weights
+(measured: different model.safetensors, and demo numbers that differ beyond their intervals'
+rounding). With the count fixed, builds in any process on any core count are bit-identical
+(tests/test_reproducible.py). 1, not 2: one thread is also the fastest on a busy machine."""
+
+
 def _thread_count() -> int:
-    """2 threads (the machines have 2 cores), or $OMP_NUM_THREADS when it is set."""
-    env = os.environ.get("OMP_NUM_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return min(2, os.cpu_count() or 1)
+    return BUILD_THREADS
 
 
 def _build(out: Path, recipe: TinyRecipe, progress: bool) -> None:
@@ -296,6 +300,9 @@ def _build(out: Path, recipe: TinyRecipe, progress: bool) -> None:
         finally:
             if bars_were_on:
                 hf_logging.enable_progress_bar()
+        from goodhart.pipeline.io import follow_umask
+
+        follow_umask(out)  # safetensors writes the weights 0600; the cache may be shared
         build_s = time.perf_counter() - t0
         info = {
             "recipe": dataclasses.asdict(recipe),

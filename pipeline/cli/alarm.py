@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from goodhart.pipeline.cli.argtypes import fraction, positive
+
 
 def cmd_alarm_eval(args: argparse.Namespace) -> int:
     import pandas as pd
@@ -62,11 +64,11 @@ def _rule_flags(p: argparse.ArgumentParser) -> None:
     from goodhart.eval.alarm import AlarmRule
 
     p.add_argument(
-        "--alpha", type=float, default=AlarmRule().alpha, help="false-alarm rate under the light-tailed null (0.05)"
+        "--alpha", type=fraction, default=AlarmRule().alpha, help="false-alarm rate under the light-tailed null (0.05)"
     )
     p.add_argument(
         "--tau",
-        type=float,
+        type=positive,
         default=None,
         help=f"DV ratio (gain / sigma_bulk sqrt(2 KL)) a significant point needs to fire (default {AlarmRule().tau:g}, set on the bench's dev half)",
     )

@@ -16,7 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from goodhart.pipeline.errors import USER_ERRORS, UsageError
+from goodhart.pipeline.cli.argtypes import finite, fraction
+from goodhart.pipeline.errors import USER_ERRORS, UsageError, os_error_line
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
 VERB_MODULES = ("cluster", "probe", "alarm", "export", "train_rm", "analyze")
@@ -106,13 +107,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from goodhart.pipeline.io import read_json
-    from goodhart.pipeline.sweeps.record import point_status, status_detail
+    from goodhart.pipeline.sweeps.record import point_status, read_points, status_detail
     from goodhart.pipeline.sweeps.tables import render
 
     root = Path(args.sweep)
-    if not (root / "points.json").is_file():
-        raise FileNotFoundError(f"{root} is not a sweep directory (no points.json)")
+    entries = read_points(root)  # one line on a torn or foreign points.json
     if (root / "slurm_jobs.json").is_file():
         from goodhart.pipeline.cli.cluster import status_slurm
 
@@ -121,7 +120,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     from goodhart.pipeline.sweeps.point import running_state
 
     rows, counts = [], {}
-    entries = read_json(root / "points.json")
     for e, ov in zip(entries, distinguishing_overrides([e["overrides"] for e in entries])):
         st = point_status(root, e["id"])
         counts[st] = counts.get(st, 0) + 1
@@ -138,6 +136,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from goodhart.eval.goodhart import VerdictRule
+    from goodhart.pipeline.io import check_writable_dir
     from goodhart.pipeline.probe.report import is_probe_dir
     from goodhart.pipeline.report.verdicts import build_report, locate_sweep, log_to_mlflow, verdict_table
 
@@ -146,6 +145,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         return cmd_probe_report(args)
     root = locate_sweep(args.sweep)
+    check_writable_dir(Path(args.out) if args.out else root / "report", "report --out")
     rule = VerdictRule(near_base=args.near_base, share_floor=args.share_floor, min_proxy_gain=args.min_proxy_gain)
     rep = build_report(root, rule, Path(args.out) if args.out else None)
     print(verdict_table(rep.labelled))
@@ -269,12 +269,11 @@ def cmd_run_point(args: argparse.Namespace) -> int:
     from goodhart.pipeline.config.schema import RunConfig
     from goodhart.pipeline.io import read_json
     from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
+    from goodhart.pipeline.sweeps.record import read_points
     from goodhart.pipeline.sweeps.tracking import Tracker
 
     root = Path(args.sweep_dir)
-    if not (root / "points.json").is_file():
-        raise FileNotFoundError(f"{root} is not a sweep directory (no points.json)")
-    entries = read_json(root / "points.json")
+    entries = read_points(root)
     if not 0 <= args.index < len(entries):
         raise UsageError(f"index {args.index} is out of range: {root} has points 0..{len(entries) - 1}")
     pdir = root / "points" / entries[args.index]["id"]
@@ -391,20 +390,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default SWEEP/report)")
     p.add_argument(
         "--near-base",
-        type=float,
+        type=fraction,
         default=0.1,
         help="equivalence margin: a utility gain whose upper bound is below this fraction of max(the curve's peak gain, "
         "best-of-2's gain on the base pool) is back at base (default 0.1)",
     )
     p.add_argument(
         "--share-floor",
-        type=float,
+        type=fraction,
         default=0.05,
         help="a utility share of the proxy gain below this fraction of best-of-2's has collapsed: evidence in `why`, "
         "not a label on its own (default 0.05)",
     )
     p.add_argument(
-        "--min-proxy-gain", type=float, default=0.0, help="proxy gain at or below this is 'nothing optimized'"
+        "--min-proxy-gain", type=finite, default=0.0, help="proxy gain at or below this is 'nothing optimized'"
     )
     p.add_argument("--no-mlflow", action="store_true", help="do not log the report to the sweep's parent run")
     p.set_defaults(fn=cmd_report)
@@ -458,6 +457,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except USER_ERRORS as e:
         print(f"goodhart: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a read-only directory, a full disk, a file where a directory goes
+        line = os_error_line(e)
+        if line is None:
+            raise
+        print(f"goodhart: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("goodhart: interrupted; finished points are kept, re-run to continue", file=sys.stderr)

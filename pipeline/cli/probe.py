@@ -43,6 +43,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
         run_over = [*run_over, "utility=same"]
     cfg = load_config(args.config, run_over)
     pcfg = load_probe_config(args.probe_config, probe_over)
+    from goodhart.pipeline.io import check_writable_dir
+    from goodhart.pipeline.probe.run import probe_dir
+
+    check_writable_dir(probe_dir(cfg, pcfg), "probe.dir")  # before any sampling
     result = run_probe(args.mode, cfg, pcfg, progress=not args.quiet)
     print(result.text)
     print(f"\nSaved under {result.dir} ({', '.join(f.name for f in result.files)}); `goodhart report {result.dir}`")

@@ -19,6 +19,7 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
         file, overrides = None, [file, *overrides]
     cfg = load_rm_config(file, overrides)
     out = Path(args.out) if args.out else default_out(cfg)
+    check_before_work(cfg, out)
     tracker = run_id = None
     if cfg.tracking and not (out / CARD_JSON).is_file():
         from goodhart.pipeline.config.schema import TrackingConfig
@@ -59,6 +60,26 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
     if run_id is not None:
         print(f"  MLflow: experiment '{cfg.experiment}', run {run_id}", file=sys.stderr)
     return 0
+
+
+def check_before_work(cfg, out) -> None:
+    """The output directory is writable and a local backbone (or policy) is there, before the
+    minutes of sampling and labelling."""
+    from pathlib import Path
+
+    from goodhart.pipeline.errors import ConfigError
+    from goodhart.pipeline.io import check_writable_dir
+
+    if not (out / "rm_card.json").is_file():
+        check_writable_dir(out, "train-rm --out")
+    for key in ("backbone", "policy"):
+        m = getattr(cfg, key, None)
+        path = getattr(m, "path", None)
+        if getattr(m, "name", None) == "path" and path and not Path(path).expanduser().exists():
+            if str(path).startswith((".", "/", "~")) or str(path).count("/") > 1:  # not a hub id
+                raise ConfigError(
+                    f"{key}.path {path}: no such directory (a local checkpoint, or a hub id 'namespace/name')"
+                )
 
 
 def add_verbs(sub) -> None:

@@ -395,7 +395,9 @@ def log_paths(root: Path, job: str, index: int) -> tuple[Path, Path]:
 
 def snapshot(root: Path) -> Snapshot:
     """Per point: done / running / pending / failed / missing, from the queue, then the disk."""
-    entries = read_json(root / "points.json")
+    from goodhart.pipeline.sweeps.record import read_points
+
+    entries = read_points(root)
     jobs = load_jobs(root)
     latest: dict[int, str] = {}  # index -> array job id of the latest submission that ran this point there
     for j in jobs:

@@ -40,12 +40,60 @@ def configs_dir() -> Path:
 # ---------------------------------------------------------------------------------------------
 # YAML files and composition
 # ---------------------------------------------------------------------------------------------
+MAX_YAML_NODES = 1_000_000  # a config file expands (aliases followed) to at most this many nodes
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a duplicate key (YAML would keep the last one silently) and an
+    alias bomb (a few lines whose aliases expand to billions of nodes)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for k, _ in node.value:
+            key = self.construct_object(k, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise ConfigError(
+                    f"duplicate key {key!r} (lines {seen[key] + 1} and {k.start_mark.line + 1}); keep one"
+                )
+            seen[key] = k.start_mark.line
+        return super().construct_mapping(node, deep)
+
+    def compose_document(self):
+        node = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def size(n) -> int:  # expanded size, each shared (aliased) node counted every time it is used
+            if id(n) in sizes:
+                return sizes[id(n)]
+            sizes[id(n)] = 1  # a recursive alias counts once
+            kids = [c for kv in n.value for c in kv] if isinstance(n, yaml.MappingNode) else n.value
+            total = 1 + (sum(size(c) for c in kids) if isinstance(n, (yaml.MappingNode, yaml.SequenceNode)) else 0)
+            sizes[id(n)] = total
+            if total > MAX_YAML_NODES:
+                raise ConfigError(f"expands to more than {MAX_YAML_NODES:,} values (YAML aliases nested too deep?)")
+            return total
+
+        if node is not None:
+            size(node)
+        return node
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: nested too deep") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
     if data is None:
@@ -222,9 +270,10 @@ def _model_class_at(cls: type[BaseModel], raw_loc: tuple) -> type[BaseModel]:
 _TAGS = {"function-after", "function-before", "function-wrap"}
 
 
-def _clean_loc(loc: tuple) -> list[Any]:
-    """Drop the union-tag elements pydantic puts in locations (``reward.synthetic.error``)."""
-    tags = _TAGS | _all_tags(RunConfig)
+def _clean_loc(loc: tuple, root: type[BaseModel] = RunConfig) -> list[Any]:
+    """Drop the union-tag elements pydantic puts in locations (``reward.synthetic.error``): the
+    tags of `root`'s unions only (a probe's `length` key is no reward type)."""
+    tags = _TAGS | _all_tags(root)
     return [p for p in loc if not (isinstance(p, str) and p in tags)]
 
 
@@ -246,7 +295,7 @@ def _all_tags(cls: type[BaseModel], seen: set | None = None) -> set[str]:
 def format_errors(err: ValidationError, data: dict, root: type[BaseModel] = RunConfig) -> str:
     lines = []
     for e in err.errors():
-        loc = _clean_loc(e["loc"])
+        loc = _clean_loc(e["loc"], root)
         key = ".".join(str(p) for p in loc) or "<root>"
         kind = e["type"]
         if kind == "extra_forbidden":

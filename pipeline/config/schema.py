@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # A run or sweep name becomes a directory under output_dir and an MLflow name: one path part.
+MAX_NAME = 120
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 NAME_WHAT = "a name of letters, digits, '_', '.' and '-' not starting with '.' or '-' (it names a directory)"
 
@@ -753,4 +754,6 @@ def check_name(v: str) -> str:
     """A name that is one directory below output_dir: no spaces, slashes, '.' or '..'."""
     if not re.fullmatch(NAME_PATTERN, v):
         raise ValueError(f"{v!r} is not {NAME_WHAT}")
+    if len(v.encode()) > MAX_NAME:  # a directory name, with files like .points.json.<random>.tmp beside
+        raise ValueError(f"a name of at most {MAX_NAME} characters (it names a directory), got {len(v)}")
     return v

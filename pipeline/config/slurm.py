@@ -51,6 +51,8 @@ EXTRA = r"^--[A-Za-z][A-Za-z0-9\-]*(=[A-Za-z0-9_.,:/@%+=\-\[\]|&!*]*)?$"
 # Options the submission sets itself; giving them again would split a sweep's bookkeeping.
 MIN_ABBREV = 3  # "--a": sbatch would read it as --array when no other option starts so
 RESERVED = ("--array", "--output", "--error", "--open-mode", "--parsable", "--wrap", "--chdir", "--export")
+# ... and those that set the tasks' environment, as --export does (launch.env sets it).
+RESERVED += ("--export-file", "--get-user-env")
 
 
 class SlurmConfig(Strict):

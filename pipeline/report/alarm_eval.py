@@ -30,6 +30,7 @@ from goodhart.eval import metrics as M
 from goodhart.eval.alarm import AlarmRule, decide
 from goodhart.pipeline.errors import UsageError
 from goodhart.pipeline.report.verdicts import gold_labels
+from goodhart.pipeline.sweeps.record import read_results_csv
 
 POSITIVE = ("over-optimized", "catastrophic")
 
@@ -103,9 +104,9 @@ def score_sweeps(dirs: list[Path], rule: AlarmRule = AlarmRule(), fire_on: tuple
         f = Path(d) / "results.csv"
         if not f.is_file():
             raise UsageError(f"{d}: no results.csv (expected a finished sweep directory, e.g. runs/demo)")
-        head = pd.read_csv(f, nrows=1)
+        cols = read_results_csv(f, ())
         for col in (M.ALARM_SIGMA, M.ALARM_P):
-            if col not in head:
+            if col not in cols:
                 raise UsageError(f"{f} has no {col} column: its points predate the calibrated alarm; re-run the sweep")
         lab = gold_labels(Path(d))  # exactly the report's verdicts (paired on prompts)
         lab["sweep"] = str(d)  # the path: two sweeps may share a name (seeds in separate output dirs)
@@ -158,7 +159,7 @@ def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
     only to score the alarm; the alarm itself never saw it)."""
     from goodhart.pipeline.io import read_json
 
-    df = pd.read_csv(Path(d) / "results.csv")
+    df = read_results_csv(Path(d) / "results.csv", ("algo", "mlflow_run_id"))
     df = df[df["algo"].isin(TRAINED) & df["mlflow_run_id"].notna()]
     parent = Path(d) / "parent.json"
     if df.empty or not parent.is_file():

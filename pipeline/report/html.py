@@ -37,7 +37,12 @@ def _point_configs(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
     for pid in labelled.get("point_id", pd.Series(dtype=str)).dropna().unique():
         f = root / "points" / str(pid) / "config.yaml"
         if f.is_file():
-            out.append(yaml.safe_load(f.read_text()) or {})
+            try:
+                tree = yaml.safe_load(f.read_text()) or {}
+            except (OSError, ValueError, yaml.YAMLError):  # torn: the summary skips it
+                continue
+            if isinstance(tree, dict):
+                out.append(tree)
     return out
 
 

@@ -36,13 +36,21 @@ def _reward_of(root: Path, point_id: str) -> dict[str, Any] | None:
     p = root / "points" / str(point_id) / "config.yaml"
     if not p.is_file():
         return None
-    reward = (yaml.safe_load(p.read_text()) or {}).get("reward") or {}
-    return reward if reward.get("type") == "hf" else None
+    try:
+        tree = yaml.safe_load(p.read_text()) or {}
+    except (OSError, ValueError, yaml.YAMLError):  # torn: this section skips the point
+        return None
+    reward = (tree.get("reward") if isinstance(tree, dict) else None) or {}
+    return reward if isinstance(reward, dict) and reward.get("type") == "hf" else None
 
 
 def _card(path: str) -> dict[str, Any]:
     p = Path(path) / "rm_card.json"
-    return read_json(p) if p.is_file() else {}
+    try:
+        card = read_json(p) if p.is_file() else {}
+    except (OSError, ValueError):  # a torn card: the section shows no card figures
+        return {}
+    return card if isinstance(card, dict) else {}
 
 
 def learned_error(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:

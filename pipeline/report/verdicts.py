@@ -23,7 +23,7 @@ from goodhart.eval.goodhart import (
 )
 from goodhart.pipeline.io import atomic_write_text, read_json
 from goodhart.pipeline.report.alarm_tables import alarm_markdown
-from goodhart.pipeline.sweeps.record import write_results
+from goodhart.pipeline.sweeps.record import read_results_csv, write_results
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
 FIT_KIND = {"bon": "bon"}  # every other optimizer is fitted with the RL form
@@ -225,7 +225,9 @@ def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
     one way every reader of verdicts gets them: the report, alarm-eval)."""
     if (root / "points.json").is_file():  # from the points themselves, not a stale table
         write_results(root)
-    df = pd.read_csv(root / "results.csv")
+    df = read_results_csv(
+        root / "results.csv", ("algo", "error_law", "x", M.KL) if not (root / "points").is_dir() else ()
+    )
     if "status" in df:
         df = df[df["status"] == "done"]
     if df.empty:

@@ -54,6 +54,7 @@ def run_sweep(
         for p in points:
             run_point(p.cfg, root / "points" / p.id, None, progress=False)
         return out
+    check_rewards(points)
     check_output_dir(root)
     # Ctrl-C and SIGTERM raise Interrupted from here on: points in flight are recorded as
     # interrupted (rerun next time), the parent run is closed KILLED, workers are stopped.
@@ -75,12 +76,29 @@ def run_sweep(
     return out
 
 
+def check_rewards(points: list[Point], callables: bool = True) -> None:
+    """Plug-ins installed and (with `callables`) callables importable, for every distinct reward
+    of the sweep. A SLURM submission checks plug-ins only: the tasks import callables where
+    they run (their PYTHONPATH), and a broken one fails its points there, with its log."""
+    from goodhart.pipeline.base.pool import check_rewards_exist
+
+    seen = set()
+    for p in points:
+        key = repr((p.cfg.reward, p.cfg.utility))
+        if key not in seen:
+            seen.add(key)
+            check_rewards_exist(p.cfg, callables)
+
+
 def check_output_dir(root: Path) -> None:
-    """The sweep directory and its parents must be directories (or not exist yet)."""
+    """The sweep directory and its parents must be directories (or not exist yet), and writable."""
+    from goodhart.pipeline.io import check_writable_dir
+
     for p in [root, *root.parents]:
         if p.exists() and not p.is_dir():
             raise ConfigError(
                 f"output directory {root}: {p} exists and is not a directory (change output_dir or --output)"
             )
         if p.is_dir():
-            return
+            break
+    check_writable_dir(root, "output directory")

@@ -14,7 +14,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
+from goodhart.pipeline.errors import is_disk_full
+from goodhart.pipeline.io import atomic_write_json
+from goodhart.pipeline.sweeps.point import INTERRUPTED, RESULT, RUNNING, TrackingTarget, run_point, stale_reason
 from goodhart.pipeline.sweeps.record import point_status, write_results
 from goodhart.pipeline.sweeps.runstate import die_with_parent, on_signal
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
@@ -35,17 +37,36 @@ def _worker_init(threads: int) -> None:
     # SIGTERM. A worker whose parent dies (kill -9) gets SIGTERM too: no orphan keeps computing.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _worker_term)
-    die_with_parent()
+    import multiprocessing
+
+    origin = multiprocessing.parent_process()
+    _busy["parent"] = origin.pid if origin is not None and origin.pid else os.getppid()
+    die_with_parent(on_orphan=lambda: leave_orphaned(_busy["dir"] if _busy["task"] else None))
     pin_threads(threads)
 
 
-_busy = {"task": False}
+_busy: dict[str, Any] = {"task": False, "dir": None, "parent": None}
 
 
 def _worker_term(signum: int, frame: Any) -> None:
     if not _busy["task"]:  # idle between points: nothing to record
         os._exit(130)
+    if _busy["parent"] is not None and os.getppid() != _busy["parent"]:
+        leave_orphaned(_busy["dir"])
     on_signal(signum, frame)  # Interrupted, now or at the end of a deferred() record
+
+
+def leave_orphaned(point_dir: str | None) -> None:
+    """The runner is gone (kill -9): leave at once. No MLflow call: the signal may have landed
+    inside a commit of this very process, whose lock a retry would wait on for minutes (SQLite
+    rolls the open transaction back when the process exits). The point is recorded as
+    interrupted on disk; the rerun continues its child run (run.json) or closes it."""
+    with contextlib.suppress(Exception):
+        d = Path(point_dir) if point_dir else None
+        if d is not None and not (d / RESULT).is_file():
+            atomic_write_json(d / INTERRUPTED, {"signal": "runner died", "at": time.time()})
+            (d / RUNNING).unlink(missing_ok=True)
+    os._exit(143)
 
 
 def _worker(
@@ -53,7 +74,7 @@ def _worker(
 ) -> tuple[str, str | None]:
     from goodhart.pipeline.config.schema import RunConfig
 
-    _busy["task"] = True
+    _busy["task"], _busy["dir"] = True, point_dir
     try:
         cfg = RunConfig.model_validate(cfg_json)
         target = TrackingTarget(Tracker(uri), exp, parent) if uri and exp else None  # type: ignore[arg-type]
@@ -63,6 +84,8 @@ def _worker(
         # run_point has recorded the point as interrupted; take no further task from the queue.
         os._exit(130)
     except Exception as e:
+        if is_disk_full(e):
+            raise  # the parent stops the sweep (f.result() re-raises it there)
         return point_dir, f"{type(e).__name__}: {e}"
     finally:
         _busy["task"] = False
@@ -98,7 +121,9 @@ def run_local(
     target: TrackingTarget | None = None,
 ) -> dict[str, Any]:
     """Run every unfinished point; returns {'done': n, 'skipped': n, 'failed': {id: message}}."""
-    todo = [p for p in points if point_status(root, p.id) != "done"]
+    # Not done: no valid result, or one scored by a reward that has changed since (run_point
+    # says which, sets the old result aside and runs the point again).
+    todo = [p for p in points if point_status(root, p.id) != "done" or stale_reason(p.cfg, root / "points" / p.id)]
     summary: dict[str, Any] = {"skipped": len(points) - len(todo), "done": 0, "failed": {}}
     if not todo:
         write_results(root)
@@ -110,6 +135,8 @@ def run_local(
             run_point(p.cfg, root / "points" / p.id, target, progress=progress)
             summary["done"] += 1
         except Exception as e:
+            if is_disk_full(e):  # every next point would fail the same way: stop at the first
+                raise
             summary["failed"][p.id] = f"{type(e).__name__}: {e}"
         bar.update(1)
         write_results(root)

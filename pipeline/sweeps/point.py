@@ -23,7 +23,7 @@ from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, error_utility_corr
 from goodhart.pipeline.config.load import to_yaml
 from goodhart.pipeline.config.schema import DistributionalReward, HFReward, RunConfig, SyntheticReward
-from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, read_json, short_hash
+from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, npz_problem, read_json, short_hash
 from goodhart.pipeline.sweeps.curves import curve_identity
 from goodhart.pipeline.sweeps.labels import point_tags, run_name
 from goodhart.pipeline.sweeps.runstate import deferred, open_child_run
@@ -39,6 +39,7 @@ PREEMPTED = "preempted.json"  # stopped on a preemption signal after checkpointi
 INTERRUPTED = "interrupted.json"  # stopped by Ctrl-C / SIGTERM: pending, not failed
 # The numbers a result must hold, finite, to count as done (a NaN result is no result).
 REQUIRED_FINITE = (M.PROXY, M.UTILITY, M.GAIN_PROXY, M.GAIN_UTILITY, M.KL, "x")
+REQUIRED_TEXT = ("point_id", "algo", "error_law", "x_name")  # what every reader of a row groups by
 
 
 def point_id(cfg: RunConfig) -> str:
@@ -95,6 +96,9 @@ def row_problem(row: Any) -> str | None:
     """Why a result row is not a valid result (None when it is)."""
     if not isinstance(row, dict):
         return f"expected a mapping, got {type(row).__name__}"
+    for k in REQUIRED_TEXT:
+        if not isinstance(row.get(k), str):
+            return f"'{k}' is missing (a result of another version?)"
     for k in REQUIRED_FINITE:
         v = row.get(k)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -106,7 +110,8 @@ def row_problem(row: Any) -> str | None:
 
 def result_problem(point_dir: Path) -> str | None:
     """Why <point_dir>/result.json does not mark the point done (None when it does, or when there
-    is no result.json at all): unreadable, truncated, or holding non-finite numbers."""
+    is no result.json at all): unreadable, truncated, holding non-finite numbers, or naming a
+    file (per_prompt.npz, the sweep's pool scores) that is missing or torn."""
     p = point_dir / RESULT
     if not p.is_file():
         return None
@@ -115,23 +120,68 @@ def result_problem(point_dir: Path) -> str | None:
     except (OSError, ValueError) as e:
         return f"{RESULT} is unreadable ({type(e).__name__}: {str(e)[:80]})"
     bad = row_problem(row)
-    return f"{RESULT} is not a valid result: {bad}" if bad else None
+    if bad:
+        return f"{RESULT} is not a valid result: {bad}"
+    for f in named_files(point_dir, row):
+        why = npz_problem(f)
+        if why:
+            return f"{RESULT} names {f.name}, which {why.split(' ', 1)[1]}"
+    return None
+
+
+def named_files(point_dir: Path, row: dict[str, Any]) -> list[Path]:
+    """The files a result row names, which must be readable for the point to be done."""
+    out = []
+    if isinstance(row.get("per_prompt_file"), str):
+        out.append(point_dir / row["per_prompt_file"])
+    if isinstance(row.get("pool_file"), str):
+        out.append(_sweep_root(point_dir) / row["pool_file"])
+    return out
+
+
+def _sweep_root(point_dir: Path) -> Path:
+    return point_dir.parent.parent if point_dir.parent.name == "points" else point_dir
 
 
 def load_result(point_dir: Path) -> dict[str, Any] | None:
-    """The point's result row, if it is done: result.json parses and its numbers are finite."""
+    """The point's result row, if it is done: result.json parses, its numbers are finite and the
+    files it names read."""
     p = point_dir / RESULT
     if not p.is_file() or result_problem(point_dir) is not None:
         return None
     return read_json(p)
 
 
+def scoring_identity(cfg: RunConfig) -> str:
+    """What scores the point: the checkpoints' content, the callables' source, the plug-ins'
+    release (pool.rewards_identity, the score cache's own key). Kept in result.json: a point
+    whose reward changed since it ran is not done."""
+    from goodhart.pipeline.base.pool import rewards_identity
+
+    return short_hash(rewards_identity(cfg), 16)
+
+
+IDENTITY = "reward_identity"
+_BUILTIN = short_hash([None, None], 16)  # built-in rewards only: what a result from before the check means
+
+
+def stale_reason(cfg: RunConfig, point_dir: Path, row: dict[str, Any] | None = None) -> str | None:
+    """Why a finished point's result no longer answers its config (None when it does)."""
+    row = row if row is not None else load_result(point_dir)
+    if row is None:
+        return None
+    have, want = row.get(IDENTITY) or _BUILTIN, scoring_identity(cfg)
+    if have == want:
+        return None
+    return f"its reward changed since it ran (a new checkpoint, edited callable or plug-in release: identity {have} -> {want})"
+
+
 def _save_pool_scores(point_dir: Path, pool) -> str:
     """Base-policy scores, once per pool, beside the sweep (for tail diagnostics in reports).
     Returns the path relative to the sweep directory."""
-    root = point_dir.parent.parent if point_dir.parent.name == "points" else point_dir
+    root = _sweep_root(point_dir)
     rel = f"pools/{short_hash(pool.key)}.npz"
-    if not (root / rel).is_file():
+    if npz_problem(root / rel):  # missing, or torn (a point that named it is being rerun)
         atomic_savez(root / rel, proxy=pool.proxy, utility=pool.utility, error=pool.error)
     return rel
 
@@ -151,13 +201,14 @@ def run_point(
     """Run (or skip, if finished) one point; returns its result row. Raises on failure after
     recording it in error.json and, if tracking, a FAILED child run."""
     done = load_result(point_dir)
-    if done is not None:
+    stale = stale_reason(cfg, point_dir, done) if done is not None else None
+    if done is not None and stale is None:
         return done
-    problem = result_problem(point_dir)
+    problem = stale or result_problem(point_dir)
     if problem is not None and int(os.environ.get("RANK", "0")) == 0:
-        # Not done after all: keep the bad file aside (for a look) and run the point again.
+        # Not done after all: keep the bad files aside (for a look) and run the point again.
         print(f"goodhart: notice: point {point_dir.name}: {problem}; running it again", file=sys.stderr)
-        os.replace(point_dir / RESULT, point_dir / (RESULT + ".invalid"))
+        set_aside(point_dir, ".stale" if stale else ".invalid")
     # Under `accelerate launch` every rank runs this; only rank 0 records anything.
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if not main_rank:
@@ -171,6 +222,20 @@ def run_point(
     finally:
         if main_rank:
             (point_dir / RUNNING).unlink(missing_ok=True)
+
+
+def set_aside(point_dir: Path, suffix: str) -> None:
+    """Move result.json, and the point's own files it names that are torn, to NAME<suffix>."""
+    try:
+        row = json.loads((point_dir / RESULT).read_text())
+    except (OSError, ValueError):
+        row = None
+    if isinstance(row, dict):
+        for f in named_files(point_dir, row):
+            if f.parent == point_dir and f.is_file() and npz_problem(f):
+                os.replace(f, f.with_name(f.name + suffix))
+    if (point_dir / RESULT).is_file():
+        os.replace(point_dir / RESULT, point_dir / (RESULT + suffix))
 
 
 def mark_running(point_dir: Path) -> None:
@@ -271,6 +336,7 @@ def _run_point(
             "seconds": round(time.time() - t0, 2),
             "warnings": " | ".join(str(w.message) for w in caught),
             "mlflow_run_id": run_id,
+            IDENTITY: scoring_identity(cfg),
         }
         if not main_rank:
             return row
@@ -323,7 +389,11 @@ def _run_point(
         if run_id is not None:
             try:
                 with deferred():  # a second Ctrl-C must not leave the run RUNNING
-                    target.tracker.finish(run_id, "KILLED" if preempted or interrupted else "FAILED")  # type: ignore[union-attr]
+                    # Stopped: one try. The signal may have landed inside this process's own
+                    # commit, whose lock a retry would wait on (the rerun closes the run).
+                    target.tracker.finish(  # type: ignore[union-attr]
+                        run_id, "KILLED" if preempted or interrupted else "FAILED", attempts=1 if interrupted else 8
+                    )
             except Exception:
                 pass
         if not main_rank:

@@ -9,6 +9,7 @@ Imports: config, io, sweeps.point, sweeps.tracking, sweeps.tables.
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from goodhart.pipeline.io import atomic_write, atomic_write_json, atomic_write_t
 from goodhart.pipeline.sweeps.point import (
     ERROR,
     INTERRUPTED,
+    RUNNING,
     TrackingTarget,
     load_result,
     result_problem,
@@ -38,14 +40,13 @@ def write_sweep_dir(
     """keep_finished (a partial run: --only/--branch): finished points of points.json that are
     not among `points` stay listed after them, so results.csv still shows the whole study."""
     root.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(root)
     if sweep_file is not None:
         atomic_write_text(root / "sweep.yaml", sweep_file.read_text())
     entries = [{"index": p.index, "id": p.id, "overrides": p.overrides} for p in points]
     if keep_finished and (root / "points.json").is_file():
         ids = {p.id for p in points}
-        old = [
-            e for e in read_json(root / "points.json") if e["id"] not in ids and load_result(root / "points" / e["id"])
-        ]
+        old = [e for e in read_points(root) if e["id"] not in ids and load_result(root / "points" / e["id"])]
         entries += [{**e, "index": len(points) + i} for i, e in enumerate(old)]
     atomic_write_json(root / "points.json", entries)
     from goodhart.pipeline.config.load import to_yaml
@@ -55,6 +56,91 @@ def write_sweep_dir(
         d.mkdir(parents=True, exist_ok=True)
         if not (d / "config.yaml").is_file():
             atomic_write_text(d / "config.yaml", to_yaml(p.cfg))
+
+
+REWRITE = "re-run `goodhart sweep` on the sweep file to rewrite it (finished points are kept)"
+
+
+def read_points(root: Path) -> list[dict[str, Any]]:
+    """points.json: a list of {index, id, overrides}; SweepDirError (one line naming the file)
+    when it is torn or of another shape, FileNotFoundError when there is none."""
+    from goodhart.pipeline.errors import SweepDirError
+
+    f = root / "points.json"
+    if not f.is_file():
+        raise FileNotFoundError(f"{root} is not a sweep directory (no points.json)")
+    try:
+        entries = json.loads(f.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as e:
+        raise SweepDirError(f"{f} is unreadable ({type(e).__name__}: {str(e)[:60]}); {REWRITE}") from None
+    if not isinstance(entries, list):
+        raise SweepDirError(f"{f}: expected a list of points, got {type(entries).__name__}; {REWRITE}")
+    for i, e in enumerate(entries):
+        ok = (
+            isinstance(e, dict)
+            and isinstance(e.get("id"), str)
+            and e["id"].isalnum()
+            and isinstance(e.get("index"), int)
+            and isinstance(e.get("overrides"), dict)
+        )
+        if not ok:
+            raise SweepDirError(f"{f}: entry {i} is not {{index, id, overrides}} ({str(e)[:60]}); {REWRITE}")
+    return entries
+
+
+RESULT_COLUMNS = ("point_id", "status")  # what every results.csv row has, done or not
+
+
+def read_results_csv(path: Path, need: tuple[str, ...] = RESULT_COLUMNS):
+    """results.csv as a DataFrame; SweepDirError (one line) when empty, torn, or lacking a column."""
+    import pandas as pd
+
+    from goodhart.pipeline.errors import SweepDirError
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.parent}: no results.csv (expected a sweep directory, e.g. runs/demo)")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+        raise SweepDirError(
+            f"{path} is empty or torn ({type(e).__name__}); re-run `goodhart sweep` (or `goodhart report`) to rebuild it"
+        ) from None
+    missing = [c for c in need if c not in df]
+    if missing:
+        raise SweepDirError(
+            f"{path} has no column {', '.join(map(repr, missing))}: not a goodhart results table of this version; "
+            "re-run the sweep"
+        )
+    return df
+
+
+TMP_AGE = 600.0  # seconds: an atomic write's temp file older than this was left by a killed process
+
+
+def clean_leftovers(root: Path) -> dict[str, int]:
+    """What kill -9 leaves: `.NAME.*.tmp` files of atomic writes (older than TMP_AGE, so a live
+    SLURM task's write in progress is never touched) and the running.json of a point that is
+    done or whose pid on this host is gone. Returns the counts removed."""
+    import time
+
+    out = {"tmp": 0, "running": 0}
+    now = time.time()
+    for d in [root, root / "pools", *(root / "points").glob("*")]:
+        if not d.is_dir():
+            continue
+        for f in d.glob(".*.tmp"):
+            try:
+                if now - f.stat().st_mtime > TMP_AGE:
+                    f.unlink()
+                    out["tmp"] += 1
+            except OSError:
+                pass
+        if d.parent.name == "points" and (d / RUNNING).is_file():
+            run = running_state(d)
+            if load_result(d) is not None or (run is not None and run[0] == "stale"):
+                (d / RUNNING).unlink(missing_ok=True)
+                out["running"] += 1
+    return out
 
 
 def point_status(root: Path, pid: str) -> str:
@@ -91,7 +177,7 @@ def results_table(root: Path):
     import pandas as pd
 
     rows = []
-    for entry in read_json(root / "points.json"):
+    for entry in read_points(root):
         d = root / "points" / entry["id"]
         res = load_result(d)
         if res is None:

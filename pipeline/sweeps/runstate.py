@@ -10,7 +10,8 @@
   left RUNNING and that no point directory claims; the claimed ones are continued when their
   point runs again.
 - Workers: a local worker process dies with its parent (PR_SET_PDEATHSIG on Linux, and a
-  getppid watchdog everywhere), so kill -9 of `goodhart sweep` leaves no orphan computing.
+  getppid watchdog everywhere), so kill -9 of `goodhart sweep` leaves no orphan computing; an
+  orphan leaves at once, without an MLflow call (sweeps/local.py leave_orphaned).
 """
 
 from __future__ import annotations
@@ -78,8 +79,11 @@ def deferred() -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 # Worker processes
 # ---------------------------------------------------------------------------------------------
-def die_with_parent() -> None:
-    """In a worker: get SIGTERM when the parent process dies (kill -9 included)."""
+def die_with_parent(on_orphan: Callable[[], None] | None = None) -> None:
+    """In a worker: get SIGTERM when the parent process dies (kill -9 included). The watchdog
+    thread calls `on_orphan` instead when given: a signal handler runs only when the main thread
+    next runs Python, which a C call (SQLite waiting on a lock this very process holds) can put
+    off for minutes; a thread runs meanwhile."""
     import multiprocessing
 
     # The pid that started us (not getppid(): the parent may already be gone, and we adopted by init,
@@ -101,6 +105,9 @@ def die_with_parent() -> None:
         while True:
             time.sleep(1.0)
             if os.getppid() != parent:
+                if on_orphan is not None:
+                    time.sleep(1.0)  # the main thread's handler first, if it can run
+                    on_orphan()
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
 

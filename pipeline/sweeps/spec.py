@@ -20,6 +20,7 @@ results.csv / results.parquet (one row per point, rewritten after every point).
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,17 @@ class Point:
     id: str
     overrides: dict[str, Any]
     cfg: RunConfig
+
+
+MAX_POINTS = 10_000  # points one sweep may expand to (each is validated before anything runs)
+
+
+def n_combos(b: Branch) -> int:
+    """How many override sets `_combos(b)` gives, without building them."""
+    n = 1
+    for v in b.grid.values():
+        n *= len(v)
+    return n * (len(next(iter(b.zip.values()))) if b.zip else 1)
 
 
 def _combos(b: Branch) -> list[dict[str, Any]]:
@@ -185,6 +197,13 @@ def expand_selected(
 
     cli = dict(parse_override(o) for o in (cli_overrides or []))
     wanted = [parse_override(o) for o in (only or [])]
+    n = n_combos(sweep) * max(1, sum(n_combos(b) for b in sweep.branches))
+    limit = int(os.environ.get("GOODHART_MAX_POINTS") or MAX_POINTS)
+    if n > limit:
+        raise ConfigError(
+            f"sweep '{sweep.name}' expands to {n:,} points, more than the {limit:,} one sweep may have "
+            "(split it into several sweeps, or set GOODHART_MAX_POINTS)"
+        )
     top = _combos(sweep)
     chosen = _branch_indices(sweep, branches)
     combos = [(i, c) for i, b in enumerate(sweep.branches) for c in _combos(b)] or [(None, {})]

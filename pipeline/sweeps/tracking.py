@@ -78,13 +78,25 @@ def check_store(uri: str) -> None:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT) as r:
                 r.read(64)
         except urllib.error.HTTPError as e:
-            if e.code >= 500:
+            if e.code >= 500:  # 401/403/404: auth or an old server; the API call below decides
                 raise TrackingError(f"tracking server {uri} answered /health with HTTP {e.code}; {what}") from None
         except (OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
             raise TrackingError(
                 f"tracking server {uri} is not reachable ({reason}); start it (`goodhart server`), or {what}"
             ) from None
+        # Up is not usable: a proxy that answers 403 everywhere, or /health 200 with the API at
+        # 503. One real API call, through MLflow's own client (its auth, TLS settings), one try.
+        try:
+            with _one_try():
+                Tracker(uri).client.search_experiments(max_results=1)
+        except Exception as e:
+            import re
+
+            code = re.search(r"(?:error code |too many |\b)([45]\d\d)(?: != 200| error responses)", str(e))
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            why = f"answers HTTP {code.group(1)}" if code else f"fails ({type(e).__name__}: {first})"
+            raise TrackingError(f"tracking server {uri} is up but its API {why}; {what}") from None
         return
     db = sqlite_path(uri)
     if db is not None and not db.parent.is_dir():
@@ -92,12 +104,41 @@ def check_store(uri: str) -> None:
     try:
         if db is not None:
             with _file_lock(db.parent / f".{db.name}.create.lock"):
+                if not db.exists():
+                    _create_sqlite_store(db)
                 Tracker(uri).client.search_experiments(max_results=1)
         else:
             Tracker(uri).client.search_experiments(max_results=1)
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise TrackingError(f"tracking store {uri} cannot be used ({type(e).__name__}: {first}); {what}") from None
+
+
+def _create_sqlite_store(db: Path) -> None:
+    """A new SQLite store, created beside its final name and renamed into place: MLflow builds the
+    schema in several transactions, and a kill -9 midway would leave a store every later run
+    refuses ("table ... already exists"). Holds the creation lock (check_store)."""
+    for stale in db.parent.glob(f".{db.name}.creating-*"):  # a killed creator's
+        stale.unlink(missing_ok=True)
+    tmp = db.parent / f".{db.name}.creating-{os.getpid()}"
+    Tracker(f"sqlite:///{tmp}").client.search_experiments(max_results=1)
+    os.replace(tmp, db)
+
+
+@contextlib.contextmanager
+def _one_try():
+    """MLflow's HTTP client without its retries (7, with backoff: minutes on a 503) and with a short timeout."""
+    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(HEALTH_TIMEOUT))}
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def retry(fn: Callable[[], T], attempts: int = 8) -> T:
@@ -195,8 +236,8 @@ class Tracker:
     def log_table(self, run_id: str, df, artifact_file: str) -> None:
         retry(lambda: self.client.log_table(run_id, data=df, artifact_file=artifact_file))
 
-    def finish(self, run_id: str, status: str = "FINISHED") -> None:
-        retry(lambda: self.client.set_terminated(run_id, status=status))
+    def finish(self, run_id: str, status: str = "FINISHED", attempts: int = 8) -> None:
+        retry(lambda: self.client.set_terminated(run_id, status=status), attempts)
 
 
 def tracker_for(cfg: TrackingConfig) -> Tracker | None:

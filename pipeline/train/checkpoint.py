@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from goodhart.pipeline.io import atomic_write_json, read_json
+from goodhart.pipeline.io import atomic_write_json, follow_umask, read_json
 
 STATE = "trainer_state.json"
 _NAME = re.compile(r"step-(\d+)$")
@@ -56,6 +56,7 @@ class Checkpointer:
         acc.wait_for_everyone()  # every process's files (its RNG state) are in tmp before the rename
         if acc.is_main_process:
             atomic_write_json(tmp / STATE, {**state, "step": step})  # last inside: marks it complete
+            follow_umask(tmp)  # torch.save / safetensors write 0600
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)

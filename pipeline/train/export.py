@@ -167,6 +167,9 @@ def export_policy(point_dir: Path, out: Path, keep_adapter: bool = False, progre
     lm.save_pretrained(str(out))
     tok.padding_side = "left"  # generation pads on the left
     tok.save_pretrained(str(out))
+    from goodhart.pipeline.io import follow_umask
+
+    follow_umask(out)
     row = read_json(point_dir / "result.json") if (point_dir / "result.json").is_file() else {}
     atomic_write_text(out / "README.md", model_card(cfg, row, step, adapter))
     atomic_write_text(out / "goodhart_config.yaml", to_yaml(cfg))

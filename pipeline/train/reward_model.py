@@ -355,6 +355,9 @@ def train_reward_model(
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         final.save_pretrained(out)
         tok.save_pretrained(out)
+        from goodhart.pipeline.io import follow_umask
+
+        follow_umask(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

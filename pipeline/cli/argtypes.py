@@ -1,0 +1,38 @@
+"""argparse types for numbers with a range: `--near-base nan` or `--dv-alarm -1` is refused by
+the parser (exit 2, one line naming the option) instead of quietly giving nonsense verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _number(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def finite(text: str) -> float:
+    """Any finite number."""
+    return _number(text)
+
+
+def fraction(text: str) -> float:
+    """A finite number in [0, 1]."""
+    v = _number(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {v:g}")
+    return v
+
+
+def positive(text: str) -> float:
+    """A finite number > 0."""
+    v = _number(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v:g}")
+    return v
