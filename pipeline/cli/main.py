@@ -431,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     if not Path("/dev/nvidia0").exists():  # DeepSpeed (imported by accelerate) would warn it fell back to CPU
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # OpenMP threads sleep between parallel regions instead of spinning on cores the neighbours
+    # need (read when torch loads; benchmarks/bench_threads.py measures it). pipeline/base/threads.py
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     # Overrides may come after options (`sweep FILE --jobs 2 algo.kl.coef=1`): argparse leaves
     # those as unknown; take the key=value ones as overrides, reject anything else.
