@@ -161,6 +161,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     for note in rep.notes:
         print(f"\n{note}")
     run_id = None if args.no_mlflow else log_to_mlflow(rep)
+    if not rep.coverage.complete:  # report/coverage.py: which points the verdict does not cover
+        print(f"\n{rep.coverage.text(root)}")
     print(f"\nsweep verdict: {rep.verdict}.  Report: {rep.files[-1]}  (plots beside it)")
     if run_id:
         print(f"Logged to MLflow parent run {run_id} (artifacts under report/, tag goodhart.verdict={rep.verdict})")
