@@ -176,3 +176,24 @@ def test_the_cli_asks_openmp_not_to_spin(monkeypatch, tmp_path):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice stays
     assert main(["config", "show"]) == 0
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+# ---- set-up -------------------------------------------------------------------------------------
+def test_make_setup_says_what_each_long_step_is(tmp_path):
+    """`make setup` announces each step and lets pip print its lines for the two big installs
+    (no -q there); with no terminal (CI) pip's bar is off, never a wall of redraws."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run(
+        ["make", "-n", "setup", f"VENV={tmp_path / 'venv'}"], cwd=repo, capture_output=True, text=True, timeout=30
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    stages = [ln for ln in lines if "setup " in ln and ln.startswith("echo")]
+    assert len(stages) == 5 and "1/4" in stages[0] and "done" in stages[-1]
+    big = [ln for ln in lines if "pip install" in ln and ("TORCH" in ln or "torch==" in ln or " -e " in ln)]
+    assert len(big) == 2 and all(" -q " not in ln and "--progress-bar off" in ln for ln in big)
