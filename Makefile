@@ -69,4 +69,4 @@ test-all: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf runs mlflow.db .pytest_cache
+	rm -rf runs mlflow.db mlflow.db-wal mlflow.db-shm .pytest_cache

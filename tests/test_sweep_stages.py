@@ -197,3 +197,23 @@ def test_make_setup_says_what_each_long_step_is(tmp_path):
     assert len(stages) == 5 and "1/4" in stages[0] and "done" in stages[-1]
     big = [ln for ln in lines if "pip install" in ln and ("TORCH" in ln or "torch==" in ln or " -e " in ln)]
     assert len(big) == 2 and all(" -q " not in ln and "--progress-bar off" in ln for ln in big)
+
+
+# ---- MLflow on SQLite ---------------------------------------------------------------------------
+def test_a_sqlite_tracking_store_commits_in_wal_mode(in_tmp):
+    """WAL + synchronous=NORMAL (pipeline/sweeps/sqlite_store.py): fewer fsyncs per MLflow call.
+    The mode is the file's, so other readers (the UI, a plain MlflowClient) see it too."""
+    import sqlite3
+
+    from mlflow import MlflowClient
+
+    f = _sweep(in_tmp, DIST, [{"set": {"algo": "bon"}, "grid": {"algo.n": [1, 2]}}])
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    con = sqlite3.connect(in_tmp / "mlflow.db")
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        con.close()
+    exp = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}").get_experiment_by_name("st")
+    runs = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}").search_runs([exp.experiment_id])
+    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)  # parent + 2 points

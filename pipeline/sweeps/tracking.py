@@ -136,6 +136,10 @@ class Tracker:
 
         self.uri = uri
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        if uri.startswith("sqlite:"):  # WAL commits: a fresh store ~3x, each run ~2x faster (sqlite_store.py)
+            from goodhart.pipeline.sweeps.sqlite_store import fast_sqlite_commits
+
+            fast_sqlite_commits()
         self.client = MlflowClient(tracking_uri=uri)
 
     def experiment_id(self, name: str) -> str:
