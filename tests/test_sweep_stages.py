@@ -217,3 +217,32 @@ def test_a_sqlite_tracking_store_commits_in_wal_mode(in_tmp):
     exp = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}").get_experiment_by_name("st")
     runs = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}").search_runs([exp.experiment_id])
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)  # parent + 2 points
+
+
+def test_a_new_sqlite_store_is_a_copy_of_an_empty_one_and_works(tmp_path, monkeypatch):
+    """The second new store on a machine is copied from the template the first one built
+    (sqlite_store.seed_new_store): MLflow's schema, no experiment of the template's, and
+    MLflow's Default experiment made on first open with this store's own artifact root."""
+    from mlflow import MlflowClient
+
+    from goodhart.pipeline.io import cache_dir
+    from goodhart.pipeline.sweeps.sqlite_store import seed_new_store
+    from goodhart.pipeline.sweeps.tracking import check_store
+
+    monkeypatch.setenv("GOODHART_CACHE", str(tmp_path / "cache"))
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        monkeypatch.chdir(d)
+        check_store(f"sqlite:///{d / 'mlflow.db'}")
+        c = MlflowClient(f"sqlite:///{d / 'mlflow.db'}")
+        [default] = c.search_experiments()
+        assert default.name == "Default" and str(d) in default.artifact_location
+        exp = c.create_experiment("x")
+        run = c.create_run(exp).info.run_id
+        c.log_metric(run, "m", 1.0)
+        c.set_terminated(run)
+        assert c.get_run(run).data.metrics == {"m": 1.0}
+    [tpl] = (cache_dir() / "mlflow-store").glob("empty-*.db")
+    assert not seed_new_store(tmp_path / "a" / "mlflow.db")  # an existing store is never replaced
+    assert tpl.stat().st_size > 0

@@ -92,6 +92,9 @@ def check_store(uri: str) -> None:
     try:
         if db is not None:
             with _file_lock(db.parent / f".{db.name}.create.lock"):
+                from goodhart.pipeline.sweeps.sqlite_store import seed_new_store
+
+                seed_new_store(db)  # a copy of an empty store, not MLflow's ~50 migrations again
                 Tracker(uri).client.search_experiments(max_results=1)
         else:
             Tracker(uri).client.search_experiments(max_results=1)
