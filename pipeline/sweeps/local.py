@@ -129,7 +129,8 @@ def run_local(
         return summary
     if any(not p.cfg.distributional for p in todo):  # a language model runs: threads from the free cores
         pin_threads(choose_threads(1))
-    build_pools(todo, root, progress)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under `accelerate launch` the other ranks would wait on it
+        build_pools(todo, root, progress)
     bar = tqdm(total=len(todo), desc=f"sweep {sweep.name}", unit="point", disable=not progress)
     table = ResultsWriter(root)  # the sweep's caller writes the complete table at the end
 
