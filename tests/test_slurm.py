@@ -287,9 +287,39 @@ def test_tasks_that_end_without_a_result_are_failed(cluster, tmp_path, capsys):
     assert main(["status", str(root)]) == 0
     cap = capsys.readouterr()
     assert "done: 1" in cap.out and "failed: 2" in cap.out
-    assert "lost: no result" in cap.err and f"log: {root / 'logs' / '987654_0.err'}" in cap.err
+    # 987654 never ran here: no log exists, so none is named
+    assert "never started: no result, no error, no log" in cap.err and "987654_0.err" not in cap.err
     assert "task ended FAILED (exit 127:0) without a result" in cap.err
+    assert f"log: {root / 'logs' / f'{job}_1.err'}" in cap.err  # this one ran: its log is named
     assert "No such file" in (root / "logs" / f"{job}_1.err").read_text()
+
+
+def test_a_task_cancelled_while_pending_is_said_so_and_names_no_log(cluster, tmp_path, capsys):
+    """scancel of a held (pending) task: it never started, so it wrote no log; status says it
+    was cancelled before starting and names no log file."""
+    root = tmp_path / "held"
+    (root / "points" / "p0").mkdir(parents=True)
+    (root / "points.json").write_text(json.dumps([{"index": 0, "id": "p0", "overrides": {}}]))
+    logs = root / "logs"
+    r = subprocess.run(
+        ["sbatch", "--parsable", "--hold", "--array=0", f"--output={logs}/%A_%a.out", f"--error={logs}/%A_%a.err"]
+        + [str(SCRIPT), str(root)],
+        cwd=tmp_path,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    job = r.stdout.strip()
+    assert r.returncode == 0 and job, r.stderr
+    (root / "slurm_jobs.json").write_text(json.dumps([{"job_id": job, "array": "0", "points": {"0": "p0"}}]))
+    cluster.run("scancel", job)
+    wait_for(cluster, job, timeout=60)
+    assert main(["status", str(root)]) == 0
+    cap = capsys.readouterr()
+    assert "failed: 1" in cap.out
+    assert "cancelled before it started (no log)" in cap.err, cap.err
+    assert "log:" not in cap.err and not (logs.exists() and list(logs.iterdir()))
 
 
 def test_sacct_output_is_read_when_accounting_is_on(tmp_path, monkeypatch):
@@ -427,13 +457,30 @@ def test_dry_run_prints_script_and_command_and_quotes_what_enters_the_script(in_
     assert not list(in_tmp.rglob("PWNED"))
 
 
-def test_sqlite_tracking_is_refused_unless_opted_in(in_tmp, capsys):
+def test_sqlite_tracking_is_refused_unless_opted_in(in_tmp, capsys, monkeypatch):
+    monkeypatch.setattr("goodhart.pipeline.cluster.slurm.submit", lambda argv: pytest.fail("sbatch was called"))
     f = write_sweep(in_tmp, "lite")
-    assert main(["sweep", str(f), "--backend", "slurm", "--dry-run"]) == 2
+    assert main(["sweep", str(f), "--backend", "slurm"]) == 2
     err = capsys.readouterr().err
     assert "SQLite" in err and "goodhart server" in err and "--allow-sqlite" in err and err.count("\n") == 1
+    assert not (in_tmp / "runs" / "lite").exists()
+    # A dry run submits nothing: it needs no tracking server, and says what a submission would refuse.
+    assert main(["sweep", str(f), "--backend", "slurm", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "# note: a real submission would be refused:" in out and "goodhart server" in out
     assert main(["sweep", str(f), "--backend", "slurm", "--dry-run", "--allow-sqlite"]) == 0
     assert main(["sweep", str(f), "--backend", "slurm", "--dry-run", "tracking.enabled=false"]) == 0
+    assert "# note:" not in capsys.readouterr().out
+
+
+def test_a_dry_run_needs_no_live_tracking_server_and_names_accelerate_by_full_path(in_tmp, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    f = write_sweep(in_tmp, "nosrv")
+    assert main(["sweep", str(f), "--backend", "slurm", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    env = dict(line.split("=", 1) for line in out.splitlines() if line.startswith(("GOODHART_BIN=", "ACCELERATE_BIN=")))
+    for key in ("GOODHART_BIN", "ACCELERATE_BIN"):
+        assert Path(env[key]).is_absolute() and os.access(env[key], os.X_OK), env
 
 
 def test_a_multi_process_accelerate_config_is_refused_for_single_process_optimizers(in_tmp, capsys, monkeypatch):

@@ -82,7 +82,13 @@ class Scorer:
         self.proxy = build_reward(cfg.reward)
         self.synthetic = self.proxy if isinstance(self.proxy, SyntheticProxy | SyntheticEnsemble) else None
         self.transform = proxy_transform(cfg.reward)
-        if cfg.utility is not None:
+        # `utility: same` (a copy of the proxy's config): the proxy's own scores, not a second
+        # model scoring everything again (it halved an hf reward's throughput).
+        self._utility_is_proxy = cfg.utility is not None and cfg.utility == cfg.reward
+        if self._utility_is_proxy:
+            self.utility = self.proxy
+            self._utility_from_proxy = False
+        elif cfg.utility is not None:
             self.utility: Reward = build_reward(cfg.utility)
             self._utility_from_proxy = False
         else:
@@ -118,7 +124,9 @@ class Scorer:
         else:
             proxy = self.proxy.score(prompts, completions)
             utility = proxy if self._utility_from_proxy else None
-        if not self._utility_from_proxy or utility is None:
+        if self._utility_is_proxy:
+            utility = proxy  # unclipped, as a separate scoring of the same reward gave
+        elif not self._utility_from_proxy or utility is None:
             utility = self.utility.score(prompts, completions)
         if self.transform is not None:
             proxy = self.transform(proxy)

@@ -98,7 +98,16 @@ def sweep_slurm(args: argparse.Namespace, sweep, points: list, root: Path) -> in
     """`goodhart sweep FILE --backend slurm`: submit one job array of the points still to run."""
     from goodhart.pipeline.cluster import submit as C
 
-    p = C.plan(sweep, points, root, Path(args.file), _flags(args), resume=args.resume, overrides=list(args.overrides))
+    p = C.plan(
+        sweep,
+        points,
+        root,
+        Path(args.file),
+        _flags(args),
+        resume=args.resume,
+        overrides=list(args.overrides),
+        dry_run=args.dry_run,
+    )
     if not p.todo:
         n_live = len(p.live)
         print(

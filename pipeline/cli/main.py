@@ -163,6 +163,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if rep.arena is not None:  # issue 20: the arena matrix, heat map beside the report
         print(f"\nArena (pipeline/report/arena.py):\n{rep.arena.table}")
     run_id = None if args.no_mlflow else log_to_mlflow(rep)
+    if not rep.coverage.complete:  # report/coverage.py: which points the verdict does not cover
+        print(f"\n{rep.coverage.text(root)}")
     print(f"\nsweep verdict: {rep.verdict}.  Report: {rep.files[-1]}  (plots beside it)")
     if run_id:
         print(f"Logged to MLflow parent run {run_id} (artifacts under report/, tag goodhart.verdict={rep.verdict})")
@@ -444,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     if not Path("/dev/nvidia0").exists():  # DeepSpeed (imported by accelerate) would warn it fell back to CPU
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # OpenMP threads sleep between parallel regions instead of spinning on cores the neighbours
+    # need (read when torch loads; benchmarks/bench_threads.py measures it). pipeline/base/threads.py
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     # Overrides may come after options (`sweep FILE --jobs 2 algo.kl.coef=1`): argparse leaves
     # those as unknown; take the key=value ones as overrides, reject anything else.

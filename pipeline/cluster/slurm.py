@@ -144,6 +144,15 @@ def find_executable(name: str) -> str:
     )
 
 
+def find_executable_or_name(name: str) -> str:
+    """The full path of `name` as find_executable finds it; the bare name when it is not
+    installed here (a task that never launches it does not need it)."""
+    try:
+        return find_executable(name)
+    except SlurmError:
+        return name
+
+
 def resolve_accelerate_config(ref: str, rel_to: Path | None = None) -> Path:
     """A path (absolute, relative to the cwd or the sweep file) or a name in configs/accelerate/."""
     name = ref if ref.endswith((".yaml", ".yml", ".json")) else f"{ref}.yaml"
@@ -419,6 +428,8 @@ def snapshot(root: Path) -> Snapshot:
         job = latest.get(i)
         if job is not None:
             ps.task, ps.logs = f"{job}_{i}", log_paths(root, job, i)
+            if not any(f.is_file() for f in ps.logs):  # never started (cancelled while pending): no log to name
+                ps.logs = None
         q = live.get((job, i)) if job else None
         if load_result(d) is not None:  # a result that parses, with finite numbers
             ps.status = "done"
@@ -442,15 +453,21 @@ def snapshot(root: Path) -> Snapshot:
         for ps in need_final:
             job = ps.task.split("_")[0] if ps.task else ""
             state, code = ended.get((job, ps.index), ("", ""))
-            if state:
+            started = ps.logs is not None
+            if state.startswith("CANCELLED") and not started:
+                ps.slurm = state
+                ps.detail = "cancelled before it started (no log)"
+            elif state:
                 ps.slurm = state
                 ps.detail = (
                     f"task ended {state} (exit {code}) without a result"
                     if state != "COMPLETED"
                     else "task completed but wrote no result"
                 )
-            else:
+            elif started:
                 ps.detail = "lost: no result, no error and no live task (see its log)"
+            else:
+                ps.detail = "never started: no result, no error, no log and no live task (cancelled while pending?)"
     return Snapshot(points, jobs, unknown)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from goodhart.pipeline.cluster import slurm as S
 from goodhart.pipeline.config.slurm import SlurmConfig
-from goodhart.pipeline.errors import SlurmError
+from goodhart.pipeline.errors import ConfigError, SlurmError
 from goodhart.pipeline.io import atomic_write_json, atomic_write_text
 from goodhart.pipeline.sweeps.lock import SweepLock
 from goodhart.pipeline.sweeps.point import TrackingTarget, load_result
@@ -39,6 +39,8 @@ class Plan:
     env_text: str = ""
     accel_text: str | None = None
     overrides: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What a dry run found that a real submission would refuse (the tracking store)."""
 
     @property
     def script(self) -> Path:
@@ -66,6 +68,7 @@ class Plan:
             f"# {len(self.todo)} of {len(self.points)} point(s) to submit ({kinds}): {S.array_spec(self.todo)}",
             shlex.join(self.argv),
         ]
+        lines += [f"# note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -77,15 +80,23 @@ def plan(
     flags: dict[str, Any],
     resume: bool = False,
     overrides: list[str] | None = None,
+    dry_run: bool = False,
 ) -> Plan:
     """Work out a submission without touching the disk or the scheduler. `flags` are command-line
     settings over the sweep file's `slurm:` section. Fresh, or `resume`: missing + failed points,
-    never one that is queued or running."""
+    never one that is queued or running. A dry run submits nothing, so it needs no tracking
+    server: what a real submission would refuse is a note in its output instead."""
     root = root.absolute()  # tasks may start in another directory
     cfg = S.merged_settings(sweep.slurm, flags)
     tracking = points[0].cfg.tracking
     uri = resolve_uri(tracking) if tracking.enabled else None
-    S.check_tracking_uri(uri, cfg.allow_sqlite)
+    notes: list[str] = []
+    try:
+        S.check_tracking_uri(uri, cfg.allow_sqlite)
+    except ConfigError as e:
+        if not dry_run:
+            raise
+        notes.append(f"a real submission would be refused: {e}")
 
     jobs = S.load_jobs(root)
     if jobs and not resume:
@@ -113,7 +124,18 @@ def plan(
             )
     todo = [p.index for p in points if p.index not in live and load_result(root / "points" / p.id) is None]
     out = Plan(
-        sweep, points, root, sweep_file, cfg, uri, todo, live, failed, bool(jobs), overrides=list(overrides or [])
+        sweep,
+        points,
+        root,
+        sweep_file,
+        cfg,
+        uri,
+        todo,
+        live,
+        failed,
+        bool(jobs),
+        overrides=list(overrides or []),
+        notes=notes,
     )
     if not todo:
         return out
@@ -127,7 +149,7 @@ def plan(
             cfg.gpus,
         )
     goodhart = S.find_executable("goodhart")
-    accelerate = S.find_executable("accelerate") if accel_text else "accelerate"
+    accelerate = S.find_executable("accelerate") if accel_text else S.find_executable_or_name("accelerate")
     out.env_text = S.launch_env_text(
         goodhart, accelerate, root / S.ACCEL if accel_text else None, nproc, cfg.max_requeues, use_cpu
     )

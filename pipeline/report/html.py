@@ -88,6 +88,15 @@ def sweep_header(root: Path, labelled: pd.DataFrame) -> list[tuple[str, str]]:
     ]
 
 
+def _coverage_html(rep) -> list[str]:
+    """An unfinished sweep says so under the verdict, with the points it lacks."""
+    cov = getattr(rep, "coverage", None)
+    if cov is None or cov.complete:
+        return []
+    items = "".join(f"<li><code>{html.escape(s)}</code></li>" for s in cov.items())
+    return [f"<p class='verdict'><b>{html.escape(cov.headline())}:</b></p><ul>{items}</ul>"]
+
+
 def _algo_seeds(cfgs) -> set:
     return {c["algo"]["seed"] for c in cfgs if isinstance(c.get("algo"), dict) and c["algo"].get("seed") is not None}
 
@@ -293,6 +302,7 @@ def write_html(rep, out_dir: Path) -> Path:
         f"<title>goodhart report: {html.escape(root.name)}</title><style>{CSS}</style></head><body>",
         f"<h1>Sweep <code>{html.escape(root.name)}</code></h1>",
         f"<p class='verdict'>verdict: <b>{html.escape(str(rep.verdict))}</b></p>",
+        *_coverage_html(rep),
         "<h2>What was run</h2>",
         _table(["", ""], [[k, v] for k, v in sweep_header(root, labelled)], left=2),
         "<h2>Verdicts</h2><ul>",

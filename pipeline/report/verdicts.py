@@ -23,6 +23,7 @@ from goodhart.eval.goodhart import (
 )
 from goodhart.pipeline.io import atomic_write_text, read_json
 from goodhart.pipeline.report.alarm_tables import alarm_markdown
+from goodhart.pipeline.report.coverage import Coverage, coverage
 from goodhart.pipeline.sweeps.record import read_results_csv, write_results
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
@@ -45,6 +46,8 @@ class Report:
     """One line per section that could not be made from this sweep (too little data)."""
     arena: Any = None
     """The Arena section (pipeline/report/arena.py) of a sweep with mitigations, else None."""
+    coverage: Coverage = field(default_factory=Coverage)
+    """The sweep's points not finished (report/coverage.py): the verdict covers the others only."""
 
 
 def locate_sweep(arg: str) -> Path:
@@ -244,6 +247,7 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
     labelled = gold_labels(root, rule)
     groups = summarize_groups(labelled)
     rep = Report(root, labelled, groups, sweep_verdict(groups), rule=rule)
+    rep.coverage = coverage(root)
     out_dir = out_dir or root / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     rep.files.append(gains_vs_kl(labelled, out_dir / "gains_vs_kl.png", f"sweep {root.name}"))
@@ -291,6 +295,8 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
 
 def render_markdown(rep: Report, out_dir: Path) -> str:
     lines = [f"# Sweep `{rep.root.name}`: verdict **{rep.verdict}**", ""]
+    if not rep.coverage.complete:  # said first: the verdict covers the finished points only
+        lines += [f"**{rep.coverage.headline()}:**", "", *[f"- {s}" for s in rep.coverage.items()], ""]
     lines += ["## Verdicts", "", *[f"- {g.summary}" for g in rep.groups], ""]
     lines += ["### The rule", "", "```", rule_text(rep.rule), "```", ""]
     lines += ["### Every point, with the numbers behind its label", ""]

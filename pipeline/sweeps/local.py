@@ -14,10 +14,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from goodhart.pipeline.base.threads import choose_threads, pin_threads
 from goodhart.pipeline.errors import is_disk_full
 from goodhart.pipeline.io import atomic_write_json
 from goodhart.pipeline.sweeps.point import INTERRUPTED, RESULT, RUNNING, TrackingTarget, run_point, stale_reason
-from goodhart.pipeline.sweeps.record import point_status, write_results
+from goodhart.pipeline.sweeps.record import ResultsWriter, point_status, write_results
 from goodhart.pipeline.sweeps.runstate import die_with_parent, on_signal
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 from goodhart.pipeline.sweeps.tracking import Tracker
@@ -30,6 +31,29 @@ def _pool_group(p: Point) -> str:
     return short_hash(
         p.cfg.model_dump(mode="json", include={"model", "prompts", "sampling", "seed", "reward", "utility"})
     )
+
+
+def build_pools(todo: list[Point], root: Path, progress: bool) -> None:
+    """The sweep's first stage, with a bar of its own: each base pool a language model samples
+    (and the reward scores) is built before any point runs, so the sweep bar does not sit at 0
+    while the first point builds it. The pools are cached; points load them. A pool that fails
+    is left to its points, which record the error as they always have."""
+    from goodhart.pipeline.base.context import PointContext
+
+    firsts: dict[str, Point] = {}
+    for p in todo:
+        if not p.cfg.distributional:  # a distributional pool is drawn in milliseconds
+            firsts.setdefault(_pool_group(p), p)
+    if not firsts:
+        return
+    bar = tqdm(total=len(firsts), desc="base pool (sample + score)", unit="pool", disable=not progress)
+    for p in firsts.values():
+        try:
+            PointContext(p.cfg, root / "points" / p.id, progress).pool()
+        except Exception:  # run_point meets it again and records it as the point's failure
+            pass
+        bar.update(1)
+    bar.close()
 
 
 def _worker_init(threads: int) -> None:
@@ -128,7 +152,12 @@ def run_local(
     if not todo:
         write_results(root)
         return summary
+    if any(not p.cfg.distributional for p in todo):  # a language model runs: threads from the free cores
+        pin_threads(choose_threads(1))
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under `accelerate launch` the other ranks would wait on it
+        build_pools(todo, root, progress)
     bar = tqdm(total=len(todo), desc=f"sweep {sweep.name}", unit="point", disable=not progress)
+    table = ResultsWriter(root)  # the sweep's caller writes the complete table at the end
 
     def one(p: Point) -> None:
         try:
@@ -139,7 +168,7 @@ def run_local(
                 raise
             summary["failed"][p.id] = f"{type(e).__name__}: {e}"
         bar.update(1)
-        write_results(root)
+        table.maybe()
 
     if jobs <= 1:
         for p in todo:
@@ -153,7 +182,7 @@ def run_local(
         for p in firsts.values():
             one(p)
         rest = [p for p in todo if p not in firsts.values()]
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = choose_threads(jobs)  # each worker gets its share of the free cores
         t = target
         ex = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,))
         try:
@@ -176,22 +205,10 @@ def run_local(
                 else:
                     summary["done"] += 1
                 bar.update(1)
-                write_results(root)
+                table.maybe()
         except BaseException:  # Ctrl-C, SIGTERM, or a worker that died: stop now, not after the queue
             stop_workers(ex)
             raise
         ex.shutdown(wait=True)
     bar.close()
     return summary
-
-
-def pin_threads(n: int) -> None:
-    """Pin BLAS/torch threads: two processes each using both cores can run 20x slower."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(n)
-    try:
-        import torch
-
-        torch.set_num_threads(n)
-    except ImportError:
-        pass

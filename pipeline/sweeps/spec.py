@@ -14,7 +14,8 @@ Sweep file (configs/sweep/*.yaml)::
 
 The sweep directory (<output_dir>/<name>/) holds sweep.yaml (the file as given), points.json
 (index -> id and overrides, the order SLURM array indices use), points/<id>/ per point, and
-results.csv / results.parquet (one row per point, rewritten after every point).
+results.csv / results.parquet (one row per point, rewritten at a bounded rate as points finish,
+and at the end).
 """
 
 from __future__ import annotations

@@ -105,7 +105,12 @@ def check_store(uri: str) -> None:
         if db is not None:
             with _file_lock(db.parent / f".{db.name}.create.lock"):
                 if not db.exists():
-                    _create_sqlite_store(db)
+                    from goodhart.pipeline.sweeps.sqlite_store import seed_new_store
+
+                    # a copy of an empty store (not MLflow's ~50 migrations again); without a
+                    # template, MLflow creates it beside its name and it is renamed into place
+                    if not seed_new_store(db):
+                        _create_sqlite_store(db)
                 Tracker(uri).client.search_experiments(max_results=1)
         else:
             Tracker(uri).client.search_experiments(max_results=1)
@@ -177,6 +182,10 @@ class Tracker:
 
         self.uri = uri
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        if uri.startswith("sqlite:"):  # WAL commits: a fresh store ~3x, each run ~2x faster (sqlite_store.py)
+            from goodhart.pipeline.sweeps.sqlite_store import fast_sqlite_commits
+
+            fast_sqlite_commits()
         self.client = MlflowClient(tracking_uri=uri)
 
     def experiment_id(self, name: str) -> str:

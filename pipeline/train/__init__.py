@@ -17,28 +17,34 @@
 KL to pi_0 is measured in one place for all of them: `goodhart.pipeline.train.kl`.
 """
 
-from goodhart.pipeline.train.checkpoint import Checkpointer
-from goodhart.pipeline.train.evaluate import evaluate_policy
-from goodhart.pipeline.train.policy import PolicyWithValue, Reference, generation_lm, load_policy, lora_config
-from goodhart.pipeline.train.preemption import Preempted
-from goodhart.pipeline.train.rollout import Rollout, sample_rollout, score_rollout, unwrapped_for_generation
-from goodhart.pipeline.train.session import TrainSession, calibrated_scorer, make_accelerator, prompt_batch
+# Lazy (PEP 562): `goodhart status` and friends import train.preemption through sweeps.point,
+# and must not pay for torch; each name is imported from its module on first use.
+_WHERE = {
+    "Checkpointer": "checkpoint",
+    "evaluate_policy": "evaluate",
+    "PolicyWithValue": "policy",
+    "Reference": "policy",
+    "generation_lm": "policy",
+    "load_policy": "policy",
+    "lora_config": "policy",
+    "Preempted": "preemption",
+    "Rollout": "rollout",
+    "sample_rollout": "rollout",
+    "score_rollout": "rollout",
+    "unwrapped_for_generation": "rollout",
+    "TrainSession": "session",
+    "calibrated_scorer": "session",
+    "make_accelerator": "session",
+    "prompt_batch": "session",
+}
+__all__ = list(_WHERE)
 
-__all__ = [
-    "Checkpointer",
-    "evaluate_policy",
-    "PolicyWithValue",
-    "Reference",
-    "generation_lm",
-    "load_policy",
-    "lora_config",
-    "Preempted",
-    "Rollout",
-    "sample_rollout",
-    "score_rollout",
-    "unwrapped_for_generation",
-    "TrainSession",
-    "calibrated_scorer",
-    "make_accelerator",
-    "prompt_batch",
-]
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
