@@ -1,5 +1,5 @@
 """Cluster verbs of the `goodhart` CLI (SLURM backend, tracking server). Kept apart from
-cli.py so the cluster path reads on its own.
+main.py so the cluster path reads on its own.
 
     goodhart sweep FILE --backend slurm [--resume] [--dry-run] [--partition P] [--time T] ...
     goodhart status SWEEP_DIR        (a SLURM sweep: queue + disk, failed points' logs)
@@ -13,6 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 from typing import Any
+
+from goodhart.pipeline.cli.args import port_number
 
 SLURM_FLAGS = {
     # flag: (SlurmConfig field, type, help)
@@ -61,8 +63,6 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
             action="store_true",
             help="let tasks write a SQLite tracking store (one machine, local disk only)",
         )
-
-    from goodhart.pipeline.cli.main import port_number
 
     p = sub.add_parser("server", help="a lean MLflow tracking server (the tracking URI for SLURM sweeps)")
     p.add_argument(

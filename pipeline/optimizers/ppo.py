@@ -9,7 +9,7 @@ Each step, for B sampled completions y of prompts x (T_b tokens each, EOS includ
     loss      L_pi + vf_coef L_V,  advantages whitened,  ppo_epochs passes over minibatches
 
 Each line is a pure function below (token_rewards, gae, advantages, policy_loss, value_loss),
-pinned by hand-computed tests in tests/test_ppo_loss.py.
+pinned by hand-computed tests in tests/test_ppo_loss.py; so is one whole `ppo_step` that wires them.
 
 beta is fixed, or adaptive toward a target KL (goodhart.pipeline.train.kl.KLController). The value function
 is a linear head on the policy's last hidden state (goodhart.pipeline.train.policy says why). Nothing
@@ -53,7 +53,7 @@ from goodhart.pipeline.train.kl import (
 
 # ============================================================================================
 # The PPO loss, term by term: pure functions of tensors, each pinned by a hand-computed test
-# (tests/test_ppo_loss.py, which also checks that six one-line mutations of them are caught)
+# (tests/test_ppo_loss.py, which also checks that each mutation in its list is caught)
 # ============================================================================================
 def token_rewards(kl_t: torch.Tensor, beta: float, score: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """r_t = -beta * kl_t on every completion token, plus the sequence's score on its last one.
@@ -163,9 +163,19 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
     # ---- 4. advantages (whitened over all processes' tokens) and returns
     adv, returns = advantages(rewards, old_v, mask, algo.gamma, algo.lam, lambda t: acc.reduce(t, "sum"))
 
-    # ---- 5. PPO epochs over shuffled minibatches
+    # ---- 5. PPO epochs over shuffled minibatches; diagnostics under their metric names (eval.metrics)
     model.train()
-    stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "loss", "ent", "clip", "vclip", "akl", "gnorm")}
+    per_mb = (
+        M.LOSS_POLICY,
+        M.LOSS_VALUE,
+        M.LOSS_TOTAL,
+        M.ENTROPY,
+        M.APPROX_KL,
+        M.CLIPFRAC,
+        M.VALUE_CLIPFRAC,
+        M.GRAD_NORM,
+    )
+    stats: dict[str, list[float]] = {k: [] for k in per_mb}
     for _ in range(algo.ppo_epochs):
         for mb in torch.randperm(B).split(algo.minibatch):
             m = mask[mb]
@@ -175,22 +185,23 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
             pg_loss, ratio = policy_loss(logp, old_logp[mb], adv[mb], m, algo.clip_range)
             vf_loss = value_loss(v, old_v[mb], returns[mb], m, algo.clip_range_value)
             if algo.clip_range_value is not None:
-                stats["vclip"].append(masked_mean(((v - old_v[mb]).abs() > algo.clip_range_value).float(), m).item())
+                vclip = masked_mean(((v - old_v[mb]).abs() > algo.clip_range_value).float(), m)
+                stats[M.VALUE_CLIPFRAC].append(vclip.item())
             loss = pg_loss + algo.vf_coef * vf_loss
             opt.zero_grad(set_to_none=True)
             acc.backward(loss)
             if algo.max_grad_norm is not None:
                 gnorm = acc.clip_grad_norm_(model.parameters(), algo.max_grad_norm)
                 if gnorm is not None:
-                    stats["gnorm"].append(float(gnorm))
+                    stats[M.GRAD_NORM].append(float(gnorm))
             opt.step()
             with torch.no_grad():
-                stats["pg"].append(pg_loss.item())
-                stats["vf"].append(vf_loss.item())
-                stats["loss"].append(loss.item())
-                stats["ent"].append(masked_mean(entropy_of(logits), m).item())
-                stats["clip"].append(masked_mean(((ratio - 1).abs() > algo.clip_range).float(), m).item())
-                stats["akl"].append(masked_mean((ratio - 1) - torch.log(ratio), m).item())  # k3 of KL(old || new)
+                stats[M.LOSS_POLICY].append(pg_loss.item())
+                stats[M.LOSS_VALUE].append(vf_loss.item())
+                stats[M.LOSS_TOTAL].append(loss.item())
+                stats[M.ENTROPY].append(masked_mean(entropy_of(logits), m).item())
+                stats[M.APPROX_KL].append(masked_mean((ratio - 1) - torch.log(ratio), m).item())  # k3 of KL(old||new)
+                stats[M.CLIPFRAC].append(masked_mean(((ratio - 1).abs() > algo.clip_range).float(), m).item())
 
     # ---- 6. metrics over all processes; the KL controller sees the whole batch's KL
     seq = sequence_kl(old_logp, ref_logp, mask)
@@ -198,7 +209,8 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
     proxy_all, util_all = sess.gather_array(scores["proxy"]), sess.gather_array(scores["utility"])
     klm = kl_metrics(seq)  # kl = mean sequence k1 of the training batch (seq_k1)
     kl_ctl.update(klm[M.KL], len(proxy_all))
-    local = torch.tensor([float(np.mean(stats[k])) if stats[k] else float("nan") for k in stats], device=acc.device)
+    # every process sends every key (an empty list is NaN) so the reduction lines up across them
+    local = torch.tensor([float(np.mean(v)) if v else float("nan") for v in stats.values()], device=acc.device)
     means = dict(zip(stats, acc.reduce(local, "mean").tolist()))
     metrics = {
         M.PROXY: float(proxy_all.mean()),
@@ -207,20 +219,11 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
         **klm,
         M.KL_COEF: beta,
         M.OBJECTIVE: float(proxy_all.mean() - beta * klm[M.KL]),
-        M.LOSS_POLICY: means["pg"],
-        M.LOSS_VALUE: means["vf"],
-        M.LOSS_TOTAL: means["loss"],
-        M.ENTROPY: means["ent"],
-        M.CLIPFRAC: means["clip"],
-        M.APPROX_KL: means["akl"],
+        **{k: means[k] for k in per_mb if stats[k]},  # value clipfrac / grad norm only when configured
         M.LENGTH: float(seq["tokens"].mean()),
         M.STEP_SECONDS: time.perf_counter() - t0,
         **extra,
     }
-    if stats["vclip"]:
-        metrics[M.VALUE_CLIPFRAC] = means["vclip"]
-    if stats["gnorm"]:
-        metrics[M.GRAD_NORM] = means["gnorm"]
     if scores["clipped_fraction"] is not None:
         metrics[M.REWARD_CLIPPED] = float(scores["clipped_fraction"])
     return metrics

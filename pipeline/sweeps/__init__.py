@@ -2,5 +2,7 @@
 runner (local), one point run and recorded (point), the sweep directory and MLflow parent run
 (record), one runner per sweep directory (lock), interrupts and child-run states (runstate),
 MLflow access (tracking), run names, tags and status labels (labels), curve identity (curves),
-and the tables printed at the end (tables). Reading a finished sweep lives in report/. May
-import optimizers/, train/, base/, config/, io, errors, and goodhart.eval."""
+and the tables printed at the end (tables). Reading a finished sweep lives in report/.
+
+Imports: optimizers, train, base, config, errors, io, goodhart.rewards, goodhart.eval.
+"""

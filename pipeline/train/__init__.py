@@ -12,9 +12,14 @@
     preemption               handled() (signals -> flag during a run), requested(), Preempted (exit 75)
     kl                       the completion slice, token log-probs, masked_mean, k1/k3, sequence KL,
                              the adaptive KL controller
+    alarm_monitor            the gold-free alarm (eval/alarm.py) online during training, and the
+                             stop-on-alarm rollback
     export.export_policy     a trained point's checkpoint as a Hugging Face model dir (`goodhart export`)
+    reward_model             `goodhart train-rm`: a learned proxy reward from gold-labelled pairs
 
-KL to pi_0 is measured in one place for all of them: `goodhart.pipeline.train.kl`.
+KL to pi_0 is measured in one place for all of them (and for the probe): `goodhart.pipeline.train.kl`.
+
+Imports: base, config, errors, io, goodhart.rewards, goodhart.eval.
 """
 
 from goodhart.pipeline.train.checkpoint import Checkpointer
