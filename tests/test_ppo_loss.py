@@ -124,7 +124,7 @@ P_OLD = 0.5  # p(token 0) in the rollout pass (eval mode)
 P_NEW = [[0.7, 0.3, 0.55], [0.5, 0.75, 0.5]]  # ... and in the training pass (train mode)
 REF_P = [[0.25, 0.5, 1.0], [0.5, 0.125, 0.5]]  # under pi_0
 V_OLD = [[0.5, 0.0, 1.0], [0.25, 0.5, 7.0]]
-V_NEW = [[1.0, 0.5, 0.0], [0.0, 1.0, 3.0]]
+V_NEW = [[1.0, 0.5, 0.0], [0.1, 1.0, 3.0]]
 PROXY, UTILITY = [1.0, 2.0], [0.5, 0.0]
 BETA, GAMMA, LAM, EPS, VF_COEF, TEMP = 0.5, 0.9, 0.5, 0.2, 0.1, 2.0
 L2 = math.log(2)
@@ -142,7 +142,8 @@ L2 = math.log(2)
 #   W = (-1.562560, 1.056394, -0.245210), (0.152050, 0.599326)
 # rho = P_NEW / 0.5 = (1.4, 0.6, 1.1), (1.0, 1.5): three of five outside 1 +- 0.2 (clipfrac 0.6)
 # L_pi = mean max(-W rho, -W clip(rho)) = (2.187584 + 0.633836 + 0.269731 - 0.152050 - 0.719192) / 5
-# L_V = 1/2 mean (V_new - R)^2;  loss = L_pi + 0.1 L_V
+# L_V = 1/2 mean (V_new - R)^2 = (0.759324 + 0.309089 + 1.813262 + 0.508489 + 0.094159) / 10 = 0.348432
+# loss = L_pi + 0.1 L_V = 0.190447 + 0.034843 = 0.225291
 # entropy: mean binary entropy of P_NEW; approx KL: mean (rho - 1) - ln rho
 # kl (mean sequence k1) = (0 + ln 4) / 2 = ln 2; kl/k1 = ln 4 / 5; kl/k3 = (ln 2 - 0.5 + 1 - ln 2 + ln 4 - 0.75) / 5 = (ln 4 - 0.25) / 5
 # gradients (one minibatch, 5 tokens): d loss / d V_t = 0.1 (V_new - R) / 5;
@@ -152,10 +153,10 @@ STEP_EXPECTED = {
     "k1": {
         "metrics": {
             "policy": 0.190447,
-            "value": 0.363694,
-            "total": 0.226817,
+            "value": 0.348432,
+            "total": 0.225291,
         },
-        "grad_v": [[0.017428, -0.011119, -0.026931], [-0.016262, -0.006137, 0.0]],
+        "grad_v": [[0.017428, -0.011119, -0.026931], [-0.014262, -0.006137, 0.0]],
         "grad_theta": [[0.065628, -0.044369, 0.012138], [-0.007603, 0.0, 0.0]],
     },
     "k3": {
@@ -163,10 +164,10 @@ STEP_EXPECTED = {
         # -0.153426), (0.731834, 1.181853); W (-1.110120, 0.569510, -0.999777), (0.411488, 1.128900)
         "metrics": {
             "policy": 0.109210,
-            "value": 0.277735,
-            "total": 0.136984,
+            "value": 0.259099,
+            "total": 0.135120,
         },
-        "grad_v": [[0.014453, -0.006619, -0.016931], [-0.019637, -0.013637, 0.0]],
+        "grad_v": [[0.014453, -0.006619, -0.016931], [-0.017637, -0.013637, 0.0]],
         "grad_theta": [[0.046625, -0.023919, 0.049489], [-0.020574, 0.0, 0.0]],
     },
 }
@@ -215,7 +216,7 @@ class Rollout(types.SimpleNamespace):
         return len(self.response)
 
 
-def run_ppo_step(ppo, estimator: str):
+def run_ppo_step(ppo, estimator: str, clamp=None, clip_range_value=None, max_grad_norm=None):
     """One ppo_step of module `ppo` on the tensors above: (metrics, recorded gradients, KL controller)."""
     from contextlib import contextmanager
 
@@ -239,14 +240,17 @@ def run_ppo_step(ppo, estimator: str):
         gamma=GAMMA,
         lam=LAM,
         clip_range=EPS,
-        clip_range_value=None,
+        clip_range_value=clip_range_value,
         vf_coef=VF_COEF,
-        max_grad_norm=None,
-        kl=types.SimpleNamespace(estimator=estimator, clamp=None),
+        max_grad_norm=max_grad_norm,
+        kl=types.SimpleNamespace(estimator=estimator, clamp=clamp),
     )
     cfg = types.SimpleNamespace(algo=algo, sampling=types.SimpleNamespace(temperature=TEMP))
     acc = types.SimpleNamespace(
-        device=torch.device("cpu"), reduce=lambda t, op: t, backward=lambda loss: loss.backward()
+        device=torch.device("cpu"),
+        reduce=lambda t, op: t,
+        backward=lambda loss: loss.backward(),
+        clip_grad_norm_=lambda params, most: torch.nn.utils.clip_grad_norm_(list(params), most),
     )
     sess = types.SimpleNamespace(
         ctx=types.SimpleNamespace(cfg=cfg),
@@ -312,8 +316,9 @@ def check_one_ppo_step(ppo, estimator: str):
     }
     for key, value in logged.items():
         assert metrics[key] == pytest.approx(value, abs=2e-6), f"{key}: {metrics[key]} != {value}"
-    assert M.VALUE_CLIPFRAC not in metrics and M.GRAD_NORM not in metrics  # neither is configured
+    assert M.VALUE_CLIPFRAC not in metrics and M.GRAD_NORM not in metrics and M.KL_CLAMPED not in metrics
     assert kl_ctl.coef == BETA  # a fixed coefficient stays put
+    assert 0 <= metrics[M.STEP_SECONDS] < 60
 
 
 def test_one_ppo_step_with_k1_in_the_reward(ppo):
@@ -324,9 +329,44 @@ def test_one_ppo_step_with_k3_in_the_reward(ppo):
     check_one_ppo_step(ppo, "k3")
 
 
+def test_one_ppo_step_with_the_kl_clamp_value_clip_and_grad_norm(ppo):
+    """k1 with algo.kl.clamp = 0.5, clip_range_value = 0.3, max_grad_norm set (1e6: measured, not binding).
+    kl_t clamped to (0.5, 0, -0.5), (0, 0.5): 3 of 5 tokens clamped; rewards (-0.25, 0, 1.25), (0, 1.75)
+    row 1: A_1 = 1.75 - 0.5 = 1.25, A_0 = 0.45 - 0.25 + 0.45 * 1.25 = 0.7625
+    row 0: A_2 = 1.25 - 1 = 0.25, A_1 = 0.9 + 0.45 * 0.25 = 1.0125, A_0 = -0.25 - 0.5 + 0.45 * 1.0125 = -0.294375
+    R = (0.205625, 1.0125, 1.25), (1.0125, 1.75); V_new - V_old = (0.5, 0.5, -1), (-0.15, 0.5): 4 of 5 past 0.3
+    V_clip = (0.8, 0.3, 0.7), (0.1, 0.8); per token the larger of (V - R)^2, (V_clip - R)^2:
+    0.631032 (unclipped), 0.507656 (clipped: no gradient), 1.5625 (unclipped), 0.832656 (inside the clip), 0.9025 (clipped)
+    L_V = 1/2 * 4.436344 / 5 = 0.443634; L_pi as in the k1 step, with these advantages"""
+    from goodhart.eval import metrics as M
+
+    metrics, grads, _ = run_ppo_step(ppo, "k1", clamp=0.5, clip_range_value=0.3, max_grad_norm=1e6)
+    near(grads[0]["v"], [[0.015888, 0.0, -0.025], [-0.01825, 0.0, 0.0]], atol=1e-5)
+    near(grads[0]["theta"][..., 0], [[0.060250, -0.028171, 0.027600], [-0.013401, 0.0, 0.0]], atol=1e-5)
+    logged = {
+        M.LOSS_POLICY: 0.137439,
+        M.LOSS_VALUE: 0.443634,
+        M.LOSS_TOTAL: 0.181803,
+        M.KL_CLAMPED: 0.6,
+        M.VALUE_CLIPFRAC: 0.8,
+        M.GRAD_NORM: 0.109273,  # sqrt(sum of squared gradients; theta's two columns are opposite)
+        M.KL: L2,  # the measurement is not clamped
+        M.CLIPFRAC: 0.6,
+    }
+    for key, value in logged.items():
+        assert metrics[key] == pytest.approx(value, abs=2e-6), f"{key}: {metrics[key]} != {value}"
+
+
 # ============================================================================================
 # Mutations: each must fail at least one pinned test
 # ============================================================================================
+def test_value_clip_binds_both_ways(ppo):
+    # V fell by 1 from V_old = 1, eps_v = 0.5: V_clip = 1 + clip(-1, -0.5, 0.5) = 0.5; R = -1
+    # (0 + 1)^2 = 1 vs (0.5 + 1)^2 = 2.25 -> 2.25; L_V = 1/2 * 2.25 = 1.125
+    v, old_v, returns, mask = torch.tensor([[0.0]]), torch.tensor([[1.0]]), torch.tensor([[-1.0]]), torch.ones(1, 1)
+    assert ppo.value_loss(v, old_v, returns, mask, 0.5).item() == pytest.approx(1.125)
+
+
 PINNED = [
     test_token_rewards_penalize_kl_on_every_token_and_add_the_score_at_the_end,
     test_gae_matches_a_hand_computation,
@@ -336,6 +376,8 @@ PINNED = [
     test_value_loss_is_the_larger_of_the_clipped_and_unclipped_errors,
     test_one_ppo_step_with_k1_in_the_reward,
     test_one_ppo_step_with_k3_in_the_reward,
+    test_one_ppo_step_with_the_kl_clamp_value_clip_and_grad_norm,
+    test_value_clip_binds_both_ways,
 ]
 PPO = "goodhart.pipeline.optimizers.ppo"
 KL = "goodhart.pipeline.train.kl"
