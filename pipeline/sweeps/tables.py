@@ -7,13 +7,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from goodhart.eval import metrics as M
+from goodhart.pipeline.base.measure import ci_text, number_text
+
+__all__ = ["ci_text", "render", "sweep_tables"]  # ci_text, number_text: one home, base/measure.py
 
 
 def render(
     headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None, align_left: Sequence[int] = ()
 ) -> str:
     """Columns right-aligned, except those in align_left (long text reads better left-aligned)."""
-    cells = [[_fmt(c) for c in r] for r in rows]
+    cells = [[number_text(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
 
     def cell(i: int, c: str, w: int) -> str:
@@ -24,25 +27,6 @@ def render(
     out += [line, "-" * len(line)]
     out += ["  ".join(cell(i, c, w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in cells]
     return "\n".join(out)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "-"
-        if abs(v) < 1e-12:  # rounding residue of an exact zero (n=1 gains, KL of the base)
-            v = 0.0
-        return f"{v:.3g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.3f}"
-    return str(v)
-
-
-def ci_text(row: dict, name: str) -> str:
-    m, lo, hi = row.get(name), row.get(M.lo(name)), row.get(M.hi(name))
-    if m is None or (isinstance(m, float) and math.isnan(m)):
-        return "-"
-    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
-        return _fmt(float(m))
-    return f"{_fmt(float(m))} [{_fmt(float(lo))}, {_fmt(float(hi))}]"
 
 
 def sweep_tables(df) -> str:
@@ -71,7 +55,7 @@ def sweep_tables(df) -> str:
             )
         corr = g[M.ERROR_UTILITY_CORR].iloc[0] if M.ERROR_UTILITY_CORR in g else float("nan")
         name = f"utility {key[0]} | proxy {key[1]}" if len(keys) == 2 else f"error: {key[0]}"
-        title = f"\n{name}   (base utility {_fmt(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {_fmt(float(corr))})"
+        title = f"\n{name}   (base utility {number_text(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {number_text(float(corr))})"
         heads = ["algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "alarm (no gold)"]
         blocks.append(render(heads, rows, title))
     n_fail = int((df["status"] == "failed").sum())
