@@ -36,13 +36,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    from goodhart.pipeline.config.load import load_config, to_yaml
+    from goodhart.pipeline.config.load import load_config, shown_yaml
 
     file, overrides = args.file, list(args.overrides)
     if file and "=" in file and not Path(file).exists():  # `config show key=value ...`: no file
         file, overrides = None, [file, *overrides]
     cfg = load_config(file, overrides)
-    print(to_yaml(cfg), end="")
+    print(shown_yaml(cfg), end="")
     return 0
 
 
