@@ -114,4 +114,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
 def test_str_reports_coefficients_peak_and_soundness() -> None:
     d = np.linspace(0.2, 7.0, 10)
     text = str(fit_bon(d**2, _bon(d, 1.2, 0.15)))
-    assert "alpha = 1.2" in text and "beta  = 0.15" in text and "sound: True" in text
+    assert "a = 1.2" in text and "b = 0.15" in text and "sound: True" in text and "KL* = " in text
+    assert "alpha" not in text and "beta" not in text  # beta names the KL coefficient elsewhere
+    two = str(fit_bon(d[:2] ** 2, _bon(d[:2], 1.2, 0.15)))  # too few points: no peak is claimed
+    assert "sound: False" in two and "KL*" not in two and "not established" in two

@@ -284,7 +284,7 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
             "",
             "## Gao et al. fits of utility gain in d = sqrt(KL)",
             "",
-            "best-of-n: R(d) = d (alpha - beta d); RL and tilt: R(d) = d (alpha - beta ln d).",
+            "best-of-n: R(d) = d (a - b d); RL and tilt: R(d) = d (a - b ln d).",
             "",
             "```",
         ]
