@@ -237,7 +237,7 @@ def test_goodhart_run_ppo_end_to_end(small_model_dir, in_tmp, capsys):
     assert "ppo" in out
     [res] = list((in_tmp / "runs" / "run" / "points").glob("*/result.json"))
     row = json.loads(res.read_text())
-    assert row["algo"] == "ppo" and row["x_name"] == "beta" and row["status"] == "done"
+    assert row["algo"] == "ppo" and row["x_name"] == "kl.coef" and row["status"] == "done"
     for name in (M.KL, M.PROXY, M.UTILITY):
         assert M.lo(name) in row and M.hi(name) in row
     from mlflow import MlflowClient

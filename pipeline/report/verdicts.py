@@ -206,7 +206,7 @@ def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
     one way every reader of verdicts gets them: the report, alarm-eval)."""
     if (root / "points.json").is_file():  # from the points themselves, not a stale table
         write_results(root)
-    df = pd.read_csv(root / "results.csv")
+    df = M.current_names(pd.read_csv(root / "results.csv"))  # a table from before a rename reads too
     if "status" in df:
         df = df[df["status"] == "done"]
     if df.empty:

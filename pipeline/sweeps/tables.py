@@ -8,6 +8,7 @@ from typing import Any
 
 from goodhart.eval import metrics as M
 from goodhart.pipeline.base.measure import ci_text, number_text
+from goodhart.pipeline.sweeps.labels import knob_label
 
 __all__ = ["ci_text", "render", "sweep_tables"]  # ci_text, number_text: one home, base/measure.py
 
@@ -30,7 +31,7 @@ def render(
 
 
 def sweep_tables(df) -> str:
-    """One table per curve (utility and proxy named; older results: per error law): algo, beta
+    """One table per curve (utility and proxy named; older results: per error law): algo, kl.coef
     or n, KL, proxy gain and utility gain with intervals, and trust flags."""
     if df.empty or "error_law" not in df:
         return "(no finished points)"
@@ -74,8 +75,8 @@ def point_flags(r: dict) -> list[str]:
 
 
 def knob_text(r: dict) -> str:
-    x = float(r["x"])
-    return f"{r['x_name']}={int(x)}" if r["x_name"] == "n" else f"{r['x_name']}={x:g}"
+    """`kl.coef=0.5`, `n=64`: the knob as the config spells it, as in the MLflow run names."""
+    return knob_label(str(r["x_name"]), float(r["x"]))
 
 
 def alarm_text(r: dict) -> str:
