@@ -167,11 +167,11 @@ def _fit(
     has_peak = finite and ci[1][0] > 0
     if finite and not has_peak:
         reasons.append(
-            f"beta = {b:.3g} is not significantly > 0 ({level:.0%} interval "
+            f"b = {b:.3g} is not significantly > 0 ({level:.0%} interval "
             f"[{ci[1][0]:.3g}, {ci[1][1]:.3g}]): no peak is established, a monotone gain fits as well"
         )
     if form == "bon" and a <= 0:
-        reasons.append(f"alpha = {a:.3g} <= 0: the fitted gain never rises")
+        reasons.append(f"a = {a:.3g} <= 0: the fitted gain never rises")
     if not r2 >= min_r2:
         reasons.append(f"R^2 = {r2:.3f} < {min_r2}: the form does not describe the data")
     if has_peak and not d_star <= max_extrapolation * d_range[1]:

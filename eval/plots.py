@@ -263,13 +263,13 @@ TRAIN_PANELS = ((M.PROXY, "proxy (training batch)"), (M.UTILITY, "utility (train
 
 def training_curves(curves: pd.DataFrame, title: str = ""):
     """Per-step training curves of trained points: proxy, utility and KL (columns) against
-    step, one line per point (`label`), coloured by optimizer; one row per error law, y axes
-    shared across rows. `curves`: long table with error_law, algo, label, step and the metric
+    step, one line per point (`label`), coloured by optimizer; one row per error law, each panel
+    with its own y axis (a heavy tail's proxy in the thousands would flatten a light tail's). `curves`: long table with error_law, algo, label, step and the metric
     names of TRAIN_PANELS (per-step values of the training batch)."""
     plt = pyplot()
     laws = list(dict.fromkeys(curves["error_law"]))
     fig, axes = plt.subplots(
-        len(laws), len(TRAIN_PANELS), figsize=(13, 3.0 * len(laws) + 0.8), squeeze=False, sharex=True, sharey="col"
+        len(laws), len(TRAIN_PANELS), figsize=(13, 3.0 * len(laws) + 0.8), squeeze=False, sharex=True
     )
     styles = ["-", "--", ":", "-."]
     for i, law in enumerate(laws):

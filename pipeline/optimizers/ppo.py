@@ -33,14 +33,11 @@ from goodhart.pipeline.base.measure import PointOutput
 from goodhart.pipeline.train import (
     PolicyWithValue,
     TrainSession,
-    evaluate_policy,
-    load_policy,
     preemption,
     sample_rollout,
     score_rollout,
     unwrapped_for_generation,
 )
-from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
 from goodhart.pipeline.train.kl import (
     KLController,
     kl_metrics,
@@ -49,6 +46,7 @@ from goodhart.pipeline.train.kl import (
     per_token_kl,
     sequence_kl,
 )
+from goodhart.pipeline.train.loop import Steps, Training
 
 
 # ============================================================================================
@@ -238,63 +236,28 @@ def run(ctx: PointContext) -> PointOutput:
 
 
 def _train_and_evaluate(ctx: PointContext) -> PointOutput:
-    cfg, algo = ctx.cfg, ctx.cfg.algo
-    seed = cfg.seed if algo.seed is None else algo.seed
-    sess = TrainSession.start(ctx, seed)
-    acc = sess.accelerator
-
-    lm, ref, tok = load_policy(cfg, algo.lora, progress=ctx.progress, device=acc.device)
-    model = PolicyWithValue(lm)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=algo.lr, weight_decay=algo.weight_decay)
-    model, opt = sess.prepare(model, opt, algo.minibatch)
-    ref.to(acc.device)
+    algo = ctx.cfg.algo
+    t = Training.start(ctx, wrap=PolicyWithValue)
     kl_ctl = KLController(algo.kl.coef, algo.kl.target, algo.kl.horizon)
+    every = algo.checkpoint_every
 
-    start = 0
-    last = sess.checkpoints.latest()
-    if last is not None:  # resume: weights, value head, optimizer, RNG states, step, KL coefficient
-        state = sess.checkpoints.load(last)
-        start = int(state["step"])
-        kl_ctl.load_state_dict(state["kl_ctl"])
+    def row(start: int) -> dict:
+        out = {M.TRAIN_STEPS: algo.steps, M.RESUMED_FROM: start, M.KL_COEF: kl_ctl.coef}
+        out[M.KL_REWARD_ESTIMATOR] = algo.kl.estimator
+        if algo.kl.target is not None:
+            out[M.KL_TARGET] = algo.kl.target
+        return out
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        range(start, algo.steps), desc="ppo", unit="step", disable=not (ctx.progress and sess.is_main), leave=False
+    return t.run(
+        Steps(
+            desc="ppo",
+            unit="step",
+            total=algo.steps,
+            step=lambda i: ppo_step(i, t.sess, t.model, t.ref, t.tok, t.opt, kl_ctl),
+            state=lambda: {"kl_ctl": kl_ctl.state_dict()},  # resume with the adaptive coefficient where it was
+            load=lambda state: kl_ctl.load_state_dict(state["kl_ctl"]),
+            saves=lambda done: bool(every) and (done % every == 0 or done == algo.steps),
+            postfix=lambda m: {"proxy": f"{m[M.PROXY]:.3g}", "kl": f"{m[M.KL]:.3g}"},
+            row=row,
+        )
     )
-    step_seconds: list[float] = []
-    monitor = AlarmMonitor.start(ctx, model, sess.gather_array, acc, start)  # gold-free alarm every alarm_every steps
-    sess.scorer = monitor.recording(sess.scorer)
-    for step in bar:
-        metrics = ppo_step(step, sess, model, ref, tok, opt, kl_ctl)
-        done = step + 1
-        metrics.update(monitor.check(done, metrics[M.KL], model))
-        sess.log(metrics, done)
-        step_seconds.append(metrics[M.STEP_SECONDS])
-        bar.set_postfix(proxy=f"{metrics[M.PROXY]:.3g}", kl=f"{metrics[M.KL]:.3g}")
-        state = {"kl_ctl": kl_ctl.state_dict()}
-        saved = bool(algo.checkpoint_every) and (done % algo.checkpoint_every == 0 or done == algo.steps)
-        if saved:
-            sess.checkpoints.save(done, state)
-        sess.check_preemption(done, state, saved)
-        if monitor.stopped:  # algo.stop_on_alarm
-            break
-    bar.close()
-    monitor.restore(model)  # after a stop: the last policy the alarm found quiet
-
-    out = evaluate_policy(ctx, model, ref, tok, sess.scorer, algo.eval_samples, acc, seed)
-    out.row.update(monitor.row())
-    out.row.update(
-        {
-            M.TRAIN_STEPS: algo.steps,
-            M.RESUMED_FROM: start,
-            M.KL_COEF: kl_ctl.coef,
-            M.KL_REWARD_ESTIMATOR: algo.kl.estimator,
-        }
-    )
-    if algo.kl.target is not None:
-        out.row[M.KL_TARGET] = algo.kl.target
-    if step_seconds:
-        out.row[M.STEP_SECONDS] = float(np.mean(step_seconds))  # mean over this session's steps
-    return out

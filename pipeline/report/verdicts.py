@@ -23,6 +23,7 @@ from goodhart.eval.goodhart import (
 )
 from goodhart.pipeline.io import atomic_write_text, read_json
 from goodhart.pipeline.report.alarm_tables import alarm_markdown
+from goodhart.pipeline.report.html import point_flags
 from goodhart.pipeline.sweeps.record import write_results
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
@@ -84,7 +85,7 @@ def verdict_table(labelled: pd.DataFrame, why: bool = False) -> str:
                 ci_text(r, M.GAIN_UTILITY),
                 _share_text(r),
                 r["verdict"],
-                r.get("flags", "") or "",
+                point_flags(r),  # the same flags, spelt the same way, as report.html's tables
             ]
         )
     heads = ["curve", "algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "share", "verdict", "flags"]

@@ -9,7 +9,9 @@
     rollout.score_rollout    proxy (optimized), utility (logged), error, clipped fraction
     checkpoint.Checkpointer  atomic save / latest / load under <point_dir>/checkpoints/
     evaluate.evaluate_policy any trained policy -> a PointOutput row comparable with tilt/bon
-    preemption               handled() (signals -> flag during a run), requested(), Preempted (exit 75)
+    preemption               handled() (signals -> flag during a run), requested(), any_process(),
+                             Preempted (exit 75)
+    loop.Training, loop.Steps the skeleton of ppo and bon-ft: set up, resume, iterate, checkpoint, stop, evaluate
     kl                       the completion slice, token log-probs, masked_mean, k1/k3, sequence KL,
                              the adaptive KL controller
     alarm_monitor            the gold-free alarm (eval/alarm.py) online during training, and the
