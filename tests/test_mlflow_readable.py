@@ -218,7 +218,9 @@ def test_the_experiment_is_marked_for_the_runs_table(tmp_path):
     new = t.experiment_id("fresh")
     old = MlflowClient(uri).create_experiment("older")  # as a store written before the tag
     assert t.experiment_id("older") == old and t.experiment_id("fresh") == new
-    for eid in (new, old):
+    older = MlflowClient(uri).create_experiment("oldest")
+    t.mark_for_runs_table(older)  # what `goodhart report` does for the sweep it reports
+    for eid in (new, old, older):
         assert MlflowClient(uri).get_experiment(eid).tags[EXPERIMENT_KIND[0]] == EXPERIMENT_KIND[1]
 
 

@@ -316,6 +316,7 @@ def log_to_mlflow(rep: Report) -> str | None:
     info = read_json(parent)
     tr = Tracker(info["uri"])
     run_id = info["run_id"]
+    tr.mark_for_runs_table(info["experiment_id"])  # an older sweep's experiment opens on its runs too
     for f in rep.files:
         tr.log_artifact(run_id, f, "report")
     cols = [

@@ -163,6 +163,12 @@ class Tracker:
 
         return retry(get_or_create)
 
+    def mark_for_runs_table(self, experiment_id: str) -> None:
+        """Tag an existing experiment (a sweep recorded before the tag) so the UI opens on its runs."""
+        exp = retry(lambda: self.client.get_experiment(experiment_id))
+        if EXPERIMENT_KIND[0] not in exp.tags:
+            retry(lambda: self.client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND))
+
     def start_run(
         self, experiment_id: str, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
