@@ -45,7 +45,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
 from goodhart.eval import metrics as M
 from goodhart.eval.alarm_null import LightNull, excess_lower, p_value
@@ -73,25 +73,6 @@ def empirical_cgf(x: np.ndarray) -> Callable[[float], float]:
     c = np.asarray(x, dtype=np.float64).ravel()
     c = c - c.mean()
     return lambda lam: float(logsumexp(lam * c) - math.log(c.size))
-
-
-def dv_bound(k: float, cgf: Callable[[float], float], lam_range: tuple[float, float] = (1e-8, 1e8)) -> float:
-    """inf over lambda > 0 of (k + cgf(lambda)) / lambda, by a bounded search in log lambda.
-    The most mean gain any policy at KL k can have over a base whose centred reward has this CGF."""
-    if k <= 0:
-        return 0.0
-
-    def f(t: float) -> float:
-        lam = math.exp(t)
-        return (k + cgf(lam)) / lam
-
-    lo, hi = math.log(lam_range[0]), math.log(lam_range[1])
-    grid = np.linspace(lo, hi, 161)  # a coarse scan first: the objective need not be unimodal numerically
-    vals = [f(t) for t in grid]
-    i = int(np.argmin(vals))
-    a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    res = optimize.minimize_scalar(f, bounds=(a, b), method="bounded", options={"xatol": 1e-10})
-    return float(min(res.fun, vals[i]))
 
 
 def bulk_sigma(centred: np.ndarray, levels: tuple[float, ...] = BULK_LEVELS) -> float:

@@ -1,9 +1,10 @@
 """Gao, Schulman & Hilton (2022) over-optimization curves: gold gain as a function of KL.
 
 With d = sqrt(KL(pi || pi_0)):
-  best-of-n  R(d) = d (alpha - beta d)        peak d* = alpha / (2 beta),  R(d*) = alpha^2 / (4 beta)
-  RL         R(d) = d (alpha - beta ln d)     peak d* = exp(alpha / beta - 1),  R(d*) = beta d*
-Both are linear in (alpha, beta), so the fit is (weighted) least squares on the design
+  best-of-n  R(d) = d (a - b d)        peak d* = a / (2 b),  R(d*) = a^2 / (4 b)
+  RL         R(d) = d (a - b ln d)     peak d* = exp(a / b - 1),  R(d*) = b d*
+(a, b: FitResult.alpha, .beta; printed as a and b, since beta names the KL coefficient elsewhere.)
+Both are linear in (a, b), so the fit is (weighted) least squares on the design
 [d, -d^2] or [d, -d ln d]: exact, no starting point, closed-form covariance. A fit is
 `sound` only if the data actually pin down a peak; `reason` says why not otherwise.
 """
@@ -48,7 +49,8 @@ class FitResult:
         return _design(self.form, np.sqrt(np.asarray(kl, dtype=np.float64))) @ np.array([self.alpha, self.beta])
 
     def __str__(self) -> str:
-        head = "R(d) = d (alpha - beta d)" if self.form == "bon" else "R(d) = d (alpha - beta ln d)"
+        # printed as a and b: `beta` is the KL coefficient everywhere else in the outputs
+        head = "R(d) = d (a - b d)" if self.form == "bon" else "R(d) = d (a - b ln d)"
         pct = f"{self.level:.0%}"
 
         def ci(lo: float, hi: float) -> str:  # too few points: say so rather than print +-inf
@@ -57,14 +59,19 @@ class FitResult:
         def se(v: float) -> str:
             return f" +- {v:.2g}" if np.isfinite(v) else ""
 
+        observed = f"observed d in [{self.d_range[0]:.3g}, {self.d_range[1]:.3g}]"
+        peak = (
+            f"  peak d* = {self.d_star:.4g} {ci(*self.d_star_ci)}, KL* = {self.kl_star:.4g}, "
+            f"gain at peak = {self.peak_gain:.4g}; {observed}"
+            if self.sound
+            else f"  peak: not established by these points (unsound fit); {observed}"
+        )
         return "\n".join(
             [
                 f"{self.form} fit  {head}  (n={self.n_points}, R^2={self.r2:.3f})",
-                f"  alpha = {self.alpha:.4g}{se(self.alpha_se)}  {pct} {ci(*self.alpha_ci)}",
-                f"  beta  = {self.beta:.4g}{se(self.beta_se)}  {pct} {ci(*self.beta_ci)}",
-                f"  peak d* = {self.d_star:.4g} {ci(*self.d_star_ci)},"
-                f" KL* = {self.kl_star:.4g}, gain at peak = {self.peak_gain:.4g};"
-                f" observed d in [{self.d_range[0]:.3g}, {self.d_range[1]:.3g}]",
+                f"  a = {self.alpha:.4g}{se(self.alpha_se)}  {pct} {ci(*self.alpha_ci)}",
+                f"  b = {self.beta:.4g}{se(self.beta_se)}  {pct} {ci(*self.beta_ci)}",
+                peak,
                 f"  sound: {self.sound} ({self.reason})",
             ]
         )
@@ -160,11 +167,11 @@ def _fit(
     has_peak = finite and ci[1][0] > 0
     if finite and not has_peak:
         reasons.append(
-            f"beta = {b:.3g} is not significantly > 0 ({level:.0%} interval "
+            f"b = {b:.3g} is not significantly > 0 ({level:.0%} interval "
             f"[{ci[1][0]:.3g}, {ci[1][1]:.3g}]): no peak is established, a monotone gain fits as well"
         )
     if form == "bon" and a <= 0:
-        reasons.append(f"alpha = {a:.3g} <= 0: the fitted gain never rises")
+        reasons.append(f"a = {a:.3g} <= 0: the fitted gain never rises")
     if not r2 >= min_r2:
         reasons.append(f"R^2 = {r2:.3f} < {min_r2}: the form does not describe the data")
     if has_peak and not d_star <= max_extrapolation * d_range[1]:

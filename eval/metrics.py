@@ -25,11 +25,12 @@ KL_K1 = "kl/k1"  # per-token mean of k1 = log pi - log pi_0 (trained runs)
 KL_K3 = "kl/k3"  # per-token mean of k3 = exp(-r) - 1 + r (trained runs)
 KL_BOUND = "kl/bound"  # best-of-n analytic bound log n - (n-1)/n
 KL_MAX = "kl/max"  # the most a pool of N samples can show: log N
+KL_COEF = "kl/coef"  # the KL coefficient (config algo.kl.coef; tilt's beta; the one this step's rewards used)
+X_KL_COEF = "kl.coef"  # column x_name of a point placed on the KL axis by its KL coefficient (the config key)
 
 # ---- optimizer diagnostics ----------------------------------------------------------------
 TILT_ESS = "tilt/ess"  # effective sample size 1 / sum w^2, mean over prompts
 TILT_ESS_MIN = "tilt/ess_min"  # worst prompt's ESS
-TILT_BETA = "tilt/beta"
 TILT_ESS_OK = "ess_ok"  # column: worst-prompt ESS >= eval.min_ess (False: the tilt estimate rests on few samples)
 BON_N = "bon/n"
 BON_TIED = "bon/tied"  # mean fraction of pool samples whose proxy ties another (> 0: KL from the pool, not the bound)
@@ -47,7 +48,6 @@ N_SAMPLES = "n/samples"  # samples per prompt (the pool N, or M held-out samples
 LOSS_POLICY = "train/loss/policy"
 LOSS_VALUE = "train/loss/value"
 LOSS_TOTAL = "train/loss/total"
-KL_COEF = "train/kl_coef"  # the KL coefficient beta used for this step's rewards
 CLIPFRAC = "train/clipfrac"  # fraction of completion tokens whose PPO ratio was clipped
 VALUE_CLIPFRAC = "train/value_clipfrac"  # fraction of tokens whose value update was clipped
 APPROX_KL = "train/approx_kl"  # per-token k3 KL(pi_old || pi_new) of one update: the PPO step size, NOT the KL to base
@@ -121,6 +121,25 @@ EVAL_NS = "eval/"  # the result row (what results.csv holds), logged once at the
 TRAIN_NS = "train/"  # per-step training metrics (the training batch's proxy, KL, losses, ...)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-./ ]")
+
+
+# Names older results were written with -> the names above (a results.csv from before the
+# rename still reports: current_names maps it on reading).
+RENAMED = {"train/kl_coef": KL_COEF, "tilt/beta": KL_COEF}
+RENAMED_X = {"beta": X_KL_COEF}
+
+
+def current_names(df):
+    """A results table (pandas) with the metric names and x_name values of today: old columns
+    renamed (two old names of one metric merged, first non-empty value wins), old x_names mapped."""
+    df = df.copy()
+    for old, new in RENAMED.items():
+        if old in df:
+            df[new] = df[new].combine_first(df[old]) if new in df else df[old]
+            df = df.drop(columns=old)
+    if "x_name" in df:
+        df["x_name"] = df["x_name"].replace(RENAMED_X)
+    return df
 
 
 def lo(name: str) -> str:

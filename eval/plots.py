@@ -38,10 +38,16 @@ def _band(ax, x, m, lo, hi, color, label, marker="o"):
 
 
 def _symlog(ax, values) -> None:
-    """Symlog for proxy gains (they span 1e-1..1e9 under heavy tails); no empty negative half."""
+    """Symlog for proxy gains (they span 1e-1..1e9 under heavy tails); no empty negative half,
+    and room above the largest value (the interval bars included when the caller passes them)."""
     ax.set_yscale("symlog", linthresh=1.0)
-    lo = float(np.nanmin(values)) if len(values) else 0.0
-    ax.set_ylim(bottom=min(lo * 1.2, -0.2))
+    ax.set_ylim(*_symlog_span(values))
+
+
+def _with_bounds(g: pd.DataFrame, name: str) -> np.ndarray:
+    """A gain's values and interval bounds, for limits that hold the bars too."""
+    cols = [c for c in (name, M.lo(name), M.hi(name)) if c in g]
+    return g[cols].to_numpy(float).ravel()
 
 
 def _mark(ax, g: pd.DataFrame, x: str, y: str) -> None:
@@ -68,14 +74,13 @@ def gains_vs_kl(labelled: pd.DataFrame, out: Path, title: str = "") -> Path:
             )
             _mark(axes[1, j], g, M.KL, M.GAIN_UTILITY)
         axes[0, j].set_title(f"error: {law}", fontsize=10)
-        _symlog(axes[0, j], sub[M.GAIN_PROXY].to_numpy(float))
+        _symlog(axes[0, j], _with_bounds(sub, M.GAIN_PROXY))
         axes[1, j].axhline(0, color="k", lw=0.6, ls=":")
         axes[1, j].set_xlabel("KL(pi || pi_0)  [nats]")
     axes[0, 0].set_ylabel("proxy gain (symlog)")
     axes[1, 0].set_ylabel("utility gain")
     _legend(fig, axes)
-    if title:
-        fig.suptitle(title, fontsize=11)
+    fig.suptitle(title or "Proxy and utility gain against KL", fontsize=11, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return save_figure(fig, out)
 
@@ -110,13 +115,14 @@ def bon_vs_n(labelled: pd.DataFrame, out: Path) -> Path | None:
         )
         _mark(axes[1, j], g, "x", M.GAIN_UTILITY)
         axes[0, j].set_title(f"error: {law}", fontsize=10)
-        _symlog(axes[0, j], g[M.GAIN_PROXY].to_numpy(float))
+        _symlog(axes[0, j], _with_bounds(g, M.GAIN_PROXY))
         axes[1, j].axhline(0, color="k", lw=0.6, ls=":")
         axes[1, j].set_xscale("log", base=2)
         axes[1, j].set_xlabel("n")
     axes[0, 0].set_ylabel("proxy gain (symlog)")
     axes[1, 0].set_ylabel("utility gain")
     _legend(fig, axes)
+    fig.suptitle("Best-of-n: proxy and utility gain against n", fontsize=11, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return save_figure(fig, out)
 
@@ -152,15 +158,24 @@ def _errorbars(ax, x, m, lo, hi, color, label, marker="o") -> None:
     ax.errorbar(x, m, yerr=yerr, fmt=marker, ms=4, color=color, ecolor=color, elinewidth=0.8, capsize=2, label=label)
 
 
+def drawable(fit) -> bool:
+    """Whether a fit's curve may be drawn: enough points to over-determine its two coefficients
+    (4 or more, the fit's own minimum for checking it) and a finite covariance. A curve through
+    2 or 3 points says nothing the points do not."""
+    return fit is not None and np.isfinite(fit.alpha) and fit.n_points >= 4 and bool(np.isfinite(fit.cov).all())
+
+
 def gao_fit_panels(labelled: pd.DataFrame, fits: list[dict], sqrt_kl: bool = False, title: str = ""):
     """Gao et al.'s picture, one column per error law: proxy gain (top, symlog) and utility
     gain (bottom) against KL or sqrt(KL), the points with their intervals, each optimizer's
-    fitted curve drawn over its points, and the fitted peak (d*, R(d*)) marked with a star.
-    `fits`: dicts with error_law, algo, metric (a gain name) and fit (an eval.fits.FitResult).
-    Rows share their y axis across error laws, so the tails compare at a glance."""
+    fitted curve drawn over the KL range of its own points, and the fitted peak (d*, R(d*))
+    starred when the fit is sound. A fit that the points cannot pin (fewer than 4, see
+    `drawable`) is not drawn; a drawn but unsound one is dashed. `fits`: dicts with error_law,
+    algo, metric (a gain name) and fit (an eval.fits.FitResult). Each panel has its own axes:
+    best-of-n and tilt live at a few nats, trained policies at tens to hundreds."""
     plt = pyplot()
     laws = list(dict.fromkeys(labelled["error_law"]))
-    fig, axes = plt.subplots(2, len(laws), figsize=(4.4 * len(laws), 7.0), squeeze=False, sharex=True, sharey="row")
+    fig, axes = plt.subplots(2, len(laws), figsize=(4.4 * len(laws), 7.0), squeeze=False)
     xfun = np.sqrt if sqrt_kl else (lambda v: np.asarray(v, float))
     by_key = {(f["error_law"], f["algo"], f.get("metric", M.GAIN_UTILITY)): f["fit"] for f in fits}
     for j, law in enumerate(laws):
@@ -171,35 +186,56 @@ def gao_fit_panels(labelled: pd.DataFrame, fits: list[dict], sqrt_kl: bool = Fal
                 c = COLORS.get(str(algo))
                 _errorbars(ax, xfun(g[M.KL]), g[gain], g[M.lo(gain)], g[M.hi(gain)], c, str(algo))
                 fit = by_key.get((law, algo, gain))
-                if fit is None or not np.isfinite(fit.alpha):
+                if not drawable(fit):
                     continue
-                # over the group's own KL range (+10%): a fit says nothing far beyond its points
-                grid = np.linspace(0.0, max(float(np.nanmax(g[M.KL])), 1e-6) * 1.1, 200)
-                ax.plot(xfun(grid), fit.predict(grid), color=c, lw=1.2, ls="--" if not fit.sound else "-")
-                if np.isfinite(fit.kl_star) and fit.kl_star <= grid[-1]:
+                kl = g[M.KL].to_numpy(float)
+                kl = kl[np.isfinite(kl)]
+                grid = np.linspace(float(kl.min()), float(kl.max()), 200)  # the data's range, no further
+                ax.plot(xfun(grid), fit.predict(grid), color=c, lw=1.2, ls="-" if fit.sound else "--")
+                if fit.sound and grid[0] <= fit.kl_star <= grid[-1]:
                     ax.plot(xfun(fit.kl_star), fit.peak_gain, marker="*", ms=13, color=c, mec="k", mew=0.6, zorder=6)
             ax.axhline(0, color="k", lw=0.6, ls=":")
+            ax.margins(x=0.05, y=0.08)
+        _symlog(axes[0, j], _with_bounds(sub, M.GAIN_PROXY))
         axes[0, j].set_title(f"error: {law}", fontsize=10)
         axes[1, j].set_xlabel("sqrt KL(pi || pi_0)  [sqrt nats]" if sqrt_kl else "KL(pi || pi_0)  [nats]")
-    proxy_all = labelled[M.GAIN_PROXY].to_numpy(float)
-    _symlog(axes[0, 0], proxy_all[np.isfinite(proxy_all)])
     axes[0, 0].set_ylabel("proxy gain (symlog)")
     axes[1, 0].set_ylabel("utility gain")
     _legend(fig, axes)
-    fig.text(0.01, 0.005, "lines: Gao et al. fits (dashed: unsound fit); star: fitted peak", fontsize=7.5, color="0.35")
-    if title:
-        fig.suptitle(title, fontsize=11, x=0.02, ha="left")
+    fig.text(
+        0.01,
+        0.005,
+        "lines: Gao et al. fits over each optimizer's KL range (dashed: unsound; none: fewer than 4 points); "
+        "star: fitted peak of a sound fit; each panel has its own axes",
+        fontsize=7.5,
+        color="0.35",
+    )
+    fig.suptitle(title or "Gains against KL with Gao et al. fits", fontsize=11, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0.02, 1, 0.93))
     return fig
+
+
+def _symlog_span(values, pad: float = 1.6) -> tuple[float, float]:
+    """Limits that hold every value on a symlog axis (linthresh 1) with a margin: a factor `pad`
+    beyond |v| > 1, an additive 0.2 inside the linear part; the negative side only when needed."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return -0.2, 1.0
+
+    def out(x: float) -> float:
+        return x * pad if abs(x) > 1 else x + np.sign(x) * 0.2 if x else 0.0
+
+    return min(out(float(v.min())), -0.2), max(out(float(v.max())), 1.0)
 
 
 def frontier_panels(labelled: pd.DataFrame, title: str = ""):
     """Proxy gain (x, symlog) against utility gain (y) of every optimizer, one panel per error
     law, each optimizer's points joined in order of KL: where a light tail gives utility with
-    the proxy, a heavy tail gives proxy without it. Axes shared across error laws."""
+    the proxy, a heavy tail gives proxy without it. Each panel's axes hold its own points."""
     plt = pyplot()
     laws = list(dict.fromkeys(labelled["error_law"]))
-    fig, axes = plt.subplots(1, len(laws), figsize=(4.4 * len(laws), 4.2), squeeze=False, sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, len(laws), figsize=(4.4 * len(laws), 4.2), squeeze=False)
     for j, law in enumerate(laws):
         ax = axes[0, j]
         sub = labelled[labelled["error_law"] == law]
@@ -210,15 +246,14 @@ def frontier_panels(labelled: pd.DataFrame, title: str = ""):
             _mark(ax, g, M.GAIN_PROXY, M.GAIN_UTILITY)
         ax.axhline(0, color="k", lw=0.6, ls=":")
         ax.axvline(0, color="k", lw=0.6, ls=":")
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlim(*_symlog_span(sub[M.GAIN_PROXY]))
+        ax.margins(y=0.12)
         ax.set_title(f"error: {law}", fontsize=10)
         ax.set_xlabel("proxy gain (symlog)")
-    vals = labelled[M.GAIN_PROXY].to_numpy(float)
-    axes[0, 0].set_xscale("symlog", linthresh=1.0)
-    axes[0, 0].set_xlim(left=min(float(np.nanmin(vals)) * 1.2 if len(vals) else 0.0, -0.2))
     axes[0, 0].set_ylabel("utility gain")
     _legend(fig, axes)
-    if title:
-        fig.suptitle(title, fontsize=11, x=0.02, ha="left")
+    fig.suptitle(title or "Proxy gain against utility gain", fontsize=11, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.88))
     return fig
 
@@ -228,13 +263,13 @@ TRAIN_PANELS = ((M.PROXY, "proxy (training batch)"), (M.UTILITY, "utility (train
 
 def training_curves(curves: pd.DataFrame, title: str = ""):
     """Per-step training curves of trained points: proxy, utility and KL (columns) against
-    step, one line per point (`label`), coloured by optimizer; one row per error law, y axes
-    shared across rows. `curves`: long table with error_law, algo, label, step and the metric
+    step, one line per point (`label`), coloured by optimizer; one row per error law, each panel
+    with its own y axis (a heavy tail's proxy in the thousands would flatten a light tail's). `curves`: long table with error_law, algo, label, step and the metric
     names of TRAIN_PANELS (per-step values of the training batch)."""
     plt = pyplot()
     laws = list(dict.fromkeys(curves["error_law"]))
     fig, axes = plt.subplots(
-        len(laws), len(TRAIN_PANELS), figsize=(13, 3.0 * len(laws) + 0.8), squeeze=False, sharex=True, sharey="col"
+        len(laws), len(TRAIN_PANELS), figsize=(13, 3.0 * len(laws) + 0.8), squeeze=False, sharex=True
     )
     styles = ["-", "--", ":", "-."]
     for i, law in enumerate(laws):
@@ -250,7 +285,6 @@ def training_curves(curves: pd.DataFrame, title: str = ""):
         axes[0, j].set_title(name, fontsize=10)
         axes[-1, j].set_xlabel("training step")
     _legend(fig, axes)
-    if title:
-        fig.suptitle(title, fontsize=11, x=0.02, ha="left")
+    fig.suptitle(title or "Training curves", fontsize=11, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.9 / fig.get_figheight()))  # room for the title and legend
     return fig

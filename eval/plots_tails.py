@@ -42,7 +42,6 @@ def tail_plots(x: np.ndarray, out: Path, title: str = "") -> Path:
     me = mean_excess(z, thr)
     ax[2].plot(thr, me.e, marker="o", ms=3)
     ax[2].set(xlabel="threshold u / scale", ylabel="E[X - u | X > u] / scale", title="mean excess")
-    if title:
-        fig.suptitle(title, fontsize=11)
+    fig.suptitle(title or "Tail diagnostics", fontsize=11)
     fig.tight_layout()
     return save_figure(fig, out)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from goodhart.pipeline.config.load import configs_dir, load_config
 from goodhart.pipeline.config.schema import BonConfig, SyntheticReward
@@ -133,3 +134,33 @@ def test_adaptive_target_is_ppo_only():
     assert load_config(None, ["algo=ppo", "algo.kl.target=2"]).algo.kl.target == 2
     with pytest.raises(ConfigError, match="ppo only"):
         load_config(None, ["algo=grpo", "algo.kl.target=2"])
+
+
+def test_law_config_and_law_hold_the_same_fields_and_defaults():
+    """LawConfig (the typed config) and rewards.laws.Law (the sampler) are two views of one law:
+    the same seven fields with the same defaults, so base/scoring.py passes one to the other whole."""
+    import dataclasses
+
+    from goodhart.pipeline.base.scoring import law
+    from goodhart.pipeline.config.schema import LawConfig
+    from goodhart.rewards.laws import Law
+
+    sampler = {f.name: f.default for f in dataclasses.fields(Law)}
+    config = {name: f.default for name, f in LawConfig.model_fields.items()}
+    assert list(sampler) == list(config)
+    assert {k: v for k, v in sampler.items() if k != "name"} == {k: v for k, v in config.items() if k != "name"}
+    cfg = LawConfig(name="student_t", df=3.0, scale=0.5, loc=1.0, center=True)
+    assert law(cfg) == Law("student_t", df=3.0, sigma=1.0, alpha=1.5, scale=0.5, loc=1.0, center=True)
+
+
+def test_config_show_prints_only_the_chosen_laws_parameter():
+    from goodhart.pipeline.config.load import load_config, shown_yaml, to_yaml
+
+    cfg = load_config(configs_dir() / "base.yaml", ["reward=pareto"])
+    shown = yaml.safe_load(shown_yaml(cfg))
+    error = shown["reward"]["error"]["law"]
+    assert error["name"] == "pareto" and "alpha" in error and not {"df", "sigma"} & set(error)
+    assert {"scale", "loc", "center"} <= set(error)
+    full = yaml.safe_load(to_yaml(cfg))["reward"]["error"]["law"]  # what point directories keep
+    assert {"df", "sigma", "alpha"} <= set(full)
+    assert load_config(None, ["reward=student_t"]).reward.error.law.label == "student_t(df=2)"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
@@ -75,8 +76,15 @@ def test_export_full_ppo_policy_reloads_and_generates(small_model_dir, in_tmp, c
     assert any(not torch.equal(base[k], v) for k, v in model.state_dict().items())
     card = (out / "README.md").read_text()
     row = json.loads((point / "result.json").read_text())
-    assert "ppo" in card and f"{row['kl']:.4g}" in card and f"{row['reward/proxy']:.4g}" in card
-    assert f"{row['reward/utility']:.4g}" in card
+    from goodhart.pipeline.base.measure import ci_text
+
+    assert "ppo" in card and ci_text(row, "kl") in card and ci_text(row, "reward/proxy") in card
+    assert ci_text(row, "reward/utility") in card and "[" in ci_text(row, "kl")
+    # Hugging Face front matter, and the interval method the point really used (eval.interval: t)
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["library_name"] == "transformers" and "ppo" in front["tags"] and "goodhart" in front["tags"]
+    assert "base_model" not in front  # a local base model has no hub id to name
+    assert row["interval_method"] == "t" and "95% Student-t intervals over prompts" in card
     # a second export into the same directory is refused, in one line
     assert main(["export", str(point), "exported"]) == 2
     assert "not empty" in capsys.readouterr().err
@@ -93,6 +101,26 @@ def test_export_lora_merged_or_kept_as_adapter(small_model_dir, in_tmp, capsys):
     enc = torch.tensor([[1, 5, 9, 13]])
     with torch.no_grad():  # merged weights and base + adapter are the same policy
         torch.testing.assert_close(merged(enc).logits, kept(enc).logits, atol=1e-4, rtol=1e-4)
+    library = {
+        d: yaml.safe_load((in_tmp / d / "README.md").read_text().split("---\n")[1])["library_name"]
+        for d in ("merged", "adapter")
+    }
+    assert library == {"merged": "transformers", "adapter": "peft"}
+
+
+def test_the_card_names_a_hub_base_model_and_the_bootstrap_when_used():
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.train.export import SMOLLM2_HUB_ID, model_card
+
+    cfg = load_config(None, ["algo=ppo", "model.name=smollm2-135m", "eval.interval=bootstrap", "eval.bootstrap=200"])
+    row = {"kl": 1.5, "kl/lo": 1.0, "kl/hi": 2.0, "interval_method": "bootstrap", "n_prompts": 8}
+    card = model_card(cfg, row, 10, adapter=False)
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["base_model"] == SMOLLM2_HUB_ID and front["pipeline_tag"] == "text-generation"
+    assert "95% percentile-bootstrap intervals over prompts (200 resamples)" in card
+    assert "| KL(pi ‖ pi_0) [nats] | 1.500 [1.000, 2.000] |" in card
+    hub = load_config(None, ["algo=ppo", "model.path=some-org/some-model"])
+    assert yaml.safe_load(model_card(hub, {}, 1, False).split("---\n")[1])["base_model"] == "some-org/some-model"
 
 
 def test_export_refuses_what_has_no_policy(in_tmp, capsys):

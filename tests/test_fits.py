@@ -62,7 +62,7 @@ def test_monotone_linear_gain_has_no_peak(fit) -> None:
     gain = 0.5 * d + np.random.default_rng(0).normal(0, 0.02, d.size)
     result = fit(d**2, gain)
     assert not result.sound
-    assert "beta" in result.reason and "not significantly > 0" in result.reason
+    assert "b = " in result.reason and "not significantly > 0" in result.reason
 
 
 def test_peak_far_beyond_the_data_is_unsound() -> None:
@@ -76,7 +76,7 @@ def test_peak_far_beyond_the_data_is_unsound() -> None:
 def test_poor_fit_is_unsound() -> None:
     d = np.linspace(0.2, 6.0, 20)
     result = fit_bon(d**2, np.random.default_rng(2).normal(0, 1.0, d.size))
-    assert not result.sound and ("R^2" in result.reason or "beta" in result.reason)
+    assert not result.sound and ("R^2" in result.reason or "b = " in result.reason)
 
 
 def test_identical_kl_values_give_infinite_covariance() -> None:
@@ -114,4 +114,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
 def test_str_reports_coefficients_peak_and_soundness() -> None:
     d = np.linspace(0.2, 7.0, 10)
     text = str(fit_bon(d**2, _bon(d, 1.2, 0.15)))
-    assert "alpha = 1.2" in text and "beta  = 0.15" in text and "sound: True" in text
+    assert "a = 1.2" in text and "b = 0.15" in text and "sound: True" in text and "KL* = " in text
+    assert "alpha" not in text and "beta" not in text  # beta names the KL coefficient elsewhere
+    two = str(fit_bon(d[:2] ** 2, _bon(d[:2], 1.2, 0.15)))  # too few points: no peak is claimed
+    assert "sound: False" in two and "KL*" not in two and "not established" in two

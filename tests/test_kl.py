@@ -13,7 +13,9 @@ from goodhart.pipeline.train.kl import (
     completion_mask,
     concat,
     kl_metrics,
+    masked_mean,
     per_token_kl,
+    position_ids,
     sequence_kl,
     token_logprobs,
 )
@@ -186,3 +188,35 @@ def test_adaptive_controller_steers_a_plant_to_its_target():
             c.update(0.5 / c.coef, 32)
         assert c.coef == pytest.approx(0.25, rel=0.02)
         assert 0.5 / c.coef == pytest.approx(2.0, rel=0.02)
+
+
+def test_completion_logprob_of_the_probe_uses_the_same_slice():
+    """probe/logprob.py scores a text with the slice and log-probs of train/kl.py; by hand on the
+    bigram: prompt BOS W, completion W W, cap 3 tokens -> EOS is also needed (the sampler stops there)."""
+    from goodhart.pipeline.probe.logprob import completion_logprob
+
+    class Tok:
+        eos_token_id = EOS
+
+        def __call__(self, text, add_special_tokens=True):
+            return {"input_ids": [{"b": BOS, "w": W}[c] for c in text]}
+
+    pi = Bigram(PI)
+    pi.device = torch.device("cpu")
+    got = completion_logprob(pi, Tok(), "bw", "ww", max_new_tokens=3, temperature=2.0)
+    half = [[v / 2 for v in row] for row in PI]
+    want = hand_logp(half, W, W) + hand_logp(half, W, W) + hand_logp(half, W, EOS)
+    assert got.eos_term and got.tokens == 2 and got.logprob == pytest.approx(want, abs=1e-5)
+    capped = completion_logprob(pi, Tok(), "bw", "ww", max_new_tokens=2)
+    assert not capped.eos_term and capped.logprob == pytest.approx(2 * hand_logp(PI, W, W), abs=1e-5)
+
+
+def test_small_helpers_by_hand():
+    # cumsum of the attention mask - 1, left padding held at 0
+    assert position_ids(torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 0]])).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 3]]
+    assert masked_mean(torch.tensor([3.0, 5.0]), torch.tensor([0.0, 1.0])).item() == 5.0  # one token: itself
+    assert masked_mean(torch.tensor([3.0, 5.0]), torch.zeros(2)).item() == 0.0  # an empty mask: 0
+    empty = kl_metrics({"k1": np.zeros(2), "k3": np.zeros(2), "tokens": np.zeros(2)})
+    assert empty == {"kl": 0.0, "kl/k1": 0.0, "kl/k3": 0.0}
+    ctl = KLController(1.0, target=1.0)  # default horizon 10000: beta * (1 + 0.2 * 100 / 10000)
+    assert ctl.update(2.0, 100) == pytest.approx(1.002, abs=1e-12)

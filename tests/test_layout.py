@@ -4,6 +4,7 @@ keys live in eval/metrics.py. Read from the source (AST), so a new file cannot s
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,14 +62,16 @@ def test_imports_run_down_the_rooms():
         here = _room(mod)
         if here not in ROOMS:
             continue
-        for target, _ in _imports(path):
-            there = _room(target)
-            if there is None or there in SHARED or there == here:
-                continue
-            if there not in ROOMS:
-                bad.append(f"{mod} imports {target}: not a room")
-            elif ROOMS.index(there) < ROOMS.index(here):
-                bad.append(f"{mod} ({here}) imports {target} ({there}): upward")
+        for target, names in _imports(path):
+            for there in (
+                names if target == "goodhart.pipeline" else [_room(target)]
+            ):  # `from goodhart.pipeline import x`
+                if there is None or there in SHARED or there == here:
+                    continue
+                if there not in ROOMS:
+                    bad.append(f"{mod} imports {target}: not a room")
+                elif ROOMS.index(there) < ROOMS.index(here):
+                    bad.append(f"{mod} ({here}) imports {target} ({there}): upward")
     assert not bad, "\n".join(bad)
 
 
@@ -92,12 +95,117 @@ def test_no_private_name_imported_across_modules():
     assert not bad, "\n".join(bad)
 
 
-def test_every_room_says_what_lives_there():
+def _charter(room: str) -> str:
+    init = REPO / "pipeline" / room / "__init__.py"
+    doc = ast.get_docstring(ast.parse(init.read_text())) if init.is_file() else None
+    assert doc, f"pipeline/{room}/__init__.py needs a docstring"
+    return doc
+
+
+def _what_a_room_imports(room: str) -> set[str]:
+    """Other rooms, the shared modules (errors, io) and goodhart.rewards / goodhart.eval that
+    some file of `room` imports (module or function level)."""
+    got = set()
+    for mod, path in _modules("pipeline"):
+        if _room(mod) != room:
+            continue
+        for target, names in _imports(path):
+            if target == "goodhart.pipeline":  # `from goodhart.pipeline import optimizers`
+                got.update(names)
+            elif target.startswith("goodhart.pipeline."):
+                got.add(_room(target))
+            elif target.startswith("goodhart."):
+                got.add(".".join(target.split(".")[:2]))
+    return got - {room}
+
+
+def test_every_room_says_what_lives_there_and_what_it_imports():
+    """Each charter names every file of its room and ends with `Imports: a, b, ...`: exactly the
+    rooms and packages its files import, so a charter cannot drift from the code."""
+    bad = []
     for room in ROOMS:
-        init = REPO / "pipeline" / room / "__init__.py"
-        assert init.is_file() and ast.get_docstring(ast.parse(init.read_text())), (
-            f"pipeline/{room}/__init__.py needs a docstring"
-        )
+        doc = _charter(room)
+        for p in sorted((REPO / "pipeline" / room).glob("*.py")):
+            if p.stem not in ("__init__", "__main__") and p.stem not in doc:
+                bad.append(f"pipeline/{room}/__init__.py does not name {p.name}")
+        said = doc.rsplit("Imports:", 1)
+        if len(said) != 2:
+            bad.append(f"pipeline/{room}/__init__.py has no `Imports:` line")
+            continue
+        plain = re.sub(r"\([^)]*\)", "", said[1])  # a note in parentheses says why, not what
+        listed = {w.strip().rstrip(".") for w in plain.split(",")} - {""}
+        actual = _what_a_room_imports(room)
+        if listed != actual:
+            bad.append(f"pipeline/{room}: charter says {sorted(listed)}, its files import {sorted(actual)}")
+    assert not bad, "\n".join(bad)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the goodhart modules it imports, at module level or inside a function (both run
+    sooner or later). `from pkg import name` is an edge to pkg.name when that is a module, else to pkg."""
+    files = {mod: path for pkg in ("pipeline", "rewards", "eval") for mod, path in _modules(pkg)}
+    files = {m.removesuffix(".__init__"): p for m, p in files.items()}
+    graph: dict[str, set[str]] = {}
+    for mod, path in files.items():
+        edges = graph.setdefault(mod, set())
+        for target, names in _imports(path):
+            if not target.startswith("goodhart."):
+                continue
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in files]
+            edges.update(subs or ([target] if target in files else []))
+            if subs and len(subs) < len(names) and target in files:
+                edges.add(target)  # some names are modules, the rest come from the package itself
+        edges.discard(mod)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component of more than one module (Tarjan), as sorted lists."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_file_level_import_cycle():
+    """Rooms order the imports between rooms; inside a room two files could still import each
+    other (main.py <-> cluster.py did, through a function-level import). None may."""
+    graph = _import_graph()
+    assert "goodhart.pipeline.cli.main" in graph and graph["goodhart.pipeline.cli.main"], "the graph reads imports"
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
 def test_nothing_imports_the_public_api_or_the_integrations():

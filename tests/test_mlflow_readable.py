@@ -202,3 +202,38 @@ def test_browser_shows_readable_run_names(readable_sweep, capsys, tmp_path):
             b.close()
         ui.terminate()
         ui.wait(timeout=30)
+
+
+def test_the_experiment_is_marked_for_the_runs_table(tmp_path):
+    """MLflow 3's UI picks an experiment's landing page from the `mlflow.experimentKind` tag (the
+    GenAI overview, or the runs table for "custom_model_development"): every sweep experiment
+    carries the second, and one made before the tag gets it the next time it is used."""
+    from mlflow import MlflowClient
+
+    from goodhart.pipeline.sweeps.tracking import EXPERIMENT_KIND, Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    t = Tracker(uri)
+    assert EXPERIMENT_KIND == ("mlflow.experimentKind", "custom_model_development")
+    new = t.experiment_id("fresh")
+    old = MlflowClient(uri).create_experiment("older")  # as a store written before the tag
+    assert t.experiment_id("older") == old and t.experiment_id("fresh") == new
+    older = MlflowClient(uri).create_experiment("oldest")
+    t.mark_for_runs_table(older)  # what `goodhart report` does for the sweep it reports
+    for eid in (new, old, older):
+        assert MlflowClient(uri).get_experiment(eid).tags[EXPERIMENT_KIND[0]] == EXPERIMENT_KIND[1]
+
+
+def test_the_ui_names_the_artifact_locations_it_really_reads(tmp_path):
+    """A local sweep logs artifacts straight to its experiment's location, not to the server's
+    --artifacts-destination: `goodhart ui` / `goodhart server` name both."""
+    from mlflow import MlflowClient
+
+    from goodhart.pipeline.cluster.server import artifact_note
+    from goodhart.pipeline.sweeps.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    eid = Tracker(uri).experiment_id("demo")
+    location = MlflowClient(uri).get_experiment(eid).artifact_location
+    note = artifact_note(uri, str(tmp_path / "mlartifacts"))
+    assert f"'demo' in {location}" in note and f"through this server go to {tmp_path / 'mlartifacts'}" in note

@@ -102,6 +102,22 @@ def test_kl_coefficient_holds_kl_or_lets_it_grow(small_model_dir, tmp_path):
     assert kl[0.001][1] > 1.5 and kl[0.001][1] > 4 * kl[3.0][1], kl
 
 
+def test_a_run_with_k3_in_the_reward(small_model_dir, tmp_path):
+    """algo.kl.estimator=k3 end to end. Step 1 samples from pi_0 itself, where k1 = k3 = 0 on every
+    token, so both runs take the same first step; from step 2 the penalties differ and so do the
+    losses. The reported `kl` stays the sequence k1 either way (one measurement for every point)."""
+    logs = {}
+    for est in ("k1", "k3"):
+        out, log = run_ppo(make_cfg(small_model_dir, "algo.steps=2", f"algo.kl.estimator={est}"), tmp_path / est)
+        assert out.row[M.KL_REWARD_ESTIMATOR] == est and out.row[M.KL_ESTIMATOR] == "seq_k1"
+        logs[est] = log
+    (_, a1), (_, a2) = logs["k1"]
+    (_, b1), (_, b2) = logs["k3"]
+    assert a1[M.LOSS_TOTAL] == pytest.approx(b1[M.LOSS_TOTAL], abs=1e-6) and a1[M.KL] == b1[M.KL] == 0.0
+    assert a2[M.KL] == pytest.approx(b2[M.KL], abs=1e-6)  # the same samples at step 2 ...
+    assert a2[M.KL_K3] > 0 and abs(a2[M.LOSS_TOTAL] - b2[M.LOSS_TOTAL]) > 1e-6  # ... penalized differently
+
+
 def test_adaptive_coefficient_moves_toward_the_target(small_model_dir, tmp_path):
     horizon, n = 100, 8  # 8 samples per step: each step moves beta by at most 0.2 * 8 / 100 = 1.6%
 
@@ -221,7 +237,7 @@ def test_goodhart_run_ppo_end_to_end(small_model_dir, in_tmp, capsys):
     assert "ppo" in out
     [res] = list((in_tmp / "runs" / "run" / "points").glob("*/result.json"))
     row = json.loads(res.read_text())
-    assert row["algo"] == "ppo" and row["x_name"] == "beta" and row["status"] == "done"
+    assert row["algo"] == "ppo" and row["x_name"] == "kl.coef" and row["status"] == "done"
     for name in (M.KL, M.PROXY, M.UTILITY):
         assert M.lo(name) in row and M.hi(name) in row
     from mlflow import MlflowClient

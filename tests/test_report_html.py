@@ -1,5 +1,6 @@
-"""The report a researcher hands around: fitted Gao curves drawn over the points with the peak
-where the fit puts it, shared axes across tails, the frontier, flags in the tables, and one
+"""The report a researcher hands around: fitted Gao curves drawn over the points' own range (and
+only where enough points pin them) with the peak where a sound fit puts it, per-panel axes that
+hold their points, titles on every figure, the frontier, flags in the tables, and one
 self-contained report.html."""
 
 from __future__ import annotations
@@ -64,19 +65,46 @@ def test_fitted_curve_and_peak_are_drawn_where_the_fit_puts_them():
         x, y = (np.asarray(a, float) for a in lines[0].get_data())
         kl = x**2 if sqrt_kl else x
         np.testing.assert_allclose(y, np.sqrt(kl) * (1 - 0.5 * np.sqrt(kl)), atol=1e-9)  # the curve is the fit
-        assert kl.max() == pytest.approx(3.0 * 1.1)  # drawn over the group's own range, not beyond
+        # drawn over the group's own KL range (0.25 .. 3), not from 0 and not beyond
+        assert kl.min() == pytest.approx(0.25) and kl.max() == pytest.approx(3.0)
         [star] = [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
         assert star.get_xdata()[0] == pytest.approx(1.0) and star.get_ydata()[0] == pytest.approx(0.5)
-        # the tails share axes: same y range in a row, same x range in a column
-        assert axes[1, 0].get_ylim() == axes[1, 1].get_ylim() and axes[0, 0].get_ylim() == axes[0, 1].get_ylim()
-        assert axes[0, 0].get_xlim() == axes[1, 1].get_xlim()
+        # each panel has its own axes, and they hold its points with their intervals
+        assert axes[0, 0].get_ylim()[1] < axes[0, 1].get_ylim()[1]  # a proxy gain of ~7 vs ~69
+        for j, law in enumerate(("gaussian x1", "pareto x1")):
+            g = df[df["error_law"] == law]
+            for i, gain in enumerate((M.GAIN_PROXY, M.GAIN_UTILITY)):
+                (x0, x1), (y0, y1) = axes[i, j].get_xlim(), axes[i, j].get_ylim()
+                x = np.sqrt(g[M.KL]) if sqrt_kl else g[M.KL]
+                assert x0 < x.min() and x.max() < x1 and y0 < g[M.lo(gain)].min() and g[M.hi(gain)].max() < y1
+        assert fig._suptitle is not None and fig._suptitle.get_text()  # a title even when none is passed
 
 
-def test_frontier_and_training_curves_share_axes_across_tails():
+def test_a_fit_the_points_cannot_pin_is_not_drawn_and_an_unsound_one_has_no_star():
+    df = gao_table()
+    three = df[df["x"] <= 8]  # 3 points per law: a 2-coefficient curve through them says nothing more
+    fig = gao_fit_panels(three, gain_fits(three))
+    assert not [ln for ax in fig.axes for ln in ax.get_lines() if len(ln.get_xdata()) == 200]
+    # 5 points of a gain that only rises (no peak established): drawn dashed, no star
+    up = np.sqrt(df[M.KL])
+    rising = df.assign(**{M.GAIN_UTILITY: up, M.lo(M.GAIN_UTILITY): up - 0.05, M.hi(M.GAIN_UTILITY): up + 0.05})
+    fits = gain_fits(rising)
+    assert not next(f["fit"] for f in fits if f["metric"] == M.GAIN_UTILITY).sound
+    ax = np.array(gao_fit_panels(rising, fits).axes).reshape(2, 2)[1, 0]
+    [curve] = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 200]
+    assert curve.get_linestyle() == "--" and not [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
+
+
+def test_frontier_panels_and_training_curves_hold_their_points():
     df = gao_table()
     fig = frontier_panels(df)
     a, b = fig.axes[0], fig.axes[1]
-    assert a.get_xlim() == b.get_xlim() and a.get_ylim() == b.get_ylim()
+    for ax, law in ((a, "gaussian x1"), (b, "pareto x1")):  # per panel: nothing piled at an edge
+        g = df[df["error_law"] == law]
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        assert x0 < g[M.GAIN_PROXY].min() and g[M.GAIN_PROXY].max() * 1.2 < x1
+        assert y0 < g[M.GAIN_UTILITY].min() and g[M.GAIN_UTILITY].max() < y1
+    assert fig._suptitle is not None and fig._suptitle.get_text()
     x, y = a.get_lines()[0].get_data()
     g = df[df["error_law"] == "gaussian x1"].sort_values(M.KL)
     np.testing.assert_allclose(x, g[M.GAIN_PROXY]) and np.testing.assert_allclose(y, g[M.GAIN_UTILITY])
@@ -93,8 +121,13 @@ def test_frontier_and_training_curves_share_axes_across_tails():
     )
     fig = training_curves(steps)
     axes = np.array(fig.axes).reshape(2, 3)
-    assert all(axes[0, j].get_ylim() == axes[1, j].get_ylim() for j in range(3))
+    for i, law in enumerate(("g", "p")):  # each panel holds its own curve (no shared y across tails)
+        for j, name in enumerate((M.PROXY, M.UTILITY, M.KL)):
+            y0, y1 = axes[i, j].get_ylim()
+            v = steps[steps["error_law"] == law][name]
+            assert y0 <= v.min() and v.max() <= y1 and (y1 - y0) < 3 * (v.max() - v.min() + 1)
     np.testing.assert_allclose(axes[1, 2].get_lines()[0].get_ydata(), [0, 0.3, 0.9])
+    assert fig._suptitle is not None and fig._suptitle.get_text()
 
 
 def test_flags_and_fit_rows_read_as_words_not_infinities():
@@ -104,9 +137,17 @@ def test_flags_and_fit_rows_read_as_words_not_infinities():
     assert (
         point_flags({"ess_ok": "False", "flags": "unresolved; pool-dependent"}) == "low-ESS, unresolved, pool-dependent"
     )
+    # the verdict table's own flags column joins with spaces: each flag still shows once
+    both = {"ess_ok": False, "flags": "low-ESS pool-dependent", M.KL: 5.2, M.KL_MAX: np.log(256)}
+    assert point_flags(both) == "low-ESS, pool-bound, pool-dependent"
+    assert point_flags({"ess_ok": False, M.POOL_DEPENDENT: True, "flags": "low-ESS pool-dependent"}) == (
+        "low-ESS, pool-dependent"
+    )
     two = {"error_law": "g", "algo": "bon", "metric": M.GAIN_UTILITY, "fit": fit_bon([0.5, 1.0], [0.3, 0.4])}
-    _, [row] = fit_rows([two])
+    headers, [row] = fit_rows([two])
     assert not any("inf" in str(c) for c in row) and row[-1].startswith("no: only 2 point(s)")
+    assert row[headers.index("KL at peak")] == "not established" and row[headers.index("gain at peak")] == "-"
+    assert "beta" not in headers and {"a", "b"} <= set(headers)  # beta is the KL coefficient's word
     assert "inf" not in str(two["fit"]) and "no interval: too few points" in str(two["fit"])  # report.md's text
     df = gao_table().assign(ess_ok=False)
     headers, rows = points_table(df)

@@ -83,8 +83,11 @@ def test_heldout_figures_match_brute_force():
 # ---- config -------------------------------------------------------------------------------------
 def test_config_groups_shorthands_and_errors():
     cfg = load_rm_config("configs/rm/sentiment.yaml", ["n_pairs=300", "noise.kind=flip", "noise.flip_rate=0.1"])
-    assert cfg.gold.type == "sentiment" and cfg.backbone.name == "tiny" and cfg.n_pairs == 300
+    assert cfg.utility.type == "sentiment" and cfg.backbone.name == "tiny" and cfg.n_pairs == 300
     assert cfg.noise.kind == "flip" and cfg.noise.flip_rate == 0.1
+    # the key is `utility` (as in a run config); its old name `gold` still reads, in a file or an override
+    old = load_rm_config("configs/rm/sentiment.yaml", ["gold={type: length}"])
+    assert old.utility.type == "length" and "gold" not in type(old).model_fields
     with pytest.raises(ConfigError, match="n_pair"):
         load_rm_config("configs/rm/sentiment.yaml", ["n_pair=300"])
     with pytest.raises(ConfigError, match="flip_rate"):
@@ -103,7 +106,7 @@ GOLD = {"type": "keyword", "words": ["was", "the", "and"]}
 def _cfg(model_dir, **kw) -> RewardModelConfig:
     base = dict(
         name="t",
-        gold=GOLD,
+        utility=GOLD,
         policy={"path": str(model_dir)},
         backbone={"path": str(model_dir)},
         sampling={"n": 8, "max_new_tokens": 16, "batch_size": 256},

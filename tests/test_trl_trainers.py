@@ -209,7 +209,7 @@ def test_goodhart_run_rloo_and_grpo_end_to_end(small_model_dir, in_tmp, capsys):
             for r in (json.loads(p.read_text()) for p in (in_tmp / "runs" / "run" / "points").glob("*/result.json"))
             if r["algo"] == kind
         ]
-        assert row["x_name"] == "beta" and row["x"] == 0.1 and row["status"] == "done"
+        assert row["x_name"] == "kl.coef" and row["x"] == 0.1 and row["status"] == "done"
         assert row[M.KL_ESTIMATOR] == "seq_k1"
         for name in (M.KL, M.PROXY, M.UTILITY):
             assert M.lo(name) in row and M.hi(name) in row

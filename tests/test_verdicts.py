@@ -295,3 +295,57 @@ def test_tails_of_a_reward_under_the_base_policy(in_tmp, small_model_dir, capsys
     assert rc == 0
     assert "== error (proxy - utility): 800 samples" in out and "== proxy: 800 samples" in out
     assert "tail verdict:" in out
+
+
+def test_current_names_read_results_written_before_the_kl_coefficient_rename():
+    old = pd.DataFrame(
+        {
+            "algo": ["tilt", "ppo", "bon"],
+            "x_name": ["beta", "beta", "n"],
+            "tilt/beta": [0.5, np.nan, np.nan],
+            "train/kl_coef": [np.nan, 0.03, np.nan],
+        }
+    )
+    new = M.current_names(old)
+    assert "tilt/beta" not in new and "train/kl_coef" not in new
+    assert new[M.KL_COEF].tolist()[:2] == [0.5, 0.03] and np.isnan(new[M.KL_COEF].iloc[2])
+    assert new["x_name"].tolist() == [M.X_KL_COEF, M.X_KL_COEF, "n"]
+    assert M.current_names(new).equals(new)  # today's names pass through
+
+
+def test_a_results_table_with_the_old_names_still_reports(in_tmp, capsys):
+    """One name for the KL coefficient in outputs: kl.coef in tables (as in configs and MLflow run
+    names), kl/coef as a metric. A results.csv written before (x_name beta, tilt/beta,
+    train/kl_coef) still reports, under the new names."""
+    import yaml
+
+    from goodhart.pipeline.cli.main import main
+    from goodhart.pipeline.config.load import configs_dir
+
+    spec = {
+        "name": "old",
+        "base": str(configs_dir() / "base.yaml"),
+        "set": {"reward": "distributional", "sampling.n": 16, "prompts.n_eval": 4, "algo": "tilt"},
+        "grid": {"algo.kl.coef": [1.0, 0.5, 0.25]},
+    }
+    spec["set"]["tracking.enabled"] = False
+    (in_tmp / "s.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["sweep", "s.yaml", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "kl.coef=0.5" in out and "beta" not in out
+    df = pd.read_csv(in_tmp / "runs" / "old" / "results.csv")
+    assert set(df["x_name"]) == {M.X_KL_COEF} and df[M.KL_COEF].tolist() == [1.0, 0.5, 0.25]
+    import json
+
+    root = in_tmp / "runs" / "old"  # rewrite the sweep as an older version wrote it
+    for f in root.glob("points/*/result.json"):
+        row = json.loads(f.read_text())
+        row["tilt/beta"], row["x_name"] = row.pop(M.KL_COEF), "beta"
+        f.write_text(json.dumps(row))
+    df.rename(columns={M.KL_COEF: "tilt/beta"}).assign(x_name="beta").to_csv(root / "results.csv", index=False)
+    assert main(["report", str(root), "--no-mlflow"]) == 0
+    out = capsys.readouterr().out
+    import re
+
+    assert re.search(r"tilt\s+kl\.coef=0\.5\s", out) and "(tilt kl.coef=0.25)" in out
+    assert "beta" not in out

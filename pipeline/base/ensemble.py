@@ -11,34 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from goodhart.pipeline.config import schema as C
-from goodhart.pipeline.io import short_hash
-
-
-def mitigated_distributional(cfg: C.RunConfig, arr: dict[str, np.ndarray], key: str):
-    """The Pool of a distributional proxy with an ensemble and/or a transform; `arr` is the single
-    proxy's draw (V and member 0's error)."""
-    from goodhart.pipeline.base.pool import Pool, cached_draw
-    from goodhart.pipeline.base.scoring import law, proxy_transform
-    from goodhart.rewards.base import check_array
-    from goodhart.rewards.ensemble import combine
-
-    r = cfg.reward
-    assert isinstance(r, C.DistributionalReward)
-    P, n = arr["proxy"].shape
-    utility, proxy, members = arr["utility"], arr["proxy"], None
-    if r.ensemble is not None:
-        ens = cached_draw(law(r.utility), law(r.error), P, n, cfg.seed, r.ensemble.k)
-        members = check_array("distributional ensemble members", ens["members"])
-        proxy = combine(members, r.ensemble.combine, r.ensemble.lam)
-    tstate = None
-    t = proxy_transform(r)
-    if t is not None:
-        proxy = t.fit(proxy)(proxy)
-        tstate = t.state()
-    key = short_hash({"base": key, "transform": tstate})
-    return Pool(None, None, proxy, utility, proxy - utility, key, members=members, transform=tstate)
-
 
 def member_evidence(pool: Any, weights: np.ndarray) -> dict[str, tuple[np.ndarray, Any]] | None:
     """For eval.alarm.alarm's `others`: each member's policy mean under the pool weights (rows

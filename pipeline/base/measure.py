@@ -7,6 +7,7 @@ that reports can compare points paired on the same prompts."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,3 +93,39 @@ class PointOutput:
 
 
 StepLogger = Callable[[dict[str, float], int], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# A summary row as text: the one formatting of numbers and intervals (terminal tables, the
+# report, the exported model card)
+# ---------------------------------------------------------------------------------------------
+def number_text(v: Any) -> str:
+    """A table cell: floats to 3 decimals (3 significant digits when very large or small), NaN as '-'."""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        if abs(v) < 1e-12:  # rounding residue of an exact zero (n=1 gains, KL of the base)
+            v = 0.0
+        return f"{v:.3g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.3f}"
+    return str(v)
+
+
+def ci_text(row: dict, name: str) -> str:
+    """`m [lo, hi]` of row's `name` (just `m` without bounds, '-' without a value)."""
+    m, lo, hi = row.get(name), row.get(M.lo(name)), row.get(M.hi(name))
+    if m is None or (isinstance(m, float) and math.isnan(m)):
+        return "-"
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return number_text(float(m))
+    return f"{number_text(float(m))} [{number_text(float(lo))}, {number_text(float(hi))}]"
+
+
+def interval_method_text(method: str | None, ci: float, resamples: int) -> str:
+    """How a row's intervals were made, in words (`method` is its M.INTERVAL_METHOD)."""
+    if method == "t":
+        return f"{ci:.0%} Student-t intervals over prompts"
+    if method == "bootstrap":
+        return f"{ci:.0%} percentile-bootstrap intervals over prompts ({resamples} resamples)"
+    if method == "none":
+        return "no intervals (eval.bootstrap = 0)"
+    return "intervals of an unrecorded method (a result written before interval_method)"

@@ -216,8 +216,6 @@ def base_pool(
         )
         if cfg.reward.ensemble is None and cfg.reward.transform is None:
             return Pool(None, None, arr["proxy"], arr["utility"], arr["error"], key)
-        from goodhart.pipeline.base.ensemble import mitigated_distributional
-
         return mitigated_distributional(cfg, arr, key)
 
     assert eval_prompts is not None and train_prompts is not None
@@ -265,3 +263,27 @@ def base_pool(
         clipped = float(np.mean((proxy <= lo) | (proxy >= hi)))  # at a bound: an upper estimate
     tstate = scorer.transform.state() if scorer.transform is not None else None
     return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration, clipped, members, tstate)
+
+
+def mitigated_distributional(cfg: C.RunConfig, arr: dict[str, np.ndarray], key: str):
+    """The Pool of a distributional proxy with an ensemble and/or a transform; `arr` is the single
+    proxy's draw (V and member 0's error)."""
+    from goodhart.pipeline.base.scoring import proxy_transform
+    from goodhart.rewards.base import check_array
+    from goodhart.rewards.ensemble import combine
+
+    r = cfg.reward
+    assert isinstance(r, C.DistributionalReward)
+    P, n = arr["proxy"].shape
+    utility, proxy, members = arr["utility"], arr["proxy"], None
+    if r.ensemble is not None:
+        ens = cached_draw(law(r.utility), law(r.error), P, n, cfg.seed, r.ensemble.k)
+        members = check_array("distributional ensemble members", ens["members"])
+        proxy = combine(members, r.ensemble.combine, r.ensemble.lam)
+    tstate = None
+    t = proxy_transform(r)
+    if t is not None:
+        proxy = t.fit(proxy)(proxy)
+        tstate = t.state()
+    key = short_hash({"base": key, "transform": tstate})
+    return Pool(None, None, proxy, utility, proxy - utility, key, members=members, transform=tstate)

@@ -20,7 +20,7 @@ from goodhart.rewards.synthetic import SyntheticError, SyntheticProxy
 
 
 def law(cfg: C.LawConfig) -> Law:
-    return Law(cfg.name, df=cfg.df, sigma=cfg.sigma, alpha=cfg.alpha, scale=cfg.scale, loc=cfg.loc, center=cfg.center)
+    return Law(**cfg.model_dump())  # the same fields (tests/test_config.py)
 
 
 def synthetic_error(cfg: C.ErrorConfig) -> SyntheticError:

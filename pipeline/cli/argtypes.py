@@ -36,3 +36,25 @@ def positive(text: str) -> float:
     if not v > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {v:g}")
     return v
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (`--jobs 0` would run nothing, silently)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {v}")
+    return v
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1..65535."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {v}")
+    return v

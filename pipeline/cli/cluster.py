@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from goodhart.pipeline.cli.argtypes import port_number
+
 SLURM_FLAGS = {
     # flag: (SlurmConfig field, type, help)
     "--partition": ("partition", str, "SLURM partition(s), comma-separated"),
@@ -61,8 +63,6 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
             action="store_true",
             help="let tasks write a SQLite tracking store (one machine, local disk only)",
         )
-
-    from goodhart.pipeline.cli.main import port_number
 
     p = sub.add_parser("server", help="a lean MLflow tracking server (the tracking URI for SLURM sweeps)")
     p.add_argument(

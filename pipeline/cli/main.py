@@ -16,11 +16,11 @@ import os
 import sys
 from pathlib import Path
 
-from goodhart.pipeline.cli.argtypes import finite, fraction
+from goodhart.pipeline.cli.argtypes import finite, fraction, port_number, positive_int
 from goodhart.pipeline.errors import USER_ERRORS, UsageError, os_error_line
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
-VERB_MODULES = ("cluster", "probe", "alarm", "export", "train_rm", "analyze")
+VERB_MODULES = ("tails", "cluster", "probe", "alarm", "export", "train_rm", "analyze")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,13 +36,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    from goodhart.pipeline.config.load import load_config, to_yaml
+    from goodhart.pipeline.config.load import load_config, shown_yaml
 
     file, overrides = args.file, list(args.overrides)
     if file and "=" in file and not Path(file).exists():  # `config show key=value ...`: no file
         file, overrides = None, [file, *overrides]
     cfg = load_config(file, overrides)
-    print(to_yaml(cfg), end="")
+    print(shown_yaml(cfg), end="")
     return 0
 
 
@@ -171,100 +171,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tails(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from goodhart.eval.tails import tail_verdict
-
-    if args.reward:
-        from goodhart.pipeline.base.context import PointContext
-        from goodhart.pipeline.config.load import load_config
-
-        overrides = list(args.overrides)
-        if args.file:  # argparse gives the first `key=value` to the optional FILE slot
-            if "=" not in args.file:
-                raise UsageError("give either a FILE or --reward CONFIG, not both")
-            overrides.insert(0, args.file)
-        cfg = load_config(args.reward, overrides)
-        pool = PointContext(cfg, Path(".")).pool()
-        samples = {
-            "error (proxy - utility)": pool.error.ravel(),
-            "proxy": pool.proxy.ravel(),
-            "utility": pool.utility.ravel(),
-        }
-    elif args.file:
-        samples = {args.column or Path(args.file).name: _read_column(Path(args.file), args.column)}
-    else:
-        raise UsageError("give a FILE (.npy/.npz/.csv/.parquet) or --reward CONFIG")
-    for name, x in samples.items():
-        x = _tail_sample(name, x)
-        print(f"== {name}: {x.size} samples")
-        if np.unique(x).size < 20:
-            print("  too few distinct values for tail estimation (a discrete or constant score)\n")
-            continue
-        try:
-            verdict = tail_verdict(x)
-        except ValueError as e:  # the estimators' own limits on the data (their messages say which)
-            raise UsageError(f"{name}: {e}") from None
-        print(verdict.table(), end="\n\n")
-    return 0
-
-
-TAILS_MIN_N = 500  # eval.tails.tail_verdict's minimum sample
-
-
-def _tail_sample(name: str, x):
-    """A 1-D array of finite floats with enough values, or a one-line UsageError saying why not."""
-    import numpy as np
-
-    x = np.asarray(x)
-    if x.ndim != 1:
-        raise UsageError(
-            f"{name}: expected a 1-D array of numbers, got shape {x.shape} (save one column or row, e.g. x[:, 0])"
-        )
-    if x.dtype.kind not in "biuf":
-        raise UsageError(f"{name}: expected numbers, got an array of {x.dtype} values")
-    x = x.astype(np.float64)
-    bad = int(np.count_nonzero(~np.isfinite(x)))
-    if bad:
-        raise UsageError(f"{name}: {bad} of {x.size} values are NaN or infinite; drop them first")
-    if x.size < TAILS_MIN_N:
-        raise UsageError(f"{name}: {x.size} values; tail diagnostics need at least {TAILS_MIN_N}")
-    return x
-
-
-def _read_column(path: Path, column: str | None):
-    import numpy as np
-    import pandas as pd
-
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    try:
-        if path.suffix == ".npy":
-            return np.load(path)
-        if path.suffix == ".npz":
-            z = np.load(path)
-            if not z.files:
-                raise UsageError(f"{path} holds no arrays")
-            key = column or z.files[0]
-            if key not in z.files:
-                raise UsageError(f"{path} has no array '{key}' (arrays: {', '.join(z.files)})")
-            return z[key]
-        if path.suffix in (".csv", ".parquet"):
-            df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    except (ValueError, OSError, EOFError) as e:  # not a numpy file, pickled objects, a broken table
-        raise UsageError(f"{path}: cannot read it as {path.suffix} ({str(e).splitlines()[0][:120]})") from None
-    if path.suffix in (".csv", ".parquet"):
-        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-        key = column or (numeric[0] if len(numeric) == 1 else None)
-        if key is None or key not in df:
-            raise UsageError(f"{path}: choose a column with --column (numeric columns: {', '.join(numeric)})")
-        if key not in numeric:
-            raise UsageError(f"{path}: column '{key}' is not numeric (numeric columns: {', '.join(numeric)})")
-        return df[key].dropna().to_numpy(float)
-    raise UsageError(f"{path}: expected a .npy, .npz, .csv or .parquet file")
-
-
 def cmd_run_point(args: argparse.Namespace) -> int:
     """Run point INDEX of a written sweep directory (what each SLURM array task does)."""
     from goodhart.pipeline.config.load import read_yaml, validate
@@ -308,28 +214,6 @@ def _version() -> str:
         return version("goodhart")
     except PackageNotFoundError:
         return "unknown (not installed)"
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (`--jobs 0` would run nothing, silently)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {v}")
-    return v
-
-
-def port_number(text: str) -> int:
-    """argparse type: a TCP port, 1..65535."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 1 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {v}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -409,17 +293,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-mlflow", action="store_true", help="do not log the report to the sweep's parent run")
     p.set_defaults(fn=cmd_report)
-
-    p = sub.add_parser(
-        "tails", help="tail diagnostics (light / heavy) of a sample or of a reward under the base policy"
-    )
-    p.add_argument("file", nargs="?", help=".npy, .npz, .csv or .parquet")
-    p.add_argument("--column", help="column (csv/parquet) or array name (npz)")
-    p.add_argument(
-        "--reward", metavar="CONFIG", help="a run config: diagnose its error, proxy and utility on base samples"
-    )
-    p.add_argument("overrides", nargs="*", default=[], help="dotted overrides for --reward")
-    p.set_defaults(fn=cmd_tails)
 
     p = sub.add_parser("run-point", help="run point INDEX of a sweep directory (one SLURM array task)")
     p.add_argument("sweep_dir")

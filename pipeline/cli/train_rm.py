@@ -49,14 +49,14 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
     what = "already trained (same config hash), reused" if res.reused else "trained"
     print(f"reward model {c['name']} {what}: {res.path}")
     print(
-        f"  {c['n_pairs']} comparisons labelled by {c['gold']['type']}, noise {c['noise']['kind']}; "
+        f"  {c['n_pairs']} comparisons labelled by {c['utility']['type']}, noise {c['noise']['kind']}; "
         f"backbone {c['backbone']}{' + LoRA' if c['lora'] else ''}"
     )
     print(
         f"  held-out pairwise accuracy vs gold {c[M.RM_HELDOUT_ACCURACY]:.3f} ({c[M.RM_HELDOUT_PAIRS]} pairs); "
         f"Pearson {c[M.RM_HELDOUT_PEARSON]:.3f}, Spearman {c[M.RM_HELDOUT_SPEARMAN]:.3f}  [{c['seconds_total']:g} s]"
     )
-    print(f"  use it: reward: {{type: hf, path: {res.path}}}  utility: {c['gold']['type']}")
+    print(f"  use it: reward: {{type: hf, path: {res.path}}}  utility: {c['utility']['type']}")
     if run_id is not None:
         print(f"  MLflow: experiment '{cfg.experiment}', run {run_id}", file=sys.stderr)
     return 0

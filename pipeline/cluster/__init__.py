@@ -1,2 +1,5 @@
 """Clusters: SLURM job-array submission and status (slurm, submit) and the lean MLflow tracking
-server (server). May import sweeps/, train/ (the requeue exit code), config/, io, errors."""
+server (server).
+
+Imports: sweeps, config, errors, io.
+"""

@@ -80,6 +80,22 @@ def healthy(uri: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def artifact_note(store: str, artifacts: str, most: int = 4) -> str:
+    """Where the artifacts the UI shows really are. `--artifacts-destination` holds only what is
+    logged through the server; runs a local sweep logged straight to the store keep theirs in
+    their experiment's own location (./mlruns/<id> beside the database by default)."""
+    try:
+        from mlflow import MlflowClient
+
+        exps = [e for e in MlflowClient(tracking_uri=store).search_experiments() if e.name != "Default"]
+    except Exception as e:  # the store is not readable from here: say so, do not guess
+        return f"artifacts: uploads through this server go to {artifacts}; the store's own locations unknown ({type(e).__name__})"
+    listed = ", ".join(f"'{e.name}' in {e.artifact_location}" for e in exps[:most])
+    more = f" and {len(exps) - most} more" if len(exps) > most else ""
+    where = f"artifacts: {listed}{more}; " if exps else "artifacts: "
+    return where + f"uploads through this server go to {artifacts}"
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 5000,
@@ -115,9 +131,8 @@ def serve(
                 return 2
             time.sleep(0.3)
         uri = public_uri(host, port)
-        print(
-            f"MLflow tracking server for {store} is up ({time.time() - t0:.1f} s), artifacts in {artifacts}", flush=True
-        )
+        print(f"MLflow tracking server for {store} is up ({time.time() - t0:.1f} s)", flush=True)
+        print(f"  {artifact_note(store, artifacts)}", flush=True)
         print(f"  export MLFLOW_TRACKING_URI={uri}      (or tracking.uri={uri} in a config)", flush=True)
         print(f"  UI: {uri}   Ctrl-C (or SIGTERM to pid {os.getpid()}) stops it", flush=True)
         return proc.wait()

@@ -1,2 +1,5 @@
-"""The typed config tree (schema), its loader with composition and dotted overrides (load), and
-the SLURM settings of a sweep file (slurm). Imports nothing of the pipeline but errors."""
+"""The typed config tree (schema), its loader with composition and dotted overrides (load), the
+SLURM settings of a sweep file (slurm), and the config of `goodhart train-rm` (reward_model).
+
+Imports: errors.
+"""

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from goodhart.pipeline.config.schema import RunConfig, parse_law
+from goodhart.pipeline.config.schema import LAW_PARAMS, LawConfig, RunConfig, parse_law
 from goodhart.pipeline.errors import ConfigError
 
 GROUPS = {"model": "model", "reward": "reward", "utility": "reward", "algo": "algo"}
@@ -357,3 +357,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def to_yaml(cfg: BaseModel) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def shown_yaml(cfg: BaseModel) -> str:
+    """`goodhart config show`: the resolved tree, each law with only the shape parameter it reads
+    (df for student_t, sigma for lognormal, alpha for pareto; none for the others). Only for
+    reading: what is written into point directories keeps every field (to_yaml)."""
+    data = cfg.model_dump(mode="json")
+    _drop_unread_law_params(cfg, data)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _drop_unread_law_params(node: Any, data: Any) -> None:
+    if isinstance(node, LawConfig):
+        for param, law in LAW_PARAMS.items():
+            if node.name != law:
+                data.pop(param, None)
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            if isinstance(data, dict) and name in data:
+                _drop_unread_law_params(getattr(node, name), data[name])
+    elif isinstance(node, (list, tuple)) and isinstance(data, list):
+        for n, d in zip(node, data):
+            _drop_unread_law_params(n, d)
+    elif isinstance(node, dict) and isinstance(data, dict):
+        for k, n in node.items():
+            if k in data:
+                _drop_unread_law_params(n, data[k])

@@ -86,8 +86,9 @@ class RewardModelConfig(Strict):
     n_pairs: int = Field(3000, ge=8)
     """Training comparisons (Gao et al.'s data size). Prompts needed: n_pairs / (n / 2), more if gold ties
     are dropped: each prompt's completions are paired at random, again if needed, until this many."""
-    gold: RewardSpec = Field(default_factory=SentimentReward)
-    """The gold utility that labels the pairs (any reward of the package; VADER sentiment by default)."""
+    utility: RewardSpec = Field(default_factory=SentimentReward)
+    """The true (gold) utility that labels the pairs: any reward of the package, VADER sentiment by
+    default; the same key as a run config's `reward.utility`. (`gold:`, its old name, still reads.)"""
     noise: LabelNoise = Field(default_factory=LabelNoise)
     """Label noise."""
     backbone: ModelConfig = Field(default_factory=ModelConfig)
@@ -111,16 +112,19 @@ class RewardModelConfig(Strict):
         return self
 
 
-RM_GROUPS = {"policy": "model", "backbone": "model", "gold": "reward"}
+RM_GROUPS = {"policy": "model", "backbone": "model", "utility": "reward"}
 """Keys of this config that name a file of a config group (``backbone: smollm2-135m``)."""
 
 
 def load_rm_config(path: str | None, overrides: list[str] | None = None) -> RewardModelConfig:
     """YAML file (or defaults) + dotted overrides -> a validated RewardModelConfig; group names
-    (``gold: sentiment``, ``backbone: tiny``) resolve to their files in configs/."""
+    (``utility: sentiment``, ``backbone: tiny``) resolve to their files in configs/. The old key
+    ``gold`` is read as ``utility``."""
     from goodhart.pipeline.config.load import apply_overrides, find_config, load_file, validate
 
     def resolve(tree: dict) -> dict:
+        if "gold" in tree:  # the key's old name (one name per concept: utility, as in run configs)
+            tree["utility"] = tree.pop("gold")
         for key, group in RM_GROUPS.items():
             if isinstance(tree.get(key), str):
                 tree[key] = load_file(find_config(tree[key], None, group))

@@ -70,8 +70,13 @@ def parse_law(v: str) -> dict[str, Any]:
     return out
 
 
+# The shape parameters, each read by one law only (the others ignore it).
+LAW_PARAMS = {"df": "student_t", "sigma": "lognormal", "alpha": "pareto"}
+
+
 class LawConfig(Strict):
-    """A named distribution, standardised then scaled: X = loc + scale * Z."""
+    """A named distribution, standardised then scaled: X = loc + scale * Z. The same seven fields,
+    with the same defaults, as goodhart.rewards.laws.Law (tests/test_config.py holds them equal)."""
 
     name: LawName = "gaussian"
     """Which law Z follows: gaussian, student_t(df), lognormal(sigma), pareto(alpha), levy,
@@ -99,12 +104,7 @@ class LawConfig(Strict):
 
     @property
     def label(self) -> str:
-        extra = {
-            "student_t": f"df={self.df:g}",
-            "lognormal": f"sigma={self.sigma:g}",
-            "pareto": f"alpha={self.alpha:g}",
-        }
-        inner = extra.get(self.name, "")
+        inner = next((f"{p}={getattr(self, p):g}" for p, law in LAW_PARAMS.items() if law == self.name), "")
         return f"{self.name}({inner})" if inner else self.name
 
 

@@ -1,6 +1,11 @@
 """Optimizers: one file each. Every one takes a PointContext and returns a PointOutput whose
 row holds the same columns (eval.metrics), so tilt, best-of-n and trained policies line up
-on one KL axis. May import train/, base/, config/, io and goodhart.eval."""
+on one KL axis: tilt and bon (reweighting and best-of-n on the base pool, closed-form KL), ppo
+(our own PPO), bon_ft (fine-tuning on best-of-n samples), rloo and grpo (TRL's trainers, glued
+to the pipeline by trl_common). `get(kind)` maps algo.kind to a module's `run`.
+
+Imports: train, base, goodhart.eval.
+"""
 
 from __future__ import annotations
 

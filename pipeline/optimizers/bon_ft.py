@@ -37,14 +37,11 @@ from goodhart.pipeline.base.measure import PointOutput
 from goodhart.pipeline.train import (
     Reference,
     TrainSession,
-    evaluate_policy,
-    load_policy,
     preemption,
     sample_rollout,
     score_rollout,
     unwrapped_for_generation,
 )
-from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
 from goodhart.pipeline.train.kl import (
     completion_logits,
     kl_metrics,
@@ -53,6 +50,7 @@ from goodhart.pipeline.train.kl import (
     position_ids,
     sequence_kl,
 )
+from goodhart.pipeline.train.loop import Steps, Training
 
 
 # ============================================================================================
@@ -180,32 +178,12 @@ def run(ctx: PointContext) -> PointOutput:
 
 
 def _train_and_evaluate(ctx: PointContext) -> PointOutput:
-    cfg, algo = ctx.cfg, ctx.cfg.algo
-    seed = cfg.seed if algo.seed is None else algo.seed
-    sess = TrainSession.start(ctx, seed)
-    acc = sess.accelerator
+    algo = ctx.cfg.algo
+    t = Training.start(ctx)
+    sess, model, ref, tok, opt = t.sess, t.model, t.ref, t.tok, t.opt
+    opt_steps = [0]  # optimizer steps over all rounds (resumed from the checkpoint)
 
-    lm, ref, tok = load_policy(cfg, algo.lora, progress=ctx.progress, device=acc.device)
-    params = [p for p in lm.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=algo.lr, weight_decay=algo.weight_decay)
-    model, opt = sess.prepare(lm, opt, algo.minibatch)
-    ref.to(acc.device)
-
-    start, opt_steps = 0, 0
-    last = sess.checkpoints.latest()
-    if last is not None:  # resume: weights, optimizer, RNG states, finished rounds
-        state = sess.checkpoints.load(last)
-        start, opt_steps = int(state["step"]), int(state["opt_steps"])
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        range(start, algo.rounds), desc="bon-ft", unit="round", disable=not (ctx.progress and sess.is_main), leave=False
-    )
-    round_seconds: list[float] = []
-    monitor = AlarmMonitor.start(ctx, model, sess.gather_array, acc, start)  # gold-free alarm every alarm_every rounds
-    sess.scorer = monitor.recording(sess.scorer)
-    for r in bar:
+    def round_(r: int) -> dict[str, float]:
         t0 = time.perf_counter()
         # ---- 1. sample n per prompt from the current policy, keep the best by proxy
         kept, every, best = sample_and_select(sess, model, tok, round_prompts(sess, r), algo.n)
@@ -213,8 +191,8 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
         best = {k: sess.gather_array(v) for k, v in best.items()}
         # ---- 2. tune on the kept samples
         losses = tune(sess, model, ref, tok, opt, kept)
-        opt_steps += algo.epochs * math.ceil(len(kept) / algo.minibatch)
-        # ---- 3. log the round: rewards of all samples and of the kept ones, losses, our KL after the round
+        opt_steps[0] += algo.epochs * math.ceil(len(kept) / algo.minibatch)
+        # ---- 3. the round's metrics: rewards of all samples and of the kept ones, losses, our KL after it
         metrics = {
             M.PROXY: float(every["proxy"].mean()),
             M.UTILITY: float(every["utility"].mean()),
@@ -231,34 +209,33 @@ def _train_and_evaluate(ctx: PointContext) -> PointOutput:
             metrics[M.LOSS_KL] = losses["kl"]
         if not np.isnan(losses["gnorm"]):
             metrics[M.GRAD_NORM] = losses["gnorm"]
-        if algo.round_kl_samples:
+        if algo.round_kl_samples:  # the alarm reads this KL (held-out) when it is there
             metrics.update(heldout_kl(sess, model, ref, tok, algo.round_kl_samples, r))
-        done = r + 1
-        metrics.update(monitor.check(done, metrics.get(M.KL), model))  # KL: held-out, if round_kl_samples
         metrics[M.STEP_SECONDS] = time.perf_counter() - t0
-        round_seconds.append(metrics[M.STEP_SECONDS])
-        sess.log(metrics, done)
-        bar.set_postfix(proxy=f"{metrics[M.PROXY]:.3g}", kept=f"{metrics[M.KEPT_PROXY]:.3g}")
-        # ---- 4. checkpoint every round; stop here if preempted
-        state = {"opt_steps": opt_steps}
-        sess.checkpoints.save(done, state)
-        sess.check_preemption(done, state, saved=True)
-        if monitor.stopped:  # algo.stop_on_alarm
-            break
-    bar.close()
-    monitor.restore(model)  # after a stop: the last policy the alarm found quiet
+        return metrics
 
-    out = evaluate_policy(ctx, model, ref, tok, sess.scorer, algo.eval_samples, acc, seed)
-    out.row.update(monitor.row())
-    out.row.update(
-        {
+    def load(state: dict) -> None:
+        opt_steps[0] = int(state["opt_steps"])
+
+    def row(start: int) -> dict:
+        return {
             M.TRAIN_ROUNDS: algo.rounds,
-            M.TRAIN_STEPS: opt_steps,
+            M.TRAIN_STEPS: opt_steps[0],
             M.RESUMED_FROM: start,
             M.KL_COEF: algo.kl.coef,
             M.BON_N: algo.n,
         }
+
+    return t.run(
+        Steps(
+            desc="bon-ft",
+            unit="round",
+            total=algo.rounds,
+            step=round_,
+            state=lambda: {"opt_steps": opt_steps[0]},
+            load=load,
+            saves=lambda done: True,  # every round: a round is long
+            postfix=lambda m: {"proxy": f"{m[M.PROXY]:.3g}", "kept": f"{m[M.KEPT_PROXY]:.3g}"},
+            row=row,
+        )
     )
-    if round_seconds:
-        out.row[M.STEP_SECONDS] = float(np.mean(round_seconds))  # mean seconds per round, this session
-    return out

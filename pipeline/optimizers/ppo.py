@@ -9,7 +9,7 @@ Each step, for B sampled completions y of prompts x (T_b tokens each, EOS includ
     loss      L_pi + vf_coef L_V,  advantages whitened,  ppo_epochs passes over minibatches
 
 Each line is a pure function below (token_rewards, gae, advantages, policy_loss, value_loss),
-pinned by hand-computed tests in tests/test_ppo_loss.py.
+pinned by hand-computed tests in tests/test_ppo_loss.py; so is one whole `ppo_step` that wires them.
 
 beta is fixed, or adaptive toward a target KL (goodhart.pipeline.train.kl.KLController). The value function
 is a linear head on the policy's last hidden state (goodhart.pipeline.train.policy says why). Nothing
@@ -33,14 +33,11 @@ from goodhart.pipeline.base.measure import PointOutput
 from goodhart.pipeline.train import (
     PolicyWithValue,
     TrainSession,
-    evaluate_policy,
-    load_policy,
     preemption,
     sample_rollout,
     score_rollout,
     unwrapped_for_generation,
 )
-from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
 from goodhart.pipeline.train.kl import (
     KLController,
     kl_metrics,
@@ -49,11 +46,12 @@ from goodhart.pipeline.train.kl import (
     per_token_kl,
     sequence_kl,
 )
+from goodhart.pipeline.train.loop import Steps, Training
 
 
 # ============================================================================================
 # The PPO loss, term by term: pure functions of tensors, each pinned by a hand-computed test
-# (tests/test_ppo_loss.py, which also checks that six one-line mutations of them are caught)
+# (tests/test_ppo_loss.py, which also checks that each mutation in its list is caught)
 # ============================================================================================
 def token_rewards(kl_t: torch.Tensor, beta: float, score: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """r_t = -beta * kl_t on every completion token, plus the sequence's score on its last one.
@@ -163,9 +161,19 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
     # ---- 4. advantages (whitened over all processes' tokens) and returns
     adv, returns = advantages(rewards, old_v, mask, algo.gamma, algo.lam, lambda t: acc.reduce(t, "sum"))
 
-    # ---- 5. PPO epochs over shuffled minibatches
+    # ---- 5. PPO epochs over shuffled minibatches; diagnostics under their metric names (eval.metrics)
     model.train()
-    stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "loss", "ent", "clip", "vclip", "akl", "gnorm")}
+    per_mb = (
+        M.LOSS_POLICY,
+        M.LOSS_VALUE,
+        M.LOSS_TOTAL,
+        M.ENTROPY,
+        M.APPROX_KL,
+        M.CLIPFRAC,
+        M.VALUE_CLIPFRAC,
+        M.GRAD_NORM,
+    )
+    stats: dict[str, list[float]] = {k: [] for k in per_mb}
     for _ in range(algo.ppo_epochs):
         for mb in torch.randperm(B).split(algo.minibatch):
             m = mask[mb]
@@ -175,22 +183,23 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
             pg_loss, ratio = policy_loss(logp, old_logp[mb], adv[mb], m, algo.clip_range)
             vf_loss = value_loss(v, old_v[mb], returns[mb], m, algo.clip_range_value)
             if algo.clip_range_value is not None:
-                stats["vclip"].append(masked_mean(((v - old_v[mb]).abs() > algo.clip_range_value).float(), m).item())
+                vclip = masked_mean(((v - old_v[mb]).abs() > algo.clip_range_value).float(), m)
+                stats[M.VALUE_CLIPFRAC].append(vclip.item())
             loss = pg_loss + algo.vf_coef * vf_loss
             opt.zero_grad(set_to_none=True)
             acc.backward(loss)
             if algo.max_grad_norm is not None:
                 gnorm = acc.clip_grad_norm_(model.parameters(), algo.max_grad_norm)
                 if gnorm is not None:
-                    stats["gnorm"].append(float(gnorm))
+                    stats[M.GRAD_NORM].append(float(gnorm))
             opt.step()
             with torch.no_grad():
-                stats["pg"].append(pg_loss.item())
-                stats["vf"].append(vf_loss.item())
-                stats["loss"].append(loss.item())
-                stats["ent"].append(masked_mean(entropy_of(logits), m).item())
-                stats["clip"].append(masked_mean(((ratio - 1).abs() > algo.clip_range).float(), m).item())
-                stats["akl"].append(masked_mean((ratio - 1) - torch.log(ratio), m).item())  # k3 of KL(old || new)
+                stats[M.LOSS_POLICY].append(pg_loss.item())
+                stats[M.LOSS_VALUE].append(vf_loss.item())
+                stats[M.LOSS_TOTAL].append(loss.item())
+                stats[M.ENTROPY].append(masked_mean(entropy_of(logits), m).item())
+                stats[M.APPROX_KL].append(masked_mean((ratio - 1) - torch.log(ratio), m).item())  # k3 of KL(old||new)
+                stats[M.CLIPFRAC].append(masked_mean(((ratio - 1).abs() > algo.clip_range).float(), m).item())
 
     # ---- 6. metrics over all processes; the KL controller sees the whole batch's KL
     seq = sequence_kl(old_logp, ref_logp, mask)
@@ -198,7 +207,8 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
     proxy_all, util_all = sess.gather_array(scores["proxy"]), sess.gather_array(scores["utility"])
     klm = kl_metrics(seq)  # kl = mean sequence k1 of the training batch (seq_k1)
     kl_ctl.update(klm[M.KL], len(proxy_all))
-    local = torch.tensor([float(np.mean(stats[k])) if stats[k] else float("nan") for k in stats], device=acc.device)
+    # every process sends every key (an empty list is NaN) so the reduction lines up across them
+    local = torch.tensor([float(np.mean(v)) if v else float("nan") for v in stats.values()], device=acc.device)
     means = dict(zip(stats, acc.reduce(local, "mean").tolist()))
     metrics = {
         M.PROXY: float(proxy_all.mean()),
@@ -207,20 +217,11 @@ def ppo_step(step: int, sess: TrainSession, model, ref, tok, opt, kl_ctl: KLCont
         **klm,
         M.KL_COEF: beta,
         M.OBJECTIVE: float(proxy_all.mean() - beta * klm[M.KL]),
-        M.LOSS_POLICY: means["pg"],
-        M.LOSS_VALUE: means["vf"],
-        M.LOSS_TOTAL: means["loss"],
-        M.ENTROPY: means["ent"],
-        M.CLIPFRAC: means["clip"],
-        M.APPROX_KL: means["akl"],
+        **{k: means[k] for k in per_mb if stats[k]},  # value clipfrac / grad norm only when configured
         M.LENGTH: float(seq["tokens"].mean()),
         M.STEP_SECONDS: time.perf_counter() - t0,
         **extra,
     }
-    if stats["vclip"]:
-        metrics[M.VALUE_CLIPFRAC] = means["vclip"]
-    if stats["gnorm"]:
-        metrics[M.GRAD_NORM] = means["gnorm"]
     if scores["clipped_fraction"] is not None:
         metrics[M.REWARD_CLIPPED] = float(scores["clipped_fraction"])
     return metrics
@@ -235,63 +236,28 @@ def run(ctx: PointContext) -> PointOutput:
 
 
 def _train_and_evaluate(ctx: PointContext) -> PointOutput:
-    cfg, algo = ctx.cfg, ctx.cfg.algo
-    seed = cfg.seed if algo.seed is None else algo.seed
-    sess = TrainSession.start(ctx, seed)
-    acc = sess.accelerator
-
-    lm, ref, tok = load_policy(cfg, algo.lora, progress=ctx.progress, device=acc.device)
-    model = PolicyWithValue(lm)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=algo.lr, weight_decay=algo.weight_decay)
-    model, opt = sess.prepare(model, opt, algo.minibatch)
-    ref.to(acc.device)
+    algo = ctx.cfg.algo
+    t = Training.start(ctx, wrap=PolicyWithValue)
     kl_ctl = KLController(algo.kl.coef, algo.kl.target, algo.kl.horizon)
+    every = algo.checkpoint_every
 
-    start = 0
-    last = sess.checkpoints.latest()
-    if last is not None:  # resume: weights, value head, optimizer, RNG states, step, KL coefficient
-        state = sess.checkpoints.load(last)
-        start = int(state["step"])
-        kl_ctl.load_state_dict(state["kl_ctl"])
+    def row(start: int) -> dict:
+        out = {M.TRAIN_STEPS: algo.steps, M.RESUMED_FROM: start, M.KL_COEF: kl_ctl.coef}
+        out[M.KL_REWARD_ESTIMATOR] = algo.kl.estimator
+        if algo.kl.target is not None:
+            out[M.KL_TARGET] = algo.kl.target
+        return out
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        range(start, algo.steps), desc="ppo", unit="step", disable=not (ctx.progress and sess.is_main), leave=False
+    return t.run(
+        Steps(
+            desc="ppo",
+            unit="step",
+            total=algo.steps,
+            step=lambda i: ppo_step(i, t.sess, t.model, t.ref, t.tok, t.opt, kl_ctl),
+            state=lambda: {"kl_ctl": kl_ctl.state_dict()},  # resume with the adaptive coefficient where it was
+            load=lambda state: kl_ctl.load_state_dict(state["kl_ctl"]),
+            saves=lambda done: bool(every) and (done % every == 0 or done == algo.steps),
+            postfix=lambda m: {"proxy": f"{m[M.PROXY]:.3g}", "kl": f"{m[M.KL]:.3g}"},
+            row=row,
+        )
     )
-    step_seconds: list[float] = []
-    monitor = AlarmMonitor.start(ctx, model, sess.gather_array, acc, start)  # gold-free alarm every alarm_every steps
-    sess.scorer = monitor.recording(sess.scorer)
-    for step in bar:
-        metrics = ppo_step(step, sess, model, ref, tok, opt, kl_ctl)
-        done = step + 1
-        metrics.update(monitor.check(done, metrics[M.KL], model))
-        sess.log(metrics, done)
-        step_seconds.append(metrics[M.STEP_SECONDS])
-        bar.set_postfix(proxy=f"{metrics[M.PROXY]:.3g}", kl=f"{metrics[M.KL]:.3g}")
-        state = {"kl_ctl": kl_ctl.state_dict()}
-        saved = bool(algo.checkpoint_every) and (done % algo.checkpoint_every == 0 or done == algo.steps)
-        if saved:
-            sess.checkpoints.save(done, state)
-        sess.check_preemption(done, state, saved)
-        if monitor.stopped:  # algo.stop_on_alarm
-            break
-    bar.close()
-    monitor.restore(model)  # after a stop: the last policy the alarm found quiet
-
-    out = evaluate_policy(ctx, model, ref, tok, sess.scorer, algo.eval_samples, acc, seed)
-    out.row.update(monitor.row())
-    out.row.update(
-        {
-            M.TRAIN_STEPS: algo.steps,
-            M.RESUMED_FROM: start,
-            M.KL_COEF: kl_ctl.coef,
-            M.KL_REWARD_ESTIMATOR: algo.kl.estimator,
-        }
-    )
-    if algo.kl.target is not None:
-        out.row[M.KL_TARGET] = algo.kl.target
-    if step_seconds:
-        out.row[M.STEP_SECONDS] = float(np.mean(step_seconds))  # mean over this session's steps
-    return out

@@ -94,7 +94,7 @@ def run(ctx: PointContext) -> PointOutput:
     P, N = pool.shape
     row.update(
         {
-            M.TILT_BETA: beta,
+            M.KL_COEF: beta,
             M.TILT_ESS: float(est["ess"].mean()),
             M.TILT_ESS_MIN: float(est["ess"].min()),
             M.KL_MAX: float(np.log(N)),
@@ -117,14 +117,14 @@ def run(ctx: PointContext) -> PointOutput:
         row[M.POOL_DEPENDENT] = bool(d["dependent"])
         if d["dependent"]:
             warnings.warn(
-                f"tilt beta={beta:g}: pool-dependent, the estimate drifts with the pool size: {'; '.join(d['dependent'])}",
+                f"tilt kl.coef={beta:g}: pool-dependent, the estimate drifts with the pool size: {'; '.join(d['dependent'])}",
                 PoolDependentWarning,
                 stacklevel=2,
             )
     row.update(_alarm(pool, beta, div, est, row[M.KL]))  # proxy + KL + base pool only (eval/alarm.py)
     if not row[M.TILT_ESS_OK]:
         warnings.warn(
-            f"tilt beta={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < eval.min_ess={cfg.eval.min_ess:g}; "
+            f"tilt kl.coef={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < eval.min_ess={cfg.eval.min_ess:g}; "
             f"the estimate rests on a handful of samples and its KL is capped at log N = {np.log(N):.2f}",
             LowESSWarning,
             stacklevel=2,

@@ -169,7 +169,7 @@ class PipelineCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self._bar is not None:
             self._bar.update(1)
-        if _any_process(preemption.requested(), args.device):  # every rank stops at the same step
+        if preemption.any_process(preemption.requested(), args.device):  # every rank stops at the same step
             control.should_save = True  # the Trainer saves right after this callback
             control.should_training_stop = True
             self.preempted_at = state.global_step
@@ -190,17 +190,6 @@ def _no_hf_bars() -> Iterator[None]:
     finally:
         if were_on:
             hf_logging.enable_progress_bar()
-
-
-def _any_process(flag: bool, device) -> bool:
-    import torch
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t)
-    return t.item() > 0
 
 
 # ============================================================================================

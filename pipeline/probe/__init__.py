@@ -1,5 +1,11 @@
-"""Reward-model tail probe (`goodhart probe`): how far a reward's tail reaches, by scoring
-uniform random token sequences and base-model completions (tail diagnostics, plots) and by
-coordinate-gradient search over input tokens (ACG) for differentiable HF rewards, with the
-KL/reward trade-off of mixing the optimized sequence into the base policy. Imports the rooms
-below it (optimizers, train, base, config), the rewards package and eval; never sweeps or cli."""
+"""Reward-model tail probe (`goodhart probe`): how far a reward's tail reaches. The three modes
+(run: random token sequences, base-model completions, ACG optimization) and the entry point
+that runs one and records it in MLflow (engine); the probe's typed config (config); an HF
+reward seen at the token level, scores and one-hot gradients (token_rm); the coordinate-
+gradient search (acg); what an optimized sequence is worth, with the KL / reward trade-off of
+mixing it into the base policy (optimize, using logprob: log pi_0 of a text); the probe
+directory's report (report).
+
+Imports: train (the completion slice and token log-probs of train/kl.py), base, config, errors,
+io, goodhart.rewards, goodhart.eval.
+"""

@@ -27,6 +27,8 @@ def completion_logprob(model, tok, prompt: str, completion: str, max_new_tokens:
     """log pi_0(completion | prompt) under the base model as the sampler draws from it."""
     import torch
 
+    from goodhart.pipeline.train.kl import completion_logits, logprobs_of  # the one slice of the logits
+
     p_ids = tok(prompt)["input_ids"]
     c_ids = tok(completion, add_special_tokens=False)["input_ids"]
     n = len(c_ids)
@@ -36,7 +38,6 @@ def completion_logprob(model, tok, prompt: str, completion: str, max_new_tokens:
     targets = c_ids + ([tok.eos_token_id] if eos else [])
     ids = torch.tensor([p_ids + targets], device=model.device)  # (1, P + n [+ 1])
     with torch.inference_mode():
-        logits = model(input_ids=ids).logits[0].float() / temperature  # (T, V)
-    logp = torch.log_softmax(logits[len(p_ids) - 1 : -1], dim=-1)  # predicts each target
-    picked = logp.gather(1, torch.tensor(targets, device=logp.device)[:, None])
+        logits = completion_logits(model(input_ids=ids).logits, len(p_ids), temperature)  # predicts each target
+        picked = logprobs_of(logits, ids[:, len(p_ids) :])  # (1, n [+ 1])
     return SequenceLogProb(float(picked.sum()), n, eos)

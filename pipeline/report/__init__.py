@@ -1,5 +1,10 @@
 """Report: reading a finished sweep. Verdict tables and report.md (verdicts), the figures and
-report.html (html), the gold-free alarm beside the verdicts (alarm_tables) and scored against
-them (alarm_eval), the learned reward model's error (learned). Nothing on the run side imports
-this room. May import sweeps/ (tables, labels, curves, the results it reads), config/, io,
-errors, and goodhart.eval."""
+report.html (html), the per-prompt gains the verdicts pair (units), the points a verdict does not cover yet (coverage), the gold-free alarm beside
+the verdicts (alarm_tables), scored against them (alarm_eval) and on procedurally drawn sweeps
+(alarm_bench), the arena's matrix of error laws x mitigations (arena), the learned reward model's
+error (learned), a user's per-sample file read as a sweep for `goodhart analyze` (samples,
+analyze) and a sweep written in that format (export_samples), and a user's sample file for
+`goodhart tails` (tail_input). Nothing on the run side imports this room.
+
+Imports: sweeps, base, config, errors, io, goodhart.eval.
+"""

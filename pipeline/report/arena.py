@@ -207,7 +207,7 @@ def linear_share(root: Path, pool_file: Any) -> float:
 def arena_cells(root: Path, df: pd.DataFrame, rule: Any) -> pd.DataFrame:
     """One row per (optimizer, error law, mitigation) of the sweep's finished points."""
     from goodhart.eval.goodhart import label_points
-    from goodhart.pipeline.report.verdicts import load_units
+    from goodhart.pipeline.report.units import load_units
 
     df = _cell_columns(root, df)
     units = load_units(root, df)

@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from goodhart.eval import metrics as M
 from goodhart.pipeline.io import atomic_write_text
 from goodhart.pipeline.sweeps.point import TRAIN_LOG
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text
+from goodhart.pipeline.sweeps.tables import point_flags as trust_flags
 
 FIGURES = ("gao_fits_kl.png", "gao_fits_sqrt_kl.png", "frontier.png", "training_curves.png")
 POOL_BOUND = 0.9  # a pool-based KL at >= 90% of its ceiling log N is set by the pool size, not the optimizer
@@ -105,20 +107,17 @@ def _algo_seeds(cfgs) -> set:
 # Flags carried into every table
 # ---------------------------------------------------------------------------------------------
 def point_flags(r: dict[str, Any]) -> str:
-    """`low-ESS` (tilt's estimate rests on a few samples), `pool-bound` (a pool-based KL near
-    its ceiling log N: the pool size, not the optimizer, sets it), plus any flags the verdict
-    logic put in a `flags` column (e.g. pool-dependent, unresolved)."""
-    out = []
-    ess = r.get("ess_ok")
-    if ess is not None and not (isinstance(ess, float) and math.isnan(ess)) and ess not in (True, "True", 1):
-        out.append("low-ESS")
+    """`low-ESS`, `pool-dependent` (sweeps/tables.point_flags), `pool-bound` (a pool-based KL near
+    its ceiling log N: the pool size, not the optimizer, sets it), plus any other flag the verdict
+    logic put in a `flags` column (e.g. unresolved); each flag once."""
+    out = trust_flags(r)
     kl, kl_max = r.get(M.KL), r.get(M.KL_MAX)
     if _finite(kl) and _finite(kl_max) and kl_max > 0 and kl >= POOL_BOUND * kl_max:
         out.append("pool-bound")
     extra = r.get("flags")
-    if isinstance(extra, str) and extra.strip():
-        out += [f.strip() for f in extra.replace(";", ",").split(",") if f.strip() and f.strip() not in out]
-    return ", ".join(out)
+    if isinstance(extra, str):  # the verdict table's own flags, however they are joined
+        out += [f for f in re.split(r"[\s,;]+", extra) if f and f not in out]
+    return ", ".join(dict.fromkeys(out))
 
 
 def _finite(v: Any) -> bool:
@@ -263,7 +262,7 @@ def points_table(labelled: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
 
 def fit_rows(fits: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """One line per fit; an interval or peak that the data cannot pin down reads as such, not ±inf."""
-    headers = ["error", "algo", "gain", "form", "points", "alpha", "beta", "KL at peak", "gain at peak", "R^2", "sound"]
+    headers = ["error", "algo", "gain", "form", "points", "a", "b", "KL at peak", "gain at peak", "R^2", "sound"]
 
     def num(v, ci=None):
         if not _finite(v):
@@ -284,8 +283,8 @@ def fit_rows(fits: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
                 fr.n_points,
                 num(fr.alpha, fr.alpha_ci),
                 num(fr.beta, fr.beta_ci),
-                num(fr.kl_star, fr.kl_star_ci),
-                num(fr.peak_gain),
+                num(fr.kl_star, fr.kl_star_ci) if fr.sound else "not established",  # an unsound fit has no peak
+                num(fr.peak_gain) if fr.sound else "-",
                 num(fr.r2),
                 "yes" if fr.sound else f"no: {fr.reason}",
             ]
@@ -320,7 +319,7 @@ def write_html(rep, out_dir: Path) -> Path:
     if fits:
         parts += [
             "<h2>Gao et al. fits</h2>",
-            "<p>In d = sqrt(KL): best-of-n R(d) = d (alpha &minus; beta d); RL and tilt R(d) = d (alpha &minus; beta ln d). "
+            "<p>In d = sqrt(KL): best-of-n R(d) = d (a &minus; b d); RL and tilt R(d) = d (a &minus; b ln d). "
             "Intervals the data cannot pin down (too few points) are left out.</p>",
             _table(*fit_rows(fits), left=4),
         ]

@@ -24,6 +24,8 @@ from goodhart.eval.goodhart import (
 from goodhart.pipeline.io import atomic_write_text, read_json
 from goodhart.pipeline.report.alarm_tables import alarm_markdown
 from goodhart.pipeline.report.coverage import Coverage, coverage
+from goodhart.pipeline.report.html import point_flags
+from goodhart.pipeline.report.units import load_units
 from goodhart.pipeline.sweeps.record import read_results_csv, write_results
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
@@ -89,7 +91,7 @@ def verdict_table(labelled: pd.DataFrame, why: bool = False) -> str:
                 ci_text(r, M.GAIN_UTILITY),
                 _share_text(r),
                 r["verdict"],
-                r.get("flags", "") or "",
+                point_flags(r),  # the same flags, spelt the same way, as report.html's tables
             ]
         )
     heads = ["curve", "algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "share", "verdict", "flags"]
@@ -164,20 +166,6 @@ def _tails(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def load_units(root: Path, df: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
-    """Per-prompt gains of every point that saved them (points/<id>/per_prompt.npz)."""
-    units = {}
-    for pid in df.get("point_id", pd.Series(dtype=str)).dropna():
-        f = root / "points" / str(pid) / "per_prompt.npz"
-        if f.is_file():
-            z = np.load(f)
-            units[str(pid)] = {
-                "gain_proxy": z["proxy"] - z["base_proxy"],
-                "gain_utility": z["utility"] - z["base_utility"],
-            }
-    return units
-
-
 def backfill(root: Path, df: pd.DataFrame) -> pd.DataFrame:
     """Results written before curve identities and best-of-2 shares were recorded: compute
     them from each point's config.yaml and the sweep's saved base pools."""
@@ -228,8 +216,10 @@ def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
     one way every reader of verdicts gets them: the report, alarm-eval)."""
     if (root / "points.json").is_file():  # from the points themselves, not a stale table
         write_results(root)
-    df = read_results_csv(
-        root / "results.csv", ("algo", "error_law", "x", M.KL) if not (root / "points").is_dir() else ()
+    df = M.current_names(  # a table from before a rename reads too
+        read_results_csv(
+            root / "results.csv", ("algo", "error_law", "x", M.KL) if not (root / "points").is_dir() else ()
+        )
     )
     if "status" in df:
         df = df[df["status"] == "done"]
@@ -316,7 +306,7 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
             "",
             "## Gao et al. fits of utility gain in d = sqrt(KL)",
             "",
-            "best-of-n: R(d) = d (alpha - beta d); RL and tilt: R(d) = d (alpha - beta ln d).",
+            "best-of-n: R(d) = d (a - b d); RL and tilt: R(d) = d (a - b ln d).",
             "",
             "```",
         ]
@@ -347,6 +337,7 @@ def log_to_mlflow(rep: Report) -> str | None:
     info = read_json(parent)
     tr = Tracker(info["uri"])
     run_id = info["run_id"]
+    tr.mark_for_runs_table(info["experiment_id"])  # an older sweep's experiment opens on its runs too
     for f in rep.files:
         tr.log_artifact(run_id, f, "report")
     cols = [

@@ -1,6 +1,8 @@
 """Sweeps: running a sweep. The sweep file (spec), one invocation end to end (invoke), the local
 runner (local), one point run and recorded (point), the sweep directory and MLflow parent run
 (record), one runner per sweep directory (lock), interrupts and child-run states (runstate),
-MLflow access (tracking), run names, tags and status labels (labels), curve identity (curves),
-and the tables printed at the end (tables). Reading a finished sweep lives in report/. May
-import optimizers/, train/, base/, config/, io, errors, and goodhart.eval."""
+MLflow access (tracking) and its SQLite store (sqlite_store), run names, tags and status labels (labels), curve identity (curves),
+and the tables printed at the end (tables). Reading a finished sweep lives in report/.
+
+Imports: optimizers, train, base, config, errors, io, goodhart.rewards, goodhart.eval.
+"""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-KNOB_WORDS = {"beta": "kl.coef", "kl_target": "kl.target", "n": "n"}  # x_name -> the config key a user sets
+KNOB_WORDS = {"beta": "kl.coef", "kl_target": "kl.target", "n": "n"}  # x_name -> the config key (beta: older results)
 
 
 def knob_label(x_name: str, x: float) -> str:

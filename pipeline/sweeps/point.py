@@ -67,7 +67,7 @@ def algo_x(cfg: RunConfig) -> tuple[str, float]:
         return "kl_target", float(kl.target)
     if hasattr(a, "n"):  # bon, bon-ft: how many samples the best is picked from
         return "n", float(a.n)
-    return "beta", float(a.kl.coef)  # tilt, ppo, rloo, grpo: the KL coefficient
+    return M.X_KL_COEF, float(a.kl.coef)  # tilt, ppo, rloo, grpo: the KL coefficient (kl.coef)
 
 
 @dataclass

@@ -7,13 +7,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from goodhart.eval import metrics as M
+from goodhart.pipeline.base.measure import ci_text, number_text
+from goodhart.pipeline.sweeps.labels import knob_label
+
+__all__ = ["ci_text", "render", "sweep_tables"]  # ci_text, number_text: one home, base/measure.py
 
 
 def render(
     headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None, align_left: Sequence[int] = ()
 ) -> str:
     """Columns right-aligned, except those in align_left (long text reads better left-aligned)."""
-    cells = [[_fmt(c) for c in r] for r in rows]
+    cells = [[number_text(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
 
     def cell(i: int, c: str, w: int) -> str:
@@ -26,27 +30,8 @@ def render(
     return "\n".join(out)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "-"
-        if abs(v) < 1e-12:  # rounding residue of an exact zero (n=1 gains, KL of the base)
-            v = 0.0
-        return f"{v:.3g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.3f}"
-    return str(v)
-
-
-def ci_text(row: dict, name: str) -> str:
-    m, lo, hi = row.get(name), row.get(M.lo(name)), row.get(M.hi(name))
-    if m is None or (isinstance(m, float) and math.isnan(m)):
-        return "-"
-    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
-        return _fmt(float(m))
-    return f"{_fmt(float(m))} [{_fmt(float(lo))}, {_fmt(float(hi))}]"
-
-
 def sweep_tables(df) -> str:
-    """One table per curve (utility and proxy named; older results: per error law): algo, beta
+    """One table per curve (utility and proxy named; older results: per error law): algo, kl.coef
     or n, KL, proxy gain and utility gain with intervals, and trust flags."""
     if df.empty or "error_law" not in df:
         return "(no finished points)"
@@ -71,7 +56,7 @@ def sweep_tables(df) -> str:
             )
         corr = g[M.ERROR_UTILITY_CORR].iloc[0] if M.ERROR_UTILITY_CORR in g else float("nan")
         name = f"utility {key[0]} | proxy {key[1]}" if len(keys) == 2 else f"error: {key[0]}"
-        title = f"\n{name}   (base utility {_fmt(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {_fmt(float(corr))})"
+        title = f"\n{name}   (base utility {number_text(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {number_text(float(corr))})"
         heads = ["algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "alarm (no gold)"]
         blocks.append(render(heads, rows, title))
     n_fail = int((df["status"] == "failed").sum())
@@ -90,8 +75,8 @@ def point_flags(r: dict) -> list[str]:
 
 
 def knob_text(r: dict) -> str:
-    x = float(r["x"])
-    return f"{r['x_name']}={int(x)}" if r["x_name"] == "n" else f"{r['x_name']}={x:g}"
+    """`kl.coef=0.5`, `n=64`: the knob as the config spells it, as in the MLflow run names."""
+    return knob_label(str(r["x_name"]), float(r["x"]))
 
 
 def alarm_text(r: dict) -> str:

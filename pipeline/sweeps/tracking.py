@@ -174,6 +174,13 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+# MLflow >= 3 chooses an experiment's default page from this tag: without it the UI infers the
+# kind from what the experiment holds and may open on the GenAI overview (traces, prompts);
+# "custom_model_development" is its "machine learning" kind, which opens on the runs table.
+# (The values are those of the UI's own kind selector, mlflow/server/js: ExperimentKind.)
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 class Tracker:
     """A thin, retrying wrapper over MlflowClient for one tracking URI."""
 
@@ -189,19 +196,28 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=uri)
 
     def experiment_id(self, name: str) -> str:
+        """The experiment `name` (created if missing), tagged so the UI opens on its runs table."""
+
         def get_or_create() -> str:
             exp = self.client.get_experiment_by_name(name)
-            if exp is not None:
-                return exp.experiment_id
-            try:
-                return self.client.create_experiment(name)
-            except Exception:  # another process created it first
-                exp = self.client.get_experiment_by_name(name)
-                if exp is None:
-                    raise
-                return exp.experiment_id
+            if exp is None:
+                try:
+                    return self.client.create_experiment(name, tags=dict([EXPERIMENT_KIND]))
+                except Exception:  # another process created it first
+                    exp = self.client.get_experiment_by_name(name)
+                    if exp is None:
+                        raise
+            if EXPERIMENT_KIND[0] not in exp.tags:  # a store written before the tag: mark it once
+                self.client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
+            return exp.experiment_id
 
         return retry(get_or_create)
+
+    def mark_for_runs_table(self, experiment_id: str) -> None:
+        """Tag an existing experiment (a sweep recorded before the tag) so the UI opens on its runs."""
+        exp = retry(lambda: self.client.get_experiment(experiment_id))
+        if EXPERIMENT_KIND[0] not in exp.tags:
+            retry(lambda: self.client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND))
 
     def start_run(
         self, experiment_id: str, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None

@@ -9,12 +9,19 @@
     rollout.score_rollout    proxy (optimized), utility (logged), error, clipped fraction
     checkpoint.Checkpointer  atomic save / latest / load under <point_dir>/checkpoints/
     evaluate.evaluate_policy any trained policy -> a PointOutput row comparable with tilt/bon
-    preemption               handled() (signals -> flag during a run), requested(), Preempted (exit 75)
+    preemption               handled() (signals -> flag during a run), requested(), any_process(),
+                             Preempted (exit 75)
+    loop.Training, loop.Steps the skeleton of ppo and bon-ft: set up, resume, iterate, checkpoint, stop, evaluate
     kl                       the completion slice, token log-probs, masked_mean, k1/k3, sequence KL,
                              the adaptive KL controller
+    alarm_monitor            the gold-free alarm (eval/alarm.py) online during training, and the
+                             stop-on-alarm rollback
     export.export_policy     a trained point's checkpoint as a Hugging Face model dir (`goodhart export`)
+    reward_model             `goodhart train-rm`: a learned proxy reward from gold-labelled pairs
 
-KL to pi_0 is measured in one place for all of them: `goodhart.pipeline.train.kl`.
+KL to pi_0 is measured in one place for all of them (and for the probe): `goodhart.pipeline.train.kl`.
+
+Imports: base, config, errors, io, goodhart.rewards, goodhart.eval.
 """
 
 # Lazy (PEP 562): `goodhart status` and friends import train.preemption through sweeps.point,

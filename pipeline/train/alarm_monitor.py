@@ -23,6 +23,7 @@ import numpy as np
 
 from goodhart.eval import metrics as M
 from goodhart.eval.alarm import Alarm, AlarmRule, BaseStats, alarm
+from goodhart.pipeline.train.preemption import any_process
 
 
 class RecordingScorer:
@@ -50,17 +51,6 @@ def _trainable(model) -> dict[str, Any]:
 
     with torch.no_grad():
         return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _any_process(flag: bool, device) -> bool:
-    import torch
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t)
-    return t.item() > 0
 
 
 class AlarmMonitor:
@@ -133,7 +123,7 @@ class AlarmMonitor:
         length = logs.get("completions/mean_length")
         seq_kl = float(kl) * float(length) if kl is not None and length is not None else None
         out = self.check(step, seq_kl, model)
-        if self.stop and _any_process(self.stopped, device):
+        if self.stop and any_process(self.stopped, device):
             if self.stopped_at is None:
                 self.stopped_at = step
             out["stop"] = 1.0

@@ -87,36 +87,57 @@ def _load_weights(lm, ckpt: Path) -> None:
         )
 
 
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what model: smollm2-135m is (converted offline)
+
+
+def base_model_id(model) -> str | None:
+    """The Hugging Face hub id of the point's base model, for the card's `base_model`; None when
+    it has none (the built-in tiny model, a local directory: the hub would reject a path)."""
+    if model.name == "smollm2-135m":
+        return SMOLLM2_HUB_ID
+    if model.name == "path" and model.path and not Path(model.path).expanduser().exists():
+        return model.path
+    return None
+
+
 def model_card(cfg, row: dict[str, Any], step: int, adapter: bool) -> str:
-    """A short README.md: what the policy is, how it was trained, what it scored."""
+    """README.md with Hugging Face front matter (library, base model, tags): what the policy is,
+    how it was trained, what it scored, and how the intervals were made."""
+    import yaml
+
     from goodhart.eval import metrics as M
+    from goodhart.pipeline.base.measure import ci_text, interval_method_text
 
     algo = cfg.algo
-    knob = f"n = {algo.n}" if hasattr(algo, "n") else f"KL coefficient {algo.kl.coef:g}"
+    knob = f"n = {algo.n}" if hasattr(algo, "n") else f"kl.coef = {algo.kl.coef:g}"
     base = cfg.model.path or cfg.model.name
-
-    def ci(name: str) -> str:
-        m, lo, hi = row.get(name), row.get(M.lo(name)), row.get(M.hi(name))
-        if m is None:
-            return "-"
-        return f"{m:.4g}" + (f" [{lo:.4g}, {hi:.4g}]" if lo is not None and hi is not None else "")
-
+    hub = base_model_id(cfg.model)
+    front = {"library_name": "peft" if adapter else "transformers"}
+    if hub:
+        front["base_model"] = hub
+    front["pipeline_tag"] = "text-generation"
+    front["tags"] = ["goodhart", "rlhf", algo.kind, "kl-regularization", "reward-hacking-study"]
+    intervals = interval_method_text(row.get(M.INTERVAL_METHOD), cfg.eval.ci, cfg.eval.bootstrap)
     lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).rstrip(),
+        "---",
+        "",
         f"# {algo.kind} policy from goodhart point `{row.get('point_id', '?')}`",
         "",
         f"Trained with **{algo.kind}** ({knob}, {step} step(s), lr {getattr(algo, 'lr', '?')}) from the base model "
         f"`{base}` against the proxy reward `{row.get('error_law', cfg.reward.type)}` "
         f"(proxy = utility + error). {'A LoRA adapter over the base model.' if adapter else 'Full weights.'}",
         "",
-        f"Held-out evaluation ({row.get(M.N_PROMPTS, '?')} prompts, {row.get(M.N_SAMPLES, '?')} samples each; 95% bootstrap intervals):",
+        f"Held-out evaluation ({row.get(M.N_PROMPTS, '?')} prompts, {row.get(M.N_SAMPLES, '?')} samples each; {intervals}):",
         "",
         "| | |",
         "|---|---|",
-        f"| KL(pi ‖ pi_0) [nats] | {ci(M.KL)} |",
-        f"| proxy | {ci(M.PROXY)} |",
-        f"| utility | {ci(M.UTILITY)} |",
-        f"| proxy gain over the base | {ci(M.GAIN_PROXY)} |",
-        f"| utility gain over the base | {ci(M.GAIN_UTILITY)} |",
+        f"| KL(pi ‖ pi_0) [nats] | {ci_text(row, M.KL)} |",
+        f"| proxy | {ci_text(row, M.PROXY)} |",
+        f"| utility | {ci_text(row, M.UTILITY)} |",
+        f"| proxy gain over the base | {ci_text(row, M.GAIN_PROXY)} |",
+        f"| utility gain over the base | {ci_text(row, M.GAIN_UTILITY)} |",
         "",
         "Load: "
         + (

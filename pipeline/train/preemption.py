@@ -14,7 +14,7 @@ rloo, grpo, bon-ft), on every rank:
     for step in range(start, steps):
         train_step(...)
         # Poll at a safe place (after an optimizer step). Under DDP make the ranks agree first
-        # (a max-all-reduce of the flag), so no rank leaves while another waits in a collective.
+        # (any_process: a sum-all-reduce of the flag), so no rank leaves while another waits in a collective.
         if preempt.requested():
             save_checkpoint(point_dir, step)    # atomically (goodhart.pipeline.io), main process only
             preempt.exit_for_requeue()     # exits with EXIT_REQUEUE = 75
@@ -121,3 +121,16 @@ def handled() -> Iterator[None]:
         yield
     finally:
         uninstall_handler()
+
+
+def any_process(flag: bool, device) -> bool:
+    """True on every process when `flag` is True on any of them (a sum over the process group),
+    so that all stop at the same step; the flag itself without torch.distributed."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t)
+    return t.item() > 0

@@ -291,7 +291,7 @@ def train_reward_model(
     held_c = sample_blocks(cfg, held_p, cfg.seed + 1, progress, "held-out completions")
     t_sample = time.time() - t0
 
-    gold_reward = build_reward(cfg.gold)
+    gold_reward = build_reward(cfg.utility)
     flat_p = [p for p, row in zip(train_p, train_c) for _ in row]
     flat_c = [c for row in train_c for c in row]
     gold = gold_reward.score(flat_p, flat_c).reshape(len(train_p), k)
@@ -371,7 +371,7 @@ def train_reward_model(
     card = {
         "name": cfg.name,
         "config_hash": chash,
-        "gold": cfg.gold.model_dump(mode="json"),
+        "utility": cfg.utility.model_dump(mode="json"),
         "n_pairs": cfg.n_pairs,
         "n_train_prompts": len(train_p),
         "completions_per_prompt": k,
@@ -397,7 +397,7 @@ def train_reward_model(
         "seconds_training": round(t_train, 1),
         "seconds_total": round(time.time() - t0, 1),
         "torch_threads": torch.get_num_threads(),
-        "use_as": {"reward": {"type": "hf", "path": str(out)}, "utility": cfg.gold.model_dump(mode="json")},
+        "use_as": {"reward": {"type": "hf", "path": str(out)}, "utility": cfg.utility.model_dump(mode="json")},
         "config": cfg.model_dump(mode="json"),
     }
     atomic_write_text(out / "README.md", model_card(card))
@@ -433,7 +433,7 @@ def model_card(card: dict[str, Any]) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| gold utility | `{card['gold']}` |",
+        f"| gold utility | `{card['utility']}` |",
         f"| training comparisons | {card['n_pairs']} ({card['n_train_prompts']} prompts x {card['completions_per_prompt']} completions) |",
         f"| label noise | {noise_txt}; labels agreeing with gold: {card['label_agreement_with_gold']:.3f} |",
         f"| policy sampled | `{card['policy']}` |",
@@ -447,7 +447,7 @@ def model_card(card: dict[str, Any]) -> str:
         "",
         "```yaml",
         f"reward: {{type: hf, path: {card['use_as']['reward']['path']}}}",
-        f"utility: {card['gold']['type']}",
+        f"utility: {card['utility']['type']}",
         "```",
         "",
         f"Config hash `{card['config_hash']}`; the full config and figures are in `{CARD_JSON}`.",

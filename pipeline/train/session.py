@@ -108,10 +108,7 @@ class TrainSession:
         """If a preemption was requested (any process), checkpoint at `step` (unless `saved` says
         that was just done) and raise Preempted: the point is not marked done, and the requeued
         task resumes from here."""
-        import torch
-
-        flag = torch.tensor([float(preemption.requested())], device=self.accelerator.device)
-        if self.accelerator.reduce(flag, "sum").item() > 0:  # every process stops at the same step
+        if preemption.any_process(preemption.requested(), self.accelerator.device):  # all stop at one step
             path = self.checkpoints.latest() if saved else self.checkpoints.save(step, state)
             raise preemption.Preempted(
                 f"preempted ({preemption.reason()}) after step {step}; checkpoint {path}; re-run the point to resume"
