@@ -51,7 +51,7 @@ def label_points(
     ```pycon
     >>> import pandas as pd
     >>> from goodhart import label_points
-    >>> pts = pd.DataFrame({"algo": "tilt", "x_name": "beta", "x": [3.0, 1.0, 0.3, 0.1],
+    >>> pts = pd.DataFrame({"algo": "tilt", "x_name": "kl.coef", "x": [3.0, 1.0, 0.3, 0.1],
     ...     "kl": [0.1, 0.5, 2.0, 5.0],
     ...     "gain/proxy": [0.4, 1.0, 3.0, 9.0], "gain/proxy/lo": [0.3, 0.8, 2.5, 8.0],
     ...     "gain/proxy/hi": [0.5, 1.2, 3.5, 10.0],

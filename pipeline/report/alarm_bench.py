@@ -190,7 +190,7 @@ def curve_points(c: dict, rule: AlarmRule) -> tuple[list[dict], dict]:
         lw = log_weights(proxy, beta)
         w = np.exp(lw)
         kl = kl_from_log_weights(lw)
-        r = _point(name, "tilt", "beta", beta, (w * proxy).sum(1) - bp, (w * util).sum(1) - bu, kl)
+        r = _point(name, "tilt", M.X_KL_COEF, beta, (w * proxy).sum(1) - bp, (w * util).sum(1) - bu, kl)
         al = tilt_alarm(proxy, beta, float(kl.mean()), rule, base)
         rows.append(r | al.row() | {"light": c["law"].light, "seed": c["seed"]})
     for r in rows:
