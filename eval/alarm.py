@@ -49,6 +49,9 @@ from scipy import stats
 
 from goodhart.eval import metrics as M
 from goodhart.eval.alarm_null import LightNull, excess_lower, p_value
+from goodhart.eval.alarm_null import (
+    dv_bound as dv_bound,  # its home is alarm_null (which alarm imports); public here too
+)
 
 LEVELS = ("quiet", "watch", "alarm")
 
