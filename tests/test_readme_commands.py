@@ -97,13 +97,6 @@ VARIANTS: dict[str, str] = {
     "goodhart probe rm7b.yaml --mode base     --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
     "goodhart probe rm7b.yaml --mode optimize --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
     # docs/alarm.md: the gold-free alarm (runs/distributional is the distributional variant's)
-    "goodhart alarm-eval runs/distributional": "goodhart alarm-eval runs/distributional",
-    "goodhart sweep configs/sweep/alarm_heldout.yaml seed=3 --output runs/s3": f"goodhart sweep {{repo}}/configs/sweep/alarm_heldout.yaml seed=3 --output runs/s3 --quiet {DIST}",
-    "goodhart alarm-eval runs/s3/alarm_heldout": "goodhart alarm-eval runs/s3/alarm_heldout",
-    "goodhart sweep configs/sweep/alarm_heldout_text.yaml": f"goodhart sweep {{repo}}/configs/sweep/alarm_heldout_text.yaml --quiet sampling.n=256 {LM}",
-    "goodhart alarm-eval runs/alarm_heldout_text --points": "goodhart alarm-eval runs/alarm_heldout_text --points",
-    "goodhart sweep configs/sweep/alarm_heldout_ppo.yaml": f"goodhart sweep {{repo}}/configs/sweep/alarm_heldout_ppo.yaml --quiet sampling.n=8 {LM} {PPO} {CAL}",
-    "goodhart alarm-eval runs/alarm_heldout_ppo --steps": "goodhart alarm-eval runs/alarm_heldout_ppo --steps",
     # docs/learned-rm.md, docs/usage.md: learned reward models (a tiny RM on the small model) and SmolLM2
     "goodhart train-rm configs/rm/sentiment.yaml name=sent-3k n_pairs=3000 --out runs/rm/sent-3k": 'goodhart train-rm {repo}/configs/rm/sentiment.yaml name=sent-3k n_pairs=32 policy.path={model} backbone.path={model} sampling.n=8 sampling.max_new_tokens=16 heldout_prompts=4 training.epochs=1 --out runs/rm/sent-3k "gold={{type: keyword, words: [was, the, and]}}"  # the small test model writes near-gibberish: VADER ties on most pairs',
     "goodhart run configs/base.yaml reward='{type: hf, path: runs/rm/sent-3k}' utility=sentiment algo.kl.coef=0.25": f"goodhart run {{repo}}/configs/base.yaml reward='{{{{type: hf, path: runs/rm/sent-3k}}}}' utility=sentiment algo.kl.coef=0.25 sampling.n=16 {LM}",
@@ -125,6 +118,13 @@ VARIANTS: dict[str, str] = {
     # the plug-in package is pip-installed and run by name in the slow test of tests/test_examples*.py
     "pip install examples/reward_plugin": "test -f {repo}/examples/reward_plugin/pyproject.toml",
     "goodhart run examples/reward_plugin/run.yaml": "test -f {repo}/examples/reward_plugin/run.yaml",
+    # docs/arena.md: the arena (15-25 min on 2 cores): a cut-down grid here; tests/test_arena.py runs it too
+    "goodhart sweep configs/sweep/arena.yaml": "goodhart sweep {repo}/configs/sweep/arena.yaml --quiet sampling.n=512 prompts.n_eval=4",
+    "goodhart report runs/arena": "goodhart report runs/arena",
+    "goodhart sweep configs/sweep/arena_text.yaml": "goodhart sweep {repo}/configs/sweep/arena_text.yaml --dry-run",
+    "goodhart report runs/arena_text": "goodhart report --help",
+    "goodhart sweep configs/sweep/arena_rl.yaml": "goodhart sweep {repo}/configs/sweep/arena_rl.yaml --dry-run",
+    "goodhart report runs/arena_rl": "goodhart report --help",
     "mkdocs build --strict": 'mkdocs build --strict -f {repo}/mkdocs.yml -d "$PWD/site"',  # -d is read from the config file's folder
     # docs/development.md: tests
     ".venv/bin/python -m pytest -q tests/test_ppo_loss.py": f"{sys.executable} -m pytest -q -p no:cacheprovider {{repo}}/tests/test_ppo_loss.py",

@@ -1,7 +1,7 @@
 """Regression tests for issue 23 ("nothing stale, nothing torn, nothing slow to say no"): a
 point whose reward changed is not done; a point is done only when every file it names reads;
 torn or foreign sweep directories, OS errors and bad input are one line. The process-level
-cases (kill -9 orphans, a failing tracking server) are in tests/test_orphans.py."""
+cases (kill -9 orphans, a failing tracking server) are in tests/test_interrupts.py."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ def healthy(uri: str, timeout: float = 2.0) -> bool:
 def artifact_note(store: str, artifacts: str, most: int = 4) -> str:
     """Where the artifacts the UI shows really are. `--artifacts-destination` holds only what is
     logged through the server; runs a local sweep logged straight to the store keep theirs in
-    their experiment's own location (./mlruns/<id> beside the database by default)."""
+    their experiment's own location (mlruns/<id> beside the database by default)."""
     try:
         from mlflow import MlflowClient
 

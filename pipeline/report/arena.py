@@ -12,7 +12,7 @@ tilt's peak on the same pool), and reports:
   stopping"): walking the curve up in KL, the last point the gold-free alarm finds quiet before
   the first point it does not (none quiet: the base policy, gain 0 at KL 0); its utility and
   proxy gain, and the regret against gold's best in utility and in nats of KL;
-* the theory's prediction (ARENA.md) and whether the measurement agrees.
+* the theory's prediction (docs/arena.md) and whether the measurement agrees.
 
 The `alarm-stop` column is the KL tilt stopped at its alarm's knob."""
 
@@ -89,7 +89,7 @@ def is_arena(root: Path, df: pd.DataFrame) -> bool:
 
 
 # ============================================================================================
-# The theory's prediction per cell (ARENA.md)
+# The theory's prediction per cell (docs/arena.md)
 # ============================================================================================
 def law_class(law: str) -> tuple[bool, bool]:
     """(heavier than every exponential, infinite variance) for an error-law label."""
