@@ -93,15 +93,9 @@ def run_point_killed_at(monkeypatch):
 KNOWN_MERGE_GAPS = {
     "test_alarm_bench.py::test_quick_bench_test_half_meets_its_goals": "quick bench has 2 gold positives under verdict rule v3 (needs >= 10): grow the quick family",
     "test_alarm_eval.py::test_alarm_eval_end_to_end_and_the_alarm_in_tables_and_report": "8-prompt levy sweep has no gold positives under rule v3 (use 128 prompts, n up to 512)",
-    "test_analyze.py::test_a_sweep_round_trips_through_the_samples_file_to_the_same_verdicts_and_alarms": "analyze computes the alarm without the null replicates (tilt/bon gains vs the light null); verdicts round-trip, alarm levels do not",
-    "test_api.py::test_every_listed_name_is_importable_documented_and_its_example_runs[goodhart.alarm]": "the example's expected level predates the calibrated alarm",
     "test_arena.py::test_quick_arena_sweep_and_report": "cut-down arena cell reads unresolved (not catastrophic) under rule v3",
     "test_integrations_trl.py::test_an_alarm_stops_only_when_asked_and_the_last_quiet_checkpoint_is_kept": "hand-built numbers predate the calibrated alarm's z test",
     "test_integrations_trl.py::test_grpo_script_with_the_callback_stops_on_a_heavy_tailed_hackable_reward": "the calibrated alarm fires at step 8 of 8, after the run, on this seed",
-    "test_mitigations.py::test_chi2_tilt_row_has_its_own_label_and_divergence": "a 6e-5 dropped fraction where 0 is asserted (pool draw changed with the per-law streams)",
-    "test_reliability.py::test_a_new_sqlite_store_appears_only_complete": "new stores are now seeded from a template; a killed creator's leftover is not cleaned on that path",
-    "test_sweep_stages.py::test_base_pool_is_built_before_the_first_point": "the pool stage writes the score cache's reward-identity file too",
-    "test_verdicts.py::test_a_results_table_with_the_old_names_still_reports": "summary wording changed with rule v3 (own peaks per optimizer)",
 }
 
 

@@ -113,7 +113,8 @@ def test_chi2_tilt_row_has_its_own_label_and_divergence():
         {"kind": "tilt", "kl": {"coef": 40.0}, "divergence": "chi2"},
     )
     assert row["algo"] == "tilt-chi2" and row[M.TILT_DIVERGENCE] == "chi2"
-    assert row[M.TILT_DROPPED] == 0.0
+    # a strong coefficient keeps the tilt linear: only the far left tail of t3 (a few in 1e5) is cut
+    assert 0.0 <= row[M.TILT_DROPPED] < 1e-3
     # linear tilt: utility share of the gain ~ Var(V)/Var(U) = 1/(1+3)
     assert row[M.GAIN_UTILITY] / row[M.GAIN_PROXY] == pytest.approx(0.25, abs=0.08)
 

@@ -87,11 +87,17 @@ def test_base_pool_is_built_before_the_first_point(in_tmp, small_model_dir, caps
     import goodhart.pipeline.sweeps.local as local
     from goodhart.pipeline.io import cache_dir
 
+    monkeypatch.setenv("GOODHART_CACHE", str(in_tmp / "cache"))  # the session's cache has others' pools
     seen = []
     real = local.run_point
 
+    def pools() -> set[str]:
+        return {str(p) for p in (cache_dir() / "pools").glob("*/completions.json")}
+
+    before = pools()
+
     def spy(cfg, point_dir, target=None, progress=True):
-        seen.append(sorted(p.name for p in (cache_dir() / "pools").glob("*/completions.json")))
+        seen.append(len(pools() - before))
         return real(cfg, point_dir, target, progress=progress)
 
     monkeypatch.setattr(local, "run_point", spy)
@@ -110,7 +116,7 @@ def test_base_pool_is_built_before_the_first_point(in_tmp, small_model_dir, caps
         [{"set": {"algo": "bon"}, "grid": {"algo.n": [1, 2]}}],
     )
     assert main(["sweep", str(f)]) == 0
-    assert seen == [["completions.json"], ["completions.json"]]  # sampled before point 1 started
+    assert seen == [1, 1]  # this sweep's one pool was sampled before point 1 started
     err = capsys.readouterr().err
     stage, bar = err.find("base pool (sample + score)"), err.find("sweep st")
     assert 0 <= stage < bar  # its own line, ahead of the sweep's bar

@@ -32,13 +32,16 @@ class BaseStats(_alarm.BaseStats):
 
 
 class AlarmRule(_alarm.AlarmRule):
-    """The alarm's thresholds (fields documented in goodhart.eval.alarm.AlarmRule): ``dv_alarm``,
-    ``share_alarm``, ``beyond_alarm``, ``disagree_alarm``, ``watch``, ``min_gain``, ``noise_z``.
+    """The alarm's test (fields documented in goodhart.eval.alarm.AlarmRule): ``alpha``, the
+    false-alarm rate under the light-tailed null (``alarm`` needs p < alpha); ``tau``, the least
+    gain / DV bound that counts as material; ``n_null`` and ``null_seed``, the null's replicates;
+    ``min_gain`` and ``noise_z``, below which a gain is noise. ``dv_alarm`` and ``watch`` are the
+    DV-ratio baseline's thresholds (they decide nothing in the calibrated alarm).
 
     ```pycon
     >>> from goodhart import AlarmRule
-    >>> AlarmRule(dv_alarm=3.0).dv_alarm
-    3.0
+    >>> AlarmRule(alpha=0.01).alpha
+    0.01
 
     ```
     """
@@ -89,7 +92,8 @@ def alarm(
     the disagreement of several reward models, ...) go to goodhart.eval.alarm.alarm.
 
     A Gaussian reward tilted to KL 0.125 gains sigma sqrt(2 KL) = 0.5, exactly the bound (quiet);
-    a Pareto reward whose gain sits in a few huge samples alarms:
+    a policy whose gain sits in a few huge samples (2 of 64 at 60 sigma) alarms: its gain is far
+    past what the light-tailed null allows at this KL (p < alpha):
 
     ```pycon
     >>> import numpy as np
@@ -98,7 +102,7 @@ def alarm(
     >>> base = BaseStats.from_pool(rng.normal(size=(8, 4096)))
     >>> alarm(rng.normal(0.5, 1.0, size=(8, 64)), kl=0.125, base=base).level
     'quiet'
-    >>> hacked = rng.normal(size=(8, 64)); hacked[:, 0] = 60.0
+    >>> hacked = rng.normal(size=(8, 64)); hacked[:, :2] = 60.0
     >>> alarm(hacked, kl=0.125, base=base).level
     'alarm'
 

@@ -229,6 +229,55 @@ def _matrix(g: pd.DataFrame, prompts: list[str]) -> tuple[np.ndarray, np.ndarray
     return r, w
 
 
+def _cached(cache: dict, key: tuple, make):
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+def _null_base(base_proxy: np.ndarray, rule):
+    from goodhart.eval.alarm import BaseStats
+
+    return BaseStats.from_pool(base_proxy, n_null=rule.n_null, null_seed=rule.null_seed)
+
+
+def _alarm_row(g: pd.DataFrame, r: np.ndarray, w: np.ndarray, kl: float, bpool, stats, null_stats, rule) -> dict:
+    """The alarm of one point. A point that *is* the base pool under a tilt's softmax(r / beta) or
+    best-of-n's order weights (what `goodhart export-samples` writes for a sweep's tilt and
+    best-of-n points) is tested as the sweep tests it: against the same optimizer on the light
+    null's replicates of that pool (eval/alarm.py tilt_alarm, bon_alarm). Any other policy --
+    trained checkpoints, external runs -- by the z test against the null's DV bound at its KL."""
+    from goodhart.eval.alarm import alarm, bon_alarm, tilt_alarm
+
+    algo = str(g["algo"].iloc[0]) if "algo" in g else ""
+    x = float(g["x"].iloc[0]) if "x" in g and pd.notna(g["x"].iloc[0]) else float("nan")
+    if bpool is not None and null_stats is not None and algo in ("tilt", "bon") and np.isfinite(x):
+        if _is_pool_policy(algo, x, r, w, bpool):
+            if algo == "tilt":
+                return tilt_alarm(bpool, x, kl, rule, null_stats).row()
+            return bon_alarm(bpool, int(x), kl, rule, null_stats).row()
+    return alarm(r, kl, stats, w).row()
+
+
+def _is_pool_policy(algo: str, x: float, r: np.ndarray, w: np.ndarray, bpool: np.ndarray) -> bool:
+    """Whether (r, w) is the tilt at beta = x (or best-of-n, n = x) of the base pool bpool."""
+    from goodhart.eval.bon import order_weights
+    from goodhart.eval.tilt import log_weights
+
+    if r.shape != bpool.shape or not np.array_equal(np.sort(r, axis=1), np.sort(bpool, axis=1)):
+        return False
+    if algo == "tilt":
+        if x <= 0:
+            return False
+        expect = np.exp(log_weights(r, x))
+    else:
+        n = int(x)
+        if n != x or not 1 <= n <= r.shape[1] or np.any(np.diff(r, axis=1) < 0):
+            return False  # best-of-n rows come sorted by proxy, as export-samples writes them
+        expect = np.broadcast_to(order_weights(r.shape[1], n), r.shape)
+    return bool(np.allclose(w, expect, rtol=1e-6, atol=1e-12))
+
+
 def _knob(points: list[str], df: pd.DataFrame) -> dict[str, tuple[str, float]]:
     """x_name, x per point: the columns when given, else the point id if every id is a number
     (a step, say), else the order of first appearance."""
@@ -266,8 +315,11 @@ def build(
     point's prompts with the base mean taken as known (its own noise is not in them)."""
     if pairing not in PAIRINGS:
         raise SamplesError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
-    from goodhart.eval.alarm import BaseStats, alarm
+    from goodhart.eval.alarm import AlarmRule, BaseStats
     from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, summarize
+
+    rule = AlarmRule()
+    nulls: dict[tuple, Any] = {}  # (curve, prompts) -> BaseStats with the null replicates
     from goodhart.pipeline.config.schema import RunConfig
 
     cfg = RunConfig.model_validate({"eval": {"interval": "t", "ci": ci}})
@@ -317,17 +369,20 @@ def build(
                 bp = bmean["proxy"][idx]
                 bu = bmean["utility"][idx] if has_u else np.full(len(prompts), np.nan)
                 stats = BaseStats.from_pool(pool["proxy"][idx])
+                null_stats = _cached(nulls, (str(curve), tuple(idx)), lambda: _null_base(pool["proxy"][idx], rule))
             else:  # every prompt against the base's overall mean
                 prompts = list(dict.fromkeys(g["prompt"]))
                 bp = np.full(len(prompts), float(bc["proxy"].mean()))
                 bu = np.full(len(prompts), float(bc["utility"].mean()) if has_u else np.nan)
                 stats = BaseStats.from_pool(pool["proxy"], per_prompt=False)
+                null_stats = None
             est = _per_prompt_means(g, prompts, cols)
             u = est["utility"] if has_u else np.full(len(prompts), np.nan)
             row = summarize(cfg, est["proxy"], u, est["kl"], bp, bu, "samples file")
             per = row.pop(PER_PROMPT)
             r, w = _matrix(g, prompts)
-            row.update(alarm(r, row[M.KL], stats, w).row())
+            bpool = pool["proxy"][idx] if pairing == "prompt" else None
+            row.update(_alarm_row(g, r, w, row[M.KL], bpool, stats, null_stats, rule))
             x_name, x = knob[pid]
             first = g.iloc[0]
             d = point_dir_name(str(pid))

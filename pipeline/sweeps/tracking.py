@@ -107,6 +107,8 @@ def check_store(uri: str) -> None:
                 if not db.exists():
                     from goodhart.pipeline.sweeps.sqlite_store import seed_new_store
 
+                    _remove_leftovers(db)
+
                     # a copy of an empty store (not MLflow's ~50 migrations again); without a
                     # template, MLflow creates it beside its name and it is renamed into place
                     if not seed_new_store(db):
@@ -119,12 +121,18 @@ def check_store(uri: str) -> None:
         raise TrackingError(f"tracking store {uri} cannot be used ({type(e).__name__}: {first}); {what}") from None
 
 
+def _remove_leftovers(db: Path) -> None:
+    """What a creator killed before its rename left beside `db` (a half-made schema, a part-copied
+    template). Only called under the store's creation lock, so no live creator owns them."""
+    for pattern in (f".{db.name}.creating-*", f".{db.name}.*.tmp"):
+        for stale in db.parent.glob(pattern):
+            stale.unlink(missing_ok=True)
+
+
 def _create_sqlite_store(db: Path) -> None:
     """A new SQLite store, created beside its final name and renamed into place: MLflow builds the
     schema in several transactions, and a kill -9 midway would leave a store every later run
     refuses ("table ... already exists"). Holds the creation lock (check_store)."""
-    for stale in db.parent.glob(f".{db.name}.creating-*"):  # a killed creator's
-        stale.unlink(missing_ok=True)
     tmp = db.parent / f".{db.name}.creating-{os.getpid()}"
     Tracker(f"sqlite:///{tmp}").client.search_experiments(max_results=1)
     os.replace(tmp, db)
