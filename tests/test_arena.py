@@ -3,6 +3,7 @@ configs/sweep/arena.yaml end to end through `goodhart sweep` and `goodhart repor
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -50,6 +51,17 @@ def test_predictions_follow_the_theory():
     assert predict("levy x1", "clip")[0] == "no catastrophe"
 
 
+def _bo2_gain_pareto(alpha: float) -> float:
+    """Best-of-2's utility gain for proxy V + X, V ~ N(0, 1), X ~ Pareto(alpha): with S = V1 - V2 ~
+    N(0, 2) and D = X2 - X1, E[V_chosen] = E[S 1{S > D}] = E_D[sqrt(2) phi(D / sqrt(2))]
+    (a bounded integrand: Monte Carlo over D to ~1e-3)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    x = stats.pareto(alpha).rvs(size=(2, 400_000), random_state=rng)
+    return float(np.mean(np.sqrt(2) * stats.norm.pdf((x[1] - x[0]) / np.sqrt(2))))
+
+
 def test_quick_arena_sweep_and_report(in_tmp, capsys):
     """configs/sweep/arena.yaml cut down to 2 laws x 3 mitigations x 3 knobs on a small pool."""
     spec = yaml.safe_load((configs_dir() / "sweep" / "arena.yaml").read_text())
@@ -66,10 +78,22 @@ def test_quick_arena_sweep_and_report(in_tmp, capsys):
     cells = pd.read_csv(rep / "arena.csv")
     assert len(cells) == 2 * 4  # 3 mitigations + alarm-stop per law
     c = cells.set_index(["error_law", "mitigation"])
-    assert c.loc[("gaussian x1", "kl"), "verdict"] != "catastrophic"
-    assert c.loc[("gaussian x1", "chi2"), "verdict"] != "catastrophic"
-    assert c.loc[("pareto(alpha=1.5) x1", "kl"), "verdict"] == "catastrophic"
+    for m in ("kl", "chi2"):
+        assert c.loc[("gaussian x1", m), "verdict"] == "improving"
+        assert c.loc[("gaussian x1", m), "agreement"] == "agrees"
     assert c.loc[("gaussian x1", "kl"), "best_utility"] > 0.2
+    # pareto(1.5) under the KL tilt: catastrophic, or -- the rule's honest answer on 8 prompts --
+    # unresolved, and then for the rule's own reason: the utility interval straddles the near-base
+    # margin m = 0.1 x best-of-2's utility gain on the pool (no peak rose above it), while the
+    # utility share has collapsed below 5% of share0. Showing the upper bound below m would take
+    # thousands of prompts (a per-prompt spread of ~1 against m ~ 0.04; docs/arena.md).
+    p = c.loc[("pareto(alpha=1.5) x1", "kl")]
+    assert p["verdict"] in ("catastrophic", "unresolved") and p["agreement"] != "disagrees"
+    assert p["near_base_margin"] == pytest.approx(0.1 * _bo2_gain_pareto(1.5), abs=0.005)
+    if p["verdict"] == "unresolved":
+        assert p["agreement"] == "undecided" and "unres?" in out
+        assert p["verdict_utility_lo"] < p["near_base_margin"] <= p["verdict_utility_hi"]
+    assert p["verdict_share_hi"] < 0.05 * p["share0"]
     assert (rep / "arena_heatmap.png").stat().st_size > 20_000
     md = (rep / "report.md").read_text()
     assert "## Arena: error law x mitigation" in md and "![arena heat map](arena_heatmap.png)" in md

@@ -176,6 +176,7 @@ def cell_summary(lab: pd.DataFrame) -> dict[str, Any]:
     return {
         "verdict": worst,
         "verdict_kl": float(first[M.KL]),
+        **resolution(first),
         "verdict_dropped": dropped,
         "best_utility": float(p[M.GAIN_UTILITY]),
         "best_kl": float(p[M.KL]),
@@ -190,6 +191,34 @@ def cell_summary(lab: pd.DataFrame) -> dict[str, Any]:
         "max_kl": float(lab[M.KL].max()),
         "share_untruncated": share_u,
         "points": len(lab),
+    }
+
+
+def _num(r: pd.Series, name: str) -> float:
+    v = pd.to_numeric(r.get(name, np.nan), errors="coerce")
+    return float(v) if pd.notna(v) else float("nan")
+
+
+def resolution(r: pd.Series) -> dict[str, float]:
+    """What the verdict rule read at a cell's worst point (eval/goodhart.py): the utility gain's
+    interval against the near-base margin m, the utility share's upper bound against share0, and,
+    where the estimate itself is below m but its interval reaches above it (`unresolved` rather
+    than `catastrophic`), about how many prompts the t interval needs to fall below m:
+    P x (half-width / (m - estimate))^2 (the interval shrinks as 1/sqrt(P) at a fixed spread)."""
+    u, lo, hi = _num(r, M.GAIN_UTILITY), _num(r, M.lo(M.GAIN_UTILITY)), _num(r, M.hi(M.GAIN_UTILITY))
+    m, P = _num(r, "near_base_margin"), _num(r, M.N_PROMPTS)
+    need = float("nan")
+    if np.isfinite([u, hi, m, P]).all() and hi >= m:
+        need = P * ((hi - u) / (m - u)) ** 2 if u < m else float("inf")
+    return {
+        "verdict_utility": u,
+        "verdict_utility_lo": lo,
+        "verdict_utility_hi": hi,
+        "near_base_margin": m,
+        "verdict_share_hi": _num(r, "share/hi"),
+        "share0": _num(r, "share0"),
+        "n_prompts": P,
+        "prompts_for_near_base": need,
     }
 
 
@@ -228,9 +257,20 @@ def arena_cells(root: Path, df: pd.DataFrame, rule: Any) -> pd.DataFrame:
     cells = pd.DataFrame(rows)
     pred = [predict(r.error_law, r.mitigation) for r in cells.itertuples()]
     cells["predicted"], cells["predicted_why"] = [p[0] for p in pred], [p[1] for p in pred]
-    measured = np.where(cells["verdict"] == "catastrophic", "catastrophic", "no catastrophe")
-    cells["agrees"] = measured == cells["predicted"]
+    cells["measured"] = [measured(v) for v in cells["verdict"]]
+    cells["agreement"] = [
+        "undecided" if m == "unresolved" else "agrees" if m == p else "disagrees"
+        for m, p in zip(cells["measured"], cells["predicted"])
+    ]
+    cells["agrees"] = cells["agreement"] != "disagrees"
     return cells
+
+
+def measured(verdict: str) -> str:
+    """catastrophic | unresolved | no catastrophe: what a cell's worst verdict says of the
+    prediction. `unresolved` (the intervals cannot tell near base from over-optimized, or no
+    significant drop) neither confirms nor refutes a catastrophe."""
+    return verdict if verdict in ("catastrophic", "unresolved") else "no catastrophe"
 
 
 # ============================================================================================
@@ -266,7 +306,7 @@ def matrix_text(cells: pd.DataFrame) -> str:
                     row.append("")
                     continue
                 c = c.iloc[0]
-                flag = "" if c["agrees"] else "!"
+                flag = {"disagrees": "!", "undecided": "?"}.get(str(c.get("agreement", "")), "")
                 row.append(
                     f"{SHORT.get(c['verdict'], c['verdict'])}{flag} {c['best_utility']:.2f}|{c['alarm_utility']:.2f}"
                     f" ({c['alarm_proxy']:.3g})"
@@ -274,7 +314,7 @@ def matrix_text(cells: pd.DataFrame) -> str:
             rows.append(row)
         out.append(
             f"optimizer {opt}: verdict, utility gain at gold's best knob | at the alarm's knob (proxy gain there); "
-            "! = disagrees with the prediction\n" + render(["error law", *mits], rows)
+            "! = disagrees with the prediction, ? = unresolved: cannot tell\n" + render(["error law", *mits], rows)
         )
     return "\n\n".join(out)
 
@@ -337,7 +377,8 @@ def arena_markdown(cells: pd.DataFrame, png: Path | None) -> str:
         "impr improving, unres unresolved. Numbers: utility gain at gold's best knob | at the alarm's knob",
         "(the last point the gold-free alarm finds quiet before its first non-quiet one) and, in brackets,",
         "the proxy gain there. `alarm-stop` is the KL tilt stopped at its alarm's knob. `!`: the measured",
-        "verdict (catastrophic or not) disagrees with the theory's prediction (docs/arena.md).",
+        "verdict (catastrophic or not) disagrees with the theory's prediction (docs/arena.md); `?`: the cell",
+        "is unresolved, the data can neither confirm nor refute the prediction.",
         "",
         "```",
         matrix_text(cells),
@@ -350,7 +391,7 @@ def arena_markdown(cells: pd.DataFrame, png: Path | None) -> str:
     heads = "| optimizer | error law | mitigation | measured | first at KL | predicted | why (theory) | best U (KL) | alarm U (KL) | regret U / nats |"
     lines += [heads, "|" + "---|" * 10]
     for r in cells.itertuples():
-        mark = "" if r.agrees else " **(disagrees)**"
+        mark = {"disagrees": " **(disagrees)**", "undecided": " (cannot tell)"}.get(r.agreement, "")
         lines.append(
             f"| {r.optimizer} | {r.error_law} | {r.mitigation} | {r.verdict}{mark} | {r.verdict_kl:.3g} | {r.predicted} | "
             f"{r.predicted_why} | {r.best_utility:.3f} ({r.best_kl:.3g}) | {r.alarm_utility:.3f} ({r.alarm_kl:.3g}) | "
@@ -374,12 +415,29 @@ def arena_markdown(cells: pd.DataFrame, png: Path | None) -> str:
                 f"| {r.error_law} | {r.share_untruncated:.3g} | {r.share_linear:.3g} | {r.verdict} | "
                 f"{r.verdict_kl:.3g} | {r.verdict_dropped:.0%} |"
             )
-    bad = cells[~cells["agrees"]]
+    bad = cells[cells["agreement"] == "disagrees"]
+    open_ = cells[cells["agreement"] == "undecided"]
     lines += [
         "",
-        f"Measurement and prediction disagree in {len(bad)} of {len(cells)} cells" + (":" if len(bad) else "."),
+        f"Measurement and prediction agree in {int((cells['agreement'] == 'agrees').sum())} of {len(cells)} cells, "
+        f"disagree in {len(bad)}; {len(open_)} are unresolved" + (":" if len(open_) else "."),
         "",
     ]
+    for r in open_.itertuples():
+        need = r.prompts_for_near_base
+        if not np.isfinite(need):
+            tail = "its estimate is above m: more prompts would show it above base, not near it"
+            if not np.isfinite(r.verdict_utility_hi) or r.verdict_utility_hi < r.near_base_margin:
+                tail = "see the point's `why` in the verdict table"
+        else:
+            tail = f"about {need:,.0f} prompts would put the upper bound below m at this spread"
+        lines.append(
+            f"- {r.optimizer} / {r.error_law} / {r.mitigation}: unresolved from KL {r.verdict_kl:.3g}: utility gain "
+            f"{r.verdict_utility:.3g} [{r.verdict_utility_lo:.3g}, {r.verdict_utility_hi:.3g}] over {r.n_prompts:.0f} "
+            f"prompts against the near-base margin m = {r.near_base_margin:.3g} (share upper bound "
+            f"{r.verdict_share_hi:.3g}, share0 {r.share0:.3g}); {tail}. Predicted {r.predicted}."
+        )
+    lines += ["", f"Disagreements: {len(bad)}" + (":" if len(bad) else "."), ""]
     for r in bad.itertuples():
         extra = ""
         if r.mitigation == "chi2" and r.verdict == "catastrophic":
@@ -406,6 +464,9 @@ def arena_report(root: Path, rule: Any, out_dir: Path) -> Arena | None:
         df = df[df["status"] == "done"]
     if df.empty or not is_arena(root, df):
         return None
+    from goodhart.pipeline.report.verdicts import backfill
+
+    df = backfill(root, df)  # best-of-2's gain on each pool: the near-base floor, as the main verdicts have it
     cells = arena_cells(root, df, rule)
     png = heatmap(cells, out_dir / "arena_heatmap.png")
     cells.to_csv(out_dir / "arena.csv", index=False)
