@@ -106,6 +106,7 @@ class LightNull:
     tails: list[np.ndarray] = field(default_factory=list)  # per prompt: (B, k_x) ascending null tail draws
     me_slope_null: np.ndarray = field(default_factory=lambda: np.empty(0))  # (B,) mean-excess slopes
     me_slope: float = float("nan")  # the base pool's own
+    _cgf_values: dict[float, float] = field(default_factory=dict, repr=False, compare=False)  # cgf memo
 
     @classmethod
     def from_pool(
@@ -192,13 +193,19 @@ class LightNull:
         pt = 1.0 - bulk.size / c.size
         mean = (bulk.sum() / c.size) + pt * (self.u + self.s)
 
+        memo = self._cgf_values  # the pool's CGF does not depend on the KL: dv_bound's scan grid is
+        # the same at every knob of a curve, so a pool shared by its points evaluates it once
+
         def f(lam: float) -> float:
             if self.s > 0 and lam * self.s >= 1:
                 return math.inf
-            parts = [logsumexp(lam * bulk) - math.log(c.size)]
-            if pt > 0:
-                parts.append(math.log(pt) + lam * self.u - math.log1p(-lam * self.s))
-            return float(np.logaddexp.reduce(parts)) - lam * mean
+            v = memo.get(lam)
+            if v is None:
+                parts = [logsumexp(lam * bulk) - math.log(c.size)]
+                if pt > 0:
+                    parts.append(math.log(pt) + lam * self.u - math.log1p(-lam * self.s))
+                v = memo[lam] = float(np.logaddexp.reduce(parts)) - lam * mean
+            return v
 
         return f
 

@@ -1,6 +1,7 @@
 """Reward-side mitigations on the base pool (issue 20, the arena): a distributional proxy made an
 ensemble of k members and/or transformed, and the ensemble members' gains as the alarm's
-disagreement evidence.
+disagreement evidence; and the alarm's base statistics of a pool's arrays (its light-tailed
+null included), computed once per process and reused by every point of a sweep on that pool.
 
 A distributional transform is anchored at the pool's own raw proxy (the pool *is* a sample of
 the base policy); a text proxy's at the train prompts' calibration samples (pool.calibrate)."""
@@ -12,6 +13,16 @@ from typing import Any
 import numpy as np
 
 
+def base_stats(proxy: np.ndarray, n_null: int = 0, null_seed: int = 0) -> Any:
+    """eval.alarm.BaseStats.from_pool(proxy, n_null=n_null, null_seed=null_seed), once per process
+    for the same pool (pipeline/base/pool.py pool_memo): the statistics depend on the base pool
+    only, not on the knob, so every point of a curve shares them."""
+    from goodhart.eval.alarm import BaseStats
+    from goodhart.pipeline.base.pool import pool_memo
+
+    return pool_memo(BaseStats.from_pool, np.asarray(proxy, dtype=np.float64), n_null=n_null, null_seed=null_seed)
+
+
 def member_evidence(pool: Any, weights: np.ndarray) -> dict[str, tuple[np.ndarray, Any]] | None:
     """For eval.alarm.alarm's `others`: each member's policy mean under the pool weights (rows
     summing to 1), per prompt as a (P, 1) array, with that member's own base statistics. None
@@ -19,9 +30,7 @@ def member_evidence(pool: Any, weights: np.ndarray) -> dict[str, tuple[np.ndarra
     members = getattr(pool, "members", None)
     if members is None:
         return None
-    from goodhart.eval.alarm import BaseStats
-
     out = {}
     for j, m in enumerate(members):
-        out[f"member{j}"] = (np.sum(weights * m, axis=-1, keepdims=True), BaseStats.from_pool(m))
+        out[f"member{j}"] = (np.sum(weights * m, axis=-1, keepdims=True), base_stats(m))
     return out

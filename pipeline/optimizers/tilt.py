@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import BaseStats, alarm, tilt_alarm
+from goodhart.eval.alarm import alarm, tilt_alarm
 from goodhart.eval.tilt import log_weights, tilt
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput, summarize
@@ -45,21 +45,27 @@ def estimate(proxy: np.ndarray, beta: float, divergence: str = "kl", **values: n
 
 
 def subpool_drift(
-    proxy: np.ndarray, utility: np.ndarray, beta: float, ci: float, divergence: str = "kl"
+    proxy: np.ndarray,
+    utility: np.ndarray,
+    beta: float,
+    ci: float,
+    divergence: str = "kl",
+    full: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Does the tilted estimate move with the pool size? Per prompt, the estimate on the full
     pool N minus on its nested sub-pool N/4 (the first N/4 samples). For proxy and utility:
     the mean drift, whether it is significant (a t interval, or -- heavy tails make drifts
     0-or-huge -- a sign test over the prompts whose drift is not 0; Bonferroni over the four
     tests), and the half-width of the sub-pool estimate's own interval. `dependent` lists the
-    quantities whose drift is significant and beyond that half-width."""
+    quantities whose drift is significant and beyond that half-width. `full`: the full pool's
+    estimate when the caller has it (with its proxy and utility means)."""
     from scipy import stats
 
     from goodhart.eval.bootstrap import t_ci
 
     N = proxy.shape[1]
     q = max(N // 4, 1)
-    full = estimate(proxy, beta, divergence, utility=utility)
+    full = full if full is not None else estimate(proxy, beta, divergence, utility=utility)
     sub = estimate(proxy[:, :q], beta, divergence, utility=utility[:, :q])
     a = (1 - ci) / 4
     out: dict[str, Any] = {"dependent": []}
@@ -112,7 +118,7 @@ def run(ctx: PointContext) -> PointOutput:
             }
         )
     if cfg.eval.subpool_check and N >= 8:
-        d = subpool_drift(pool.proxy, pool.utility, beta, cfg.eval.ci, div)
+        d = subpool_drift(pool.proxy, pool.utility, beta, cfg.eval.ci, div, full=est)
         row[M.TILT_DRIFT_PROXY], row[M.TILT_DRIFT_UTILITY] = d["proxy"], d["utility"]
         row[M.POOL_DEPENDENT] = bool(d["dependent"])
         if d["dependent"]:
@@ -135,13 +141,15 @@ def run(ctx: PointContext) -> PointOutput:
 def _alarm(pool, beta: float, div: str, est: dict[str, np.ndarray], kl: float) -> dict[str, Any]:
     """The gold-free alarm of this optimum; with an ensemble proxy, its members' gains under the
     same weights are the disagreement evidence (pipeline/base/ensemble.py)."""
-    from goodhart.pipeline.base.ensemble import member_evidence
+    from goodhart.eval.alarm import AlarmRule
+    from goodhart.pipeline.base.ensemble import base_stats, member_evidence
 
     w = np.exp(log_weights(pool.proxy, beta)) if div == "kl" else est["w"] / est["w"].shape[-1]
     others = member_evidence(pool, w)
     if div == "kl" and others is None:
-        return tilt_alarm(pool.proxy, beta, kl).row()
-    return alarm(pool.proxy, kl, BaseStats.from_pool(pool.proxy), w, others=others).row()
+        rule = AlarmRule()  # the pool's null replicates, built once for every beta of the curve
+        return tilt_alarm(pool.proxy, beta, kl, rule, base_stats(pool.proxy, rule.n_null, rule.null_seed)).row()
+    return alarm(pool.proxy, kl, base_stats(pool.proxy), w, others=others).row()
 
 
 def _examples(pool, beta: float, k: int, div: str = "kl") -> list[dict]:

@@ -70,13 +70,24 @@ def mitigation_of(cfg: Any) -> str:
     return "+".join(parts) or "kl"
 
 
-def _cell_columns(root: Path, df: pd.DataFrame) -> pd.DataFrame:
-    from goodhart.pipeline.config.load import load_config
+def point_config(path: Path) -> Any:
+    """A point's config.yaml (complete, as the sweep wrote it: no base chain) as a validated
+    RunConfig; parsed by libyaml when it is there (an arena has hundreds of points)."""
+    import yaml
 
+    from goodhart.pipeline.config.load import load_config, validate
+
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return load_config(path)
+    return validate(yaml.load(path.read_text(), Loader=loader) or {}, source=str(path))
+
+
+def _cell_columns(root: Path, df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     mit, opt = [], []
     for pid in df["point_id"]:
-        cfg = load_config(root / "points" / str(pid) / "config.yaml")
+        cfg = point_config(root / "points" / str(pid) / "config.yaml")
         mit.append(mitigation_of(cfg))
         opt.append(cfg.algo.kind)
     df["mitigation"], df["optimizer"] = mit, opt
@@ -211,6 +222,8 @@ def resolution(r: pd.Series) -> dict[str, float]:
     if np.isfinite([u, hi, m, P]).all() and hi >= m:
         need = P * ((hi - u) / (m - u)) ** 2 if u < m else float("inf")
     return {
+        "verdict_why": str(r.get("why", "")),
+        "verdict_mdd": _num(r, "mdd"),
         "verdict_utility": u,
         "verdict_utility_lo": lo,
         "verdict_utility_hi": hi,
@@ -424,18 +437,9 @@ def arena_markdown(cells: pd.DataFrame, png: Path | None) -> str:
         "",
     ]
     for r in open_.itertuples():
-        need = r.prompts_for_near_base
-        if not np.isfinite(need):
-            tail = "its estimate is above m: more prompts would show it above base, not near it"
-            if not np.isfinite(r.verdict_utility_hi) or r.verdict_utility_hi < r.near_base_margin:
-                tail = "see the point's `why` in the verdict table"
-        else:
-            tail = f"about {need:,.0f} prompts would put the upper bound below m at this spread"
         lines.append(
-            f"- {r.optimizer} / {r.error_law} / {r.mitigation}: unresolved from KL {r.verdict_kl:.3g}: utility gain "
-            f"{r.verdict_utility:.3g} [{r.verdict_utility_lo:.3g}, {r.verdict_utility_hi:.3g}] over {r.n_prompts:.0f} "
-            f"prompts against the near-base margin m = {r.near_base_margin:.3g} (share upper bound "
-            f"{r.verdict_share_hi:.3g}, share0 {r.share0:.3g}); {tail}. Predicted {r.predicted}."
+            f"- {r.optimizer} / {r.error_law} / {r.mitigation}: unresolved from KL {r.verdict_kl:.3g}, "
+            f"{unresolved_reason(r)}. Predicted {r.predicted}."
         )
     lines += ["", f"Disagreements: {len(bad)}" + (":" if len(bad) else "."), ""]
     for r in bad.itertuples():
@@ -452,6 +456,27 @@ def arena_markdown(cells: pd.DataFrame, png: Path | None) -> str:
             f"max KL {r.max_kl:.3g}{extra}), predicted {r.predicted} ({r.predicted_why})."
         )
     return "\n".join(lines) + "\n"
+
+
+def unresolved_reason(r: Any) -> str:
+    """Why the verdict rule left a cell's worst point unresolved, in its own numbers."""
+    why = str(getattr(r, "verdict_why", ""))
+    u = f"utility gain {r.verdict_utility:.3g} [{r.verdict_utility_lo:.3g}, {r.verdict_utility_hi:.3g}] over {r.n_prompts:.0f} prompts"
+    m = f"the near-base margin m = {r.near_base_margin:.3g}"
+    mdd = f" (minimal detectable drop {r.verdict_mdd:.3g})" if np.isfinite(r.verdict_mdd) else ""
+    if "cannot tell near base" in why or "spans 0" in why:
+        need = r.prompts_for_near_base
+        head = "past its peak, " if "cannot tell near base" in why else "never rose significantly, "
+        txt = f"{head}{u} straddles {m} (utility share's upper bound {r.verdict_share_hi:.3g}, share0 {r.share0:.3g})"
+        if np.isfinite(need):
+            return txt + f"; at this estimate and spread about {need:,.0f} prompts would put it below m"
+        return txt + "; its estimate is above m: more prompts would show it above base, not near it"
+    if "no significant drop" in why:
+        return f"a plateau past its peak: no significant drop{mdd}; {u}, above {m}"
+    if "the data do not say which" in why:
+        front = "best-of-2 on the base pool" if "best-of-2 on the base pool" in why else "the frontier"
+        return f"improving along its own curve but more than m below {front} at its KL{mdd}: {u}"
+    return f"{u} against {m}: {why[:160]}"
 
 
 def arena_report(root: Path, rule: Any, out_dir: Path) -> Arena | None:

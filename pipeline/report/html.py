@@ -40,7 +40,9 @@ def _point_configs(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
         f = root / "points" / str(pid) / "config.yaml"
         if f.is_file():
             try:
-                tree = yaml.safe_load(f.read_text()) or {}
+                tree = (
+                    yaml.load(f.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+                )  # libyaml: a sweep has hundreds of points
             except (OSError, ValueError, yaml.YAMLError):  # torn: the summary skips it
                 continue
             if isinstance(tree, dict):

@@ -37,7 +37,7 @@ def _reward_of(root: Path, point_id: str) -> dict[str, Any] | None:
     if not p.is_file():
         return None
     try:
-        tree = yaml.safe_load(p.read_text()) or {}
+        tree = yaml.load(p.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except (OSError, ValueError, yaml.YAMLError):  # torn: this section skips the point
         return None
     reward = (tree.get("reward") if isinstance(tree, dict) else None) or {}

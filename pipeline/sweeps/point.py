@@ -21,6 +21,7 @@ from typing import Any
 from goodhart.eval import metrics as M
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, error_utility_corr
+from goodhart.pipeline.base.pool import pool_memo
 from goodhart.pipeline.config.load import to_yaml
 from goodhart.pipeline.config.schema import DistributionalReward, HFReward, RunConfig, SyntheticReward
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, npz_problem, read_json, short_hash
@@ -348,7 +349,7 @@ def _run_point(
                 row[M.REWARD_CLIPPED] = pool.clipped_fraction
             row[M.ERROR_UTILITY_CORR] = error_utility_corr(pool.error, pool.utility)
             row["pool_file"] = _save_pool_scores(point_dir, pool)
-            row[M.BASE_SHARE2] = base_share2(pool.proxy, pool.utility)
+            row[M.BASE_SHARE2] = pool_memo(base_share2, pool.proxy, pool.utility)  # once per pool and process
             if pool.calibration is not None:
                 atomic_write_json(point_dir / "calibration.json", pool.calibration)
         if per_prompt is not None:
