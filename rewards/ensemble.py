@@ -9,7 +9,9 @@ Ensembles Help Mitigate Overoptimization"):
   the variance; the standard deviation keeps the penalty in reward units).
 
 Synthetic members draw independent errors: one hash salt per member for text (member 0 keeps
-the error's own salt, so it *is* the single-proxy error), one seed per member for laws.
+the error's own salt, so it *is* the single-proxy error), one seed per member for laws. A learned
+ensemble (``RewardEnsemble``) combines k reward models -- e.g. reward models trained with k
+seeds -- whose errors are whatever their training left them.
 """
 
 from __future__ import annotations
@@ -67,6 +69,29 @@ class SyntheticEnsemble:
         members = np.stack([v + e.score(prompts, completions) for e in self.errors])
         proxy = checked(self.name, combine(members, self.how, self.lam), prompts, completions)
         return {"utility": v, "members": members, "error": proxy - v, "proxy": proxy}
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
+        return self.components(prompts, completions)["proxy"]
+
+
+class RewardEnsemble:
+    """k reward models scored on the same text, combined by `how` (a learned ensemble: no
+    utility of its own; the run's `utility:` config is the gold)."""
+
+    def __init__(self, members: Sequence[Reward], how: str, lam: float = 1.0):
+        if how not in COMBINES:
+            raise ValueError(f"ensemble combine must be one of {', '.join(COMBINES)}, not {how!r}")
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.members, self.how, self.lam = list(members), how, lam
+        self.name = f"{how}{len(self.members)}[" + ",".join(m.name for m in self.members) + "]"
+
+    def components(self, prompts: Sequence[str], completions: Sequence[str]) -> dict[str, np.ndarray]:
+        members = np.stack([np.asarray(m.score(prompts, completions), dtype=np.float64) for m in self.members])
+        return {
+            "members": members,
+            "proxy": checked(self.name, combine(members, self.how, self.lam), prompts, completions),
+        }
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
         return self.components(prompts, completions)["proxy"]

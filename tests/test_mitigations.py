@@ -226,3 +226,74 @@ def test_grpo_trains_on_a_mitigated_proxy(small_model_dir, tmp_path, mitigation)
 
         ref = PointContext(cfg, tmp_path, progress=False).pool().transform["ref"][0]
         assert row[M.PROXY] <= ref + 1e-12
+
+
+@pytest.fixture(scope="module")
+def seeded_rms(small_model_dir, tmp_path_factory):
+    """Three one-output reward-model checkpoints on the small test backbone, differing only in
+    the seed of the score head's initialisation, saved as `goodhart train-rm` saves its output
+    (what an ensemble of train-rm runs with seeds 0..2 is, short of the training itself)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = []
+    tok = AutoTokenizer.from_pretrained(small_model_dir)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    for seed in range(3):
+        torch.manual_seed(seed)
+        m = AutoModelForSequenceClassification.from_pretrained(small_model_dir, num_labels=1)
+        m.config.pad_token_id = tok.pad_token_id
+        d = tmp_path_factory.mktemp(f"rm-seed{seed}")
+        m.save_pretrained(d)
+        tok.save_pretrained(d)
+        out.append(str(d))
+    return out
+
+
+def test_learned_ensemble_of_hf_reward_models_combines_and_feeds_the_alarm(seeded_rms, small_model_dir, in_tmp):
+    """reward: {type: ensemble, members: [hf, hf, hf]}: each member scored by its own checkpoint,
+    combined as mean / min / mean - lam std; the members reach the pool and the alarm's
+    disagreement, and the curve's identity names the combination."""
+    from goodhart.pipeline.base.scoring import Scorer, build_reward
+    from goodhart.pipeline.config.schema import HFReward
+
+    prompts = ["The movie was"] * 6 + ["I think"] * 6
+    comps = [f" good and fine {'very ' * i}" for i in range(6)] + [f" bad {'so ' * i}" for i in range(6)]
+    single = np.stack([build_reward(HFReward(path=p)).score(prompts, comps) for p in seeded_rms])
+    assert not np.allclose(single[0], single[1])  # the seeds made different reward models
+    members = [{"type": "hf", "path": p} for p in seeded_rms]
+    for how, want in (
+        ("mean", single.mean(0)),
+        ("min", single.min(0)),
+        ("uwo", single.mean(0) - 0.5 * single.std(0)),
+    ):
+        cfg = RunConfig.model_validate(
+            {
+                "reward": {"type": "ensemble", "members": members, "combine": how, "lam": 0.5},
+                "utility": {"type": "keyword", "words": ["good"]},
+            }
+        )
+        parts = Scorer(cfg).components(prompts, comps)
+        np.testing.assert_allclose(parts["members"], single, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(parts["proxy"], want, rtol=1e-5, atol=1e-6)
+        assert curve_identity(cfg)[M.CURVE_PROXY].startswith(f"{how}3")
+    cfg = RunConfig.model_validate(
+        {
+            "reward": {"type": "ensemble", "members": members, "combine": "min"},
+            "utility": {"type": "keyword", "words": ["good"]},
+            "model": {"path": str(small_model_dir)},
+            "prompts": {"n_eval": 2, "n_train": 2},
+            "sampling": {"n": 16, "max_new_tokens": 8},
+            "algo": {"kind": "tilt", "kl": {"coef": 0.5}},
+            "eval": {"n_examples": 0},
+        }
+    )
+    ctx = PointContext(cfg, in_tmp, progress=False)
+    pool = ctx.pool()
+    assert pool.members is not None and pool.members.shape == (3, 2, 16)
+    np.testing.assert_allclose(pool.proxy, pool.members.min(0), rtol=1e-6, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row = optimizers.get("tilt")(ctx).row
+    assert np.isfinite(row[M.ALARM_DISAGREEMENT])

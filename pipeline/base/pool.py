@@ -97,8 +97,8 @@ def calibrate(cfg: C.RunConfig, scorer: Scorer, train_prompts: list[str], progre
     feature = err is not None and err.mode == "feature"
     if not feature and scorer.transform is None:
         return None
-    assert isinstance(cfg.reward, C.SyntheticReward)
-    want = cfg.reward.error.calibration_samples
+    assert isinstance(cfg.reward, C.SyntheticReward | C.EnsembleReward)
+    want = cfg.reward.error.calibration_samples if isinstance(cfg.reward, C.SyntheticReward) else 4096
     per = max(1, -(-want // len(train_prompts)))
     _, comps = cached_completions(cfg, train_prompts, per, cfg.seed + 1, progress, "calibration samples")
     flat = [c for row in comps for c in row]
@@ -127,6 +127,8 @@ def reward_identity(spec: C.RewardSpec | None) -> object:
             return reward_identity(spec.utility)
         case C.SumReward():
             return [reward_identity(t) for t in spec.terms]
+        case C.EnsembleReward():
+            return [reward_identity(m) for m in spec.members]
     return None
 
 
@@ -183,6 +185,9 @@ def check_rewards_exist(cfg: C.RunConfig, callables: bool = True) -> None:
             case C.SumReward():
                 for t in spec.terms:
                     walk(t)
+            case C.EnsembleReward():
+                for m in spec.members:
+                    walk(m)
 
     walk(cfg.reward)
     walk(cfg.utility)

@@ -65,6 +65,10 @@ def build_reward(spec: C.RewardSpec) -> Reward:
             return SyntheticProxy(build_reward(spec.utility), synthetic_error(spec.error))
         case C.SumReward():
             return WeightedSum([build_reward(t) for t in spec.terms], spec.weights)
+        case C.EnsembleReward():
+            from goodhart.rewards.ensemble import RewardEnsemble
+
+            return RewardEnsemble([build_reward(m) for m in spec.members], spec.combine, spec.lam)
         case C.DistributionalReward():
             raise ValueError("a distributional reward draws numbers, it does not score text")
     raise TypeError(f"unknown reward config {type(spec).__name__}")
@@ -121,6 +125,10 @@ class Scorer:
         if self.synthetic is not None:
             parts = self.synthetic.components(prompts, completions)
             proxy, utility, members = parts["proxy"], parts["utility"], parts.get("members")
+        elif hasattr(self.proxy, "members"):  # a learned ensemble (rewards/ensemble.py RewardEnsemble)
+            parts = self.proxy.components(prompts, completions)
+            proxy, members = parts["proxy"], parts["members"]
+            utility = proxy if self._utility_from_proxy else None
         else:
             proxy = self.proxy.score(prompts, completions)
             utility = proxy if self._utility_from_proxy else None

@@ -299,6 +299,23 @@ class SumReward(Strict):
         return self
 
 
+class EnsembleReward(Strict):
+    """k reward models scored on the same text and combined (Coste et al. 2023): a learned
+    ensemble, e.g. `goodhart train-rm` run with k seeds (or on k bootstrap subsets of the
+    comparisons), each member an `hf` reward at its output directory. The members' spread is
+    the alarm's disagreement evidence, as for a synthetic ensemble (pipeline/base/pool.py)."""
+
+    type: Literal["ensemble"] = "ensemble"
+    members: list[RewardSpec] = Field(min_length=2)
+    """The reward models (any reward config; typically `hf` checkpoints)."""
+    combine: Literal["mean", "min", "uwo"] = "mean"
+    """mean; min (worst-case, WCO); uwo (mean - lam * std over members, uncertainty-weighted)."""
+    lam: float = Field(1.0, ge=0)
+    """uwo's penalty weight on the members' standard deviation."""
+    transform: TransformConfig | None = None
+    """A transform of the combined proxy, anchored at the train prompts' base samples (none: as is)."""
+
+
 class DistributionalReward(ProxyMitigations):
     """No language model: utility V and error X drawn straight from named laws, independent
     (Kwa et al.'s synthetic best-of-n setting). proxy = V + X."""
@@ -319,11 +336,13 @@ RewardSpec = Annotated[
     | PluginReward
     | SyntheticReward
     | SumReward
+    | EnsembleReward
     | DistributionalReward,
     Field(discriminator="type"),
 ]
 SyntheticReward.model_rebuild()
 SumReward.model_rebuild()
+EnsembleReward.model_rebuild()
 
 
 class ClipConfig(Strict):

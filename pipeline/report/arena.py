@@ -64,6 +64,8 @@ def mitigation_of(cfg: Any) -> str:
     ens = getattr(cfg.reward, "ensemble", None)
     if ens is not None:
         parts.append(f"ens_{ens.combine}")
+    if getattr(cfg.reward, "type", None) == "ensemble":  # a learned ensemble (reward type ensemble)
+        parts.append(f"ens_{cfg.reward.combine}")
     t = getattr(cfg.reward, "transform", None)
     if t is not None:
         parts.append(t.kind)
@@ -479,8 +481,11 @@ def unresolved_reason(r: Any) -> str:
     return f"{u} against {m}: {why[:160]}"
 
 
-def arena_report(root: Path, rule: Any, out_dir: Path) -> Arena | None:
-    """The Arena section for a sweep with mitigated points, else None."""
+def arena_report(root: Path, rule: Any, out_dir: Path, prepare: Any = None) -> Arena | None:
+    """The Arena section for a sweep with mitigated points, else None. prepare(root, df) -> df:
+    what the report's own verdicts read beside results.csv (pipeline/report/verdicts.py backfill:
+    best-of-2's gain on each pool, the rule's near-base floor), so a cell is labelled as the
+    main verdicts label its points."""
     f = root / "results.csv"
     if not f.is_file():
         return None
@@ -489,9 +494,8 @@ def arena_report(root: Path, rule: Any, out_dir: Path) -> Arena | None:
         df = df[df["status"] == "done"]
     if df.empty or not is_arena(root, df):
         return None
-    from goodhart.pipeline.report.verdicts import backfill
-
-    df = backfill(root, df)  # best-of-2's gain on each pool: the near-base floor, as the main verdicts have it
+    if prepare is not None:
+        df = prepare(root, df)
     cells = arena_cells(root, df, rule)
     png = heatmap(cells, out_dir / "arena_heatmap.png")
     cells.to_csv(out_dir / "arena.csv", index=False)

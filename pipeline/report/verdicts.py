@@ -284,7 +284,7 @@ def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | 
     rep.files.append(out_dir / "verdicts.csv")
     from goodhart.pipeline.report.arena import arena_report  # issue 20: error law x mitigation
 
-    rep.arena = arena_report(root, rule, out_dir)
+    rep.arena = arena_report(root, rule, out_dir, prepare=backfill)
     rep.files += rep.arena.files if rep.arena else []
     rep.markdown = render_markdown(rep, out_dir) + (rep.arena.markdown if rep.arena else "")
     rep.markdown += figures_markdown(root, labelled, study)

@@ -69,6 +69,10 @@ def reward_identity(spec: Any) -> str:
         return mitigation_text(spec, f"{reward_identity(spec.utility)} + {error_text(spec.error)}")
     if t == "distributional":
         return mitigation_text(spec, f"{law_text(spec.utility)} + {law_text(spec.error)}")
+    if t == "ensemble":  # a learned ensemble: its members, combined (and transformed)
+        inner = ", ".join(reward_identity(m) for m in spec.members)
+        lam = f"(lam={spec.lam:g})" if spec.combine == "uwo" else ""
+        return mitigation_text(spec, f"{spec.combine}{len(spec.members)}{lam}({inner})")
     if t == "sum":
         w = spec.weights or [1.0] * len(spec.terms)
         return " + ".join(f"{wi:g}*({reward_identity(r)})" for wi, r in zip(w, spec.terms))
