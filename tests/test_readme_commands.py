@@ -118,7 +118,7 @@ VARIANTS: dict[str, str] = {
     # the plug-in package is pip-installed and run by name in the slow test of tests/test_examples*.py
     "pip install examples/reward_plugin": "test -f {repo}/examples/reward_plugin/pyproject.toml",
     "goodhart run examples/reward_plugin/run.yaml": "test -f {repo}/examples/reward_plugin/run.yaml",
-    # docs/arena.md: the arena (15-25 min on 2 cores): a cut-down grid here; tests/test_arena.py runs it too
+    # docs/arena.md: the arena (about 5 min on 2 cores): a cut-down grid here; tests/test_arena.py runs it too
     "goodhart sweep configs/sweep/arena.yaml": "goodhart sweep {repo}/configs/sweep/arena.yaml --quiet sampling.n=512 prompts.n_eval=4",
     "goodhart report runs/arena": "goodhart report runs/arena",
     "goodhart sweep configs/sweep/arena_text.yaml": "goodhart sweep {repo}/configs/sweep/arena_text.yaml --dry-run",

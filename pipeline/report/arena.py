@@ -372,12 +372,16 @@ def heatmap(cells: pd.DataFrame, path: Path) -> Path:
                 ax.text(j, i, txt, ha="center", va="center", fontsize=6.5)
                 if pi == 0 and not r.agrees:
                     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+                elif pi == 0 and getattr(r, "agreement", "") == "undecided":
+                    ax.add_patch(plt.Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False, ec="0.45", lw=1, ls="--"))
             ax.set_xticks(range(len(mits)), mits, rotation=35, ha="right", fontsize=8)
             ax.set_yticks(range(len(laws)), laws, fontsize=8)
             ax.set_title(f"{opt}: utility gain {title}", fontsize=9)
             fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(
-        "Arena: error law x mitigation (red outline: measured verdict disagrees with the prediction)", fontsize=10
+        "Arena: error law x mitigation (red outline: measured verdict disagrees with the prediction; "
+        "dashed: unresolved, cannot tell)",
+        fontsize=10,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=130)
