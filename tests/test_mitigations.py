@@ -297,3 +297,37 @@ def test_learned_ensemble_of_hf_reward_models_combines_and_feeds_the_alarm(seede
         warnings.simplefilter("ignore")
         row = optimizers.get("tilt")(ctx).row
     assert np.isfinite(row[M.ALARM_DISAGREEMENT])
+
+
+def test_pool_statistics_are_computed_once_per_pool_content(monkeypatch):
+    """pipeline/base/pool.py pool_memo: the alarm's base statistics of one pool are built once
+    for every knob (same bytes: the same object, even from a copy), again for other contents,
+    and the oldest go first past the byte budget."""
+    import goodhart.pipeline.base.pool as pool_mod
+    from goodhart.pipeline.base.ensemble import base_stats
+
+    calls = []
+
+    def stats_of(a, scale=1.0):
+        calls.append(1)
+        return {"s": np.asarray(a) * scale}
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 256))
+    x = pool_mod.pool_memo(stats_of, a, scale=2.0)
+    assert pool_mod.pool_memo(stats_of, a.copy(), scale=2.0) is x and len(calls) == 1
+    pool_mod.pool_memo(stats_of, a, scale=3.0)
+    b = a.copy()
+    b[0, 0] += 1e-12
+    pool_mod.pool_memo(stats_of, b, scale=2.0)
+    assert len(calls) == 3
+    monkeypatch.setattr(pool_mod, "POOL_MEMO_BYTES", 2 * a.nbytes)
+    pool_mod.pool_memo(stats_of, a + 1, scale=2.0)  # over budget: the oldest entries are dropped
+    pool_mod.pool_memo(stats_of, a, scale=2.0)
+    assert len(calls) == 5
+    s1, s2 = base_stats(a, 19, 0), base_stats(a.copy(), 19, 0)
+    assert s1 is s2 and s1.null.n_null == 19
+    from goodhart.eval.alarm import BaseStats
+
+    fresh = BaseStats.from_pool(a, n_null=19, null_seed=0)
+    assert fresh.sigma == s1.sigma and np.array_equal(fresh.null.tails[0], s1.null.tails[0])
