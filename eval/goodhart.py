@@ -487,7 +487,9 @@ def summarize_groups(labelled: pd.DataFrame) -> list[GroupVerdict]:
             ci = _ci(pv[1], pv[2], pv[3])
             real = not _nan(pv[2]) and pv[2] > 0 or (_nan(pv[2]) and pv[1] > 0)
             if real:
-                s = head + f"utility peaked at KL {_g(pv[0])} ({_knob(peak)}) with gain {ci}"
+                # the peak is the largest lower bound, not the largest estimate: say so, since
+                # another optimizer's point can have a larger (less certain) estimate
+                s = head + f"utility peaked (largest lower bound) at KL {_g(pv[0])} ({_knob(peak)}) with gain {ci}"
             else:
                 s = (
                     head

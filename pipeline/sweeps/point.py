@@ -27,6 +27,7 @@ from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_t
 from goodhart.pipeline.sweeps.curves import curve_identity
 from goodhart.pipeline.sweeps.labels import point_tags, run_name
 from goodhart.pipeline.sweeps.runstate import deferred, open_child_run
+from goodhart.pipeline.sweeps.tables import point_flags
 from goodhart.pipeline.sweeps.tracking import Tracker, flatten
 from goodhart.pipeline.train.preemption import EXIT_REQUEUE
 from goodhart.rewards.base import RewardError
@@ -361,15 +362,8 @@ def _run_point(
             # The evaluated result (== results.csv) under eval/, at the last training step so
             # it never sits at step 0 ahead of the training curves.
             tr.log_metrics(run_id, {M.eval_name(k): v for k, v in row.items()}, last_step[0])
-            if row.get(M.POOL_DEPENDENT) or row.get("ess_ok") is False:
-                flags = [
-                    f
-                    for f, on in (
-                        ("pool-dependent", row.get(M.POOL_DEPENDENT)),
-                        ("low-ESS", row.get("ess_ok") is False),
-                    )
-                    if on
-                ]
+            flags = point_flags(row)
+            if flags:
                 tr.set_tags(run_id, {"goodhart.flags": " ".join(flags)})
             if out.examples:
                 tr.log_table(run_id, completions_table(out.examples), "completions.json")
