@@ -4,7 +4,7 @@ goodhart prepare                         build (or find) the built-in tiny model
 goodhart config show [FILE] [k=v ...]    print the resolved config
 goodhart run CONFIG [k=v ...]            run one point
 goodhart sweep FILE [k=v ...] [--jobs K] [--dry-run]
-goodhart status SWEEP_DIR                per-point pending / done / failed
+goodhart status SWEEP_DIR [--check-rewards]  per-point pending / done / stale / failed
 goodhart ui [--port P]                   the MLflow UI on 127.0.0.1
 goodhart train-rm [CONFIG] [k=v ...]     train a learned proxy reward model (cli/train_rm.py)
 """
@@ -107,7 +107,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from goodhart.pipeline.sweeps.record import point_status, read_points, status_detail
+    from goodhart.pipeline.sweeps.record import point_status, read_points, reward_check, status_detail
     from goodhart.pipeline.sweeps.tables import render
 
     root = Path(args.sweep)
@@ -120,17 +120,45 @@ def cmd_status(args: argparse.Namespace) -> int:
     from goodhart.pipeline.sweeps.point import running_state
 
     rows, counts = [], {}
+    unchecked: dict[str, int] = {}  # what plain status could not check -> how many points
+    unloadable = 0
     for e, ov in zip(entries, distinguishing_overrides([e["overrides"] for e in entries])):
         st = point_status(root, e["id"])
-        counts[st] = counts.get(st, 0) + 1
         detail = status_detail(root, e["id"])[:80]
+        if st == "done":
+            # Has the reward changed since the point ran? Cheaply (no user code, no large file)
+            # unless --check-rewards, which imports callables and plug-ins like the sweep does.
+            check = reward_check(root, e["id"], full=args.check_rewards)
+            if check is not None and check[0] == "stale":
+                st, detail = "stale", check[1][:80]
+            elif check is not None and check[0] == "unchecked":
+                unchecked[check[1]] = unchecked.get(check[1], 0) + 1
+            elif check is not None:
+                unloadable += 1
+                detail = check[1][:80]
+        counts[st] = counts.get(st, 0) + 1
         run = running_state(root / "points" / e["id"])
-        if not detail and run is not None and st != "done":
+        if not detail and run is not None and st not in ("done", "stale"):
             detail = run[1] if st == "running" else f"stale running.json: {run[1]}"
         rows.append([e["index"], e["id"], st, ov, detail])  # overrides in full: they tell the points apart
     headers = ["#", "point", "status", "overrides (distinguishing)", "detail"]
     print(render(headers, rows, align_left=(3, 4)))
     print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    if counts.get("stale"):
+        print(
+            f"stale (reward changed): {counts['stale']} finished point(s) were scored by a reward that has changed "
+            "since; `goodhart sweep` on the sweep file recomputes them (the old results are kept as *.stale)"
+        )
+    if unloadable:
+        print(
+            f"{unloadable} finished point(s) have a reward that does not load now (see detail); `goodhart sweep` refuses it"
+        )
+    if unchecked:
+        what = ", ".join(sorted(unchecked)[:3]) + (" ..." if len(unchecked) > 3 else "")
+        print(
+            f"note: {sum(unchecked.values())} finished point(s) are scored by {what}, which `status` does not import "
+            f"or hash; `goodhart status {root} --check-rewards` checks whether it changed since they ran"
+        )
     return 0
 
 
@@ -269,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="per-point status of a sweep directory")
     p.add_argument("sweep", help="sweep directory (e.g. runs/demo)")
+    p.add_argument(
+        "--check-rewards",
+        action="store_true",
+        help="also check finished points scored by a callable, a plug-in or a large checkpoint: imports and hashes "
+        "them (as `goodhart sweep` does) and marks the points whose reward changed since they ran `stale`",
+    )
     p.set_defaults(fn=cmd_status)
 
     p = sub.add_parser("report", help="verdicts, fits, tail diagnostics, plots and a markdown report")
