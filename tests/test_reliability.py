@@ -124,7 +124,7 @@ def test_status_check_rewards_marks_points_whose_callable_changed_stale(in_tmp, 
     assert "done: 2" in out and "stale" not in out
 
 
-def test_plain_status_flags_a_changed_identity_it_can_compute_without_user_code(in_tmp, capsys):
+def test_plain_status_flags_a_changed_identity_it_can_compute_without_user_code(in_tmp, capsys, monkeypatch):
     f = write_sweep(in_tmp, sets={**DIST, "tracking.enabled": False}, grid={"algo.kl.coef": [0.5, 1.0]})
     assert main(["sweep", str(f), "--quiet"]) == 0
     root = in_tmp / "runs" / "r"
@@ -141,6 +141,15 @@ def test_plain_status_flags_a_changed_identity_it_can_compute_without_user_code(
     assert main(["status", str(root)]) == 0
     out = capsys.readouterr().out
     assert "done: 1" in out and "stale: 1" in out and "identity 0123456789abcdef ->" in out
+    assert "stale (reward changed): 1 finished point(s)" in out
+    # A SLURM sweep's status (its table comes from the queue) gets the same check after its table.
+    from goodhart.pipeline.cli import cluster
+
+    monkeypatch.setattr(cluster, "status_slurm", lambda root: 0)
+    (root / "slurm_jobs.json").write_text("[]")
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"stale {res.parent.name}: reward changed since it ran" in out
     assert "stale (reward changed): 1 finished point(s)" in out
 
 

@@ -107,7 +107,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from goodhart.pipeline.sweeps.record import point_status, read_points, reward_check, status_detail
+    from goodhart.pipeline.sweeps.record import point_status, read_points, status_detail
     from goodhart.pipeline.sweeps.tables import render
 
     root = Path(args.sweep)
@@ -115,27 +115,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     if (root / "slurm_jobs.json").is_file():
         from goodhart.pipeline.cli.cluster import status_slurm
 
-        return status_slurm(root)
+        rc = status_slurm(root)
+        checks = _reward_checks(root, [e["id"] for e in entries], args.check_rewards)
+        for pid, why in checks["stale"].items():
+            print(f"stale {pid}: {why}")
+        _print_reward_summary(root, checks)
+        return rc
     from goodhart.pipeline.sweeps.labels import distinguishing_overrides
     from goodhart.pipeline.sweeps.point import running_state
 
+    states = {e["id"]: point_status(root, e["id"]) for e in entries}
+    checks = _reward_checks(root, [pid for pid, st in states.items() if st == "done"], args.check_rewards)
     rows, counts = [], {}
-    unchecked: dict[str, int] = {}  # what plain status could not check -> how many points
-    unloadable = 0
     for e, ov in zip(entries, distinguishing_overrides([e["overrides"] for e in entries])):
-        st = point_status(root, e["id"])
+        st = states[e["id"]]
         detail = status_detail(root, e["id"])[:80]
-        if st == "done":
-            # Has the reward changed since the point ran? Cheaply (no user code, no large file)
-            # unless --check-rewards, which imports callables and plug-ins like the sweep does.
-            check = reward_check(root, e["id"], full=args.check_rewards)
-            if check is not None and check[0] == "stale":
-                st, detail = "stale", check[1][:80]
-            elif check is not None and check[0] == "unchecked":
-                unchecked[check[1]] = unchecked.get(check[1], 0) + 1
-            elif check is not None:
-                unloadable += 1
-                detail = check[1][:80]
+        if e["id"] in checks["stale"]:
+            st, detail = "stale", checks["stale"][e["id"]][:80]
+        elif e["id"] in checks["unloadable"]:
+            detail = checks["unloadable"][e["id"]][:80]
         counts[st] = counts.get(st, 0) + 1
         run = running_state(root / "points" / e["id"])
         if not detail and run is not None and st not in ("done", "stale"):
@@ -144,22 +142,47 @@ def cmd_status(args: argparse.Namespace) -> int:
     headers = ["#", "point", "status", "overrides (distinguishing)", "detail"]
     print(render(headers, rows, align_left=(3, 4)))
     print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
-    if counts.get("stale"):
-        print(
-            f"stale (reward changed): {counts['stale']} finished point(s) were scored by a reward that has changed "
-            "since; `goodhart sweep` on the sweep file recomputes them (the old results are kept as *.stale)"
-        )
-    if unloadable:
-        print(
-            f"{unloadable} finished point(s) have a reward that does not load now (see detail); `goodhart sweep` refuses it"
-        )
-    if unchecked:
-        what = ", ".join(sorted(unchecked)[:3]) + (" ..." if len(unchecked) > 3 else "")
-        print(
-            f"note: {sum(unchecked.values())} finished point(s) are scored by {what}, which `status` does not import "
-            f"or hash; `goodhart status {root} --check-rewards` checks whether it changed since they ran"
-        )
+    _print_reward_summary(root, checks)
     return 0
+
+
+def _reward_checks(root: Path, done: list[str], full: bool) -> dict[str, dict]:
+    """Has the reward of each done point changed since it ran? Cheaply (no user code, no large
+    file) unless `full` (--check-rewards), which imports callables and plug-ins as the sweep
+    does. {"stale": {pid: why}, "unloadable": {pid: why}, "unchecked": {what: how many}}."""
+    from goodhart.pipeline.sweeps.record import reward_check
+
+    out: dict[str, dict] = {"stale": {}, "unloadable": {}, "unchecked": {}}
+    for pid in done:
+        check = reward_check(root, pid, full=full)
+        if check is None:
+            continue
+        kind, why = check
+        if kind == "unchecked":
+            out["unchecked"][why] = out["unchecked"].get(why, 0) + 1
+        else:
+            out["stale" if kind == "stale" else "unloadable"][pid] = why
+    return out
+
+
+def _print_reward_summary(root: Path, checks: dict[str, dict]) -> None:
+    if checks["stale"]:
+        print(
+            f"stale (reward changed): {len(checks['stale'])} finished point(s) were scored by a reward that has "
+            "changed since; `goodhart sweep` on the sweep file recomputes them (the old results are kept as *.stale)"
+        )
+    if checks["unloadable"]:
+        print(
+            f"{len(checks['unloadable'])} finished point(s) have a reward that does not load now (see detail); "
+            "`goodhart sweep` refuses it"
+        )
+    if checks["unchecked"]:
+        names = sorted(checks["unchecked"])
+        what = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        print(
+            f"note: {sum(checks['unchecked'].values())} finished point(s) are scored by {what}, which `status` does "
+            f"not import or hash; `goodhart status {root} --check-rewards` checks whether it changed since they ran"
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
