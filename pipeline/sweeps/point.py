@@ -153,25 +153,28 @@ def load_result(point_dir: Path) -> dict[str, Any] | None:
     return read_json(p)
 
 
-def scoring_identity(cfg: RunConfig) -> str:
+def scoring_identity(cfg: RunConfig, cheap: bool = False) -> str:
     """What scores the point: the checkpoints' content, the callables' source, the plug-ins'
-    release (pool.rewards_identity, the score cache's own key). Kept in result.json: a point
-    whose reward changed since it ran is not done."""
-    from goodhart.pipeline.base.pool import rewards_identity
+    release (base/identity.py:rewards_identity, the score cache's own key). Kept in result.json:
+    a point whose reward changed since it ran is not done. `cheap`: without importing user code
+    or reading a large checkpoint, else identity.Unchecked (what `goodhart status` can afford)."""
+    from goodhart.pipeline.base.identity import rewards_identity
 
-    return short_hash(rewards_identity(cfg), 16)
+    return short_hash(rewards_identity(cfg, cheap), 16)
 
 
 IDENTITY = "reward_identity"
-_BUILTIN = short_hash([None, None], 16)  # built-in rewards only: what a result from before the check means
+BUILTIN = short_hash([None, None], 16)  # built-in rewards only: what a result from before the check means
 
 
-def stale_reason(cfg: RunConfig, point_dir: Path, row: dict[str, Any] | None = None) -> str | None:
-    """Why a finished point's result no longer answers its config (None when it does)."""
+def stale_reason(cfg: RunConfig, point_dir: Path, row: dict[str, Any] | None = None, cheap: bool = False) -> str | None:
+    """Why a finished point's result no longer answers its config (None when it does). `cheap`:
+    see scoring_identity (raises identity.Unchecked when it cannot tell cheaply)."""
     row = row if row is not None else load_result(point_dir)
     if row is None:
         return None
-    have, want = row.get(IDENTITY) or _BUILTIN, scoring_identity(cfg)
+    have = row.get(IDENTITY) or BUILTIN
+    want = scoring_identity(cfg, cheap)
     if have == want:
         return None
     return f"its reward changed since it ran (a new checkpoint, edited callable or plug-in release: identity {have} -> {want})"
