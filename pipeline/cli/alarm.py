@@ -111,7 +111,7 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
 
 def add_bench_verb(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alarm-bench", help="score the gold-free alarm on procedurally drawn sweeps (dev/test halves)")
-    p.add_argument("--quick", action="store_true", help="the CI variant: 24 seeds, 8 prompts x 1024 samples")
+    p.add_argument("--quick", action="store_true", help="the CI variant: 32 seeds, 16 prompts x 2048 samples")
     p.add_argument("--seeds", type=int, default=None, help="curves to draw (default 200; even dev, odd test)")
     p.add_argument("--prompts", type=int, default=None, help="prompts per pool (default 16)")
     p.add_argument("--pool", type=int, default=None, help="base samples per prompt (default 4096)")
