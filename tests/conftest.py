@@ -91,7 +91,6 @@ def run_point_killed_at(monkeypatch):
 # before the others' change). Each is xfail, not skipped, so it reports XPASS once mended; the
 # issue note lists them with what remains. Remove an entry when its test is updated.
 KNOWN_MERGE_GAPS = {
-    "test_alarm_eval.py::test_alarm_eval_end_to_end_and_the_alarm_in_tables_and_report": "8-prompt levy sweep has no gold positives under rule v3 (use 128 prompts, n up to 512)",
     "test_arena.py::test_quick_arena_sweep_and_report": "cut-down arena cell reads unresolved (not catastrophic) under rule v3",
     "test_integrations_trl.py::test_an_alarm_stops_only_when_asked_and_the_last_quiet_checkpoint_is_kept": "hand-built numbers predate the calibrated alarm's z test",
     "test_integrations_trl.py::test_grpo_script_with_the_callback_stops_on_a_heavy_tailed_hackable_reward": "the calibrated alarm fires at step 8 of 8, after the run, on this seed",
