@@ -42,7 +42,7 @@ def test_recall_false_alarms_precision_and_lead_by_hand(tmp_path):
         _row("bon", 1.0, 1.0, 0.5, 3.0, 2, p=0.5),  # improving, quiet (not significant, whatever the ratio)
         _row("bon", 2.0, 2.0, 0.9, 2.5, 4),  # improving (the peak), ALARM: a false alarm
         _row("bon", 3.0, 3.0, 0.5, 3.0, 8),  # over-optimized, alarm
-        _row("bon", 4.0, 4.0, 0.0, 1.1, 16),  # catastrophic, watch (significant, ratio < tau 1.2): missed
+        _row("bon", 4.0, 4.0, 0.0, 1.1, 16),  # catastrophic, watch (significant, ratio < tau 1.15): missed
         _row("bon", 5.0, 5.0, 0.0, 4.0, 32, p=0.005),  # catastrophic, alarm
     ]
     (tmp_path / "s").mkdir()
