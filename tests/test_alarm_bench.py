@@ -104,3 +104,31 @@ def test_full_bench_test_half_meets_the_issue_goals():
     assert s.recall >= 0.9 and s.false_alarm_rate <= 0.1, s
     assert s.auc >= 0.95 and s.light_alarm_rate <= 0.05, s
     assert s.worst_gap >= 0.0, s
+
+
+def test_a_given_utility_pool_is_used_as_is_and_scales_the_error():
+    rng = np.random.default_rng(1)
+    u = np.clip(rng.normal(0.0, 0.4, (3, 5000)), -1, 1)  # a bounded utility, sd about 0.4
+    c, g = B.draw_curve(7, 3, 5000, u), B.draw_curve(7, 3, 5000)
+    assert np.array_equal(c["utility"], u) and c["law"].name == g["law"].name
+    sd = np.std(u - u.mean(1, keepdims=True))
+    err, gerr = c["proxy"] - c["utility"], g["proxy"] - g["utility"]
+    assert np.array_equal(err.shape, u.shape) and c["ratio"] == g["ratio"]
+    # the same law and ratio, the error in units of this utility's sd instead of the Gaussian's 1
+    q = [0.25, 0.75]
+    assert np.diff(np.quantile(err, q))[0] / sd == pytest.approx(np.diff(np.quantile(gerr, q))[0], rel=0.1)
+    with pytest.raises(ValueError, match="gaussian or vader"):
+        B.run_bench(B.BenchConfig(seeds=2, prompts=2, pool=16, utility="likert"))
+
+
+@pytest.mark.slow
+def test_the_vader_text_variant_keeps_light_laws_quiet_and_never_trails_the_baseline():
+    """The text variant (the tiny model's VADER utility on one cached pool; ~1.5 min to generate
+    the first time, then ~30 s): light-tailed laws stay quiet and the alarm is never more than
+    one positive behind the DV-ratio baseline. Its recall is NOT asserted: at tau 1.15 (set on
+    the Gaussian bench) it is 0.61 on the test half (docs/alarm.md gives the gap)."""
+    df = B.run_bench(B.BenchConfig(seeds=60, prompts=16, pool=1024, utility="vader"))
+    for half in ("dev", "test"):
+        s = B.summarize(df, half, AlarmRule())
+        assert s.positives >= 10 and s.light_alarm_rate <= 0.05, s
+        assert s.worst_gap >= -1.0 / s.positives - 1e-12, s

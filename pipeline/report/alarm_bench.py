@@ -58,6 +58,11 @@ class BenchConfig:
     pool: int = 4096
     """Base samples per prompt."""
     rule: AlarmRule = field(default_factory=AlarmRule)
+    utility: str = "gaussian"
+    """"gaussian" (per-prompt means N(0, 1), sd 1 within a prompt: the bench as tuned), or
+    "vader": the built-in tiny model's VADER scores on one base pool of `prompts` x `pool`
+    completions (`reward: gaussian`'s utility, seed 0: generated once, then cached), shared by
+    every seed; each seed still draws its own error law and scale (the slow text variant)."""
 
 
 QUICK = BenchConfig(seeds=32, prompts=16, pool=2048)
@@ -145,15 +150,35 @@ def sample_law(rng: np.random.Generator) -> ErrorLaw:
     return ErrorLaw(str(kind), str(kind) in LIGHT_KINDS, *_scipy(law))
 
 
-def draw_curve(seed: int, P: int, N: int) -> dict:
-    """One seed's curve: the law, its scale ratio and a (P, N) pool of utility and proxy."""
+def draw_curve(seed: int, P: int, N: int, utility: np.ndarray | None = None) -> dict:
+    """One seed's curve: the law, its scale ratio and a (P, N) pool of utility and proxy.
+    utility: a given (P, N) utility pool (the text variant) instead of the Gaussian one; the
+    error's scale is then the ratio times the utility's within-prompt sd (1 for the Gaussian)."""
     rng = np.random.default_rng([20261201, seed])
     law = sample_law(rng)
     ratio = float(math.exp(rng.uniform(math.log(0.1), math.log(2.0))))
-    mu = rng.normal(0.0, 1.0, (P, 1))
-    util = mu + rng.normal(0.0, 1.0, (P, N))
-    err = ratio * law.sampler(rng, (P, N)) / law.robust
+    if utility is None:
+        mu = rng.normal(0.0, 1.0, (P, 1))
+        util, sd = mu + rng.normal(0.0, 1.0, (P, N)), 1.0
+    else:
+        util = np.asarray(utility, dtype=np.float64)
+        P, N = util.shape
+        sd = float(np.std(util - util.mean(1, keepdims=True)))
+    err = ratio * sd * law.sampler(rng, (P, N)) / law.robust
     return {"law": law, "ratio": ratio, "utility": util, "proxy": util + err, "seed": seed}
+
+
+def vader_utility(P: int, N: int, seed: int = 0) -> np.ndarray:
+    """(P, N) VADER scores of the built-in tiny model's completions on P eval prompts, N each:
+    the pipeline's own base pool for `configs/base.yaml reward=gaussian` (sampled once, then
+    cached like every pool; ~1.5 min for 16 x 1024 on 2 cores the first time)."""
+    from goodhart.pipeline.base.context import PointContext
+    from goodhart.pipeline.config.load import configs_dir, load_config
+
+    cfg = load_config(
+        configs_dir() / "base.yaml", ["reward=gaussian", f"prompts.n_eval={P}", f"sampling.n={N}", f"seed={seed}"]
+    )
+    return np.asarray(PointContext(cfg, None, progress=False).pool().utility, dtype=np.float64)  # type: ignore[arg-type]
 
 
 # ============================================================================================
@@ -221,8 +246,11 @@ def _units(rows, proxy, sp, su, util, bp, bu) -> dict:
 def run_bench(cfg: BenchConfig = BenchConfig(), progress=None) -> pd.DataFrame:
     """Every point of every seed, with gold (label_points at run time) and the alarm's evidence."""
     rows, units = [], {}
+    if cfg.utility not in ("gaussian", "vader"):
+        raise ValueError(f"alarm-bench: utility must be gaussian or vader, not {cfg.utility!r}")
+    util = vader_utility(cfg.prompts, cfg.pool) if cfg.utility == "vader" else None
     for seed in range(cfg.seeds):
-        c = draw_curve(seed, cfg.prompts, cfg.pool)
+        c = draw_curve(seed, cfg.prompts, cfg.pool, util)
         r, u = curve_points(c, cfg.rule)
         rows += r
         units |= u
