@@ -91,8 +91,6 @@ def run_point_killed_at(monkeypatch):
 # before the others' change). Each is xfail, not skipped, so it reports XPASS once mended; the
 # issue note lists them with what remains. Remove an entry when its test is updated.
 KNOWN_MERGE_GAPS = {
-    "test_alarm_bench.py::test_quick_bench_test_half_meets_its_goals": "quick bench has 2 gold positives under verdict rule v3 (needs >= 10): grow the quick family",
-    "test_alarm_eval.py::test_alarm_eval_end_to_end_and_the_alarm_in_tables_and_report": "8-prompt levy sweep has no gold positives under rule v3 (use 128 prompts, n up to 512)",
     "test_arena.py::test_quick_arena_sweep_and_report": "cut-down arena cell reads unresolved (not catastrophic) under rule v3",
 }
 
