@@ -132,6 +132,8 @@ def test_plain_status_flags_a_changed_identity_it_can_compute_without_user_code(
     assert main(["status", str(root)]) == 0
     out = capsys.readouterr().out
     assert "done: 2" in out and "stale" not in out and "note:" not in out  # built-in rewards: nothing to check
+    assert main(["report", str(root), "--no-mlflow"]) == 0
+    assert "warning:" not in capsys.readouterr().out
     # A result recorded under another reward identity (as a checkpoint reward retrained in place
     # would leave): plain status computes the built-in config's identity and flags the point.
     res = sorted(root.glob("points/*/result.json"))[0]
@@ -142,6 +144,9 @@ def test_plain_status_flags_a_changed_identity_it_can_compute_without_user_code(
     out = capsys.readouterr().out
     assert "done: 1" in out and "stale: 1" in out and "identity 0123456789abcdef ->" in out
     assert "stale (reward changed): 1 finished point(s)" in out
+    # ... and a report over it says that its numbers for that point are the old reward's
+    assert main(["report", str(root), "--no-mlflow"]) == 0
+    assert "warning: 1 point(s) in this report were scored by a reward that has changed" in capsys.readouterr().out
     # A SLURM sweep's status (its table comes from the queue) gets the same check after its table.
     from goodhart.pipeline.cli import cluster
 

@@ -216,10 +216,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_id = None if args.no_mlflow else log_to_mlflow(rep)
     if not rep.coverage.complete:  # report/coverage.py: which points the verdict does not cover
         print(f"\n{rep.coverage.text(root)}")
+    _warn_stale(root)
     print(f"\nsweep verdict: {rep.verdict}.  Report: {rep.files[-1]}  (plots beside it)")
     if run_id:
         print(f"Logged to MLflow parent run {run_id} (artifacts under report/, tag goodhart.verdict={rep.verdict})")
     return 0
+
+
+def _warn_stale(root: Path) -> None:
+    """A report over points whose reward changed since they ran shows the old reward's numbers:
+    say so (the cheap check of `status`: no user code imported, no large file hashed)."""
+    points = root / "points"
+    done = sorted(p.name for p in points.iterdir() if (p / "result.json").is_file()) if points.is_dir() else []
+    checks = _reward_checks(root, done, full=False)
+    if checks["stale"]:
+        print(
+            f"\nwarning: {len(checks['stale'])} point(s) in this report were scored by a reward that has changed "
+            f"since they ran: their numbers are the old reward's. `goodhart status {root}` lists them; `goodhart "
+            "sweep` on the sweep file recomputes them"
+        )
+    if checks["unchecked"]:
+        print(
+            f"\nnote: {sum(checks['unchecked'].values())} point(s) are scored by user code or a large checkpoint "
+            f"the report does not check; `goodhart status {root} --check-rewards` says whether it changed"
+        )
 
 
 def cmd_run_point(args: argparse.Namespace) -> int:
