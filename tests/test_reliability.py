@@ -38,9 +38,9 @@ def one_line_error(capsys, code: int, *expect: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # 1. Editing a reward invalidates the points it scored
 # ---------------------------------------------------------------------------------------------
-def test_flipping_a_callables_sign_reruns_its_finished_points(in_tmp, capsys, monkeypatch, small_model_dir):
+def _callable_sweep(in_tmp, monkeypatch, small_model_dir):
+    """A two-point best-of-n sweep scored by the callable flipped:score (written by the test)."""
     monkeypatch.syspath_prepend(str(in_tmp))
-    mod = in_tmp / "flipped.py"
     sets = {
         "model.path": str(small_model_dir),
         "reward": {"type": "callable", "target": "flipped:score"},
@@ -53,7 +53,11 @@ def test_flipping_a_callables_sign_reruns_its_finished_points(in_tmp, capsys, mo
         "tracking.enabled": False,
         "algo": "bon",
     }
-    f = write_sweep(in_tmp, sets=sets, grid={"algo.n": [1, 2]})
+    return in_tmp / "flipped.py", write_sweep(in_tmp, sets=sets, grid={"algo.n": [1, 2]})
+
+
+def test_flipping_a_callables_sign_reruns_its_finished_points(in_tmp, capsys, monkeypatch, small_model_dir):
+    mod, f = _callable_sweep(in_tmp, monkeypatch, small_model_dir)
 
     def run(sign: str) -> tuple[str, list[float]]:
         mod.write_text(f"def score(prompts, completions):\n    return [{sign}(1.0 + len(c)) for c in completions]\n")
@@ -74,21 +78,7 @@ def test_flipping_a_callables_sign_reruns_its_finished_points(in_tmp, capsys, mo
 
 
 def test_status_check_rewards_marks_points_whose_callable_changed_stale(in_tmp, capsys, monkeypatch, small_model_dir):
-    monkeypatch.syspath_prepend(str(in_tmp))
-    mod = in_tmp / "flipped.py"
-    sets = {
-        "model.path": str(small_model_dir),
-        "reward": {"type": "callable", "target": "flipped:score"},
-        "utility": "same",
-        "sampling.n": 4,
-        "sampling.max_new_tokens": 4,
-        "prompts.n_eval": 2,
-        "prompts.n_train": 2,
-        "eval.bootstrap": 10,
-        "tracking.enabled": False,
-        "algo": "bon",
-    }
-    f = write_sweep(in_tmp, sets=sets, grid={"algo.n": [1, 2]})
+    mod, f = _callable_sweep(in_tmp, monkeypatch, small_model_dir)
     root = str(in_tmp / "runs" / "r")
 
     def write(sign: str) -> None:
