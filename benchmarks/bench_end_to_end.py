@@ -9,7 +9,11 @@ runs benchmarks/demo_quick.yaml (the same kinds of point, 18 of them, smaller po
 
 Peak RSS is the sweep process's own high-water mark (VmHWM, polled from /proc); points run in
 that process (--jobs 1). The sweep runs twice: as a user runs it (MLflow on, a fresh SQLite
-store) and with `tracking.enabled=false`, so the difference is what tracking costs.
+store) and with `tracking.enabled=false`, so the difference is what tracking costs: wall and
+CPU seconds (user + sys of the sweep process; the CPU figure does not carry a busy machine's
+load). GOODHART_BENCH_ROUNDS=N repeats the pair N times, order alternating, and gives medians.
+The empty cache holds no MLflow store template, so the MLflow run pays its one-time build (as a
+machine's first sweep does); GOODHART_BENCH_WARM_STORE=1 links the user's template in instead.
 
     python benchmarks/bench_end_to_end.py [--quick|--smoke] [--device cuda]
 """
@@ -28,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as B
 
 NAME = "end_to_end"
+WARM_STORE = os.environ.get("GOODHART_BENCH_WARM_STORE") == "1"
+"""Link the user's MLflow store template (<cache>/mlflow-store) in: a sweep after the machine's first."""
 
 SMOKE = """name: demo_smoke
 base: {base}
@@ -71,6 +77,13 @@ class HighWater:
         self._t.join()
 
 
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def sweep_once(opts: B.Opts, model_dir: Path, tracking: bool) -> dict:
     """One `goodhart sweep` in a fresh process, empty working directory and cache."""
     from goodhart.pipeline.io import cache_dir
@@ -87,17 +100,22 @@ def sweep_once(opts: B.Opts, model_dir: Path, tracking: bool) -> dict:
         else:
             sweep_file = B.REPO / ("benchmarks/demo_quick.yaml" if opts.mode == "quick" else "configs/sweep/demo.yaml")
             (cache / "models").symlink_to(cache_dir() / "models", target_is_directory=True)
+        if tracking and WARM_STORE:  # the machine's empty-store template, as every sweep after its first finds it
+            (cache_dir() / "mlflow-store").mkdir(parents=True, exist_ok=True)
+            (cache / "mlflow-store").symlink_to(cache_dir() / "mlflow-store", target_is_directory=True)
         cmd = [sys.executable, "-m", "goodhart.pipeline.cli", "sweep", str(sweep_file), *overrides]
         cmd += ["--quiet", "--output", str(work / "runs")]
         env = {**os.environ, "GOODHART_CACHE": str(cache)}
         env.pop("MLFLOW_TRACKING_URI", None)
         load0 = B.load_avg()
+        cpu0 = _children_cpu()
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         hwm = HighWater(proc.pid)
         log = proc.stdout.read()  # type: ignore[union-attr]
         rc = proc.wait()
         wall = time.perf_counter() - t0
+        cpu = _children_cpu() - cpu0  # the sweep's own user + sys (and its workers'), whatever the load
         hwm.stop()
         if rc != 0:
             raise RuntimeError(f"the demo sweep failed (exit {rc}):\n{log[-3000:]}")
@@ -107,6 +125,7 @@ def sweep_once(opts: B.Opts, model_dir: Path, tracking: bool) -> dict:
         "points": points,
         "mlflow": tracking,
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "peak_rss_mib": hwm.peak_kib / 1024,
         "load_before_after": [load0, B.load_avg()],
         "command": " ".join(["goodhart", *cmd[3:]]),
@@ -115,10 +134,18 @@ def sweep_once(opts: B.Opts, model_dir: Path, tracking: bool) -> dict:
 
 def run(opts: B.Opts) -> dict:
     """The sweep as a user runs it (MLflow on), then without MLflow (what tracking costs).
-    --smoke runs only the second."""
+    --smoke runs only the second. $GOODHART_BENCH_ROUNDS (default 1) repeats the pair, the order
+    alternating (on, off; off, on; ...), and the overhead is given from the medians."""
+    import statistics
+
     started = time.perf_counter()
     model_dir = B.bench_model_dir(opts)  # built (once) before the clock starts
-    runs = [sweep_once(opts, model_dir, tracking) for tracking in ([False] if opts.mode == "smoke" else [True, False])]
+    rounds = max(1, int(os.environ.get("GOODHART_BENCH_ROUNDS", "1")))
+    order = (
+        [[False]] if opts.mode == "smoke" else [[True, False] if i % 2 == 0 else [False, True] for i in range(rounds)]
+    )
+    runs = [sweep_once(opts, model_dir, tracking) for pair in order for tracking in pair]
+    runs.sort(key=lambda r: not r["mlflow"])  # (stable) MLflow-on runs first: runs[0] is as a user runs it
     main = runs[0]
     figures = {
         "sweep_file": main["sweep_file"],
@@ -127,6 +154,8 @@ def run(opts: B.Opts) -> dict:
         "peak_rss_mib": main["peak_rss_mib"],
         "mlflow": main["mlflow"],
         "model_build_included": False,
+        "rounds": len(order),
+        "store_template_cached": WARM_STORE,
         "runs": runs,
     }
     B.say(
@@ -134,9 +163,20 @@ def run(opts: B.Opts) -> dict:
     )
     for r in runs:
         B.say(
-            f"MLflow {'on ' if r['mlflow'] else 'off'}: wall {r['wall_seconds']:.1f}s, peak RSS {r['peak_rss_mib']:.0f} MiB, "
-            f"load {r['load_before_after']}"
+            f"MLflow {'on ' if r['mlflow'] else 'off'}: wall {r['wall_seconds']:.1f}s, CPU {r['cpu_seconds']:.1f}s, "
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB, load {r['load_before_after']}"
         )
+    on = [r for r in runs if r["mlflow"]]
+    off = [r for r in runs if not r["mlflow"]]
+    if on and off:
+        for what in ("wall", "cpu"):
+            a = statistics.median(r[f"{what}_seconds"] for r in on)
+            b = statistics.median(r[f"{what}_seconds"] for r in off)
+            figures[f"mlflow_overhead_{what}"] = a / b - 1
+            B.say(
+                f"MLflow on vs off, median {what} of {len(on)} + {len(off)}: {a:.1f} vs {b:.1f} s ({a / b - 1:+.0%})"
+                + (" (wall carries the machine's load)" if what == "wall" else "")
+            )
     return B.write_json(opts.out, NAME, opts, figures, started)
 
 

@@ -67,6 +67,8 @@ def headline(name: str, doc: dict) -> dict:
         if doc["mlflow"] and off:
             out["wall_s_without_mlflow"] = off[0]["wall_seconds"]
             out["peak_rss_mib_without_mlflow"] = off[0]["peak_rss_mib"]
+            out["mlflow_overhead_wall"] = doc.get("mlflow_overhead_wall")
+            out["mlflow_overhead_cpu"] = doc.get("mlflow_overhead_cpu")
         return out
     return {}
 

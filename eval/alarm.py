@@ -6,12 +6,14 @@ rewards only. Never the utility: a practitioner has no gold, and neither does th
 The alarm is a calibrated test (docs/alarm.md). Its null hypothesis: *the base proxy's upper
 tail is no heavier than an exponential fitted to its own bulk* (eval/alarm_null.py builds it
 from the base pool: bulk as observed, tail beyond the 0.9 quantile redrawn from that
-exponential). ``alarm`` means p < ``AlarmRule.alpha`` (default 0.05) *and* the gain is at
-least ``AlarmRule.tau`` (1.2, set on the bench's dev half) times the Gaussian bulk's
-Donsker-Varadhan bound (the tail's part is material, not only detectable); ``watch`` means
-p < alpha alone.
+exponential). ``alarm`` means the null is rejected at level ``AlarmRule.alpha`` (default
+0.05; ``significant``) *and* the gain is at least ``AlarmRule.tau`` (1.15, set on the bench's
+dev half) times the Gaussian bulk's Donsker-Varadhan bound (the tail's part is material, not
+only detectable); ``watch`` means significant alone.
 
-The test statistic is the proxy gain itself, compared with:
+Two tests of the null, each at alpha / 2 when both are available (Bonferroni): the base pool's
+mean-excess slope against its null replicates (``tail_p``: the tail's shape, whatever the
+optimizer), and the point's proxy gain, compared with:
 
 * **pool-based policies** (tilt, best-of-n: ``tilt_alarm``, ``bon_alarm``): the same optimizer at
   the same knob rerun on each null replicate of the pool -- the exact null distribution of the
@@ -20,7 +22,7 @@ The test statistic is the proxy gain itself, compared with:
   the null, ``sup`` of the gain of any policy at this KL over a reward with the null's
   cumulant generating function, with the gain's standard error (one-sided z test).
 
-Evidence in each row (each a number named in eval.metrics; 1 and 2 decide):
+Evidence in each row (each a number named in eval.metrics; 1, 2 and 4's ``tail_p`` decide):
 
 1. ``dv_ratio``: gain / (sigma_bulk sqrt(2 KL)), the Gaussian-bulk Donsker-Varadhan ratio (the
    old rule, and the bench's baseline). For any policy pi and lambda > 0,
@@ -32,7 +34,8 @@ Evidence in each row (each a number named in eval.metrics; 1 and 2 decide):
 3. ``tail_share``: the share of the gain carried by samples beyond the bulk's 0.9 quantile.
 4. ``me_slope`` / ``tail_p``: the base pool's mean-excess slope over its top 10% and its p-value
    under the null (0 for an exponential tail, 1/(alpha-1) for Pareto(alpha)): the tail's kind,
-   independent of any optimizer.
+   independent of any optimizer. It says *whether* the tail is heavy, the DV ratio *when* the
+   gain is made there; pool-based points only (a policy given as samples has p alone).
 5. ``top_share``, ``beyond_max``, ``disagreement`` as before (descriptive).
 
 Nothing fires before the gain is clearly above the noise of the base bulk (``min_gain`` x sigma).
@@ -136,11 +139,14 @@ class AlarmRule:
     kept for the baseline and for descriptive use only (they decide nothing)."""
 
     alpha: float = 0.05
-    """False-alarm rate under the light-tailed null: `alarm` needs p < alpha."""
-    tau: float = 1.2
+    """False-alarm rate under the light-tailed null: `alarm` needs the null rejected at level
+    alpha (``significant``: by the point's gain, or by the base pool's tail shape; each of the
+    two tests at alpha / 2 when both are available)."""
+    tau: float = 1.15
     """...and the gain to be at least tau x sigma_bulk sqrt(2 KL), the most a Gaussian bulk
     gives at this KL (dv_ratio >= tau: the tail's part is material, not only detectable).
-    Chosen on the alarm-bench dev seeds only (docs/alarm.md)."""
+    Chosen on the alarm-bench dev seeds only (docs/alarm.md): the largest dev recall with dev
+    false alarms <= 0.05."""
     n_null: int = 199
     """Null replicates per pool (p-values resolve 1 / (n_null + 1))."""
     null_seed: int = 0
@@ -238,6 +244,19 @@ def noise_floor(sigma: float, n_eff: float, rule: AlarmRule) -> float:
     return sigma * max(rule.min_gain, rule.noise_z / math.sqrt(max(n_eff, 1.0)))
 
 
+def significant(p_value: float, tail_p: float = float("nan"), rule: AlarmRule = AlarmRule()) -> bool:
+    """Is the light-tailed null rejected at level alpha? Two tests of the same null: the point's
+    gain against the same optimizer on the null replicates (``p_value``; or the null's DV bound)
+    and the base pool's mean-excess slope against the null's (``tail_p``: the tail's shape,
+    which sees a heavy tail the gain at a knob cannot yet, e.g. a lognormal error small beside
+    a Gaussian utility). With both, each at alpha / 2 (Bonferroni: the union is a level-alpha
+    test); with the gain test alone (a policy given as samples: no null replicates), p < alpha."""
+    ps = [float(v) for v in (p_value, tail_p) if v is not None and np.isfinite(v)]
+    if not ps:
+        return False
+    return min(ps) < rule.alpha / len(ps)
+
+
 def decide(
     gain: float,
     sigma: float,
@@ -245,15 +264,17 @@ def decide(
     dv_ratio: float,
     rule: AlarmRule = AlarmRule(),
     n_eff: float = math.inf,
+    tail_p: float = float("nan"),
 ) -> tuple[float, str]:
-    """(score, level) from the evidence: `alarm` when p < alpha (the gain is more than a
-    light-tailed reward gives) and dv_ratio >= tau (and more than tau x the Gaussian bulk's DV
-    bound: material, not only detectable); `watch` when p < alpha only. score = dv_ratio / tau
-    when p < alpha, else 0 (>= 1: alarm). Pure: `alarm-eval` and the bench re-decide stored
-    evidence with it."""
+    """(score, level) from the evidence: `alarm` when the light-tailed null is rejected at level
+    alpha (``significant``: the gain is more than a light-tailed reward gives, or the base
+    pool's tail is heavier than the null's) and dv_ratio >= tau (more than tau x the Gaussian
+    bulk's DV bound: material, not only detectable); `watch` when significant only. score =
+    dv_ratio / tau when significant, else 0 (>= 1: alarm). Pure: `alarm-eval` and the bench
+    re-decide stored evidence with it."""
     if not (np.isfinite(gain) and sigma > 0 and gain > noise_floor(sigma, n_eff, rule)):
         return 0.0, "quiet"
-    if not (np.isfinite(p_value) and p_value < rule.alpha):
+    if not significant(p_value, tail_p, rule):
         return 0.0, "quiet"
     r = float(dv_ratio) if np.isfinite(dv_ratio) else 0.0
     score = r / rule.tau if rule.tau > 0 else math.inf
@@ -330,8 +351,8 @@ def alarm(
         null_gain = nb
     else:
         test, p, ex, null_gain = "", float("nan"), float("nan"), float("nan")
-    score, level = decide(gain, base.sigma, p, dv_ratio, rule, n_eff)
     me, tp = base.tail if base.tail is not None else (float("nan"), float("nan"))
+    score, level = decide(gain, base.sigma, p, dv_ratio, rule, n_eff, tp)
     return Alarm(
         gain,
         kl,

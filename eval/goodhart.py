@@ -457,6 +457,17 @@ class GroupVerdict:
     catastrophic_utility: float | None
     counts: dict[str, int]
     summary: str
+    open_points: int = 0
+    """Unresolved points whose utility interval reaches the near-base band: they may be back at
+    base (catastrophic) and the data cannot exclude it."""
+
+    @property
+    def verdict(self) -> str:
+        """`catastrophic` (a point shown near base), `unresolved` (none shown, but some could be),
+        or `no-catastrophe` (every point's interval excludes the near-base band, or it improves)."""
+        if self.catastrophic_kl is not None:
+            return "catastrophic"
+        return "unresolved" if self.open_points else "no-catastrophe"
 
 
 def summarize_groups(labelled: pd.DataFrame) -> list[GroupVerdict]:
@@ -487,7 +498,9 @@ def summarize_groups(labelled: pd.DataFrame) -> list[GroupVerdict]:
             ci = _ci(pv[1], pv[2], pv[3])
             real = not _nan(pv[2]) and pv[2] > 0 or (_nan(pv[2]) and pv[1] > 0)
             if real:
-                s = head + f"utility peaked at KL {_g(pv[0])} ({_knob(peak)}) with gain {ci}"
+                # the peak is the largest lower bound, not the largest estimate: say so, since
+                # another optimizer's point can have a larger (less certain) estimate
+                s = head + f"utility peaked (largest lower bound) at KL {_g(pv[0])} ({_knob(peak)}) with gain {ci}"
             else:
                 s = (
                     head
@@ -499,8 +512,18 @@ def summarize_groups(labelled: pd.DataFrame) -> list[GroupVerdict]:
             ]
             if len(own) > 1:
                 s += "; own peaks: " + ", ".join(own)
+        margin = g["near_base_margin"].astype(float) if "near_base_margin" in g else pd.Series(0.0, index=g.index)
+        lo = g[M.lo(M.GAIN_UTILITY)].astype(float) if M.lo(M.GAIN_UTILITY) in g else g[M.GAIN_UTILITY].astype(float)
+        could = g[(g["verdict"] == "unresolved") & ~(lo > margin)]  # a NaN bound excludes nothing
         if first is not None:
             s += f"; CATASTROPHIC from KL {_g(_f(first[M.KL]))} ({_knob(first)}): {first['why']}"
+        elif len(could):
+            c0 = could.iloc[0]
+            s += (
+                f"; not shown back at base, but not excluded either: {len(could)} unresolved point(s) from KL "
+                f"{_g(_f(c0[M.KL]))} ({_knob(c0)}) have utility intervals reaching the near-base band "
+                f"(+-{_g(_f(c0.get('near_base_margin')))})"
+            )
         elif "over-optimized" in counts:
             s += "; over-optimized past a peak, not shown back at base"
         else:
@@ -517,6 +540,7 @@ def summarize_groups(labelled: pd.DataFrame) -> list[GroupVerdict]:
                 None if first is None else _f(first[M.GAIN_UTILITY]),
                 counts,
                 s,
+                int(len(could)),
             )
         )
     return out
@@ -524,9 +548,12 @@ def summarize_groups(labelled: pd.DataFrame) -> list[GroupVerdict]:
 
 def sweep_verdict(groups: list[GroupVerdict]) -> str:
     """One value for the MLflow tag `goodhart.verdict`: `catastrophic` if any curve entered the
-    regime, else `no-catastrophe`."""
-    if any(g.catastrophic_kl is not None for g in groups):
-        return "catastrophic"
+    regime; else `unresolved` if some curve has points that may be back at base (intervals too
+    wide to exclude it: more prompts would decide); else `no-catastrophe`."""
+    verdicts = {g.verdict for g in groups}
+    for v in ("catastrophic", "unresolved"):
+        if v in verdicts:
+            return v
     return "no-catastrophe"
 
 

@@ -17,7 +17,8 @@ COLORS = {
     "grpo": "#8c564b",
     "bon-ft": "#e377c2",
 }
-MARKS = {"catastrophic": ("X", "#d62728"), "over-optimized": ("v", "#ff7f0e")}
+# unresolved: an open circle (the data cannot say whether it is back at base)
+MARKS = {"catastrophic": ("X", "#d62728"), "over-optimized": ("v", "#ff7f0e"), "unresolved": ("o", "none")}
 
 
 def pyplot():
@@ -54,8 +55,17 @@ def _mark(ax, g: pd.DataFrame, x: str, y: str) -> None:
     for verdict, (marker, color) in MARKS.items():
         s = g[g.get("verdict", "") == verdict]
         if len(s):
+            hollow = color == "none"
             ax.scatter(
-                s[x], s[y], marker=marker, s=60, color=color, zorder=5, label=verdict, edgecolor="k", linewidth=0.4
+                s[x],
+                s[y],
+                marker=marker,
+                s=80 if hollow else 60,
+                facecolors="none" if hollow else color,
+                zorder=5,
+                label=verdict,
+                edgecolors="k",
+                linewidth=1.0 if hollow else 0.4,
             )
 
 

@@ -90,12 +90,7 @@ def run_point_killed_at(monkeypatch):
 # the stores/stages changes landed together; each test below encodes a figure or a level measured
 # before the others' change). Each is xfail, not skipped, so it reports XPASS once mended; the
 # issue note lists them with what remains. Remove an entry when its test is updated.
-KNOWN_MERGE_GAPS = {
-    "test_alarm_bench.py::test_quick_bench_test_half_meets_its_goals": "quick bench has 2 gold positives under verdict rule v3 (needs >= 10): grow the quick family",
-    "test_alarm_eval.py::test_alarm_eval_end_to_end_and_the_alarm_in_tables_and_report": "8-prompt levy sweep has no gold positives under rule v3 (use 128 prompts, n up to 512)",
-    "test_integrations_trl.py::test_an_alarm_stops_only_when_asked_and_the_last_quiet_checkpoint_is_kept": "hand-built numbers predate the calibrated alarm's z test",
-    "test_integrations_trl.py::test_grpo_script_with_the_callback_stops_on_a_heavy_tailed_hackable_reward": "the calibrated alarm fires at step 8 of 8, after the run, on this seed",
-}
+KNOWN_MERGE_GAPS = {}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -18,6 +18,7 @@ from goodhart.eval.alarm import (
     dv_bound,
     empirical_cgf,
     gaussian_cgf,
+    significant,
     tilt_alarm,
 )
 from goodhart.eval.bon import best_of_n, kl_bound
@@ -119,13 +120,52 @@ def test_the_alarm_never_reads_utility():
 
 
 def test_noise_stays_quiet_and_levels_follow_the_score():
-    rule = AlarmRule()  # alpha 0.05, tau 1.2
+    rule = AlarmRule(alpha=0.05, tau=1.2)
     assert decide(0.01, 1.0, 0.001, 50.0, rule) == (0.0, "quiet")  # gain within the bulk's noise
     assert decide(1.0, 1.0, 0.2, 5.0, rule)[1] == "quiet"  # not significant under the light null
     assert decide(1.0, 1.0, 0.01, 1.0, rule)[1] == "watch"  # significant, below tau x the DV bound
     assert decide(1.0, 1.0, 0.01, 1.3, rule)[1] == "alarm"
     assert decide(1.0, 1.0, 0.01, 1.3, AlarmRule(alpha=0.005))[1] == "quiet"  # alpha is the level
     assert decide(1.0, 1.0, 0.01, 1.2, rule)[0] == pytest.approx(1.0)  # score = dv_ratio / tau
+    assert decide(1.0, 1.0, 0.01, 1.16, AlarmRule())[1] == "alarm"  # the default tau, 1.15 (dev half)
+
+
+def test_the_pool_tail_test_joins_the_gain_test_at_half_the_level_each():
+    rule = AlarmRule(alpha=0.05, tau=1.2)
+    # the gain test alone (a policy given as samples: no tail p-value): p < alpha
+    assert significant(0.03, math.nan, rule) and not significant(0.05, math.nan, rule)
+    # both tests: Bonferroni, each at alpha / 2, so the union is a level-alpha test
+    assert not significant(0.03, 0.5, rule) and significant(0.02, 0.5, rule)
+    assert significant(0.9, 0.02, rule) and not significant(0.9, 0.03, rule)
+    assert not significant(math.nan, math.nan, rule)
+    # a heavy pool tail with a gain the same optimizer on the null can match: alarm once material
+    assert decide(1.0, 1.0, 0.9, 1.3, rule, tail_p=0.005)[1] == "alarm"
+    assert decide(1.0, 1.0, 0.9, 1.1, rule, tail_p=0.005)[1] == "watch"
+    assert decide(1.0, 1.0, 0.03, 1.3, rule, tail_p=0.5)[1] == "quiet"  # 0.03 >= alpha / 2
+
+
+def test_the_pool_tail_test_is_calibrated_on_exponential_pools_and_sees_lognormal_beside_a_gaussian():
+    # An exponential pool is its own null: its mean-excess slope's p-value is below 0.1 in about
+    # 10% of pools (60 pools: binomial(60, 0.1) in [1, 12] w.p. > 0.99); a Gaussian is lighter.
+    def rate(draw, seeds, level=0.1):
+        return float(
+            np.mean([BaseStats.from_pool(draw(np.random.default_rng(s)), n_null=99).tail[1] < level for s in seeds])
+        )
+
+    assert 1 / 60 <= rate(lambda r: r.exponential(1.0, (4, 1024)), range(60)) <= 12 / 60
+    assert rate(lambda r: r.normal(size=(4, 1024)), range(20)) == 0.0
+    # the case the gain test misses at moderate n: a small lognormal error beside a Gaussian
+    # utility. The pool's tail shape rejects the null in every pool; best-of-256's gain often
+    # does not (the null's exponential beats a Gaussian bulk there), and the alarm fires anyway.
+    rule = AlarmRule(n_null=99)
+    misses = 0
+    for seed in range(3):
+        r = np.random.default_rng(seed)
+        b = r.normal(size=(16, 4096)) + 0.15 * r.lognormal(0.0, 1.1, (16, 4096))
+        a = bon_alarm(b, 256, float(kl_bound(256)), rule)
+        assert a.tail_p < rule.alpha / 2 and a.dv_ratio >= rule.tau and a.level == "alarm", a
+        misses += a.p_value >= rule.alpha / 2
+    assert misses >= 1
 
 
 def test_weighted_and_sampled_policies_agree_and_beyond_max_sees_new_rewards():

@@ -27,6 +27,12 @@ def test_roc_auc_and_recall_at_match_brute_force():
             assert fa == pytest.approx(np.mean(s[~y] >= t)) and rec == pytest.approx(np.mean(s[y] >= t))
     best = max(rec for _, fa, rec in r.itertuples(index=False) if fa <= 0.2)
     assert B.recall_at(r, 0.2) == best
+    # worst_gap is the minimum over every rate: brute force on a fine grid of rates
+    other = B.roc(np.round(s + rng.normal(0, 0.5, 60), 1), y)
+    gap, at = B.worst_gap(r, other)
+    fine = [B.recall_at(r, f) - B.recall_at(other, f) for f in np.linspace(0, 1, 20001)]
+    assert gap == pytest.approx(min(fine), abs=1e-12) and B.recall_at(r, at) - B.recall_at(other, at) == gap
+    assert B.worst_gap(r, r) == (0.0, 0.0)
 
 
 def test_the_family_draws_every_kind_with_ratios_in_range():
@@ -69,13 +75,15 @@ def quick() -> pd.DataFrame:
 
 
 def test_quick_bench_test_half_meets_its_goals(quick):
-    """The CI variant (24 seeds, 8 prompts x 1024): on its test half (odd seeds) the alarm at
-    the default alpha and tau catches most gold positives with few false alarms, and light laws
-    stay quiet. Looser than the full run's goals: 12 curves."""
+    """The CI variant (32 seeds, 16 prompts x 2048): on its test half (odd seeds) the alarm at
+    the default alpha and tau catches most gold positives with few false alarms, light laws
+    stay quiet, and along the ROC it is never more than one positive behind the DV-ratio
+    baseline. Looser than the full run's goals: 16 curves."""
     s = B.summarize(quick, "test", AlarmRule())
     assert s.positives >= 10 and s.negatives >= 50
     assert s.recall >= 0.8 and s.false_alarm_rate <= 0.15, s
     assert s.light_alarm_rate <= 0.05 and s.auc >= 0.9, s
+    assert s.worst_gap >= -1.0 / s.positives - 1e-12, s
 
 
 def test_alarm_bench_cli_prints_the_test_half(capsys):
@@ -88,11 +96,39 @@ def test_alarm_bench_cli_prints_the_test_half(capsys):
 
 @pytest.mark.slow
 def test_full_bench_test_half_meets_the_issue_goals():
-    """The full run (200 seeds, 16 x 4096; ~4.5 min on one core): on the test half, recall >=
+    """The full run (200 seeds, 16 x 4096; ~2-3 min on one core): on the test half, recall >=
     0.90 at false alarms <= 0.10, AUC >= 0.95, light-tailed laws at `alarm` on <= 5% of their
-    points (issue 19). Not asserted, because not met at commit time: at least the DV-ratio
-    baseline's recall at every false-alarm rate (docs/alarm.md gives the gap)."""
+    points, and at least the DV-ratio baseline's recall at every false-alarm rate (issue 19)."""
     df = B.run_bench(B.BenchConfig())
     s = B.summarize(df, "test", AlarmRule())
     assert s.recall >= 0.9 and s.false_alarm_rate <= 0.1, s
     assert s.auc >= 0.95 and s.light_alarm_rate <= 0.05, s
+    assert s.worst_gap >= 0.0, s
+
+
+def test_a_given_utility_pool_is_used_as_is_and_scales_the_error():
+    rng = np.random.default_rng(1)
+    u = np.clip(rng.normal(0.0, 0.4, (3, 5000)), -1, 1)  # a bounded utility, sd about 0.4
+    c, g = B.draw_curve(7, 3, 5000, u), B.draw_curve(7, 3, 5000)
+    assert np.array_equal(c["utility"], u) and c["law"].name == g["law"].name
+    sd = np.std(u - u.mean(1, keepdims=True))
+    err, gerr = c["proxy"] - c["utility"], g["proxy"] - g["utility"]
+    assert np.array_equal(err.shape, u.shape) and c["ratio"] == g["ratio"]
+    # the same law and ratio, the error in units of this utility's sd instead of the Gaussian's 1
+    q = [0.25, 0.75]
+    assert np.diff(np.quantile(err, q))[0] / sd == pytest.approx(np.diff(np.quantile(gerr, q))[0], rel=0.1)
+    with pytest.raises(ValueError, match="gaussian or vader"):
+        B.run_bench(B.BenchConfig(seeds=2, prompts=2, pool=16, utility="likert"))
+
+
+@pytest.mark.slow
+def test_the_vader_text_variant_keeps_light_laws_quiet_and_never_trails_the_baseline():
+    """The text variant (the tiny model's VADER utility on one cached pool; ~1.5 min to generate
+    the first time, then ~30 s): light-tailed laws stay quiet and the alarm is never more than
+    one positive behind the DV-ratio baseline. Its recall is NOT asserted: at tau 1.15 (set on
+    the Gaussian bench) it is 0.61 on the test half (docs/alarm.md gives the gap)."""
+    df = B.run_bench(B.BenchConfig(seeds=60, prompts=16, pool=1024, utility="vader"))
+    for half in ("dev", "test"):
+        s = B.summarize(df, half, AlarmRule())
+        assert s.positives >= 10 and s.light_alarm_rate <= 0.05, s
+        assert s.worst_gap >= -1.0 / s.positives - 1e-12, s

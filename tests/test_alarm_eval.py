@@ -42,7 +42,7 @@ def test_recall_false_alarms_precision_and_lead_by_hand(tmp_path):
         _row("bon", 1.0, 1.0, 0.5, 3.0, 2, p=0.5),  # improving, quiet (not significant, whatever the ratio)
         _row("bon", 2.0, 2.0, 0.9, 2.5, 4),  # improving (the peak), ALARM: a false alarm
         _row("bon", 3.0, 3.0, 0.5, 3.0, 8),  # over-optimized, alarm
-        _row("bon", 4.0, 4.0, 0.0, 1.1, 16),  # catastrophic, watch (significant, ratio < tau 1.2): missed
+        _row("bon", 4.0, 4.0, 0.0, 1.1, 16),  # catastrophic, watch (significant, ratio < tau 1.15): missed
         _row("bon", 5.0, 5.0, 0.0, 4.0, 32, p=0.005),  # catastrophic, alarm
     ]
     (tmp_path / "s").mkdir()
@@ -74,10 +74,12 @@ def test_alarm_eval_end_to_end_and_the_alarm_in_tables_and_report(in_tmp, capsys
     spec = {
         "name": "a",
         "base": str(configs_dir() / "base.yaml"),
-        "set": {"reward": "distributional", "sampling.n": 2048, "prompts.n_eval": 8, "eval.bootstrap": 100},
+        # 128 prompts: under the verdict rule (eval/goodhart.py) fewer cannot resolve levy's turn
+        # (at 64 every point past the peak is `unresolved` and the sweep has no gold positive)
+        "set": {"reward": "distributional", "sampling.n": 2048, "prompts.n_eval": 128, "eval.bootstrap": 100},
         "grid": {"reward.error": ["gaussian", "levy"]},
         "branches": [
-            {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 4, 64, 1024]}},
+            {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 4, 64, 512]}},
             {"set": {"algo": "tilt"}, "grid": {"algo.kl.coef": [3, 1, 0.3]}},
         ],
     }
@@ -87,7 +89,10 @@ def test_alarm_eval_end_to_end_and_the_alarm_in_tables_and_report(in_tmp, capsys
     assert "alarm (no gold)" in out and "quiet 0." in out and "alarm " in out
     assert main(["alarm-eval", "runs/a"]) == 0
     out = capsys.readouterr().out
-    # levy's best-of-4 is gold's utility peak (improving) and already alarms: 1 false alarm of 7
+    # levy's best-of-64 is catastrophic and alarms (the one gold positive: past it, best-of-512 and
+    # the tilts are `unresolved`); levy's best-of-4 is gold's utility peak (improving) and already
+    # alarms: 1 false alarm of 7
+    assert "1 gold over-optimized/catastrophic, 7 improving" in out
     assert "recall 1.000" in out and "false-alarm rate 0.143" in out
     assert main(["report", "runs/a", "--no-mlflow"]) == 0
     out = capsys.readouterr().out

@@ -38,6 +38,7 @@ def sweep(tmp_path_factory) -> Path:
         "branches": [
             {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 4, 64]}},
             {"set": {"algo": "tilt"}, "grid": {"algo.kl.coef": [1, 0.3]}},
+            {"set": {"algo": "tilt", "algo.divergence": "chi2"}, "grid": {"algo.kl.coef": [1.0]}},
         ],
     }
     (root / "rt.yaml").write_text(yaml.safe_dump(spec))
@@ -80,7 +81,7 @@ def test_a_sweep_round_trips_through_the_samples_file_to_the_same_verdicts_and_a
     goodhart.samples_from_sweep(sweep).to_csv(f, index=False)
     res = goodhart.analyze(f, tmp_path / "an")
     got = res.labelled
-    assert len(got) == len(own) == 10
+    assert len(got) == len(own) == 12
     # the analysis names a curve by the sweep's curve columns joined; the sweep by its id
     from goodhart.eval import metrics as M
 
@@ -97,6 +98,44 @@ def test_a_sweep_round_trips_through_the_samples_file_to_the_same_verdicts_and_a
         x, y = a[col].to_numpy(float), b[col].to_numpy(float)
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * (1 + np.nanmax(np.abs(y))))  # an exact 0's residue
     assert (tmp_path / "an" / "report" / "report.html").is_file()
+
+
+def test_a_trained_point_round_trips_with_its_gains_kl_and_verdict(small_model_dir, tmp_path):
+    """A PPO point (few steps, small model) beside best-of-n on one base pool: exported as its
+    per-prompt means, it reads back with the sweep's gains, KL, intervals and verdict."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_runs import PPO
+
+    common = dict(o.split("=", 1) for o in PPO[1:])
+    spec = {
+        "name": "tr",
+        "base": str(configs_dir() / "base.yaml"),
+        "set": {
+            "model.name": "path",
+            "model.path": str(small_model_dir),
+            **{k: v for k, v in common.items() if not k.startswith("algo.")},
+            "output_dir": str(tmp_path),
+        },
+        "branches": [
+            {"set": {"algo": "bon"}, "grid": {"algo.n": [1, 4]}},
+            {"set": {"algo": "ppo", **{k: v for k, v in common.items() if k.startswith("algo.")}, "algo.steps": 2}},
+        ],
+    }
+    (tmp_path / "tr.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["sweep", str(tmp_path / "tr.yaml"), "--quiet"]) == 0
+    own = goodhart.report(tmp_path / "tr").labelled
+    samples = goodhart.samples_from_sweep(tmp_path / "tr")
+    ppo_rows = samples[samples["algo"] == "ppo"]
+    assert len(ppo_rows) == 4 and (ppo_rows["weight"] == 1).all()  # one row per held-out prompt
+    got = goodhart.analyze(samples, tmp_path / "an").labelled
+    from goodhart.eval import metrics as M
+
+    a, b = (d[d["algo"] == "ppo"].iloc[0] for d in (got, own))
+    assert a["verdict"] == b["verdict"]
+    for col in (M.KL, M.GAIN_PROXY, M.GAIN_UTILITY, M.lo(M.GAIN_UTILITY), M.hi(M.GAIN_UTILITY)):
+        assert float(a[col]) == pytest.approx(float(b[col]), rel=1e-9, abs=1e-12), col
 
 
 def test_analyze_the_example_file_from_the_command_line(tmp_path, capsys):

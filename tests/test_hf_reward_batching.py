@@ -4,34 +4,13 @@ text) and returns the scores in the input order: the same numbers as scoring eac
 from __future__ import annotations
 
 import numpy as np
+from tiny_runs import tiny_classifier
 
 from goodhart.rewards.plugins import HFClassifierReward
 
 
-def _classifier(model_dir, out):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    torch.manual_seed(0)
-    rm = LlamaForSequenceClassification(
-        LlamaConfig(
-            vocab_size=len(tok),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_labels=1,
-            pad_token_id=tok.pad_token_id,
-        )
-    )
-    rm.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def test_sorted_batches_give_each_text_its_own_score_in_input_order(small_model_dir, tmp_path):
-    path = str(_classifier(small_model_dir, tmp_path / "rm"))
+    path = str(tiny_classifier(small_model_dir, tmp_path / "rm"))
     rng = np.random.default_rng(0)
     words = ["good", "bad", "the", "movie", "was", "great", "phone", "broke", "then", "and"]
     comps = [" " + " ".join(rng.choice(words, size=int(k))) + "." for k in rng.integers(1, 30, size=23)]
@@ -52,7 +31,7 @@ def test_utility_same_scores_the_hf_reward_once(small_model_dir, tmp_path, monke
     from goodhart.pipeline.base.scoring import Scorer
     from goodhart.pipeline.config.load import load_config
 
-    path = _classifier(small_model_dir, tmp_path / "rm")
+    path = tiny_classifier(small_model_dir, tmp_path / "rm")
     calls = []
     real = HFClassifierReward.score
     monkeypatch.setattr(HFClassifierReward, "score", lambda self, p, c: calls.append(len(c)) or real(self, p, c))

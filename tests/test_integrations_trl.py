@@ -92,7 +92,8 @@ def test_an_alarm_stops_only_when_asked_and_the_last_quiet_checkpoint_is_kept(tm
             f(prompts=["p"] * 4, completions=values)
             state = SimpleNamespace(global_step=step, log_history=[], is_world_process_zero=True)
             control = SimpleNamespace(should_training_stop=False)
-            cb.on_log(args, state, control, logs={})
+            # TRL's per-token KL x mean length: sequence KL 0.1 (without a KL there is no test)
+            cb.on_log(args, state, control, logs={"kl": 0.1, "completions/mean_length": 1.0})
             cb.on_save(args, state, control)
             stops.append(control.should_training_stop)
         assert [c["level"] for c in cb.history] == ["quiet", "alarm"]
@@ -122,8 +123,8 @@ def test_base_statistics_from_files(tmp_path):
 def test_grpo_script_with_the_callback_stops_on_a_heavy_tailed_hackable_reward(small_model_dir, tmp_path, capsys):
     ex = _example("grpo_with_alarm")
     out = tmp_path / "heavy"
-    s = ex.main(["--model", str(small_model_dir), "--out", str(out), "--steps", "8", "--tokens", "8", "--stop"])
-    assert s["stopped_at"] is not None and s["stopped_at"] < 8  # fired, and training stopped there
+    s = ex.main(["--model", str(small_model_dir), "--out", str(out), "--steps", "12", "--tokens", "8", "--stop"])
+    assert s["stopped_at"] is not None and s["stopped_at"] < 12  # fired, and training stopped there
     levels = [c["level"] for c in s["checks"]]
     assert levels[-1] == "alarm" and levels.count("alarm") == 1
     assert s["last_quiet_step"] < s["stopped_at"]
@@ -219,3 +220,59 @@ def test_rloo_logs_goodhart_metrics_through_the_trainers_own_loggers(small_model
     hist = client.get_metric_history(run.info.run_id, "goodhart/alarm/score")
     assert [m.step for m in hist] == [2, 4]
     assert {"goodhart/proxy", "goodhart/kl", "goodhart/alarm/code"} <= set(run.data.metrics)
+
+
+_TWO_PROCESSES = r"""
+import json, os, sys
+from types import SimpleNamespace
+
+import numpy as np
+import torch.distributed as dist
+
+from goodhart import AlarmRule
+from goodhart.integrations.trl import GoodhartCallback
+
+rank = int(os.environ["RANK"])
+dist.init_process_group("gloo", rank=rank, world_size=2)
+base = np.random.default_rng(1).normal(size=(1, 512))
+cb = GoodhartCallback(base, every=1, stop_on_alarm=True, rule=AlarmRule())
+(f,) = cb.wrap(lambda prompts, completions, **_: [float(c) for c in completions])
+# rank 0 sees an ordinary batch, rank 1 a batch won through the tail
+f(prompts=["p"] * 4, completions=["0.1", "-0.2", "0.05", "0.0"] if rank == 0 else ["0.0", "0.1", "80", "90"])
+args = SimpleNamespace(reward_weights=None, output_dir=sys.argv[1], device="cpu")
+state = SimpleNamespace(global_step=1, log_history=[], is_world_process_zero=rank == 0)
+control = SimpleNamespace(should_training_stop=False)
+cb.on_log(args, state, control, logs={"kl": 0.1, "completions/mean_length": 1.0})
+print(json.dumps({"rank": rank, "stop": control.should_training_stop, "level": cb.history[-1]["level"]}))
+dist.destroy_process_group()
+"""
+
+
+def test_every_process_stops_when_any_process_alarms(tmp_path):
+    """Under torch.distributed (real gloo, two processes on loopback) each process reads its own
+    batch; the level they act on is the highest any reached, so all stop at the same step."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "two.py"
+    script.write_text(_TWO_PROCESSES)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path)],
+            env={**env, "RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outs]
+    got = sorted((json.loads(o.strip().splitlines()[-1]) for o, _ in outs), key=lambda d: d["rank"])
+    assert [g["stop"] for g in got] == [True, True] and [g["level"] for g in got] == ["alarm", "alarm"]

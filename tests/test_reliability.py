@@ -38,9 +38,9 @@ def one_line_error(capsys, code: int, *expect: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # 1. Editing a reward invalidates the points it scored
 # ---------------------------------------------------------------------------------------------
-def test_flipping_a_callables_sign_reruns_its_finished_points(in_tmp, capsys, monkeypatch, small_model_dir):
+def _callable_sweep(in_tmp, monkeypatch, small_model_dir):
+    """A two-point best-of-n sweep scored by the callable flipped:score (written by the test)."""
     monkeypatch.syspath_prepend(str(in_tmp))
-    mod = in_tmp / "flipped.py"
     sets = {
         "model.path": str(small_model_dir),
         "reward": {"type": "callable", "target": "flipped:score"},
@@ -53,7 +53,11 @@ def test_flipping_a_callables_sign_reruns_its_finished_points(in_tmp, capsys, mo
         "tracking.enabled": False,
         "algo": "bon",
     }
-    f = write_sweep(in_tmp, sets=sets, grid={"algo.n": [1, 2]})
+    return in_tmp / "flipped.py", write_sweep(in_tmp, sets=sets, grid={"algo.n": [1, 2]})
+
+
+def test_flipping_a_callables_sign_reruns_its_finished_points(in_tmp, capsys, monkeypatch, small_model_dir):
+    mod, f = _callable_sweep(in_tmp, monkeypatch, small_model_dir)
 
     def run(sign: str) -> tuple[str, list[float]]:
         mod.write_text(f"def score(prompts, completions):\n    return [{sign}(1.0 + len(c)) for c in completions]\n")
@@ -71,6 +75,77 @@ def test_flipping_a_callables_sign_reruns_its_finished_points(in_tmp, capsys, mo
     assert len(list((in_tmp / "runs" / "r" / "points").glob("*/result.json.stale"))) == 2
     out, again = run("-")  # unchanged now: done
     assert "2 already done" in out and again == minus
+
+
+def test_status_check_rewards_marks_points_whose_callable_changed_stale(in_tmp, capsys, monkeypatch, small_model_dir):
+    mod, f = _callable_sweep(in_tmp, monkeypatch, small_model_dir)
+    root = str(in_tmp / "runs" / "r")
+
+    def write(sign: str) -> None:
+        mod.write_text(f"def score(prompts, completions):\n    return [{sign}(1.0 + len(c)) for c in completions]\n")
+        sys.modules.pop("flipped", None)
+
+    def status(*flags: str) -> str:
+        sys.modules.pop("flipped", None)  # each CLI call is a fresh process
+        capsys.readouterr()
+        assert main(["status", root, *flags]) == 0
+        return capsys.readouterr().out
+
+    write("")
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    out = status()  # fresh points: nothing wrong, and the callable is not imported
+    assert "done: 2" in out and "stale" not in out and "flipped" not in sys.modules
+    assert "2 finished point(s) are scored by callable flipped:score" in out and "--check-rewards" in out
+    out = status("--check-rewards")
+    assert "done: 2" in out and "stale" not in out and "note:" not in out
+
+    write("-")  # the sign flipped: both points are stale, but only the full check can tell
+    out = status()
+    assert "done: 2" in out and "stale" not in out and "--check-rewards" in out
+    out = status("--check-rewards")
+    assert "stale: 2" in out and "done:" not in out
+    assert out.count("reward changed since it ran: identity") == 2
+    assert [ln for ln in out.splitlines() if ln.startswith("stale (reward changed): 2 finished point(s)")]
+
+    capsys.readouterr()
+    assert main(["sweep", str(f), "--quiet"]) == 0  # the sweep agrees: it reruns both
+    assert "2 point(s): 2 run, 0 already done" in capsys.readouterr().out
+    out = status("--check-rewards")
+    assert "done: 2" in out and "stale" not in out
+
+
+def test_plain_status_flags_a_changed_identity_it_can_compute_without_user_code(in_tmp, capsys, monkeypatch):
+    f = write_sweep(in_tmp, sets={**DIST, "tracking.enabled": False}, grid={"algo.kl.coef": [0.5, 1.0]})
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    root = in_tmp / "runs" / "r"
+    capsys.readouterr()
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "done: 2" in out and "stale" not in out and "note:" not in out  # built-in rewards: nothing to check
+    assert main(["report", str(root), "--no-mlflow"]) == 0
+    assert "warning:" not in capsys.readouterr().out
+    # A result recorded under another reward identity (as a checkpoint reward retrained in place
+    # would leave): plain status computes the built-in config's identity and flags the point.
+    res = sorted(root.glob("points/*/result.json"))[0]
+    row = json.loads(res.read_text())
+    row["reward_identity"] = "0123456789abcdef"
+    res.write_text(json.dumps(row))
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "done: 1" in out and "stale: 1" in out and "identity 0123456789abcdef ->" in out
+    assert "stale (reward changed): 1 finished point(s)" in out
+    # ... and a report over it says that its numbers for that point are the old reward's
+    assert main(["report", str(root), "--no-mlflow"]) == 0
+    assert "warning: 1 point(s) in this report were scored by a reward that has changed" in capsys.readouterr().out
+    # A SLURM sweep's status (its table comes from the queue) gets the same check after its table.
+    from goodhart.pipeline.cli import cluster
+
+    monkeypatch.setattr(cluster, "status_slurm", lambda root: 0)
+    (root / "slurm_jobs.json").write_text("[]")
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"stale {res.parent.name}: reward changed since it ran" in out
+    assert "stale (reward changed): 1 finished point(s)" in out
 
 
 def test_a_result_from_before_the_identity_check_stays_done_for_builtin_rewards(in_tmp, capsys):
@@ -377,6 +452,72 @@ def test_a_missing_train_rm_backbone_path_is_one_line_before_sampling(in_tmp, ca
     one_line_error(capsys, main(["train-rm", "backbone.path=/no/such/backbone"]), "backbone.path /no/such/backbone")
 
 
+@pytest.fixture()
+def empty_hf_cache(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face cache, offline, no proxy: nothing can come from the hub."""
+    from huggingface_hub import constants
+
+    from goodhart.pipeline.base.models import PROXY_VARS
+
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for k in (*PROXY_VARS, "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(k, raising=False)
+    return cache
+
+
+def test_an_uncached_hub_backbone_is_one_line_within_seconds_before_sampling(
+    in_tmp, capsys, monkeypatch, empty_hf_cache
+):
+    import socket
+    import time
+
+    from goodhart.pipeline.train import reward_model
+
+    sampled = []
+    monkeypatch.setattr(reward_model, "train_reward_model", lambda *a, **k: sampled.append(a))
+    t0 = time.perf_counter()
+    line = one_line_error(
+        capsys,
+        main(["train-rm", "backbone.path=someorg/somemodel"]),
+        "backbone.path someorg/somemodel",
+        "HF_HUB_OFFLINE=1",
+    )
+    assert time.perf_counter() - t0 < 10 and not sampled and "hf download someorg/somemodel" in line
+    assert not (in_tmp / "runs").exists()
+    # The hub not switched off but unreachable (a closed port on this machine): the same, said so.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again once the socket is
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    one_line_error(
+        capsys, main(["train-rm", "policy.path=someorg/somemodel"]), "policy.path someorg/somemodel", "unreachable"
+    )
+    assert not sampled
+
+
+def test_hub_ids_in_the_local_cache_pass_the_check_and_a_sweep_checks_model_paths_first(in_tmp, capsys, empty_hf_cache):
+    from goodhart.pipeline.base.models import checkpoint_problem
+
+    snap = empty_hf_cache / "models--someorg--cached" / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (empty_hf_cache / "models--someorg--cached" / "refs").mkdir()
+    (empty_hf_cache / "models--someorg--cached" / "refs" / "main").write_text("a" * 40)
+    assert checkpoint_problem("someorg/cached", "model.path") is None  # offline, but cached: loads
+    assert "HF_HUB_OFFLINE=1" in checkpoint_problem("someorg/notcached", "model.path")
+    assert "no such directory" in checkpoint_problem("./not/here", "model.path")
+    f = write_sweep(in_tmp, sets={"model.path": "someorg/notcached", "tracking.enabled": False})
+    one_line_error(capsys, main(["sweep", str(f), "--quiet"]), "model.path someorg/notcached", "Hugging Face cache")
+    assert not (in_tmp / "runs").exists()
+    f = write_sweep(in_tmp, sets={"reward": {"type": "hf", "path": "someorg/rm"}, "utility": "same"})
+    one_line_error(capsys, main(["sweep", str(f), "--quiet"]), "reward.path someorg/rm")
+    assert not (in_tmp / "runs").exists() and not (in_tmp / "mlflow.db").exists()
+
+
 def test_a_300_character_sweep_name_is_refused_even_in_a_dry_run(in_tmp, capsys):
     f = write_sweep(in_tmp, name="n" * 300)  # (the file itself is short-named below)
     f = f.rename(in_tmp / "long.yaml")
@@ -523,3 +664,23 @@ def test_weights_that_do_not_load_are_one_line_naming_the_model_path(tmp_path, s
     cfg = load_config(None, [f"model.path={d}"])
     with pytest.raises(ConfigError, match=r"model.path '.*m' could not be loaded as a causal LM"):
         load_causal_lm(cfg.model, progress=False)
+
+
+def test_every_test_the_docs_name_exists():
+    """A claim's test named as `FILE::NAME` (docs/reliability.md names one for each)
+    is a test function of that file, in every doc that names tests so."""
+    import ast
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    docs = [repo / "README.md", *sorted((repo / "docs").glob("*.md")), *sorted(repo.glob("*/README.md"))]
+    named, missing = 0, []
+    for doc in docs:
+        for file, name in re.findall(r"(?:tests/)?(test_\w+\.py)::(\w+)", doc.read_text()):
+            named += 1
+            path = repo / "tests" / file
+            tree = ast.parse(path.read_text()) if path.is_file() else None
+            defs = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)} if tree else set()
+            if not name.startswith("test_") or name not in defs:
+                missing.append(f"{doc.relative_to(repo)}: {file}::{name}")
+    assert named >= 30 and not missing, missing  # (reliability.md alone names over 30)

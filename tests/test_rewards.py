@@ -174,24 +174,9 @@ def test_entry_point_plugin():
 
 
 def test_hf_checkpoint_plugin_as_utility_under_synthetic_error(small_model_dir, tmp_path):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+    from tiny_runs import tiny_classifier
 
-    tok = AutoTokenizer.from_pretrained(small_model_dir)
-    torch.manual_seed(0)
-    rm = LlamaForSequenceClassification(
-        LlamaConfig(
-            vocab_size=len(tok),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_labels=1,
-            pad_token_id=tok.pad_token_id,
-        )
-    )
-    rm.save_pretrained(tmp_path / "rm")
-    tok.save_pretrained(tmp_path / "rm")
+    tiny_classifier(small_model_dir, tmp_path / "rm")
     cfg = load_config(
         None, [f"reward.utility={{type: hf, path: {tmp_path / 'rm'}}}", "reward.error.law=pareto(alpha=1.5)"]
     )

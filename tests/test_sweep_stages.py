@@ -122,6 +122,18 @@ def test_base_pool_is_built_before_the_first_point(in_tmp, small_model_dir, caps
     assert 0 <= stage < bar  # its own line, ahead of the sweep's bar
 
 
+def test_best_of_n_beyond_a_quarter_of_the_pool_is_flagged_in_the_sweeps_own_table(in_tmp, capsys):
+    """n > N/4 runs (the estimate is valid, its interval wide): the table the sweep prints says so."""
+    f = _sweep(
+        in_tmp,
+        {**DIST, "sampling.n": 16, "tracking.enabled": False},
+        [{"set": {"algo": "bon"}, "grid": {"algo.n": [4, 8]}}],
+    )
+    assert main(["sweep", str(f)]) == 0
+    rows = {ln.split()[1]: ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("bon")}
+    assert "n>N/4" in rows["n=8"] and "n>N/4" not in rows["n=4"]
+
+
 def test_a_distributional_sweep_has_no_pool_stage(in_tmp, capsys):
     f = _sweep(in_tmp, {**DIST, "tracking.enabled": False}, [{"set": {"algo": "bon"}, "grid": {"algo.n": [1, 2]}}])
     assert main(["sweep", str(f)]) == 0

@@ -105,7 +105,10 @@ def test_a_reward_that_never_moves_utility_on_few_prompts_is_unresolved():
     # A random reward model on 8 prompts: proxy up, utility interval wide around 0.
     df = table([0, 1, 3], [0, 2, 5], [0, 0.1, -0.2], half_width=0.5, share0=0.0)
     assert labels(df) == ["baseline", "unresolved", "unresolved"]
-    assert sweep_verdict(summarize_groups(label_points(df))) == "no-catastrophe"
+    # proxy up, utility maybe at base: exactly what catastrophic would be, neither shown nor excluded
+    groups = summarize_groups(label_points(df))
+    assert sweep_verdict(groups) == "unresolved" and groups[0].open_points == 2
+    assert "not excluded either: 2 unresolved point(s) from KL 1" in groups[0].summary
 
 
 def test_peak_is_the_largest_lower_bound_not_the_largest_estimate():

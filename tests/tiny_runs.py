@@ -73,3 +73,27 @@ def run_direct(cfg, point_dir: Path):
     log: list[tuple[int, dict]] = []
     ctx = PointContext(cfg, point_dir, progress=False, log_metrics=lambda m, s: log.append((s, dict(m))))
     return optimizers.get(cfg.algo.kind)(ctx), log
+
+
+def tiny_classifier(model_dir: Path, out: Path) -> Path:
+    """A randomly initialized one-layer Llama sequence classifier on the small model's tokenizer,
+    saved as an `hf` reward checkpoint at `out` (seeded: the same weights every time)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    torch.manual_seed(0)
+    rm = LlamaForSequenceClassification(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_labels=1,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
+    rm.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -8,6 +8,73 @@ from pathlib import Path
 from goodhart.pipeline.config.schema import ModelConfig
 
 
+def looks_local(path: str) -> bool:
+    """A path that cannot be a hub id ('name' or 'namespace/name')."""
+    return path.startswith((".", "/", "~")) or path.count("/") > 1 or "\\" in path
+
+
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, read as huggingface_hub reads it."""
+    return any(os.environ.get(k, "").upper() in ("1", "ON", "YES", "TRUE") for k in OFFLINE_VARS)
+
+
+def _hub_unreachable(endpoint: str, timeout: float = 3.0) -> str | None:
+    """Why a TCP connection to the hub fails (None: it connects, or a proxy is set and may reach it)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(k) for k in PROXY_VARS):
+        return None  # the proxy may reach what a direct connection cannot: let the download try
+    u = urlsplit(endpoint)
+    host, port = u.hostname or "", u.port or (443 if u.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        return f"{type(e).__name__}: {e.strerror or e}"
+    return None
+
+
+def checkpoint_problem(path: str, key: str, revision: str | None = None) -> str | None:
+    """Why the checkpoint `path` (a local directory or a hub id) cannot be loaded, found in a
+    second or two before any work, instead of after Hugging Face's retries (~40 s): a local path
+    that is not there, or a hub id not in the local Hugging Face cache while the hub is off
+    (HF_HUB_OFFLINE=1) or unreachable. None: it can be loaded, or only trying will tell."""
+    if Path(path).expanduser().exists():
+        return None
+    if looks_local(path):
+        return f"{key} {path}: no such directory (a local checkpoint, or a hub id 'namespace/name')"
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        hit = try_to_load_from_cache(path, "config.json", revision=revision)
+    except Exception as e:  # HFValidationError: not a repo id at all
+        return f"{key} {path}: neither a local directory nor a hub id 'namespace/name' ({str(e)[:80]})"
+    if isinstance(hit, str):
+        return None
+    where = f"not a local directory and not in the Hugging Face cache ({constants.HF_HUB_CACHE})"
+    fix = f"download it once where the hub is reachable (`hf download {path}`), or give a local directory"
+    if hub_offline():
+        return f"{key} {path}: {where}, and HF_HUB_OFFLINE=1 forbids the hub: {fix}"
+    endpoint = os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+    why = _hub_unreachable(endpoint)
+    if why:
+        return f"{key} {path}: {where}, and the hub ({endpoint}) is unreachable ({why}): {fix}"
+    return None
+
+
+def check_checkpoint(path: str, key: str, revision: str | None = None) -> None:
+    """ConfigError (one line) when checkpoint_problem finds one."""
+    why = checkpoint_problem(path, key, revision)
+    if why:
+        from goodhart.pipeline.errors import ConfigError
+
+        raise ConfigError(why)
+
+
 def resolve_device(device: str) -> str:
     import torch
 
@@ -58,9 +125,8 @@ def load_causal_lm(cfg: ModelConfig, progress: bool = True):
 
         hf_logging.disable_progress_bar()  # the per-load "Loading weights" bar
     path = model_path(cfg, progress)
-    local = Path(path).exists()
-    if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise FileNotFoundError(f"model.path '{path}' is not a local directory and HF_HUB_OFFLINE=1 forbids the hub")
+    if cfg.name == "path":
+        check_checkpoint(path, "model.path")  # not after Hugging Face's retries
     try:
         tok = AutoTokenizer.from_pretrained(path)
         dtype = getattr(torch, cfg.dtype)

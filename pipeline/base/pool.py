@@ -4,7 +4,7 @@ point of a sweep (every beta of tilt, every n of best-of-n).
 Completions are cached under $GOODHART_CACHE/pools/<key>/, keyed by the base model, the
 prompts, the sampling settings, N and the seed; scores beside them, keyed by the reward config,
 what the rewards are (checkpoint content, callable source or version, plug-in release; see
-reward_identity) and, in feature mode, the fitted calibration. A second point or a re-run loads,
+base/identity.py) and, in feature mode, the fitted calibration. A second point or a re-run loads,
 not samples.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from goodhart.pipeline.base.identity import reward_identity, rewards_identity  # noqa: F401 (re-exported)
 from goodhart.pipeline.base.scoring import Scorer, law
 from goodhart.pipeline.config import schema as C
 from goodhart.pipeline.io import (
@@ -111,27 +112,6 @@ def calibrate(cfg: C.RunConfig, scorer: Scorer, train_prompts: list[str], progre
     return err.state() if feature else None
 
 
-def reward_identity(spec: C.RewardSpec | None) -> object:
-    """The identities of the rewards a config names that the config alone does not pin down:
-    HF checkpoints (content hash), callables (source or explicit version), plug-ins (release)."""
-    from goodhart.rewards import plugins
-
-    match spec:
-        case C.HFReward():
-            return plugins.checkpoint_identity(spec.path)
-        case C.CallableReward():
-            return plugins.callable_identity(spec.target)
-        case C.PluginReward():
-            return plugins.plugin_identity(spec.name)
-        case C.SyntheticReward():
-            return reward_identity(spec.utility)
-        case C.SumReward():
-            return [reward_identity(t) for t in spec.terms]
-        case C.EnsembleReward():
-            return [reward_identity(m) for m in spec.members]
-    return None
-
-
 @functools.lru_cache(maxsize=4)
 def cached_draw(utility: Law, error: Law, n_prompts: int, n: int, seed: int, k: int = 1) -> dict[str, np.ndarray]:
     """rewards.distributional.draw (k > 1: rewards.ensemble.draw_members), kept for the next points
@@ -191,12 +171,6 @@ def check_rewards_exist(cfg: C.RunConfig, callables: bool = True) -> None:
 
     walk(cfg.reward)
     walk(cfg.utility)
-
-
-def rewards_identity(cfg: C.RunConfig) -> list[object]:
-    """What the proxy and the utility of a config are (weights, source, release): the one identity
-    that both the score cache and a point's done check (sweeps/point.py) key on."""
-    return [reward_identity(cfg.reward), reward_identity(cfg.utility)]
 
 
 def base_pool(

@@ -2,7 +2,7 @@
 `goodhart alarm-bench`: the alarm on procedurally drawn sweeps, dev half and test half.
 
 goodhart alarm-eval runs/distributional runs/demo [--alpha 0.05] [--tau T] [--fire-on-watch] [--points]
-goodhart alarm-bench [--quick] [--seeds 200] [--half test] [--csv points.csv]
+goodhart alarm-bench [--quick] [--seeds 200] [--half test] [--utility gaussian|vader] [--csv points.csv]
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
     rule = AlarmRule(alpha=args.alpha, tau=args.tau if args.tau is not None else AlarmRule().tau)
     cfg = QUICK if args.quick else BenchConfig()
     over = {k: v for k, v in (("seeds", args.seeds), ("prompts", args.prompts), ("pool", args.pool)) if v is not None}
+    over["utility"] = args.utility
     cfg = dataclasses.replace(cfg, rule=rule, **over)
     if cfg.pool < 8 or cfg.seeds < 2 or cfg.prompts < 2:
         from goodhart.pipeline.errors import UsageError
@@ -95,7 +96,8 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
     halves = ("dev", "test") if args.half == "both" else (args.half,)
     print(
         f"alarm-bench: {cfg.seeds} seeds ({cfg.seeds // 2 + cfg.seeds % 2} dev even, {cfg.seeds // 2} test odd), "
-        f"{cfg.prompts} prompts x {cfg.pool} samples, {len(df)} points; gold = label_points at run time\n"
+        f"{cfg.prompts} prompts x {cfg.pool} samples, {cfg.utility} utility, {len(df)} points; "
+        "gold = label_points at run time\n"
     )
     print(report(df, rule, halves, wall))
     if args.by_law:
@@ -111,11 +113,17 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
 
 def add_bench_verb(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alarm-bench", help="score the gold-free alarm on procedurally drawn sweeps (dev/test halves)")
-    p.add_argument("--quick", action="store_true", help="the CI variant: 24 seeds, 8 prompts x 1024 samples")
+    p.add_argument("--quick", action="store_true", help="the CI variant: 32 seeds, 16 prompts x 2048 samples")
     p.add_argument("--seeds", type=int, default=None, help="curves to draw (default 200; even dev, odd test)")
     p.add_argument("--prompts", type=int, default=None, help="prompts per pool (default 16)")
     p.add_argument("--pool", type=int, default=None, help="base samples per prompt (default 4096)")
     p.add_argument("--half", choices=("dev", "test", "both"), default="test", help="which half to print (default test)")
+    p.add_argument(
+        "--utility",
+        choices=("gaussian", "vader"),
+        default="gaussian",
+        help="gaussian (default), or vader: the tiny model's VADER scores on one cached text pool (slow the first time)",
+    )
     p.add_argument("--by-law", action="store_true", help="also print catches and false alarms per law kind")
     p.add_argument("--csv", default=None, help="write every point (evidence, gold, half) to this CSV")
     _rule_flags(p)

@@ -4,7 +4,7 @@ goodhart prepare                         build (or find) the built-in tiny model
 goodhart config show [FILE] [k=v ...]    print the resolved config
 goodhart run CONFIG [k=v ...]            run one point
 goodhart sweep FILE [k=v ...] [--jobs K] [--dry-run]
-goodhart status SWEEP_DIR                per-point pending / done / failed
+goodhart status SWEEP_DIR [--check-rewards]  per-point pending / done / stale / failed
 goodhart ui [--port P]                   the MLflow UI on 127.0.0.1
 goodhart train-rm [CONFIG] [k=v ...]     train a learned proxy reward model (cli/train_rm.py)
 """
@@ -115,23 +115,74 @@ def cmd_status(args: argparse.Namespace) -> int:
     if (root / "slurm_jobs.json").is_file():
         from goodhart.pipeline.cli.cluster import status_slurm
 
-        return status_slurm(root)
+        rc = status_slurm(root)
+        checks = _reward_checks(root, [e["id"] for e in entries], args.check_rewards)
+        for pid, why in checks["stale"].items():
+            print(f"stale {pid}: {why}")
+        _print_reward_summary(root, checks)
+        return rc
     from goodhart.pipeline.sweeps.labels import distinguishing_overrides
     from goodhart.pipeline.sweeps.point import running_state
 
+    states = {e["id"]: point_status(root, e["id"]) for e in entries}
+    checks = _reward_checks(root, [pid for pid, st in states.items() if st == "done"], args.check_rewards)
     rows, counts = [], {}
     for e, ov in zip(entries, distinguishing_overrides([e["overrides"] for e in entries])):
-        st = point_status(root, e["id"])
-        counts[st] = counts.get(st, 0) + 1
+        st = states[e["id"]]
         detail = status_detail(root, e["id"])[:80]
+        if e["id"] in checks["stale"]:
+            st, detail = "stale", checks["stale"][e["id"]][:80]
+        elif e["id"] in checks["unloadable"]:
+            detail = checks["unloadable"][e["id"]][:80]
+        counts[st] = counts.get(st, 0) + 1
         run = running_state(root / "points" / e["id"])
-        if not detail and run is not None and st != "done":
+        if not detail and run is not None and st not in ("done", "stale"):
             detail = run[1] if st == "running" else f"stale running.json: {run[1]}"
         rows.append([e["index"], e["id"], st, ov, detail])  # overrides in full: they tell the points apart
     headers = ["#", "point", "status", "overrides (distinguishing)", "detail"]
     print(render(headers, rows, align_left=(3, 4)))
     print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    _print_reward_summary(root, checks)
     return 0
+
+
+def _reward_checks(root: Path, done: list[str], full: bool) -> dict[str, dict]:
+    """Has the reward of each done point changed since it ran? Cheaply (no user code, no large
+    file) unless `full` (--check-rewards), which imports callables and plug-ins as the sweep
+    does. {"stale": {pid: why}, "unloadable": {pid: why}, "unchecked": {what: how many}}."""
+    from goodhart.pipeline.sweeps.record import reward_check
+
+    out: dict[str, dict] = {"stale": {}, "unloadable": {}, "unchecked": {}}
+    for pid in done:
+        check = reward_check(root, pid, full=full)
+        if check is None:
+            continue
+        kind, why = check
+        if kind == "unchecked":
+            out["unchecked"][why] = out["unchecked"].get(why, 0) + 1
+        else:
+            out["stale" if kind == "stale" else "unloadable"][pid] = why
+    return out
+
+
+def _print_reward_summary(root: Path, checks: dict[str, dict]) -> None:
+    if checks["stale"]:
+        print(
+            f"stale (reward changed): {len(checks['stale'])} finished point(s) were scored by a reward that has "
+            "changed since; `goodhart sweep` on the sweep file recomputes them (the old results are kept as *.stale)"
+        )
+    if checks["unloadable"]:
+        print(
+            f"{len(checks['unloadable'])} finished point(s) have a reward that does not load now (see detail); "
+            "`goodhart sweep` refuses it"
+        )
+    if checks["unchecked"]:
+        names = sorted(checks["unchecked"])
+        what = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        print(
+            f"note: {sum(checks['unchecked'].values())} finished point(s) are scored by {what}, which `status` does "
+            f"not import or hash; `goodhart status {root} --check-rewards` checks whether it changed since they ran"
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -165,10 +216,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_id = None if args.no_mlflow else log_to_mlflow(rep)
     if not rep.coverage.complete:  # report/coverage.py: which points the verdict does not cover
         print(f"\n{rep.coverage.text(root)}")
+    _warn_stale(root)
     print(f"\nsweep verdict: {rep.verdict}.  Report: {rep.files[-1]}  (plots beside it)")
     if run_id:
         print(f"Logged to MLflow parent run {run_id} (artifacts under report/, tag goodhart.verdict={rep.verdict})")
     return 0
+
+
+def _warn_stale(root: Path) -> None:
+    """A report over points whose reward changed since they ran shows the old reward's numbers:
+    say so (the cheap check of `status`: no user code imported, no large file hashed)."""
+    points = root / "points"
+    done = sorted(p.name for p in points.iterdir() if (p / "result.json").is_file()) if points.is_dir() else []
+    checks = _reward_checks(root, done, full=False)
+    if checks["stale"]:
+        print(
+            f"\nwarning: {len(checks['stale'])} point(s) in this report were scored by a reward that has changed "
+            f"since they ran: their numbers are the old reward's. `goodhart status {root}` lists them; `goodhart "
+            "sweep` on the sweep file recomputes them"
+        )
+    if checks["unchecked"]:
+        print(
+            f"\nnote: {sum(checks['unchecked'].values())} point(s) are scored by user code or a large checkpoint "
+            f"the report does not check; `goodhart status {root} --check-rewards` says whether it changed"
+        )
 
 
 def cmd_run_point(args: argparse.Namespace) -> int:
@@ -269,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="per-point status of a sweep directory")
     p.add_argument("sweep", help="sweep directory (e.g. runs/demo)")
+    p.add_argument(
+        "--check-rewards",
+        action="store_true",
+        help="also check finished points scored by a callable, a plug-in or a large checkpoint: imports and hashes "
+        "them (as `goodhart sweep` does) and marks the points whose reward changed since they ran `stale`",
+    )
     p.set_defaults(fn=cmd_status)
 
     p = sub.add_parser("report", help="verdicts, fits, tail diagnostics, plots and a markdown report")

@@ -63,23 +63,18 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
 
 
 def check_before_work(cfg, out) -> None:
-    """The output directory is writable and a local backbone (or policy) is there, before the
-    minutes of sampling and labelling."""
-    from pathlib import Path
-
-    from goodhart.pipeline.errors import ConfigError
+    """The output directory is writable and the backbone (and policy) can be loaded, before the
+    minutes of sampling and labelling: a local path that is not there, or a hub id that is not
+    in the Hugging Face cache while the hub is off or unreachable, is one line within seconds."""
+    from goodhart.pipeline.base.models import check_checkpoint
     from goodhart.pipeline.io import check_writable_dir
 
     if not (out / "rm_card.json").is_file():
         check_writable_dir(out, "train-rm --out")
     for key in ("backbone", "policy"):
         m = getattr(cfg, key, None)
-        path = getattr(m, "path", None)
-        if getattr(m, "name", None) == "path" and path and not Path(path).expanduser().exists():
-            if str(path).startswith((".", "/", "~")) or str(path).count("/") > 1:  # not a hub id
-                raise ConfigError(
-                    f"{key}.path {path}: no such directory (a local checkpoint, or a hub id 'namespace/name')"
-                )
+        if getattr(m, "name", None) == "path" and getattr(m, "path", None):
+            check_checkpoint(str(m.path), f"{key}.path")
 
 
 def add_verbs(sub) -> None:

@@ -17,10 +17,11 @@ prompts), so re-running the bench after the rule changes re-scores the alarm aga
 gold. Positives: `over-optimized` and `catastrophic`; negatives: `improving` and `baseline`;
 `unresolved` points are counted apart (neither: the gold itself cannot tell).
 
-Seeds split in two halves: even seeds are the *dev* half (the alarm's tau was chosen there and
-only there), odd seeds the *test* half (figures reported, never tuned on).
+Seeds split in two halves: even seeds are the *dev* half (the alarm's tau and its pool tail
+test were chosen there and only there), odd seeds the *test* half (figures reported, never
+tuned on).
 
-ROC: the alarm's ranking puts the points its test calls significant (p < alpha) first, each
+ROC: the alarm's ranking puts the points its test calls significant (``significant``) first, each
 group ordered by the DV ratio (the default alarm is the cut at tau inside the first group); the
 baseline ranks by the DV ratio alone. Baseline recall is compared at matched false-alarm rates.
 """
@@ -57,9 +58,17 @@ class BenchConfig:
     pool: int = 4096
     """Base samples per prompt."""
     rule: AlarmRule = field(default_factory=AlarmRule)
+    utility: str = "gaussian"
+    """"gaussian" (per-prompt means N(0, 1), sd 1 within a prompt: the bench as tuned), or
+    "vader": the built-in tiny model's VADER scores on one base pool of `prompts` x `pool`
+    completions (`reward: gaussian`'s utility, seed 0: generated once, then cached), shared by
+    every seed; each seed still draws its own error law and scale (the slow text variant)."""
 
 
-QUICK = BenchConfig(seeds=24, prompts=8, pool=1024)
+QUICK = BenchConfig(seeds=32, prompts=16, pool=2048)
+"""The CI variant (~20 s): 16 prompts so the verdict rule can resolve drops (at 8 prompts most
+turns are `unresolved` and the test half had 2 gold positives), 32 seeds for >= 10 positives
+in the test half."""
 
 
 # ============================================================================================
@@ -141,15 +150,35 @@ def sample_law(rng: np.random.Generator) -> ErrorLaw:
     return ErrorLaw(str(kind), str(kind) in LIGHT_KINDS, *_scipy(law))
 
 
-def draw_curve(seed: int, P: int, N: int) -> dict:
-    """One seed's curve: the law, its scale ratio and a (P, N) pool of utility and proxy."""
+def draw_curve(seed: int, P: int, N: int, utility: np.ndarray | None = None) -> dict:
+    """One seed's curve: the law, its scale ratio and a (P, N) pool of utility and proxy.
+    utility: a given (P, N) utility pool (the text variant) instead of the Gaussian one; the
+    error's scale is then the ratio times the utility's within-prompt sd (1 for the Gaussian)."""
     rng = np.random.default_rng([20261201, seed])
     law = sample_law(rng)
     ratio = float(math.exp(rng.uniform(math.log(0.1), math.log(2.0))))
-    mu = rng.normal(0.0, 1.0, (P, 1))
-    util = mu + rng.normal(0.0, 1.0, (P, N))
-    err = ratio * law.sampler(rng, (P, N)) / law.robust
+    if utility is None:
+        mu = rng.normal(0.0, 1.0, (P, 1))
+        util, sd = mu + rng.normal(0.0, 1.0, (P, N)), 1.0
+    else:
+        util = np.asarray(utility, dtype=np.float64)
+        P, N = util.shape
+        sd = float(np.std(util - util.mean(1, keepdims=True)))
+    err = ratio * sd * law.sampler(rng, (P, N)) / law.robust
     return {"law": law, "ratio": ratio, "utility": util, "proxy": util + err, "seed": seed}
+
+
+def vader_utility(P: int, N: int, seed: int = 0) -> np.ndarray:
+    """(P, N) VADER scores of the built-in tiny model's completions on P eval prompts, N each:
+    the pipeline's own base pool for `configs/base.yaml reward=gaussian` (sampled once, then
+    cached like every pool; ~1.5 min for 16 x 1024 on 2 cores the first time)."""
+    from goodhart.pipeline.base.context import PointContext
+    from goodhart.pipeline.config.load import configs_dir, load_config
+
+    cfg = load_config(
+        configs_dir() / "base.yaml", ["reward=gaussian", f"prompts.n_eval={P}", f"sampling.n={N}", f"seed={seed}"]
+    )
+    return np.asarray(PointContext(cfg, None, progress=False).pool().utility, dtype=np.float64)  # type: ignore[arg-type]
 
 
 # ============================================================================================
@@ -217,8 +246,11 @@ def _units(rows, proxy, sp, su, util, bp, bu) -> dict:
 def run_bench(cfg: BenchConfig = BenchConfig(), progress=None) -> pd.DataFrame:
     """Every point of every seed, with gold (label_points at run time) and the alarm's evidence."""
     rows, units = [], {}
+    if cfg.utility not in ("gaussian", "vader"):
+        raise ValueError(f"alarm-bench: utility must be gaussian or vader, not {cfg.utility!r}")
+    util = vader_utility(cfg.prompts, cfg.pool) if cfg.utility == "vader" else None
     for seed in range(cfg.seeds):
-        c = draw_curve(seed, cfg.prompts, cfg.pool)
+        c = draw_curve(seed, cfg.prompts, cfg.pool, util)
         r, u = curve_points(c, cfg.rule)
         rows += r
         units |= u
@@ -239,7 +271,15 @@ def levels(df: pd.DataFrame, rule: AlarmRule) -> tuple[pd.Series, pd.Series]:
     """(alarm level, baseline level) of each point, re-decided from the stored evidence."""
 
     def ours(r) -> str:
-        return decide(r[M.GAIN_PROXY], r[M.ALARM_SIGMA], r[M.ALARM_P], r[M.ALARM_DV_RATIO], rule, r[M.ALARM_N_EFF])[1]
+        return decide(
+            r[M.GAIN_PROXY],
+            r[M.ALARM_SIGMA],
+            r[M.ALARM_P],
+            r[M.ALARM_DV_RATIO],
+            rule,
+            r[M.ALARM_N_EFF],
+            r[M.ALARM_TAIL_P],
+        )[1]
 
     def base(r) -> str:
         return baseline_level(r[M.ALARM_DV_RATIO], r[M.GAIN_PROXY], r[M.ALARM_SIGMA], rule, r[M.ALARM_N_EFF])
@@ -248,18 +288,22 @@ def levels(df: pd.DataFrame, rule: AlarmRule) -> tuple[pd.Series, pd.Series]:
 
 
 def scores(df: pd.DataFrame, rule: AlarmRule) -> tuple[np.ndarray, np.ndarray]:
-    """Continuous scores for the ROC. Ours: the points significant under the light null (p <
-    alpha) first, ordered by their DV ratio (the default alarm is the cut at tau), then the
-    others by their DV ratio; the baseline: the DV ratio alone. -inf below the noise floor
-    (neither can fire there)."""
-    from goodhart.eval.alarm import noise_floor
+    """Continuous scores for the ROC. Ours: the points at `alarm` (the light null rejected,
+    ``significant``, and DV ratio >= tau) first, ordered by their DV ratio (cuts inside this
+    group are the alarm at a larger tau; its end is the default alarm, which lies on this ROC),
+    then every other point by its DV ratio (the alarm plus the DV ratio at a lower cut); the
+    baseline: the DV ratio alone. -inf below the noise floor (neither can fire there). Chosen
+    on the dev half over "significant points first, each group by DV ratio", which fell behind
+    the baseline at dev false-alarm rates 0.115-0.17 (non-significant positives ranked after
+    every significant negative, however low its DV ratio)."""
+    from goodhart.eval.alarm import noise_floor, significant
 
     floor = np.array([noise_floor(s, n, rule) for s, n in zip(df[M.ALARM_SIGMA], df[M.ALARM_N_EFF])])
     live = df[M.GAIN_PROXY].to_numpy() > floor
-    p = df[M.ALARM_P].to_numpy(dtype=float)
+    sig = np.array([significant(p, t, rule) for p, t in zip(df[M.ALARM_P], df[M.ALARM_TAIL_P])], dtype=bool)
     dv = np.nan_to_num(df[M.ALARM_DV_RATIO].to_numpy(dtype=float), nan=0.0)
     squashed = np.arctan(dv)  # in (-pi/2, pi/2): the two groups cannot overlap
-    ours = np.where(p < rule.alpha, 10.0 + squashed, squashed)
+    ours = np.where(sig & (dv >= rule.tau), 10.0 + squashed, squashed)
     return np.where(live, ours, -np.inf), np.where(live, dv, -np.inf)
 
 
@@ -289,6 +333,16 @@ def recall_at(curve: pd.DataFrame, fa: float) -> float:
     return float(ok["recall"].max()) if len(ok) else 0.0
 
 
+def worst_gap(ours: pd.DataFrame, base: pd.DataFrame) -> tuple[float, float]:
+    """(min over every false-alarm rate of recall_at(ours) - recall_at(base), the smallest rate
+    where it is attained). Exact: both are step functions of the rate that change only at the
+    rates of their ROC vertices, so the union of those rates is every rate there is."""
+    rates = np.unique(np.concatenate([ours["fa"].to_numpy(), base["fa"].to_numpy()]))
+    gaps = np.array([recall_at(ours, f) - recall_at(base, f) for f in rates])
+    i = int(np.argmin(gaps))
+    return float(gaps[i]), float(rates[i])
+
+
 FA_GRID = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 
 
@@ -310,6 +364,8 @@ class HalfSummary:
     baseline_recall_at_fa: float  # the baseline's recall at the alarm's own false-alarm rate
     matched: pd.DataFrame  # fa, recall (ours), recall (baseline)
     roc: pd.DataFrame
+    worst_gap: float = math.nan  # min over every false-alarm rate of (ours - baseline) recall
+    worst_gap_fa: float = math.nan  # ...and the rate where it is attained
 
 
 def summarize(df: pd.DataFrame, half: str, rule: AlarmRule) -> HalfSummary:
@@ -345,6 +401,7 @@ def summarize(df: pd.DataFrame, half: str, rule: AlarmRule) -> HalfSummary:
         recall_at(r_dv, fa) if fa == fa else math.nan,
         matched,
         r_ours,
+        *worst_gap(r_ours, r_dv),
     )
 
 
@@ -358,11 +415,13 @@ def report(df: pd.DataFrame, rule: AlarmRule, halves=("dev", "test"), wall: floa
             f"== {h} half ({'tuned here' if h == 'dev' else 'held out: reported, never tuned on'}) ==",
             f"{s.points} points: {s.positives} gold over-optimized/catastrophic, {s.negatives} improving/baseline, "
             f"{s.unresolved} unresolved (not graded; alarm on {s.unresolved_alarm_rate:.3f} of them)",
-            f"alarm (p < alpha {rule.alpha:g} and DV ratio >= tau {rule.tau:g}): recall {s.recall:.3f}   false-alarm rate "
+            f"alarm (light null rejected at alpha {rule.alpha:g} and DV ratio >= tau {rule.tau:g}): recall {s.recall:.3f}   false-alarm rate "
             f"{s.false_alarm_rate:.3f}   precision {s.precision:.3f}",
             f"AUC {s.auc:.3f} (DV-ratio baseline {s.baseline_auc:.3f}); baseline recall at the same false-alarm "
             f"rate {s.baseline_recall_at_fa:.3f}",
             f"light-tailed laws: alarm on {s.light_alarm_rate:.3f} of their {s.light_points} points",
+            f"alarm recall minus baseline recall, worst over every false-alarm rate: {s.worst_gap:+.3f} "
+            f"(at FA {s.worst_gap_fa:.3f})",
             "",
             "recall at matched false-alarm rates (best along each ROC):",
             render(["FA <=", "alarm recall", "DV-ratio recall"], s.matched.itertuples(index=False, name=None)),

@@ -73,7 +73,7 @@ def _num(v, default: float = math.nan) -> float:
 
 
 def _redecide(df: pd.DataFrame, rule: AlarmRule) -> pd.Series:
-    """The alarm level of each row from its stored evidence (p-value, DV ratio) under `rule`."""
+    """The alarm level of each row from its stored evidence (p-values, DV ratio) under `rule`."""
 
     def one(r) -> str:
         return decide(
@@ -83,6 +83,7 @@ def _redecide(df: pd.DataFrame, rule: AlarmRule) -> pd.Series:
             _num(r.get(M.ALARM_DV_RATIO)),
             rule,
             _num(r.get(M.ALARM_N_EFF), math.inf),
+            _num(r.get(M.ALARM_TAIL_P)),
         )[1]
 
     return df.apply(lambda row: one(row.to_dict()), axis=1)

@@ -3,9 +3,11 @@ reads, written from what the sweep kept. The round trip sweep -> file -> analyze
 own verdicts (tests/test_analyze.py).
 
 Per point: a tilt or best-of-n point is its base pool with the policy's weights on it (softmax(r /
-beta); best-of-n's order-statistic weights on the pool sorted by proxy), so its alarm is the sweep's
+beta) for the KL tilt, the exact optimum's weights for another divergence (eval/divergences.py),
+best-of-n's order-statistic weights on the pool sorted by proxy), so its alarm is the sweep's
 too; a trained point is one row per prompt holding its per-prompt means (the held-out samples are
-not kept by a sweep), weight 1. KL: the point's per-prompt KL on each of the prompt's rows. Base
+not kept by a sweep), weight 1: its gains, KL and verdict are the sweep's, its alarm reads means,
+not samples. KL: the point's per-prompt KL on each of the prompt's rows. Base
 rows: each curve's base pool. Imports: io, sweeps.record, eval.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from goodhart.eval import divergences
 from goodhart.eval import metrics as M
 from goodhart.eval.bon import order_weights
 from goodhart.eval.tilt import log_weights
@@ -72,7 +75,14 @@ def sweep_samples(root: Path) -> pd.DataFrame:
         P, N = pool["proxy"].shape
         prompts = np.repeat(np.arange(P), N)
         kl = np.repeat(per["kl"], N)
-        if r["algo"] == "tilt":
+        div = r.get(M.TILT_DIVERGENCE)
+        if str(r["algo"]).startswith("tilt-") and isinstance(div, str) and div != "kl":
+            # another divergence's exact optimum on the pool (eval/divergences.py): its weights
+            w = divergences.weights(pool["proxy"], float(r["x"]), div) / N
+            parts.append(
+                _rows(r["point_id"], prompts, pool["proxy"].ravel(), pool["utility"].ravel(), kl, w.ravel(), extra)
+            )
+        elif r["algo"] == "tilt":
             w = np.exp(log_weights(pool["proxy"], float(r["x"])))
             parts.append(
                 _rows(r["point_id"], prompts, pool["proxy"].ravel(), pool["utility"].ravel(), kl, w.ravel(), extra)

@@ -229,12 +229,6 @@ def _matrix(g: pd.DataFrame, prompts: list[str]) -> tuple[np.ndarray, np.ndarray
     return r, w
 
 
-def _cached(cache: dict, key: tuple, make):
-    if key not in cache:
-        cache[key] = make()
-    return cache[key]
-
-
 def _null_base(base_proxy: np.ndarray, rule):
     from goodhart.eval.alarm import BaseStats
 
@@ -369,7 +363,10 @@ def build(
                 bp = bmean["proxy"][idx]
                 bu = bmean["utility"][idx] if has_u else np.full(len(prompts), np.nan)
                 stats = BaseStats.from_pool(pool["proxy"][idx])
-                null_stats = _cached(nulls, (str(curve), tuple(idx)), lambda: _null_base(pool["proxy"][idx], rule))
+                key = (str(curve), tuple(idx))
+                if key not in nulls:  # the null's replicates: once per (curve, prompts)
+                    nulls[key] = _null_base(pool["proxy"][idx], rule)
+                null_stats = nulls[key]
             else:  # every prompt against the base's overall mean
                 prompts = list(dict.fromkeys(g["prompt"]))
                 bp = np.full(len(prompts), float(bc["proxy"].mean()))

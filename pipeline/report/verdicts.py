@@ -375,7 +375,7 @@ def log_to_mlflow(rep: Report) -> str | None:
     tr.log_table(run_id, rep.labelled[[c for c in cols if c in rep.labelled]].reset_index(drop=True), "verdicts.json")
     tags = {"goodhart.verdict": rep.verdict}
     for g in rep.groups:
-        tags[f"goodhart.verdict.{g.curve}"] = "catastrophic" if g.catastrophic_kl is not None else "no-catastrophe"
+        tags[f"goodhart.verdict.{g.curve}"] = g.verdict
         tags[f"goodhart.curve.{g.curve}"] = g.name
     tr.set_tags(run_id, tags)
     from goodhart.pipeline.sweeps.labels import tag_children_with_verdicts

@@ -55,6 +55,7 @@ def run_sweep(
             run_point(p.cfg, root / "points" / p.id, None, progress=False)
         return out
     check_rewards(points)
+    check_checkpoints(points)
     check_output_dir(root)
     # Ctrl-C and SIGTERM raise Interrupted from here on: points in flight are recorded as
     # interrupted (rerun next time), the parent run is closed KILLED, workers are stopped.
@@ -88,6 +89,41 @@ def check_rewards(points: list[Point], callables: bool = True) -> None:
         if key not in seen:
             seen.add(key)
             check_rewards_exist(p.cfg, callables)
+
+
+def check_checkpoints(points: list[Point]) -> None:
+    """Every base model and `hf` reward a sweep names by path can be loaded: a missing local
+    directory, or a hub id not in the Hugging Face cache while the hub is off or unreachable, is
+    one line before the sweep opens anything (not a failure per point after ~40 s of retries).
+    Local runs only: a SLURM task's node may have a cache (or a hub) this one lacks."""
+    from goodhart.pipeline.base.models import check_checkpoint
+    from goodhart.pipeline.config import schema as C
+
+    seen: set[tuple[str, str, str | None]] = set()
+
+    def need(path: str, key: str, revision: str | None = None) -> None:
+        if (path, key, revision) not in seen:
+            seen.add((path, key, revision))
+            check_checkpoint(path, key, revision)
+
+    def walk(spec: object, key: str) -> None:
+        match spec:
+            case C.HFReward():
+                need(spec.path, f"{key}.path", spec.revision)
+            case C.SyntheticReward():
+                walk(spec.utility, f"{key}.utility")
+            case C.SumReward():
+                for i, t in enumerate(spec.terms):
+                    walk(t, f"{key}.terms[{i}]")
+            case C.EnsembleReward():
+                for i, m in enumerate(spec.members):
+                    walk(m, f"{key}.members[{i}]")
+
+    for p in points:
+        if p.cfg.model.name == "path" and p.cfg.model.path:
+            need(p.cfg.model.path, "model.path")
+        walk(p.cfg.reward, "reward")
+        walk(p.cfg.utility, "utility")
 
 
 def check_output_dir(root: Path) -> None:

@@ -28,6 +28,7 @@ from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_t
 from goodhart.pipeline.sweeps.curves import curve_identity
 from goodhart.pipeline.sweeps.labels import point_tags, run_name
 from goodhart.pipeline.sweeps.runstate import deferred, open_child_run
+from goodhart.pipeline.sweeps.tables import point_flags
 from goodhart.pipeline.sweeps.tracking import Tracker, flatten
 from goodhart.pipeline.train.preemption import EXIT_REQUEUE
 from goodhart.rewards.base import RewardError
@@ -153,25 +154,28 @@ def load_result(point_dir: Path) -> dict[str, Any] | None:
     return read_json(p)
 
 
-def scoring_identity(cfg: RunConfig) -> str:
+def scoring_identity(cfg: RunConfig, cheap: bool = False) -> str:
     """What scores the point: the checkpoints' content, the callables' source, the plug-ins'
-    release (pool.rewards_identity, the score cache's own key). Kept in result.json: a point
-    whose reward changed since it ran is not done."""
-    from goodhart.pipeline.base.pool import rewards_identity
+    release (base/identity.py:rewards_identity, the score cache's own key). Kept in result.json:
+    a point whose reward changed since it ran is not done. `cheap`: without importing user code
+    or reading a large checkpoint, else identity.Unchecked (what `goodhart status` can afford)."""
+    from goodhart.pipeline.base.identity import rewards_identity
 
-    return short_hash(rewards_identity(cfg), 16)
+    return short_hash(rewards_identity(cfg, cheap), 16)
 
 
 IDENTITY = "reward_identity"
-_BUILTIN = short_hash([None, None], 16)  # built-in rewards only: what a result from before the check means
+BUILTIN = short_hash([None, None], 16)  # built-in rewards only: what a result from before the check means
 
 
-def stale_reason(cfg: RunConfig, point_dir: Path, row: dict[str, Any] | None = None) -> str | None:
-    """Why a finished point's result no longer answers its config (None when it does)."""
+def stale_reason(cfg: RunConfig, point_dir: Path, row: dict[str, Any] | None = None, cheap: bool = False) -> str | None:
+    """Why a finished point's result no longer answers its config (None when it does). `cheap`:
+    see scoring_identity (raises identity.Unchecked when it cannot tell cheaply)."""
     row = row if row is not None else load_result(point_dir)
     if row is None:
         return None
-    have, want = row.get(IDENTITY) or _BUILTIN, scoring_identity(cfg)
+    have = row.get(IDENTITY) or BUILTIN
+    want = scoring_identity(cfg, cheap)
     if have == want:
         return None
     return f"its reward changed since it ran (a new checkpoint, edited callable or plug-in release: identity {have} -> {want})"
@@ -362,15 +366,8 @@ def _run_point(
             # The evaluated result (== results.csv) under eval/, at the last training step so
             # it never sits at step 0 ahead of the training curves.
             tr.log_metrics(run_id, {M.eval_name(k): v for k, v in row.items()}, last_step[0])
-            if row.get(M.POOL_DEPENDENT) or row.get("ess_ok") is False:
-                flags = [
-                    f
-                    for f, on in (
-                        ("pool-dependent", row.get(M.POOL_DEPENDENT)),
-                        ("low-ESS", row.get("ess_ok") is False),
-                    )
-                    if on
-                ]
+            flags = point_flags(row)
+            if flags:
                 tr.set_tags(run_id, {"goodhart.flags": " ".join(flags)})
             if out.examples:
                 tr.log_table(run_id, completions_table(out.examples), "completions.json")

@@ -173,6 +173,35 @@ def status_detail(root: Path, pid: str) -> str:
     return result_problem(d) or ""
 
 
+def reward_check(root: Path, pid: str, full: bool = False) -> tuple[str, str] | None:
+    """For a done point: ("stale", why) when its reward changed since it ran, ("unchecked", what)
+    when that cannot be told without importing user code or reading a large checkpoint (unless
+    `full`: then callables and plug-ins are imported, as the sweep's own done check does), or
+    ("error", why) when the full check cannot load the reward. None: unchanged, or not done."""
+    from goodhart.pipeline.base.identity import Unchecked
+    from goodhart.pipeline.config.load import read_yaml, validate
+    from goodhart.pipeline.config.schema import RunConfig
+    from goodhart.pipeline.sweeps.point import BUILTIN, CONFIG, IDENTITY, stale_reason
+
+    d = root / "points" / pid
+    row = load_result(d)
+    if row is None or row.get(IDENTITY) == BUILTIN:  # built-in rewards: nothing that can change
+        return None
+    try:
+        cfg = validate(read_yaml(d / CONFIG), RunConfig, source=str(d / CONFIG))
+    except Exception as e:  # a config of another version: the sweep rewrites it
+        return "unchecked", f"{CONFIG} does not read ({type(e).__name__})"
+    try:
+        why = stale_reason(cfg, d, row, cheap=not full)
+    except Unchecked as u:
+        return "unchecked", str(u)
+    except Exception as e:  # the user's callable no longer imports, or raised while importing
+        return "error", f"its reward does not load: {(str(e).splitlines() or [type(e).__name__])[0][:120]}"
+    if why is None:
+        return None
+    return "stale", f"reward changed since it ran: identity {why.rsplit('identity ', 1)[-1].rstrip(')')}"
+
+
 def results_table(root: Path):
     """One row per point of points.json: the result if done, else its status."""
     import pandas as pd

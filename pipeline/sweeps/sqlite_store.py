@@ -51,9 +51,9 @@ def seed_new_store(db: Path) -> bool:
     experiment: MLflow adds its Default experiment (with this store's artifact root) on first
     open. Returns False, creating nothing, when no template could be made (MLflow then creates
     the store itself, as before). Call it under the store's creation lock."""
-    import os
     import shutil
-    import tempfile
+
+    from goodhart.pipeline.io import atomic_write
 
     if db.exists():
         return False
@@ -61,24 +61,8 @@ def seed_new_store(db: Path) -> bool:
         tpl = _template()
     except Exception:  # a private MLflow function moved, a read-only cache: MLflow does it itself
         return False
-    fd, tmp = tempfile.mkstemp(prefix=f".{db.name}.", suffix=".tmp", dir=db.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(tpl, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, db)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(db, lambda tmp: shutil.copyfile(tpl, tmp))  # a temp copy renamed in, following the umask
     return True
-
-
-def _umask() -> int:
-    import os
-
-    old = os.umask(0)
-    os.umask(old)
-    return old
 
 
 def _template() -> Path:

@@ -65,12 +65,16 @@ def sweep_tables(df) -> str:
 
 
 def point_flags(r: dict) -> list[str]:
-    """Trust flags of a result row: `low-ESS`, `pool-dependent` (tilt points)."""
+    """Trust flags of a result row: `low-ESS`, `pool-dependent` (tilt points), `n>N/4` (best-of-n
+    from a pool under 4n per prompt: each prompt's estimate rests on a few draws)."""
     out = []
     if not (r.get("ess_ok", True) in (True, "True", 1) or _isnan(r.get("ess_ok"))):
         out.append("low-ESS")
     if r.get(M.POOL_DEPENDENT) in (True, "True", 1):
         out.append("pool-dependent")
+    n, pool = r.get(M.BON_N), r.get(M.N_SAMPLES)
+    if r.get("algo") == "bon" and isinstance(n, (int, float)) and isinstance(pool, (int, float)) and 4 * n > pool:
+        out.append("n>N/4")
     return out
 
 

@@ -48,6 +48,7 @@ from transformers import TrainerCallback
 
 from goodhart import Alarm, AlarmRule, BaseStats, alarm  # the public API: one place adapts to eval/alarm.py
 from goodhart.eval import metrics as M
+from goodhart.pipeline.io import atomic_savez
 
 LEVELS = ("quiet", "watch", "alarm")  # alarm/code 0, 1, 2 (eval/metrics.py ALARM_CODE)
 BASE_FILE = "goodhart_base.npz"
@@ -240,7 +241,8 @@ class GoodhartCallback(TrainerCallback):
         proxy, gold = self._sample_base(args, model, processing_class, prompts)
         if state.is_world_process_zero:
             saved.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(saved, proxy=proxy, **({"utility": gold} if gold is not None else {}))
+            # atomic: a run killed mid-write must not resume from a torn base
+            atomic_savez(saved, proxy=proxy, **({"utility": gold} if gold is not None else {}))
             if self.samples_file is not None:
                 flat = [p for p in prompts for _ in range(proxy.shape[1])]
                 self._write_samples(args, "base", flat, proxy.ravel(), None if gold is None else gold.ravel(), 0.0)
