@@ -228,7 +228,7 @@ def _proxy_moved(r: pd.Series, p: Est, units: UnitGains, rule: VerdictRule) -> b
 
 def _knob(r: pd.Series) -> str:
     x = _f(r.get("x"))
-    return f"{r.get('algo', '')} {r.get('x_name', '')}={x:g}" if not _nan(x) else str(r.get("algo", ""))
+    return f"{r.get('algo', '')} {M.knob_label(str(r.get('x_name', '')), x)}" if not _nan(x) else str(r.get("algo", ""))
 
 
 def _best(idx: list, util: dict) -> Any:

@@ -127,6 +127,14 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_\-./ ]")
 # rename still reports: current_names maps it on reading).
 RENAMED = {"train/kl_coef": KL_COEF, "tilt/beta": KL_COEF}
 RENAMED_X = {"beta": X_KL_COEF}
+KNOB_WORDS = {"beta": "kl.coef", "kl_target": "kl.target", "n": "n"}  # x_name -> the config key (beta: older results)
+
+
+def knob_label(x_name: str, x: float) -> str:
+    """`n=64`, `kl.coef=0.03`, `kl.target=2`: the knob as the config spells it (tables, run
+    names and the verdicts' sentences say it one way)."""
+    word = KNOB_WORDS.get(x_name, x_name)
+    return f"{word}={int(x)}" if x_name == "n" else f"{word}={x:g}"
 
 
 def current_names(df):

@@ -12,13 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-KNOB_WORDS = {"beta": "kl.coef", "kl_target": "kl.target", "n": "n"}  # x_name -> the config key (beta: older results)
-
-
-def knob_label(x_name: str, x: float) -> str:
-    """`n=64`, `kl.coef=0.03`, `kl.target=2`: the knob as the config spells it."""
-    word = KNOB_WORDS.get(x_name, x_name)
-    return f"{word}={int(x)}" if x_name == "n" else f"{word}={x:g}"
+from goodhart.eval.metrics import KNOB_WORDS as KNOB_WORDS  # one spelling: eval/metrics.py
+from goodhart.eval.metrics import knob_label as knob_label
 
 
 def run_name(algo: str, x_name: str, x: float, error: str) -> str:
