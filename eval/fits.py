@@ -176,7 +176,7 @@ def _fit(
         reasons.append(f"R^2 = {r2:.3f} < {min_r2}: the form does not describe the data")
     if has_peak and not d_star <= max_extrapolation * d_range[1]:
         reasons.append(
-            f"peak d* = {d_star:.3g} (KL {d_star**2:.3g}) is {d_star / d_range[1]:.3g}x the "
+            f"peak d* = {d_star:.3g} (KL {_square(d_star):.3g}) is {d_star / d_range[1]:.3g}x the "
             f"largest observed d = {d_range[1]:.3g}: an extrapolation"
         )
     if has_peak and d_star < d_range[0] / max_extrapolation:
@@ -195,7 +195,7 @@ def _fit(
         cov=cov,
         d_star=d_star,
         d_star_ci=d_ci,
-        kl_star=d_star**2,
+        kl_star=_square(d_star),  # rl's d* = exp(a/b - 1) can exceed sqrt(float max)
         kl_star_ci=(_square(d_ci[0]), _square(d_ci[1])),  # a huge bound squares to inf, not OverflowError
         peak_gain=float(peak_gain),
         r2=float(r2),

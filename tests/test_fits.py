@@ -118,3 +118,14 @@ def test_str_reports_coefficients_peak_and_soundness() -> None:
     assert "alpha" not in text and "beta" not in text  # beta names the KL coefficient elsewhere
     two = str(fit_bon(d[:2] ** 2, _bon(d[:2], 1.2, 0.15)))  # too few points: no peak is claimed
     assert "sound: False" in two and "KL*" not in two and "not established" in two
+
+
+def test_an_rl_peak_beyond_floating_point_range_is_an_extrapolation_not_an_overflow():
+    """RL form d (a - b log d) with a / b = 500: d* = exp(a/b - 1) ~ 1e216, whose square (the peak
+    KL) overflows a float. The fit says KL* = inf and calls the peak an extrapolation (the arena's
+    report crashed on such a curve with OverflowError)."""
+    kl = np.array([0.1, 0.5, 1.0, 2.0, 4.0, 8.0])
+    d = np.sqrt(kl)
+    fit = fit_rl(kl, d * (1.0 - 0.002 * np.log(d)))
+    assert fit.d_star > 1e154 and fit.kl_star == float("inf")
+    assert not fit.sound and "extrapolation" in fit.reason
