@@ -331,3 +331,30 @@ def test_pool_statistics_are_computed_once_per_pool_content(monkeypatch):
 
     fresh = BaseStats.from_pool(a, n_null=19, null_seed=0)
     assert fresh.sigma == s1.sigma and np.array_equal(fresh.null.tails[0], s1.null.tails[0])
+
+
+def test_a_single_learned_proxy_is_transformed_as_a_one_member_ensemble(seeded_rms, small_model_dir, in_tmp):
+    """reward: {type: ensemble, members: [one hf checkpoint], transform: clip}: the reward model's
+    own scores, clipped at their base quantile; named as the model under its transform; no
+    members, so no disagreement evidence."""
+    hf = {"type": "hf", "path": seeded_rms[0]}
+    common = {
+        "utility": {"type": "keyword", "words": ["good"]},
+        "model": {"path": str(small_model_dir)},
+        "prompts": {"n_eval": 2, "n_train": 2},
+        "sampling": {"n": 16, "max_new_tokens": 8},
+        "algo": {"kind": "tilt", "kl": {"coef": 0.5}},
+        "eval": {"n_examples": 0},
+    }
+    plain_cfg = RunConfig.model_validate({"reward": hf, **common})
+    cfg = RunConfig.model_validate(
+        {"reward": {"type": "ensemble", "members": [hf], "transform": "clip(quantile=0.5)"}, **common}
+    )
+    plain = PointContext(plain_cfg, in_tmp / "a", progress=False).pool()
+    pool = PointContext(cfg, in_tmp / "b", progress=False).pool()
+    ref = pool.transform["ref"][0]
+    assert pool.members is None and pool.key != plain.key
+    assert pool.proxy.max() <= ref < plain.proxy.max()
+    np.testing.assert_allclose(pool.proxy, np.minimum(plain.proxy, ref), rtol=1e-6, atol=1e-6)
+    name = curve_identity(cfg)[M.CURVE_PROXY]
+    assert name.startswith("clip(") and f"hf:{seeded_rms[0]}" in name and "mean1" not in name

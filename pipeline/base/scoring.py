@@ -68,6 +68,8 @@ def build_reward(spec: C.RewardSpec) -> Reward:
         case C.EnsembleReward():
             from goodhart.rewards.ensemble import RewardEnsemble
 
+            if len(spec.members) == 1:  # one reward model (under the spec's transform): no combining
+                return build_reward(spec.members[0])
             return RewardEnsemble([build_reward(m) for m in spec.members], spec.combine, spec.lam)
         case C.DistributionalReward():
             raise ValueError("a distributional reward draws numbers, it does not score text")

@@ -306,8 +306,10 @@ class EnsembleReward(Strict):
     the alarm's disagreement evidence, as for a synthetic ensemble (pipeline/base/pool.py)."""
 
     type: Literal["ensemble"] = "ensemble"
-    members: list[RewardSpec] = Field(min_length=2)
-    """The reward models (any reward config; typically `hf` checkpoints)."""
+    members: list[RewardSpec] = Field(min_length=1)
+    """The reward models (any reward config; typically `hf` checkpoints). One member with a
+    `transform` is how a single learned, callable or plug-in proxy is transformed (it has no
+    spread, so no disagreement evidence)."""
     combine: Literal["mean", "min", "uwo"] = "mean"
     """mean; min (worst-case, WCO); uwo (mean - lam * std over members, uncertainty-weighted)."""
     lam: float = Field(1.0, ge=0)

@@ -71,6 +71,8 @@ def reward_identity(spec: Any) -> str:
         return mitigation_text(spec, f"{law_text(spec.utility)} + {law_text(spec.error)}")
     if t == "ensemble":  # a learned ensemble: its members, combined (and transformed)
         inner = ", ".join(reward_identity(m) for m in spec.members)
+        if len(spec.members) == 1:  # a single reward model, transformed: named as itself
+            return mitigation_text(spec, inner)
         lam = f"(lam={spec.lam:g})" if spec.combine == "uwo" else ""
         return mitigation_text(spec, f"{spec.combine}{len(spec.members)}{lam}({inner})")
     if t == "sum":
