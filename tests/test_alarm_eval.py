@@ -137,3 +137,39 @@ def test_trained_leads_reads_the_online_alarm_from_mlflow(tmp_path):
     t = trained_leads(d, smooth=1).iloc[0]
     assert t["peak_step"] == 6 and t["first_alarm_step"] == 8 and t["first_watch_step"] == 4
     assert t["lead_steps"] == -2 and t["first_alarm_kl"] == pytest.approx(0.8) and t["steps"] == 10
+
+
+def test_trained_goals_split_seeds_into_halves_and_count_each_goal():
+    """The trained runs' goals per half (even seeds dev, odd test): light runs never at `alarm`,
+    heavy runs' first alarm at or before the smoothed peak; a heavy run that never alarmed is a
+    miss, and the law's kind is read from its label."""
+    from goodhart.pipeline.report.alarm_eval import law_is_light, trained_goals
+
+    assert law_is_light("exponential(scale=0.5) x0.5 [feature]") and law_is_light("gaussian x0.5")
+    assert not law_is_light("student_t(df=3) x0.3 [feature]") and not law_is_light("pareto(alpha=1.5) x0.3")
+    nan = math.nan
+    rows = [  # (law, seed, peak step, first alarm step)
+        ("gaussian x0.5", 0, 20, nan),
+        ("gaussian x0.5", 1, 20, 30),  # a light run that alarmed: not quiet
+        ("pareto(alpha=1.5) x0.3", 0, 12, 8),
+        ("pareto(alpha=1.5) x0.3", 1, 12, 12),  # at the peak: in time
+        ("lognormal(sigma=1) x0.3", 1, 10, 14),  # after the peak: late
+        ("student_t(df=3) x0.3", 1, 10, nan),  # never: a miss
+    ]
+    t = pd.DataFrame(rows, columns=["error_law", "seed", "peak_step", "first_alarm_step"])
+    t["light"] = t["error_law"].map(law_is_light)
+    g = trained_goals(t).set_index("half")
+    assert g.loc["dev"].to_dict() == {
+        "light runs": 1,
+        "light quiet": 1,
+        "heavy runs": 1,
+        "heavy alarm <= peak": 1,
+        "heavy never alarmed": 0,
+    }
+    assert g.loc["test"].to_dict() == {
+        "light runs": 1,
+        "light quiet": 0,
+        "heavy runs": 3,
+        "heavy alarm <= peak": 1,
+        "heavy never alarmed": 1,
+    }

@@ -46,6 +46,11 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
         else:
             print("\nonline alarm of trained runs (per-step logs): lead_steps > 0 = fired before the utility peak")
             print(render(list(t.columns), t.itertuples(index=False, name=None)))
+            from goodhart.pipeline.report.alarm_eval import trained_goals
+
+            goals = trained_goals(t)
+            print("\ngoals (light runs quiet >= 90%; heavy runs' first alarm at or before the peak >= 80%):")
+            print(render(list(goals.columns), goals.itertuples(index=False, name=None)))
     return 0
 
 

@@ -192,6 +192,8 @@ def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
             {
                 "sweep": Path(d).name,
                 "error_law": r["error_law"],
+                "light": law_is_light(str(r["error_law"])),
+                "seed": int(_num(r.get("seed"), 0)),
                 "algo": r["algo"],
                 "stop_on_alarm": M.ALARM_STOPPED in r and not pd.isna(r[M.ALARM_STOPPED]),
                 "steps": int(util.index.max()),
@@ -202,6 +204,35 @@ def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
                 "lead_steps": peak - first if first is not None else math.nan,
                 "first_watch_step": int(watched.index[0]) if len(watched) else math.nan,
                 "final_utility_gain": float(r[M.GAIN_UTILITY]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def law_is_light(error_law: str) -> bool:
+    """An error label's tail kind, by its law's name (`exponential(scale=0.5) x0.5 [feature]` ->
+    exponential): light as the bench's LIGHT_KINDS are (no heavier than an exponential)."""
+    from goodhart.pipeline.report.alarm_bench import LIGHT_KINDS
+
+    return error_law.split("(")[0].split(" ")[0].strip() in LIGHT_KINDS
+
+
+def trained_goals(t: pd.DataFrame) -> pd.DataFrame:
+    """Issue 19 item 4's goals per half (seeds even: dev, odd: test, as the bench splits them):
+    light runs quiet at every check (never `alarm`), heavy runs' first alarm at or before the
+    smoothed utility peak."""
+    rows = []
+    for half, g in (("dev", t[t["seed"] % 2 == 0]), ("test", t[t["seed"] % 2 == 1])):
+        light, heavy = g[g["light"]], g[~g["light"]]
+        in_time = heavy["first_alarm_step"].le(heavy["peak_step"]) & heavy["first_alarm_step"].notna()
+        rows.append(
+            {
+                "half": half,
+                "light runs": len(light),
+                "light quiet": int(light["first_alarm_step"].isna().sum()),
+                "heavy runs": len(heavy),
+                "heavy alarm <= peak": int(in_time.sum()),
+                "heavy never alarmed": int(heavy["first_alarm_step"].isna().sum()),
             }
         )
     return pd.DataFrame(rows)
