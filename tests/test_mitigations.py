@@ -228,6 +228,18 @@ def test_grpo_trains_on_a_mitigated_proxy(small_model_dir, tmp_path, mitigation)
         assert row[M.PROXY] <= ref + 1e-12
 
 
+def _tiny_tilt(model_dir) -> dict:
+    """A tilt on the small model's pool of 2 prompts x 16 completions, keyword utility (no reward)."""
+    return {
+        "utility": {"type": "keyword", "words": ["good"]},
+        "model": {"path": str(model_dir)},
+        "prompts": {"n_eval": 2, "n_train": 2},
+        "sampling": {"n": 16, "max_new_tokens": 8},
+        "algo": {"kind": "tilt", "kl": {"coef": 0.5}},
+        "eval": {"n_examples": 0},
+    }
+
+
 @pytest.fixture(scope="module")
 def seeded_rms(small_model_dir, tmp_path_factory):
     """Three one-output reward-model checkpoints on the small test backbone, differing only in
@@ -279,15 +291,7 @@ def test_learned_ensemble_of_hf_reward_models_combines_and_feeds_the_alarm(seede
         np.testing.assert_allclose(parts["proxy"], want, rtol=1e-5, atol=1e-6)
         assert curve_identity(cfg)[M.CURVE_PROXY].startswith(f"{how}3")
     cfg = RunConfig.model_validate(
-        {
-            "reward": {"type": "ensemble", "members": members, "combine": "min"},
-            "utility": {"type": "keyword", "words": ["good"]},
-            "model": {"path": str(small_model_dir)},
-            "prompts": {"n_eval": 2, "n_train": 2},
-            "sampling": {"n": 16, "max_new_tokens": 8},
-            "algo": {"kind": "tilt", "kl": {"coef": 0.5}},
-            "eval": {"n_examples": 0},
-        }
+        {"reward": {"type": "ensemble", "members": members, "combine": "min"}, **_tiny_tilt(small_model_dir)}
     )
     ctx = PointContext(cfg, in_tmp, progress=False)
     pool = ctx.pool()
@@ -338,14 +342,7 @@ def test_a_single_learned_proxy_is_transformed_as_a_one_member_ensemble(seeded_r
     own scores, clipped at their base quantile; named as the model under its transform; no
     members, so no disagreement evidence."""
     hf = {"type": "hf", "path": seeded_rms[0]}
-    common = {
-        "utility": {"type": "keyword", "words": ["good"]},
-        "model": {"path": str(small_model_dir)},
-        "prompts": {"n_eval": 2, "n_train": 2},
-        "sampling": {"n": 16, "max_new_tokens": 8},
-        "algo": {"kind": "tilt", "kl": {"coef": 0.5}},
-        "eval": {"n_examples": 0},
-    }
+    common = _tiny_tilt(small_model_dir)
     plain_cfg = RunConfig.model_validate({"reward": hf, **common})
     cfg = RunConfig.model_validate(
         {"reward": {"type": "ensemble", "members": [hf], "transform": "clip(quantile=0.5)"}, **common}
