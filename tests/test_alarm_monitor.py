@@ -78,6 +78,19 @@ def test_checks_every_k_steps_stops_on_alarm_and_restores_the_last_quiet_weights
     assert mon.row() == {M.ALARM_STOPPED: 4.0, M.ALARM_KEPT: 2.0}
 
 
+def test_the_online_base_carries_the_tail_shape_test_of_the_pool_based_alarm():
+    """The monitor's base statistics hold the null's replicates, so the base pool's tail-shape
+    test joins the gain test (each at alpha / 2) as in the pool-based alarm: a Gaussian base pool
+    reads light (large p), a Pareto(1.5) one heavy (small p)."""
+    light = AlarmMonitor(_ctx(), every=2, stop=False).base()
+    ctx = _ctx()
+    b = np.random.default_rng(0).pareto(1.5, size=(4, 2000))
+    ctx._pool = Pool(None, None, b, np.full_like(b, np.nan), np.full_like(b, np.nan), "k2")
+    heavy = AlarmMonitor(ctx, every=2, stop=False).base()
+    assert light.tail is not None and heavy.tail is not None
+    assert light.tail[1] > 0.05 and heavy.tail[1] < 0.025
+
+
 def test_without_stop_on_alarm_the_run_goes_on_and_nothing_is_restored():
     model = torch.nn.Linear(3, 1)
     mon = AlarmMonitor(_ctx(), every=1, stop=False)
