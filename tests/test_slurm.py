@@ -65,6 +65,11 @@ def job_id(out: str) -> str:
     return out.split("submitted job array ", 1)[1].split(":", 1)[0]
 
 
+def sbatch(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """`sbatch --parsable ARGS` (the job id on stdout), straight at the test cluster."""
+    return subprocess.run(["sbatch", "--parsable", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=30)
+
+
 def wait_for(cluster, job: str, timeout: float = 240) -> int:
     """Until no task of `job` is queued or running; returns the most tasks seen RUNNING at once."""
     most, t0 = 0, time.time()
@@ -226,14 +231,7 @@ print("resumed and finished")
     fake.chmod(0o755)
     (d / "launch.env").write_text(f"GOODHART_BIN={fake}\nGOODHART_MAX_REQUEUES=2\n")
     env = {**cluster.env, "PYTHONPATH": str(REPO)}
-    r = subprocess.run(
-        ["sbatch", "--parsable", "--array=0", str(SCRIPT), str(d)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    r = sbatch(env, tmp_path, "--array=0", str(SCRIPT), str(d))
     assert r.returncode == 0, r.stderr
     job = r.stdout.strip()
     t0 = time.time()
@@ -266,14 +264,7 @@ def test_tasks_that_end_without_a_result_are_failed(cluster, tmp_path, capsys):
     (root / "points" / "p2" / "result.json").write_text(json.dumps(done))
     (root / "points.json").write_text(json.dumps([{"index": i, "id": f"p{i}", "overrides": {}} for i in range(3)]))
     (root / "launch.env").write_text("GOODHART_BIN=/nonexistent/goodhart\n")  # the task cannot start the point
-    r = subprocess.run(
-        ["sbatch", "--parsable", "--array=1", str(SCRIPT), str(root)],
-        cwd=tmp_path,
-        env=cluster.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    r = sbatch(cluster.env, tmp_path, "--array=1", str(SCRIPT), str(root))
     job = r.stdout.strip()
     wait_for(cluster, job, timeout=60)
     (root / "slurm_jobs.json").write_text(
@@ -301,14 +292,15 @@ def test_a_task_cancelled_while_pending_is_said_so_and_names_no_log(cluster, tmp
     (root / "points" / "p0").mkdir(parents=True)
     (root / "points.json").write_text(json.dumps([{"index": 0, "id": "p0", "overrides": {}}]))
     logs = root / "logs"
-    r = subprocess.run(
-        ["sbatch", "--parsable", "--hold", "--array=0", f"--output={logs}/%A_%a.out", f"--error={logs}/%A_%a.err"]
-        + [str(SCRIPT), str(root)],
-        cwd=tmp_path,
-        env=cluster.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    r = sbatch(
+        cluster.env,
+        tmp_path,
+        "--hold",
+        "--array=0",
+        f"--output={logs}/%A_%a.out",
+        f"--error={logs}/%A_%a.err",
+        str(SCRIPT),
+        str(root),
     )
     job = r.stdout.strip()
     assert r.returncode == 0 and job, r.stderr
