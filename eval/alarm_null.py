@@ -83,6 +83,8 @@ def mean_excess_slope(centred: np.ndarray, levels: tuple[float, ...] = ME_LEVELS
     (Pareto(alpha): 1 / (alpha - 1)). ``total``: the sample is only the top of a sample of this
     size (the levels are of the whole); only values above every threshold are needed."""
     x = np.sort(np.asarray(centred, dtype=np.float64).ravel())
+    if x.size < 2:  # nothing above the threshold (a small or discrete pool): no slope to read
+        return float("nan")
     M = x.size if total is None else int(total)
     lv = np.clip((np.asarray(levels) * (M - 1) - (M - x.size)) / max(x.size - 1, 1), 0.0, 1.0)
     t = np.quantile(x, lv)

@@ -71,7 +71,7 @@ KEPT_PROXY = "bonft/kept/proxy"  # bon-ft: mean proxy of the round's kept (best-
 KEPT_UTILITY = "bonft/kept/utility"  # bon-ft: mean utility of the round's kept samples
 
 # ---- the Goodhart alarm (eval/alarm.py): proxy, KL and base-pool proxy only, never utility ----
-ALARM_SCORE = "alarm/score"  # dv_ratio / tau when p < alpha under the light null, else 0: >= 1 alarm
+ALARM_SCORE = "alarm/score"  # tail_share / share when p < alpha under the light null, else 0: >= 1 alarm
 ALARM_LEVEL = "alarm/level"  # column: quiet | watch | alarm
 ALARM_CODE = "alarm/code"  # the level as a number for MLflow: 0 quiet, 1 watch, 2 alarm
 ALARM_DV_RATIO = "alarm/dv_ratio"  # proxy gain / Donsker-Varadhan bound of the base bulk at this KL

@@ -120,18 +120,20 @@ def test_the_alarm_never_reads_utility():
 
 
 def test_noise_stays_quiet_and_levels_follow_the_score():
-    rule = AlarmRule(alpha=0.05, tau=1.2)
-    assert decide(0.01, 1.0, 0.001, 50.0, rule) == (0.0, "quiet")  # gain within the bulk's noise
-    assert decide(1.0, 1.0, 0.2, 5.0, rule)[1] == "quiet"  # not significant under the light null
-    assert decide(1.0, 1.0, 0.01, 1.0, rule)[1] == "watch"  # significant, below tau x the DV bound
-    assert decide(1.0, 1.0, 0.01, 1.3, rule)[1] == "alarm"
-    assert decide(1.0, 1.0, 0.01, 1.3, AlarmRule(alpha=0.005))[1] == "quiet"  # alpha is the level
-    assert decide(1.0, 1.0, 0.01, 1.2, rule)[0] == pytest.approx(1.0)  # score = dv_ratio / tau
-    assert decide(1.0, 1.0, 0.01, 1.16, AlarmRule())[1] == "alarm"  # the default tau, 1.15 (dev half)
+    rule = AlarmRule(alpha=0.05, share=0.8)
+    assert decide(0.01, 1.0, 0.001, 0.99, rule) == (0.0, "quiet")  # gain within the bulk's noise
+    assert decide(1.0, 1.0, 0.2, 0.99, rule)[1] == "quiet"  # not significant under the light null
+    assert decide(1.0, 1.0, 0.01, 0.5, rule)[1] == "watch"  # significant, the bulk carries the gain
+    assert decide(1.0, 1.0, 0.01, 0.9, rule)[1] == "alarm"
+    assert decide(1.0, 1.0, 0.01, 0.9, AlarmRule(alpha=0.005))[1] == "quiet"  # alpha is the level
+    assert decide(1.0, 1.0, 0.01, 0.4, rule)[0] == pytest.approx(0.5)  # score = tail_share / share
+    assert decide(1.0, 1.0, 0.01, 0.81, AlarmRule())[1] == "alarm"  # the default share, 0.8 (dev halves)
+    assert decide(1.0, 1.0, 0.01, 0.79, AlarmRule())[1] == "watch"
+    assert decide(1.0, 1.0, 0.01, math.nan, rule)[1] == "watch"  # no share measured: never material
 
 
 def test_the_pool_tail_test_joins_the_gain_test_at_half_the_level_each():
-    rule = AlarmRule(alpha=0.05, tau=1.2)
+    rule = AlarmRule(alpha=0.05, share=0.8)
     # the gain test alone (a policy given as samples: no tail p-value): p < alpha
     assert significant(0.03, math.nan, rule) and not significant(0.05, math.nan, rule)
     # both tests: Bonferroni, each at alpha / 2, so the union is a level-alpha test
@@ -139,9 +141,9 @@ def test_the_pool_tail_test_joins_the_gain_test_at_half_the_level_each():
     assert significant(0.9, 0.02, rule) and not significant(0.9, 0.03, rule)
     assert not significant(math.nan, math.nan, rule)
     # a heavy pool tail with a gain the same optimizer on the null can match: alarm once material
-    assert decide(1.0, 1.0, 0.9, 1.3, rule, tail_p=0.005)[1] == "alarm"
-    assert decide(1.0, 1.0, 0.9, 1.1, rule, tail_p=0.005)[1] == "watch"
-    assert decide(1.0, 1.0, 0.03, 1.3, rule, tail_p=0.5)[1] == "quiet"  # 0.03 >= alpha / 2
+    assert decide(1.0, 1.0, 0.9, 0.9, rule, tail_p=0.005)[1] == "alarm"
+    assert decide(1.0, 1.0, 0.9, 0.7, rule, tail_p=0.005)[1] == "watch"
+    assert decide(1.0, 1.0, 0.03, 0.9, rule, tail_p=0.5)[1] == "quiet"  # 0.03 >= alpha / 2
 
 
 def test_the_pool_tail_test_is_calibrated_on_exponential_pools_and_sees_lognormal_beside_a_gaussian():
@@ -163,7 +165,7 @@ def test_the_pool_tail_test_is_calibrated_on_exponential_pools_and_sees_lognorma
         r = np.random.default_rng(seed)
         b = r.normal(size=(16, 4096)) + 0.15 * r.lognormal(0.0, 1.1, (16, 4096))
         a = bon_alarm(b, 256, float(kl_bound(256)), rule)
-        assert a.tail_p < rule.alpha / 2 and a.dv_ratio >= rule.tau and a.level == "alarm", a
+        assert a.tail_p < rule.alpha / 2 and a.tail_share >= rule.share and a.level == "alarm", a
         misses += a.p_value >= rule.alpha / 2
     assert misses >= 1
 
@@ -223,3 +225,24 @@ def test_a_light_policy_far_past_the_base_max_at_high_kl_is_not_an_exploit():
     # ...while 20% of the mass at 30 (a new exploit) is beyond anything the KL explains
     pol[:, :100] = 30.0
     assert alarm(pol, 8.0, BaseStats.from_pool(base)).beyond_max > 0.1
+
+
+def test_the_effect_size_reads_a_bounded_three_peaked_bulk_as_it_is():
+    # A VADER-like utility (three peaks at -0.5, 0 and 0.55: bounded, far from Gaussian) plus a
+    # small lognormal error. The central-quantile sigma is wide, so best-of-16's gain is only
+    # about the Gaussian bulk's DV bound (ratio near 1: under the former tau 1.15, `watch`), yet
+    # 80% and more of it is carried by samples beyond the bulk's 0.9 quantile: the tail the
+    # pool's shape test finds heavy. A shift of the whole bulk stays at `watch` (the bulk carries it).
+    r = np.random.default_rng(0)
+    util = r.choice([-0.5, 0.0, 0.55], size=(16, 1024), p=[0.3, 0.3, 0.4]) + 0.05 * r.normal(size=(16, 1024))
+    b = util + 0.1 * r.lognormal(0.0, 1.2, (16, 1024))
+    rule = AlarmRule()
+    base = BaseStats.from_pool(b, n_null=rule.n_null)
+    assert base.tail[1] < rule.alpha / 2  # the tail-shape test rejects the light null
+    levels = {n: bon_alarm(b, n, float(kl_bound(n)), rule, base) for n in (4, 16, 32)}
+    assert levels[4].level == "watch" and levels[4].tail_share < rule.share  # detectable, not yet material
+    for n in (16, 32):
+        a = levels[n]
+        assert a.level == "alarm" and a.tail_share >= rule.share and a.dv_ratio < 1.2, (n, a)
+    shift = alarm(b + 0.3 * base.sigma, 0.05, base, rule=rule)
+    assert shift.level == "watch" and shift.tail_share < rule.share, shift

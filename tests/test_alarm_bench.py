@@ -76,7 +76,7 @@ def quick() -> pd.DataFrame:
 
 def test_quick_bench_test_half_meets_its_goals(quick):
     """The CI variant (32 seeds, 16 prompts x 2048): on its test half (odd seeds) the alarm at
-    the default alpha and tau catches most gold positives with few false alarms, light laws
+    the default alpha and share catches most gold positives with few false alarms, light laws
     stay quiet, and along the ROC it is never more than one positive behind the DV-ratio
     baseline. Looser than the full run's goals: 16 curves."""
     s = B.summarize(quick, "test", AlarmRule())
@@ -122,13 +122,15 @@ def test_a_given_utility_pool_is_used_as_is_and_scales_the_error():
 
 
 @pytest.mark.slow
-def test_the_vader_text_variant_keeps_light_laws_quiet_and_never_trails_the_baseline():
-    """The text variant (the tiny model's VADER utility on one cached pool; ~1.5 min to generate
-    the first time, then ~30 s): light-tailed laws stay quiet and the alarm is never more than
-    one positive behind the DV-ratio baseline. Its recall is NOT asserted: at tau 1.15 (set on
-    the Gaussian bench) it is 0.61 on the test half (docs/alarm.md gives the gap)."""
-    df = B.run_bench(B.BenchConfig(seeds=60, prompts=16, pool=1024, utility="vader"))
+def test_the_vader_text_variant_keeps_light_laws_quiet_and_catches_the_turns():
+    """The text variant on a fresh text pool (text seed 1: the tiny model's VADER utility, not
+    the pool the share was tuned on; ~1.5 min to generate the first time, then ~30 s): light-
+    tailed laws stay quiet, the alarm catches most turns (under the former DV-ratio effect size
+    recall was 0.61 on text pools) and is never more than one positive behind the DV-ratio
+    baseline. Looser than the full run's goals: 30 curves per half."""
+    df = B.run_bench(B.BenchConfig(seeds=60, prompts=16, pool=1024, utility="vader", text_seed=1))
     for half in ("dev", "test"):
         s = B.summarize(df, half, AlarmRule())
         assert s.positives >= 10 and s.light_alarm_rate <= 0.05, s
+        assert s.recall >= 0.85 and s.false_alarm_rate <= 0.1 and s.auc >= 0.93, s
         assert s.worst_gap >= -1.0 / s.positives - 1e-12, s

@@ -14,7 +14,7 @@ from goodhart.pipeline.config.load import configs_dir
 from goodhart.pipeline.report.alarm_eval import score_sweeps
 
 
-def _row(algo, kl, gp, gu, dv, x, p=0.01):
+def _row(algo, kl, gp, gu, ts, x, p=0.01):
     """A finished point with exact gains (no intervals) and stored alarm evidence."""
     return {
         "status": "done",
@@ -26,7 +26,8 @@ def _row(algo, kl, gp, gu, dv, x, p=0.01):
         M.GAIN_PROXY: gp,
         M.GAIN_UTILITY: gu,
         M.ALARM_SIGMA: 1.0,
-        M.ALARM_DV_RATIO: dv,
+        M.ALARM_DV_RATIO: 2.0,  # descriptive: the level reads the tail share
+        M.ALARM_TAIL_SHARE: ts,  # share of the gain carried beyond the bulk's 0.9 quantile
         M.ALARM_P: p,  # p-value under the light-tailed null
         M.ALARM_TOP_SHARE: 0.01,
         M.ALARM_BEYOND_MAX: 0.0,
@@ -39,11 +40,11 @@ def test_recall_false_alarms_precision_and_lead_by_hand(tmp_path):
     # over-optimized at 3 (utility fell but not to 0), catastrophic at 4 and 5 (utility 0).
     rows = [
         _row("bon", 0.0, 0.0, 0.0, math.nan, 1),
-        _row("bon", 1.0, 1.0, 0.5, 3.0, 2, p=0.5),  # improving, quiet (not significant, whatever the ratio)
-        _row("bon", 2.0, 2.0, 0.9, 2.5, 4),  # improving (the peak), ALARM: a false alarm
-        _row("bon", 3.0, 3.0, 0.5, 3.0, 8),  # over-optimized, alarm
-        _row("bon", 4.0, 4.0, 0.0, 1.1, 16),  # catastrophic, watch (significant, ratio < tau 1.15): missed
-        _row("bon", 5.0, 5.0, 0.0, 4.0, 32, p=0.005),  # catastrophic, alarm
+        _row("bon", 1.0, 1.0, 0.5, 0.95, 2, p=0.5),  # improving, quiet (not significant, whatever the share)
+        _row("bon", 2.0, 2.0, 0.9, 0.85, 4),  # improving (the peak), ALARM: a false alarm
+        _row("bon", 3.0, 3.0, 0.5, 0.9, 8),  # over-optimized, alarm
+        _row("bon", 4.0, 4.0, 0.0, 0.6, 16),  # catastrophic, watch (significant, share < 0.8): missed
+        _row("bon", 5.0, 5.0, 0.0, 0.99, 32, p=0.005),  # catastrophic, alarm
     ]
     (tmp_path / "s").mkdir()
     pd.DataFrame(rows).to_csv(tmp_path / "s" / "results.csv", index=False)
@@ -137,6 +138,24 @@ def test_trained_leads_reads_the_online_alarm_from_mlflow(tmp_path):
     t = trained_leads(d, smooth=1).iloc[0]
     assert t["peak_step"] == 6 and t["first_alarm_step"] == 8 and t["first_watch_step"] == 4
     assert t["lead_steps"] == -2 and t["first_alarm_kl"] == pytest.approx(0.8) and t["steps"] == 10
+    # With a rule, each check is re-decided from its logged evidence, not its logged level: the
+    # null rejected at every check (tail p 0.005), the tail share 0.5 until step 6 and 0.9 from it,
+    # so under share 0.8 the first alarm is step 6 (the logged codes said 8), under 0.95 never.
+    for step in code:
+        ev = {
+            M.ALARM_DV_RATIO: 1.0,
+            M.ALARM_DV_BOUND: 1.0,  # gain = ratio x bound = 1, far above the noise floor
+            M.ALARM_SIGMA: 1.0,
+            M.ALARM_P: 0.5,
+            M.ALARM_TAIL_P: 0.005,
+            M.ALARM_TAIL_SHARE: 0.5 if step < 6 else 0.9,
+            M.ALARM_N_EFF: 1e6,
+        }
+        for k, v in ev.items():
+            client.log_metric(run, k, v, step=step)
+    t = trained_leads(d, smooth=1, rule=AlarmRule()).iloc[0]
+    assert t["first_alarm_step"] == 6 and t["first_watch_step"] == 2 and t["lead_steps"] == 0
+    assert pd.isna(trained_leads(d, smooth=1, rule=AlarmRule(share=0.95)).iloc[0]["first_alarm_step"])
 
 
 def test_trained_goals_split_seeds_into_halves_and_count_each_goal():

@@ -66,7 +66,7 @@ def test_p_value_and_excess_by_hand():
 
 
 def _rejections(draw, seeds, n=64, alpha=0.1):
-    rule = AlarmRule(alpha=alpha, tau=0.0, n_null=99)
+    rule = AlarmRule(alpha=alpha, share=0.0, n_null=99)
     out = []
     for s in seeds:
         b = draw(np.random.default_rng(s))
@@ -116,3 +116,13 @@ def test_a_tied_bulk_still_gets_a_light_tail_and_stays_quiet():
     assert (u, s) == (0.5, pytest.approx(0.5 / math.log(5)))
     for n in (4, 64):
         assert bon_alarm(b, n, float(kl_bound(n))).level == "quiet"
+
+
+def test_a_pool_with_nothing_above_its_tail_threshold_has_no_tail_test_and_no_crash():
+    # a discrete base (two reward values, as a rule-based reward gives): no sample lies above the
+    # 0.9 quantile, so there is no mean-excess slope to read; the base still builds (the online
+    # monitor and the TRL callback build theirs from whatever the base policy scored)
+    from goodhart.eval.alarm import BaseStats
+
+    b = BaseStats.from_pool(np.array([[0.0, 1.0] * 8]), per_prompt=False, n_null=19)
+    assert b.tail is not None and math.isnan(b.tail[0]) and math.isnan(b.tail[1])

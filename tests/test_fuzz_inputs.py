@@ -293,7 +293,7 @@ def test_random_damage_to_a_sweep_directory_is_read_cleanly_by_every_verb(tmp_pa
         ["report", "{d}", "--share-floor", "{v}"],
         ["report", "{d}", "--min-proxy-gain", "{v}"],
         ["alarm-eval", "{d}", "--alpha", "{v}"],
-        ["alarm-eval", "{d}", "--tau", "{v}"],
+        ["alarm-eval", "{d}", "--share", "{v}"],
     ],
 )
 def test_odd_thresholds_of_the_read_verbs_are_one_line(tmp_path, capsys, argv):

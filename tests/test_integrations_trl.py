@@ -71,7 +71,9 @@ def test_the_wrapper_records_the_weighted_proxy_and_the_gold_and_changes_nothing
     assert logs2["goodhart/proxy"] == pytest.approx(proxy.mean())
     assert logs2["goodhart/gold"] == 0.5 and logs2["goodhart/samples"] == 6.0
     assert logs2["goodhart/kl"] == pytest.approx(1.0)  # per-token kl x mean length
-    want = alarm(proxy.astype(float), 1.0, BaseStats.from_pool(base, per_prompt=False))
+    # the callback's base carries the null's replicates: the base's tail-shape test joins the gain test
+    want = alarm(proxy.astype(float), 1.0, BaseStats.from_pool(base, per_prompt=False, n_null=AlarmRule().n_null))
+    assert cb.base.tail is not None and logs2["goodhart/alarm/tail_p"] == pytest.approx(want.tail_p)
     assert logs2["goodhart/alarm/score"] == pytest.approx(want.score)
     assert logs2["goodhart/alarm/dv_ratio"] == pytest.approx(want.dv_ratio)
     assert cb.history[-1]["level"] == want.level
@@ -113,6 +115,7 @@ def test_base_statistics_from_files(tmp_path):
     for f in ("b.npz", "b.csv"):  # the csv in the analyze schema: only the base rows count
         got = GoodhartCallback(tmp_path / f).base
         assert got.sigma == pytest.approx(want.sigma) and got.max == pytest.approx(want.max) and got.n == x.size
+        assert got.tail is not None and got.null.n_null == AlarmRule().n_null  # the tail-shape test's replicates
     with pytest.raises(FileNotFoundError):
         GoodhartCallback(tmp_path / "missing.npz")
 

@@ -344,7 +344,7 @@ def test_result_rows_of_another_version_are_invalid_not_a_traceback(tmp_path, fi
         (["report", ".", "--near-base", "nan"], "--near-base: expected a finite number"),
         (["report", ".", "--share-floor", "-5"], "--share-floor: expected a fraction in [0, 1]"),
         (["report", ".", "--min-proxy-gain", "inf"], "--min-proxy-gain: expected a finite number"),
-        (["alarm-eval", ".", "--tau", "-1"], "--tau: expected a number > 0"),
+        (["alarm-eval", ".", "--share", "-1"], "--share: expected a number > 0"),
         (["alarm-eval", ".", "--alpha", "nan"], "--alpha: expected a finite number"),
         (["alarm-eval", ".", "--alpha", "2"], "--alpha: expected a fraction"),
     ],

@@ -34,8 +34,8 @@ class BaseStats(_alarm.BaseStats):
 class AlarmRule(_alarm.AlarmRule):
     """The alarm's test (fields documented in goodhart.eval.alarm.AlarmRule): ``alpha``, the
     false-alarm rate under the light-tailed null (``alarm`` needs it rejected at level alpha:
-    ``goodhart.eval.alarm.significant``); ``tau``, the least
-    gain / DV bound that counts as material; ``n_null`` and ``null_seed``, the null's replicates;
+    ``goodhart.eval.alarm.significant``); ``share``, the least
+    share of the gain carried beyond the bulk's 0.9 quantile that counts as material; ``n_null`` and ``null_seed``, the null's replicates;
     ``min_gain`` and ``noise_z``, below which a gain is noise. ``dv_alarm`` and ``watch`` are the
     DV-ratio baseline's thresholds (they decide nothing in the calibrated alarm).
 

@@ -1,7 +1,7 @@
 """`goodhart alarm-eval SWEEP_DIR...`: score the gold-free Goodhart alarm against gold verdicts.
 `goodhart alarm-bench`: the alarm on procedurally drawn sweeps, dev half and test half.
 
-goodhart alarm-eval runs/distributional runs/demo [--alpha 0.05] [--tau T] [--fire-on-watch] [--points]
+goodhart alarm-eval runs/distributional runs/demo [--alpha 0.05] [--share S] [--fire-on-watch] [--points]
 goodhart alarm-bench [--quick] [--seeds 200] [--half test] [--utility gaussian|vader] [--csv points.csv]
 """
 
@@ -20,7 +20,7 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
     from goodhart.pipeline.report.alarm_eval import confusion, score_sweeps
     from goodhart.pipeline.sweeps.tables import render
 
-    rule = AlarmRule(alpha=args.alpha, tau=args.tau if args.tau is not None else AlarmRule().tau)
+    rule = AlarmRule(alpha=args.alpha, share=args.share if args.share is not None else AlarmRule().share)
     fire_on = ("watch", "alarm") if args.fire_on_watch else ("alarm",)
     res = score_sweeps([Path(d) for d in args.sweeps], rule, fire_on)
     s = res.summary()
@@ -40,7 +40,7 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
     if args.steps:
         from goodhart.pipeline.report.alarm_eval import trained_leads
 
-        t = pd.concat([trained_leads(Path(d)) for d in args.sweeps], ignore_index=True)
+        t = pd.concat([trained_leads(Path(d), rule=rule) for d in args.sweeps], ignore_index=True)
         if t.empty:
             print("\n(no trained points with per-step MLflow logs)")
         else:
@@ -72,10 +72,10 @@ def _rule_flags(p: argparse.ArgumentParser) -> None:
         "--alpha", type=fraction, default=AlarmRule().alpha, help="false-alarm rate under the light-tailed null (0.05)"
     )
     p.add_argument(
-        "--tau",
+        "--share",
         type=positive,
         default=None,
-        help=f"DV ratio (gain / sigma_bulk sqrt(2 KL)) a significant point needs to fire (default {AlarmRule().tau:g}, set on the bench's dev half)",
+        help=f"share of the gain carried by samples beyond the bulk's 0.9 quantile a significant point needs to fire (default {AlarmRule().share:g}, set on the benches' dev halves)",
     )
 
 
@@ -86,22 +86,27 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
     from goodhart.eval.alarm import AlarmRule
     from goodhart.pipeline.report.alarm_bench import QUICK, BenchConfig, by_law, report, run_bench
 
-    rule = AlarmRule(alpha=args.alpha, tau=args.tau if args.tau is not None else AlarmRule().tau)
+    rule = AlarmRule(alpha=args.alpha, share=args.share if args.share is not None else AlarmRule().share)
     cfg = QUICK if args.quick else BenchConfig()
-    over = {k: v for k, v in (("seeds", args.seeds), ("prompts", args.prompts), ("pool", args.pool)) if v is not None}
+    given = (("seeds", args.seeds), ("prompts", args.prompts), ("pool", args.pool))
+    given += (("first_seed", args.first_seed), ("text_seed", args.text_seed))
+    over = {k: v for k, v in given if v is not None}
     over["utility"] = args.utility
     cfg = dataclasses.replace(cfg, rule=rule, **over)
-    if cfg.pool < 8 or cfg.seeds < 2 or cfg.prompts < 2:
+    if cfg.pool < 8 or cfg.seeds < 2 or cfg.prompts < 2 or cfg.first_seed < 0 or cfg.text_seed < 0:
         from goodhart.pipeline.errors import UsageError
 
-        raise UsageError("alarm-bench: expected --seeds >= 2, --prompts >= 2 and --pool >= 8")
+        raise UsageError(
+            "alarm-bench: expected --seeds >= 2, --prompts >= 2, --pool >= 8, --first-seed >= 0 and --text-seed >= 0"
+        )
     t = time.perf_counter()
     df = run_bench(cfg)
     wall = time.perf_counter() - t
     halves = ("dev", "test") if args.half == "both" else (args.half,)
     print(
-        f"alarm-bench: {cfg.seeds} seeds ({cfg.seeds // 2 + cfg.seeds % 2} dev even, {cfg.seeds // 2} test odd), "
-        f"{cfg.prompts} prompts x {cfg.pool} samples, {cfg.utility} utility, {len(df)} points; "
+        f"alarm-bench: {cfg.seeds} seeds from {cfg.first_seed} (even dev, odd test), "
+        f"{cfg.prompts} prompts x {cfg.pool} samples, {cfg.utility} utility"
+        f"{f' (text pool seed {cfg.text_seed})' if cfg.utility == 'vader' else ''}, {len(df)} points; "
         "gold = label_points at run time\n"
     )
     print(report(df, rule, halves, wall))
@@ -122,6 +127,12 @@ def add_bench_verb(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=None, help="curves to draw (default 200; even dev, odd test)")
     p.add_argument("--prompts", type=int, default=None, help="prompts per pool (default 16)")
     p.add_argument("--pool", type=int, default=None, help="base samples per prompt (default 4096)")
+    p.add_argument(
+        "--first-seed", type=int, default=None, help="first seed of the family (default 0; e.g. 1000: a fresh family)"
+    )
+    p.add_argument(
+        "--text-seed", type=int, default=None, help="--utility vader: sampling seed of the text pool (default 0)"
+    )
     p.add_argument("--half", choices=("dev", "test", "both"), default="test", help="which half to print (default test)")
     p.add_argument(
         "--utility",

@@ -17,13 +17,14 @@ prompts), so re-running the bench after the rule changes re-scores the alarm aga
 gold. Positives: `over-optimized` and `catastrophic`; negatives: `improving` and `baseline`;
 `unresolved` points are counted apart (neither: the gold itself cannot tell).
 
-Seeds split in two halves: even seeds are the *dev* half (the alarm's tau and its pool tail
-test were chosen there and only there), odd seeds the *test* half (figures reported, never
-tuned on).
+Seeds split in two halves: even seeds are the *dev* half (the alarm's effect size and its pool
+tail test were chosen there and only there), odd seeds the *test* half (figures reported, never
+tuned on). ``first_seed`` draws a fresh family (seeds never looked at); ``text_seed`` a fresh
+text pool for the VADER variant.
 
-ROC: the alarm's ranking puts the points its test calls significant (``significant``) first, each
-group ordered by the DV ratio (the default alarm is the cut at tau inside the first group); the
-baseline ranks by the DV ratio alone. Baseline recall is compared at matched false-alarm rates.
+ROC: the alarm's ranking puts its `alarm` points first, ordered by the DV ratio, then every
+other point by its DV ratio scaled by min(1, tail_share / share) (``scores``); the baseline
+ranks by the DV ratio alone. Baseline recall is compared at matched false-alarm rates.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ BETAS = (2.0, 1.2, 0.8, 0.6, 0.45, 0.35, 0.28)  # tilt temperatures in bulk sigm
 @dataclass(frozen=True)
 class BenchConfig:
     seeds: int = 200
-    """Curves drawn (seeds 0 .. seeds-1; even seeds dev, odd seeds test)."""
+    """Curves drawn (seeds first_seed .. first_seed + seeds - 1; even seeds dev, odd seeds test)."""
+    first_seed: int = 0
+    """First seed of the family: 0 is the family the rule was tuned on (its dev half); the
+    benches' held-out figures in docs/alarm.md are also read on a fresh family (first_seed 1000)."""
     prompts: int = 16
     """Prompts per pool."""
     pool: int = 4096
@@ -63,6 +67,9 @@ class BenchConfig:
     "vader": the built-in tiny model's VADER scores on one base pool of `prompts` x `pool`
     completions (`reward: gaussian`'s utility, seed 0: generated once, then cached), shared by
     every seed; each seed still draws its own error law and scale (the slow text variant)."""
+    text_seed: int = 0
+    """Sampling seed of the VADER text pool (0: the pool the effect size was tuned on; others are
+    fresh pools of the same model and prompts, ~1.5 min each to generate the first time)."""
 
 
 QUICK = BenchConfig(seeds=32, prompts=16, pool=2048)
@@ -248,8 +255,8 @@ def run_bench(cfg: BenchConfig = BenchConfig(), progress=None) -> pd.DataFrame:
     rows, units = [], {}
     if cfg.utility not in ("gaussian", "vader"):
         raise ValueError(f"alarm-bench: utility must be gaussian or vader, not {cfg.utility!r}")
-    util = vader_utility(cfg.prompts, cfg.pool) if cfg.utility == "vader" else None
-    for seed in range(cfg.seeds):
+    util = vader_utility(cfg.prompts, cfg.pool, cfg.text_seed) if cfg.utility == "vader" else None
+    for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
         c = draw_curve(seed, cfg.prompts, cfg.pool, util)
         r, u = curve_points(c, cfg.rule)
         rows += r
@@ -275,7 +282,7 @@ def levels(df: pd.DataFrame, rule: AlarmRule) -> tuple[pd.Series, pd.Series]:
             r[M.GAIN_PROXY],
             r[M.ALARM_SIGMA],
             r[M.ALARM_P],
-            r[M.ALARM_DV_RATIO],
+            r[M.ALARM_TAIL_SHARE],
             rule,
             r[M.ALARM_N_EFF],
             r[M.ALARM_TAIL_P],
@@ -289,21 +296,25 @@ def levels(df: pd.DataFrame, rule: AlarmRule) -> tuple[pd.Series, pd.Series]:
 
 def scores(df: pd.DataFrame, rule: AlarmRule) -> tuple[np.ndarray, np.ndarray]:
     """Continuous scores for the ROC. Ours: the points at `alarm` (the light null rejected,
-    ``significant``, and DV ratio >= tau) first, ordered by their DV ratio (cuts inside this
-    group are the alarm at a larger tau; its end is the default alarm, which lies on this ROC),
-    then every other point by its DV ratio (the alarm plus the DV ratio at a lower cut); the
-    baseline: the DV ratio alone. -inf below the noise floor (neither can fire there). Chosen
-    on the dev half over "significant points first, each group by DV ratio", which fell behind
-    the baseline at dev false-alarm rates 0.115-0.17 (non-significant positives ranked after
-    every significant negative, however low its DV ratio)."""
+    ``significant``, and tail_share >= share) first, ordered by their DV ratio (its end is the
+    default alarm, which lies on this ROC), then every other point by its DV ratio scaled by
+    min(1, tail_share / share) (a point short of the material share is discounted by how far
+    short); the baseline: the DV ratio alone. -inf below the noise floor (neither can fire
+    there). Chosen on the dev halves (Gaussian and text) over the same with the others by the
+    plain DV ratio, which fell one positive behind the baseline at the Gaussian dev
+    false-alarm rate 0.115, and over ordering the alarm group by tail share (behind at the
+    text dev rate 0.003: Levy-like points with enormous DV ratios rank first for the baseline)."""
     from goodhart.eval.alarm import noise_floor, significant
 
     floor = np.array([noise_floor(s, n, rule) for s, n in zip(df[M.ALARM_SIGMA], df[M.ALARM_N_EFF])])
     live = df[M.GAIN_PROXY].to_numpy() > floor
     sig = np.array([significant(p, t, rule) for p, t in zip(df[M.ALARM_P], df[M.ALARM_TAIL_P])], dtype=bool)
     dv = np.nan_to_num(df[M.ALARM_DV_RATIO].to_numpy(dtype=float), nan=0.0)
-    squashed = np.arctan(dv)  # in (-pi/2, pi/2): the two groups cannot overlap
-    ours = np.where(sig & (dv >= rule.tau), 10.0 + squashed, squashed)
+    ts = np.nan_to_num(df[M.ALARM_TAIL_SHARE].to_numpy(dtype=float), nan=0.0)
+    fire = sig & (ts >= rule.share)
+    short = np.clip(ts / rule.share, 0.0, 1.0) if rule.share > 0 else np.ones_like(ts)
+    # arctan: in (-pi/2, pi/2), so the two groups cannot overlap
+    ours = np.where(fire, 10.0 + np.arctan(dv), np.arctan(dv * short))
     return np.where(live, ours, -np.inf), np.where(live, dv, -np.inf)
 
 
@@ -415,7 +426,7 @@ def report(df: pd.DataFrame, rule: AlarmRule, halves=("dev", "test"), wall: floa
             f"== {h} half ({'tuned here' if h == 'dev' else 'held out: reported, never tuned on'}) ==",
             f"{s.points} points: {s.positives} gold over-optimized/catastrophic, {s.negatives} improving/baseline, "
             f"{s.unresolved} unresolved (not graded; alarm on {s.unresolved_alarm_rate:.3f} of them)",
-            f"alarm (light null rejected at alpha {rule.alpha:g} and DV ratio >= tau {rule.tau:g}): recall {s.recall:.3f}   false-alarm rate "
+            f"alarm (light null rejected at alpha {rule.alpha:g} and tail share >= {rule.share:g}): recall {s.recall:.3f}   false-alarm rate "
             f"{s.false_alarm_rate:.3f}   precision {s.precision:.3f}",
             f"AUC {s.auc:.3f} (DV-ratio baseline {s.baseline_auc:.3f}); baseline recall at the same false-alarm "
             f"rate {s.baseline_recall_at_fa:.3f}",

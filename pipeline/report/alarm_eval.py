@@ -73,14 +73,14 @@ def _num(v, default: float = math.nan) -> float:
 
 
 def _redecide(df: pd.DataFrame, rule: AlarmRule) -> pd.Series:
-    """The alarm level of each row from its stored evidence (p-values, DV ratio) under `rule`."""
+    """The alarm level of each row from its stored evidence (p-values, tail share) under `rule`."""
 
     def one(r) -> str:
         return decide(
             _num(r[M.GAIN_PROXY]),
             _num(r[M.ALARM_SIGMA]),
             _num(r.get(M.ALARM_P)),
-            _num(r.get(M.ALARM_DV_RATIO)),
+            _num(r.get(M.ALARM_TAIL_SHARE)),
             rule,
             _num(r.get(M.ALARM_N_EFF), math.inf),
             _num(r.get(M.ALARM_TAIL_P)),
@@ -153,11 +153,13 @@ def confusion(points: pd.DataFrame) -> pd.DataFrame:
 TRAINED = ("ppo", "rloo", "grpo", "bon-ft")
 
 
-def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
+def trained_leads(d: Path, smooth: int = 5, rule: AlarmRule | None = None) -> pd.DataFrame:
     """Per trained point of sweep `d`: the step where the training batch's utility peaked (a
     centred rolling mean over `smooth` logged steps: one batch is noisy) and the first step the
     online alarm fired, with the KL of each, from the point's MLflow run (utility is read here
-    only to score the alarm; the alarm itself never saw it)."""
+    only to score the alarm; the alarm itself never saw it). rule: re-decide each check's level
+    from its logged evidence under this rule (as `score_sweeps` does for points); None: the
+    levels the run logged."""
     from goodhart.pipeline.io import read_json
 
     df = read_results_csv(Path(d) / "results.csv", ("algo", "mlflow_run_id"))
@@ -180,6 +182,8 @@ def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
         util, kl, code = (hist(r["mlflow_run_id"], k) for k in (M.UTILITY, M.KL, M.ALARM_CODE))
         if util.empty:
             continue
+        if rule is not None and not code.empty:
+            code = _redecide_history(lambda k, run=r["mlflow_run_id"]: hist(run, k), code.index, rule)
         sm = util.rolling(smooth, center=True, min_periods=1).mean()
         peak = int(sm.idxmax())
         fired, watched = code[code >= 2], code[code >= 1]
@@ -207,6 +211,39 @@ def trained_leads(d: Path, smooth: int = 5) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _redecide_history(hist, steps: pd.Index, rule: AlarmRule) -> pd.Series:
+    """Level codes (0 quiet, 1 watch, 2 alarm) of the online checks at `steps`, re-decided from
+    their logged evidence (the gain is dv_ratio x dv_bound: the row logs both, not the gain)."""
+    from goodhart.eval.alarm import LEVELS
+
+    ev = {k: hist(k).reindex(steps) for k in _CHECK_KEYS}
+    out = []
+    for s in steps:
+        g = ev[M.ALARM_DV_RATIO][s] * ev[M.ALARM_DV_BOUND][s]
+        lvl = decide(
+            _num(g),
+            _num(ev[M.ALARM_SIGMA][s]),
+            _num(ev[M.ALARM_P][s]),
+            _num(ev[M.ALARM_TAIL_SHARE][s]),
+            rule,
+            _num(ev[M.ALARM_N_EFF][s], math.inf),
+            _num(ev[M.ALARM_TAIL_P][s]),
+        )[1]
+        out.append(float(LEVELS.index(lvl)))
+    return pd.Series(out, index=steps, dtype=float)
+
+
+_CHECK_KEYS = (
+    M.ALARM_DV_RATIO,
+    M.ALARM_DV_BOUND,
+    M.ALARM_SIGMA,
+    M.ALARM_P,
+    M.ALARM_TAIL_SHARE,
+    M.ALARM_N_EFF,
+    M.ALARM_TAIL_P,
+)
 
 
 def law_is_light(error_law: str) -> bool:

@@ -26,7 +26,8 @@ def alarm_table(labelled: pd.DataFrame) -> str:
                 r.get("verdict", "-") or "-",
                 alarm_text(r),
                 r.get(M.ALARM_P, float("nan")),
-                r.get(M.ALARM_EXCESS, float("nan")),
+                r.get(M.ALARM_TAIL_P, float("nan")),
+                r.get(M.ALARM_TAIL_SHARE, float("nan")),
                 r.get(M.ALARM_DV_RATIO, float("nan")),
                 r.get(M.ALARM_ME_SLOPE, float("nan")),
             ]
@@ -38,8 +39,9 @@ def alarm_table(labelled: pd.DataFrame) -> str:
         "KL",
         "gold verdict",
         "alarm (no gold)",
-        "p (light null)",
-        "excess share",
+        "p (gain test)",
+        "p (tail shape)",
+        "tail share",
         "gain/DV bound",
         "mean-excess slope",
     ]
@@ -55,11 +57,13 @@ def alarm_markdown(labelled: pd.DataFrame) -> list[str]:
         "## Goodhart alarm (no gold)",
         "",
         "Computed from proxy rewards, the KL and the base pool's proxy only (`eval/alarm.py`, docs/alarm.md): "
-        "`p (light null)` is the p-value of the proxy gain under the light-tailed null (the same optimizer "
+        "`p (gain test)` is the p-value of the proxy gain under the light-tailed null (the same optimizer "
         "on the base pool with its tail beyond the 0.9 quantile redrawn from an exponential fitted to the "
-        "bulk); `excess share` the share of the gain beyond the null's 1 - alpha quantile; `gain/DV bound` "
-        "the proxy gain over sigma_bulk sqrt(2 KL); `mean-excess slope` the base tail's kind (0 exponential, "
-        "> 0 a power tail). Gold verdicts beside it are only for checking the alarm.",
+        "bulk), `p (tail shape)` that of the base pool's mean-excess slope (the null is rejected when either "
+        "is below alpha / 2); `tail share` the share of the gain carried by samples beyond the bulk's 0.9 "
+        "quantile (`alarm` needs it >= 0.8); `gain/DV bound` the proxy gain over sigma_bulk sqrt(2 KL) "
+        "(descriptive); `mean-excess slope` the base tail's kind (0 exponential, > 0 a power tail). Gold "
+        "verdicts beside it are only for checking the alarm.",
         "",
         "```",
         alarm_table(labelled),

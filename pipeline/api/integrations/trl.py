@@ -56,10 +56,12 @@ SUMMARY_FILE = "goodhart_alarm.json"
 RewardFunc = Callable[..., Sequence[float | None]]
 
 
-def load_base(source: str | Path | np.ndarray | BaseStats) -> BaseStats:
+def load_base(source: str | Path | np.ndarray | BaseStats, rule: AlarmRule | None = None) -> BaseStats:
     """Base statistics from a BaseStats, an array of base proxy rewards ((P, N) or flat), or a
     file: .npy, .npz (array `proxy`, else the first), .csv / .parquet / .jsonl (column `proxy`;
-    in the `goodhart analyze` schema only the rows whose point is `base`)."""
+    in the `goodhart analyze` schema only the rows whose point is `base`). With the null's
+    replicates (``rule.n_null``), so the base's tail-shape test joins the gain test, as in the
+    pipeline's online monitor (pipeline/train/alarm_monitor.py)."""
     if hasattr(source, "sigma") and hasattr(source, "means"):  # BaseStats (the public class or eval's)
         return source  # type: ignore[return-value]
     if isinstance(source, np.ndarray):
@@ -92,7 +94,11 @@ def load_base(source: str | Path | np.ndarray | BaseStats) -> BaseStats:
     x = x[np.isfinite(x)] if x.ndim == 1 else x
     if x.size < 2:
         raise ValueError("the base statistics need at least 2 base proxy rewards")
-    return BaseStats.from_pool(np.atleast_2d(x), per_prompt=False)
+    return _base_stats(np.atleast_2d(x), rule or AlarmRule())
+
+
+def _base_stats(proxy: np.ndarray, rule: AlarmRule) -> BaseStats:
+    return BaseStats.from_pool(proxy, per_prompt=False, n_null=rule.n_null, null_seed=rule.null_seed)
 
 
 class GoodhartCallback(TrainerCallback):
@@ -144,10 +150,10 @@ class GoodhartCallback(TrainerCallback):
     ):
         if every < 1:
             raise ValueError(f"every must be >= 1 step, got {every}")
-        self.base: BaseStats | None = load_base(base) if base is not None else None
+        self.rule, self.alarm_options = rule or AlarmRule(), alarm_options
+        self.base: BaseStats | None = load_base(base, self.rule) if base is not None else None
         self.every, self.stop_on_alarm = int(every), bool(stop_on_alarm)
         self.base_samples, self.base_prompts = int(base_samples), base_prompts
-        self.rule, self.alarm_options = rule or AlarmRule(), alarm_options
         self.samples_file = Path(samples_file) if samples_file is not None else None
         self.history: list[dict[str, Any]] = []
         self.last: Alarm | None = None
@@ -233,7 +239,7 @@ class GoodhartCallback(TrainerCallback):
             return
         saved = Path(args.output_dir) / BASE_FILE
         if saved.is_file():  # a resumed run: the base sampled at the real start
-            self.base = load_base(saved)
+            self.base = load_base(saved, self.rule)
             return
         if not self._funcs:
             raise RuntimeError("GoodhartCallback: pass reward_funcs=callback.wrap([...]) to the trainer, or give base=")
@@ -246,7 +252,7 @@ class GoodhartCallback(TrainerCallback):
             if self.samples_file is not None:
                 flat = [p for p in prompts for _ in range(proxy.shape[1])]
                 self._write_samples(args, "base", flat, proxy.ravel(), None if gold is None else gold.ravel(), 0.0)
-        self.base = BaseStats.from_pool(proxy, per_prompt=False)
+        self.base = _base_stats(proxy, self.rule)
 
     def _prompts(self, train_dataloader) -> list[str]:
         if not isinstance(self.base_prompts, int):
