@@ -49,18 +49,20 @@ def _alarm(pool, n: int, kl: float) -> dict:
     left as sorted) are the disagreement evidence (pipeline/base/ensemble.py)."""
     from goodhart.pipeline.base.ensemble import base_stats, member_evidence
 
-    if getattr(pool, "members", None) is None:
-        from goodhart.eval.alarm import AlarmRule
+    from goodhart.eval.alarm import AlarmRule
 
-        rule = AlarmRule()  # the pool's null replicates, built once for every n of the curve
-        return bon_alarm(pool.proxy, n, kl, rule, base_stats(pool.proxy, rule.n_null, rule.null_seed)).row()
+    rule = AlarmRule()  # the pool's null replicates, built once for every n of the curve
+    base = base_stats(pool.proxy, rule.n_null, rule.null_seed)
+    if getattr(pool, "members", None) is None:
+        return bon_alarm(pool.proxy, n, kl, rule, base).row()
     from goodhart.eval.alarm import alarm
     from goodhart.eval.bon import order_weights
 
     order = np.argsort(pool.proxy, axis=1, kind="stable")
     w = np.zeros_like(pool.proxy)
     np.put_along_axis(w, order, np.broadcast_to(order_weights(pool.shape[1], n), pool.shape), axis=1)
-    return alarm(pool.proxy, kl, base_stats(pool.proxy), w, others=member_evidence(pool, w)).row()
+    # the members' disagreement beside the DV-bound test (and the base's tail-shape test)
+    return alarm(pool.proxy, kl, base, w, rule=rule, others=member_evidence(pool, w)).row()
 
 
 def _examples(pool, n: int, k: int) -> list[dict]:

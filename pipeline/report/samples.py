@@ -250,7 +250,7 @@ def _alarm_row(g: pd.DataFrame, r: np.ndarray, w: np.ndarray, kl: float, bpool, 
             if algo == "tilt":
                 return tilt_alarm(bpool, x, kl, rule, null_stats).row()
             return bon_alarm(bpool, int(x), kl, rule, null_stats).row()
-    return alarm(r, kl, stats, w).row()
+    return alarm(r, kl, stats, w, rule=rule).row()
 
 
 def _is_pool_policy(algo: str, x: float, r: np.ndarray, w: np.ndarray, bpool: np.ndarray) -> bool:
@@ -362,16 +362,20 @@ def build(
                 idx = [base_prompts.index(p) for p in prompts]
                 bp = bmean["proxy"][idx]
                 bu = bmean["utility"][idx] if has_u else np.full(len(prompts), np.nan)
-                stats = BaseStats.from_pool(pool["proxy"][idx])
                 key = (str(curve), tuple(idx))
                 if key not in nulls:  # the null's replicates: once per (curve, prompts)
                     nulls[key] = _null_base(pool["proxy"][idx], rule)
-                null_stats = nulls[key]
+                # every policy's base carries the null's replicates, so the base's tail-shape
+                # test joins the gain test for samples too (as for a sweep's points)
+                stats = null_stats = nulls[key]
             else:  # every prompt against the base's overall mean
                 prompts = list(dict.fromkeys(g["prompt"]))
                 bp = np.full(len(prompts), float(bc["proxy"].mean()))
                 bu = np.full(len(prompts), float(bc["utility"].mean()) if has_u else np.nan)
-                stats = BaseStats.from_pool(pool["proxy"], per_prompt=False)
+                # as the TRL callback builds its base: one global mean, the null's replicates
+                stats = BaseStats.from_pool(
+                    pool["proxy"], per_prompt=False, n_null=rule.n_null, null_seed=rule.null_seed
+                )
                 null_stats = None
             est = _per_prompt_means(g, prompts, cols)
             u = est["utility"] if has_u else np.full(len(prompts), np.nan)

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import BaseStats, alarm
+from goodhart.eval.alarm import AlarmRule, alarm
 from goodhart.pipeline.base.context import PointContext
+from goodhart.pipeline.base.ensemble import base_stats
 from goodhart.pipeline.base.measure import PointOutput, summarize
 from goodhart.pipeline.train.kl import KL_ESTIMATOR, kl_metrics, sequence_kl
 from goodhart.pipeline.train.policy import Reference
@@ -97,8 +98,10 @@ def evaluate_policy(
             M.LENGTH: float(stack["tokens"].mean()),
         }
     )
-    # The gold-free alarm on the held-out samples: their proxies, our KL, the base pool's proxies.
-    row.update(alarm(stack["proxy"], row[M.KL], BaseStats.from_pool(pool.proxy)).row())
+    # The gold-free alarm on the held-out samples: their proxies, our KL, the base pool's proxies
+    # (with the null's replicates: the base's tail-shape test joins the gain test, as online).
+    rule = AlarmRule()
+    row.update(alarm(stack["proxy"], row[M.KL], base_stats(pool.proxy, rule.n_null, rule.null_seed), rule=rule).row())
     examples = [
         {
             "prompt": prompts[j],
