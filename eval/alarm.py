@@ -39,8 +39,9 @@ Evidence in each row (each a number named in eval.metrics; 2, 3 and 4's ``tail_p
    policy's samples against the bulk's own quantile, so it assumes no shape of the bulk.
 4. ``me_slope`` / ``tail_p``: the base pool's mean-excess slope over its top 10% and its p-value
    under the null (0 for an exponential tail, 1/(alpha-1) for Pareto(alpha)): the tail's kind,
-   independent of any optimizer. It says *whether* the tail is heavy, the DV ratio *when* the
-   gain is made there; pool-based points only (a policy given as samples has p alone).
+   independent of any optimizer. It says *whether* the tail is heavy, the tail share *when*
+   the gain is made there; whenever the base was built with null replicates (``n_null`` > 0:
+   every base the pipeline builds).
 5. ``top_share``, ``beyond_max``, ``disagreement`` as before (descriptive).
 
 Nothing fires before the gain is clearly above the noise of the base bulk (``min_gain`` x sigma).
