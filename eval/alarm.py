@@ -64,6 +64,13 @@ from goodhart.eval.alarm_null import (
 
 LEVELS = ("quiet", "watch", "alarm")
 
+VERSION = 3
+"""The alarm rule's version, kept in every result row (``alarm/version``): a finished point whose
+alarm was computed under another version is stale and runs again (pipeline/sweeps/point.py
+stale_reason). 1: DV-ratio thresholds; 2: the calibrated test with tau x the Gaussian bulk's DV
+bound; 3: the tail share as the effect size, every base with the null's replicates. Bump it with
+any change of what the alarm says about the same pool (tests/test_alarm.py pins its behaviour)."""
+
 # Central quantile levels the bulk sigma is read from: sigma = (Q(q) - Q(1-q)) / (2 z_q), the
 # largest over these levels (conservative for a bulk a little wider than Gaussian).
 BULK_LEVELS = (0.75, 0.9)
@@ -218,6 +225,7 @@ class Alarm:
             M.ALARM_TAIL_P: d["tail_p"],
             M.ALARM_NULL_GAIN: d["null_gain"],
             M.ALARM_TEST: d["test"],
+            M.ALARM_VERSION: float(VERSION),
         }
 
 

@@ -246,3 +246,51 @@ def test_the_effect_size_reads_a_bounded_three_peaked_bulk_as_it_is():
         assert a.level == "alarm" and a.tail_share >= rule.share and a.dv_ratio < 1.2, (n, a)
     shift = alarm(b + 0.3 * base.sigma, 0.05, base, rule=rule)
     assert shift.level == "watch" and shift.tail_share < rule.share, shift
+
+
+# What the alarm says about fixed pools, at its VERSION. A change of the rule that moves any of
+# these fails here: bump eval/alarm.py VERSION (finished points under the old rule then run again,
+# pipeline/sweeps/point.py alarm_stale) and record the new readings under it.
+PINNED = {
+    3: {
+        "gaussian bon n=4": ("quiet", 0.0),
+        "gaussian bon n=32": ("quiet", 0.0),
+        "gaussian tilt beta=0.5": ("quiet", 0.0),
+        "gaussian samples +0.5": ("quiet", 0.0),
+        "lognormal bon n=4": ("watch", 0.576),
+        "lognormal bon n=32": ("alarm", 1.135),
+        "lognormal tilt beta=0.5": ("alarm", 1.215),
+        "lognormal samples +0.5": ("watch", 0.477),  # a shift of the whole pool: the bulk carries it
+        "pareto bon n=4": ("watch", 0.724),
+        "pareto bon n=32": ("alarm", 1.175),
+        "pareto tilt beta=0.5": ("alarm", 1.244),
+        "pareto samples +0.5": ("watch", 0.267),
+    }
+}
+
+
+def test_the_alarm_version_names_what_the_alarm_says():
+    from goodhart.eval.alarm import VERSION
+
+    rule = AlarmRule()
+    pools = {
+        "gaussian": lambda r: r.normal(size=(8, 2048)),
+        "lognormal": lambda r: r.normal(size=(8, 2048)) + 0.3 * r.lognormal(0.0, 1.0, (8, 2048)),
+        "pareto": lambda r: r.normal(size=(8, 2048)) + 0.3 * r.pareto(1.5, (8, 2048)),
+    }
+    got = {}
+    for name, draw in pools.items():
+        b = draw(np.random.default_rng(7))
+        base = BaseStats.from_pool(b, n_null=rule.n_null)
+        for n in (4, 32):
+            a = bon_alarm(b, n, float(kl_bound(n)), rule, base)
+            got[f"{name} bon n={n}"] = (a.level, round(a.score, 3))
+        a = tilt_alarm(b, 0.5, 1.0, rule, base)
+        got[f"{name} tilt beta=0.5"] = (a.level, round(a.score, 3))
+        a = alarm(b[:, :64] + 0.5, 0.3, base, rule=rule)
+        got[f"{name} samples +0.5"] = (a.level, round(a.score, 3))
+    assert VERSION in PINNED, f"alarm VERSION {VERSION} has no pinned readings: record them"
+    want = PINNED[VERSION]
+    assert {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in want.items()}
+    for k, (_, score) in want.items():
+        assert got[k][1] == pytest.approx(score, abs=2e-3), k

@@ -684,3 +684,36 @@ def test_every_test_the_docs_name_exists():
             if not name.startswith("test_") or name not in defs:
                 missing.append(f"{doc.relative_to(repo)}: {file}::{name}")
     assert named >= 30 and not missing, missing  # (reliability.md alone names over 30)
+
+
+def test_a_point_whose_alarm_an_older_alarm_rule_computed_is_stale_and_runs_again(in_tmp, capsys):
+    # The alarm rule changed (eval/alarm.py VERSION): a finished point keeps the old rule's level
+    # and evidence, which would show as fresh. status and report say so; the sweep reruns it.
+    from goodhart.eval import metrics as M
+    from goodhart.eval.alarm import VERSION
+
+    f = write_sweep(in_tmp, sets={**DIST, "tracking.enabled": False}, grid={"algo.kl.coef": [0.5, 1.0]})
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    root = in_tmp / "runs" / "r"
+    res = sorted(root.glob("points/*/result.json"))[0]
+    row = json.loads(res.read_text())
+    assert row[M.ALARM_VERSION] == VERSION
+    level = row[M.ALARM_LEVEL]
+    del row[M.ALARM_VERSION]  # as a row from before the version was kept (rule 2) leaves it
+    row[M.ALARM_LEVEL] = "watch" if level != "watch" else "alarm"  # what the older rule said
+    res.write_text(json.dumps(row))
+    capsys.readouterr()
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "done: 1" in out and "stale: 1" in out and "alarm rule 2" in out
+    assert "stale (alarm rule changed): 1 finished point(s)" in out
+    assert main(["report", str(root), "--no-mlflow"]) == 0
+    assert "warning: 1 point(s) in this report carry an alarm computed under an older alarm rule" in (
+        capsys.readouterr().out
+    )
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert "1 run, 1 already done" in cap.out and "its alarm was computed under alarm rule 2" in cap.err
+    again = json.loads(res.read_text())
+    assert again[M.ALARM_VERSION] == VERSION and again[M.ALARM_LEVEL] == level  # the current rule's, recomputed
+    assert (res.parent / "result.json.stale").is_file()

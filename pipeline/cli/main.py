@@ -117,7 +117,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         rc = status_slurm(root)
         checks = _reward_checks(root, [e["id"] for e in entries], args.check_rewards)
-        for pid, why in checks["stale"].items():
+        for pid, why in {**checks["stale"], **checks["alarm"]}.items():
             print(f"stale {pid}: {why}")
         _print_reward_summary(root, checks)
         return rc
@@ -130,8 +130,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for e, ov in zip(entries, distinguishing_overrides([e["overrides"] for e in entries])):
         st = states[e["id"]]
         detail = status_detail(root, e["id"])[:80]
-        if e["id"] in checks["stale"]:
-            st, detail = "stale", checks["stale"][e["id"]][:80]
+        if e["id"] in checks["stale"] or e["id"] in checks["alarm"]:
+            st, detail = "stale", (checks["stale"].get(e["id"]) or checks["alarm"][e["id"]])[:80]
         elif e["id"] in checks["unloadable"]:
             detail = checks["unloadable"][e["id"]][:80]
         counts[st] = counts.get(st, 0) + 1
@@ -149,10 +149,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _reward_checks(root: Path, done: list[str], full: bool) -> dict[str, dict]:
     """Has the reward of each done point changed since it ran? Cheaply (no user code, no large
     file) unless `full` (--check-rewards), which imports callables and plug-ins as the sweep
-    does. {"stale": {pid: why}, "unloadable": {pid: why}, "unchecked": {what: how many}}."""
+    does. {"stale": {pid: why}, "alarm": {pid: why} (an older alarm rule's alarm), "unloadable":
+    {pid: why}, "unchecked": {what: how many}}."""
     from goodhart.pipeline.sweeps.record import reward_check
 
-    out: dict[str, dict] = {"stale": {}, "unloadable": {}, "unchecked": {}}
+    out: dict[str, dict] = {"stale": {}, "alarm": {}, "unloadable": {}, "unchecked": {}}
     for pid in done:
         check = reward_check(root, pid, full=full)
         if check is None:
@@ -161,11 +162,16 @@ def _reward_checks(root: Path, done: list[str], full: bool) -> dict[str, dict]:
         if kind == "unchecked":
             out["unchecked"][why] = out["unchecked"].get(why, 0) + 1
         else:
-            out["stale" if kind == "stale" else "unloadable"][pid] = why
+            out[kind if kind in ("stale", "alarm") else "unloadable"][pid] = why
     return out
 
 
 def _print_reward_summary(root: Path, checks: dict[str, dict]) -> None:
+    if checks["alarm"]:
+        print(
+            f"stale (alarm rule changed): {len(checks['alarm'])} finished point(s) carry an alarm computed under "
+            "an older alarm rule; `goodhart sweep` on the sweep file recomputes them (the old results are kept as *.stale)"
+        )
     if checks["stale"]:
         print(
             f"stale (reward changed): {len(checks['stale'])} finished point(s) were scored by a reward that has "
@@ -229,6 +235,12 @@ def _warn_stale(root: Path) -> None:
     points = root / "points"
     done = sorted(p.name for p in points.iterdir() if (p / "result.json").is_file()) if points.is_dir() else []
     checks = _reward_checks(root, done, full=False)
+    if checks["alarm"]:
+        print(
+            f"\nwarning: {len(checks['alarm'])} point(s) in this report carry an alarm computed under an older "
+            f"alarm rule: their alarm levels are not the current rule's. `goodhart status {root}` lists them; "
+            "`goodhart sweep` on the sweep file recomputes them"
+        )
     if checks["stale"]:
         print(
             f"\nwarning: {len(checks['stale'])} point(s) in this report were scored by a reward that has changed "

@@ -47,9 +47,8 @@ def run(ctx: PointContext) -> PointOutput:
 def _alarm(pool, n: int, kl: float) -> dict:
     """bon_alarm; with an ensemble proxy, the members' gains under best-of-n's order weights (ties
     left as sorted) are the disagreement evidence (pipeline/base/ensemble.py)."""
-    from goodhart.pipeline.base.ensemble import base_stats, member_evidence
-
     from goodhart.eval.alarm import AlarmRule
+    from goodhart.pipeline.base.ensemble import base_stats, member_evidence
 
     rule = AlarmRule()  # the pool's null replicates, built once for every n of the curve
     base = base_stats(pool.proxy, rule.n_null, rule.null_seed)

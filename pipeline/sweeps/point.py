@@ -174,11 +174,31 @@ def stale_reason(cfg: RunConfig, point_dir: Path, row: dict[str, Any] | None = N
     row = row if row is not None else load_result(point_dir)
     if row is None:
         return None
+    old = alarm_stale(row)
+    if old is not None:
+        return old
     have = row.get(IDENTITY) or BUILTIN
     want = scoring_identity(cfg, cheap)
     if have == want:
         return None
     return f"its reward changed since it ran (a new checkpoint, edited callable or plug-in release: identity {have} -> {want})"
+
+
+def alarm_stale(row: dict[str, Any]) -> str | None:
+    """Why a finished row's alarm is not the current rule's (None when it is, or it has none): its
+    level, score and evidence were computed under another alarm rule (rows from before the
+    version was kept: rule 2). A stale label shown as fresh is worse than a re-run."""
+    from goodhart.eval.alarm import VERSION
+
+    if M.ALARM_LEVEL not in row:
+        return None
+    try:
+        have = int(float(row.get(M.ALARM_VERSION, 2)))
+    except (TypeError, ValueError):
+        have = 2
+    if have == VERSION:
+        return None
+    return f"its alarm was computed under alarm rule {have}, the code's is {VERSION} (docs/alarm.md)"
 
 
 def _save_pool_scores(point_dir: Path, pool) -> str:

@@ -174,17 +174,20 @@ def status_detail(root: Path, pid: str) -> str:
 
 
 def reward_check(root: Path, pid: str, full: bool = False) -> tuple[str, str] | None:
-    """For a done point: ("stale", why) when its reward changed since it ran, ("unchecked", what)
+    """For a done point: ("alarm", why) when its alarm was computed under another alarm rule
+    (eval/alarm.py VERSION), ("stale", why) when its reward changed since it ran, ("unchecked", what)
     when that cannot be told without importing user code or reading a large checkpoint (unless
     `full`: then callables and plug-ins are imported, as the sweep's own done check does), or
     ("error", why) when the full check cannot load the reward. None: unchanged, or not done."""
     from goodhart.pipeline.base.identity import Unchecked
     from goodhart.pipeline.config.load import read_yaml, validate
     from goodhart.pipeline.config.schema import RunConfig
-    from goodhart.pipeline.sweeps.point import BUILTIN, CONFIG, IDENTITY, stale_reason
+    from goodhart.pipeline.sweeps.point import BUILTIN, CONFIG, IDENTITY, alarm_stale, stale_reason
 
     d = root / "points" / pid
     row = load_result(d)
+    if row is not None and (old := alarm_stale(row)) is not None:
+        return "alarm", old.removeprefix("its ")
     if row is None or row.get(IDENTITY) == BUILTIN:  # built-in rewards: nothing that can change
         return None
     try:
