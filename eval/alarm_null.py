@@ -217,9 +217,12 @@ class LightNull:
 
 
 def p_value(observed: float, null: np.ndarray) -> float:
-    """(1 + #{null >= observed}) / (B + 1): a valid Monte Carlo p-value."""
+    """(1 + #{null >= observed}) / (B + 1): a valid Monte Carlo p-value. Values equal up to
+    rounding count as ties (best-of-1 is the base itself: its gain is 0 on the pool and 1e-17 on
+    a replicate, and must read p = 1, not 1 / (B + 1))."""
     null = np.asarray(null, dtype=np.float64)
-    return float((1 + np.sum(null >= observed)) / (null.size + 1))
+    tol = 1e-12 * max(1.0, abs(float(observed)))
+    return float((1 + np.sum(null >= observed - tol)) / (null.size + 1))
 
 
 def excess_lower(observed: float, null: np.ndarray, alpha: float) -> float:

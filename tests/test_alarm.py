@@ -279,8 +279,8 @@ def test_the_alarm_version_names_what_the_alarm_says():
         "pareto": lambda r: r.normal(size=(8, 2048)) + 0.3 * r.pareto(1.5, (8, 2048)),
     }
     got = {}
-    for name, draw in pools.items():
-        b = draw(np.random.default_rng(7))
+    for name, make in pools.items():
+        b = make(np.random.default_rng(7))
         base = BaseStats.from_pool(b, n_null=rule.n_null)
         for n in (4, 32):
             a = bon_alarm(b, n, float(kl_bound(n)), rule, base)

@@ -61,6 +61,8 @@ def test_p_value_and_excess_by_hand():
     null = np.arange(1.0, 100.0)  # 99 replicates 1..99
     assert p_value(100.0, null) == pytest.approx(1 / 100)
     assert p_value(50.0, null) == pytest.approx(51 / 100)
+    # rounding is a tie: best-of-1 (the base itself) against replicates that differ by 1e-17
+    assert p_value(0.0, np.array([-1e-17, 2e-17, -3e-18])) == 1.0 and p_value(1e-6, np.zeros(3)) == 0.25
     assert excess_lower(190.0, null, 0.05) == pytest.approx((190 - 95) / 190)
     assert excess_lower(90.0, null, 0.05) < 0
 
