@@ -134,3 +134,24 @@ def test_the_vader_text_variant_keeps_light_laws_quiet_and_catches_the_turns():
         assert s.positives >= 10 and s.light_alarm_rate <= 0.05, s
         assert s.recall >= 0.85 and s.false_alarm_rate <= 0.1 and s.auc >= 0.93, s
         assert s.worst_gap >= -1.0 / s.positives - 1e-12, s
+
+
+def test_the_ppo_variant_refuses_bad_seeds_before_any_work(capsys):
+    assert main(["alarm-bench", "--ppo", "--seeds", "0"]) == 2
+    assert "--seeds >= 1" in capsys.readouterr().err
+    assert main(["alarm-bench", "--ppo", "--ppo-steps", "1"]) == 2
+    assert "--ppo-steps >= 2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_ppo_variant_runs_its_sweep_and_prints_the_online_goals(in_tmp, capsys):
+    """`alarm-bench --ppo` (one seed, 4 PPO steps: ~1.5 min on 2 cores): the five hackable-error
+    runs as a sweep under runs/alarm_bench_ppo, the online alarm's first alarm against each run's
+    smoothed utility peak, and the goals per half; a second call reuses the finished points."""
+    args = ["alarm-bench", "--ppo", "--seeds", "1", "--first-seed", "100", "--ppo-steps", "4"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "5 point(s): 5 run" in out and "goals (light runs quiet" in out
+    runs = [ln for ln in out.splitlines() if ln.startswith("alarm_bench_ppo ")]
+    assert len(runs) == 5 and sum(" True " in ln for ln in runs) == 2  # gaussian and exponential are light
+    assert main(args) == 0 and "5 already done" in capsys.readouterr().out

@@ -87,6 +87,8 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
     from goodhart.pipeline.report.alarm_bench import QUICK, BenchConfig, by_law, report, run_bench
 
     rule = AlarmRule(alpha=args.alpha, share=args.share if args.share is not None else AlarmRule().share)
+    if args.ppo:
+        return _ppo_bench(args, rule)
     cfg = QUICK if args.quick else BenchConfig()
     given = (("seeds", args.seeds), ("prompts", args.prompts), ("pool", args.pool))
     given += (("first_seed", args.first_seed), ("text_seed", args.text_seed))
@@ -121,6 +123,48 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ppo_bench(args: argparse.Namespace, rule) -> int:
+    """The bench's slow variant: configs/sweep/alarm_bench_ppo.yaml (PPO on a hackable error of
+    five kinds of tail, the online alarm every 2 steps) at seeds first_seed .. first_seed + seeds
+    - 1, run as a sweep under runs/alarm_bench_ppo (finished points are reused), then the online
+    alarm against each run's smoothed utility peak and the goals per half (even seeds dev)."""
+    import tempfile
+
+    import yaml
+
+    from goodhart.pipeline.cli.main import main
+    from goodhart.pipeline.config.load import configs_dir
+    from goodhart.pipeline.errors import UsageError
+    from goodhart.pipeline.report.alarm_eval import trained_goals, trained_leads
+    from goodhart.pipeline.sweeps.spec import expand, load_sweep
+    from goodhart.pipeline.sweeps.tables import render
+
+    first, n = args.first_seed or 0, args.seeds if args.seeds is not None else 2
+    if n < 1 or first < 0 or (args.ppo_steps is not None and args.ppo_steps < 2):
+        raise UsageError("alarm-bench --ppo: expected --seeds >= 1, --first-seed >= 0 and --ppo-steps >= 2")
+    src = configs_dir() / "sweep" / "alarm_bench_ppo.yaml"
+    spec = yaml.safe_load(src.read_text())
+    spec["base"] = str((src.parent / spec["base"]).resolve())
+    spec["grid"]["seed"] = list(range(first, first + n))
+    if args.ppo_steps is not None:
+        spec["set"]["algo.steps"] = int(args.ppo_steps)
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / src.name
+        f.write_text(yaml.safe_dump(spec, sort_keys=False))
+        rc = main(["sweep", str(f), "--quiet"])
+        sweep, base = load_sweep(f)
+        root = Path(expand(sweep, base)[0].cfg.output_dir) / sweep.name  # where the sweep wrote
+    if rc != 0:
+        return rc
+    t = trained_leads(root, rule=rule)
+    print("\nonline alarm of the PPO runs: lead_steps > 0 = fired before the smoothed utility peak")
+    print(render(list(t.columns), t.itertuples(index=False, name=None)))
+    goals = trained_goals(t)
+    print("\ngoals (light runs quiet >= 90%; heavy runs' first alarm at or before the peak >= 80%):")
+    print(render(list(goals.columns), goals.itertuples(index=False, name=None)))
+    return 0
+
+
 def add_bench_verb(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alarm-bench", help="score the gold-free alarm on procedurally drawn sweeps (dev/test halves)")
     p.add_argument("--quick", action="store_true", help="the CI variant: 32 seeds, 16 prompts x 2048 samples")
@@ -140,6 +184,13 @@ def add_bench_verb(sub: argparse._SubParsersAction) -> None:
         default="gaussian",
         help="gaussian (default), or vader: the tiny model's VADER scores on one cached text pool (slow the first time)",
     )
+    p.add_argument(
+        "--ppo",
+        action="store_true",
+        help="the slow variant: PPO on a hackable error of five tails (configs/sweep/alarm_bench_ppo.yaml), "
+        "--seeds seeds from --first-seed (default 2 from 0), about 4 min per seed on 2 cores",
+    )
+    p.add_argument("--ppo-steps", type=int, default=None, help="--ppo: PPO steps per run (default 40)")
     p.add_argument("--by-law", action="store_true", help="also print catches and false alarms per law kind")
     p.add_argument("--csv", default=None, help="write every point (evidence, gold, half) to this CSV")
     _rule_flags(p)
