@@ -92,6 +92,13 @@ def test_alarm_bench_cli_prints_the_test_half(capsys):
     assert "== test half (held out" in out and "AUC" in out and "DV-ratio recall" in out and "wall time" in out
     assert main(["alarm-bench", "--pool", "4"]) == 2
     assert "--pool >= 8" in capsys.readouterr().err
+    # a fresh family (not the one tuned on): its even seeds are held out too, and say so
+    small = ["alarm-bench", "--seeds", "2", "--prompts", "3", "--pool", "128", "--half", "both"]
+    assert main(small) == 0 and "== dev half (tuned here) ==" in capsys.readouterr().out
+    assert main([*small, "--first-seed", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "seeds from 1000" in out and "== dev half (even seeds of a fresh family or pool: held out too) ==" in out
+    assert main(["alarm-bench", "--first-seed", "-1"]) == 2 and "--first-seed >= 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -84,7 +84,7 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
     import time
 
     from goodhart.eval.alarm import AlarmRule
-    from goodhart.pipeline.report.alarm_bench import QUICK, BenchConfig, by_law, report, run_bench
+    from goodhart.pipeline.report.alarm_bench import QUICK, BenchConfig, by_law, report, run_bench, tuned_on
 
     rule = AlarmRule(alpha=args.alpha, share=args.share if args.share is not None else AlarmRule().share)
     if args.ppo:
@@ -111,7 +111,7 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
         f"{f' (text pool seed {cfg.text_seed})' if cfg.utility == 'vader' else ''}, {len(df)} points; "
         "gold = label_points at run time\n"
     )
-    print(report(df, rule, halves, wall))
+    print(report(df, rule, halves, wall, tuned=tuned_on(cfg)))
     if args.by_law:
         for h in halves:
             print(f"\n{h} half by law kind:\n{by_law(df, h, rule).to_string()}")

@@ -416,14 +416,27 @@ def summarize(df: pd.DataFrame, half: str, rule: AlarmRule) -> HalfSummary:
     )
 
 
-def report(df: pd.DataFrame, rule: AlarmRule, halves=("dev", "test"), wall: float | None = None) -> str:
+def tuned_on(cfg: BenchConfig) -> bool:
+    """Whether this family's dev half is one the rule was tuned on: the Gaussian family from seed
+    0, or the text bench on text pool 0 (docs/alarm.md). Any other family or pool is held out whole."""
+    return cfg.first_seed == 0 and (cfg.utility == "gaussian" or cfg.text_seed == 0)
+
+
+def report(
+    df: pd.DataFrame, rule: AlarmRule, halves=("dev", "test"), wall: float | None = None, tuned: bool = True
+) -> str:
+    """The printed summary per half. tuned: the dev half is one the rule was tuned on (tuned_on)."""
     from goodhart.pipeline.sweeps.tables import render
 
     lines = []
     for h in halves:
         s = summarize(df, h, rule)
+        if h != "dev":
+            what = "held out: reported, never tuned on"
+        else:
+            what = "tuned here" if tuned else "even seeds of a fresh family or pool: held out too"
         lines += [
-            f"== {h} half ({'tuned here' if h == 'dev' else 'held out: reported, never tuned on'}) ==",
+            f"== {h} half ({what}) ==",
             f"{s.points} points: {s.positives} gold over-optimized/catastrophic, {s.negatives} improving/baseline, "
             f"{s.unresolved} unresolved (not graded; alarm on {s.unresolved_alarm_rate:.3f} of them)",
             f"alarm (light null rejected at alpha {rule.alpha:g} and tail share >= {rule.share:g}): recall {s.recall:.3f}   false-alarm rate "
