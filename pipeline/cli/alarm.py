@@ -188,7 +188,7 @@ def add_bench_verb(sub: argparse._SubParsersAction) -> None:
         "--ppo",
         action="store_true",
         help="the slow variant: PPO on a hackable error of five tails (configs/sweep/alarm_bench_ppo.yaml), "
-        "--seeds seeds from --first-seed (default 2 from 0), about 4 min per seed on 2 cores",
+        "--seeds seeds from --first-seed (default 2 from 0), 2.5-4 min per seed on 2 cores",
     )
     p.add_argument("--ppo-steps", type=int, default=None, help="--ppo: PPO steps per run (default 40)")
     p.add_argument("--by-law", action="store_true", help="also print catches and false alarms per law kind")
