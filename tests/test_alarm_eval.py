@@ -95,6 +95,19 @@ def test_alarm_eval_end_to_end_and_the_alarm_in_tables_and_report(in_tmp, capsys
     # alarms: 1 false alarm of 7
     assert "1 gold over-optimized/catastrophic, 7 improving" in out
     assert "recall 1.000" in out and "false-alarm rate 0.143" in out
+    assert "older alarm rule" not in out  # fresh rows: the current rule's evidence
+    # rows an older rule computed (no alarm/version: rule 2) are re-decided, and it says so
+    import json
+    from pathlib import Path
+
+    files = list(Path("runs/a/points").glob("*/result.json"))
+    for f in files:
+        row = json.loads(f.read_text())
+        row.pop(M.ALARM_VERSION)
+        f.write_text(json.dumps(row))
+    assert main(["alarm-eval", "runs/a"]) == 0
+    out = capsys.readouterr().out
+    assert f"note: {len(files)} point(s) carry evidence an older alarm rule computed" in out, out[-400:]
     assert main(["report", "runs/a", "--no-mlflow"]) == 0
     out = capsys.readouterr().out
     assert "gold-free alarm beside the verdicts" in out

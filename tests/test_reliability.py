@@ -716,4 +716,11 @@ def test_a_point_whose_alarm_an_older_alarm_rule_computed_is_stale_and_runs_agai
     assert "1 run, 1 already done" in cap.out and "its alarm was computed under alarm rule 2" in cap.err
     again = json.loads(res.read_text())
     assert again[M.ALARM_VERSION] == VERSION and again[M.ALARM_LEVEL] == level  # the current rule's, recomputed
+    # as rows of a results table: an empty cell is no alarm (no level) or rule 2 (no version)
+    from goodhart.pipeline.sweeps.point import alarm_stale
+
+    nan = float("nan")
+    assert alarm_stale({M.ALARM_LEVEL: nan, M.ALARM_VERSION: nan}) is None
+    assert "alarm rule 2" in alarm_stale({M.ALARM_LEVEL: "quiet", M.ALARM_VERSION: nan})
+    assert alarm_stale({M.ALARM_LEVEL: "quiet", M.ALARM_VERSION: float(VERSION)}) is None
     assert (res.parent / "result.json.stale").is_file()

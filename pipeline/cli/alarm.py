@@ -37,6 +37,7 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
         f"lead before the gold turn: median {s['median_lead_nats']:.3g} nats, worst {s['min_lead_nats']:.3g}; "
         f"fired at or before the utility peak in {s['fired_by_peak']} of {s['groups']} groups"
     )
+    _note_old_evidence(res.points)
     if args.steps:
         from goodhart.pipeline.report.alarm_eval import trained_leads
 
@@ -52,6 +53,19 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
             print("\ngoals (light runs quiet >= 90%; heavy runs' first alarm at or before the peak >= 80%):")
             print(render(list(goals.columns), goals.itertuples(index=False, name=None)))
     return 0
+
+
+def _note_old_evidence(points) -> None:
+    """Levels are re-decided from stored evidence under the current rule, but evidence an older
+    alarm rule computed may lack what the current one reads (a tail-shape p-value, say): say so."""
+    from goodhart.pipeline.sweeps.point import alarm_stale
+
+    old = sum(alarm_stale(r) is not None for r in points.to_dict("records"))
+    if old:
+        print(
+            f"note: {old} point(s) carry evidence an older alarm rule computed; their levels are re-decided "
+            "from it under the current rule, not recomputed (`goodhart sweep` on the sweep file recomputes them)"
+        )
 
 
 def add_verbs(sub: argparse._SubParsersAction) -> None:

@@ -190,10 +190,11 @@ def alarm_stale(row: dict[str, Any]) -> str | None:
     version was kept: rule 2). A stale label shown as fresh is worse than a re-run."""
     from goodhart.eval.alarm import VERSION
 
-    if M.ALARM_LEVEL not in row:
+    level = row.get(M.ALARM_LEVEL)
+    if level is None or level != level:  # no alarm in this row (a NaN in a table's column)
         return None
     try:
-        have = int(float(row.get(M.ALARM_VERSION, 2)))
+        have = int(float(row.get(M.ALARM_VERSION, 2)))  # NaN (a table's empty cell): rule 2
     except (TypeError, ValueError):
         have = 2
     if have == VERSION:
