@@ -142,6 +142,12 @@ class BaseStats:
         tail = null.tail_p() if n_null else None
         return cls(means, bulk_sigma(b - med), float(np.max(centred_mean)), int(b.size), top, null, tail_base, tail)
 
+    @classmethod
+    def for_rule(cls, base_proxy: np.ndarray, rule: AlarmRule, per_prompt: bool = True) -> BaseStats:
+        """from_pool with the rule's null replicates (n_null, null_seed), as every base the
+        pipeline builds has them: the base pool's tail-shape test then joins the gain test."""
+        return cls.from_pool(base_proxy, per_prompt, n_null=rule.n_null, null_seed=rule.null_seed)
+
 
 # ============================================================================================
 # Evidence and decision
@@ -395,7 +401,7 @@ def alarm(
 # The policies the pipeline measures from the base pool
 # ============================================================================================
 def _pool_base(b: np.ndarray, rule: AlarmRule) -> BaseStats:
-    return BaseStats.from_pool(b, n_null=rule.n_null, null_seed=rule.null_seed)
+    return BaseStats.for_rule(b, rule)
 
 
 def tilt_alarm(

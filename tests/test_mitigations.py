@@ -329,9 +329,10 @@ def test_pool_statistics_are_computed_once_per_pool_content(monkeypatch):
     pool_mod.pool_memo(stats_of, a + 1, scale=2.0)  # over budget: the oldest entries are dropped
     pool_mod.pool_memo(stats_of, a, scale=2.0)
     assert len(calls) == 5
-    s1, s2 = base_stats(a, 19, 0), base_stats(a.copy(), 19, 0)
+    from goodhart.eval.alarm import AlarmRule, BaseStats
+
+    s1, s2 = base_stats(a, AlarmRule(n_null=19)), base_stats(a.copy(), AlarmRule(n_null=19))
     assert s1 is s2 and s1.null.n_null == 19
-    from goodhart.eval.alarm import BaseStats
 
     fresh = BaseStats.from_pool(a, n_null=19, null_seed=0)
     assert fresh.sigma == s1.sigma and np.array_equal(fresh.null.tails[0], s1.null.tails[0])

@@ -13,14 +13,16 @@ from typing import Any
 import numpy as np
 
 
-def base_stats(proxy: np.ndarray, n_null: int = 0, null_seed: int = 0) -> Any:
-    """eval.alarm.BaseStats.from_pool(proxy, n_null=n_null, null_seed=null_seed), once per process
-    for the same pool (pipeline/base/pool.py pool_memo): the statistics depend on the base pool
-    only, not on the knob, so every point of a curve shares them."""
+def base_stats(proxy: np.ndarray, rule: Any = None) -> Any:
+    """eval.alarm.BaseStats of the pool, with the null replicates of `rule` (an AlarmRule; None:
+    none, as the ensemble members' bases need), once per process for the same pool
+    (pipeline/base/pool.py pool_memo): the statistics depend on the base pool only, not on the
+    knob, so every point of a curve shares them."""
     from goodhart.eval.alarm import BaseStats
     from goodhart.pipeline.base.pool import pool_memo
 
-    return pool_memo(BaseStats.from_pool, np.asarray(proxy, dtype=np.float64), n_null=n_null, null_seed=null_seed)
+    n_null, seed = (rule.n_null, rule.null_seed) if rule is not None else (0, 0)
+    return pool_memo(BaseStats.from_pool, np.asarray(proxy, dtype=np.float64), n_null=n_null, null_seed=seed)
 
 
 def member_evidence(pool: Any, weights: np.ndarray) -> dict[str, tuple[np.ndarray, Any]] | None:

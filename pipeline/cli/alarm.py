@@ -45,14 +45,20 @@ def cmd_alarm_eval(args: argparse.Namespace) -> int:
         if t.empty:
             print("\n(no trained points with per-step MLflow logs)")
         else:
-            print("\nonline alarm of trained runs (per-step logs): lead_steps > 0 = fired before the utility peak")
-            print(render(list(t.columns), t.itertuples(index=False, name=None)))
-            from goodhart.pipeline.report.alarm_eval import trained_goals
-
-            goals = trained_goals(t)
-            print("\ngoals (light runs quiet >= 90%; heavy runs' first alarm at or before the peak >= 80%):")
-            print(render(list(goals.columns), goals.itertuples(index=False, name=None)))
+            _print_trained(t, "trained runs (per-step logs)")
     return 0
+
+
+def _print_trained(t, what: str) -> None:
+    """The online alarm's lead per trained run (trained_leads) and the goals per half."""
+    from goodhart.pipeline.report.alarm_eval import trained_goals
+    from goodhart.pipeline.sweeps.tables import render
+
+    print(f"\nonline alarm of {what}: lead_steps > 0 = fired before the smoothed utility peak")
+    print(render(list(t.columns), t.itertuples(index=False, name=None)))
+    goals = trained_goals(t)
+    print("\ngoals (light runs quiet >= 90%; heavy runs' first alarm at or before the peak >= 80%):")
+    print(render(list(goals.columns), goals.itertuples(index=False, name=None)))
 
 
 def _note_old_evidence(points) -> None:
@@ -149,9 +155,8 @@ def _ppo_bench(args: argparse.Namespace, rule) -> int:
     from goodhart.pipeline.cli.main import main
     from goodhart.pipeline.config.load import configs_dir
     from goodhart.pipeline.errors import UsageError
-    from goodhart.pipeline.report.alarm_eval import trained_goals, trained_leads
+    from goodhart.pipeline.report.alarm_eval import trained_leads
     from goodhart.pipeline.sweeps.spec import expand, load_sweep
-    from goodhart.pipeline.sweeps.tables import render
 
     first, n = args.first_seed or 0, args.seeds if args.seeds is not None else 2
     if n < 1 or first < 0 or (args.ppo_steps is not None and args.ppo_steps < 2):
@@ -170,12 +175,7 @@ def _ppo_bench(args: argparse.Namespace, rule) -> int:
         root = Path(expand(sweep, base)[0].cfg.output_dir) / sweep.name  # where the sweep wrote
     if rc != 0:
         return rc
-    t = trained_leads(root, rule=rule)
-    print("\nonline alarm of the PPO runs: lead_steps > 0 = fired before the smoothed utility peak")
-    print(render(list(t.columns), t.itertuples(index=False, name=None)))
-    goals = trained_goals(t)
-    print("\ngoals (light runs quiet >= 90%; heavy runs' first alarm at or before the peak >= 80%):")
-    print(render(list(goals.columns), goals.itertuples(index=False, name=None)))
+    _print_trained(trained_leads(root, rule=rule), "the PPO runs")
     return 0
 
 

@@ -51,7 +51,7 @@ def _alarm(pool, n: int, kl: float) -> dict:
     from goodhart.pipeline.base.ensemble import base_stats, member_evidence
 
     rule = AlarmRule()  # the pool's null replicates, built once for every n of the curve
-    base = base_stats(pool.proxy, rule.n_null, rule.null_seed)
+    base = base_stats(pool.proxy, rule)
     if getattr(pool, "members", None) is None:
         return bon_alarm(pool.proxy, n, kl, rule, base).row()
     from goodhart.eval.alarm import alarm

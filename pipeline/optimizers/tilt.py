@@ -147,7 +147,7 @@ def _alarm(pool, beta: float, div: str, est: dict[str, np.ndarray], kl: float) -
     w = np.exp(log_weights(pool.proxy, beta)) if div == "kl" else est["w"] / est["w"].shape[-1]
     others = member_evidence(pool, w)
     rule = AlarmRule()  # the pool's null replicates, built once for every beta of the curve
-    base = base_stats(pool.proxy, rule.n_null, rule.null_seed)
+    base = base_stats(pool.proxy, rule)
     if div == "kl" and others is None:
         return tilt_alarm(pool.proxy, beta, kl, rule, base).row()
     # another divergence's optimum (or an ensemble's): the DV-bound test and the base's tail-shape test

@@ -204,7 +204,7 @@ def curve_points(c: dict, rule: AlarmRule) -> tuple[list[dict], dict]:
     proxy, util = c["proxy"], c["utility"]
     P, N = proxy.shape
     name = f"s{c['seed']}:{c['law'].name}x{c['ratio']:.2f}"
-    base = BaseStats.from_pool(proxy, n_null=rule.n_null, null_seed=rule.null_seed)
+    base = BaseStats.for_rule(proxy, rule)
     bp, bu = proxy.mean(1), util.mean(1)
     order = np.argsort(proxy, axis=1, kind="stable")
     sp, su = np.take_along_axis(proxy, order, 1), np.take_along_axis(util, order, 1)

@@ -74,19 +74,20 @@ def _num(v, default: float = math.nan) -> float:
 
 def _redecide(df: pd.DataFrame, rule: AlarmRule) -> pd.Series:
     """The alarm level of each row from its stored evidence (p-values, tail share) under `rule`."""
+    return df.apply(lambda row: _level(row.to_dict(), rule), axis=1)
 
-    def one(r) -> str:
-        return decide(
-            _num(r[M.GAIN_PROXY]),
-            _num(r[M.ALARM_SIGMA]),
-            _num(r.get(M.ALARM_P)),
-            _num(r.get(M.ALARM_TAIL_SHARE)),
-            rule,
-            _num(r.get(M.ALARM_N_EFF), math.inf),
-            _num(r.get(M.ALARM_TAIL_P)),
-        )[1]
 
-    return df.apply(lambda row: one(row.to_dict()), axis=1)
+def _level(r: dict, rule: AlarmRule) -> str:
+    """decide() on one row's (or one logged check's) evidence, by metric name."""
+    return decide(
+        _num(r.get(M.GAIN_PROXY)),
+        _num(r.get(M.ALARM_SIGMA)),
+        _num(r.get(M.ALARM_P)),
+        _num(r.get(M.ALARM_TAIL_SHARE)),
+        rule,
+        _num(r.get(M.ALARM_N_EFF), math.inf),
+        _num(r.get(M.ALARM_TAIL_P)),
+    )[1]
 
 
 def _peak(g: pd.DataFrame) -> pd.Series:
@@ -218,21 +219,9 @@ def _redecide_history(hist, steps: pd.Index, rule: AlarmRule) -> pd.Series:
     their logged evidence (the gain is dv_ratio x dv_bound: the row logs both, not the gain)."""
     from goodhart.eval.alarm import LEVELS
 
-    ev = {k: hist(k).reindex(steps) for k in _CHECK_KEYS}
-    out = []
-    for s in steps:
-        g = ev[M.ALARM_DV_RATIO][s] * ev[M.ALARM_DV_BOUND][s]
-        lvl = decide(
-            _num(g),
-            _num(ev[M.ALARM_SIGMA][s]),
-            _num(ev[M.ALARM_P][s]),
-            _num(ev[M.ALARM_TAIL_SHARE][s]),
-            rule,
-            _num(ev[M.ALARM_N_EFF][s], math.inf),
-            _num(ev[M.ALARM_TAIL_P][s]),
-        )[1]
-        out.append(float(LEVELS.index(lvl)))
-    return pd.Series(out, index=steps, dtype=float)
+    ev = pd.DataFrame({k: hist(k).reindex(steps) for k in _CHECK_KEYS}, index=steps)
+    ev[M.GAIN_PROXY] = ev[M.ALARM_DV_RATIO] * ev[M.ALARM_DV_BOUND]
+    return pd.Series([float(LEVELS.index(_level(r, rule))) for r in ev.to_dict("records")], index=steps, dtype=float)
 
 
 _CHECK_KEYS = (

@@ -229,12 +229,6 @@ def _matrix(g: pd.DataFrame, prompts: list[str]) -> tuple[np.ndarray, np.ndarray
     return r, w
 
 
-def _null_base(base_proxy: np.ndarray, rule):
-    from goodhart.eval.alarm import BaseStats
-
-    return BaseStats.from_pool(base_proxy, n_null=rule.n_null, null_seed=rule.null_seed)
-
-
 def _alarm_row(g: pd.DataFrame, r: np.ndarray, w: np.ndarray, kl: float, bpool, stats, null_stats, rule) -> dict:
     """The alarm of one point. A point that *is* the base pool under a tilt's softmax(r / beta) or
     best-of-n's order weights (what `goodhart export-samples` writes for a sweep's tilt and
@@ -364,7 +358,7 @@ def build(
                 bu = bmean["utility"][idx] if has_u else np.full(len(prompts), np.nan)
                 key = (str(curve), tuple(idx))
                 if key not in nulls:  # the null's replicates: once per (curve, prompts)
-                    nulls[key] = _null_base(pool["proxy"][idx], rule)
+                    nulls[key] = BaseStats.for_rule(pool["proxy"][idx], rule)
                 # every policy's base carries the null's replicates, so the base's tail-shape
                 # test joins the gain test for samples too (as for a sweep's points)
                 stats = null_stats = nulls[key]
@@ -373,9 +367,7 @@ def build(
                 bp = np.full(len(prompts), float(bc["proxy"].mean()))
                 bu = np.full(len(prompts), float(bc["utility"].mean()) if has_u else np.nan)
                 # as the TRL callback builds its base: one global mean, the null's replicates
-                stats = BaseStats.from_pool(
-                    pool["proxy"], per_prompt=False, n_null=rule.n_null, null_seed=rule.null_seed
-                )
+                stats = BaseStats.for_rule(pool["proxy"], rule, per_prompt=False)
                 null_stats = None
             est = _per_prompt_means(g, prompts, cols)
             u = est["utility"] if has_u else np.full(len(prompts), np.nan)

@@ -95,9 +95,7 @@ class AlarmMonitor:
                     pool = self.ctx.pool()  # main samples (or loads) the base pool, the others load it
             # with the null's replicates, so the base pool's tail-shape test joins the gain test
             # (eval/alarm.py significant: each at alpha / 2), as in the pool-based alarm
-            self._base = BaseStats.from_pool(
-                pool.proxy, per_prompt=False, n_null=self.rule.n_null, null_seed=self.rule.null_seed
-            )
+            self._base = BaseStats.for_rule(pool.proxy, self.rule, per_prompt=False)
         return self._base
 
     def check(self, step: int, kl: float | None, model=None) -> dict[str, float]:

@@ -101,7 +101,7 @@ def evaluate_policy(
     # The gold-free alarm on the held-out samples: their proxies, our KL, the base pool's proxies
     # (with the null's replicates: the base's tail-shape test joins the gain test, as online).
     rule = AlarmRule()
-    row.update(alarm(stack["proxy"], row[M.KL], base_stats(pool.proxy, rule.n_null, rule.null_seed), rule=rule).row())
+    row.update(alarm(stack["proxy"], row[M.KL], base_stats(pool.proxy, rule), rule=rule).row())
     examples = [
         {
             "prompt": prompts[j],

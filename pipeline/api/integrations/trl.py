@@ -94,11 +94,7 @@ def load_base(source: str | Path | np.ndarray | BaseStats, rule: AlarmRule | Non
     x = x[np.isfinite(x)] if x.ndim == 1 else x
     if x.size < 2:
         raise ValueError("the base statistics need at least 2 base proxy rewards")
-    return _base_stats(np.atleast_2d(x), rule or AlarmRule())
-
-
-def _base_stats(proxy: np.ndarray, rule: AlarmRule) -> BaseStats:
-    return BaseStats.from_pool(proxy, per_prompt=False, n_null=rule.n_null, null_seed=rule.null_seed)
+    return BaseStats.for_rule(np.atleast_2d(x), rule or AlarmRule(), per_prompt=False)
 
 
 class GoodhartCallback(TrainerCallback):
@@ -252,7 +248,7 @@ class GoodhartCallback(TrainerCallback):
             if self.samples_file is not None:
                 flat = [p for p in prompts for _ in range(proxy.shape[1])]
                 self._write_samples(args, "base", flat, proxy.ravel(), None if gold is None else gold.ravel(), 0.0)
-        self.base = _base_stats(proxy, self.rule)
+        self.base = BaseStats.for_rule(proxy, self.rule, per_prompt=False)
 
     def _prompts(self, train_dataloader) -> list[str]:
         if not isinstance(self.base_prompts, int):
