@@ -103,6 +103,35 @@ def test_without_stop_on_alarm_the_run_goes_on_and_nothing_is_restored():
     assert torch.equal(model.weight, w)
 
 
+def test_with_a_probe_the_check_reads_the_fresh_batch_per_prompt_not_the_training_batch():
+    """algo.alarm_samples: the check reads the probe's (P, M) samples on the pool's prompts,
+    each centred on its own prompt's base mean, with the probe's own KL; the training batch
+    (here one that alarms on its own) is not read."""
+    ctx = _ctx()
+    shift = np.array([-3.0, -1.0, 1.0, 3.0])  # prompts whose base means differ widely
+    ctx._pool = dataclasses.replace(ctx._pool, proxy=ctx._pool.proxy + shift[:, None])
+    fresh = shift[:, None] + 0.5 + np.random.default_rng(5).normal(size=(4, 64))  # the bulk moved by 0.5
+    seen = []
+
+    def probe(model, step):
+        seen.append(step)
+        return fresh, 0.02  # under the KL a 0.5 sd shift needs (0.125): its gain beats the null's bound
+
+    model = torch.nn.Linear(3, 1)
+    mon = AlarmMonitor(ctx, every=1, stop=False, probe=probe)
+    mon.recording(_Scorer()).components(["x"] * 64, ["40.0"] * 64)  # a batch that alone alarms
+    row = mon.check(1, 0.2, model)
+    assert seen == [1] and row[M.ALARM_N_EFF] == pytest.approx(4 * 64)
+    # per prompt, the shift stands out of a bulk of sd 1 (beyond the null's bound at KL 0.02: watch,
+    # a bulk move, not a tail: no alarm); read against the +-3 spread of prompt means it would not
+    assert row[M.ALARM_CODE] == 1.0 and row[M.ALARM_SIGMA] < 1.2
+    assert row[M.ALARM_DV_RATIO] * row[M.ALARM_DV_BOUND] == pytest.approx(0.5, abs=0.15)  # the gain
+    # without the probe the same recorded batch alarms
+    plain = AlarmMonitor(ctx, every=1, stop=False)
+    plain.recording(_Scorer()).components(["x"] * 64, ["40.0"] * 64)
+    assert plain.check(1, 0.2, model)[M.ALARM_CODE] == 2.0
+
+
 @pytest.fixture()
 def always_alarm(monkeypatch):
     """The real alarm, with its level forced to `alarm`: tests the stop wiring of an optimizer."""
@@ -133,6 +162,29 @@ def test_the_alarm_does_not_perturb_training(small_model_dir, tmp_path):
     assert M.ALARM_SCORE in dict(with_alarm)[2] and all(M.ALARM_SCORE not in m for _, m in without)
     for (s1, m1), (s2, m2) in zip(with_alarm, without):
         assert s1 == s2 and m1[M.PROXY] == m2[M.PROXY] and m1[M.KL] == m2[M.KL]
+
+
+def test_ppo_probe_checks_fresh_samples_without_perturbing_training(small_model_dir, tmp_path):
+    """algo.alarm_samples=3: each check reads 3 fresh samples per eval prompt (n_eff = 3 x
+    n_eval, not the training batch's size), and the training stream is the same as without."""
+    from tests.test_ppo import make_cfg, run_ppo
+
+    steps = ("algo.steps=4", "algo.alarm_every=2")
+    cfg = make_cfg(small_model_dir, *steps, "algo.alarm_samples=3")
+    _, probed = run_ppo(cfg, tmp_path / "a")
+    _, batch = run_ppo(make_cfg(small_model_dir, *steps), tmp_path / "b")
+    checks = dict(probed)
+    assert checks[2][M.ALARM_N_EFF] == pytest.approx(3 * cfg.prompts.n_eval)
+    assert dict(batch)[2][M.ALARM_N_EFF] != pytest.approx(3 * cfg.prompts.n_eval)
+    for (s1, m1), (s2, m2) in zip(probed, batch):
+        assert s1 == s2 and m1[M.PROXY] == m2[M.PROXY] and m1[M.KL] == m2[M.KL]
+
+
+def test_the_trl_trainers_refuse_alarm_samples():
+    from goodhart.pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="alarm_samples"):
+        load_config(None, ["algo=rloo", "algo.alarm_samples=4"])
 
 
 def test_ppo_stops_on_alarm_and_keeps_the_start_policy(small_model_dir, tmp_path, always_alarm):

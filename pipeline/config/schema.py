@@ -529,6 +529,12 @@ class TrainedConfig(Strict):
     alarm_every: int = Field(5, ge=0)
     """Compute the gold-free Goodhart alarm (eval/alarm.py) on the training batch every this many
     steps (bon-ft: rounds) and log it with the step (0: never, unless stop_on_alarm: then every step)."""
+    alarm_samples: int = Field(0, ge=0)
+    """At each alarm check, read the alarm on this many fresh samples per eval prompt from the
+    current policy (centred on the base pool's per-prompt means, with their own KL) instead of the
+    training batch (0: the training batch). Steadier than a small batch: prompt-to-prompt spread
+    is removed and n is n_eval x this; costs one sampling pass per check (ppo, rloo, grpo and
+    bon-ft; the TRL trainers read their training batch)."""
     stop_on_alarm: bool = False
     """Stop training when the alarm fires; the policy evaluated is the last one a check found quiet."""
 
@@ -589,6 +595,16 @@ class TRLConfig(TrainedConfig):
     checkpoint_every: int = Field(25, ge=0)
     """Save a TRL checkpoint every this many steps and after the last (0: never); a re-run resumes
     from the last complete one."""
+
+    @model_validator(mode="after")
+    def _alarm_reads_the_batch(self) -> TRLConfig:
+        # TRL's loop holds no reference model of ours to measure a fresh batch's KL against
+        if self.alarm_samples:
+            raise ValueError(
+                f"alarm_samples={self.alarm_samples}: the TRL trainers (rloo, grpo) read the alarm on "
+                "their training batch; expected 0 (fresh samples per check: ppo or bon-ft)"
+            )
+        return self
 
 
 class RLOOConfig(TRLConfig):

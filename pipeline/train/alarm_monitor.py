@@ -9,6 +9,13 @@ Every `algo.alarm_every` steps (bon-ft: rounds) the alarm is computed on the pro
 scored (the training batch; gathered over processes when `gather` is given), the step's KL and
 the base pool's proxies, and logged with the step's metrics. Utility is never passed in.
 
+With `algo.alarm_samples` > 0 and a `probe` (the trained loop gives one), each check reads a
+fresh batch instead: that many samples per eval prompt from the current policy (the base
+pool's own prompts, so each is centred on its prompt's base mean), with their own measured KL.
+A training batch of 32 samples on prompts the pool never saw swings from check to check; the
+probe's batch is larger and its prompt-to-prompt spread is removed. Its RNG is forked: the
+training stream is the same with and without it.
+
 With `algo.stop_on_alarm`, a check at level `alarm` stops the run, and the policy evaluated and
 kept is the last one a check found quiet: an in-memory copy of the trainable weights taken at
 that check (the start policy if none was; with DeepSpeed ZeRO-3 each process copies its shard).
@@ -17,6 +24,7 @@ that check (the start policy if none was; with DeepSpeed ZeRO-3 each process cop
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,8 +62,18 @@ def _trainable(model) -> dict[str, Any]:
 
 
 class AlarmMonitor:
-    def __init__(self, ctx, every: int, stop: bool, gather=None, accelerator=None, rule: AlarmRule = AlarmRule()):
+    def __init__(
+        self,
+        ctx,
+        every: int,
+        stop: bool,
+        gather=None,
+        accelerator=None,
+        rule: AlarmRule = AlarmRule(),
+        probe: Callable[[Any, int], tuple[np.ndarray, float]] | None = None,
+    ):
         self.ctx, self.stop, self.gather, self.acc, self.rule = ctx, stop, gather, accelerator, rule
+        self.probe = probe  # (model, step) -> ((P, M) fresh proxies on the pool's prompts, their mean KL)
         self.every = every if every > 0 else (1 if stop else 0)
         self.scorer: RecordingScorer | None = None
         self._base: BaseStats | None = None
@@ -65,9 +83,11 @@ class AlarmMonitor:
         self._snapshot: dict[str, Any] | None = None
 
     @classmethod
-    def start(cls, ctx, model, gather=None, accelerator=None, start_step: int = 0) -> AlarmMonitor:
+    def start(cls, ctx, model, gather=None, accelerator=None, start_step: int = 0, probe=None) -> AlarmMonitor:
+        """probe: used when `algo.alarm_samples` > 0 (see the module's docstring)."""
         algo = ctx.cfg.algo
-        mon = cls(ctx, algo.alarm_every, algo.stop_on_alarm, gather, accelerator)
+        probe = probe if getattr(algo, "alarm_samples", 0) else None
+        mon = cls(ctx, algo.alarm_every, algo.stop_on_alarm, gather, accelerator, probe=probe)
         mon.kept_step = start_step
         if mon.stop:
             mon._snapshot = _trainable(model)  # the policy to fall back on if the first check alarms
@@ -81,34 +101,48 @@ class AlarmMonitor:
         self.scorer = scorer if isinstance(scorer, RecordingScorer) else RecordingScorer(scorer)
         return self.scorer
 
+    def _pool(self):
+        import contextlib
+
+        import torch
+
+        # Sampling the pool reseeds torch: fork the RNG so the training stream (and a resumed
+        # run, which finds the pool cached and samples nothing) stays what it was without the alarm.
+        with torch.random.fork_rng():
+            with self.acc.main_process_first() if self.acc is not None else contextlib.nullcontext():
+                return self.ctx.pool()  # main samples (or loads) the base pool, the others load it
+
     def base(self) -> BaseStats:
         """Global-mean base statistics of the base pool (the training prompts are not the pool's)."""
         if self._base is None:
-            import contextlib
-
-            import torch
-
-            # Sampling the pool reseeds torch: fork the RNG so the training stream (and a resumed
-            # run, which finds the pool cached and samples nothing) stays what it was without the alarm.
-            with torch.random.fork_rng():
-                with self.acc.main_process_first() if self.acc is not None else contextlib.nullcontext():
-                    pool = self.ctx.pool()  # main samples (or loads) the base pool, the others load it
+            pool = self._pool()
             # with the null's replicates, so the base pool's tail-shape test joins the gain test
             # (eval/alarm.py significant: each at alpha / 2), as in the pool-based alarm
             self._base = BaseStats.for_rule(pool.proxy, self.rule, per_prompt=False)
         return self._base
+
+    def pool_base(self) -> BaseStats:
+        """Per-prompt base statistics of the base pool, for the probe's samples on its prompts
+        (the same memoised statistics the final evaluation's alarm reads)."""
+        from goodhart.pipeline.base.ensemble import base_stats
+
+        return base_stats(self._pool().proxy, self.rule)
 
     def check(self, step: int, kl: float | None, model=None) -> dict[str, float]:
         """Call once per step (every process): the alarm's metrics when `step` is due, else {}."""
         proxies = self.scorer.take() if self.scorer is not None else np.empty(0)
         if not self.every or step % self.every:
             return {}
-        if self.gather is not None:
-            proxies = self.gather(proxies)
-        if proxies.size == 0:
-            return {}
-        k = float(kl) if kl is not None and math.isfinite(float(kl)) else float("nan")
-        al = alarm(proxies, k, self.base(), rule=self.rule)
+        if self.probe is not None and model is not None:
+            fresh, k = self.probe(model, step)  # every process: sampling may be a collective
+            al = alarm(fresh, k, self.pool_base(), rule=self.rule)
+        else:
+            if self.gather is not None:
+                proxies = self.gather(proxies)
+            if proxies.size == 0:
+                return {}
+            k = float(kl) if kl is not None and math.isfinite(float(kl)) else float("nan")
+            al = alarm(proxies, k, self.base(), rule=self.rule)
         self.last = al
         if al.level == "quiet" and self.stop and model is not None:
             self._snapshot, self.kept_step = _trainable(model), step

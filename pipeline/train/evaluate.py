@@ -20,7 +20,7 @@ from goodhart.pipeline.train.policy import Reference
 from goodhart.pipeline.train.rollout import sample_rollout, score_rollout, unwrapped_for_generation
 
 
-def evaluate_policy(
+def sample_policy(
     ctx: PointContext,
     policy,
     reference: Reference,
@@ -28,11 +28,13 @@ def evaluate_policy(
     scorer,
     n_samples: int,
     accelerator=None,
-    seed: int = 0,
-) -> PointOutput:
-    """Evaluate `policy` (a causal LM, possibly wrapped by accelerate or a PolicyWithValue) on the
-    held-out prompts. Under several processes the prompts are split evenly, every process must
-    call this, and every process returns the same row."""
+    torch_seed: int = 0,
+) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]:
+    """n_samples from `policy` per held-out prompt (the base pool's prompts), scored and with their
+    sequence KL to pi_0: ({proxy, utility, k1, k3, tokens}: (P, n_samples) arrays, the per-prompt
+    records with the completions). torch's RNG is forked and seeded with torch_seed (+ the rank):
+    the caller's stream is left as it was. Under several processes the prompts are split evenly,
+    every process must call this, and every process returns the same arrays."""
     from goodhart.pipeline.train.policy import generation_lm
 
     cfg = ctx.cfg
@@ -44,7 +46,7 @@ def evaluate_policy(
 
     rows: list[tuple[int, dict[str, np.ndarray]]] = []
     with torch.random.fork_rng(devices=[]), unwrapped_for_generation(accelerator, policy) as bare:
-        torch.manual_seed(seed * 1000 + rank)
+        torch.manual_seed(torch_seed + rank)
         lm = generation_lm(bare)
         for i in range(0, len(mine), chunk):
             idx = mine[i : i + chunk]
@@ -74,7 +76,25 @@ def evaluate_policy(
     by_prompt = dict(rows)  # padding duplicates collapse
     per_prompt = [by_prompt[j] for j in range(len(prompts))]
     stack = {k: np.stack([r[k] for r in per_prompt]) for k in ("proxy", "utility", "k1", "k3", "tokens")}  # (P, M)
+    return stack, per_prompt
 
+
+def evaluate_policy(
+    ctx: PointContext,
+    policy,
+    reference: Reference,
+    tok,
+    scorer,
+    n_samples: int,
+    accelerator=None,
+    seed: int = 0,
+) -> PointOutput:
+    """Evaluate `policy` (a causal LM, possibly wrapped by accelerate or a PolicyWithValue) on the
+    held-out prompts. Under several processes the prompts are split evenly, every process must
+    call this, and every process returns the same row."""
+    cfg = ctx.cfg
+    prompts = ctx.prompts()[1]
+    stack, per_prompt = sample_policy(ctx, policy, reference, tok, scorer, n_samples, accelerator, seed * 1000)
     if accelerator is not None:
         with accelerator.main_process_first():  # main samples the base pool, the others load it
             pool = ctx.pool()

@@ -18,7 +18,7 @@ from goodhart.eval import metrics as M
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput
 from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
-from goodhart.pipeline.train.evaluate import evaluate_policy
+from goodhart.pipeline.train.evaluate import evaluate_policy, sample_policy
 from goodhart.pipeline.train.policy import load_policy
 from goodhart.pipeline.train.session import TrainSession
 
@@ -41,6 +41,9 @@ class Steps:
     saves: Callable[[int], bool]
     postfix: Callable[[dict[str, float]], dict[str, str]]
     row: Callable[[int], dict[str, Any]] = field(default=lambda start: {})
+
+
+PROBE_SEED = 7_000_003  # the probe's torch seeds: away from the evaluation's (seed * 1000 + rank)
 
 
 @dataclass
@@ -70,6 +73,27 @@ class Training:
         ref.to(sess.accelerator.device)
         return cls(ctx, seed, sess, model, ref, tok, opt)
 
+    def probe(self, scorer) -> Callable[[Any, int], tuple[np.ndarray, float]]:
+        """The alarm's fresh batch at a check (`algo.alarm_samples` per eval prompt; used only when
+        that is > 0): (P, M) proxies and their mean sequence KL to pi_0, from `scorer` (not the
+        recording one: these samples are not the training batch's). Seeded by (seed, step)."""
+        ctx, n = self.ctx, self.ctx.cfg.algo.alarm_samples
+
+        def fresh(model, step: int) -> tuple[np.ndarray, float]:
+            stack, _ = sample_policy(
+                ctx,
+                model,
+                self.ref,
+                self.tok,
+                scorer,
+                n,
+                self.sess.accelerator,
+                PROBE_SEED + 1000 * (self.seed * 1000 + step),
+            )
+            return stack["proxy"], float(stack["k1"].mean())
+
+        return fresh
+
     def run(self, steps: Steps) -> PointOutput:
         """Resume from the latest checkpoint, iterate to steps.total with the gold-free alarm
         checked after every iteration, then evaluate the policy (the last quiet one after a stop)."""
@@ -90,7 +114,9 @@ class Training:
             leave=False,
         )
         seconds: list[float] = []
-        monitor = AlarmMonitor.start(ctx, model, sess.gather_array, sess.accelerator, start)  # every alarm_every
+        monitor = AlarmMonitor.start(
+            ctx, model, sess.gather_array, sess.accelerator, start, probe=self.probe(sess.scorer)
+        )  # every alarm_every
         sess.scorer = monitor.recording(sess.scorer)
         for i in bar:
             metrics = steps.step(i)
