@@ -203,3 +203,18 @@ def test_parallel_jobs_give_the_same_results(in_tmp):
     par = pd.read_csv(in_tmp / "par" / "t" / "results.csv")[cols].sort_values("point_id").reset_index(drop=True)
     seq = pd.read_csv(in_tmp / "seq" / "t" / "results.csv")[cols].sort_values("point_id").reset_index(drop=True)
     assert len(par) == 4 and par.equals(seq)
+
+
+def test_a_key_added_later_keeps_finished_points_ids_at_its_neutral_value():
+    """pipeline/sweeps/point.py ADDED_KEYS: `algo.alarm_samples` (0: the training batch, what
+    every result before it was) leaves a point's id as it was before the key existed; any other
+    value is a new point."""
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.io import short_hash
+    from goodhart.pipeline.sweeps.point import point_id
+
+    cfg = load_config(None, ["algo=ppo"])
+    before = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir"})
+    del before["algo"]["alarm_samples"]  # the config as it dumped before the key was added
+    assert point_id(cfg) == short_hash(before, 10)
+    assert point_id(load_config(None, ["algo=ppo", "algo.alarm_samples=4"])) != point_id(cfg)

@@ -44,9 +44,19 @@ REQUIRED_FINITE = (M.PROXY, M.UTILITY, M.GAIN_PROXY, M.GAIN_UTILITY, M.KL, "x")
 REQUIRED_TEXT = ("point_id", "algo", "error_law", "x_name")  # what every reader of a row groups by
 
 
+# Config keys added after results existed, with the value that reproduces those results: at that
+# value a key is left out of the id, so a finished point keeps its id (and its directory, results
+# and checkpoints) when the key is added; any other value is a new point.
+ADDED_KEYS: tuple[tuple[str, str, object], ...] = (("algo", "alarm_samples", 0),)
+
+
 def point_id(cfg: RunConfig) -> str:
     """A hash of everything that changes the result (not the label, tracking or output dir)."""
-    return short_hash(cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir"}), 10)
+    d = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir"})
+    for section, key, neutral in ADDED_KEYS:
+        if isinstance(d.get(section), dict) and key in d[section] and d[section][key] == neutral:
+            del d[section][key]
+    return short_hash(d, 10)
 
 
 def error_label(cfg: RunConfig) -> str:
