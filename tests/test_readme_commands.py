@@ -109,6 +109,8 @@ VARIANTS: dict[str, str] = {
     # docs/index.md: the docs site itself (tests/test_docs.py builds it too)
     # docs/integrations.md: the TRL example and the converters (run for real, on the small model and
     # on hand-written dumps, in tests/test_integrations_trl.py and tests/test_examples*.py): their CLIs here
+    # docs/alarm.md: reads finished PPO sweeps (slow to make); its CLI here
+    "python examples/alarm_base_noise.py runs/alarm_bench_ppo runs/alarm_trained": "python {repo}/examples/alarm_base_noise.py --help",
     "python examples/grpo_with_alarm.py --model PATH_OR_HUB_ID --steps 50 --stop": "python {repo}/examples/grpo_with_alarm.py --help",
     "python examples/grpo_with_alarm.py --model PATH_OR_HUB_ID --steps 50 --light": "python {repo}/examples/grpo_with_alarm.py --help",
     "goodhart analyze examples/samples/tiny_run.csv --out runs/tiny_run_analysis": "goodhart analyze {repo}/examples/samples/tiny_run.csv --out runs/tiny_run_analysis",
