@@ -44,7 +44,11 @@ Evidence in each row (each a number named in eval.metrics; 2, 3 and 4's ``tail_p
    every base the pipeline builds).
 5. ``top_share``, ``beyond_max``, ``disagreement`` as before (descriptive).
 
-Nothing fires before the gain is clearly above the noise of the base bulk (``min_gain`` x sigma).
+Nothing fires before the gain is clearly above the noise of the base bulk (``min_gain`` x sigma,
+``noise_z`` standard errors), nor, for a policy given as samples, before it is above what the
+base policy's own batches of the same shape reach (``noise_p`` < alpha: resampled from the pool;
+on a proxy of infinite variance the bulk-based floor alone let the base itself read ``alarm`` at
+8-17% of checks, docs/alarm.md).
 """
 
 from __future__ import annotations
@@ -64,11 +68,12 @@ from goodhart.eval.alarm_null import (
 
 LEVELS = ("quiet", "watch", "alarm")
 
-VERSION = 3
+VERSION = 4
 """The alarm rule's version, kept in every result row (``alarm/version``): a finished point whose
 alarm was computed under another version is stale and runs again (pipeline/sweeps/point.py
 stale_reason). 1: DV-ratio thresholds; 2: the calibrated test with tau x the Gaussian bulk's DV
-bound; 3: the tail share as the effect size, every base with the null's replicates. Bump it with
+bound; 3: the tail share as the effect size, every base with the null's replicates; 4: a policy
+given as samples needs its gain beyond the base policy's own batch gains (``noise_p``). Bump it with
 any change of what the alarm says about the same pool (tests/test_alarm.py pins its behaviour)."""
 
 # Central quantile levels the bulk sigma is read from: sigma = (Q(q) - Q(1-q)) / (2 z_q), the
@@ -122,6 +127,7 @@ class BaseStats:
     null: LightNull | None = None  # eval/alarm_null.py
     tail_base: float = 0.0  # what the base's own samples beyond the null's u contribute (centred)
     tail: tuple[float, float] | None = None  # (mean-excess slope, its p-value under the null)
+    centred: np.ndarray | None = None  # (P, N) base rewards minus their prompt's mean ((1, P N): global)
 
     @classmethod
     def from_pool(
@@ -140,7 +146,35 @@ class BaseStats:
         beyond_u = (b - np.median(b, axis=1, keepdims=True) if per_prompt else b - np.median(b)).ravel() > null.u
         tail_base = float(np.sum(centred_mean[beyond_u])) / centred_mean.size
         tail = null.tail_p() if n_null else None
-        return cls(means, bulk_sigma(b - med), float(np.max(centred_mean)), int(b.size), top, null, tail_base, tail)
+        centred = centred_mean.reshape(b.shape if per_prompt else (1, -1))
+        return cls(
+            means, bulk_sigma(b - med), float(np.max(centred_mean)), int(b.size), top, null, tail_base, tail, centred
+        )
+
+    def noise_p(self, gain: float, shape: tuple[int, int], rule: AlarmRule) -> float:
+        """p-value of a sampled policy's gain against the base policy's own: the gains of
+        ``rule.n_noise`` batches of the same shape drawn from the base pool (m samples of each
+        prompt for a (P, m) batch on the pool's prompts, else P m samples of the whole pool).
+        A batch mean of an infinite-variance proxy beats the bulk-based noise floor by chance;
+        this does not. NaN without the pool's samples."""
+        c = self.centred
+        if c is None or not np.isfinite(gain):
+            return float("nan")
+        P, m = shape
+        rng = np.random.default_rng(rule.null_seed + 1)
+        k, per = rule.n_noise, c.shape[0] == P and self.means.size == P
+        flat = c.ravel()
+        block = max(1, 4_000_000 // max(P * m, 1))  # draws held at once
+        gains = []
+        for start in range(0, k, block):
+            b = min(block, k - start)
+            if per:
+                idx = rng.integers(0, c.shape[1], size=(b, P, m))
+                gains.append(c[np.arange(P)[None, :, None], idx].mean((1, 2)))
+            else:
+                gains.append(flat[rng.integers(0, flat.size, size=(b, P * m))].mean(1))
+        g = np.concatenate(gains)
+        return float((1 + np.sum(g >= gain)) / (k + 1))
 
     @classmethod
     def for_rule(cls, base_proxy: np.ndarray, rule: AlarmRule, per_prompt: bool = True) -> BaseStats:
@@ -172,6 +206,10 @@ class AlarmRule:
     """Null replicates per pool (p-values resolve 1 / (n_null + 1))."""
     null_seed: int = 0
     """Seed of the null replicates (the alarm is a deterministic function of the pool)."""
+    n_noise: int = 1999
+    """Base-policy batches behind ``noise_p`` (a policy given as samples). Their 1 - alpha
+    quantile is read once per pool and batch shape, so it must be steady: with 199 the base
+    itself read `alarm` at up to 12% of checks on an unlucky pareto(1.5) pool."""
     dv_alarm: float = 2.0
     """(baseline only) dv_ratio at which the old rule fired."""
     share_alarm: float = 0.5
@@ -186,7 +224,9 @@ class AlarmRule:
     """gains below this many bulk sigmas are noise: the level stays quiet."""
     noise_z: float = 2.0
     """...and so are gains below noise_z standard errors of a bulk-like mean, sigma / sqrt(n_eff)
-    (n_eff = 1 / sum of squared sample masses: a training batch of 32 samples is noisy)."""
+    (n_eff = 1 / sum of squared sample masses: a training batch of 32 samples is noisy); and, for
+    a policy given as samples, gains the base policy's own batches of the same shape reach with
+    probability alpha or more (``noise_p``: a heavy tail's batch mean is noisier than the bulk's)."""
 
 
 @dataclass
@@ -209,6 +249,7 @@ class Alarm:
     tail_p: float = float("nan")
     null_gain: float = float("nan")
     test: str = ""
+    noise_p: float = float("nan")
 
     def row(self) -> dict[str, float | str]:
         """Result-row / MLflow entries (level also as a number: MLflow takes numbers only)."""
@@ -231,6 +272,7 @@ class Alarm:
             M.ALARM_TAIL_P: d["tail_p"],
             M.ALARM_NULL_GAIN: d["null_gain"],
             M.ALARM_TEST: d["test"],
+            M.ALARM_NOISE_P: d["noise_p"],
             M.ALARM_VERSION: float(VERSION),
         }
 
@@ -287,6 +329,7 @@ def decide(
     rule: AlarmRule = AlarmRule(),
     n_eff: float = math.inf,
     tail_p: float = float("nan"),
+    noise_p: float = float("nan"),
 ) -> tuple[float, str]:
     """(score, level) from the evidence: `alarm` when the light-tailed null is rejected at level
     alpha (``significant``: the gain is more than a light-tailed reward gives, or the base
@@ -295,6 +338,8 @@ def decide(
     score = tail_share / share when significant, else 0 (>= 1: alarm). Pure: `alarm-eval` and
     the bench re-decide stored evidence with it."""
     if not (np.isfinite(gain) and sigma > 0 and gain > noise_floor(sigma, n_eff, rule)):
+        return 0.0, "quiet"
+    if np.isfinite(noise_p) and noise_p >= rule.alpha:  # the base policy's own batches gain as much
         return 0.0, "quiet"
     if not significant(p_value, tail_p, rule):
         return 0.0, "quiet"
@@ -374,7 +419,10 @@ def alarm(
     else:
         test, p, ex, null_gain = "", float("nan"), float("nan"), float("nan")
     me, tp = base.tail if base.tail is not None else (float("nan"), float("nan"))
-    score, level = decide(gain, base.sigma, p, tail_share, rule, n_eff, tp)
+    # A policy given as samples: is its gain more than the base policy's own batch of that shape
+    # gives? (Pool-based policies are exact weights on the pool: no sampling noise to test.)
+    noise = base.noise_p(gain, (P, m), rule) if weights is None and gain > floor else float("nan")
+    score, level = decide(gain, base.sigma, p, tail_share, rule, n_eff, tp, noise)
     return Alarm(
         gain,
         kl,
@@ -394,6 +442,7 @@ def alarm(
         tp,
         null_gain,
         test,
+        noise,
     )
 
 

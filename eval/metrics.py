@@ -89,6 +89,7 @@ ALARM_TAIL_SHARE = "alarm/tail_share"  # share of the gain carried by samples be
 ALARM_ME_SLOPE = "alarm/me_slope"  # base proxy's mean-excess slope over its top 10% (0 exponential, > 0 power tail)
 ALARM_TAIL_P = "alarm/tail_p"  # p-value of that slope under the light-tailed null
 ALARM_NULL_GAIN = "alarm/null_gain"  # median null gain (same optimizer) or the null's DV bound at this KL
+ALARM_NOISE_P = "alarm/noise_p"  # samples only: p of the gain against the base policy's own batch gains (same shape)
 ALARM_TEST = "alarm/test"  # column: which null test decided (same optimizer on the null | null DV bound)
 ALARM_VERSION = "alarm/version"  # the alarm rule a row's alarm was computed under (eval/alarm.py VERSION)
 ALARM_STOPPED = "alarm/stopped_at"  # training step where algo.stop_on_alarm stopped the run (result rows)

@@ -7,10 +7,10 @@ means on a heavy pool".)
 For every base pool of the sweeps: the share of draws at which a check says `alarm` when its
 batch is the base policy's own samples, resampled from the pool -- a fresh batch (`--per-prompt`
 samples per eval prompt, per-prompt base) and a training batch (`--batch` samples, global base),
-at KL `--kl`. Then every logged online check (train_metrics.jsonl) re-decided with one more
-condition: the gain above the 0.95 quantile of the base policy's own batch gains at the same
-batch shape; first alarms and in-time counts (first alarm at or before the smoothed utility
-peak) with and without it. Reads the points' files only; utility is read to score, never to
+at KL `--kl`. Then every logged online check (train_metrics.jsonl) re-decided without and with
+the base-noise test of alarm rule 4 (eval/alarm.py BaseStats.noise_p: the gain against the base
+policy's own batches of the same shape); first alarms and in-time counts (first alarm at or
+before the smoothed utility peak) under each. Reads the points' files only; utility is read to score, never to
 decide.
 """
 
@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from goodhart.eval.alarm import AlarmRule, BaseStats, alarm, decide
 from goodhart.pipeline.report.alarm_eval import law_is_light
@@ -36,16 +38,15 @@ def points(dirs: list[Path]):
                 yield root, json.loads(f.read_text()), d
 
 
-def base_gain_quantile(b: np.ndarray, m: int, rng, k: int = 999, q: float = 0.95) -> float:
-    """The q quantile of the base policy's own batch gain: m samples per prompt of the pool b
-    (P, N), each centred on its prompt's mean, k resamples."""
-    P, N = b.shape
-    idx = rng.integers(0, N, size=(k, P, m))
-    g = (b[np.arange(P)[None, :, None], idx] - b.mean(1)[None, :, None]).mean((1, 2))
-    return float(np.quantile(g, q))
+def _levels(a) -> tuple[bool, bool]:
+    """(alarm without the base-noise test, alarm under the rule) of one Alarm."""
+    rule = AlarmRule()
+    bare = decide(a.gain, a.sigma, a.p_value, a.tail_share, rule, a.n_eff, a.tail_p)[1]
+    return bare == "alarm", a.level == "alarm"
 
 
 def base_rates(dirs, per_prompt: int, batch: int, kl: float, draws: int, rule: AlarmRule, rng) -> pd.DataFrame:
+    """Per base pool: the share of checks at `alarm` when the batch is the base policy's own."""
     rows, seen = [], set()
     for root, r, _ in points(dirs):
         f = root / r["pool_file"]
@@ -54,26 +55,45 @@ def base_rates(dirs, per_prompt: int, batch: int, kl: float, draws: int, rule: A
         seen.add(f.name)
         b = np.load(f)["proxy"]
         fresh_base, batch_base = BaseStats.for_rule(b, rule), BaseStats.for_rule(b, rule, per_prompt=False)
-        fresh = sum(
-            alarm(
-                np.take_along_axis(b, rng.integers(0, b.shape[1], (b.shape[0], per_prompt)), 1),
-                kl,
-                fresh_base,
-                rule=rule,
-            ).level
-            == "alarm"
-            for _ in range(draws)
+        fresh = np.mean(
+            [
+                _levels(
+                    alarm(
+                        np.take_along_axis(b, rng.integers(0, b.shape[1], (b.shape[0], per_prompt)), 1),
+                        kl,
+                        fresh_base,
+                        rule=rule,
+                    )
+                )
+                for _ in range(draws)
+            ],
+            axis=0,
         )
-        trained = sum(
-            alarm(b.ravel()[rng.integers(0, b.size, batch)], kl, batch_base, rule=rule).level == "alarm"
-            for _ in range(draws)
+        trained = np.mean(
+            [
+                _levels(alarm(b.ravel()[rng.integers(0, b.size, batch)], kl, batch_base, rule=rule))
+                for _ in range(draws)
+            ],
+            axis=0,
         )
         law = str(r["error_law"]).split("(")[0].split(" ")[0]
-        rows.append({"law": law, "pool": f.name, "fresh batch": fresh / draws, "training batch": trained / draws})
+        rows.append(
+            {
+                "law": law,
+                "pool": f.name,
+                "fresh, no noise test": fresh[0],
+                "fresh, rule 4": fresh[1],
+                "training, no noise test": trained[0],
+                "training, rule 4": trained[1],
+            }
+        )
     return pd.DataFrame(rows).sort_values(["law", "pool"])
 
 
-def redecided(dirs, per_prompt: int, rule: AlarmRule, rng, smooth: int = 5) -> pd.DataFrame:
+def redecided(dirs, rule: AlarmRule, smooth: int = 5) -> pd.DataFrame:
+    """First alarm of each trained run's logged checks, decided without the base-noise test (as
+    rule 3 logged them) and with it (rule 4: BaseStats.noise_p on the run's own base pool and
+    batch shape -- what the run would have logged under rule 4)."""
     rows = []
     for root, r, d in points(dirs):
         log = d / "train_metrics.jsonl"
@@ -83,23 +103,19 @@ def redecided(dirs, per_prompt: int, rule: AlarmRule, rng, smooth: int = 5) -> p
         if "alarm/code" not in h:
             continue
         peak = int(h["reward/utility"].rolling(smooth, center=True, min_periods=1).mean().idxmax())
-        floor = base_gain_quantile(np.load(root / r["pool_file"])["proxy"], per_prompt, rng)
-        first = {"as logged": None, "with the noise test": None}
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        m = int(cfg.get("algo", {}).get("alarm_samples", 0))
+        pool = np.load(root / r["pool_file"])["proxy"]
+        base = BaseStats.for_rule(pool, rule, per_prompt=m > 0)  # the monitor's: pool_base or base
+        first = {"without the noise test": None, "rule 4": None}
         for step, e in h.dropna(subset=["alarm/code"]).iterrows():
             gain = e["alarm/dv_ratio"] * e["alarm/dv_bound"]
-            level = decide(
-                gain,
-                e["alarm/sigma_bulk"],
-                e["alarm/p_value"],
-                e["alarm/tail_share"],
-                rule,
-                e["alarm/n_eff"],
-                e["alarm/tail_p"],
-            )[1]
-            if level == "alarm" and first["as logged"] is None:
-                first["as logged"] = step
-            if level == "alarm" and gain > floor and first["with the noise test"] is None:
-                first["with the noise test"] = step
+            shape = (pool.shape[0], m) if m else (1, int(e["alarm/n_eff"]))
+            evidence = (gain, e["alarm/sigma_bulk"], e["alarm/p_value"], e["alarm/tail_share"], rule)
+            evidence += (e["alarm/n_eff"], e["alarm/tail_p"])
+            for key, noise in (("without the noise test", math.nan), ("rule 4", base.noise_p(gain, shape, rule))):
+                if first[key] is None and decide(*evidence, noise)[1] == "alarm":
+                    first[key] = step
         rows.append({"sweep": root.name, "error_law": r["error_law"], "seed": r["seed"], "peak_step": peak, **first})
     return pd.DataFrame(rows)
 
@@ -118,18 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 200)
     rates = base_rates(a.sweeps, a.per_prompt, a.batch, a.kl, a.draws, rule, rng)
     print("share of base-policy checks at `alarm` (min and max over each law's pools):")
-    cols = ["fresh batch", "training batch"]
+    cols = [c for c in rates.columns if c not in ("law", "pool")]
     table = rates.groupby("law")[cols].agg(["min", "max"])
     table.columns = [f"{c} {f}" for c, f in table.columns]
     table["pools"] = rates.groupby("law").size()
     print(table.round(3).to_string())
-    t = redecided(a.sweeps, a.per_prompt, rule, rng)
+    t = redecided(a.sweeps, rule)
     if t.empty:
         return 0
     print("\nlogged online checks re-decided (first alarm step):")
     print(t.to_string(index=False))
     heavy = t[~t["error_law"].map(lambda s: law_is_light(str(s)))]
-    for col in ("as logged", "with the noise test"):
+    for col in ("without the noise test", "rule 4"):
         ok = heavy[col].notna() & (heavy[col] <= heavy["peak_step"])
         light = t.loc[t["error_law"].map(lambda s: law_is_light(str(s))), col].notna().sum()
         print(f"{col}: heavy runs in time {int(ok.sum())} of {len(heavy)}; light runs alarmed {int(light)}")

@@ -265,8 +265,33 @@ PINNED = {
         "pareto bon n=32": ("alarm", 1.175),
         "pareto tilt beta=0.5": ("alarm", 1.244),
         "pareto samples +0.5": ("watch", 0.267),
-    }
+    },
 }
+# 4 adds the base-noise test of a policy given as samples (test below): none of these moves
+PINNED[4] = dict(PINNED[3])
+
+
+def test_a_sampled_policy_needs_more_gain_than_the_base_policys_own_batches():
+    """BaseStats.noise_p (rule 4): batches of the base policy itself (8 prompts x 16, resampled
+    from a pareto(1.5) x0.3 pool, KL 0.01) read `alarm` at most alpha of the time; without the
+    noise test (decide on the same evidence, noise_p absent) the heavy tail's batch mean beats the
+    bulk-based floor often. A real shift of the bulk still passes it."""
+    rule = AlarmRule()
+    b = np.random.default_rng(7).normal(size=(8, 2048)) + 0.3 * np.random.default_rng(8).pareto(1.5, (8, 2048))
+    base = BaseStats.from_pool(b, n_null=rule.n_null)
+    rng = np.random.default_rng(3)
+    with_test = without = 0
+    for _ in range(400):
+        a = alarm(np.take_along_axis(b, rng.integers(0, b.shape[1], (8, 16)), 1), 0.01, base, rule=rule)
+        with_test += a.level == "alarm"
+        without += decide(a.gain, a.sigma, a.p_value, a.tail_share, rule, a.n_eff, a.tail_p)[1] == "alarm"
+    # measured: 0.035 (at most alpha by construction: the base's batches are what it resamples)
+    # against 0.10 without the test
+    assert with_test / 400 <= rule.alpha and without / 400 >= 0.08
+    moved = alarm(b[:, :16] + 1.0, 0.5, base, rule=rule)
+    assert moved.noise_p < rule.alpha
+    # the pool-based policies are exact weights on the pool: no noise test
+    assert np.isnan(bon_alarm(b, 4, float(kl_bound(4)), rule, base).noise_p)
 
 
 def test_the_alarm_version_names_what_the_alarm_says():

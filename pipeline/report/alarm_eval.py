@@ -87,6 +87,7 @@ def _level(r: dict, rule: AlarmRule) -> str:
         rule,
         _num(r.get(M.ALARM_N_EFF), math.inf),
         _num(r.get(M.ALARM_TAIL_P)),
+        _num(r.get(M.ALARM_NOISE_P)),  # absent (rule <= 3): not tested
     )[1]
 
 
@@ -232,6 +233,7 @@ _CHECK_KEYS = (
     M.ALARM_TAIL_SHARE,
     M.ALARM_N_EFF,
     M.ALARM_TAIL_P,
+    M.ALARM_NOISE_P,
 )
 
 
