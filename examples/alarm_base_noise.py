@@ -39,9 +39,8 @@ def points(dirs: list[Path]):
                 yield root, json.loads(f.read_text()), d
 
 
-def _levels(a) -> tuple[bool, bool]:
+def _levels(a, rule: AlarmRule) -> tuple[bool, bool]:
     """(alarm without the base-noise test, alarm under the rule) of one Alarm."""
-    rule = AlarmRule()
     bare = decide(a.gain, a.sigma, a.p_value, a.tail_share, rule, a.n_eff, a.tail_p)[1]
     return bare == "alarm", a.level == "alarm"
 
@@ -64,7 +63,8 @@ def base_rates(dirs, per_prompt: int, batch: int, kl: float, draws: int, rule: A
                         kl,
                         fresh_base,
                         rule=rule,
-                    )
+                    ),
+                    rule,
                 )
                 for _ in range(draws)
             ],
@@ -72,7 +72,7 @@ def base_rates(dirs, per_prompt: int, batch: int, kl: float, draws: int, rule: A
         )
         trained = np.mean(
             [
-                _levels(alarm(b.ravel()[rng.integers(0, b.size, batch)], kl, batch_base, rule=rule))
+                _levels(alarm(b.ravel()[rng.integers(0, b.size, batch)], kl, batch_base, rule=rule), rule)
                 for _ in range(draws)
             ],
             axis=0,

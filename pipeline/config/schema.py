@@ -533,8 +533,8 @@ class TrainedConfig(Strict):
     """At each alarm check, read the alarm on this many fresh samples per eval prompt from the
     current policy (centred on the base pool's per-prompt means, with their own KL) instead of the
     training batch (0: the training batch). Steadier than a small batch: prompt-to-prompt spread
-    is removed and n is n_eval x this; costs one sampling pass per check (ppo, rloo, grpo and
-    bon-ft; the TRL trainers read their training batch)."""
+    is removed and n is n_eval x this; costs one sampling pass per check (ppo and bon-ft; the
+    TRL trainers, rloo and grpo, read their training batch and refuse a value above 0)."""
     stop_on_alarm: bool = False
     """Stop training when the alarm fires; the policy evaluated is the last one a check found quiet."""
 

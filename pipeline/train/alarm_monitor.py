@@ -77,6 +77,7 @@ class AlarmMonitor:
         self.every = every if every > 0 else (1 if stop else 0)
         self.scorer: RecordingScorer | None = None
         self._base: BaseStats | None = None
+        self._pool_base: BaseStats | None = None
         self.last: Alarm | None = None
         self.stopped_at: int | None = None
         self.kept_step = 0
@@ -126,7 +127,9 @@ class AlarmMonitor:
         (the same memoised statistics the final evaluation's alarm reads)."""
         from goodhart.pipeline.base.ensemble import base_stats
 
-        return base_stats(self._pool().proxy, self.rule)
+        if self._pool_base is None:  # once per run, as base(): no barrier or RNG fork per check
+            self._pool_base = base_stats(self._pool().proxy, self.rule)
+        return self._pool_base
 
     def check(self, step: int, kl: float | None, model=None) -> dict[str, float]:
         """Call once per step (every process): the alarm's metrics when `step` is due, else {}."""
