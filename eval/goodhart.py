@@ -33,6 +33,13 @@ from goodhart.eval import metrics as M
 from goodhart.eval.bootstrap import ratio_ci, t_ci
 
 LABELS = ("baseline", "improving", "over-optimized", "unresolved", "catastrophic")
+
+VERSION = 1
+"""The verdict rule's version, named by `goodhart status` and the report. Verdicts are recomputed
+from the stored evidence at report time, so a version change never makes a finished point stale;
+it says which rule a printed label came from. 1: each optimizer judged along its own curve, near
+base by an equivalence margin with the best-of-2 floor, the share as evidence (docs/verdicts.md).
+Bump it with any change of what the rule says about the same points."""
 Z95 = 1.959963984540054
 
 
