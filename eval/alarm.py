@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from scipy import stats
@@ -71,10 +71,22 @@ LEVELS = ("quiet", "watch", "alarm")
 VERSION = 4
 """The alarm rule's version, kept in every result row (``alarm/version``): a finished point whose
 alarm was computed under another version is stale and runs again (pipeline/sweeps/point.py
-stale_reason). 1: DV-ratio thresholds; 2: the calibrated test with tau x the Gaussian bulk's DV
-bound; 3: the tail share as the effect size, every base with the null's replicates; 4: a policy
-given as samples needs its gain beyond the base policy's own batch gains (``noise_p``). Bump it with
-any change of what the alarm says about the same pool (tests/test_alarm.py pins its behaviour)."""
+stale_reason). ``VERSIONS`` says what each one changed (the manual's table is generated from it).
+Bump it, and add its line, with any change of what the alarm says about the same pool
+(tests/test_alarm.py pins its behaviour)."""
+
+VERSIONS: dict[int, str] = {
+    1: "DV-ratio thresholds: `alarm` at gain / (sigma_bulk sqrt(2 KL)) >= 2, `watch` from 0.6 of that "
+    "(kept as the bench's baseline, `baseline_level`).",
+    2: "A calibrated test: the light-tailed null rejected at level alpha by the point's gain, and the gain "
+    "above tau x the Gaussian bulk's DV bound as the effect size. Rows from before the version was kept read as 2.",
+    3: "The tail share as the effect size (at least `share` = 0.8 of the gain carried beyond the bulk's 0.9 "
+    "quantile); every base with the null's replicates, so the base pool's tail-shape test (`tail_p`) joins "
+    "the gain test, each at alpha / 2.",
+    4: "A policy given as samples also needs its gain beyond what the base policy's own batches of the same "
+    "shape reach (`noise_p` < alpha, 1,999 batches resampled from the pool); pool-based readings unchanged.",
+}
+"""What each alarm rule version changed (the current one is ``VERSION``)."""
 
 # Central quantile levels the bulk sigma is read from: sigma = (Q(q) - Q(1-q)) / (2 z_q), the
 # largest over these levels (conservative for a bulk a little wider than Gaussian).
@@ -116,18 +128,42 @@ def bulk_sigma(centred: np.ndarray, levels: tuple[float, ...] = BULK_LEVELS) -> 
 # ============================================================================================
 @dataclass(frozen=True)
 class BaseStats:
-    """What the alarm keeps of the base pool: per-prompt means (for centring the policy's
-    samples), the bulk sigma, the largest centred base reward and the light-tailed null."""
+    """What the alarm keeps of the base policy's proxy rewards: per-prompt means (for centring the
+    policy's samples), the bulk's sub-Gaussian sigma (read from central quantiles, so the tail does
+    not move it), the largest centred base reward and the light-tailed null. Build it with
+    ``BaseStats.from_pool(base_proxy)`` from a (P, N) array of base rewards (``per_prompt=False``:
+    one global mean, for training prompts the pool lacks), or ``BaseStats.for_rule(base_proxy,
+    rule)`` with the rule's null replicates (the base pool's tail-shape test then joins the gain
+    test: every base the pipeline builds).
 
-    means: np.ndarray  # (P,) per-prompt base means, or (1,) one global mean
+    ```pycon
+    >>> import numpy as np
+    >>> from goodhart import BaseStats
+    >>> base = BaseStats.from_pool(np.random.default_rng(0).normal(size=(8, 4096)))
+    >>> round(base.sigma, 1), base.n
+    (1.0, 32768)
+
+    ```
+    """
+
+    means: np.ndarray
+    """(P,) per-prompt base means, or (1,) one global mean."""
     sigma: float
+    """The bulk's sub-Gaussian sigma (``bulk_sigma``: central quantiles, not the tail)."""
     max: float
+    """The largest base reward, centred on its prompt's mean."""
     n: int
-    top: float = 0.0  # what the base's own top 1% of mass contributes to its (zero) centred mean
-    null: LightNull | None = None  # eval/alarm_null.py
-    tail_base: float = 0.0  # what the base's own samples beyond the null's u contribute (centred)
-    tail: tuple[float, float] | None = None  # (mean-excess slope, its p-value under the null)
-    centred: np.ndarray | None = None  # (P, N) base rewards minus their prompt's mean ((1, P N): global)
+    """Base rewards read."""
+    top: float = 0.0
+    """What the base's own top 1% of mass contributes to its (zero) centred mean."""
+    null: LightNull | None = None
+    """The light-tailed null built from this pool (eval/alarm_null.py): its DV bound, its replicates."""
+    tail_base: float = 0.0
+    """What the base's own samples beyond the null's threshold u contribute (centred)."""
+    tail: tuple[float, float] | None = None
+    """(mean-excess slope, its p-value under the null): the tail-shape test; None without replicates."""
+    centred: np.ndarray | None = None
+    """(P, N) base rewards minus their prompt's mean ((1, P N): one global mean); ``noise_p`` resamples it."""
 
     @classmethod
     def from_pool(
@@ -188,8 +224,23 @@ class BaseStats:
 # ============================================================================================
 @dataclass(frozen=True)
 class AlarmRule:
-    """The test's level and its one effect size; the DV-ratio thresholds of the old rule are
-    kept for the baseline and for descriptive use only (they decide nothing)."""
+    """The alarm's rule: the test's level (``alpha``), its one effect size (``share``), the null's
+    replicates (``n_null``, ``null_seed``, ``n_noise``) and the noise floor (``min_gain``,
+    ``noise_z``) -- every field that decides a level -- and the DV-ratio baseline's thresholds
+    (``dv_alarm``, ``watch``: read by ``baseline_level`` only, the bench's baseline). Keyword
+    arguments; frozen. A run builds it once from its config's ``alarm:`` section (`alarm.alpha`,
+    `alarm.share`, ...; pipeline/config/schema.py AlarmConfig) and passes it to every alarm it
+    computes; a finished point whose alarm was computed under another rule is stale.
+
+    ```pycon
+    >>> from goodhart import AlarmRule
+    >>> AlarmRule(alpha=0.01).alpha
+    0.01
+    >>> AlarmRule().share
+    0.8
+
+    ```
+    """
 
     alpha: float = 0.05
     """False-alarm rate under the light-tailed null: `alarm` needs the null rejected at level
@@ -210,46 +261,102 @@ class AlarmRule:
     """Base-policy batches behind ``noise_p`` (a policy given as samples). Their 1 - alpha
     quantile is read once per pool and batch shape, so it must be steady: with 199 the base
     itself read `alarm` at up to 12% of checks on an unlucky pareto(1.5) pool."""
-    dv_alarm: float = 2.0
-    """(baseline only) dv_ratio at which the old rule fired."""
-    share_alarm: float = 0.5
-    """(descriptive) top-1% share of the gain the old rule fired at."""
-    beyond_alarm: float = 0.05
-    """(descriptive) policy mass above the base pool's largest reward the old rule fired at."""
-    disagree_alarm: float = 1.0
-    """(descriptive) relative spread of standardized gains across reward models."""
-    watch: float = 0.6
-    """(baseline only) dv_ratio / dv_alarm from which the old rule said `watch`."""
     min_gain: float = 0.05
-    """gains below this many bulk sigmas are noise: the level stays quiet."""
+    """Gains below this many bulk sigmas are noise: the level stays quiet."""
     noise_z: float = 2.0
     """...and so are gains below noise_z standard errors of a bulk-like mean, sigma / sqrt(n_eff)
     (n_eff = 1 / sum of squared sample masses: a training batch of 32 samples is noisy); and, for
     a policy given as samples, gains the base policy's own batches of the same shape reach with
     probability alpha or more (``noise_p``: a heavy tail's batch mean is noisier than the bulk's)."""
+    dv_alarm: float = 2.0
+    """(the baseline only: ``baseline_level``, `goodhart alarm-bench`) dv_ratio at which the
+    DV-ratio rule (alarm rule 1) fires; decides nothing in the calibrated alarm."""
+    watch: float = 0.6
+    """(the baseline only) dv_ratio / dv_alarm from which the DV-ratio rule says `watch`."""
+
+    def key(self) -> str:
+        """The fields that decide a level, as ``alpha=0.05 share=0.8 ...`` (the baseline's two left
+        out): kept in every reading (``Alarm.rule``, the row's ``alarm/rule``), so a finished point
+        whose alarm was computed under other keys is stale."""
+        kind = {f.name: type(f.default) for f in fields(self)}  # 2 and 2.0 are one noise_z
+        return " ".join(f"{k}={kind[k](getattr(self, k))!r}" for k in kind if k not in BASELINE_ONLY)
 
 
-@dataclass
+BASELINE_ONLY = ("dv_alarm", "watch")
+"""AlarmRule fields read by the DV-ratio baseline only: they change no level of the calibrated alarm."""
+
+
+@dataclass(kw_only=True)
 class Alarm:
-    gain: float
-    kl: float
-    sigma: float
-    bound: float
-    dv_ratio: float
-    top_share: float
-    beyond_max: float
-    disagreement: float
-    n_eff: float
-    score: float
+    """One alarm reading: its ``level`` (``quiet`` / ``watch`` / ``alarm``) and ``score``, and the
+    evidence behind them. Four numbers decide the level (``decide``), beside the noise floor
+    (``gain`` against ``sigma`` and ``n_eff``): ``p_value`` and ``tail_p`` (is the light-tailed
+    null rejected at level alpha?), ``tail_share`` (is the gain carried beyond the bulk?) and, for a
+    policy given as samples, ``noise_p`` (do the base policy's own batches gain as much?). The rest
+    is descriptive. ``row()`` gives the metric names of eval/metrics.py (``alarm/score``,
+    ``alarm/level``, ...). Built by the functions ``alarm``, ``tilt_alarm``, ``bon_alarm`` (keyword
+    fields).
+
+    ```pycon
+    >>> import numpy as np
+    >>> from goodhart import BaseStats, alarm
+    >>> rng = np.random.default_rng(0)
+    >>> a = alarm(rng.normal(0.5, 1.0, size=(8, 64)), kl=0.125, base=BaseStats.from_pool(rng.normal(size=(8, 4096))))
+    >>> a.level, round(a.dv_ratio, 1)
+    ('quiet', 0.9)
+    >>> sorted(a.row())[:2]
+    ['alarm/beyond_max', 'alarm/code']
+
+    ```
+    """
+
     level: str
+    """``quiet`` (no evidence, or the gain is noise), ``watch`` (the light-tailed null is rejected,
+    but less than ``AlarmRule.share`` of the gain is carried beyond the bulk) or ``alarm`` (rejected,
+    and the gain is carried beyond the bulk)."""
+    score: float
+    """tail_share / AlarmRule.share when the null is rejected, else 0 (>= 1: ``alarm``)."""
+    gain: float
+    """The policy's proxy gain over the base: its mean minus the base mean of the same prompt."""
+    kl: float
+    """The policy's KL to the base in nats, as given (NaN: unknown)."""
+    sigma: float
+    """The base bulk's sub-Gaussian sigma (``BaseStats.sigma``): the scale of the noise floor."""
+    n_eff: float
+    """Effective sample size of the policy's samples, 1 / sum of squared sample masses: with sigma
+    and AlarmRule.noise_z it sets the noise floor a gain must clear."""
     p_value: float = float("nan")
-    excess: float = float("nan")
-    tail_share: float = float("nan")
-    me_slope: float = float("nan")
+    """Decides: the gain's p-value under the light-tailed null (the same optimizer on the null's
+    replicates, or the null's DV bound with the gain's standard error; see ``test``)."""
     tail_p: float = float("nan")
-    null_gain: float = float("nan")
-    test: str = ""
+    """Decides: the base pool's mean-excess slope against its null replicates (the tail's shape,
+    whatever the optimizer); with ``p_value`` each at alpha / 2 (``significant``)."""
+    tail_share: float = float("nan")
+    """Decides: the share of the gain carried by samples beyond the bulk's 0.9 quantile (the base's
+    own share subtracted); ``alarm`` needs it >= AlarmRule.share."""
     noise_p: float = float("nan")
+    """Decides (a policy given as samples only): the share of the base policy's own batches of the
+    same shape that gain as much; >= alpha keeps the level quiet (NaN for pool-based policies)."""
+    test: str = ""
+    """Which gain test gave ``p_value``: ``same optimizer on the null`` or ``null DV bound``."""
+    null_gain: float = float("nan")
+    """The null's gain the point's gain was compared with (the replicates' median, or the null's DV bound)."""
+    excess: float = float("nan")
+    """Share of the gain beyond the null's 1 - alpha quantile (descriptive)."""
+    me_slope: float = float("nan")
+    """The base pool's mean-excess slope over its top 10% (0 exponential, 1/(a-1) Pareto(a); ``tail_p`` tests it)."""
+    bound: float = float("nan")
+    """sigma sqrt(2 KL): the Gaussian bulk's Donsker-Varadhan bound on the gain at this KL (descriptive)."""
+    dv_ratio: float = float("nan")
+    """gain / bound: the DV-ratio baseline (alarm rule 1; descriptive)."""
+    top_share: float = float("nan")
+    """Share of the gain carried by the policy's top 1% of mass, beyond the base's own (descriptive)."""
+    beyond_max: float = float("nan")
+    """Policy mass above the base pool's largest reward, beyond a Gaussian's expectation (descriptive)."""
+    disagreement: float = float("nan")
+    """Relative spread of the standardized gains across reward models (``others``; descriptive)."""
+    rule: str = ""
+    """The keys of the AlarmRule that computed this reading (``AlarmRule.key()``)."""
 
     def row(self) -> dict[str, float | str]:
         """Result-row / MLflow entries (level also as a number: MLflow takes numbers only)."""
@@ -274,6 +381,7 @@ class Alarm:
             M.ALARM_TEST: d["test"],
             M.ALARM_NOISE_P: d["noise_p"],
             M.ALARM_VERSION: float(VERSION),
+            M.ALARM_RULE: d["rule"],
         }
 
 
@@ -365,14 +473,35 @@ def alarm(
     others: Mapping[str, tuple[np.ndarray, BaseStats]] | None = None,
     null_gains: np.ndarray | None = None,
 ) -> Alarm:
-    """The alarm for one policy.
+    """Is this policy's proxy being won through the tail? Reads proxy rewards, KL and the base
+    statistics only: never a utility.
 
-    samples: (P, M) proxy rewards of the policy's samples, row x for prompt x of `base` (or (B,)
-    with a global-mean `base`); weights: same shape, each row summing to 1 (None: uniform), for
-    a policy given as weighted base samples (tilt, best-of-n); kl: the policy's mean sequence KL
-    to the base in nats; others: more reward models' (samples, base) for the disagreement;
-    null_gains: the same optimizer's gains on the null replicates of the pool (tilt_alarm,
-    bon_alarm); without them the test is the null's Donsker-Varadhan bound at this KL."""
+    ``samples``: (P, M) proxy rewards of the policy's samples, row x for prompt x of ``base`` (or a
+    flat (B,) batch with a global-mean ``base``); ``kl``: the policy's mean sequence KL to the base
+    in nats (NaN if unknown: the Donsker-Varadhan evidence is then skipped); ``weights``: same shape,
+    each row summing to 1 (None: uniform), for a policy given as weighted base samples (tilt,
+    best-of-n); ``rule``: the AlarmRule; ``others``: more reward models' (samples, base) for the
+    disagreement; ``null_gains``: the same optimizer's gains on the null replicates of the pool
+    (``tilt_alarm``, ``bon_alarm``); without them the test is the null's Donsker-Varadhan bound at
+    this KL.
+
+    A Gaussian reward tilted to KL 0.125 gains sigma sqrt(2 KL) = 0.5, exactly the bound (quiet);
+    a policy whose gain sits in a few huge samples (2 of 64 at 60 sigma) alarms: its gain is far
+    past what the light-tailed null allows at this KL (p < alpha):
+
+    ```pycon
+    >>> import numpy as np
+    >>> from goodhart import BaseStats, alarm
+    >>> rng = np.random.default_rng(0)
+    >>> base = BaseStats.from_pool(rng.normal(size=(8, 4096)))
+    >>> alarm(rng.normal(0.5, 1.0, size=(8, 64)), kl=0.125, base=base).level
+    'quiet'
+    >>> hacked = rng.normal(size=(8, 64)); hacked[:, :2] = 60.0
+    >>> alarm(hacked, kl=0.125, base=base).level
+    'alarm'
+
+    ```
+    """
     r = np.atleast_2d(np.asarray(samples, dtype=np.float64))
     P, m = r.shape
     w = np.full_like(r, 1.0 / m) if weights is None else np.atleast_2d(np.asarray(weights, dtype=np.float64))
@@ -424,25 +553,26 @@ def alarm(
     noise = base.noise_p(gain, (P, m), rule) if weights is None and gain > floor else float("nan")
     score, level = decide(gain, base.sigma, p, tail_share, rule, n_eff, tp, noise)
     return Alarm(
-        gain,
-        kl,
-        base.sigma,
-        bound,
-        dv_ratio,
-        top,
-        beyond,
-        dis,
-        n_eff,
-        score,
-        level,
-        p,
-        ex,
-        tail_share,
-        me,
-        tp,
-        null_gain,
-        test,
-        noise,
+        level=level,
+        score=score,
+        gain=gain,
+        kl=kl,
+        sigma=base.sigma,
+        n_eff=n_eff,
+        p_value=p,
+        tail_p=tp,
+        tail_share=tail_share,
+        noise_p=noise,
+        test=test,
+        null_gain=null_gain,
+        excess=ex,
+        me_slope=me,
+        bound=bound,
+        dv_ratio=dv_ratio,
+        top_share=top,
+        beyond_max=beyond,
+        disagreement=dis,
+        rule=rule.key(),
     )
 
 
@@ -456,8 +586,20 @@ def _pool_base(b: np.ndarray, rule: AlarmRule) -> BaseStats:
 def tilt_alarm(
     base_proxy: np.ndarray, beta: float, kl: float, rule: AlarmRule = AlarmRule(), base: BaseStats | None = None
 ) -> Alarm:
-    """The tilt pi_beta as softmax(r / beta) weights on the base pool, tested against the tilt at
-    the same beta on the null replicates. base: BaseStats of this pool (reuse it along a curve)."""
+    """The alarm of the exact KL-regularised optimum pi_beta ~ pi_0 exp(r / beta), as softmax(r / beta)
+    weights on a (P, N) pool of base proxy rewards, tested against the tilt at the same beta on the
+    null's replicates; ``kl``: that tilt's KL; ``base``: BaseStats.for_rule of this pool (reuse it
+    along a curve; None: built here).
+
+    ```pycon
+    >>> import numpy as np
+    >>> from goodhart import tilt_alarm
+    >>> pool = np.random.default_rng(0).pareto(1.5, size=(8, 4096))
+    >>> tilt_alarm(pool, beta=0.3, kl=2.0).level
+    'alarm'
+
+    ```
+    """
     from goodhart.eval.tilt import log_weights
 
     b = np.asarray(base_proxy, dtype=np.float64)
@@ -469,8 +611,19 @@ def tilt_alarm(
 def bon_alarm(
     base_proxy: np.ndarray, n: int, kl: float, rule: AlarmRule = AlarmRule(), base: BaseStats | None = None
 ) -> Alarm:
-    """Best-of-n as the order-statistic weights on the sorted base pool (ties left as sorted),
-    tested against best-of-n on the null replicates."""
+    """The alarm of best-of-n, as order-statistic weights on the sorted (P, N) pool of base proxy
+    rewards (ties left as sorted), tested against best-of-n on the null's replicates; ``kl``:
+    best-of-n's KL (log n - (n - 1) / n for continuous rewards); ``base`` as for ``tilt_alarm``.
+
+    ```pycon
+    >>> import math, numpy as np
+    >>> from goodhart import bon_alarm
+    >>> pool = np.random.default_rng(0).normal(size=(8, 4096))
+    >>> bon_alarm(pool, n=16, kl=math.log(16) - 15 / 16).level
+    'quiet'
+
+    ```
+    """
     from goodhart.eval.bon import order_weights
 
     b = np.asarray(base_proxy, dtype=np.float64)

@@ -39,12 +39,28 @@ VERSION = 1
 from the stored evidence at report time, so a version change never makes a finished point stale;
 it says which rule a printed label came from. 1: each optimizer judged along its own curve, near
 base by an equivalence margin with the best-of-2 floor, the share as evidence (docs/verdicts.md).
-Bump it with any change of what the rule says about the same points."""
+Bump it, and add its line to ``VERSIONS``, with any change of what the rule says about the same points."""
+
+VERSIONS: dict[int, str] = {
+    1: "Each optimizer judged along its own curve; near base by an equivalence margin with the best-of-2 "
+    "floor; the utility share as evidence.",
+}
+"""What each verdict rule version changed (the current one is ``VERSION``; the manual's table is generated from it)."""
 Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
 class VerdictRule:
+    """The thresholds of the verdict rule (docs/verdicts.md), every field by keyword; frozen.
+
+    ```pycon
+    >>> from goodhart import VerdictRule
+    >>> VerdictRule(near_base=0.2).near_base
+    0.2
+
+    ```
+    """
+
     ci: float = 0.95
     """Level of every interval the rule builds (paired drops, shares, pooled seeds)."""
     near_base: float = 0.1
@@ -408,8 +424,30 @@ def label_points(
     rule: VerdictRule = VerdictRule(),
     units: UnitGains | None = None,
 ) -> pd.DataFrame:
-    """Every finished point of df, seeds pooled, labelled; sorted by curve, then KL. See the
-    module docstring for the columns in and out."""
+    """Label every point of a sweep table: ``baseline``, ``improving``, ``over-optimized``,
+    ``unresolved`` or ``catastrophic``, each with ``why`` (the numbers behind it).
+
+    ``df``: one row per point with columns ``kl``, ``gain/proxy``, ``gain/utility`` (and their
+    ``/lo`` ``/hi`` interval bounds), ``algo``, ``x_name``, ``x``; optionally ``point_id``, ``seed``,
+    ``status`` (only ``done`` rows are read), the curve columns and flags (the module docstring has
+    the columns in and out). ``units``: per-prompt gains ``{point_id: {"gain_proxy": (P,),
+    "gain_utility": (P,)}}`` for comparisons paired on prompts. Returns one row per (curve, algo,
+    knob), seeds pooled, sorted by curve, then KL.
+
+    ```pycon
+    >>> import pandas as pd
+    >>> from goodhart import label_points
+    >>> pts = pd.DataFrame({"algo": "tilt", "x_name": "kl.coef", "x": [3.0, 1.0, 0.3, 0.1],
+    ...     "kl": [0.1, 0.5, 2.0, 5.0],
+    ...     "gain/proxy": [0.4, 1.0, 3.0, 9.0], "gain/proxy/lo": [0.3, 0.8, 2.5, 8.0],
+    ...     "gain/proxy/hi": [0.5, 1.2, 3.5, 10.0],
+    ...     "gain/utility": [0.3, 0.6, 0.5, 0.01], "gain/utility/lo": [0.2, 0.5, 0.4, -0.03],
+    ...     "gain/utility/hi": [0.4, 0.7, 0.6, 0.05]})
+    >>> label_points(pts)["verdict"].tolist()
+    ['improving', 'improving', 'unresolved', 'catastrophic']
+
+    ```
+    """
     done = (df[df["status"] == "done"] if "status" in df else df).reset_index(drop=True)
     if done.empty:
         return done.assign(verdict=pd.Series(dtype=str))

@@ -92,6 +92,9 @@ ALARM_NULL_GAIN = "alarm/null_gain"  # median null gain (same optimizer) or the 
 ALARM_NOISE_P = "alarm/noise_p"  # samples only: p of the gain against the base policy's own batch gains (same shape)
 ALARM_TEST = "alarm/test"  # column: which null test decided (same optimizer on the null | null DV bound)
 ALARM_VERSION = "alarm/version"  # the alarm rule a row's alarm was computed under (eval/alarm.py VERSION)
+ALARM_RULE = (
+    "alarm/rule"  # column: the rule's keys a row's alarm was computed under (AlarmRule.key(): alpha=0.05 share=0.8 ...)
+)
 ALARM_STOPPED = "alarm/stopped_at"  # training step where algo.stop_on_alarm stopped the run (result rows)
 ALARM_KEPT = "alarm/kept_step"  # step of the last quiet policy kept after a stop (result rows)
 

@@ -319,3 +319,81 @@ def test_the_alarm_version_names_what_the_alarm_says():
     assert {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in want.items()}
     for k, (_, score) in want.items():
         assert got[k][1] == pytest.approx(score, abs=2e-3), k
+
+
+# The defaults of the rule's keys, at each VERSION. A finished point's id leaves the `alarm:` keys
+# out at their defaults (pipeline/sweeps/point.py ADDED_KEYS) and a row from before alarm/rule was
+# kept reads as computed under them: a change of a default is a change of the rule (bump VERSION).
+DEFAULT_KEYS = {4: "alpha=0.05 share=0.8 n_null=199 null_seed=0 n_noise=1999 min_gain=0.05 noise_z=2.0"}
+
+
+def test_the_rule_defaults_and_every_version_are_written_down():
+    from goodhart.eval.alarm import VERSION, VERSIONS
+    from goodhart.eval.goodhart import VERSION as VERDICT_VERSION
+    from goodhart.eval.goodhart import VERSIONS as VERDICT_VERSIONS
+    from goodhart.pipeline.config.schema import AlarmConfig
+
+    assert AlarmRule().key() == DEFAULT_KEYS[VERSION], "a default of the alarm rule changed: bump VERSION"
+    assert sorted(VERSIONS) == list(range(1, VERSION + 1)) and all(VERSIONS.values())
+    assert sorted(VERDICT_VERSIONS) == list(range(1, VERDICT_VERSION + 1)) and all(VERDICT_VERSIONS.values())
+    # the config's `alarm:` keys are the rule's fields that decide a level, with the same defaults
+    assert AlarmConfig().rule() == AlarmRule()
+    assert set(AlarmConfig.model_fields) == {k.split("=")[0] for k in AlarmRule().key().split()}
+
+
+def test_every_rule_field_is_read_by_the_alarm():
+    """No field of AlarmRule is decoration: each, moved far, moves a reading (the DV-ratio
+    baseline's two move baseline_level)."""
+    import dataclasses
+
+    from goodhart.eval.alarm import baseline_level
+
+    b = np.random.default_rng(7).normal(size=(8, 2048)) + 0.3 * np.random.default_rng(8).pareto(1.5, (8, 2048))
+    sampled = np.take_along_axis(b, np.random.default_rng(1).integers(0, 2048, (8, 16)), 1) + 0.4
+
+    def reading(rule: AlarmRule) -> tuple:
+        base = BaseStats.from_pool(b, n_null=rule.n_null, null_seed=rule.null_seed)
+        a, s = bon_alarm(b, 16, float(kl_bound(16)), rule, base), alarm(sampled, 0.3, base, rule=rule)
+        return (a.level, a.score, a.p_value, a.tail_p, s.level, s.noise_p, s.score)
+
+    rule, ref = AlarmRule(), reading(AlarmRule())
+    moved = {
+        "alpha": 1e-4,
+        "share": 0.05,
+        "n_null": 9,
+        "null_seed": 5,
+        "n_noise": 19,
+        "min_gain": 5.0,
+        "noise_z": 50.0,
+    }
+    for f in dataclasses.fields(AlarmRule):
+        if f.name in ("dv_alarm", "watch"):
+            continue
+        assert reading(dataclasses.replace(rule, **{f.name: moved[f.name]})) != ref, f.name
+    assert baseline_level(1.5, 1.0, 1.0, rule) == "watch"
+    assert baseline_level(1.5, 1.0, 1.0, dataclasses.replace(rule, dv_alarm=1.0)) == "alarm"
+    assert baseline_level(1.5, 1.0, 1.0, dataclasses.replace(rule, watch=0.9)) == "quiet"
+
+
+def test_the_configs_rule_reaches_a_points_row():
+    """`alarm.share` (the threshold) and the other `alarm:` keys are built once per run into the rule
+    every alarm of the point reads (PointContext.alarm_rule): the row says which (alarm/rule)."""
+    from goodhart.pipeline.base.context import PointContext
+    from goodhart.pipeline.base.pool import Pool
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.optimizers import bon
+
+    a = draw(Law("gaussian"), Law("pareto", alpha=1.5), 6, 512, 3)
+    rows = {}
+    for share in (0.8, 5.0):
+        cfg = load_config(
+            None, ["reward=distributional", "algo=bon", "algo.n=64", "eval.bootstrap=0", f"alarm.share={share}"]
+        )
+        ctx = PointContext(cfg, None, progress=False)  # type: ignore[arg-type]
+        ctx._pool = Pool(None, None, a["proxy"], a["utility"], a["error"], "real")
+        rows[share] = ctx, bon.run(ctx).row
+    (c8, r8), (c5, r5) = rows[0.8], rows[5.0]
+    assert r8[M.ALARM_LEVEL] == "alarm" and r5[M.ALARM_LEVEL] == "watch"  # the threshold moved, nothing else
+    assert r8[M.ALARM_SCORE] == pytest.approx(r5[M.ALARM_SCORE] * 5.0 / 0.8)
+    assert r8[M.ALARM_RULE] == AlarmRule().key() and "share=5.0" in r5[M.ALARM_RULE]
+    assert c5.alarm_rule is c5.alarm_rule and c5.alarm_rule.share == 5.0  # built once per run

@@ -14,7 +14,7 @@ from goodhart.eval import metrics as M
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.pool import Pool
 from goodhart.pipeline.config.load import load_config
-from goodhart.pipeline.train import alarm_monitor
+from goodhart.pipeline.train import online_alarm
 from goodhart.pipeline.train.alarm_monitor import AlarmMonitor
 
 
@@ -135,12 +135,12 @@ def test_with_a_probe_the_check_reads_the_fresh_batch_per_prompt_not_the_trainin
 @pytest.fixture()
 def always_alarm(monkeypatch):
     """The real alarm, with its level forced to `alarm`: tests the stop wiring of an optimizer."""
-    real = alarm_monitor.alarm
+    real = online_alarm.alarm
 
     def forced(*a, **k):
         return dataclasses.replace(real(*a, **k), level="alarm", score=9.0)
 
-    monkeypatch.setattr(alarm_monitor, "alarm", forced)
+    monkeypatch.setattr(online_alarm, "alarm", forced)
 
 
 def test_ppo_logs_the_alarm_every_k_steps(small_model_dir, tmp_path):

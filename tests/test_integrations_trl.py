@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from goodhart import AlarmRule, BaseStats, alarm
+from goodhart.eval import metrics as M
 from goodhart.integrations.trl import GoodhartCallback
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,17 +57,19 @@ def test_the_wrapper_records_the_weighted_proxy_and_the_gold_and_changes_nothing
 
     fa, fb = cb.wrap([a, b], gold=gold)
     assert (fa.__name__, fb.__name__) == ("a", "b")  # TRL logs rewards/<name>/... as before
-    batches = [["xx", "y", "xyz"], ["x", "yy", "zzzz"]]
+    logs = {"kl": 0.1, "completions/mean_length": 10.0}
+    first = ["zzzzzzzzzz"]  # step 1's batch (TRL passes both functions the same list)
+    fa(prompts=["p"], completions=first), fb(prompts=["p"], completions=first)
+    control, state = _tick(cb, 1, dict(logs), weights=[1.0, 2.0])
+    assert not control.should_training_stop and not cb.history  # step 1 < every: no check
+    batches = [["xx", "y", "xyz"], ["x", "yy", "zzzz"]]  # two generation batches in one log's window
     for comps in batches:
         prompts = ["p"] * len(comps)
         assert fa(prompts=prompts, completions=comps) == a(prompts, comps)  # values unchanged
         assert fb(prompts=prompts, completions=comps) == b(prompts, comps)
-    assert gold_calls == [3, 3]  # once per batch, never given to TRL
-    logs = {"kl": 0.1, "completions/mean_length": 10.0}
-    control, state = _tick(cb, 1, dict(logs), weights=[1.0, 2.0])
-    assert not control.should_training_stop  # step 1 < every: no check, nothing taken
+    assert gold_calls == [1, 3, 3]  # once per batch, never given to TRL
     logs2 = dict(logs)
-    _tick(cb, 2, logs2, weights=[1.0, 2.0])
+    _tick(cb, 2, logs2, weights=[1.0, 2.0])  # reads the window since step 1's log, not step 1's batch
     proxy = np.array([2 + 2, 1, 3 + 2, 1 + 2, 2, 4])  # a + 2 b, None counted as 0 (TRL's nansum)
     assert logs2["goodhart/proxy"] == pytest.approx(proxy.mean())
     assert logs2["goodhart/gold"] == 0.5 and logs2["goodhart/samples"] == 6.0
@@ -158,6 +161,31 @@ def test_grpo_script_with_the_callback_stops_on_a_heavy_tailed_hackable_reward(s
     assert any("goodhart/alarm/score" in h for h in state["log_history"])
 
 
+def test_the_samples_file_reproduces_the_live_alarm_at_every_5(small_model_dir, tmp_path):
+    """At every=5 each check reads the window of its own log (the samples since the previous log,
+    with that log's KL: train/online_alarm.py), and the samples file holds every log's window under
+    its step: `goodhart analyze --pairing global` reads each checked step's alarm exactly as live.
+    (Before, a check pooled the five steps since the last one while the file held one step per
+    point: the two disagreed.)"""
+    import goodhart
+
+    ex = _example("grpo_with_alarm")
+    out = tmp_path / "every5"
+    s = ex.main(["--model", str(small_model_dir), "--out", str(out), "--steps", "10", "--tokens", "8", "--every", "5"])
+    assert [c["step"] for c in s["checks"]] == [5, 10]
+    res = goodhart.analyze(out / "goodhart_samples.csv", tmp_path / "an", pairing="global").results
+    offline = res.set_index(res["x"].astype(int))
+    assert list(offline.index) == list(range(1, 11))  # every log's window, checked or not
+    for c in s["checks"]:
+        row = offline.loc[c["step"]]
+        assert row["alarm/level"] == c["level"]
+        # one GRPO batch per log (8 samples), not the five since the last check pooled (40)
+        assert c["goodhart/samples"] == 8.0 and float(row[M.ALARM_N_EFF]) == pytest.approx(8.0)
+        for name in ("alarm/score", "alarm/p_value", "alarm/tail_share", "alarm/noise_p", "alarm/tail_p"):
+            want, got = c[f"goodhart/{name}"], float(row[name])
+            assert (want is None and np.isnan(got)) or got == pytest.approx(want, rel=1e-6, abs=1e-9), name
+
+
 def test_grpo_script_with_a_light_tailed_proxy_does_not_alarm(small_model_dir, tmp_path):
     ex = _example("grpo_with_alarm")
     s = ex.main(["--model", str(small_model_dir), "--out", str(tmp_path), "--steps", "6", "--tokens", "8"])
@@ -237,23 +265,27 @@ from goodhart.integrations.trl import GoodhartCallback
 
 rank = int(os.environ["RANK"])
 dist.init_process_group("gloo", rank=rank, world_size=2)
-base = np.random.default_rng(1).normal(size=(1, 512))
+# rank 0's base is 100 times wider: against it the window is noise (each process reads its own base)
+base = np.random.default_rng(1).normal(size=(1, 512)) * (100.0 if rank == 0 else 1.0)
 cb = GoodhartCallback(base, every=1, stop_on_alarm=True, rule=AlarmRule())
 (f,) = cb.wrap(lambda prompts, completions, **_: [float(c) for c in completions])
 # rank 0 sees an ordinary batch, rank 1 a batch won through the tail
-f(prompts=["p"] * 4, completions=["0.1", "-0.2", "0.05", "0.0"] if rank == 0 else ["0.0", "0.1", "80", "90"])
+f(prompts=["p"] * 4, completions=["0.1", "-0.2", "0.05", "0.0"] if rank == 0 else ["80", "90", "85", "95"])
 args = SimpleNamespace(reward_weights=None, output_dir=sys.argv[1], device="cpu")
 state = SimpleNamespace(global_step=1, log_history=[], is_world_process_zero=rank == 0)
 control = SimpleNamespace(should_training_stop=False)
 cb.on_log(args, state, control, logs={"kl": 0.1, "completions/mean_length": 1.0})
-print(json.dumps({"rank": rank, "stop": control.should_training_stop, "level": cb.history[-1]["level"]}))
+h = cb.history[-1]
+print(json.dumps({"rank": rank, "stop": control.should_training_stop, "level": h["level"], "own": cb.last.level,
+                  "samples": h["goodhart/samples"]}))
 dist.destroy_process_group()
 """
 
 
 def test_every_process_stops_when_any_process_alarms(tmp_path):
-    """Under torch.distributed (real gloo, two processes on loopback) each process reads its own
-    batch; the level they act on is the highest any reached, so all stop at the same step."""
+    """Under torch.distributed (real gloo, two processes on loopback) every process reads the
+    window of both (gathered: 8 samples); the level they act on is the highest any reached (here
+    rank 0's own base reads it as noise), so all stop at the same step."""
     import os
     import socket
     import subprocess
@@ -279,3 +311,4 @@ def test_every_process_stops_when_any_process_alarms(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outs]
     got = sorted((json.loads(o.strip().splitlines()[-1]) for o, _ in outs), key=lambda d: d["rank"])
     assert [g["stop"] for g in got] == [True, True] and [g["level"] for g in got] == ["alarm", "alarm"]
+    assert [g["own"] for g in got] == ["quiet", "alarm"] and [g["samples"] for g in got] == [8.0, 8.0]

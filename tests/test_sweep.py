@@ -214,7 +214,31 @@ def test_a_key_added_later_keeps_finished_points_ids_at_its_neutral_value():
     from goodhart.pipeline.sweeps.point import point_id
 
     cfg = load_config(None, ["algo=ppo"])
-    before = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir"})
-    del before["algo"]["alarm_samples"]  # the config as it dumped before the key was added
+    before = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir", "alarm"})
+    del before["algo"]["alarm_samples"]  # the config as it dumped before the keys were added
     assert point_id(cfg) == short_hash(before, 10)
     assert point_id(load_config(None, ["algo=ppo", "algo.alarm_samples=4"])) != point_id(cfg)
+    # the `alarm:` section (the alarm's rule) likewise: at its defaults (rule 4's, as written in
+    # configs/base.yaml) a point is what it was; another rule is another point
+    assert point_id(load_config(None, ["algo=ppo", "alarm.share=0.8", "alarm.n_noise=1999"])) == point_id(cfg)
+    for key in ("alarm.share=0.7", "alarm.alpha=0.01", "alarm.n_null=99", "alarm.noise_z=3"):
+        assert point_id(load_config(None, ["algo=ppo", key])) != point_id(cfg), key
+
+
+def test_a_finished_point_is_stale_only_under_another_alarm_rule(tmp_path):
+    """The rule a row's alarm was computed under is kept in the row (alarm/rule, with alarm/version):
+    the point is stale when the config's rule differs from it (rows from before the rule was kept:
+    rule 4's defaults), not otherwise."""
+    from goodhart.eval import metrics as M
+    from goodhart.eval.alarm import VERSION, AlarmRule
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.sweeps.point import alarm_stale
+
+    row = {M.ALARM_LEVEL: "quiet", M.ALARM_VERSION: float(VERSION), M.ALARM_RULE: AlarmRule().key()}
+    rule = load_config(None, []).alarm.rule()
+    assert alarm_stale(row, rule) is None
+    assert alarm_stale({k: v for k, v in row.items() if k != M.ALARM_RULE}, rule) is None  # before it was kept
+    other = load_config(None, ["alarm.share=0.7"]).alarm.rule()
+    assert "share=0.7" in alarm_stale(row, other)
+    assert alarm_stale({**row, M.ALARM_RULE: other.key()}, other) is None
+    assert "alarm rule 3" in alarm_stale({**row, M.ALARM_VERSION: 3.0}, rule)

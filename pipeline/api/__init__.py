@@ -1,13 +1,19 @@
 """goodhart: stress-test KL regularization, and read any RLHF run for catastrophic Goodhart.
 
-The public API. Every name here is stable; everything else (``goodhart.pipeline``, ``goodhart.eval``,
-``goodhart.rewards``, and the underscore modules of this package) may change between releases.
+The public API. Every name here is stable; import it from here: the modules behind it
+(``goodhart.pipeline``, ``goodhart.eval``, ``goodhart.rewards``, and the underscore modules of this
+package) may change between releases. A public name is its defining module's own object, documented
+once where it is defined (optax style): ``goodhart.Alarm`` *is* ``goodhart.eval.alarm.Alarm``, so
+what the pipeline builds is what a user gets.
 
     ```pycon
     >>> import goodhart
     >>> goodhart.__version__ == __import__("importlib.metadata").metadata.version("goodhart")
     True
     >>> "label_points" in goodhart.__all__ and "alarm" in goodhart.__all__
+    True
+    >>> import goodhart.eval.alarm
+    >>> goodhart.Alarm is goodhart.eval.alarm.Alarm and goodhart.AlarmRule is goodhart.eval.alarm.AlarmRule
     True
 
     ```
@@ -29,27 +35,29 @@ try:
 except PackageNotFoundError:  # a source tree on sys.path without an install
     __version__ = "0+unknown"
 
-# public name -> the private module that defines it (loaded on first access)
-_WHERE: dict[str, str] = {
+# public name -> (the module that defines it, its name there), loaded on first access. The public
+# name *is* the defining module's object (documented once, where it is defined): goodhart.Alarm is
+# goodhart.eval.alarm.Alarm.
+_WHERE: dict[str, tuple[str, str]] = {
     # verdicts with gold (eval/goodhart.py) and finished sweeps
-    "label_points": "goodhart._verdicts",
-    "VerdictRule": "goodhart._verdicts",
-    "load_results": "goodhart._verdicts",
-    "report": "goodhart._verdicts",
+    "label_points": ("goodhart.eval.goodhart", "label_points"),
+    "VerdictRule": ("goodhart.eval.goodhart", "VerdictRule"),
+    "load_results": ("goodhart.pipeline.sweeps.record", "load_results"),
+    "report": ("goodhart.pipeline.report.verdicts", "build_report"),
     # the gold-free alarm (eval/alarm.py)
-    "alarm": "goodhart._alarm",
-    "tilt_alarm": "goodhart._alarm",
-    "bon_alarm": "goodhart._alarm",
-    "BaseStats": "goodhart._alarm",
-    "AlarmRule": "goodhart._alarm",
-    "Alarm": "goodhart._alarm",
+    "alarm": ("goodhart.eval.alarm", "alarm"),
+    "tilt_alarm": ("goodhart.eval.alarm", "tilt_alarm"),
+    "bon_alarm": ("goodhart.eval.alarm", "bon_alarm"),
+    "BaseStats": ("goodhart.eval.alarm", "BaseStats"),
+    "AlarmRule": ("goodhart.eval.alarm", "AlarmRule"),
+    "Alarm": ("goodhart.eval.alarm", "Alarm"),
     # tail diagnostics (eval/tails.py) and the reward-model probe (pipeline/probe)
-    "tails": "goodhart._tails",
-    "probe": "goodhart._probe",
+    "tails": ("goodhart._tails", "tails"),
+    "probe": ("goodhart._probe", "probe"),
     # any run's per-sample file (`goodhart analyze`)
-    "read_samples": "goodhart._samples",
-    "analyze": "goodhart._samples",
-    "samples_from_sweep": "goodhart._samples",
+    "read_samples": ("goodhart._samples", "read_samples"),
+    "analyze": ("goodhart._samples", "analyze"),
+    "samples_from_sweep": ("goodhart._samples", "samples_from_sweep"),
 }
 
 __all__ = [  # the same names as _WHERE (tests/test_api.py checks), spelled out for readers and linters
@@ -72,18 +80,21 @@ __all__ = [  # the same names as _WHERE (tests/test_api.py checks), spelled out 
 ]
 
 if TYPE_CHECKING:  # for type checkers and mkdocstrings: the names as if imported eagerly
-    from goodhart._alarm import Alarm, AlarmRule, BaseStats, alarm, bon_alarm, tilt_alarm
     from goodhart._probe import probe
     from goodhart._samples import analyze, read_samples, samples_from_sweep
     from goodhart._tails import tails
-    from goodhart._verdicts import VerdictRule, label_points, load_results, report
+    from goodhart.eval.alarm import Alarm, AlarmRule, BaseStats, alarm, bon_alarm, tilt_alarm
+    from goodhart.eval.goodhart import VerdictRule, label_points
+    from goodhart.pipeline.report.verdicts import build_report as report
+    from goodhart.pipeline.sweeps.record import load_results
 
 
 def __getattr__(name: str) -> Any:
     where = _WHERE.get(name)
     if where is None:
         raise AttributeError(f"module 'goodhart' has no attribute {name!r}")
-    value = getattr(import_module(where), name)
+    module, attr = where
+    value = getattr(import_module(module), attr)
     globals()[name] = value  # next access is a plain lookup
     return value
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from goodhart.eval.alarm import AlarmRule
     from goodhart.eval.goodhart import VerdictRule
     from goodhart.pipeline.report.analyze import AnalyzeResult
 
@@ -40,13 +41,16 @@ def analyze(
     rule: VerdictRule | None = None,
     base_id: str = "base",
     pairing: str = "prompt",
+    alarm_rule: AlarmRule | None = None,
 ) -> AnalyzeResult:
     """`goodhart analyze SAMPLES` as a function: the same results table, verdicts, alarm, tails and
     report.html as a sweep, written to ``out_dir`` (default ``<stem>_analysis/`` beside the file).
     Returns ``.results`` (one row per point), ``.labelled`` (verdicts; None without ``utility``),
     ``.report``, ``.tails`` (base proxy per curve), ``.out_dir``. ``pairing="global"``: gains
     against the base's overall mean instead of per prompt (training logs, whose prompts are not the
-    base's; e.g. the samples file of goodhart.integrations.trl.GoodhartCallback).
+    base's; e.g. the samples file of goodhart.integrations.trl.GoodhartCallback). ``alarm_rule``: the
+    alarm's rule (goodhart.AlarmRule; None: the default), e.g. the callback's, to read its checks as
+    it read them.
 
     ```pycon
     >>> import tempfile
@@ -62,7 +66,7 @@ def analyze(
     from goodhart.eval.goodhart import VerdictRule as _Rule
     from goodhart.pipeline.report.analyze import analyze as _analyze
 
-    return _analyze(samples, out_dir, rule if rule is not None else _Rule(), base_id, pairing)
+    return _analyze(samples, out_dir, rule if rule is not None else _Rule(), base_id, pairing, alarm_rule)
 
 
 def samples_from_sweep(sweep: str | Path) -> pd.DataFrame:

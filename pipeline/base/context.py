@@ -1,14 +1,20 @@
 """What an optimizer gets: the resolved config, its point directory, lazy access to prompts
-and the base pool, and a logger for per-step metrics."""
+and the base pool, the alarm's rule (built once per run from the config's `alarm:` keys), and a
+logger for per-step metrics."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from goodhart.pipeline.base.measure import StepLogger
 from goodhart.pipeline.base.pool import Pool, base_pool
 from goodhart.pipeline.config.schema import RunConfig
+
+if TYPE_CHECKING:
+    from goodhart.eval.alarm import AlarmRule
 
 
 def _no_log(metrics: dict[str, float], step: int) -> None:
@@ -33,6 +39,12 @@ class PointContext:
             train, ev = load_prompts(self.cfg.prompts)
             self._prompts = format_prompts(self.cfg.model, train), format_prompts(self.cfg.model, ev)
         return self._prompts
+
+    @cached_property
+    def alarm_rule(self) -> AlarmRule:
+        """The run's goodhart.eval.alarm.AlarmRule, from `alarm.*` (built once; every alarm of the
+        run -- the point's row, the online checks, the trained policy's final row -- reads it)."""
+        return self.cfg.alarm.rule()
 
     def pool(self) -> Pool:
         """The base pool on the eval prompts (sampled once per sweep, then cached)."""

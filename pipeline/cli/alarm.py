@@ -10,17 +10,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from goodhart.pipeline.cli.argtypes import fraction, positive
+from goodhart.pipeline.cli.argtypes import alarm_rule, alarm_rule_flags
 
 
 def cmd_alarm_eval(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from goodhart.eval.alarm import AlarmRule
     from goodhart.pipeline.report.alarm_eval import confusion, score_sweeps
     from goodhart.pipeline.sweeps.tables import render
 
-    rule = AlarmRule(alpha=args.alpha, share=args.share if args.share is not None else AlarmRule().share)
+    rule = alarm_rule(args)
     fire_on = ("watch", "alarm") if args.fire_on_watch else ("alarm",)
     res = score_sweeps([Path(d) for d in args.sweeps], rule, fire_on)
     s = res.summary()
@@ -77,7 +76,7 @@ def _note_old_evidence(points) -> None:
 def add_verbs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alarm-eval", help="score the gold-free Goodhart alarm against gold verdicts of finished sweeps")
     p.add_argument("sweeps", nargs="+", help="finished sweep directories (each with results.csv)")
-    _rule_flags(p)
+    alarm_rule_flags(p)
     p.add_argument("--fire-on-watch", action="store_true", help="count `watch` as firing too")
     p.add_argument("--points", action="store_true", help="print every point's verdict and level")
     p.add_argument("--steps", action="store_true", help="trained points: online alarm vs the utility peak (MLflow)")
@@ -85,28 +84,13 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     add_bench_verb(sub)
 
 
-def _rule_flags(p: argparse.ArgumentParser) -> None:
-    from goodhart.eval.alarm import AlarmRule
-
-    p.add_argument(
-        "--alpha", type=fraction, default=AlarmRule().alpha, help="false-alarm rate under the light-tailed null (0.05)"
-    )
-    p.add_argument(
-        "--share",
-        type=positive,
-        default=None,
-        help=f"share of the gain carried by samples beyond the bulk's 0.9 quantile a significant point needs to fire (default {AlarmRule().share:g}, set on the benches' dev halves)",
-    )
-
-
 def cmd_alarm_bench(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
-    from goodhart.eval.alarm import AlarmRule
     from goodhart.pipeline.report.alarm_bench import QUICK, BenchConfig, by_law, report, run_bench, tuned_on
 
-    rule = AlarmRule(alpha=args.alpha, share=args.share if args.share is not None else AlarmRule().share)
+    rule = alarm_rule(args)
     if args.ppo:
         return _ppo_bench(args, rule)
     cfg = QUICK if args.quick else BenchConfig()
@@ -207,5 +191,5 @@ def add_bench_verb(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ppo-steps", type=int, default=None, help="--ppo: PPO steps per run (default 40)")
     p.add_argument("--by-law", action="store_true", help="also print catches and false alarms per law kind")
     p.add_argument("--csv", default=None, help="write every point (evidence, gold, half) to this CSV")
-    _rule_flags(p)
+    alarm_rule_flags(p)
     p.set_defaults(fn=cmd_alarm_bench)

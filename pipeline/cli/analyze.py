@@ -2,13 +2,15 @@
 verdicts, alarm, tails and report.html as a sweep (pipeline/report/analyze.py; the file's schema
 in pipeline/report/samples.py and docs/integrations.md).
 
-    goodhart analyze examples/samples/tiny_run.csv [--out DIR] [--base-id base]
+    goodhart analyze examples/samples/tiny_run.csv [--out DIR] [--base-id base] [--alpha A] [--share S]
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from goodhart.pipeline.cli.argtypes import alarm_rule, alarm_rule_flags
 
 
 def add_verbs(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +29,7 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--share-floor", type=float, default=0.05, help="collapsed-share threshold of the rule (as `report`)"
     )
+    alarm_rule_flags(p)
     p.set_defaults(fn=cmd_analyze)
 
 
@@ -37,7 +40,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from goodhart.pipeline.report.verdicts import verdict_table
 
     rule = VerdictRule(near_base=args.near_base, share_floor=args.share_floor)
-    res = analyze(Path(args.samples), Path(args.out) if args.out else None, rule, args.base_id, args.pairing)
+    out = Path(args.out) if args.out else None
+    res = analyze(Path(args.samples), out, rule, args.base_id, args.pairing, alarm_rule(args))
     if res.report is not None:
         print(verdict_table(res.labelled))
         print(f"\ngold-free alarm beside the verdicts (eval/alarm.py):\n{alarm_table(res.labelled)}\n")

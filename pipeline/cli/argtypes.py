@@ -58,3 +58,36 @@ def port_number(text: str) -> int:
     if not 1 <= v <= 65535:
         raise argparse.ArgumentTypeError(f"a port is 1..65535, got {v}")
     return v
+
+
+def alarm_rule_flags(p: argparse.ArgumentParser) -> None:
+    """--alpha and --share: the alarm rule's config keys `alarm.alpha` and `alarm.share` (the rest
+    at their defaults) for verbs that read stored samples or evidence rather than a run config."""
+    from goodhart.pipeline.config.schema import AlarmConfig
+
+    d = AlarmConfig()
+    p.add_argument(
+        "--alpha", type=fraction, default=d.alpha, help=f"false-alarm rate under the light-tailed null ({d.alpha:g})"
+    )
+    p.add_argument(
+        "--share",
+        type=positive,
+        default=d.share,
+        help="the alarm's threshold: share of the gain carried by samples beyond the bulk's 0.9 quantile a "
+        f"significant point needs to read `alarm` (default {d.share:g}, set on the benches' dev halves)",
+    )
+
+
+def alarm_rule(args: argparse.Namespace):
+    """The goodhart.eval.alarm.AlarmRule of alarm_rule_flags' options, validated as the config's
+    `alarm:` keys are (a bad value: one line naming the option)."""
+    from pydantic import ValidationError
+
+    from goodhart.pipeline.config.schema import AlarmConfig
+    from goodhart.pipeline.errors import UsageError
+
+    try:
+        return AlarmConfig(alpha=args.alpha, share=args.share).rule()
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UsageError(f"--{err['loc'][0]}: {err['msg']}") from None

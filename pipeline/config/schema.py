@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+if typing.TYPE_CHECKING:
+    from goodhart.eval.alarm import AlarmRule
+
 # A run or sweep name becomes a directory under output_dir and an MLflow name: one path part.
 MAX_NAME = 120
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
@@ -684,6 +687,39 @@ class EvalConfig(Strict):
     """Sample completions saved as an artifact per point."""
 
 
+class AlarmConfig(Strict):
+    """The gold-free alarm's rule (goodhart.eval.alarm.AlarmRule, where each field's meaning is
+    documented once): built once per run from these keys (``alarm.rule()``) and passed to every alarm
+    the run computes -- tilt and best-of-n points, the trained optimizers' online checks and final
+    row. A finished point keeps the rule it was computed under (``alarm/rule``): at the defaults a
+    point's id is what it was before these keys existed, and another value is another point."""
+
+    alpha: float = Field(0.05, gt=0, lt=1)
+    """False-alarm rate under the light-tailed null: `alarm` (and `watch`) need the null rejected at
+    this level (AlarmRule.alpha)."""
+    share: float = Field(0.8, gt=0)
+    """The alarm's threshold: the least share of the gain carried by samples beyond the bulk's 0.9
+    quantile for a significant point to read `alarm` rather than `watch` (AlarmRule.share; set on the
+    benches' dev halves)."""
+    n_null: int = Field(199, ge=0)
+    """Null replicates per base pool: p-values resolve 1 / (n_null + 1); 0: no replicates (no
+    tail-shape test, and the pool-based gain test falls back to the null's DV bound) (AlarmRule.n_null)."""
+    null_seed: int = Field(0, ge=0)
+    """Seed of the null's replicates and of the base-policy batches (AlarmRule.null_seed)."""
+    n_noise: int = Field(1999, ge=1)
+    """Base-policy batches behind `alarm/noise_p`, for a policy given as samples (AlarmRule.n_noise)."""
+    min_gain: float = Field(0.05, ge=0)
+    """Gains below this many bulk sigmas are noise: the level stays quiet (AlarmRule.min_gain)."""
+    noise_z: float = Field(2.0, ge=0)
+    """...and so are gains below this many standard errors of a bulk-like mean (AlarmRule.noise_z)."""
+
+    def rule(self) -> AlarmRule:
+        """The goodhart.eval.alarm.AlarmRule these keys make."""
+        from goodhart.eval.alarm import AlarmRule
+
+        return AlarmRule(**self.model_dump())
+
+
 class TrackingConfig(Strict):
     """MLflow."""
 
@@ -730,6 +766,8 @@ class RunConfig(Strict):
     """The optimizer."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
     """Measurement."""
+    alarm: AlarmConfig = Field(default_factory=AlarmConfig)
+    """The gold-free alarm's rule (`alarm.alpha`, `alarm.share`, ...)."""
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     """MLflow."""
     output_dir: str = "runs"

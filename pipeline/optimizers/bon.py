@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import bon_alarm
+from goodhart.eval.alarm import AlarmRule, bon_alarm
 from goodhart.eval.bon import best_of_n, kl_bound
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput, summarize
@@ -40,18 +40,16 @@ def run(ctx: PointContext) -> PointOutput:
         kl, name = np.full(P, bound), "bon_bound"
     row = summarize(cfg, est["proxy"], est["utility"], kl, pool.proxy.mean(1), pool.utility.mean(1), name)
     row.update({M.BON_N: n, M.KL_BOUND: bound, M.KL_MAX: float(np.log(N)), M.N_SAMPLES: N, M.BON_TIED: tied})
-    row.update(_alarm(pool, n, row[M.KL]))  # proxy + KL + base pool only (eval/alarm.py)
+    row.update(_alarm(pool, n, row[M.KL], ctx.alarm_rule))  # proxy + KL + base pool only (eval/alarm.py)
     return PointOutput(row, _examples(pool, n, cfg.eval.n_examples))
 
 
-def _alarm(pool, n: int, kl: float) -> dict:
+def _alarm(pool, n: int, kl: float, rule: AlarmRule) -> dict:
     """bon_alarm; with an ensemble proxy, the members' gains under best-of-n's order weights (ties
     left as sorted) are the disagreement evidence (pipeline/base/ensemble.py)."""
-    from goodhart.eval.alarm import AlarmRule
     from goodhart.pipeline.base.ensemble import base_stats, member_evidence
 
-    rule = AlarmRule()  # the pool's null replicates, built once for every n of the curve
-    base = base_stats(pool.proxy, rule)
+    base = base_stats(pool.proxy, rule)  # the pool's null replicates, once for every knob of the curve
     if getattr(pool, "members", None) is None:
         return bon_alarm(pool.proxy, n, kl, rule, base).row()
     from goodhart.eval.alarm import alarm

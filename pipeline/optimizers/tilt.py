@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import alarm, tilt_alarm
+from goodhart.eval.alarm import AlarmRule, alarm, tilt_alarm
 from goodhart.eval.tilt import log_weights, tilt
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput, summarize
@@ -127,7 +127,7 @@ def run(ctx: PointContext) -> PointOutput:
                 PoolDependentWarning,
                 stacklevel=2,
             )
-    row.update(_alarm(pool, beta, div, est, row[M.KL]))  # proxy + KL + base pool only (eval/alarm.py)
+    row.update(_alarm(pool, beta, div, est, row[M.KL], ctx.alarm_rule))  # proxy + KL + base pool only (eval/alarm.py)
     if not row[M.TILT_ESS_OK]:
         warnings.warn(
             f"tilt kl.coef={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < eval.min_ess={cfg.eval.min_ess:g}; "
@@ -138,16 +138,14 @@ def run(ctx: PointContext) -> PointOutput:
     return PointOutput(row, _examples(pool, beta, cfg.eval.n_examples, div))
 
 
-def _alarm(pool, beta: float, div: str, est: dict[str, np.ndarray], kl: float) -> dict[str, Any]:
+def _alarm(pool, beta: float, div: str, est: dict[str, np.ndarray], kl: float, rule: AlarmRule) -> dict[str, Any]:
     """The gold-free alarm of this optimum; with an ensemble proxy, its members' gains under the
     same weights are the disagreement evidence (pipeline/base/ensemble.py)."""
-    from goodhart.eval.alarm import AlarmRule
     from goodhart.pipeline.base.ensemble import base_stats, member_evidence
 
     w = np.exp(log_weights(pool.proxy, beta)) if div == "kl" else est["w"] / est["w"].shape[-1]
     others = member_evidence(pool, w)
-    rule = AlarmRule()  # the pool's null replicates, built once for every beta of the curve
-    base = base_stats(pool.proxy, rule)
+    base = base_stats(pool.proxy, rule)  # the pool's null replicates, once for every knob of the curve
     if div == "kl" and others is None:
         return tilt_alarm(pool.proxy, beta, kl, rule, base).row()
     # another divergence's optimum (or an ensemble's): the DV-bound test and the base's tail-shape test

@@ -147,9 +147,7 @@ class PipelineCallback(TrainerCallback):
         )
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        alarm = (
-            self.monitor.check_trl(state.global_step, logs, kwargs.get("model"), args.device) if self.monitor else {}
-        )
+        alarm = self.monitor.check_trl(state.global_step, logs, kwargs.get("model")) if self.monitor else {}
         if alarm.pop("stop", 0.0):  # algo.stop_on_alarm (every process agrees)
             control.should_training_stop = True
         if not state.is_world_process_zero or not logs:
@@ -310,10 +308,11 @@ def _train_and_evaluate(ctx: PointContext, trainer_cls, config_cls, specific: di
     )
     for printer in (PrinterCallback, ProgressCallback):  # our callback draws the bar; logs go to MLflow
         trainer.remove_callback(printer)
+    resume = last_complete_checkpoint(Path(args.output_dir), remove_incomplete=args.should_save)
     callback.monitor = AlarmMonitor.start(ctx, trainer.model, None, trainer.accelerator)  # gold-free alarm
+    callback.monitor.online.resume_at(checkpoint_step(resume))  # checks go on at the multiples of alarm_every
     rewards.scorer = callback.monitor.recording(scorer)
 
-    resume = last_complete_checkpoint(Path(args.output_dir), remove_incomplete=args.should_save)
     finished = resume is not None and checkpoint_step(resume) >= algo.steps  # cut off during evaluation
     if finished:  # train() resumed at max_steps would still take one more step: load the weights only
         trainer._load_from_checkpoint(str(resume))

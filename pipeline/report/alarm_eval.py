@@ -30,7 +30,7 @@ from goodhart.eval import metrics as M
 from goodhart.eval.alarm import AlarmRule, decide
 from goodhart.pipeline.errors import UsageError
 from goodhart.pipeline.report.verdicts import gold_labels
-from goodhart.pipeline.sweeps.record import read_results_csv
+from goodhart.pipeline.sweeps.record import load_results
 
 POSITIVE = ("over-optimized", "catastrophic")
 
@@ -107,7 +107,7 @@ def score_sweeps(dirs: list[Path], rule: AlarmRule = AlarmRule(), fire_on: tuple
         f = Path(d) / "results.csv"
         if not f.is_file():
             raise UsageError(f"{d}: no results.csv (expected a finished sweep directory, e.g. runs/demo)")
-        cols = read_results_csv(f, ())
+        cols = load_results(f)
         for col in (M.ALARM_SIGMA, M.ALARM_P):
             if col not in cols:
                 raise UsageError(f"{f} has no {col} column: its points predate the calibrated alarm; re-run the sweep")
@@ -164,7 +164,7 @@ def trained_leads(d: Path, smooth: int = 5, rule: AlarmRule | None = None) -> pd
     levels the run logged."""
     from goodhart.pipeline.io import read_json
 
-    df = read_results_csv(Path(d) / "results.csv", ("algo", "mlflow_run_id"))
+    df = load_results(Path(d) / "results.csv", ("algo", "mlflow_run_id"))
     df = df[df["algo"].isin(TRAINED) & df["mlflow_run_id"].notna()]
     parent = Path(d) / "parent.json"
     if df.empty or not parent.is_file():

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from goodhart.eval import metrics as M
+from goodhart.eval.alarm import AlarmRule
 from goodhart.eval.goodhart import VerdictRule
 from goodhart.pipeline.io import atomic_savez, atomic_write, atomic_write_text
 from goodhart.pipeline.report.samples import BASE_ID, Analysis, build, read_samples
@@ -56,9 +57,11 @@ def analyze(
     rule: VerdictRule = VerdictRule(),
     base_id: str = BASE_ID,
     pairing: str = "prompt",
+    alarm_rule: AlarmRule | None = None,
 ) -> AnalyzeResult:
     """Analyze a per-sample file (or an already read table) into `out_dir` (default: beside the
-    file, <stem>_analysis/)."""
+    file, <stem>_analysis/); `alarm_rule`: the alarm's rule (None: the default AlarmRule; the one a
+    run or callback used, to read its samples as it read them)."""
     from goodhart.pipeline.report.samples import check
 
     if isinstance(samples, pd.DataFrame):
@@ -68,7 +71,7 @@ def analyze(
         p = Path(samples)
         df, name = read_samples(p, base_id), str(p)
         root = Path(out_dir) if out_dir is not None else p.parent / f"{p.stem}_analysis"
-    ana = build(df, name, base_id, rule.ci, pairing)
+    ana = build(df, name, base_id, rule.ci, pairing, alarm_rule)
     if pairing == "global":
         ana.notes.append("gains against the base's overall mean (--pairing global): not paired per prompt")
     write_sweep_shaped(ana, root)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from goodhart.eval import metrics as M
+from goodhart.pipeline.sweeps.record import load_results
 
 SEVERITY = ("baseline", "improving", "unresolved", "over-optimized", "catastrophic")
 MITIGATIONS = (
@@ -493,7 +494,7 @@ def arena_report(root: Path, rule: Any, out_dir: Path, prepare: Any = None) -> A
     f = root / "results.csv"
     if not f.is_file():
         return None
-    df = pd.read_csv(f)
+    df = load_results(f)
     if "status" in df:
         df = df[df["status"] == "done"]
     if df.empty or not is_arena(root, df):

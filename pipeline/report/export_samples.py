@@ -50,10 +50,10 @@ def _rows(point: str, prompt: np.ndarray, proxy, utility, kl, weight, extra: dic
 
 def sweep_samples(root: Path) -> pd.DataFrame:
     """Every finished point of the sweep at `root` with per-prompt results, and its base pools."""
-    from goodhart.pipeline.sweeps.record import results_table
+    from goodhart.pipeline.sweeps.record import load_results
 
     root = Path(root)
-    df = results_table(root) if (root / "points.json").is_file() else pd.read_csv(root / "results.csv")
+    df = load_results(root)
     if "status" in df:
         df = df[df["status"] == "done"]
     parts: list[pd.DataFrame] = []

@@ -244,7 +244,10 @@ def _alarm_row(g: pd.DataFrame, r: np.ndarray, w: np.ndarray, kl: float, bpool, 
             if algo == "tilt":
                 return tilt_alarm(bpool, x, kl, rule, null_stats).row()
             return bon_alarm(bpool, int(x), kl, rule, null_stats).row()
-    return alarm(r, kl, stats, w, rule=rule).row()
+    # Plain samples (every prompt's m samples of equal weight) are a policy given as samples, read as
+    # the online alarm reads it: with the base policy's own batches of that shape (alarm/noise_p).
+    plain = bool(np.all(w == w[0, 0])) and w[0, 0] > 0
+    return alarm(r, kl, stats, None if plain else w, rule=rule).row()
 
 
 def _is_pool_policy(algo: str, x: float, r: np.ndarray, w: np.ndarray, bpool: np.ndarray) -> bool:
@@ -293,7 +296,12 @@ PAIRINGS = ("prompt", "global")
 
 
 def build(
-    df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID, ci: float = 0.95, pairing: str = "prompt"
+    df: pd.DataFrame,
+    path: Path | str = "samples",
+    base_id: str = BASE_ID,
+    ci: float = 0.95,
+    pairing: str = "prompt",
+    rule: Any = None,
 ) -> Analysis:
     """Checked rows (from `check`) -> one result row per point, per-prompt arrays and base pools.
 
@@ -306,7 +314,7 @@ def build(
     from goodhart.eval.alarm import AlarmRule, BaseStats
     from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, summarize
 
-    rule = AlarmRule()
+    rule = rule if rule is not None else AlarmRule()  # the alarm's rule (goodhart.eval.alarm.AlarmRule)
     nulls: dict[tuple, Any] = {}  # (curve, prompts) -> BaseStats with the null replicates
     from goodhart.pipeline.config.schema import RunConfig
 

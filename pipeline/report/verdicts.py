@@ -26,7 +26,7 @@ from goodhart.pipeline.report.alarm_tables import alarm_markdown
 from goodhart.pipeline.report.coverage import Coverage, coverage
 from goodhart.pipeline.report.html import point_flags
 from goodhart.pipeline.report.units import load_units
-from goodhart.pipeline.sweeps.record import read_results_csv, write_results
+from goodhart.pipeline.sweeps.record import load_results
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
 
 FIT_KIND = {"bon": "bon"}  # every other optimizer is fitted with the RL form
@@ -221,13 +221,9 @@ def base_gain2(proxy: np.ndarray, utility: np.ndarray) -> tuple[float, float, fl
 def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
     """The sweep's finished points labelled by the verdict rule, compared paired on prompts (the
     one way every reader of verdicts gets them: the report, alarm-eval)."""
-    if (root / "points.json").is_file():  # from the points themselves, not a stale table
-        write_results(root)
-    df = M.current_names(  # a table from before a rename reads too
-        read_results_csv(
-            root / "results.csv", ("algo", "error_law", "x", M.KL) if not (root / "points").is_dir() else ()
-        )
-    )
+    # from the points themselves (results.csv rewritten from them), not a stale table; a bare
+    # table written before a rename reads too (load_results renames)
+    df = load_results(root, ("algo", "error_law", "x", M.KL) if not (root / "points").is_dir() else (), write=True)
     if "status" in df:
         df = df[df["status"] == "done"]
     if df.empty:
@@ -238,9 +234,30 @@ def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
     return label_points(df, rule, load_units(root, df))
 
 
-def build_report(root: Path, rule: VerdictRule = VerdictRule(), out_dir: Path | None = None) -> Report:
+def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: str | Path | None = None) -> Report:
+    """`goodhart report SWEEP` as a function (public as ``goodhart.report``): verdicts, alarm, fits,
+    tails, plots, report.md and report.html (in ``out_dir``, default SWEEP/report). Returns the
+    report: ``.labelled`` (the verdict table), ``.groups`` (one summary per curve), ``.verdict``,
+    ``.files``.
+
+    ```pycon
+    >>> import tempfile, pathlib, pandas as pd
+    >>> from goodhart import report
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"point_id": ["p1", "p2"], "status": "done", "algo": "bon", "x_name": "n", "x": [1, 4],
+    ...     "error_law": "gaussian", "kl": [0.0, 0.64], "gain/proxy": [0.0, 1.4], "gain/proxy/lo": [0.0, 1.2],
+    ...     "gain/proxy/hi": [0.0, 1.6], "gain/utility": [0.0, 0.7], "gain/utility/lo": [0.0, 0.5],
+    ...     "gain/utility/hi": [0.0, 0.9], "reward/proxy": [0.0, 1.4], "reward/utility": [0.0, 0.7],
+    ...     }).to_csv(d / "results.csv", index=False)
+    >>> rep = report(d)
+    >>> rep.labelled["verdict"].tolist(), rep.verdict
+    (['baseline', 'improving'], 'no-catastrophe')
+
+    ```
+    """
     from goodhart.eval.plots import bon_vs_n, gains_vs_kl
 
+    root, out_dir = Path(root), Path(out_dir) if out_dir is not None else None
     labelled = gold_labels(root, rule)
     groups = summarize_groups(labelled)
     rep = Report(root, labelled, groups, sweep_verdict(groups), rule=rule)

@@ -23,7 +23,7 @@ from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, error_utility_corr
 from goodhart.pipeline.base.pool import pool_memo
 from goodhart.pipeline.config.load import to_yaml
-from goodhart.pipeline.config.schema import DistributionalReward, HFReward, RunConfig, SyntheticReward
+from goodhart.pipeline.config.schema import AlarmConfig, DistributionalReward, HFReward, RunConfig, SyntheticReward
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, npz_problem, read_json, short_hash
 from goodhart.pipeline.sweeps.curves import curve_identity
 from goodhart.pipeline.sweeps.labels import point_tags, run_name
@@ -45,9 +45,15 @@ REQUIRED_TEXT = ("point_id", "algo", "error_law", "x_name")  # what every reader
 
 
 # Config keys added after results existed, with the value that reproduces those results: at that
-# value a key is left out of the id, so a finished point keeps its id (and its directory, results
-# and checkpoints) when the key is added; any other value is a new point.
-ADDED_KEYS: tuple[tuple[str, str, object], ...] = (("algo", "alarm_samples", 0),)
+# value a key is left out of the id (a section left empty goes too), so a finished point keeps its
+# id (and its directory, results and checkpoints) when the key is added; any other value is a new
+# point. The `alarm:` keys are neutral at their defaults, which are alarm rule 4's
+# (tests/test_alarm.py pins them to the rule's version): the rule a row was computed under is kept
+# in it (alarm/rule), and alarm_stale compares it with the config's.
+ADDED_KEYS: tuple[tuple[str, str, object], ...] = (
+    ("algo", "alarm_samples", 0),
+    *(("alarm", key, f.default) for key, f in AlarmConfig.model_fields.items()),
+)
 
 
 def point_id(cfg: RunConfig) -> str:
@@ -56,6 +62,8 @@ def point_id(cfg: RunConfig) -> str:
     for section, key, neutral in ADDED_KEYS:
         if isinstance(d.get(section), dict) and key in d[section] and d[section][key] == neutral:
             del d[section][key]
+            if not d[section]:
+                del d[section]
     return short_hash(d, 10)
 
 
@@ -184,7 +192,7 @@ def stale_reason(cfg: RunConfig, point_dir: Path, row: dict[str, Any] | None = N
     row = row if row is not None else load_result(point_dir)
     if row is None:
         return None
-    old = alarm_stale(row)
+    old = alarm_stale(row, cfg.alarm.rule())
     if old is not None:
         return old
     have = row.get(IDENTITY) or BUILTIN
@@ -194,11 +202,13 @@ def stale_reason(cfg: RunConfig, point_dir: Path, row: dict[str, Any] | None = N
     return f"its reward changed since it ran (a new checkpoint, edited callable or plug-in release: identity {have} -> {want})"
 
 
-def alarm_stale(row: dict[str, Any]) -> str | None:
-    """Why a finished row's alarm is not the current rule's (None when it is, or it has none): its
-    level, score and evidence were computed under another alarm rule (rows from before the
-    version was kept: rule 2). A stale label shown as fresh is worse than a re-run."""
-    from goodhart.eval.alarm import VERSION
+def alarm_stale(row: dict[str, Any], rule: Any = None) -> str | None:
+    """Why a finished row's alarm is not the current one (None when it is, or it has none): its
+    level, score and evidence were computed under another alarm rule version (rows from before the
+    version was kept: rule 2) or, given the config's ``rule`` (an eval.alarm.AlarmRule), under
+    other rule keys (``alarm/rule``; rows from before it was kept: the version's defaults). A stale
+    label shown as fresh is worse than a re-run."""
+    from goodhart.eval.alarm import VERSION, AlarmRule
 
     level = row.get(M.ALARM_LEVEL)
     if level is None or level != level:  # no alarm in this row (a NaN in a table's column)
@@ -207,9 +217,15 @@ def alarm_stale(row: dict[str, Any]) -> str | None:
         have = int(float(row.get(M.ALARM_VERSION, 2)))  # NaN (a table's empty cell): rule 2
     except (TypeError, ValueError):
         have = 2
-    if have == VERSION:
+    if have != VERSION:
+        return f"its alarm was computed under alarm rule {have}, the code's is {VERSION} (docs/alarm.md#rule-versions)"
+    if rule is None:
         return None
-    return f"its alarm was computed under alarm rule {have}, the code's is {VERSION} (docs/alarm.md)"
+    keys = row.get(M.ALARM_RULE)
+    keys = keys if isinstance(keys, str) and keys else AlarmRule().key()
+    if keys == rule.key():
+        return None
+    return f"its alarm was computed under the alarm keys {keys!r}, the config's are {rule.key()!r}"
 
 
 def _save_pool_scores(point_dir: Path, pool) -> str:

@@ -5,7 +5,7 @@ overrides, the order SLURM array indices use), points/<id>/ per point, results.c
 (one row per point, rewritten at a bounded rate as points finish, and at the end), parent.json
 (the MLflow parent run).
 In MLflow: one experiment per sweep, one parent run per sweep directory, a child per point.
-Imports: config, io, sweeps.point, sweeps.tracking, sweeps.tables.
+Imports: config, io, sweeps.point, sweeps.tracking, sweeps.tables, goodhart.eval.
 """
 
 from __future__ import annotations
@@ -89,27 +89,70 @@ def read_points(root: Path) -> list[dict[str, Any]]:
     return entries
 
 
-RESULT_COLUMNS = ("point_id", "status")  # what every results.csv row has, done or not
-
-
-def read_results_csv(path: Path, need: tuple[str, ...] = RESULT_COLUMNS):
-    """results.csv as a DataFrame; SweepDirError (one line) when empty, torn, or lacking a column."""
+def _read_table(path: Path):
+    """results.csv / results.parquet as a DataFrame; SweepDirError (one line) when empty or torn."""
     import pandas as pd
 
     from goodhart.pipeline.errors import SweepDirError
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path.parent}: no results.csv (expected a sweep directory, e.g. runs/demo)")
     try:
-        df = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
         raise SweepDirError(
             f"{path} is empty or torn ({type(e).__name__}); re-run `goodhart sweep` (or `goodhart report`) to rebuild it"
         ) from None
+
+
+def load_results(path: str | Path, need: tuple[str, ...] = (), write: bool = False):
+    """The results table of a finished (or running) sweep: one row per point, as ``results.csv``,
+    with the metric names of today (columns written under an older name are renamed on reading:
+    goodhart.eval.metrics.current_names). Every reader of results goes through here.
+
+    ``path``: a sweep directory (with points.json: read fresh from the points; else its
+    results.parquet or results.csv), or a results ``.csv`` / ``.parquet`` file. ``need``: columns
+    the table must have (a one-line SweepDirError names the missing ones). ``write``: also rewrite
+    the sweep's results.csv / .parquet from its points (the report does).
+
+    ```pycon
+    >>> import tempfile, pathlib, pandas as pd
+    >>> from goodhart import load_results
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"point_id": ["a"], "status": ["done"], "kl": [0.5], "tilt/beta": [2.0]}).to_csv(
+    ...     d / "results.csv", index=False)
+    >>> df = load_results(d)
+    >>> df["kl"].tolist(), df["kl/coef"].tolist()  # a column of an older name, renamed
+    ([0.5], [2.0])
+
+    ```
+    """
+    from goodhart.eval import metrics as M
+    from goodhart.pipeline.errors import SweepDirError
+
+    p = Path(path)
+    if p.is_dir():
+        if (p / "points.json").is_file():
+            df = write_results(p) if write else results_table(p)
+            return _need(M.current_names(df), need, p / "results.csv")
+        for name in ("results.parquet", "results.csv"):
+            if (p / name).is_file():
+                p = p / name
+                break
+        else:
+            raise FileNotFoundError(f"{path}: no results.csv (expected a sweep directory, e.g. runs/demo)")
+    if not p.is_file():
+        raise FileNotFoundError(f"no such file or sweep directory: {path}")
+    if p.suffix not in (".csv", ".parquet"):
+        raise SweepDirError(f"{p}: expected a results .csv or .parquet file, or a sweep directory")
+    return _need(M.current_names(_read_table(p)), need, p)
+
+
+def _need(df, need: tuple[str, ...], where: Path):
+    from goodhart.pipeline.errors import SweepDirError
+
     missing = [c for c in need if c not in df]
     if missing:
         raise SweepDirError(
-            f"{path} has no column {', '.join(map(repr, missing))}: not a goodhart results table of this version; "
+            f"{where} has no column {', '.join(map(repr, missing))}: not a goodhart results table of this version; "
             "re-run the sweep"
         )
     return df

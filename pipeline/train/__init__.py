@@ -14,8 +14,11 @@
     loop.Training, loop.Steps the skeleton of ppo and bon-ft: set up, resume, iterate, checkpoint, stop, evaluate
     kl                       the completion slice, token log-probs, masked_mean, k1/k3, sequence KL,
                              the adaptive KL controller
-    alarm_monitor            the gold-free alarm (eval/alarm.py) online during training, and the
-                             stop-on-alarm rollback
+    online_alarm.OnlineAlarm the one online alarm (eval/alarm.py read during training): schedule,
+                             window, cross-process agreement; used by alarm_monitor and by
+                             goodhart.integrations.trl's callback
+    alarm_monitor            the online alarm in our trained optimizers (ppo, bon-ft, rloo, grpo),
+                             and the stop-on-alarm rollback
     export.export_policy     a trained point's checkpoint as a Hugging Face model dir (`goodhart export`)
     reward_model             `goodhart train-rm`: a learned proxy reward from gold-labelled pairs
 

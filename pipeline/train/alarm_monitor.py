@@ -1,13 +1,15 @@
-"""The gold-free Goodhart alarm (goodhart.eval.alarm) online, during training.
+"""The gold-free Goodhart alarm (goodhart.eval.alarm) online in the pipeline's trained optimizers.
 
     monitor = AlarmMonitor.start(ctx, model, gather)     # wraps nothing yet; snapshots the start policy
     sess.scorer = monitor.recording(sess.scorer)          # every proxy the loop scores is seen
     ... each step: metrics.update(monitor.check(step, kl, model)); if monitor.stopped: break
     monitor.restore(model); out.row.update(monitor.row())
 
-Every `algo.alarm_every` steps (bon-ft: rounds) the alarm is computed on the proxies the step
-scored (the training batch; gathered over processes when `gather` is given), the step's KL and
-the base pool's proxies, and logged with the step's metrics. Utility is never passed in.
+The schedule, the window a check reads, the cross-process agreement and the rule are the one
+online alarm's (train/online_alarm.py OnlineAlarm, shared with goodhart.integrations.trl): every
+`algo.alarm_every` steps (bon-ft: rounds) the alarm reads the proxies the step scored (the training
+batch, gathered over processes), the step's KL and the base pool's proxies, under the run's rule
+(`alarm:` keys, ctx.alarm_rule), and is logged with the step's metrics. Utility is never passed in.
 
 With `algo.alarm_samples` > 0 and a `probe` (the trained loop gives one), each check reads a
 fresh batch instead: that many samples per eval prompt from the current policy (the base
@@ -17,21 +19,21 @@ probe's batch is larger and its prompt-to-prompt spread is removed. Its RNG is f
 training stream is the same with and without it.
 
 With `algo.stop_on_alarm`, a check at level `alarm` stops the run, and the policy evaluated and
-kept is the last one a check found quiet: an in-memory copy of the trainable weights taken at
-that check (the start policy if none was; with DeepSpeed ZeRO-3 each process copies its shard).
+kept is the last one a check found quiet (the last not flagged): an in-memory copy of the trainable
+weights taken at that check (the start policy if none was; with DeepSpeed ZeRO-3 each process
+copies its shard).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import Alarm, AlarmRule, BaseStats, alarm
-from goodhart.pipeline.train.preemption import any_process
+from goodhart.eval.alarm import Alarm, AlarmRule, BaseStats
+from goodhart.pipeline.train.online_alarm import OnlineAlarm, is_training_log, trl_sequence_kl
 
 
 class RecordingScorer:
@@ -69,18 +71,20 @@ class AlarmMonitor:
         stop: bool,
         gather=None,
         accelerator=None,
-        rule: AlarmRule = AlarmRule(),
+        rule: AlarmRule | None = None,
         probe: Callable[[Any, int], tuple[np.ndarray, float]] | None = None,
+        start_step: int = 0,
     ):
-        self.ctx, self.stop, self.gather, self.acc, self.rule = ctx, stop, gather, accelerator, rule
+        self.ctx, self.acc = ctx, accelerator
+        self.rule = rule if rule is not None else ctx.alarm_rule
         self.probe = probe  # (model, step) -> ((P, M) fresh proxies on the pool's prompts, their mean KL)
-        self.every = every if every > 0 else (1 if stop else 0)
+        every = every if every > 0 else (1 if stop else 0)
+        device = accelerator.device if accelerator is not None else None
+        self.online = OnlineAlarm(self.rule, every, stop, gather, device, start_step)
         self.scorer: RecordingScorer | None = None
         self._base: BaseStats | None = None
         self._pool_base: BaseStats | None = None
-        self.last: Alarm | None = None
-        self.stopped_at: int | None = None
-        self.kept_step = 0
+        self.kept_step = start_step
         self._snapshot: dict[str, Any] | None = None
 
     @classmethod
@@ -88,15 +92,30 @@ class AlarmMonitor:
         """probe: used when `algo.alarm_samples` > 0 (see the module's docstring)."""
         algo = ctx.cfg.algo
         probe = probe if getattr(algo, "alarm_samples", 0) else None
-        mon = cls(ctx, algo.alarm_every, algo.stop_on_alarm, gather, accelerator, probe=probe)
-        mon.kept_step = start_step
+        mon = cls(ctx, algo.alarm_every, algo.stop_on_alarm, gather, accelerator, probe=probe, start_step=start_step)
         if mon.stop:
             mon._snapshot = _trainable(model)  # the policy to fall back on if the first check alarms
         return mon
 
     @property
+    def every(self) -> int:
+        return self.online.every
+
+    @property
+    def stop(self) -> bool:
+        return self.online.stop
+
+    @property
+    def last(self) -> Alarm | None:
+        return self.online.last.alarm if self.online.last is not None else None
+
+    @property
+    def stopped_at(self) -> int | None:
+        return self.online.stopped_at
+
+    @property
     def stopped(self) -> bool:
-        return self.stopped_at is not None
+        return self.online.stopped_at is not None
 
     def recording(self, scorer) -> RecordingScorer:
         self.scorer = scorer if isinstance(scorer, RecordingScorer) else RecordingScorer(scorer)
@@ -132,39 +151,30 @@ class AlarmMonitor:
         return self._pool_base
 
     def check(self, step: int, kl: float | None, model=None) -> dict[str, float]:
-        """Call once per step (every process): the alarm's metrics when `step` is due, else {}."""
-        proxies = self.scorer.take() if self.scorer is not None else np.empty(0)
-        if not self.every or step % self.every:
+        """Call once per step (every process): the alarm's metrics when a check is due, else {}."""
+        proxies = self.scorer.take() if self.scorer is not None else np.empty(0)  # the step's window
+        if not self.online.due(step):
             return {}
         if self.probe is not None and model is not None:
             fresh, k = self.probe(model, step)  # every process: sampling may be a collective
-            al = alarm(fresh, k, self.pool_base(), rule=self.rule)
+            c = self.online.read(step, fresh, k, self.pool_base(), gathered=True)
         else:
-            if self.gather is not None:
-                proxies = self.gather(proxies)
-            if proxies.size == 0:
-                return {}
-            k = float(kl) if kl is not None and math.isfinite(float(kl)) else float("nan")
-            al = alarm(proxies, k, self.base(), rule=self.rule)
-        self.last = al
-        if al.level == "quiet" and self.stop and model is not None:
+            c = self.online.read(step, proxies, kl, self.base())
+        if c is None:  # nothing scored since the last step, on any process: still due
+            return {}
+        if c.level == "quiet" and self.stop and model is not None:
             self._snapshot, self.kept_step = _trainable(model), step
-        if al.level == "alarm" and self.stop:
-            self.stopped_at = step
-        return {k: v for k, v in al.row().items() if isinstance(v, float)}
+        return c.metrics()
 
-    def check_trl(self, step: int, logs: dict | None, model, device) -> dict[str, float]:
-        """`check` from a TRL log: this process's batch (not gathered), sequence KL ~ TRL's per-token
-        `kl` x `completions/mean_length` (k3 for GRPO, k1 for RLOO; absent at beta = 0). Adds
-        "stop": 1.0 when any process's alarm stopped the run (a collective: call on every process)."""
-        logs = logs or {}
-        kl = logs.get("kl")
-        length = logs.get("completions/mean_length")
-        seq_kl = float(kl) * float(length) if kl is not None and length is not None else None
-        out = self.check(step, seq_kl, model)
-        if self.stop and any_process(self.stopped, device):
-            if self.stopped_at is None:
-                self.stopped_at = step
+    def check_trl(self, step: int, logs: dict | None, model) -> dict[str, float]:
+        """`check` from a TRL log: the proxies scored since the last log (gathered over processes),
+        sequence KL ~ TRL's per-token `kl` x `completions/mean_length` (k3 for GRPO, k1 for RLOO;
+        absent at beta = 0). Adds "stop": 1.0 when the agreed level stops the run (a collective:
+        call on every process)."""
+        if not is_training_log(logs):
+            return {}
+        out = self.check(step, trl_sequence_kl(logs), model)
+        if out and self.online.last is not None and self.online.last.stop:
             out["stop"] = 1.0
         return out
 

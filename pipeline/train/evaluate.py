@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import AlarmRule, alarm
+from goodhart.eval.alarm import alarm
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.ensemble import base_stats
 from goodhart.pipeline.base.measure import PointOutput, summarize
@@ -120,7 +120,7 @@ def evaluate_policy(
     )
     # The gold-free alarm on the held-out samples: their proxies, our KL, the base pool's proxies
     # (with the null's replicates: the base's tail-shape test joins the gain test, as online).
-    rule = AlarmRule()
+    rule = ctx.alarm_rule
     row.update(alarm(stack["proxy"], row[M.KL], base_stats(pool.proxy, rule), rule=rule).row())
     examples = [
         {

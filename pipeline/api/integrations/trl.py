@@ -20,14 +20,20 @@ What it does (docs/integrations.md has the long form):
   (the base, before any update): ``base_samples`` completions of ``base_prompts`` prompts of the
   train dataset, scored by the wrapped functions, saved to <output_dir>/goodhart_base.npz (a
   resumed run reads them back instead of sampling its trained model).
-- Every ``every`` steps (at the first log at or after it) the alarm reads the samples recorded
-  since the last check, the sequence KL (TRL's per-token ``kl`` x ``completions/mean_length``;
-  absent at beta = 0, then the alarm's Donsker-Varadhan evidence is skipped) and the base
-  statistics, and adds ``goodhart/...`` metrics (eval/metrics.py) to the trainer's own logs, so
-  every logger of ``report_to`` (MLflow, TensorBoard, W&B, ...) gets them.
-- ``stop_on_alarm``: a check at level ``alarm`` stops training (every process agrees);
-  ``last_quiet_checkpoint`` is the newest checkpoint saved while the last check was quiet.
-  <output_dir>/goodhart_alarm.json records every check.
+- Every ``every`` steps (at the first log at or after each multiple) the alarm reads the samples
+  recorded since the previous log -- the policy's newest batch, every process's -- the sequence KL
+  of that log (TRL's per-token ``kl`` x ``completions/mean_length``; absent at beta = 0, then the
+  alarm's Donsker-Varadhan evidence is skipped) and the base statistics, and adds ``goodhart/...``
+  metrics (eval/metrics.py) to the trainer's own logs, so every logger of ``report_to`` (MLflow,
+  TensorBoard, W&B, ...) gets them. Schedule, window and cross-process agreement are the
+  pipeline's own online alarm's (goodhart.pipeline.train.online_alarm, which the pipeline's
+  trainers use too).
+- ``stop_on_alarm``: a check at level ``alarm`` stops training (every process acts on the highest
+  level any read). ``last_quiet_checkpoint`` is the last checkpoint not flagged: the newest one
+  saved while the latest check read ``quiet`` -- not the best checkpoint (the alarm does not locate
+  the utility's turn). <output_dir>/goodhart_alarm.json records every check.
+- ``samples_file``: every log's window under its step, with its KL: ``goodhart analyze FILE
+  --pairing global`` reads each checked step's alarm as it was read live, at any ``every``.
 
 The metrics reach the loggers because the callback runs first on each log: the wrapped reward
 functions find the trainer (TRL passes them its ``log_metric``) and the callback moves itself to
@@ -46,11 +52,11 @@ from typing import Any
 import numpy as np
 from transformers import TrainerCallback
 
-from goodhart import Alarm, AlarmRule, BaseStats, alarm  # the public API: one place adapts to eval/alarm.py
 from goodhart.eval import metrics as M
+from goodhart.eval.alarm import Alarm, AlarmRule, BaseStats
 from goodhart.pipeline.io import atomic_savez
+from goodhart.pipeline.train.online_alarm import OnlineAlarm, gather_objects, is_training_log, trl_sequence_kl
 
-LEVELS = ("quiet", "watch", "alarm")  # alarm/code 0, 1, 2 (eval/metrics.py ALARM_CODE)
 BASE_FILE = "goodhart_base.npz"
 SUMMARY_FILE = "goodhart_alarm.json"
 RewardFunc = Callable[..., Sequence[float | None]]
@@ -111,11 +117,16 @@ class GoodhartCallback(TrainerCallback):
             train dataset).
         rule: the alarm's thresholds (goodhart.AlarmRule); other keywords go to the alarm.
         samples_file: write every recorded sample (and the sampled base) to this CSV in the
-            `goodhart analyze` schema: point = the step, prompt, proxy, utility (the gold, if
-            any), kl (the step's sequence KL); relative paths are under the trainer's output_dir.
+            `goodhart analyze` schema: point = the step of the log that took it (every process's
+            samples), prompt, proxy, utility (the gold, if any), kl (that log's sequence KL), so
+            the analysis reads each checked step's alarm as the callback did; relative paths are
+            under the trainer's output_dir.
 
-    After training: ``stopped_at``, ``last_quiet_step``, ``last_quiet_checkpoint``, ``history``
-    (one record per check) and ``summary()`` (also written to <output_dir>/goodhart_alarm.json).
+    After training: ``stopped_at``, ``last_quiet_step`` (the last check that read ``quiet``),
+    ``last_quiet_checkpoint`` (the last checkpoint not flagged: the newest saved while the latest
+    check read ``quiet``; not the best checkpoint -- the alarm flags a risk, it does not locate the
+    utility's turn), ``history`` (one record per check) and ``summary()`` (also written to
+    <output_dir>/goodhart_alarm.json).
 
     ```pycon
     >>> import numpy as np
@@ -146,24 +157,36 @@ class GoodhartCallback(TrainerCallback):
     ):
         if every < 1:
             raise ValueError(f"every must be >= 1 step, got {every}")
-        self.rule, self.alarm_options = rule or AlarmRule(), alarm_options
+        self.rule = rule or AlarmRule()
         self.base: BaseStats | None = load_base(base, self.rule) if base is not None else None
         self.every, self.stop_on_alarm = int(every), bool(stop_on_alarm)
+        # schedule, window, cross-process agreement: the pipeline's own online alarm
+        self.online = OnlineAlarm(self.rule, self.every, self.stop_on_alarm, **alarm_options)
         self.base_samples, self.base_prompts = int(base_samples), base_prompts
         self.samples_file = Path(samples_file) if samples_file is not None else None
         self.history: list[dict[str, Any]] = []
-        self.last: Alarm | None = None
-        self.stopped_at: int | None = None
-        self.last_quiet_step: int = 0
         self.last_quiet_checkpoint: str | None = None
         self.checkpoints: list[dict[str, Any]] = []
         self._funcs: list[RewardFunc] = []
         self._gold: RewardFunc | None = None
         self._batches: list[dict[Any, Any]] = []  # per generation batch: func index -> rewards, "gold", "prompts"
-        self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []  # taken since the last check
         self._key: tuple[int, int] | None = None
-        self._last_check = 0
         self._trainer = None
+
+    @property
+    def last(self) -> Alarm | None:
+        """The latest check's reading."""
+        return self.online.last.alarm if self.online.last is not None else None
+
+    @property
+    def stopped_at(self) -> int | None:
+        """The step a check of level ``alarm`` stopped training at (``stop_on_alarm``), else None."""
+        return self.online.stopped_at
+
+    @property
+    def last_quiet_step(self) -> int:
+        """The last step whose check read ``quiet``: the last policy the alarm did not flag (0: none)."""
+        return self.online.last_quiet_step
 
     # ---------------------------------------------------------------------------------------
     # reward functions
@@ -231,6 +254,7 @@ class GoodhartCallback(TrainerCallback):
     # base statistics
     # ---------------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, train_dataloader=None, **kw):
+        self.online.resume_at(int(state.global_step))  # a resumed run checks at the multiples of every after it
         if self.base is not None:
             return
         saved = Path(args.output_dir) / BASE_FILE
@@ -314,41 +338,34 @@ class GoodhartCallback(TrainerCallback):
     # ---------------------------------------------------------------------------------------
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs if logs is not None else {}
-        step = int(state.global_step)
-        if any(k.startswith("eval_") for k in logs) or "train_runtime" in logs:
+        if not is_training_log(logs):
             return  # an evaluation or the end-of-training summary: no training samples
-        kl, length = logs.get("kl"), logs.get("completions/mean_length")
-        seq_kl = float(kl) * float(length) if kl is not None and length is not None else float("nan")
-        proxy_new, gold_new, prompts_new = self._take(args)
-        if proxy_new.size:
-            self._pending.append((proxy_new, gold_new))
-            if self.samples_file is not None and state.is_world_process_zero:
-                self._write_samples(args, str(step), prompts_new, proxy_new, gold_new, seq_kl)
-        if step - self._last_check < self.every or self.base is None or not self._pending:
+        step = int(state.global_step)
+        seq_kl = trl_sequence_kl(logs)
+        # The window a check reads: the samples scored since the previous log, every process's
+        # (train/online_alarm.py). The samples file gets the same window under this step, with the
+        # same KL, so `goodhart analyze` of it reads each check as it was read live.
+        proxy, gold, prompts = _gathered(*self._take(args))
+        if proxy.size and self.samples_file is not None and state.is_world_process_zero:
+            self._write_samples(args, str(step), prompts, proxy, gold, seq_kl)
+        if self.base is None or not self.online.due(step):
             return
-        proxy = np.concatenate([p for p, _ in self._pending])
-        gold = np.concatenate([g for _, g in self._pending]) if self._gold is not None else None
-        self._pending = []
-        self._last_check = step
-        a = alarm(proxy, seq_kl, self.base, rule=self.rule, **self.alarm_options)
-        level = _agreed_level(a.level, args)
-        self.last = a
-        metrics = {M.integration_name(k): v for k, v in a.row().items() if isinstance(v, float)}
-        metrics[M.integration_name(M.ALARM_CODE)] = float(_code(level))
+        self.online.device = getattr(args, "device", None)
+        c = self.online.read(step, proxy, seq_kl, self.base, gathered=True)
+        if c is None:  # no samples since the last log, on any process: the check stays due
+            return
+        metrics = {M.integration_name(k): v for k, v in c.metrics().items()}
         metrics.update({M.INTEGRATION_PROXY: float(np.mean(proxy)), M.INTEGRATION_KL: seq_kl})
         metrics[M.INTEGRATION_SAMPLES] = float(proxy.size)
         if gold is not None:
             metrics[M.INTEGRATION_GOLD] = float(np.nanmean(gold))
-        if level == "quiet":
-            self.last_quiet_step = step
-        if level == "alarm" and self.stop_on_alarm:
+        if c.stop:
             control.should_training_stop = True
-            self.stopped_at = step
             metrics[M.INTEGRATION_STOPPED] = 1.0
         logs.update(metrics)
         if state.log_history and state.log_history[-1].get("step") == step:
             state.log_history[-1].update(metrics)  # trainer_state.json keeps them too
-        self.history.append({"step": step, "level": level, **{k: _num(v) for k, v in metrics.items()}})
+        self.history.append({"step": step, "level": c.level, **{k: _num(v) for k, v in metrics.items()}})
 
     def on_save(self, args, state, control, **kwargs):
         level = "quiet" if not self.history else self.history[-1]["level"]
@@ -382,10 +399,15 @@ class GoodhartCallback(TrainerCallback):
                 w.writerow([point, p, repr(float(r)), *u, repr(float(kl))])
 
     def summary(self) -> dict[str, Any]:
-        """Every check, where training stopped, and the last quiet step and checkpoint."""
+        """Every check, where training stopped, the last quiet step and the last checkpoint not
+        flagged, and the alarm rule (version and keys) the checks were read under."""
+        from goodhart.eval.alarm import VERSION
+
         return {
             "every": self.every,
             "stop_on_alarm": self.stop_on_alarm,
+            "alarm_version": VERSION,
+            "rule": self.rule.key(),
             "stopped_at": self.stopped_at,
             "last_quiet_step": self.last_quiet_step,
             "last_quiet_checkpoint": self.last_quiet_checkpoint,
@@ -393,11 +415,6 @@ class GoodhartCallback(TrainerCallback):
             "checks": self.history,
             "checkpoints": self.checkpoints,
         }
-
-
-def _code(level: str) -> int:
-    """quiet 0, watch 1, alarm 2 (a level this module does not know counts as alarm)."""
-    return LEVELS.index(level) if level in LEVELS else len(LEVELS) - 1
 
 
 def _floats(values: Sequence[float | None]) -> np.ndarray:
@@ -408,14 +425,14 @@ def _num(v: Any) -> Any:
     return None if isinstance(v, float) and math.isnan(v) else v
 
 
-def _agreed_level(level: str, args) -> str:
-    """The highest level any process reached (each reads its own batch): all stop together."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return level
-    import torch
-
-    t = torch.tensor([float(_code(level))], device=args.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return LEVELS[int(t.item())]
+def _gathered(proxy: np.ndarray, gold: np.ndarray | None, prompts: list[str]):
+    """A log's window over every process (in rank order; as it is without torch.distributed)."""
+    parts = gather_objects((proxy, gold, prompts))
+    if len(parts) == 1:
+        return proxy, gold, prompts
+    golds = [g for _, g, _ in parts]
+    return (
+        np.concatenate([p for p, _, _ in parts]),
+        np.concatenate(golds) if all(g is not None for g in golds) else None,
+        [q for _, _, ps in parts for q in ps],
+    )
