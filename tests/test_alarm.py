@@ -392,7 +392,7 @@ def test_the_configs_rule_reaches_a_points_row():
         ctx = PointContext(cfg, None, progress=False)  # type: ignore[arg-type]
         ctx._pool = Pool(None, None, a["proxy"], a["utility"], a["error"], "real")
         rows[share] = ctx, bon.run(ctx).row
-    (c8, r8), (c5, r5) = rows[0.8], rows[5.0]
+    (_, r8), (c5, r5) = rows[0.8], rows[5.0]
     assert r8[M.ALARM_LEVEL] == "alarm" and r5[M.ALARM_LEVEL] == "watch"  # the threshold moved, nothing else
     assert r8[M.ALARM_SCORE] == pytest.approx(r5[M.ALARM_SCORE] * 5.0 / 0.8)
     assert r8[M.ALARM_RULE] == AlarmRule().key() and "share=5.0" in r5[M.ALARM_RULE]
