@@ -8,6 +8,8 @@ replaces it. An unknown NAME fails the build. The generators:
 - ``metrics``: the table of metric names, read from eval/metrics.py (names, values, the comment on
   each line, the section banners), so the table is never retyped.
 - ``readme-demo-table``: the demo table the README shows, so the numbers live in one place.
+- ``alarm-versions``, ``verdict-versions``: each version of the alarm rule (eval/alarm.py
+  ``VERSIONS``) and of the verdict rule (eval/goodhart.py ``VERSIONS``) and what it changed.
 
 ``on_config`` also gives mkdocstrings a source tree it can read: the distribution installs the
 folders pipeline/, rewards/ and eval/ as ``goodhart.pipeline`` ... (``[tool.setuptools] package-dir``
@@ -141,7 +143,32 @@ def readme_demo_table() -> str:
     return m.group(1).strip()
 
 
-GENERATORS = {"rule-text": rule_text, "metrics": metrics_table, "readme-demo-table": readme_demo_table}
+def _versions(module: str) -> str:
+    """A rule's versions (``VERSIONS`` of the module, its ``VERSION`` the current one) as a table."""
+    import importlib
+
+    m = importlib.import_module(module)
+    rows = [
+        f"| {v}{' (current)' if v == m.VERSION else ''} | {_cell(text)} |" for v, text in sorted(m.VERSIONS.items())
+    ]
+    return "\n".join(["| version | what changed |", "|---|---|", *rows]) + "\n"
+
+
+def alarm_versions() -> str:
+    return _versions("goodhart.eval.alarm")
+
+
+def verdict_versions() -> str:
+    return _versions("goodhart.eval.goodhart")
+
+
+GENERATORS = {
+    "rule-text": rule_text,
+    "metrics": metrics_table,
+    "readme-demo-table": readme_demo_table,
+    "alarm-versions": alarm_versions,
+    "verdict-versions": verdict_versions,
+}
 
 
 def on_page_markdown(markdown: str, page, **kwargs) -> str:

@@ -55,6 +55,38 @@ def test_every_listed_name_is_importable_documented_and_its_example_runs(name, t
     assert res.attempted > 0 and res.failed == 0, f"{name}: {res.failed} of {res.attempted} example lines failed"
 
 
+def test_public_names_are_the_defining_modules_own_objects():
+    """optax style: `goodhart.X` *is* the object of the module that defines it (documented there,
+    once), never a subclass that re-documents it: what the pipeline builds is a goodhart.Alarm."""
+    import numpy as np
+
+    import goodhart.eval.alarm as A
+    import goodhart.eval.goodhart as G
+    from goodhart.pipeline.report.verdicts import build_report
+    from goodhart.pipeline.sweeps.record import load_results
+
+    for name in ("Alarm", "AlarmRule", "BaseStats", "alarm", "tilt_alarm", "bon_alarm"):
+        assert getattr(goodhart, name) is getattr(A, name), name
+    assert goodhart.VerdictRule is G.VerdictRule and goodhart.label_points is G.label_points
+    assert goodhart.load_results is load_results and goodhart.report is build_report
+    pool = np.random.default_rng(0).normal(size=(4, 256))
+    assert type(A.bon_alarm(pool, 4, 0.6)) is goodhart.Alarm
+    # every field is documented where it is defined (the reading's 4 that decide its level included)
+    import ast
+    import inspect
+    from dataclasses import fields
+
+    for cls in (A.Alarm, A.AlarmRule, A.BaseStats):
+        tree = ast.parse(inspect.getsource(cls))
+        body = tree.body[0].body
+        documented = {
+            a.target.id
+            for a, nxt in zip(body, body[1:])
+            if isinstance(a, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+        }
+        assert documented == {f.name for f in fields(cls)}, cls.__name__
+
+
 def test_the_package_docstring_example_runs():
     res = doctest.testmod(goodhart, optionflags=doctest.ELLIPSIS)
     assert res.attempted > 0 and res.failed == 0

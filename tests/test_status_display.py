@@ -67,6 +67,40 @@ def test_status_shows_full_overrides_and_running_points(tmp_path, capsys):
     bon = lines[points[2].id]
     assert "'name': 'student_t', 'scale': 0.75}" in bon and "algo.n=4" in bon  # in full, not cut at 60 characters
     assert "running: 1" in out and "pending: 2" in out
+    from goodhart.eval.alarm import VERSION as ALARM
+    from goodhart.eval.goodhart import VERSION as VERDICT
+
+    assert f"rules: verdict rule {VERDICT}, alarm rule {ALARM}" in out  # the rules its labels come from
+
+
+def test_the_report_names_the_rule_versions_and_a_rows_alarm_keys(tmp_path, capsys):
+    """report.md, report.html and the printed report say which verdict and alarm rule their labels
+    came from; the alarm's keys too when the sweep set them (`alarm.share`)."""
+    from goodhart.eval.alarm import VERSION as ALARM
+    from goodhart.eval.goodhart import VERSION as VERDICT
+
+    spec = {
+        "name": "rv",
+        "base": str(configs_dir() / "base.yaml"),
+        "set": {
+            "reward": "distributional",
+            "sampling.n": 256,
+            "prompts.n_eval": 4,
+            "eval.bootstrap": 0,
+            "tracking.enabled": False,
+            "output_dir": str(tmp_path),
+            "alarm.share": 0.5,
+        },
+        "branches": [{"set": {"algo": "bon"}, "grid": {"algo.n": [1, 8]}}],
+    }
+    (tmp_path / "rv.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["sweep", str(tmp_path / "rv.yaml"), "--quiet"]) == 0
+    assert main(["report", str(tmp_path / "rv"), "--no-mlflow"]) == 0
+    out = capsys.readouterr().out
+    said = f"verdict rule {VERDICT}, alarm rule {ALARM}, with alarm keys alpha=0.05 share=0.5"
+    assert said in out.splitlines()[-1]
+    for f in ("report.md", "report.html"):
+        assert said in (tmp_path / "rv" / "report" / f).read_text(), f
 
 
 def test_run_point_marks_itself_running_and_clears_it(tmp_path, monkeypatch):

@@ -167,6 +167,9 @@ def _reward_checks(root: Path, done: list[str], full: bool) -> dict[str, dict]:
 
 
 def _print_reward_summary(root: Path, checks: dict[str, dict]) -> None:
+    from goodhart.pipeline.report.verdicts import RULES_DOC, rules_line
+
+    print(f"rules: {rules_line()} ({RULES_DOC})")
     if checks["alarm"]:
         print(
             f"stale (alarm rule changed): {len(checks['alarm'])} finished point(s) carry an alarm computed under "
@@ -223,7 +226,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not rep.coverage.complete:  # report/coverage.py: which points the verdict does not cover
         print(f"\n{rep.coverage.text(root)}")
     _warn_stale(root)
-    print(f"\nsweep verdict: {rep.verdict}.  Report: {rep.files[-1]}  (plots beside it)")
+    print(f"\nsweep verdict: {rep.verdict}, under {rep.rules}.  Report: {rep.files[-1]}  (plots beside it)")
     if run_id:
         print(f"Logged to MLflow parent run {run_id} (artifacts under report/, tag goodhart.verdict={rep.verdict})")
     return 0

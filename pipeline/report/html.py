@@ -303,6 +303,9 @@ def write_html(rep, out_dir: Path) -> Path:
         f"<title>goodhart report: {html.escape(root.name)}</title><style>{CSS}</style></head><body>",
         f"<h1>Sweep <code>{html.escape(root.name)}</code></h1>",
         f"<p class='verdict'>verdict: <b>{html.escape(str(rep.verdict))}</b></p>",
+        f"<p>Rules: {html.escape(rep.rules)} (each version's changes: the manual's Rule versions).</p>"
+        if getattr(rep, "rules", "")
+        else "",
         *_coverage_html(rep),
         "<h2>What was run</h2>",
         _table(["", ""], [[k, v] for k, v in sweep_header(root, labelled)], left=2),

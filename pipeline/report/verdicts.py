@@ -50,6 +50,8 @@ class Report:
     """The Arena section (pipeline/report/arena.py) of a sweep with mitigations, else None."""
     coverage: Coverage = field(default_factory=Coverage)
     """The sweep's points not finished (report/coverage.py): the verdict covers the others only."""
+    rules: str = ""
+    """The verdict and alarm rule versions the labels come from (``rules_line``)."""
 
 
 def locate_sweep(arg: str) -> Path:
@@ -260,7 +262,7 @@ def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: s
     root, out_dir = Path(root), Path(out_dir) if out_dir is not None else None
     labelled = gold_labels(root, rule)
     groups = summarize_groups(labelled)
-    rep = Report(root, labelled, groups, sweep_verdict(groups), rule=rule)
+    rep = Report(root, labelled, groups, sweep_verdict(groups), rule=rule, rules=rules_line(labelled))
     rep.coverage = coverage(root)
     out_dir = out_dir or root / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -311,8 +313,31 @@ def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: s
     return rep
 
 
+RULES_DOC = "each version's changes: docs/verdicts.md and docs/alarm.md, Rule versions"
+
+
+def rules_line(rows: pd.DataFrame | None = None) -> str:
+    """The rules labels come from (docs/verdicts.md and docs/alarm.md, "Rule versions"): the verdict
+    rule's version (verdicts are recomputed whenever shown) and the alarm rule's -- the code's, and,
+    given result rows, the versions and non-default keys (alarm/rule) their alarms were computed under."""
+    from goodhart.eval.alarm import VERSION as ALARM_VERSION
+    from goodhart.eval.alarm import AlarmRule
+    from goodhart.eval.goodhart import VERSION as VERDICT_VERSION
+
+    alarm = f"alarm rule {ALARM_VERSION}"
+    if rows is not None and M.ALARM_VERSION in rows:
+        have = sorted({int(v) for v in pd.to_numeric(rows[M.ALARM_VERSION], errors="coerce").dropna()})
+        if have and have != [ALARM_VERSION]:
+            alarm += f" (rows computed under {', '.join(map(str, have))}: `goodhart sweep` recomputes them)"
+    if rows is not None and M.ALARM_RULE in rows:
+        keys = sorted({str(k) for k in rows[M.ALARM_RULE].dropna() if str(k) and str(k) != AlarmRule().key()})
+        if keys:
+            alarm += f", with alarm keys {'; '.join(keys)}"
+    return f"verdict rule {VERDICT_VERSION}, {alarm}"
+
+
 def render_markdown(rep: Report, out_dir: Path) -> str:
-    lines = [f"# Sweep `{rep.root.name}`: verdict **{rep.verdict}**", ""]
+    lines = [f"# Sweep `{rep.root.name}`: verdict **{rep.verdict}**", "", f"Rules: {rep.rules} ({RULES_DOC}).", ""]
     if not rep.coverage.complete:  # said first: the verdict covers the finished points only
         lines += [f"**{rep.coverage.headline()}:**", "", *[f"- {s}" for s in rep.coverage.items()], ""]
     lines += ["## Verdicts", "", *[f"- {g.summary}" for g in rep.groups], ""]
