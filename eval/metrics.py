@@ -92,9 +92,7 @@ ALARM_NULL_GAIN = "alarm/null_gain"  # median null gain (same optimizer) or the 
 ALARM_NOISE_P = "alarm/noise_p"  # samples only: p of the gain against the base policy's own batch gains (same shape)
 ALARM_TEST = "alarm/test"  # column: which null test decided (same optimizer on the null | null DV bound)
 ALARM_VERSION = "alarm/version"  # the alarm rule a row's alarm was computed under (eval/alarm.py VERSION)
-ALARM_RULE = (
-    "alarm/rule"  # column: the rule's keys a row's alarm was computed under (AlarmRule.key(): alpha=0.05 share=0.8 ...)
-)
+ALARM_RULE = "alarm/rule"  # column: the rule's keys the alarm was computed under (AlarmRule.key(): alpha=...)
 ALARM_STOPPED = "alarm/stopped_at"  # training step where algo.stop_on_alarm stopped the run (result rows)
 ALARM_KEPT = "alarm/kept_step"  # step of the last quiet policy kept after a stop (result rows)
 
@@ -204,7 +202,7 @@ def probe_mix(what: str, p: float) -> str:
 
 # ---- goodhart.integrations (a user's own trainer: TRL's GRPO / RLOO callback) ---------------
 INTEGRATION_NS = "goodhart/"  # every metric the callback adds to the trainer's logs starts with this
-INTEGRATION_PROXY = "goodhart/proxy"  # mean proxy (weighted sum of the wrapped reward functions) since the last check
+INTEGRATION_PROXY = "goodhart/proxy"  # mean proxy (weighted sum of the wrapped rewards) of the window a check read
 INTEGRATION_GOLD = "goodhart/gold"  # mean gold utility of the same samples (only with a gold function)
 INTEGRATION_KL = "goodhart/kl"  # the sequence KL the check used: TRL's per-token kl x completions/mean_length
 INTEGRATION_SAMPLES = "goodhart/samples"  # samples the check read

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = alarm.summary()
     levels = " ".join(f"{c['step']}:{c['level']}" for c in summary["checks"])
     print(f"alarm checks (step:level): {levels}")
-    print(f"stopped at step {summary['stopped_at']}; last quiet checkpoint: {summary['last_quiet_checkpoint']}")
+    print(f"stopped at step {summary['stopped_at']}; last checkpoint not flagged: {summary['last_quiet_checkpoint']}")
     print(json.dumps({k: summary[k] for k in ("stopped_at", "last_quiet_step", "last_quiet_checkpoint")}))
     return summary
 

@@ -215,3 +215,31 @@ def test_grpo_stops_on_alarm(small_model_dir, tmp_path, always_alarm):
     cfg = make_cfg(small_model_dir, "grpo", "algo.steps=5", "algo.alarm_every=2", "algo.stop_on_alarm=true")
     out, log = run_algo(cfg, tmp_path / "p")
     assert max(s for s, _ in log) == 2 and out.row[M.ALARM_STOPPED] == 2
+
+
+def test_the_online_core_checks_at_the_first_report_past_each_multiple_and_reads_that_window():
+    """train/online_alarm.py, shared by the pipeline's trainers and the TRL callback: due at the
+    first reported step at or after each multiple of `every` (logs every 3 steps, every 5: checks
+    at 6, 12, 15, 21); a due check with an empty window waits for the next report with samples; a
+    resumed run goes on at the next multiple; it reads the window it is given, not a pool of windows."""
+    from goodhart.eval.alarm import AlarmRule, BaseStats
+    from goodhart.pipeline.train.online_alarm import OnlineAlarm
+
+    base = BaseStats.for_rule(np.random.default_rng(0).normal(size=(1, 2000)), AlarmRule(), per_prompt=False)
+    core = OnlineAlarm(AlarmRule(), every=5)
+    rng = np.random.default_rng(1)
+    checked = []
+    for step in range(3, 24, 3):
+        if core.due(step):
+            c = core.read(step, rng.normal(size=16), 0.1, base)
+            checked.append((step, c.proxies.size, c.level))
+    assert [s for s, _, _ in checked] == [6, 12, 15, 21] and {n for _, n, _ in checked} == {16}
+    assert core.last_quiet_step == 21 and core.stopped_at is None
+    assert core.due(25) and core.read(25, np.empty(0), 0.1, base) is None and core.due(26)  # still due
+    c = core.read(26, np.full(16, 40.0), 0.1, base)
+    assert c.level == "alarm" and not c.stop and core.last_quiet_step == 21  # the last not flagged
+    core.resume_at(33)
+    assert not core.due(34) and core.due(35)
+    stopper = OnlineAlarm(AlarmRule(), every=1, stop=True)
+    c = stopper.read(1, np.full(16, 40.0), 0.1, base)
+    assert c.stop and stopper.stopped_at == 1 and c.metrics()[M.ALARM_CODE] == 2.0
