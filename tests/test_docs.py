@@ -100,3 +100,17 @@ def test_nothing_is_loaded_from_another_host(site):
     external = re.compile(r"""<(?:link|script|img)\b[^>]*(?:href|src)=["'](?:https?:)?//""", re.I)
     bad = [str(p.relative_to(site)) for p in site.rglob("*.html") if external.search(p.read_text())]
     assert not bad, f"pages that load from the network: {bad}"
+
+
+def test_every_rule_version_is_defined_in_the_manual(site):
+    """Each version of the alarm rule and of the verdict rule, with what it changed, is on its page
+    (generated from eval/alarm.py and eval/goodhart.py VERSIONS: `goodhart status` and the report
+    name these versions)."""
+    import goodhart.eval.alarm as A
+    import goodhart.eval.goodhart as G
+
+    for page, mod in (("alarm", A), ("verdicts", G)):
+        text = " ".join(_text(site, page).split())
+        assert "Rule versions" in text and f"{mod.VERSION} (current)" in text, page
+        for v, what in mod.VERSIONS.items():
+            assert " ".join(what.replace("`", "").split())[:60] in text, (page, v)
