@@ -183,8 +183,9 @@ class TwoTokenPolicy(torch.nn.Module):
     mode. Logits are TEMP * log p, so the step's division by the temperature gives log p back.
     A row is recognized by its prompt token (ppo_step shuffles the minibatch rows)."""
 
-    def __init__(self):
+    def __init__(self, p_old: float = P_OLD):
         super().__init__()
+        self.p_old = p_old
         p = torch.tensor(P_NEW)
         self.theta = torch.nn.Parameter(TEMP * torch.stack([p.log(), (1 - p).log()], -1))  # (B, T, 2)
         self.v = torch.nn.Parameter(torch.tensor(V_NEW))
@@ -192,7 +193,8 @@ class TwoTokenPolicy(torch.nn.Module):
     def forward(self, ids, attention_mask, n_prompt):
         rows = ids[:, 0]
         if not self.training:
-            return torch.full((len(rows), 3, 2), TEMP * math.log(P_OLD)), torch.tensor(V_OLD)[rows]
+            logits = TEMP * torch.tensor([math.log(self.p_old), math.log(1 - self.p_old)])
+            return logits.expand(len(rows), 3, 2).clone(), torch.tensor(V_OLD)[rows]
         return self.theta[rows], self.v[rows]
 
 
@@ -216,7 +218,7 @@ class Rollout(types.SimpleNamespace):
         return len(self.response)
 
 
-def run_ppo_step(ppo, estimator: str, clamp=None, clip_range_value=None, max_grad_norm=None):
+def run_ppo_step(ppo, estimator: str, clamp=None, clip_range_value=None, max_grad_norm=None, p_old=P_OLD):
     """One ppo_step of module `ppo` on the tensors above: (metrics, recorded gradients, KL controller)."""
     from contextlib import contextmanager
 
@@ -276,7 +278,7 @@ def run_ppo_step(ppo, estimator: str, clamp=None, clip_range_value=None, max_gra
         },
     }
     saved = {k: getattr(ppo, k) for k in fakes}
-    model = TwoTokenPolicy()
+    model = TwoTokenPolicy(p_old)
     opt = GradientRecorder(model)
     kl_ctl = ppo.KLController(BETA)
     try:
@@ -357,6 +359,24 @@ def test_one_ppo_step_with_the_kl_clamp_value_clip_and_grad_norm(ppo):
         assert metrics[key] == pytest.approx(value, abs=2e-6), f"{key}: {metrics[key]} != {value}"
 
 
+def test_the_rollout_log_probs_are_the_tempered_policys(ppo):
+    """Sampled at temperature tau, the rollout policy is softmax(logits / tau); its log-probs (the
+    ratio's denominator and the KL's policy term) must be divided by tau too. P_OLD = 0.5 above
+    reads the same either way (two equal logits), so here the rollout pass has p(token 0) = 0.8:
+    logits (2 ln 0.8, 2 ln 0.2) / TEMP = (ln 0.8, ln 0.2); undivided, softmax gives
+    0.64 / 0.68 = 0.941 instead.
+    kl = mean sequence k1 = [ln(0.8 / 0.25) + ln(0.8 / 0.5) + ln(0.8 / 1)] / 2 + [ln(0.8 / 0.5) + ln(0.8 / 0.125)] / 2
+       = ln(4.096 * 10.24) / 2 = 1.868156;  kl/k1 = ln(4.096 * 10.24) / 5 = 0.747263
+    approx KL uses rho = P_NEW / 0.8: (0.875, 0.375, 0.6875), (0.625, 0.9375); mean (rho - 1) - ln rho
+    = (0.008531 + 0.355829 + 0.062193 + 0.095004 + 0.002039) / 5 = 0.104719"""
+    from goodhart.eval import metrics as M
+
+    metrics, _, _ = run_ppo_step(ppo, "k1", p_old=0.8)
+    assert metrics[M.KL] == pytest.approx(math.log(4.096 * 10.24) / 2, abs=1e-5)
+    assert metrics[M.KL_K1] == pytest.approx(math.log(4.096 * 10.24) / 5, abs=1e-5)
+    assert metrics[M.APPROX_KL] == pytest.approx(0.104719, abs=1e-5)
+
+
 # ============================================================================================
 # Mutations: each must fail at least one pinned test
 # ============================================================================================
@@ -378,6 +398,7 @@ PINNED = [
     test_one_ppo_step_with_k3_in_the_reward,
     test_one_ppo_step_with_the_kl_clamp_value_clip_and_grad_norm,
     test_value_clip_binds_both_ways,
+    test_the_rollout_log_probs_are_the_tempered_policys,
 ]
 PPO = "goodhart.pipeline.optimizers.ppo"
 KL = "goodhart.pipeline.train.kl"
@@ -426,6 +447,14 @@ MUTATIONS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [("per_token_kl(old_logp, ref_logp, mask,", "per_token_kl(ref_logp, old_logp, mask,")],
     ),
     "KL coefficient read after the update": (PPO, [("    beta = kl_ctl.coef\n", "    beta = 1.0\n")]),
+    "rollout log-probs without the temperature": (
+        PPO,
+        [("old_logp.append(logprobs_of(logits.float() / temp,", "old_logp.append(logprobs_of(logits.float(),")],
+    ),
+    "training log-probs without the temperature": (
+        PPO,
+        [("logits = logits.float() / temp\n", "logits = logits.float()\n")],
+    ),
     # ---- train/kl.py
     "KL direction flipped in kl.py": (KL, [("r = (logp - ref_logp) * mask", "r = (ref_logp - logp) * mask")]),
     "k3 of the wrong direction": (KL, [("(torch.expm1(-r) + r) * mask", "(torch.expm1(r) - r) * mask")]),
