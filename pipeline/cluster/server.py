@@ -34,7 +34,7 @@ def public_uri(host: str, port: int) -> str:
     """The URI clients should use: loopback as given, a wildcard bind as this machine's name."""
     if host in ("0.0.0.0", "::", ""):
         host = socket.getfqdn()
-    return f"http://{host}:{port}"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"  # an IPv6 address goes in brackets
 
 
 def allowed_hosts(host: str) -> str | None:
@@ -96,6 +96,23 @@ def artifact_note(store: str, artifacts: str, most: int = 4) -> str:
     return where + f"uploads through this server go to {artifacts}"
 
 
+def runs_links(store: str, uri: str, most: int = 4) -> list[str]:
+    """`runs of 'NAME': URI/#/experiments/ID/runs` for the store's latest experiments: MLflow 3.17
+    opens an experiment on its GenAI overview page, and the runs table (every point of a sweep,
+    its metrics and params) is this link. Nothing when the store cannot be read from here."""
+    try:
+        from mlflow import MlflowClient
+
+        exps = MlflowClient(tracking_uri=store).search_experiments(order_by=["last_update_time DESC"])
+    except Exception:  # the page still opens; only the links are missing
+        return []
+    exps = [e for e in exps if e.name != "Default"]
+    lines = [f"runs of '{e.name}': {uri}/#/experiments/{e.experiment_id}/runs" for e in exps[:most]]
+    if len(exps) > most:
+        lines.append(f"({len(exps) - most} more experiment(s): the list is at {uri}/#/experiments)")
+    return lines
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 5000,
@@ -115,7 +132,7 @@ def serve(
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, _term)
-    local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', 'localhost') else host}:{port}"
+    local = f"http://127.0.0.1:{port}" if host in ("0.0.0.0", "::", "localhost") else public_uri(host, port)
     try:
         t0 = time.time()
         while not healthy(local):
@@ -135,6 +152,8 @@ def serve(
         print(f"  {artifact_note(store, artifacts)}", flush=True)
         print(f"  export MLFLOW_TRACKING_URI={uri}      (or tracking.uri={uri} in a config)", flush=True)
         print(f"  UI: {uri}   Ctrl-C (or SIGTERM to pid {os.getpid()}) stops it", flush=True)
+        for line in runs_links(store, uri):
+            print(f"  {line}", flush=True)
         return proc.wait()
     except KeyboardInterrupt:
         return 0
