@@ -110,7 +110,7 @@ def curve_columns(df: pd.DataFrame) -> list[str]:
 
 def _flags_of(r: pd.Series) -> list[str]:
     out = []
-    ok = r.get("ess_ok", True)
+    ok = r.get(M.TILT_ESS_OK, True)
     if not (ok in (True, "True", 1) or _nan(ok)):
         out.append("low-ESS")
     if r.get(M.POOL_DEPENDENT) in (True, "True", 1):

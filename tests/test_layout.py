@@ -238,3 +238,92 @@ def test_the_api_and_integrations_import_only_the_packages():
                 if target != "goodhart":  # the version string only
                     bad.append(f"{mod} imports the API module {target}")
     assert not bad, "\n".join(bad)
+
+
+# Words that are a metric name and also something else, where a literal means the other thing:
+# `kl` is also the config key `algo.kl`, the samples file's column and an f-divergence's name.
+NOT_ONLY_METRICS = {"kl"}
+
+
+def _metric_names() -> dict[str, str]:
+    """Every name eval/metrics.py defines (and its interval columns) -> the constant's name."""
+    import goodhart.eval.metrics as M
+
+    names = {v: k for k, v in vars(M).items() if k.isupper() and isinstance(v, str)}
+    names |= {M.lo(v): f"lo({k})" for v, k in list(names.items())} | {
+        M.hi(v): f"hi({k})" for v, k in list(names.items())
+    }
+    return {v: k for v, k in names.items() if v not in NOT_ONLY_METRICS}
+
+
+def _metric_literals(path: Path, names: dict[str, str], root: Path = REPO) -> list[str]:
+    return [
+        f"{path.relative_to(root)}:{node.lineno}: {node.value!r} (write M.{names[node.value]})"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names
+    ]
+
+
+def test_metric_names_are_written_only_in_eval_metrics():
+    """A metric or results-table name ("ess_ok", "reward/proxy", "gain/utility/lo") spelt out
+    anywhere but eval/metrics.py can drift from the one table the docs generate (docs/metrics.md):
+    code says M.TILT_ESS_OK, never the string."""
+    names = _metric_names()
+    hits = [
+        hit
+        for pkg in ("pipeline", "eval", "rewards")
+        for path in sorted((REPO / pkg).rglob("*.py"))
+        if path != REPO / "eval" / "metrics.py"
+        for hit in _metric_literals(path, names)
+    ]
+    assert not hits, "metric names written out of eval/metrics.py:\n" + "\n".join(hits)
+
+
+def test_the_metric_name_check_finds_a_literal(tmp_path):
+    f = tmp_path / "flags.py"
+    f.write_text('def flags(r):\n    return r.get("ess_ok"), r["gain/utility/lo"]\n')
+    hits = _metric_literals(f, _metric_names(), tmp_path)
+    assert [h.split(": ", 1)[1] for h in hits] == [
+        "'ess_ok' (write M.TILT_ESS_OK)",
+        "'gain/utility/lo' (write M.lo(GAIN_UTILITY))",
+    ]
+
+
+def test_the_pipeline_docstring_names_every_room_in_import_order():
+    """pipeline/__init__.py lists the rooms top to bottom as ROOMS orders them, and names every
+    folder of pipeline/ (api/ included), so the map a newcomer reads first is the one enforced."""
+    doc = ast.get_docstring(ast.parse((REPO / "pipeline" / "__init__.py").read_text()))
+    listed = re.findall(r"^    (\w+)/ ", doc, re.M)
+    assert listed == ROOMS, f"rooms in the docstring {listed} != ROOMS {ROOMS}"
+    folders = sorted(p.name for p in (REPO / "pipeline").iterdir() if (p / "__init__.py").is_file())
+    assert [f for f in folders if f"{f}/" not in doc] == []
+
+
+def test_every_name_in_the_metric_table_is_used():
+    """Every constant of eval/metrics.py (so every row of the docs' metric table, generated from
+    it) is used by the code -- written or read as M.NAME, or by a name-making function of
+    eval/metrics.py itself -- so the table never documents a name nothing writes."""
+    import goodhart.eval.metrics as M
+
+    source = (REPO / "eval" / "metrics.py").read_text()
+    in_functions = {
+        n.id
+        for f in ast.parse(source).body
+        if isinstance(f, ast.FunctionDef)
+        for n in ast.walk(f)
+        if isinstance(n, ast.Name)
+    }
+    code = "\n".join(
+        p.read_text()
+        for pkg in ("pipeline", "eval", "rewards")
+        for p in (REPO / pkg).rglob("*.py")
+        if p != REPO / "eval" / "metrics.py"
+    )
+    used = set(re.findall(r"\bM\.([A-Z][A-Z0-9_]*)\b", code))  # every module imports it as M ...
+    used |= set(re.findall(r"from goodhart\.eval\.metrics import ([A-Z][A-Z0-9_]*)", code))  # ... or by name
+    unused = [
+        k
+        for k, v in vars(M).items()
+        if k.isupper() and isinstance(v, (str, tuple)) and k not in used and k not in in_functions
+    ]
+    assert not unused, f"names in eval/metrics.py that no code uses: {unused}"

@@ -175,7 +175,7 @@ def trained_leads(d: Path, smooth: int = 5, rule: AlarmRule | None = None) -> pd
 
     def hist(run_id: str, key: str) -> pd.Series:
         # per-step metrics are logged under "train/<name>" (older runs: the bare name)
-        h = client.get_metric_history(run_id, f"train/{key}") or client.get_metric_history(run_id, key)
+        h = client.get_metric_history(run_id, M.train_name(key)) or client.get_metric_history(run_id, key)
         # step 0 holds the point's final result row (run_point logs it there): not a training step
         return pd.Series({m.step: m.value for m in h if m.step > 0}, dtype=float).sort_index()
 

@@ -68,7 +68,7 @@ def sweep_samples(root: Path) -> pd.DataFrame:
         pools.setdefault(curve, pool_file)
         extra = {"algo": r["algo"], "x_name": r["x_name"], "x": float(r["x"]), "seed": int(r.get("seed", 0) or 0)}
         extra["curve"] = curve
-        for c in ("ess_ok", "pool_dependent"):  # tilt's flags: they decide which point may be the peak
+        for c in (M.TILT_ESS_OK, M.POOL_DEPENDENT):  # tilt's flags: they decide which point may be the peak
             v = r.get(c)
             if isinstance(v, (bool, np.bool_)) or str(v) in ("True", "False"):
                 extra[c] = str(v) == "True"

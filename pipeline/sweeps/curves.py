@@ -95,6 +95,27 @@ def mitigation_text(spec: Any, proxy: str) -> str:
     return proxy
 
 
+def mitigation_columns(cfg: C.RunConfig, pool: Any = None) -> dict[str, Any]:
+    """A mitigated proxy's result columns: its transform (and the base reward it is anchored at,
+    from the pool that fitted it) and its ensemble's size and combination. None for a plain proxy."""
+    r, out = cfg.reward, {}
+    e = getattr(r, "ensemble", None)
+    if e is not None:
+        out[M.ENSEMBLE_K], out[M.ENSEMBLE_COMBINE] = e.k, e.combine
+    elif isinstance(r, C.EnsembleReward):
+        out[M.ENSEMBLE_K], out[M.ENSEMBLE_COMBINE] = len(r.members), r.combine
+    t = getattr(r, "transform", None)
+    if t is not None:
+        from goodhart.rewards.transform import Transform
+
+        tr = Transform(t.kind, t.quantile, t.scale)
+        out[M.REWARD_TRANSFORM] = tr.label
+        state = getattr(pool, "transform", None)
+        if state is not None:
+            out[M.REWARD_TRANSFORM_REF] = tr.load_state(state).reference
+    return out
+
+
 def error_text(err: C.ErrorConfig) -> str:
     mode = "" if err.mode == "independent" else f" [{err.mode}:{err.feature.pattern}]"
     salt = "" if err.salt == "goodhart" else f" salt={err.salt}"

@@ -25,7 +25,7 @@ from goodhart.pipeline.base.pool import pool_memo
 from goodhart.pipeline.config.load import to_yaml
 from goodhart.pipeline.config.schema import AlarmConfig, DistributionalReward, HFReward, RunConfig, SyntheticReward
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, npz_problem, read_json, short_hash
-from goodhart.pipeline.sweeps.curves import curve_identity
+from goodhart.pipeline.sweeps.curves import curve_identity, mitigation_columns
 from goodhart.pipeline.sweeps.labels import point_tags, run_name
 from goodhart.pipeline.sweeps.runstate import deferred, open_child_run
 from goodhart.pipeline.sweeps.tables import point_flags
@@ -384,6 +384,7 @@ def _run_point(
             "x": x,
             "seed": cfg.seed,
             **curve_identity(cfg),
+            **mitigation_columns(cfg, pool),
             **out.row,
             "seconds": round(time.time() - t0, 2),
             "warnings": " | ".join(str(w.message) for w in caught),

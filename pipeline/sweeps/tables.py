@@ -68,7 +68,7 @@ def point_flags(r: dict) -> list[str]:
     """Trust flags of a result row: `low-ESS`, `pool-dependent` (tilt points), `n>N/4` (best-of-n
     from a pool under 4n per prompt: each prompt's estimate rests on a few draws)."""
     out = []
-    if not (r.get("ess_ok", True) in (True, "True", 1) or _isnan(r.get("ess_ok"))):
+    if not (r.get(M.TILT_ESS_OK, True) in (True, "True", 1) or _isnan(r.get(M.TILT_ESS_OK))):
         out.append("low-ESS")
     if r.get(M.POOL_DEPENDENT) in (True, "True", 1):
         out.append("pool-dependent")
