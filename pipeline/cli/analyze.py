@@ -8,9 +8,19 @@ in pipeline/report/samples.py and docs/integrations.md).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from goodhart.pipeline.cli.argtypes import alarm_rule, alarm_rule_flags
+from goodhart.pipeline.cli.argtypes import alarm_rule, alarm_rule_flags, fraction
+
+BIG_FILE = 20 * 2**20  # bytes of samples file from which `analyze` says up front that it takes a while
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0  # missing or unreadable: read_samples says so in one line
 
 
 def add_verbs(sub: argparse._SubParsersAction) -> None:
@@ -25,9 +35,11 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
         help="gains per prompt against that prompt's base rows (default), or against the base's overall mean "
         "(training logs, whose prompts are not the base's)",
     )
-    p.add_argument("--near-base", type=float, default=0.1, help="equivalence margin of the verdict rule (as `report`)")
     p.add_argument(
-        "--share-floor", type=float, default=0.05, help="collapsed-share threshold of the rule (as `report`)"
+        "--near-base", type=fraction, default=0.1, help="equivalence margin of the verdict rule (as `report`)"
+    )
+    p.add_argument(
+        "--share-floor", type=fraction, default=0.05, help="collapsed-share threshold of the rule (as `report`)"
     )
     alarm_rule_flags(p)
     p.set_defaults(fn=cmd_analyze)
@@ -40,6 +52,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from goodhart.pipeline.report.verdicts import verdict_table
 
     rule = VerdictRule(near_base=args.near_base, share_floor=args.share_floor)
+    size = _size(Path(args.samples))
+    if size > BIG_FILE:  # a million rows take a minute or two: say so before the work, not after
+        print(
+            f"goodhart: analyzing {args.samples} ({size / 2**20:.0f} MiB): a large file, this takes a while",
+            file=sys.stderr,
+        )
     out = Path(args.out) if args.out else None
     res = analyze(Path(args.samples), out, rule, args.base_id, args.pairing, alarm_rule(args))
     if res.report is not None:

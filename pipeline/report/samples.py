@@ -40,8 +40,11 @@ from goodhart.pipeline.io import short_hash
 BASE_ID = "base"
 REQUIRED = ("point", "prompt", "proxy")
 NUMERIC = ("proxy", "utility", "kl", "logp", "logp_base", "weight")
-POINT_LEVEL = ("algo", "x_name", "x", "seed", "curve", "ess_ok", "pool_dependent")
+POINT_LEVEL = ("algo", "x_name", "x", "seed", "curve", M.TILT_ESS_OK, M.POOL_DEPENDENT)
 SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
+# The largest magnitude a number may have: sums of squares of a million such values stay finite
+# (1e306 proxies made every variance inf and the plots' axes NaN). No reward is near it.
+MAX_ABS = 1e100
 DEFAULT_CURVE = "run"
 
 
@@ -116,6 +119,13 @@ def check(df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID
             i = int(np.argmax(bad.to_numpy()))
             raise SamplesError(f"{_where(path, i, c)}: expected a number, got {out[c].iloc[i]!r}")
         out[c] = num.astype(np.float64)
+        huge = np.abs(out[c].to_numpy()) > MAX_ABS
+        if (huge & np.isfinite(out[c].to_numpy())).any():
+            i = int(np.argmax(huge & np.isfinite(out[c].to_numpy())))
+            raise SamplesError(
+                f"{_where(path, i, c)}: {out[c].iloc[i]:g} is beyond +-{MAX_ABS:g}, where means and variances "
+                "overflow; rescale the column"
+            )
     is_base = out["point"] == base_id
     if not (~is_base).any():
         raise SamplesError(f"{path}: only base rows (point '{base_id}'); add the rows of the run's policies")
@@ -148,13 +158,31 @@ def check(df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID
     if "curve" not in out:
         out["curve"] = DEFAULT_CURVE
     out["curve"] = out["curve"].fillna(DEFAULT_CURVE).astype(str)
+    if "x" in out:
+        out["x"] = _numbers(out, "x", pol, path, "(the knob that places the point: a number)")
+        _need_finite(out, "x", pol, path, "(the knob that places the point: a number)")
+    if "seed" in out:
+        out["seed"] = _numbers(out, "seed", pol, path, "(a whole number)")
+        seed = out["seed"].to_numpy()
+        bad = pol & out["seed"].notna().to_numpy() & ~(np.isfinite(seed) & (np.round(seed) == seed))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise SamplesError(f"{_where(path, i, 'seed')}: expected a whole number, got {df['seed'].iloc[i]!r}")
     for c in POINT_LEVEL:
         if c in out and c != "curve":
             _one_per_point(out[pol], c, path)
     _one_per_point(out[pol], "curve", path)
-    if "x" in out:
-        _need_finite(out, "x", pol, path, "(the knob that places the point: a number)")
     return out
+
+
+def _numbers(df: pd.DataFrame, col: str, rows: np.ndarray, path, hint: str) -> pd.Series:
+    """Column `col` as float64; a policy row whose value is no number names its row."""
+    num = pd.to_numeric(df[col], errors="coerce").astype(np.float64)
+    bad = rows & (num.isna() & df[col].notna()).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise SamplesError(f"{_where(path, i, col)}: expected a number, got {df[col].iloc[i]!r} {hint}".rstrip())
+    return num
 
 
 def _need_finite(df: pd.DataFrame, col: str, rows: np.ndarray, path, hint: str = "") -> None:
@@ -196,12 +224,15 @@ def point_dir_name(point: str) -> str:
 
 def _per_prompt_means(g: pd.DataFrame, prompts: list[str], cols: list[str]) -> dict[str, np.ndarray]:
     """Weighted means per prompt, in `prompts` order."""
-    w = g["weight"].to_numpy(np.float64)
+    row = pd.Index(prompts).get_indexer(g["prompt"])  # each sample's prompt, -1 if not in `prompts`
+    keep = row >= 0
+    w = g["weight"].to_numpy(np.float64)[keep]
+    den = np.bincount(row[keep], weights=w, minlength=len(prompts))
     out = {}
-    for c in cols:
-        num = pd.Series(w * g[c].to_numpy(np.float64)).groupby(g["prompt"].to_numpy()).sum()
-        den = pd.Series(w).groupby(g["prompt"].to_numpy()).sum()
-        out[c] = (num / den).reindex(prompts).to_numpy(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a prompt without samples: nan
+        for c in cols:
+            num = np.bincount(row[keep], weights=w * g[c].to_numpy(np.float64)[keep], minlength=len(prompts))
+            out[c] = num / den
     return out
 
 
@@ -220,13 +251,14 @@ def _base_pool(b: pd.DataFrame, prompts: list[str], has_u: bool) -> tuple[dict[s
 
 def _matrix(g: pd.DataFrame, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """A point's samples as (P, M) proxies and weights (rows summing to 1), padded with weight 0."""
-    groups = {k: gg for k, gg in g.groupby("prompt", sort=False)}
-    m = max(len(groups[p]) for p in prompts)
-    r, w = np.zeros((len(prompts), m)), np.zeros((len(prompts), m))
-    for i, p in enumerate(prompts):
-        x, wi = groups[p]["proxy"].to_numpy(np.float64), groups[p]["weight"].to_numpy(np.float64)
-        r[i, : x.size], w[i, : x.size] = x, wi / wi.sum()
-    return r, w
+    row = pd.Index(prompts).get_indexer(g["prompt"])  # each sample's prompt, -1 if not in `prompts`
+    g = g[row >= 0]
+    row = row[row >= 0]
+    col = g.groupby("prompt", sort=False).cumcount().to_numpy()  # its place among its prompt's, in file order
+    r, w = np.zeros((len(prompts), int(col.max()) + 1)), np.zeros((len(prompts), int(col.max()) + 1))
+    r[row, col] = g["proxy"].to_numpy(np.float64)
+    w[row, col] = g["weight"].to_numpy(np.float64)
+    return r, w / w.sum(axis=1, keepdims=True)
 
 
 def _alarm_row(g: pd.DataFrame, r: np.ndarray, w: np.ndarray, kl: float, bpool, stats, null_stats, rule) -> dict:
@@ -323,7 +355,7 @@ def build(
     is_base = df["point"] == base_id
     base, pol = df[is_base], df[~is_base]
     cols = ["proxy", "kl"] + (["utility"] if has_u else [])
-    points = list(dict.fromkeys(pol["point"]))
+    points = _in_order(pol["point"])
     knob = _knob(points, pol)
     ana = Analysis(pd.DataFrame(), {}, {}, {}, has_u)
     rows = []
@@ -332,7 +364,7 @@ def build(
         if bc.empty:
             i = int(pc.index[0])
             raise SamplesError(f"{_where(path, i, 'curve')}: no base rows (point '{base_id}') with curve '{curve}'")
-        base_prompts = list(dict.fromkeys(bc["prompt"]))
+        base_prompts = _in_order(bc["prompt"])
         pool, n = _base_pool(bc, base_prompts, has_u)
         counts = bc.groupby("prompt").size()
         if counts.nunique() > 1:
@@ -345,8 +377,7 @@ def build(
         ana.base_proxy[str(curve)] = bc["proxy"].to_numpy(np.float64)
         bmean = _per_prompt_means(bc.assign(weight=1.0), base_prompts, ["proxy"] + (["utility"] if has_u else []))
         share2 = base_share2(pool["proxy"], pool["utility"]) if has_u and n >= 2 else float("nan")
-        for pid in dict.fromkeys(pc["point"]):
-            g = pc[pc["point"] == pid]
+        for pid, g in pc.groupby("point", sort=False):  # in order of first appearance
             unknown = ~g["prompt"].isin(base_prompts)
             if pairing == "prompt" and unknown.any():
                 i = int(g.index[int(np.argmax(unknown.to_numpy()))])
@@ -360,7 +391,8 @@ def build(
                 i = int(g.index[int(np.argmax((g["prompt"] == p0).to_numpy()))])
                 raise SamplesError(f"{_where(path, i, 'weight')}: point '{pid}', prompt {p0!r}: weights sum to 0")
             if pairing == "prompt":
-                prompts = [p for p in base_prompts if p in set(g["prompt"])]
+                have = set(_in_order(g["prompt"]))
+                prompts = [p for p in base_prompts if p in have]
                 idx = [base_prompts.index(p) for p in prompts]
                 bp = bmean["proxy"][idx]
                 bu = bmean["utility"][idx] if has_u else np.full(len(prompts), np.nan)
@@ -371,13 +403,14 @@ def build(
                 # test joins the gain test for samples too (as for a sweep's points)
                 stats = null_stats = nulls[key]
             else:  # every prompt against the base's overall mean
-                prompts = list(dict.fromkeys(g["prompt"]))
+                prompts = _in_order(g["prompt"])
                 bp = np.full(len(prompts), float(bc["proxy"].mean()))
                 bu = np.full(len(prompts), float(bc["utility"].mean()) if has_u else np.nan)
                 # as the TRL callback builds its base: one global mean, the null's replicates
                 stats = BaseStats.for_rule(pool["proxy"], rule, per_prompt=False)
                 null_stats = None
             est = _per_prompt_means(g, prompts, cols)
+            _need_nonnegative_kl(est["kl"], g, pid, path)
             u = est["utility"] if has_u else np.full(len(prompts), np.nan)
             row = summarize(cfg, est["proxy"], u, est["kl"], bp, bu, "samples file")
             per = row.pop(PER_PROMPT)
@@ -403,7 +436,7 @@ def build(
             }
             if has_u:
                 out[M.BASE_SHARE2] = share2
-            for c in ("ess_ok", "pool_dependent"):
+            for c in (M.TILT_ESS_OK, M.POOL_DEPENDENT):
                 if c in g and pd.notna(first[c]):
                     out[c] = _truth(first[c])  # the results-table columns of the same names
             rows.append(out)
@@ -415,6 +448,26 @@ def build(
         raise SamplesError(f"{path}: two points share a directory name; use distinct point ids")
     ana.results = pd.DataFrame(rows)
     return ana
+
+
+def _need_nonnegative_kl(kl: np.ndarray, g: pd.DataFrame, pid: Any, path) -> None:
+    """A point's KL is >= 0. Per-sample estimates (log pi - log pi_0) may be negative and so may
+    their mean by chance when the policy is near the base; a mean three standard errors below 0
+    (over prompts) is no chance: a sign or column mix-up, named before anything is written."""
+    m = float(np.mean(kl))
+    se = float(np.std(kl, ddof=1) / math.sqrt(kl.size)) if kl.size > 1 else 0.0
+    if m + 3 * se < 0:
+        i = int(g.index[0])
+        raise SamplesError(
+            f"{_where(path, i, 'kl')}: point '{pid}' has a mean KL of {m:.4g} (+- {se:.2g}); a KL divergence is "
+            ">= 0 (log pi(y|x) - log pi_0(y|x): are policy and base swapped?)"
+        )
+
+
+def _in_order(col: pd.Series) -> list:
+    """The distinct values of `col` in order of first appearance (pd.unique: iterating an arrow
+    string column element by element took minutes on a million rows)."""
+    return col.unique().tolist()
 
 
 def _truth(v: Any) -> bool:
