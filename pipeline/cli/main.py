@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from goodhart.pipeline.cli.argtypes import finite, fraction, port_number, positive_int
+from goodhart.pipeline.cli.argtypes import finite, fraction, host_name, port_number, positive_int
 from goodhart.pipeline.errors import USER_ERRORS, UsageError, os_error_line
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
@@ -35,11 +35,18 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).exists()
+    except OSError:  # ENAMETOOLONG: an override value longer than any file name
+        return False
+
+
 def cmd_config_show(args: argparse.Namespace) -> int:
     from goodhart.pipeline.config.load import load_config, shown_yaml
 
     file, overrides = args.file, list(args.overrides)
-    if file and "=" in file and not Path(file).exists():  # `config show key=value ...`: no file
+    if file and "=" in file and not _is_file(file):  # `config show key=value ...`: no file
         file, overrides = None, [file, *overrides]
     cfg = load_config(file, overrides)
     print(shown_yaml(cfg), end="")
@@ -394,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ui", help="the MLflow UI on loopback")
     p.add_argument("--uri", help="tracking store (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", type=host_name, default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=port_number, default=5000)
     p.set_defaults(fn=cmd_ui)
     import importlib

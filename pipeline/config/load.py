@@ -34,13 +34,17 @@ def configs_dir() -> Path:
     env = os.environ.get("GOODHART_CONFIGS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "configs"
+    return _CHECKOUT_CONFIGS
+
+
+_CHECKOUT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # resolved once (a sweep asks per point)
 
 
 # ---------------------------------------------------------------------------------------------
 # YAML files and composition
 # ---------------------------------------------------------------------------------------------
 MAX_YAML_NODES = 1_000_000  # a config file expands (aliases followed) to at most this many nodes
+MAX_YAML_DEPTH = 100  # mappings and lists nested at most this deep (a config needs a handful)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -62,38 +66,67 @@ class _StrictLoader(yaml.SafeLoader):
         node = super().compose_document()
         sizes: dict[int, int] = {}
 
-        def size(n) -> int:  # expanded size, each shared (aliased) node counted every time it is used
+        def size(n, depth: int) -> int:  # expanded size, each shared (aliased) node counted every time it is used
+            if depth > MAX_YAML_DEPTH:
+                raise ConfigError(f"nested more than {MAX_YAML_DEPTH} levels deep")
             if id(n) in sizes:
                 return sizes[id(n)]
             sizes[id(n)] = 1  # a recursive alias counts once
             kids = [c for kv in n.value for c in kv] if isinstance(n, yaml.MappingNode) else n.value
-            total = 1 + (sum(size(c) for c in kids) if isinstance(n, (yaml.MappingNode, yaml.SequenceNode)) else 0)
+            nested = isinstance(n, (yaml.MappingNode, yaml.SequenceNode))
+            total = 1 + (sum(size(c, depth + 1) for c in kids) if nested else 0)
             sizes[id(n)] = total
             if total > MAX_YAML_NODES:
                 raise ConfigError(f"expands to more than {MAX_YAML_NODES:,} values (YAML aliases nested too deep?)")
             return total
 
         if node is not None:
-            size(node)
+            size(node, 0)
         return node
 
 
+def strict_yaml(text: str) -> Any:
+    """`yaml.safe_load` with the guards every config text gets, a file's or an override value's:
+    a duplicate key, an alias bomb or nesting deeper than MAX_YAML_DEPTH is a ConfigError (a
+    syntax error stays a yaml.YAMLError for the caller to word)."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except RecursionError:  # the composer recurses once per level, before our depth check sees it
+        raise ConfigError(f"nested more than {MAX_YAML_DEPTH} levels deep") from None
+
+
+_PARSED: dict[bytes, dict[str, Any]] = {}  # a file's bytes -> its parsed mapping
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's top-level mapping. Bytes parsed before are not parsed again (a sweep
+    resolves `algo: bon` once per point, and parsing YAML was most of a big dry run's time)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        text = p.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        raw = p.read_bytes()
     except OSError as e:
         raise ConfigError(f"{p}: cannot be read ({e.strerror})") from None
+    if raw in _PARSED:
+        return copy.deepcopy(_PARSED[raw])
+    data = _parse_yaml(p, raw)
+    if len(raw) < 1 << 16:  # config-sized files only, and not too many of them
+        if len(_PARSED) >= 256:
+            _PARSED.clear()
+        _PARSED[raw] = copy.deepcopy(data)
+    return data
+
+
+def _parse_yaml(p: Path, raw: bytes) -> dict[str, Any]:
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    try:
+        data = strict_yaml(text)
     except ConfigError as e:
         raise ConfigError(f"{p}: {e}") from None
-    except RecursionError:
-        raise ConfigError(f"{p}: nested too deep") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
     if data is None:
@@ -165,16 +198,24 @@ def resolve_groups(tree: Any, key: str | None = None) -> Any:
 # ---------------------------------------------------------------------------------------------
 def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
-        raise ConfigError(f"override '{text}' is not of the form key=value (e.g. algo.kl.coef=0.5)")
+        raise ConfigError(f"override '{shorten(text)}' is not of the form key=value (e.g. algo.kl.coef=0.5)")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", key):
-        raise ConfigError(f"override '{text}': '{key}' is not a dotted key like algo.kl.coef")
+        raise ConfigError(f"override '{shorten(text)}': '{shorten(key)}' is not a dotted key like algo.kl.coef")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = strict_yaml(raw) if raw.strip() else ""
+    except ConfigError as e:  # the guards a file gets: duplicate keys, alias bombs, deep nesting
+        why = re.sub(r" \(lines \d+ and \d+\)", "", str(e))  # one line: its line numbers say nothing
+        raise ConfigError(f"override '{shorten(text)}': {why}") from None
     except yaml.YAMLError:
         value = raw
     return key, value
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters for an error line (a 35 MB value is no message)."""
+    return text if len(text) <= limit else f"{text[: limit - 20]}...({len(text):,} characters)"
 
 
 def _is_law_slot(node: dict, part: str) -> bool:
@@ -316,7 +357,7 @@ def format_errors(err: ValidationError, data: dict, root: type[BaseModel] = RunC
             tag = e.get("ctx", {}).get("discriminator", "type").strip("'")
             lines.append(f"{key}: missing '{tag}' (which kind of {loc[-1] if loc else 'entry'} this is)")
         else:
-            shown = "" if kind == "missing" or not loc else f" = {e.get('input')!r}"
+            shown = "" if kind == "missing" or not loc else f" = {shorten(repr(e.get('input')))}"
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"{key}{shown}: {msg}" if loc else msg)
     return "; ".join(dict.fromkeys(lines))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ class Point:
     cfg: RunConfig
 
 
+SAY_SO = 5_000  # points from which expanding a sweep says up front that it takes a while
 MAX_POINTS = 10_000  # points one sweep may expand to (each is validated before anything runs)
 
 
@@ -97,6 +99,24 @@ def n_combos(b: Branch) -> int:
     for v in b.grid.values():
         n *= len(v)
     return n * (len(next(iter(b.zip.values()))) if b.zip else 1)
+
+
+def max_points() -> int:
+    """MAX_POINTS, or $GOODHART_MAX_POINTS when set (a whole number >= 1)."""
+    from goodhart.pipeline.errors import ConfigError
+
+    raw = os.environ.get("GOODHART_MAX_POINTS", "").strip()
+    if not raw:
+        return MAX_POINTS
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ConfigError(
+            f"GOODHART_MAX_POINTS={raw!r}: expected a whole number of points >= 1 (default {MAX_POINTS:,})"
+        )
+    return limit
 
 
 def _combos(b: Branch) -> list[dict[str, Any]]:
@@ -199,12 +219,14 @@ def expand_selected(
     cli = dict(parse_override(o) for o in (cli_overrides or []))
     wanted = [parse_override(o) for o in (only or [])]
     n = n_combos(sweep) * max(1, sum(n_combos(b) for b in sweep.branches))
-    limit = int(os.environ.get("GOODHART_MAX_POINTS") or MAX_POINTS)
+    limit = max_points()
     if n > limit:
         raise ConfigError(
             f"sweep '{sweep.name}' expands to {n:,} points, more than the {limit:,} one sweep may have "
             "(split it into several sweeps, or set GOODHART_MAX_POINTS)"
         )
+    if n > SAY_SO:  # validation takes a while: say so before the work, not after
+        print(f"goodhart: note: expanding {n:,} points, each validated (about a second per thousand)", file=sys.stderr)
     top = _combos(sweep)
     chosen = _branch_indices(sweep, branches)
     combos = [(i, c) for i, b in enumerate(sweep.branches) for c in _combos(b)] or [(None, {})]
@@ -215,15 +237,16 @@ def expand_selected(
     for t in top:
         for bi, b in combos:
             own = {**t, **b}
-            tree = apply_overrides(base, own)
-            resolved = validate(tree, RunConfig, source=f"{sweep.name} point {_fmt(own)}").model_dump(mode="json")
+            cfg = validate(apply_overrides(base, own), RunConfig, source=f"{sweep.name} point {_fmt(own)}")
             ov = dict(own)
-            for k, v in cli.items():  # CLI overrides win over the sweep's own values, where they apply
-                if _has_key(resolved, k) or "." not in k:
-                    ov[k] = v
-                else:
-                    skipped[k].append(_fmt(own))
-            cfg = validate(apply_overrides(base, ov), RunConfig, source=f"{sweep.name} point {_fmt(ov)}")
+            if cli:
+                resolved = cfg.model_dump(mode="json")
+                for k, v in cli.items():  # CLI overrides win over the sweep's own values, where they apply
+                    if _has_key(resolved, k) or "." not in k:
+                        ov[k] = v
+                    else:
+                        skipped[k].append(_fmt(own))
+                cfg = validate(apply_overrides(base, ov), RunConfig, source=f"{sweep.name} point {_fmt(ov)}")
             pid = point_id(cfg)
             if pid in seen:
                 continue
