@@ -724,3 +724,43 @@ def test_a_point_whose_alarm_an_older_alarm_rule_computed_is_stale_and_runs_agai
     assert "alarm rule 2" in alarm_stale({M.ALARM_LEVEL: "quiet", M.ALARM_VERSION: nan})
     assert alarm_stale({M.ALARM_LEVEL: "quiet", M.ALARM_VERSION: float(VERSION)}) is None
     assert (res.parent / "result.json.stale").is_file()
+
+
+def test_a_store_another_process_holds_locked_is_one_line_within_seconds_and_writes_nothing(
+    in_tmp, capsys, monkeypatch
+):
+    """A SQLite store whose write lock another process holds (an open transaction in a `sqlite3`
+    shell): MLflow retried for minutes and printed six tracebacks. Now one line naming the
+    holder's pid, after LOCK_WAIT seconds, before the sweep directory is written."""
+    import subprocess
+    import sys
+    import time
+
+    from goodhart.pipeline.sweeps import tracking
+    from goodhart.pipeline.sweeps.tracking import check_store
+
+    db = in_tmp / "mlflow.db"
+    check_store(f"sqlite:///{db}")  # a complete store
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({str(db)!r}, isolation_level=None); c.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(tracking, "LOCK_WAIT", 1.0)
+        f = write_sweep(in_tmp, sets={**DIST, "tracking.enabled": True})
+        t0 = time.monotonic()
+        line = one_line_error(capsys, main(["sweep", str(f), "--quiet"]), "is locked by another process")
+        assert f"pid {holder.pid}" in line
+        assert time.monotonic() - t0 < 15
+        assert not (in_tmp / "runs").exists()  # nothing written: not even points.json
+    finally:
+        holder.kill()
+        holder.wait()

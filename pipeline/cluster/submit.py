@@ -18,7 +18,7 @@ from goodhart.pipeline.sweeps.lock import SweepLock
 from goodhart.pipeline.sweeps.point import TrackingTarget, load_result
 from goodhart.pipeline.sweeps.record import PARENT, close_parent, reopen_or_start_parent, write_results, write_sweep_dir
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
-from goodhart.pipeline.sweeps.tracking import resolve_uri
+from goodhart.pipeline.sweeps.tracking import check_store, resolve_uri
 
 
 @dataclass
@@ -174,6 +174,8 @@ def submit(p: Plan) -> tuple[str, TrackingTarget | None]:
 
 
 def _submit(p: Plan) -> tuple[str, TrackingTarget | None]:
+    if p.uri is not None:
+        check_store(p.uri)  # a dead server or a locked store: one line before anything is written
     write_sweep_dir(p.root, p.sweep_file, p.sweep, p.points)
     (p.root / "logs").mkdir(exist_ok=True)
     atomic_write_text(p.script, S.SCRIPT.read_text())

@@ -730,6 +730,27 @@ class TrackingConfig(Strict):
     experiment: str | None = None
     """Experiment name; default the sweep name (or `run` for single runs)."""
 
+    @field_validator("uri")
+    @classmethod
+    def _parses(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_uri(v)
+        return v
+
+
+def check_uri(v: str) -> str:
+    """A tracking URI that parses (`http://[::1` does not), with a host if it is http(s)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018 -- raises on a port that is not a number
+    except ValueError as e:
+        raise ValueError(f"not a URI ({e}); e.g. http://127.0.0.1:5000 or sqlite:///path/mlflow.db") from None
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        raise ValueError("an http(s) URI names a host, e.g. http://127.0.0.1:5000")
+    return v
+
 
 NEEDS_UTILITY = ("hf", "callable", "plugin")
 """Proxy types with no utility of their own: a run must name one (or say `utility: same`)."""

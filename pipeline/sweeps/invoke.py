@@ -18,7 +18,7 @@ from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
 from goodhart.pipeline.sweeps.record import close_parent, reopen_or_start_parent, write_results, write_sweep_dir
 from goodhart.pipeline.sweeps.runstate import deferred, interrupts_raise
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
-from goodhart.pipeline.sweeps.tracking import resolve_uri
+from goodhart.pipeline.sweeps.tracking import check_store, resolve_uri
 
 
 @dataclass
@@ -56,13 +56,16 @@ def run_sweep(
         return out
     check_rewards(points)
     check_checkpoints(points)
+    check_prompts(points)
     check_output_dir(root)
+    tracking = points[0].cfg.tracking
+    uri = resolve_uri(tracking) if tracking.enabled else None
+    if uri is not None:
+        check_store(uri)  # a dead server or a locked store: one line before anything is written or computed
     # Ctrl-C and SIGTERM raise Interrupted from here on: points in flight are recorded as
     # interrupted (rerun next time), the parent run is closed KILLED, workers are stopped.
     with interrupts_raise(), SweepLock(root, quiet=not progress):
         write_sweep_dir(root, sweep_file, sweep, points, keep_finished)  # keep_finished: a partial run
-        tracking = points[0].cfg.tracking
-        uri = resolve_uri(tracking) if tracking.enabled else None
         out.parent, _ = reopen_or_start_parent(sweep, points, root, uri)
         status = "KILLED"  # unless run_local returns: an interrupt or a crash of the runner itself
         try:
@@ -89,6 +92,17 @@ def check_rewards(points: list[Point], callables: bool = True) -> None:
         if key not in seen:
             seen.add(key)
             check_rewards_exist(p.cfg, callables)
+
+
+def check_prompts(points: list[Point]) -> None:
+    """Every local prompts file the sweep's model-sampled points read is there and is text (a
+    distributional reward draws its pool without prompts): one line before anything runs."""
+    from goodhart.pipeline.base.prompts import check_source
+
+    for source, column in dict.fromkeys(
+        (p.cfg.prompts.source, p.cfg.prompts.column) for p in points if not p.cfg.distributional
+    ):
+        check_source(source, column)
 
 
 def check_checkpoints(points: list[Point]) -> None:

@@ -30,7 +30,7 @@ from goodhart.pipeline.sweeps.point import (
 )
 from goodhart.pipeline.sweeps.runstate import reconcile_children
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
-from goodhart.pipeline.sweeps.tracking import Tracker, check_store, flatten, retry, tracker_for
+from goodhart.pipeline.sweeps.tracking import Tracker, flatten, retry, tracker_for
 
 PARENT = "parent.json"
 
@@ -354,8 +354,7 @@ def reopen_or_start_parent(
     again for a resume), else a new one. (None, False) when tracking is off."""
     if uri is None:
         return None, False
-    check_store(uri)  # before anything is computed: a dead server is one line now, not a hang later
-    old = recorded_parent(root)
+    old = recorded_parent(root)  # the store was checked (check_store) before the sweep directory was written
     if old is not None and old.tracker.uri == uri:
         try:
             retry(lambda: old.tracker.client.update_run(old.parent_id, status="RUNNING"))

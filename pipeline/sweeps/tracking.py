@@ -28,8 +28,16 @@ BATCH = 100  # params/tags per log_batch call (MAX_PARAMS_TAGS_PER_BATCH)
 
 def resolve_uri(cfg: TrackingConfig | None = None) -> str:
     if cfg is not None and cfg.uri:
-        return cfg.uri
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+        return cfg.uri  # checked by the config (schema.check_uri)
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        from goodhart.pipeline.config.schema import check_uri
+
+        try:
+            return check_uri(env)
+        except ValueError as e:
+            raise TrackingError(f"MLFLOW_TRACKING_URI={env!r}: {e}") from None
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -113,12 +121,63 @@ def check_store(uri: str) -> None:
                     # template, MLflow creates it beside its name and it is renamed into place
                     if not seed_new_store(db):
                         _create_sqlite_store(db)
+                _check_writable(db, uri, what)
                 Tracker(uri).client.search_experiments(max_results=1)
         else:
             Tracker(uri).client.search_experiments(max_results=1)
+    except TrackingError:
+        raise
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise TrackingError(f"tracking store {uri} cannot be used ({type(e).__name__}: {first}); {what}") from None
+
+
+LOCK_WAIT = 10.0  # seconds a SQLite store may stay write-locked by another process before a sweep starts
+
+
+def _check_writable(db: Path, uri: str, what: str) -> None:
+    """One write transaction opened and rolled back on the SQLite file itself, waiting at most
+    LOCK_WAIT s: a store another process holds locked (an open transaction in a `sqlite3` shell,
+    a hung writer) is one line naming the holders, not minutes of MLflow's retries and tracebacks.
+    A sweep beside this one holds the lock for milliseconds at a time and passes."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=LOCK_WAIT)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.rollback()
+        finally:
+            con.close()
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e) and "busy" not in str(e):
+            raise
+        held = _holders(db)
+        by = f" (open in {held})" if held else ""
+        raise TrackingError(
+            f"tracking store {uri} is locked by another process{by}: no write possible for {LOCK_WAIT:g} s; "
+            f"end that process or its open transaction, or {what}"
+        ) from None
+
+
+def _holders(db: Path) -> str:
+    """`pid 123 (sqlite3), ...`: other processes with the file open (Linux /proc; '' elsewhere)."""
+    me, out = os.getpid(), []
+    try:
+        target = db.resolve()
+        for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+            pid = int(fd_dir.parent.name)
+            if pid == me:
+                continue
+            try:
+                if any(Path(os.readlink(f)) == target for f in fd_dir.iterdir()):
+                    name = (fd_dir.parent / "comm").read_text().strip()
+                    out.append(f"pid {pid} ({name})")
+            except OSError:  # gone, or not ours to look at
+                continue
+    except OSError:
+        return ""
+    return ", ".join(out[:5])
 
 
 def _remove_leftovers(db: Path) -> None:
