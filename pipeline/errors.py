@@ -58,6 +58,7 @@ _OS_HINTS = {
     "EISDIR": "is a directory where a file was expected",
     "EEXIST": "already exists and is not a directory: choose another path",
     "ENAMETOOLONG": "the name is too long for the file system: shorten it",
+    "ELOOP": "symbolic links that point at each other (a loop): choose another path or fix the link",
 }
 
 

@@ -301,3 +301,164 @@ def test_odd_thresholds_of_the_read_verbs_are_one_line(tmp_path, capsys, argv):
         code, err = run_cli([a.format(d=tmp_path, v=v) for a in argv], capsys)
         assert code == 2, (argv, v, err)
         assert_clean(code, err, f"{argv[0]} {argv[2]} {v}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile inputs found by hand: each one line naming the key, file or row, exit 2, and nothing
+# written where the command would write. Each case: (argv, env, what the line must say); `{d}`
+# in argv is a scratch directory holding the files the case needs (prepared by _hostile_files).
+# ---------------------------------------------------------------------------------------------
+ALIAS_BOMB = (  # 10^7 values once its aliases are followed, in 300 characters
+    "[&a [1,1,1,1,1,1,1,1,1,1], "
+    + ", ".join(f"&{c} [{','.join([f'*{p}'] * 10)}]" for p, c in zip("abcdef", "bcdefg"))
+    + "]"
+)
+HOSTILE: dict[str, tuple[list[str], dict[str, str], str]] = {
+    # override values get the guards files get (config/load.py strict_yaml)
+    "override alias bomb": (["config", "show", f"name={ALIAS_BOMB}"], {}, "expands to more than 1,000,000 values"),
+    "override nested 1500 deep": (["config", "show", "sampling.n=" + "[" * 1500 + "]" * 1500], {}, "nested more than"),
+    "override mapping nested deep": (
+        ["sweep", "{d}/s.yaml", "--dry-run", "sampling=" + "{a: " * 3000 + "1" + "}" * 3000],
+        {},
+        "nested more than",
+    ),
+    "override duplicate key": (["config", "show", "sampling={n: 4, n: 8}"], {}, "duplicate key 'n'"),
+    # tracking URIs that do not parse: the config's key, or the environment variable
+    "tracking.uri not a URI": (
+        ["sweep", "{d}/s.yaml", "--output", "{d}/out", "tracking.uri=http://[::1"],
+        {},
+        "tracking.uri = 'http://[::1': not a URI",
+    ),
+    "MLFLOW_TRACKING_URI not a URI": (
+        ["sweep", "{d}/s.yaml", "--output", "{d}/out", "tracking.enabled=true"],
+        {"MLFLOW_TRACKING_URI": "http://[::1"},
+        "MLFLOW_TRACKING_URI='http://[::1'",
+    ),
+    "--output on a symlink loop": (["sweep", "{d}/s.yaml", "--output", "{d}/loopA"], {}, "symbolic links"),
+    "GOODHART_MAX_POINTS not a number": (
+        ["sweep", "{d}/s.yaml", "--dry-run"],
+        {"GOODHART_MAX_POINTS": "abc"},
+        "GOODHART_MAX_POINTS='abc'",
+    ),
+    "ui --host not a host": (["ui", "--host", "not a host!"], {}, "--host"),
+    "server --host not a host": (["server", "--host", "a..b"], {}, "--host"),
+    "alarm-bench --pool 1e11": (["alarm-bench", "--pool", "100000000000"], {}, "--prompts x --pool"),
+    "probe.length 1e8": (
+        ["probe", "--mode", "random", "{base}", "probe.length=100000000", "probe.dir={d}/out"],
+        {},
+        "length = 100000000",
+    ),
+    "probe n_samples x length": (
+        ["probe", "--mode", "random", "{base}", "probe.length=10000", "probe.n_samples=100000", "probe.dir={d}/out"],
+        {},
+        "n_samples x length",
+    ),
+    # train-rm: the prompts file and the name, checked before the model, the tracker or the out dir
+    "train-rm missing prompts file": (
+        ["train-rm", "prompts_source={d}/missing.jsonl", "--out", "{d}/out"],
+        {},
+        "prompts_source: file not found",
+    ),
+    "train-rm empty prompts file": (["train-rm", "prompts_source={d}/empty.jsonl", "--out", "{d}/out"], {}, "is empty"),
+    "train-rm binary prompts file": (
+        ["train-rm", "prompts_source={d}/binary.jsonl", "--out", "{d}/out"],
+        {},
+        "binary data, not jsonl text",
+    ),
+    "train-rm looping prompts file": (
+        ["train-rm", "prompts_source={d}/loopP.jsonl", "--out", "{d}/out"],
+        {},
+        "symbolic link loop",
+    ),
+    "train-rm prompts file of another kind": (
+        ["train-rm", "prompts_source={d}/prompts.txt", "--out", "{d}/out"],
+        {},
+        "must be .jsonl, .json, .csv or .parquet",
+    ),
+    "train-rm name=../x": (["train-rm", "name=../x"], {}, "name = '../x'"),
+    # analyze: the file's row and column, or the option
+    "analyze x holds a string": (["analyze", "{d}/x_str.csv", "--out", "{d}/out"], {}, "row 33, column 'x'"),
+    "analyze seed holds a string": (["analyze", "{d}/seed_str.csv", "--out", "{d}/out"], {}, "row 33, column 'seed'"),
+    "analyze seed not whole": (["analyze", "{d}/seed_half.csv", "--out", "{d}/out"], {}, "column 'seed'"),
+    "analyze point KL of -5": (["analyze", "{d}/kl_neg.csv", "--out", "{d}/out"], {}, "mean KL of -5"),
+    "analyze proxies near 1e306": (["analyze", "{d}/huge.csv", "--out", "{d}/out"], {}, "column 'proxy'"),
+    "analyze --near-base nan": (["analyze", "{d}/ok.csv", "--out", "{d}/out", "--near-base", "nan"], {}, "--near-base"),
+    "analyze --share-floor -1": (
+        ["analyze", "{d}/ok.csv", "--out", "{d}/out", "--share-floor", "-1"],
+        {},
+        "--share-floor",
+    ),
+}
+
+
+def _samples(path: Path, **cols) -> None:
+    """A small samples file: base and one policy ('a'), 4 prompts x 8 samples each; `cols`
+    replace or add columns (a list: one value per row, or a scalar: every policy row)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 32
+    df = pd.DataFrame(
+        {
+            "point": ["base"] * n + ["a"] * n,
+            "prompt": [f"p{i % 4}" for i in range(2 * n)],
+            "proxy": rng.normal(size=2 * n),
+            "utility": rng.normal(size=2 * n),
+            "kl": [0.0] * n + [0.5] * n,
+        }
+    )
+    for c, v in cols.items():
+        df[c] = (
+            v
+            if isinstance(v, list)
+            else [df[c][i] if c in df and i < n else (v if i >= n else "") for i in range(2 * n)]
+        )
+    df.to_csv(path, index=False)
+
+
+def _hostile_files(d: Path) -> None:
+    spec = {
+        "name": "h",
+        "base": str(configs_dir() / "base.yaml"),
+        "set": {"reward": "distributional", "sampling.n": 16, "prompts.n_eval": 2, "tracking.enabled": False},
+        "grid": {"algo.kl.coef": [1.0]},
+    }
+    (d / "s.yaml").write_text(yaml.safe_dump(spec))
+    (d / "loopA").symlink_to(d / "loopB")
+    (d / "loopB").symlink_to(d / "loopA")
+    (d / "loopP.jsonl").symlink_to(d / "loopQ.jsonl")
+    (d / "loopQ.jsonl").symlink_to(d / "loopP.jsonl")
+    (d / "empty.jsonl").write_text("\n \n")
+    (d / "binary.jsonl").write_bytes(bytes(range(256)) * 4)
+    (d / "prompts.txt").write_text("prompt\nhello\n")
+    _samples(d / "ok.csv")
+    _samples(d / "x_str.csv", x="abc")
+    _samples(d / "seed_str.csv", seed="s1")
+    _samples(d / "seed_half.csv", seed=0.5)
+    _samples(d / "kl_neg.csv", kl=[0.0] * 32 + [-5.0] * 32)
+    _samples(d / "huge.csv", proxy=[1e306] * 64)
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_inputs_are_one_line_naming_what_is_wrong_and_write_nothing(case, tmp_path, capsys, monkeypatch):
+    import time
+
+    argv, env, expect = HOSTILE[case]
+    d = tmp_path / "in"
+    d.mkdir()
+    _hostile_files(d)
+    monkeypatch.chdir(tmp_path)  # anything written by default (mlflow.db, runs/) would land here
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    t0 = time.monotonic()
+    base = str(configs_dir() / "base.yaml")
+    code, err = run_cli([a.replace("{d}", str(d)).replace("{base}", base) for a in argv], capsys)
+    assert code == 2, f"{case}: exit {code}\n{err}"
+    assert_clean(code, err, case)
+    assert expect in err, f"{case}: {err!r} does not say {expect!r}"
+    assert len(err) < 600, f"{case}: an error line of {len(err)} characters"
+    assert time.monotonic() - t0 < 60, f"{case}: {time.monotonic() - t0:.0f} s before the error"
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert after == before, f"{case}: wrote {sorted(set(after) - set(before))}"

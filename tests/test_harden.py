@@ -471,3 +471,29 @@ def test_a_rerun_closes_orphan_child_runs_and_continues_the_points_own(in_tmp, c
     assert c.get_run(claimed).info.status == "FINISHED"
     assert json.loads((root / "points" / points[0].id / "result.json").read_text())["mlflow_run_id"] == claimed
     assert run_point(points[0].cfg, root / "points" / points[0].id)["mlflow_run_id"] == claimed  # done: skipped
+
+
+def test_a_mitigated_proxy_records_its_transform_and_ensemble_in_the_result_row():
+    """reward/transform, reward/transform_ref, ensemble/k and ensemble/combine (eval/metrics.py)
+    are columns of a mitigated point's row: the transform's anchor is the base quantile it was
+    fitted at (here the 0.9 quantile of the min-of-3 base proxy), and a plain proxy has none."""
+    import numpy as np
+
+    from goodhart.eval import metrics as M
+    from goodhart.pipeline.base.context import PointContext
+    from goodhart.pipeline.config.schema import RunConfig
+    from goodhart.pipeline.sweeps.curves import mitigation_columns
+    from goodhart.rewards.ensemble import combine
+
+    reward = {"type": "distributional", "error": "pareto", "ensemble": {"k": 3, "combine": "min"}}
+    base = {"algo": {"kind": "bon", "n": 4}, "sampling": {"n": 512}, "prompts": {"n_eval": 4}}
+    cfg = RunConfig.model_validate({**base, "reward": {**reward, "transform": "clip(quantile=0.9)"}})
+    pool = PointContext(cfg, Path(".")).pool()
+    cols = mitigation_columns(cfg, pool)
+    assert {k: cols[k] for k in (M.ENSEMBLE_K, M.ENSEMBLE_COMBINE, M.REWARD_TRANSFORM)} == {
+        M.ENSEMBLE_K: 3,
+        M.ENSEMBLE_COMBINE: "min",
+        M.REWARD_TRANSFORM: "clip(q=0.9)",
+    }
+    assert cols[M.REWARD_TRANSFORM_REF] == np.quantile(combine(pool.members, "min", 1.0), 0.9)
+    assert mitigation_columns(RunConfig.model_validate({**base, "reward": {"type": "distributional"}})) == {}

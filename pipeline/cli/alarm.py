@@ -84,6 +84,9 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     add_bench_verb(sub)
 
 
+MAX_POOL_SAMPLES = 2**25  # prompts x pool of one alarm-bench pool: 256 MiB per float64 array of them
+
+
 def cmd_alarm_bench(args: argparse.Namespace) -> int:
     import dataclasses
     import time
@@ -99,11 +102,16 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
     over = {k: v for k, v in given if v is not None}
     over["utility"] = args.utility
     cfg = dataclasses.replace(cfg, rule=rule, **over)
-    if cfg.pool < 8 or cfg.seeds < 2 or cfg.prompts < 2 or cfg.first_seed < 0 or cfg.text_seed < 0:
-        from goodhart.pipeline.errors import UsageError
+    from goodhart.pipeline.errors import UsageError
 
+    if cfg.pool < 8 or cfg.seeds < 2 or cfg.prompts < 2 or cfg.first_seed < 0 or cfg.text_seed < 0:
         raise UsageError(
             "alarm-bench: expected --seeds >= 2, --prompts >= 2, --pool >= 8, --first-seed >= 0 and --text-seed >= 0"
+        )
+    if cfg.prompts * cfg.pool > MAX_POOL_SAMPLES:
+        raise UsageError(
+            f"alarm-bench: --prompts x --pool = {cfg.prompts:,} x {cfg.pool:,} samples, more than the "
+            f"{MAX_POOL_SAMPLES:,} one pool may hold in memory (each array of them is 256 MiB at the limit)"
         )
     t = time.perf_counter()
     df = run_bench(cfg)

@@ -91,3 +91,20 @@ def alarm_rule(args: argparse.Namespace):
     except ValidationError as e:
         err = e.errors()[0]
         raise UsageError(f"--{err['loc'][0]}: {err['msg']}") from None
+
+
+def host_name(text: str) -> str:
+    """argparse type: an interface to bind, as an IP address (`127.0.0.1`, `::1`, `0.0.0.0`) or a
+    host name (letters, digits, '-' in dot-separated labels)."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    label = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    if len(text) > 253 or not re.fullmatch(rf"{label}(\.{label})*\.?", text):
+        raise argparse.ArgumentTypeError(f"expected an IP address or a host name (e.g. 127.0.0.1), got {text!r}")
+    return text

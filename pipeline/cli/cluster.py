@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from goodhart.pipeline.cli.argtypes import port_number
+from goodhart.pipeline.cli.argtypes import host_name, port_number
 
 SLURM_FLAGS = {
     # flag: (SlurmConfig field, type, help)
@@ -66,7 +66,10 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("server", help="a lean MLflow tracking server (the tracking URI for SLURM sweeps)")
     p.add_argument(
-        "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 for compute nodes)"
+        "--host",
+        type=host_name,
+        default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1; 0.0.0.0 for compute nodes)",
     )
     p.add_argument("--port", type=port_number, default=5000)
     p.add_argument("--backend-store-uri", default=None, help="database URI (default sqlite:///./mlflow.db)")

@@ -63,13 +63,16 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
 
 
 def check_before_work(cfg, out) -> None:
-    """The output directory is writable and the backbone (and policy) can be loaded, before the
-    minutes of sampling and labelling: a local path that is not there, or a hub id that is not
-    in the Hugging Face cache while the hub is off or unreachable, is one line within seconds."""
+    """The prompts file is there and is text, the output directory is writable and the backbone
+    (and policy) can be loaded, before the minutes of sampling and labelling: a local path that
+    is not there, or a hub id that is not in the Hugging Face cache while the hub is off or
+    unreachable, is one line within seconds."""
     from goodhart.pipeline.base.models import check_checkpoint
+    from goodhart.pipeline.base.prompts import check_source
     from goodhart.pipeline.io import check_writable_dir
 
     if not (out / "rm_card.json").is_file():
+        check_source(cfg.prompts_source, cfg.prompts_column, "prompts_source")
         check_writable_dir(out, "train-rm --out")
     for key in ("backbone", "policy"):
         m = getattr(cfg, key, None)

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from goodhart.pipeline.config.schema import LoraSpec, ModelConfig, RewardSpec, SamplingConfig, SentimentReward, Strict
+from goodhart.pipeline.config.schema import (
+    LoraSpec,
+    ModelConfig,
+    RewardSpec,
+    SamplingConfig,
+    SentimentReward,
+    Strict,
+    check_name,
+)
 
 
 class LabelNoise(Strict):
@@ -104,6 +112,11 @@ class RewardModelConfig(Strict):
     """Tracking URI (none: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory)."""
     experiment: str = "train-rm"
     """MLflow experiment name."""
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        return check_name(v)  # it names the checkpoint's directory under runs/rm/
 
     @model_validator(mode="after")
     def _pairs_need_two(self) -> RewardModelConfig:

@@ -57,8 +57,9 @@ class ProbeConfig(Strict):
     all scored as prompt + sequence). None: the first eval prompt of the run config."""
     n_samples: int = Field(2000, ge=1)
     """Sequences scored by `random` and `base` (tail diagnostics need >= 500)."""
-    length: int = Field(24, ge=1)
-    """Tokens (of the reward model's tokenizer) in a random or optimized sequence."""
+    length: int = Field(24, ge=1, le=16_384)
+    """Tokens (of the reward model's tokenizer) in a random or optimized sequence (at most 16,384:
+    beyond the context of the reward models a probe is for)."""
     batch_size: int = Field(256, ge=1)
     """Sequences per reward forward (random mode and candidate scoring)."""
     base_reference: int = Field(512, ge=2)
@@ -81,7 +82,15 @@ class ProbeConfig(Strict):
         bad = [p for p in self.mix_p if not 0 < p <= 1]
         if bad:
             raise ValueError(f"mix_p entries must lie in (0, 1], got {bad}")
+        if self.n_samples * self.length > MAX_TOKENS:  # random mode holds them all at once
+            raise ValueError(
+                f"n_samples x length = {self.n_samples * self.length:,} tokens, more than the {MAX_TOKENS:,} "
+                "one probe holds in memory: lower n_samples or length"
+            )
         return self
+
+
+MAX_TOKENS = 50_000_000  # n_samples x length of one probe (random mode holds all of them: ~400 MB of ids)
 
 
 def load_probe_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ProbeConfig:
