@@ -5,6 +5,7 @@ self-contained report.html."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import numpy as np
@@ -186,3 +187,41 @@ def test_report_html_is_self_contained(in_tmp, capsys):
     assert ">3<" in page  # the seed, in the header
     md = (rep / "report.md").read_text()
     assert "## What was run" in md and "![frontier](frontier.png)" in md
+    from goodhart.pipeline.report import legend
+
+    for name in [*legend.flags(), *legend.scores()]:  # every flag and score explained in the page
+        assert f"<code>{html.escape(name)}</code></td><td class='l'>" in page, name
+        assert f"`{name}`: " in md, name
+    assert html.escape(legend.TAILS_VS_ALARM) in page
+
+
+def test_every_flag_a_table_can_show_is_in_the_legend():
+    """The flags a row can get (sweeps/tables.point_flags, report/html.point_flags, the verdict
+    rule's own `flags` column as eval/goodhart.py's rule text lists them) all have a meaning in
+    report/legend.py, and every score column of the alarm table too."""
+    from goodhart.eval.goodhart import rule_text
+    from goodhart.pipeline.report import legend
+    from goodhart.pipeline.report.alarm_tables import alarm_table
+
+    row = {
+        "algo": "bon",
+        M.BON_N: 64,
+        M.N_SAMPLES: 128,
+        M.TILT_ESS_OK: False,
+        M.POOL_DEPENDENT: True,
+        M.KL: 4.8,
+        M.KL_MAX: np.log(128),
+        "flags": "dominated",
+    }
+    shown = set(point_flags(row).split(", "))
+    rule_flags = re.search(r"^Flags: (.*?)\nIntervals", rule_text(), re.M | re.S).group(1)
+    shown |= {w for w in re.findall(r"(?:^|, )([\w>/-]+) \(", rule_flags.replace("\n", " "))}
+    assert shown == {"dominated", "n>N/4", "low-ESS", "pool-dependent", "pool-bound"}
+    assert shown <= set(legend.flags())
+    table = alarm_table(
+        pd.DataFrame([{**row, M.ALARM_LEVEL: "watch", M.ALARM_SCORE: 0.5, "error_law": "g", "x_name": "n", "x": 64}])
+    )
+    heads = [h.strip() for h in re.split(r"\s{2,}", table.splitlines()[0].strip())]
+    assert [h for h in heads if h not in ("error", "algo", "knob", "KL", "gold verdict")] == [
+        k for k in legend.scores() if k != "share"
+    ]

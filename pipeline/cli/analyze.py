@@ -69,6 +69,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"gold-free alarm (eval/alarm.py):\n{alarm_table(res.results)}")
     for curve, t in res.tails.items():
         print(f"\ntails of the base proxy ({curve}): {t if isinstance(t, str) else t.verdict}")
+    if any(not isinstance(t, str) for t in res.tails.values()):  # both printed: say why they may differ
+        from goodhart.pipeline.report.legend import TAILS_VS_ALARM
+
+        print(f"\n{TAILS_VS_ALARM}")
     for note in res.notes + (res.report.notes if res.report is not None else []):
         print(f"\n{note}")
     if res.report is not None:

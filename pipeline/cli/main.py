@@ -202,6 +202,7 @@ def _print_reward_summary(root: Path, checks: dict[str, dict]) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from goodhart.eval import metrics as M
     from goodhart.eval.goodhart import VerdictRule
     from goodhart.pipeline.io import check_writable_dir
     from goodhart.pipeline.probe.report import is_probe_dir
@@ -222,9 +223,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"gold-free alarm beside the verdicts (eval/alarm.py):\n{alarm_table(rep.labelled)}\n")
     for g in rep.groups:
         print(g.summary)
-    for t in rep.tails:
-        if "skipped" not in t:
-            print(f"\ntails of the error {t['error_law']} under the base policy: {t['error'].verdict}")
+    shown = [t for t in rep.tails if "skipped" not in t]
+    for t in shown:
+        print(f"\ntails of the error {t['error_law']} under the base policy: {t['error'].verdict}")
+    if shown and M.ALARM_TAIL_P in rep.labelled:  # both printed: say why they may differ
+        from goodhart.pipeline.report.legend import TAILS_VS_ALARM
+
+        print(f"\n{TAILS_VS_ALARM}")
     for note in rep.notes:
         print(f"\n{note}")
     if rep.arena is not None:  # issue 20: the arena matrix, heat map beside the report

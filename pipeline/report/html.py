@@ -23,12 +23,12 @@ import yaml
 
 from goodhart.eval import metrics as M
 from goodhart.pipeline.io import atomic_write_text
+from goodhart.pipeline.report.legend import POOL_BOUND
 from goodhart.pipeline.sweeps.point import TRAIN_LOG
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text
 from goodhart.pipeline.sweeps.tables import point_flags as trust_flags
 
 FIGURES = ("gao_fits_kl.png", "gao_fits_sqrt_kl.png", "frontier.png", "training_curves.png")
-POOL_BOUND = 0.9  # a pool-based KL at >= 90% of its ceiling log N is set by the pool size, not the optimizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,6 +294,26 @@ def fit_rows(fits: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
+def legend_html(rep) -> list[str]:
+    """Every flag and score the page shows, with the thresholds of the rules that made them."""
+    from goodhart.pipeline.report import legend
+
+    rule = getattr(rep, "rule", None)
+
+    def rows(d: dict[str, str]) -> str:
+        return "".join(
+            f"<tr><td class='l'><code>{html.escape(k)}</code></td><td class='l'>{html.escape(v)}</td></tr>"
+            for k, v in d.items()
+        )
+
+    return [
+        "<h3>How to read the flags and scores</h3>",
+        f"<table><thead><tr><th class='l'>flag</th><th class='l'>meaning</th></tr></thead><tbody>{rows(legend.flags(rule))}</tbody></table>",
+        f"<table><thead><tr><th class='l'>score</th><th class='l'>meaning</th></tr></thead><tbody>{rows(legend.scores())}</tbody></table>",
+        f"<p>{html.escape(legend.TAILS_VS_ALARM)}</p>",
+    ]
+
+
 def write_html(rep, out_dir: Path) -> Path:
     """report.html beside report.md: header, verdicts, the tables with flags, every figure
     embedded, the fits, and report.md itself at the end (so nothing the markdown says is lost)."""
@@ -312,9 +332,8 @@ def write_html(rep, out_dir: Path) -> Path:
         "<h2>Verdicts</h2><ul>",
         *[f"<li>{html.escape(str(getattr(g, 'summary', g)))}</li>" for g in rep.groups],
         "</ul>",
-        "<p>Flags: <b>low-ESS</b> tilt's estimate rests on a few samples; <b>pool-bound</b> KL at "
-        f"&ge; {POOL_BOUND:.0%} of log N, the pool's ceiling; others come from the verdict rule.</p>",
         _table(*points_table(labelled), left=3),
+        *legend_html(rep),
         "<h2>Figures</h2>",
     ]
     pngs = [p for p in rep.files if Path(p).suffix == ".png" and Path(p).is_file()]

@@ -343,12 +343,10 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
     lines += ["## Verdicts", "", *[f"- {g.summary}" for g in rep.groups], ""]
     lines += ["### The rule", "", "```", rule_text(rep.rule), "```", ""]
     lines += ["### Every point, with the numbers behind its label", ""]
-    lines += [
-        "Flags: `low-ESS` (a tilt point resting on few effective samples), `pool-dependent` (a tilt",
-        "point whose estimate drifts with the pool size N beyond its interval: no population optimum).",
-        "",
-    ]
     lines += ["```", verdict_table(rep.labelled, why=True), "```", ""]
+    from goodhart.pipeline.report import legend
+
+    lines += legend.markdown(rep.rule) + [""]
     lines += [
         f"![gains against KL]({p.name})"
         for p in rep.files
