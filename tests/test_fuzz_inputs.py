@@ -375,7 +375,7 @@ HOSTILE: dict[str, tuple[list[str], dict[str, str], str]] = {
         {},
         "must be .jsonl, .json, .csv or .parquet",
     ),
-    "train-rm name=../x": (["train-rm", "name=../x"], {}, "name = '../x'"),
+    "train-rm name outside runs/rm": (["train-rm", "name=../x"], {}, "name = '../x'"),
     # analyze: the file's row and column, or the option
     "analyze x holds a string": (["analyze", "{d}/x_str.csv", "--out", "{d}/out"], {}, "row 33, column 'x'"),
     "analyze seed holds a string": (["analyze", "{d}/seed_str.csv", "--out", "{d}/out"], {}, "row 33, column 'seed'"),

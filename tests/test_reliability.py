@@ -668,7 +668,8 @@ def test_weights_that_do_not_load_are_one_line_naming_the_model_path(tmp_path, s
 
 def test_every_test_the_docs_name_exists():
     """A claim's test named as `FILE::NAME` (docs/reliability.md names one for each)
-    is a test function of that file, in every doc that names tests so."""
+    is a test function of that file, in every doc that names tests so; `FILE::NAME[CASE]` names
+    one case of a parametrized test, whose id must be a string in that file."""
     import ast
     import re
 
@@ -676,13 +677,15 @@ def test_every_test_the_docs_name_exists():
     docs = [repo / "README.md", *sorted((repo / "docs").glob("*.md")), *sorted(repo.glob("*/README.md"))]
     named, missing = 0, []
     for doc in docs:
-        for file, name in re.findall(r"(?:tests/)?(test_\w+\.py)::(\w+)", doc.read_text()):
+        for file, name, case in re.findall(r"(?:tests/)?(test_\w+\.py)::(\w+)(?:\[([^\]]+)\])?", doc.read_text()):
             named += 1
             path = repo / "tests" / file
             tree = ast.parse(path.read_text()) if path.is_file() else None
             defs = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)} if tree else set()
             if not name.startswith("test_") or name not in defs:
                 missing.append(f"{doc.relative_to(repo)}: {file}::{name}")
+            elif case and f'"{case}"' not in path.read_text():  # a parametrized case, named by its id
+                missing.append(f"{doc.relative_to(repo)}: {file}::{name}[{case}]")
     assert named >= 30 and not missing, missing  # (reliability.md alone names over 30)
 
 
@@ -730,7 +733,7 @@ def test_a_store_another_process_holds_locked_is_one_line_within_seconds_and_wri
     in_tmp, capsys, monkeypatch
 ):
     """A SQLite store whose write lock another process holds (an open transaction in a `sqlite3`
-    shell): MLflow retried for minutes and printed six tracebacks. Now one line naming the
+    shell), where MLflow would retry for minutes and print six tracebacks: one line naming the
     holder's pid, after LOCK_WAIT seconds, before the sweep directory is written."""
     import subprocess
     import sys
@@ -756,6 +759,7 @@ def test_a_store_another_process_holds_locked_is_one_line_within_seconds_and_wri
         assert holder.stdout.readline().strip() == "locked"
         monkeypatch.setattr(tracking, "LOCK_WAIT", 1.0)
         f = write_sweep(in_tmp, sets={**DIST, "tracking.enabled": True})
+        capsys.readouterr()  # MLflow's lines while it created the store above
         t0 = time.monotonic()
         line = one_line_error(capsys, main(["sweep", str(f), "--quiet"]), "is locked by another process")
         assert f"pid {holder.pid}" in line
@@ -764,3 +768,21 @@ def test_a_store_another_process_holds_locked_is_one_line_within_seconds_and_wri
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_big_inputs_say_up_front_that_they_take_a_while(tmp_path, capsys, monkeypatch):
+    """analyze of a large file and the expansion of a large sweep print one line to stderr before
+    the work (thresholds lowered here: the real ones are 20 MiB and 5,000 points)."""
+    from goodhart.pipeline.cli import analyze as cli_analyze
+    from goodhart.pipeline.sweeps import spec
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli_analyze, "BIG_FILE", 10)
+    monkeypatch.setattr(spec, "SAY_SO", 1)
+    f = write_sweep(tmp_path, sets={**DIST, "tracking.enabled": False}, grid={"algo.kl.coef": [0.5, 1.0]})
+    assert main(["sweep", str(f), "--dry-run"]) == 0
+    assert "goodhart: note: expanding 2 points, each validated" in capsys.readouterr().err
+    csv = tmp_path / "s.csv"
+    csv.write_text("point,prompt,proxy,kl\nbase,p,1,0\na,p,2,0.1\n")
+    main(["analyze", str(csv), "--out", str(tmp_path / "a")])
+    assert capsys.readouterr().err.startswith(f"goodhart: analyzing {csv} (0 MiB): a large file, this takes a while")
