@@ -10,6 +10,7 @@ replaces it. An unknown NAME fails the build. The generators:
 - ``readme-demo-table``: the demo table the README shows, so the numbers live in one place.
 - ``alarm-versions``, ``verdict-versions``: each version of the alarm rule (eval/alarm.py
   ``VERSIONS``) and of the verdict rule (eval/goodhart.py ``VERSIONS``) and what it changed.
+- ``ppo-mutants``: the mutations tests/test_ppo_loss.py applies to the PPO step, counted and named.
 
 ``on_config`` also gives mkdocstrings a source tree it can read: the distribution installs the
 folders pipeline/, rewards/ and eval/ as ``goodhart.pipeline`` ... (``[tool.setuptools] package-dir``
@@ -162,12 +163,28 @@ def verdict_versions() -> str:
     return _versions("goodhart.eval.goodhart")
 
 
+def ppo_mutants(path: Path = REPO / "tests" / "test_ppo_loss.py") -> str:
+    """The mutations tests/test_ppo_loss.py applies to the PPO step (its MUTATIONS keys), counted
+    and listed, so the docs never count them by hand."""
+    for node in ast.parse(path.read_text()).body:
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        )
+        if isinstance(target, ast.Name) and target.id == "MUTATIONS" and isinstance(node.value, ast.Dict):
+            names = [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
+            return f"{len(names)} mutations: " + "; ".join(names) + "."
+    raise ValueError(f"{path} has no MUTATIONS dict")
+
+
 GENERATORS = {
     "rule-text": rule_text,
     "metrics": metrics_table,
     "readme-demo-table": readme_demo_table,
     "alarm-versions": alarm_versions,
     "verdict-versions": verdict_versions,
+    "ppo-mutants": ppo_mutants,
 }
 
 

@@ -214,7 +214,7 @@ def integration_name(name: str) -> str:
     return name if name.startswith(INTEGRATION_NS) else INTEGRATION_NS + name
 
 
-# ---- the arena (issue 20): f-divergence optima and reward-side mitigations ---------------------
+# ---- the arena: f-divergence optima and reward-side mitigations ---------------------------------
 TILT_DIVERGENCE = "tilt/divergence"  # column: which f-divergence regularises the tilt (kl | chi2 | ...)
 TILT_DIVERGENCE_VALUE = "tilt/divergence_value"  # D_f(pi || pi_0) = mean(f(w)) exactly on the pool (KL is `kl`)
 TILT_DROPPED = "tilt/dropped"  # mean fraction of pool samples the optimum gives weight 0 (chi2 truncation)
