@@ -497,3 +497,22 @@ def test_a_mitigated_proxy_records_its_transform_and_ensemble_in_the_result_row(
     }
     assert cols[M.REWARD_TRANSFORM_REF] == np.quantile(combine(pool.members, "min", 1.0), 0.9)
     assert mitigation_columns(RunConfig.model_validate({**base, "reward": {"type": "distributional"}})) == {}
+
+
+def test_ui_prints_a_runs_table_link_per_experiment(tmp_path):
+    """MLflow 3.17 opens an experiment on its GenAI page: `goodhart ui` / `server` print each
+    experiment's runs table, #/experiments/<id>/runs, newest first (Default left out)."""
+    from goodhart.pipeline.cluster.server import public_uri, runs_links
+    from goodhart.pipeline.sweeps.tracking import Tracker, check_store
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    check_store(store)
+    t = Tracker(store)
+    ids = [t.experiment_id(name) for name in ("first", "second")]
+    links = runs_links(store, public_uri("127.0.0.1", 5000))
+    assert links == [
+        f"runs of 'second': http://127.0.0.1:5000/#/experiments/{ids[1]}/runs",
+        f"runs of 'first': http://127.0.0.1:5000/#/experiments/{ids[0]}/runs",
+    ]
+    assert public_uri("::1", 5000) == "http://[::1]:5000"
+    assert runs_links("sqlite:////no/such/dir/mlflow.db", "http://x") == []
