@@ -734,16 +734,18 @@ def test_a_store_another_process_holds_locked_is_one_line_within_seconds_and_wri
 ):
     """A SQLite store whose write lock another process holds (an open transaction in a `sqlite3`
     shell), where MLflow would retry for minutes and print six tracebacks: one line naming the
-    holder's pid, after LOCK_WAIT seconds, before the sweep directory is written."""
+    holder's pid, after LOCK_WAIT seconds, before `sweep` writes its directory and before
+    `report` builds anything."""
     import subprocess
     import sys
     import time
 
     from goodhart.pipeline.sweeps import tracking
-    from goodhart.pipeline.sweeps.tracking import check_store
 
+    f = write_sweep(in_tmp, sets={**DIST, "tracking.enabled": True})
+    assert main(["sweep", str(f), "--quiet"]) == 0  # a finished sweep with its parent run
+    points = (in_tmp / "runs" / "r" / "points.json").read_text()
     db = in_tmp / "mlflow.db"
-    check_store(f"sqlite:///{db}")  # a complete store
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -758,13 +760,14 @@ def test_a_store_another_process_holds_locked_is_one_line_within_seconds_and_wri
     try:
         assert holder.stdout.readline().strip() == "locked"
         monkeypatch.setattr(tracking, "LOCK_WAIT", 1.0)
-        f = write_sweep(in_tmp, sets={**DIST, "tracking.enabled": True})
-        capsys.readouterr()  # MLflow's lines while it created the store above
-        t0 = time.monotonic()
-        line = one_line_error(capsys, main(["sweep", str(f), "--quiet"]), "is locked by another process")
-        assert f"pid {holder.pid}" in line
-        assert time.monotonic() - t0 < 15
-        assert not (in_tmp / "runs").exists()  # nothing written: not even points.json
+        capsys.readouterr()
+        for argv in (["sweep", str(f), "--quiet", "algo.kl.coef=2.0"], ["report", "runs/r"]):
+            t0 = time.monotonic()
+            line = one_line_error(capsys, main(argv), "is locked by another process")
+            assert f"pid {holder.pid}" in line
+            assert time.monotonic() - t0 < 15
+        assert (in_tmp / "runs" / "r" / "points.json").read_text() == points  # the sweep wrote nothing
+        assert not (in_tmp / "runs" / "r" / "report").exists()  # nor did the report
     finally:
         holder.kill()
         holder.wait()

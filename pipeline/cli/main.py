@@ -206,7 +206,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from goodhart.eval.goodhart import VerdictRule
     from goodhart.pipeline.io import check_writable_dir
     from goodhart.pipeline.probe.report import is_probe_dir
-    from goodhart.pipeline.report.verdicts import build_report, locate_sweep, log_to_mlflow, verdict_table
+    from goodhart.pipeline.report.verdicts import (
+        build_report,
+        check_parent_store,
+        locate_sweep,
+        log_to_mlflow,
+        verdict_table,
+    )
 
     if is_probe_dir(Path(args.sweep)):  # `goodhart probe` wrote it: the probe's own report
         from goodhart.pipeline.cli.probe import cmd_probe_report
@@ -214,6 +220,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return cmd_probe_report(args)
     root = locate_sweep(args.sweep)
     check_writable_dir(Path(args.out) if args.out else root / "report", "report --out")
+    if not args.no_mlflow:
+        check_parent_store(root)  # a dead or locked store: one line before the work
     rule = VerdictRule(near_base=args.near_base, share_floor=args.share_floor, min_proxy_gain=args.min_proxy_gain)
     rep = build_report(root, rule, Path(args.out) if args.out else None)
     print(verdict_table(rep.labelled))

@@ -1,5 +1,5 @@
 """Report: reading a finished sweep. Verdict tables and report.md (verdicts), the figures and
-report.html (html), the per-prompt gains the verdicts pair (units), the points a verdict does not cover yet (coverage), the gold-free alarm beside
+report.html (html), what each flag and score they show means (legend), the per-prompt gains the verdicts pair (units), the points a verdict does not cover yet (coverage), the gold-free alarm beside
 the verdicts (alarm_tables), scored against them (alarm_eval) and on procedurally drawn sweeps
 (alarm_bench), the arena's matrix of error laws x mitigations (arena), the learned reward model's
 error (learned), a user's per-sample file read as a sweep for `goodhart analyze` (samples,

@@ -378,6 +378,28 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_parent_store(root: Path) -> None:
+    """The store of the sweep's parent run (parent.json) is usable before the report is built: a
+    dead server or a store another process holds locked is one line now, not minutes of MLflow's
+    retries after the work. Nothing to check without a parent run or with its SQLite file gone."""
+    parent = root / "parent.json"
+    if not parent.is_file():
+        return
+    from goodhart.pipeline.errors import TrackingError
+    from goodhart.pipeline.sweeps.tracking import check_store, store_exists
+
+    try:
+        uri = str(read_json(parent)["uri"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a torn parent.json: log_to_mlflow has nothing to log to either
+    if not store_exists(uri):
+        return
+    try:
+        check_store(uri)
+    except TrackingError as e:
+        raise TrackingError(f"{e} (`goodhart report --no-mlflow` writes the report without it)") from None
+
+
 def log_to_mlflow(rep: Report) -> str | None:
     """Attach plots, report and verdict table to the sweep's latest parent run; returns its id."""
     parent = rep.root / "parent.json"
