@@ -515,4 +515,5 @@ def test_ui_prints_a_runs_table_link_per_experiment(tmp_path):
         f"runs of 'first': http://127.0.0.1:5000/#/experiments/{ids[0]}/runs",
     ]
     assert public_uri("::1", 5000) == "http://[::1]:5000"
-    assert runs_links("sqlite:////no/such/dir/mlflow.db", "http://x") == []
+    missing = tmp_path / "no" / "mlflow.db"
+    assert runs_links(f"sqlite:///{missing}", "http://x") == [] and not missing.parent.exists()  # nothing created

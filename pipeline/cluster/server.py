@@ -100,6 +100,10 @@ def runs_links(store: str, uri: str, most: int = 4) -> list[str]:
     """`runs of 'NAME': URI/#/experiments/ID/runs` for the store's latest experiments: MLflow 3.17
     opens an experiment on its GenAI overview page, and the runs table (every point of a sweep,
     its metrics and params) is this link. Nothing when the store cannot be read from here."""
+    from goodhart.pipeline.sweeps.tracking import store_exists
+
+    if not store_exists(store):  # opening a missing SQLite store would create it (and its directory)
+        return []
     try:
         from mlflow import MlflowClient
 
