@@ -25,10 +25,14 @@ def check_source(source: str, column: str = "prompt", key: str = "prompts.source
     except OSError as e:  # ENAMETOOLONG and the like: not a usable path
         raise PromptError(f"{key} {source!r}: {e.strerror}") from None
     if p.suffix not in _LOCAL_BUILDERS:
-        if exists or is_link or "/" in source and (p.is_absolute() or source.startswith(".")):
+        if p.is_dir():
+            return  # a local dataset directory: datasets reads it
+        if exists or is_link:
             raise PromptError(
                 f"{key} {p}: a local file must be .jsonl, .json, .csv or .parquet (a hub dataset is named namespace/name)"
             )
+        if source.startswith(("/", "./", "../", "~")):  # a path, not a hub name
+            raise PromptError(f"{key}: not found: {p}")
         return  # a hub dataset name: datasets loads it (or says it is not cached)
     if is_link and not exists:
         try:
