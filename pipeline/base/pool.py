@@ -68,6 +68,9 @@ def _sampling_key(cfg: C.RunConfig, prompts: list[str], n: int, seed: int) -> st
             "temperature": s.temperature,
             "top_p": s.top_p,
             "seed": seed,
+            # another engine draws other samples (hf, the default, is left out: pools cached before
+            # the key existed are hf pools)
+            **({"engine": s.engine} if s.engine != "hf" else {}),
         }
     )
 
@@ -80,11 +83,9 @@ def cached_completions(
     path = cache_dir() / "pools" / key / "completions.json"
     if path.is_file():
         return key, read_json(path)["completions"]
-    from goodhart.pipeline.base.models import load_causal_lm
-    from goodhart.pipeline.base.sampling import sample_completions
+    from goodhart.pipeline.base.sampling import pool_completions
 
-    model, tok = load_causal_lm(cfg.model, progress=progress)
-    comps = sample_completions(model, tok, prompts, n, cfg.sampling, seed, progress, desc)
+    comps = pool_completions(cfg, prompts, n, seed, progress, desc)
     atomic_write_json(path, {"prompts": prompts, "completions": comps})
     return key, comps
 

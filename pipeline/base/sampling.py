@@ -2,6 +2,17 @@
 
 `generate` defaults (top_k=50 in many generation configs) silently truncate the policy; we
 pass top_k=0 so that temperature=1, top_p=1 samples pi_0 itself, which every KL figure assumes.
+
+A pool repeats each prompt n times, and a chat template makes the prompt long (SmolLM2's is
+~35 tokens against 32 new ones): plain `generate` runs the prompt through the model once per
+sample, a third of the work on a CPU. `generate` below runs each distinct prompt of a batch
+once (all but its last token), copies that KV cache to the prompt's samples and lets
+`model.generate` continue from it. Same tokens, same positions, same random draws: the samples
+are those of a plain `generate` call with the same seed (tests/test_sampling_speed.py), at
+~0.6-0.7x its cost (benchmarks/bench_generation.py).
+
+Where a GPU and vLLM are available, `sampling.engine: vllm` samples the base pool with vLLM
+instead (pipeline/base/vllm_engine.py); trained optimizers' rollouts always use `generate` here.
 """
 
 from __future__ import annotations
@@ -40,15 +51,20 @@ def sample_completions(
     return [out[j * n : (j + 1) * n] for j in range(len(prompts))]
 
 
-def generate(model, tok, prompts: Sequence[str], cfg: SamplingConfig):
+def generate(model, tok, prompts: Sequence[str], cfg: SamplingConfig, share_prefill: bool = True):
     """One `generate` call over a batch of prompts, sampling the policy itself (top_k=0, see above).
 
     The one place the pipeline calls `generate` (the base pool here, training rollouts in
     goodhart.pipeline.train.rollout). Returns (the tokenizer's left-padded encoding of the prompts,
-    the completion ids (B, T_new): whatever follows the prompt block, pad after an EOS)."""
+    the completion ids (B, T_new): whatever follows the prompt block, pad after an EOS).
+    `share_prefill` (when the batch repeats a prompt): prefill each distinct prompt once (above)."""
     enc = tok(list(prompts), return_tensors="pt", padding=True).to(model.device)
+    extra = {}
+    if share_prefill and tok.padding_side == "left":
+        extra = shared_prefill(model, enc, prompts)
     gen = model.generate(
         **enc,
+        **extra,
         do_sample=True,
         temperature=cfg.temperature,
         top_p=cfg.top_p,
@@ -58,3 +74,55 @@ def generate(model, tok, prompts: Sequence[str], cfg: SamplingConfig):
         eos_token_id=tok.eos_token_id,
     )  # (B, T_prompt + T_new)
     return enc, gen[:, enc["input_ids"].shape[1] :]
+
+
+def shared_prefill(model, enc, prompts: Sequence[str]) -> dict:
+    """The KV cache of every prompt row of `enc` but its last token, computed once per distinct
+    prompt and copied to each row: {name generate takes it by: cache} ({} when no prompt repeats,
+    or the prompt block is a single token).
+
+    Each row's cache is what `generate` would compute for it: the same left-padded tokens at the
+    same positions (attention mask cumsum - 1, pads at 0, as `generate` derives them) under the
+    same mask; `generate` sees a cache covering T - 1 of the T prompt tokens and runs only the
+    last one before sampling, so the random draws are unchanged."""
+    import torch
+
+    ids, mask = enc["input_ids"], enc["attention_mask"]  # (B, T), left-padded
+    first: dict[str, int] = {}
+    for i, p in enumerate(prompts):
+        first.setdefault(p, i)
+    if len(first) == len(prompts) or ids.shape[1] < 2:
+        return {}
+    rows = torch.tensor(list(first.values()), device=ids.device)  # (U,) one row per distinct prompt
+    which = {p: k for k, p in enumerate(first)}
+    expand = torch.tensor([which[p] for p in prompts], device=ids.device)  # (B,) row -> its prompt
+    u_ids, u_mask = ids[rows, :-1], mask[rows, :-1]  # (U, T-1)
+    positions = (u_mask.long().cumsum(-1) - 1).masked_fill(u_mask == 0, 0)
+    kw = {"logits_to_keep": 1} if "logits_to_keep" in _forward_params(model) else {}  # not (U, T-1, vocab)
+    out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=positions, use_cache=True, **kw)
+    # transformers 5.2x names the cache `cache` (generate still takes `past_key_values` until 6.0)
+    name = "cache" if getattr(out, "cache", None) is not None else "past_key_values"
+    cache = getattr(out, name)
+    cache.batch_select_indices(expand)  # (U, ...) -> (B, ...)
+    return {name: cache}
+
+
+def _forward_params(model) -> set[str]:
+    """The keyword names the causal LM's own forward takes (through a peft wrapper)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(inspect.signature(base.forward).parameters)
+
+
+def pool_completions(cfg, prompts: list[str], n: int, seed: int, progress: bool, desc: str) -> list[list[str]]:
+    """A base pool's completions (prompts x n) from the config's engine (`sampling.engine`):
+    vLLM (pipeline/base/vllm_engine.py) or the model loaded here and `sample_completions`."""
+    from goodhart.pipeline.base.models import load_causal_lm, model_path
+
+    if cfg.sampling.engine == "vllm":
+        from goodhart.pipeline.base.vllm_engine import pool_completions as vllm_pool
+
+        return vllm_pool(model_path(cfg.model, progress), cfg.model.dtype, prompts, n, cfg.sampling, seed, progress)
+    model, tok = load_causal_lm(cfg.model, progress=progress)
+    return sample_completions(model, tok, prompts, n, cfg.sampling, seed, progress, desc)

@@ -431,6 +431,14 @@ class SamplingConfig(Strict):
     """Nucleus sampling (1.0: off; anything else changes the base policy)."""
     batch_size: int = Field(512, ge=1)
     """Sequences generated per forward batch."""
+    engine: Literal["hf", "vllm"] = "hf"
+    """Who samples the base pool. hf: transformers `generate`, each distinct prompt's prefill shared
+    by its samples (every device; the same samples as a plain `generate` call). vllm: vLLM's offline
+    engine (a GPU and the optional package `vllm`; pipeline/base/vllm_engine.py): other draws from
+    the same policy, so the pool cache keys on it. Trained optimizers' rollouts always use hf."""
+    vllm_gpu_memory: float = Field(0.5, gt=0, le=1)
+    """engine vllm: the share of GPU memory vLLM may take (weights and KV cache); the rest stays
+    with the reward models and trained optimizers of the same process."""
 
 
 # ============================================================================================

@@ -53,6 +53,8 @@ REQUIRED_TEXT = ("point_id", "algo", "error_law", "x_name")  # what every reader
 ADDED_KEYS: tuple[tuple[str, str, object], ...] = (
     ("algo", "alarm_samples", 0),
     *(("alarm", key, f.default) for key, f in AlarmConfig.model_fields.items()),
+    ("sampling", "engine", "hf"),
+    ("sampling", "vllm_gpu_memory", 0.5),
 )
 
 
