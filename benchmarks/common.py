@@ -62,7 +62,32 @@ def parse_opts(argv: list[str] | None, name: str, doc: str | None = None) -> Opt
     ap.add_argument("--out", type=Path, default=None, help=f"JSON path (default benchmarks/results/{name}.json)")
     a = ap.parse_args(argv)
     mode = "smoke" if a.smoke else "quick" if a.quick else "full"
+    if check_device(a.device) is None:
+        raise SystemExit(2)
     return Opts(mode, a.device, a.out or RESULTS / f"{name}.json")
+
+
+def check_device(device: str) -> str | None:
+    """What the figures will be measured on ('cpu', or the GPU's name); None, after one line
+    saying why, when --device names a GPU this machine does not have (nothing is measured then:
+    a CPU figure recorded as a GPU one would be worse than none)."""
+    if not device.startswith("cuda"):
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        why = "torch is a CPU build" if torch.version.cuda is None else "no CUDA device is visible"
+        print(
+            f"benchmarks: --device {device}: {why} (torch {torch.__version__}); nothing measured. On a GPU node: "
+            'make setup TORCH_SPEC="torch==2.13.0" (a CUDA build), then run this again',
+            file=sys.stderr,
+        )
+        return None
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        print(f"benchmarks: --device {device}: only {torch.cuda.device_count()} CUDA device(s) here", file=sys.stderr)
+        return None
+    return torch.cuda.get_device_name(index)
 
 
 # ============================================================================================

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common as B
 
-ORDER = ["rl_step", "sampling", "sweep_economics", "scaling", "end_to_end"]
+ORDER = ["rl_step", "sampling", "generation", "sweep_economics", "scaling", "end_to_end"]
 
 
 def _module(name: str):
@@ -46,6 +46,9 @@ def headline(name: str, doc: dict) -> dict:
         out["batch_size_sampling"] = doc["batch_size_sampling"]
         out["batch_size_hf_reward"] = doc["batch_size_hf_reward"]
         return out
+    if name == "generation":
+        keys = ("model", "threads", "pipeline_over_plain", "pipeline_tokens_per_s", "plain_tokens_per_s")
+        return {k: doc[k] for k in (*keys, "minutes_per_1k_samples", "same_samples")}
     if name == "sweep_economics":
         return {
             "tilt_cheaper_wall": doc["wall_ratio"],
@@ -83,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="+", choices=ORDER, default=ORDER, help="run only these benchmarks")
     a = ap.parse_args(argv)
     mode = "smoke" if a.smoke else "quick" if a.quick else "full"
+    gpu = B.check_device(a.device)
+    if gpu is None:
+        return 2
     started = time.perf_counter()
-    B.say(f"goodhart benchmarks, mode {mode}, device {a.device}; load averages at start {B.load_avg()}")
+    B.say(f"goodhart benchmarks, mode {mode}, device {a.device} ({gpu}); load averages at start {B.load_avg()}")
     docs, failed = {}, {}
     for name in a.only:
         opts = B.Opts(mode, a.device, a.out / f"{name}.json")

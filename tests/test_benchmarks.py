@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHES = ["rl_step", "sampling", "sweep_economics", "scaling", "end_to_end"]
+BENCHES = ["rl_step", "sampling", "generation", "sweep_economics", "scaling", "end_to_end"]
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,9 @@ def test_smoke_figures_are_sane(smoke):
     for reward in ("gold", "hf"):
         assert _positive(h["sampling"][f"{reward}_throughput_ratio"])
     assert h["sampling"]["batch_size_sampling"] >= 1 and h["sampling"]["batch_size_hf_reward"] >= 1
+    gen = h["generation"]
+    assert _positive(gen["pipeline_over_plain"]) and _positive(gen["pipeline_tokens_per_s"])
+    assert gen["same_samples"] is True  # the shared prefill samples what plain generate samples
     econ = json.loads((out / "sweep_economics.json").read_text())
     assert econ["tilt"]["samples"] == econ["prompts"] * econ["pool_n"]  # one pool serves every beta
     assert econ["ppo"]["extrapolated"] and _positive(econ["wall_ratio"])
@@ -70,3 +73,44 @@ def test_smoke_figures_are_sane(smoke):
     assert sc["model_size"]["rows"][0]["params"] > 0
     e2e = json.loads((out / "end_to_end.json").read_text())
     assert e2e["points"] == 4 and _positive(e2e["wall_seconds_sweep"]) and e2e["peak_rss_mib"] > 50
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here: --device cuda measures")
+def test_device_cuda_without_a_gpu_says_so_and_measures_nothing(tmp_path):
+    """`run_all.py --device cuda` on a machine without a GPU: one line, exit 2, no JSON (a CPU
+    figure filed as a GPU one would be worse than none)."""
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "run_all.py"),
+            "--smoke",
+            "--device",
+            "cuda",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("benchmarks:")]
+    assert len(lines) == 1 and "--device cuda" in lines[0] and "nothing measured" in lines[0], r.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_device_cuda_runs_the_gpu_path(tmp_path, small_model_dir):
+    """On a GPU node: the generation benchmark measures on the GPU and records which one."""
+    env = {**os.environ, "GOODHART_BENCH_MODEL": str(small_model_dir)}
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run_all.py"), "--smoke", "--device", "cuda", "--only", "generation"]
+        + ["--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    doc = json.loads((tmp_path / "generation.json").read_text())
+    assert doc["machine"]["device"] == "cuda" and doc["machine"]["gpu"]
