@@ -286,3 +286,67 @@ def test_every_accelerate_launch_line_in_the_cluster_readme_parses():
         ns = build_parser().parse_args(args.training_script_args)
         assert ns.verb in ("run-point", "run"), line
     assert {"multi_gpu_ddp.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml"} <= seen_configs
+
+
+# ---------------------------------------------------------------------------------------------
+# The GPU-sized study: its sweep, its reward model, its SLURM array, its device
+# ---------------------------------------------------------------------------------------------
+def _smollm2_points():
+    from goodhart.pipeline.sweeps.spec import expand, load_sweep
+
+    sweep, base = load_sweep(configs_dir() / "sweep" / "smollm2_sentiment.yaml")
+    return sweep, expand(sweep, base)
+
+
+def test_smollm2_sentiment_is_the_one_gpu_study_the_docs_describe():
+    """36 points on SmolLM2 (64 prompts x 256 samples of 48 tokens; PPO with LoRA, 200 steps of
+    16 x 4), its learned proxy the one configs/rm/smollm2_sentiment.yaml trains, on any device."""
+    from goodhart.pipeline.config.reward_model import load_rm_config
+    from goodhart.pipeline.config.schema import HFReward
+
+    _, points = _smollm2_points()
+    assert len(points) == 36
+    for p in points:
+        c = p.cfg
+        assert (c.model.name, c.model.device, c.prompts.n_eval) == ("smollm2-135m", "auto", 64)
+        assert (c.sampling.n, c.sampling.max_new_tokens, c.sampling.engine) == (256, 48, "hf")
+    ppo = [p.cfg.algo for p in points if p.cfg.algo.kind == "ppo"]
+    assert len(ppo) == 6 and all(a.lora is not None and a.steps == 200 for a in ppo)
+    assert {(a.batch_prompts, a.samples_per_prompt) for a in ppo} == {(16, 4)}
+    learned = {p.cfg.reward.path for p in points if isinstance(p.cfg.reward, HFReward)}
+    assert learned == {"runs/rm/smollm2-sent-10k"}
+    rm = load_rm_config(configs_dir() / "rm" / "smollm2_sentiment.yaml", [])
+    assert rm.name == "smollm2-sent-10k" and rm.reserve == 64  # holds out the sweep's eval prompts
+    assert rm.policy.name == rm.backbone.name == "smollm2-135m" and rm.sampling.max_new_tokens == 48
+
+
+def test_device_auto_takes_the_gpu_and_a_missing_gpu_is_one_line(monkeypatch):
+    import torch
+
+    from goodhart.pipeline.base.models import resolve_device
+    from goodhart.pipeline.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        resolve_device("cuda")
+
+
+def test_the_studys_slurm_gpu_array(tmp_path, monkeypatch, capsys):
+    """The documented SLURM line for the study: one array of 36 tasks, one GPU each, each point
+    under the single-GPU accelerate config (one process, not on the CPU)."""
+    from goodhart.pipeline.cli.main import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5001")
+    argv = ["sweep", str(configs_dir() / "sweep" / "smollm2_sentiment.yaml"), "--backend", "slurm", "--dry-run"]
+    argv += ["--gpus", "1", "--accelerate-config", "single_gpu", "--partition", "gpu", "--time", "04:00:00"]
+    assert main([*argv, "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    sbatch = [l for l in out.splitlines() if l.startswith("sbatch ")]
+    assert len(sbatch) == 1
+    for part in ("--array=0-35", "--gres=gpu:1", "--partition=gpu", "--time=04:00:00"):
+        assert part in sbatch[0].split(), sbatch[0]
+    assert "GOODHART_NUM_PROCESSES=1" in out and "GOODHART_ACCELERATE_USE_CPU=false" in out
+    assert not (tmp_path / "smollm2_sentiment").exists()  # a dry run writes nothing
