@@ -82,6 +82,15 @@ VARIANTS: dict[str, str] = {
     "goodhart status runs/my_sweep": "goodhart status runs/demo",  # a written sweep directory
     "goodhart sweep configs/sweep/my_sweep.yaml --backend slurm --resume": f"{SLURM_ENV} goodhart sweep my_sweep.yaml --backend slurm --resume --dry-run",
     "sbatch --array=0-3 --partition=debug slurm/sweep_array.sbatch runs/my_sweep": "bash -n {repo}/slurm/sweep_array.sbatch",
+    # docs/clusters.md: the SmolLM2 study on GPUs (no GPU here: the benchmark's refusal, dry runs, --help)
+    'make setup TORCH_SPEC="torch==2.13.0"': 'make -n -C {repo} setup TORCH_SPEC="torch==2.13.0"',
+    ".venv/bin/python benchmarks/run_all.py --quick --device cuda --out benchmarks/results/gpu": f"{sys.executable} {{repo}}/benchmarks/run_all.py --smoke --only generation --device cuda --out gpu || test $? -eq 2 -a ! -e gpu  # no GPU: one line, exit 2, nothing measured",
+    "goodhart sweep configs/sweep/smollm2_sentiment.yaml model.device=cuda": "goodhart sweep {repo}/configs/sweep/smollm2_sentiment.yaml model.device=cuda --dry-run  # sized for one GPU",
+    "export GOODHART_CACHE=/shared/goodhart-cache": "test -n /shared/goodhart-cache  # a shared disk, not here",
+    "goodhart sweep configs/sweep/smollm2_sentiment.yaml --only algo=tilt": "goodhart sweep {repo}/configs/sweep/smollm2_sentiment.yaml --only algo=tilt --dry-run",
+    "goodhart sweep configs/sweep/smollm2_sentiment.yaml --backend slurm --gpus 1 --accelerate-config single_gpu --partition gpu --time 04:00:00": f"{SLURM_ENV} goodhart sweep {{repo}}/configs/sweep/smollm2_sentiment.yaml --backend slurm --gpus 1 --accelerate-config single_gpu --partition gpu --time 04:00:00 --dry-run",
+    "goodhart status runs/smollm2_sentiment": "goodhart status --help  # the GPU study's directory is not here",
+    "goodhart sweep configs/sweep/smollm2_sentiment.yaml sampling.engine=vllm": "goodhart sweep {repo}/configs/sweep/smollm2_sentiment.yaml sampling.engine=vllm --dry-run  # vLLM and a GPU: not here",
     # docs/usage.md: partial sweeps and export (after the demo variant above has run)
     "goodhart sweep configs/sweep/demo.yaml --only algo=bon": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --only algo=bon --quiet sampling.n=256 {LM} {CAL}",
     "goodhart sweep configs/sweep/demo.yaml --branch ppo algo.steps=10": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --branch ppo --quiet sampling.n=256 {LM} {PPO} {CAL}",

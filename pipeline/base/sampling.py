@@ -8,7 +8,7 @@ A pool repeats each prompt n times, and a chat template makes the prompt long (S
 sample, a third of the work on a CPU. `generate` below runs each distinct prompt of a batch
 once (all but its last token), copies that KV cache to the prompt's samples and lets
 `model.generate` continue from it. Same tokens, same positions, same random draws: the samples
-are those of a plain `generate` call with the same seed (tests/test_sampling_speed.py), at
+are those of a plain `generate` call with the same seed (tests/test_sampling_engines.py), at
 ~0.6-0.7x its cost (benchmarks/bench_generation.py).
 
 Where a GPU and vLLM are available, `sampling.engine: vllm` samples the base pool with vLLM
