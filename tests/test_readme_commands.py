@@ -137,6 +137,10 @@ VARIANTS: dict[str, str] = {
     "goodhart sweep configs/sweep/arena_rl.yaml": "goodhart sweep {repo}/configs/sweep/arena_rl.yaml --dry-run",
     "goodhart report runs/arena_rl": "goodhart report --help",
     "mkdocs build --strict": 'mkdocs build --strict -f {repo}/mkdocs.yml -d "$PWD/site"',  # -d is read from the config file's folder
+    # docs/development.md: results tables from stored runs (snapshot and write change the repo's docs: their --help)
+    "python docs/tables.py snapshot runs/smollm2_smoke configs/sweep/smollm2_smoke.yaml --load 1.0,1.2 --wall 40": "python {repo}/docs/tables.py snapshot --help",
+    "python docs/tables.py write": "python {repo}/docs/tables.py write --help",
+    "python docs/tables.py check": "python {repo}/docs/tables.py check",
     # docs/development.md: tests
     ".venv/bin/python -m pytest -q tests/test_ppo_loss.py": f"{sys.executable} -m pytest -q -p no:cacheprovider {{repo}}/tests/test_ppo_loss.py",
 }

@@ -1,0 +1,253 @@
+"""Results tables in the docs, drawn from stored runs by the code: `python docs/tables.py`.
+
+A results table sits between markers that name the stored run it comes from and what of it to
+draw; everything between them is generated (edit the run or the code, never the table):
+
+    <!-- results: RUN [curve=TEXT] -->
+    ...
+    <!-- /results -->
+
+RUN is a folder ``docs/runs/RUN/`` holding the run's ``results.csv`` (the sweep's own table, as
+`goodhart sweep` wrote it) and ``run.json``: the command that made it (sweep file and overrides),
+when, on which machine and under what load, the commit, the point ids and the alarm rule's
+version. ``curve=TEXT`` keeps the curves whose title contains TEXT. The block is the sweep's
+end-of-run tables (``pipeline/sweeps/tables.py``, what `goodhart sweep` prints) and a line
+naming the command, the date, the machine and the load.
+
+    python docs/tables.py snapshot runs/smollm2_smoke configs/sweep/smollm2_smoke.yaml  # store a finished run
+    python docs/tables.py write   # redraw every marked block from its stored run
+    python docs/tables.py check   # exit 1 naming every stale block (tests/test_doc_tables.py)
+
+What "stale" means, checked without re-running a sweep:
+
+1. the block is not what the current code draws from its stored run: a hand edit, a change of
+   the table code or its labels, a run stored again but not redrawn;
+2. the stored run is not what its command runs now: the sweep file, with the recorded overrides,
+   expands to other point ids (a grid, a default or a config key changed);
+3. a rule its numbers were computed under has changed: the alarm column is computed when a
+   point runs, under ``eval/alarm.py``'s VERSION, recorded per row.
+
+Not caught: a code change that would move a re-run's numbers without changing any config
+(sampling, training). Only re-running tells; ``run.json`` names the commit the run came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = REPO / "docs" / "runs"
+PAGES = ["README.md", "benchmarks/README.md", "docs/*.md"]
+BLOCK = re.compile(r"(<!-- results: ([^>]*?) -->\n)(.*?)(<!-- /results -->)", re.S)
+
+
+@dataclass
+class Block:
+    page: Path
+    run: str
+    options: dict[str, str]
+    text: str  # what sits between the markers now
+
+
+def pages(repo: Path = REPO) -> list[Path]:
+    out: list[Path] = []
+    for pattern in PAGES:
+        out += sorted(repo.glob(pattern))
+    return out
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """'RUN curve="pareto x0.3"' -> ('RUN', {'curve': 'pareto x0.3'})."""
+    import shlex
+
+    words = shlex.split(spec)
+    if not words:
+        raise ValueError("a results marker names no run")
+    opts = {}
+    for w in words[1:]:
+        k, sep, v = w.partition("=")
+        if not sep or k not in ("curve",):
+            raise ValueError(f"results marker '{spec}': unknown option {w!r} (known: curve=TEXT)")
+        opts[k] = v
+    return words[0], opts
+
+
+def blocks(repo: Path = REPO) -> list[Block]:
+    out = []
+    for page in pages(repo):
+        for m in BLOCK.finditer(page.read_text()):
+            run, opts = parse_spec(m.group(2))
+            out.append(Block(page, run, opts, m.group(3)))
+    return out
+
+
+# ---- drawing ---------------------------------------------------------------------------------
+def load_run(run: str, runs: Path = RUNS) -> tuple[dict, object]:
+    """(run.json, results table) of a stored run."""
+    import pandas as pd
+
+    d = runs / run
+    if not (d / "run.json").is_file() or not (d / "results.csv").is_file():
+        raise FileNotFoundError(f"{d}: no stored run (run.json and results.csv; `python docs/tables.py snapshot`)")
+    return json.loads((d / "run.json").read_text()), pd.read_csv(d / "results.csv")
+
+
+def draw(run: str, options: dict[str, str], runs: Path = RUNS) -> str:
+    """The markdown between a block's markers: the sweep's tables from the stored run, and where
+    they came from."""
+    from goodhart.pipeline.sweeps.tables import sweep_tables
+
+    meta, df = load_run(run, runs)
+    text = sweep_tables(df).strip("\n")
+    if "curve" in options:
+        kept = [t for t in re.split(r"\n\n(?=utility |error: )", text) if options["curve"] in t.splitlines()[0]]
+        if not kept:
+            raise ValueError(f"run {run}: no curve title contains {options['curve']!r}")
+        text = "\n\n".join(kept)
+    loads = meta.get("load", [])
+    load = f"load average {min(loads):.1f}-{max(loads):.1f}" if loads else "load not recorded"
+    m = meta.get("machine", {})
+    wall = meta.get("wall_seconds")
+    took = f" in {int(wall // 60)} min {int(wall % 60)} s" if wall else ""
+    src = (
+        f"`{meta['command']}`{took}, {meta['when_utc'][:10]}, {m.get('cores', '?')} CPU cores ({m.get('cpu_model', '?')}), "
+        f"{load}, commit {meta.get('commit', '?')[:10]}; stored in `docs/runs/{run}/`"
+    )
+    return f"```text\n{text}\n```\n\n<sub>From {src}.</sub>\n"
+
+
+# ---- staleness -------------------------------------------------------------------------------
+def expected_ids(meta: dict, repo: Path = REPO) -> list[str]:
+    """The point ids the run's command expands to with the current code."""
+    from goodhart.pipeline.sweeps.spec import expand_selected, load_sweep
+
+    sweep, base = load_sweep(repo / meta["sweep_file"])
+    return [p.id for p in expand_selected(sweep, base, meta.get("overrides", [])).points]
+
+
+def problems(block: Block, runs: Path = RUNS, repo: Path = REPO) -> list[str]:
+    """Why a block is stale ([] when it is what its stored run and the current code give)."""
+    from goodhart.eval import metrics as M
+    from goodhart.eval.alarm import VERSION as ALARM_VERSION
+
+    where = f"{block.page.relative_to(repo)}: results block '{block.run}'"
+    try:
+        meta, df = load_run(block.run, runs)
+        want = draw(block.run, block.options, runs)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        return [f"{where}: {e}"]
+    out = []
+    if block.text != want:
+        out.append(f"{where} is not what docs/runs/{block.run}/ draws now: run `python docs/tables.py write`")
+    now = expected_ids(meta, repo)
+    if sorted(now) != sorted(meta["point_ids"]):
+        out.append(
+            f"{where}: `{meta['command']}` now runs other points ({len(set(now) - set(meta['point_ids']))} new ids): "
+            "re-run it and store it again (`python docs/tables.py snapshot`)"
+        )
+    if M.ALARM_VERSION in df:
+        old = sorted({int(v) for v in df[M.ALARM_VERSION].dropna()} - {ALARM_VERSION})
+        if old:
+            out.append(f"{where}: its alarm column was computed under alarm rule {old}, now {ALARM_VERSION}: re-run")
+    return out
+
+
+def check(runs: Path = RUNS, repo: Path = REPO) -> list[str]:
+    return [p for b in blocks(repo) for p in problems(b, runs, repo)]
+
+
+def write(runs: Path = RUNS, repo: Path = REPO) -> list[Path]:
+    """Redraw every marked block from its stored run; the pages that changed."""
+    changed = []
+    for page in pages(repo):
+        text = page.read_text()
+
+        def fill(m: re.Match) -> str:
+            run, opts = parse_spec(m.group(2))
+            return m.group(1) + draw(run, opts, runs) + m.group(4)
+
+        new = BLOCK.sub(fill, text)
+        if new != text:
+            page.write_text(new)
+            changed.append(page)
+    return changed
+
+
+# ---- storing a run ---------------------------------------------------------------------------
+MACHINE_KEYS = ("cpu_model", "cores", "torch", "transformers", "trl", "python", "platform")
+"""What run.json keeps of the machine (this process's threads and load are not the run's)."""
+
+
+def snapshot(
+    sweep_dir: Path,
+    sweep_file: str,
+    overrides: list[str],
+    load: list[float],
+    wall: float | None = None,
+    runs: Path = RUNS,
+    repo: Path = REPO,
+) -> Path:
+    """Store a finished sweep as docs/runs/<its name>/: its results.csv and run.json (`load`: the
+    load averages seen while it ran; `wall`: its wall time in seconds)."""
+    sys.path.insert(0, str(repo / "benchmarks"))
+    import common as B  # the benchmarks' machine record: CPU model, cores, torch, threads
+
+    from goodhart.pipeline.io import atomic_write_json
+
+    meta = {
+        "command": " ".join(["goodhart sweep", sweep_file, *overrides]),
+        "sweep_file": sweep_file,
+        "overrides": overrides,
+        "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((sweep_dir / "results.csv").stat().st_mtime)),
+        "machine": {k: v for k, v in B.machine().items() if k in MACHINE_KEYS},
+        "wall_seconds": wall,
+        "load": load,
+        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip(),
+        "point_ids": [e["id"] for e in json.loads((sweep_dir / "points.json").read_text())],
+    }
+    if sorted(meta["point_ids"]) != sorted(expected_ids(meta, repo)):
+        raise SystemExit(f"{sweep_dir} is not what `{meta['command']}` runs now (other point ids): re-run it first")
+    out = runs / sweep_dir.name
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sweep_dir / "results.csv", out / "results.csv")
+    atomic_write_json(out / "run.json", meta)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="verb", required=True)
+    s = sub.add_parser("snapshot", help="store a finished sweep directory as docs/runs/<name>/")
+    s.add_argument("sweep_dir", type=Path)
+    s.add_argument("sweep_file", help="the sweep file it ran, relative to the repository root")
+    s.add_argument("overrides", nargs="*", help="the key=value overrides it ran with")
+    s.add_argument("--load", default="", help="load averages during the run, comma-separated (uptime)")
+    s.add_argument("--wall", type=float, default=None, help="the run's wall time in seconds")
+    sub.add_parser("write", help="redraw every marked block from its stored run")
+    sub.add_parser("check", help="exit 1 naming every stale block")
+    a = ap.parse_args(argv)
+    if a.verb == "snapshot":
+        load = [float(x) for x in a.load.split(",") if x.strip()]
+        print(f"stored {snapshot(a.sweep_dir, a.sweep_file, a.overrides, load, a.wall)}")
+        return 0
+    if a.verb == "write":
+        for p in write():
+            print(f"rewrote {p.relative_to(REPO)}")
+        return 0
+    found = check()
+    for p in found:
+        print(p, file=sys.stderr)
+    print(f"{len(blocks())} results block(s), {len(found)} problem(s)")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
