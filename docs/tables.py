@@ -25,7 +25,7 @@ What "stale" means, checked without re-running a sweep:
 2. the stored run is not what its command runs now: the sweep file, with the recorded overrides,
    expands to other point ids (a grid, a default or a config key changed);
 3. a rule its numbers were computed under has changed: the alarm column is computed when a
-   point runs, under ``eval/alarm.py``'s VERSION, recorded per row.
+   point runs, under ``eval/alarm.py``'s VERSION, recorded per row (``alarm_stale`` reads it).
 
 Not caught: a code change that would move a re-run's numbers without changing any config
 (sampling, training). Only re-running tells; ``run.json`` names the commit the run came from.
@@ -135,8 +135,7 @@ def expected_ids(meta: dict, repo: Path = REPO) -> list[str]:
 
 def problems(block: Block, runs: Path = RUNS, repo: Path = REPO) -> list[str]:
     """Why a block is stale ([] when it is what its stored run and the current code give)."""
-    from goodhart.eval import metrics as M
-    from goodhart.eval.alarm import VERSION as ALARM_VERSION
+    from goodhart.pipeline.sweeps.point import alarm_stale
 
     where = f"{block.page.relative_to(repo)}: results block '{block.run}'"
     try:
@@ -153,10 +152,9 @@ def problems(block: Block, runs: Path = RUNS, repo: Path = REPO) -> list[str]:
             f"{where}: `{meta['command']}` now runs other points ({len(set(now) - set(meta['point_ids']))} new ids): "
             "re-run it and store it again (`python docs/tables.py snapshot`)"
         )
-    if M.ALARM_VERSION in df:
-        old = sorted({int(v) for v in df[M.ALARM_VERSION].dropna()} - {ALARM_VERSION})
-        if old:
-            out.append(f"{where}: its alarm column was computed under alarm rule {old}, now {ALARM_VERSION}: re-run")
+    stale = sorted({why for row in df.to_dict("records") if (why := alarm_stale(row))})
+    if stale:
+        out.append(f"{where}: its alarm column is stale ({stale[0]}): re-run it and store it again")
     return out
 
 

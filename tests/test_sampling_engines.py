@@ -193,19 +193,23 @@ def test_pool_key_names_the_engine_only_when_it_is_not_hf():
 
 
 def test_engine_is_validated_and_left_out_of_point_ids_at_its_default():
-    from goodhart.pipeline.sweeps.point import point_id
+    from goodhart.pipeline.io import short_hash
+    from goodhart.pipeline.sweeps import point as P
 
     with pytest.raises(Exception, match="engine"):
         RunConfig.model_validate({"sampling": {"engine": "vlm"}})
     cfg = RunConfig.model_validate({})
     d = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir"})
-    for k in ("engine", "vllm_gpu_memory"):
-        del d["sampling"][k]
-    d["algo"].pop("alarm_samples", None)
-    from goodhart.pipeline.io import short_hash
-
-    assert point_id(cfg) == short_hash(d, 10)  # the id a point had before the keys existed
-    assert point_id(RunConfig.model_validate({"sampling": {"engine": "vllm"}})) != point_id(cfg)
+    mine = {("sampling", "engine"), ("sampling", "vllm_gpu_memory")}
+    for section, key in mine:
+        del d[section][key]  # the config as it was before these keys existed
+    for section, key, neutral in P.ADDED_KEYS:  # the others, as point_id drops them
+        if (section, key) not in mine and isinstance(d.get(section), dict) and d[section].get(key, ...) == neutral:
+            del d[section][key]
+            if not d[section]:
+                del d[section]
+    assert P.point_id(cfg) == short_hash(d, 10)  # the id a point had before the keys existed
+    assert P.point_id(RunConfig.model_validate({"sampling": {"engine": "vllm"}})) != P.point_id(cfg)
 
 
 # ---------------------------------------------------------------------------------------------
