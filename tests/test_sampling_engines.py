@@ -4,6 +4,7 @@ its boundary, the config switch and the up-front checks of optional packages."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from types import SimpleNamespace
 
@@ -73,6 +74,7 @@ def test_the_prompt_runs_once_per_distinct_prompt(lm, monkeypatch):
     seen: list[tuple[int, int]] = []
     forward = type(model).forward
 
+    @functools.wraps(forward)  # keeps the signature the sampler reads
     def spy(self, *a, **kw):
         ids = kw.get("input_ids", a[0] if a else None)
         seen.append(tuple(ids.shape))

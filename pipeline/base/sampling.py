@@ -91,18 +91,21 @@ def shared_prefill(model, enc, prompts: Sequence[str]) -> dict:
     first: dict[str, int] = {}
     for i, p in enumerate(prompts):
         first.setdefault(p, i)
-    if len(first) == len(prompts) or ids.shape[1] < 2:
-        return {}
+    params = _forward_params(model)
+    if len(first) == len(prompts) or ids.shape[1] < 2 or "position_ids" not in params:
+        return {}  # nothing repeats, nothing to prefill, or a model that cannot take the positions
     rows = torch.tensor(list(first.values()), device=ids.device)  # (U,) one row per distinct prompt
     which = {p: k for k, p in enumerate(first)}
     expand = torch.tensor([which[p] for p in prompts], device=ids.device)  # (B,) row -> its prompt
     u_ids, u_mask = ids[rows, :-1], mask[rows, :-1]  # (U, T-1)
     positions = (u_mask.long().cumsum(-1) - 1).masked_fill(u_mask == 0, 0)
-    kw = {"logits_to_keep": 1} if "logits_to_keep" in _forward_params(model) else {}  # not (U, T-1, vocab)
+    kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # not (U, T-1, vocab)
     out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=positions, use_cache=True, **kw)
     # transformers 5.2x names the cache `cache` (generate still takes `past_key_values` until 6.0)
     name = "cache" if getattr(out, "cache", None) is not None else "past_key_values"
-    cache = getattr(out, name)
+    cache = getattr(out, name, None)
+    if cache is None or not hasattr(cache, "batch_select_indices"):
+        return {}  # a model without a Cache object: plain generate
     cache.batch_select_indices(expand)  # (U, ...) -> (B, ...)
     return {name: cache}
 
