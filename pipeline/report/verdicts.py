@@ -337,9 +337,10 @@ def rules_line(rows: pd.DataFrame | None = None) -> str:
 
 
 def render_markdown(rep: Report, out_dir: Path) -> str:
-    lines = [f"# Sweep `{rep.root.name}`: verdict **{rep.verdict}**", "", f"Rules: {rep.rules} ({RULES_DOC}).", ""]
+    lines = [f"# Sweep `{rep.root.name}`: verdict **{rep.verdict}**", ""]
     if not rep.coverage.complete:  # said first: the verdict covers the finished points only
         lines += [f"**{rep.coverage.headline()}:**", "", *[f"- {s}" for s in rep.coverage.items()], ""]
+    lines += [f"Rules: {rep.rules} ({RULES_DOC}).", ""]
     lines += ["## Verdicts", "", *[f"- {g.summary}" for g in rep.groups], ""]
     lines += ["### The rule", "", "```", rule_text(rep.rule), "```", ""]
     lines += ["### Every point, with the numbers behind its label", ""]
