@@ -245,10 +245,13 @@ def turn_text(t: Turn) -> str:
     from goodhart.eval.metrics import knob_label
 
     if t.peak_x != t.peak_x:
-        return f"{t.curve} {t.algo}: never shown to rise"
+        return f"{t.curve} {t.algo}: the proxy never moved"
     name = "n" if t.algo == "bon" else M.X_KL_COEF
     lo_hi = f" [{t.peak_gain[1]:.3g}, {t.peak_gain[2]:.3g}]" if t.peak_gain[1] == t.peak_gain[1] else ""
-    s = f"{t.curve} {t.algo}: peak at {knob_label(name, t.peak_x)} (KL {t.peak_kl:.3g}, gain {t.peak_gain[0]:.3g}{lo_hi})"
+    at = f"{knob_label(name, t.peak_x)} (KL {t.peak_kl:.3g}, gain {t.peak_gain[0]:.3g}{lo_hi})"
+    if not t.peak_gain[1] > 0:  # the largest lower bound is not above 0: no peak shown
+        return f"{t.curve} {t.algo}: never shown to rise (best lower bound at {at})"
+    s = f"{t.curve} {t.algo}: peak at {at}"
     if t.turn_x == t.turn_x:
         s += f", turns at {knob_label(name, t.turn_x)} (KL {t.turn_kl:.3g}, {t.turn_label})"
     else:

@@ -239,3 +239,38 @@ def test_text_heldout_members_are_other_hash_fields_of_the_same_law():
     assert stats.ks_2samp(x1, x2).pvalue > 0.01  # the same law
     ens = synthetic_error(cfg.reward.error.model_copy(update={"salt": "goodhart#member1"})).score(prompts, comps)
     assert not np.allclose(ens, x2)  # never an ensemble member's field
+
+
+# ---------------------------------------------------------------------------------------------
+# Text pools and trained policies: a held-out proxy equal to the utility reads gold exactly
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["tilt", "bon", "ppo"])
+def test_a_heldout_proxy_without_error_reads_the_utility_gain_exactly(small_model_dir, tmp_path, kind):
+    # `eval.holdout: {type: sentiment}` is the utility itself (X2 = 0): on the text pool (tilt,
+    # best-of-n) and on a trained policy's held-out samples (ppo) its gain is gold's, to the digit.
+    from tiny_runs import run_direct, tiny_cfg
+
+    from goodhart.pipeline.config.load import configs_dir, load_config
+
+    ho = "eval.holdout={type: sentiment}"
+    if kind == "ppo":
+        cfg = tiny_cfg(small_model_dir, "ppo", "reward=gaussian", "algo.steps=1", ho)
+    else:
+        pool = ["prompts.n_eval=4", "sampling.n=16", "sampling.max_new_tokens=8", "tracking.enabled=false"]
+        knob = ["algo.n=4"] if kind == "bon" else []
+        model = ["model.name=path", f"model.path={small_model_dir}"]
+        cfg = load_config(
+            str(configs_dir() / "base.yaml"), [*model, *pool, "reward=gaussian", f"algo={kind}", *knob, ho]
+        )
+    row = run_direct(cfg, tmp_path / kind)[0].row
+    assert row[M.GAIN_HOLDOUT] == pytest.approx(row[M.GAIN_UTILITY], abs=1e-12)
+    assert row[M.HOLDOUT_ERROR_GAIN] == pytest.approx(row[M.GAIN_PROXY] - row[M.GAIN_UTILITY], abs=1e-12)
+
+
+def test_independent_heldout_on_a_trained_policy_is_its_own_hash_field(small_model_dir, tmp_path):
+    from tiny_runs import run_direct, tiny_cfg
+
+    cfg = tiny_cfg(small_model_dir, "ppo", "reward=pareto", "algo.steps=1", "eval.holdout=independent")
+    row = run_direct(cfg, tmp_path / "p")[0].row
+    assert np.isfinite(row[M.GAIN_HOLDOUT]) and row[M.lo(M.GAIN_HOLDOUT)] <= row[M.GAIN_HOLDOUT]
+    assert row[M.GAIN_HOLDOUT] != row[M.GAIN_UTILITY]  # another error field, not the utility
