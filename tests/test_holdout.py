@@ -274,3 +274,58 @@ def test_independent_heldout_on_a_trained_policy_is_its_own_hash_field(small_mod
     row = run_direct(cfg, tmp_path / "p")[0].row
     assert np.isfinite(row[M.GAIN_HOLDOUT]) and row[M.lo(M.GAIN_HOLDOUT)] <= row[M.GAIN_HOLDOUT]
     assert row[M.GAIN_HOLDOUT] != row[M.GAIN_UTILITY]  # another error field, not the utility
+
+
+# ---------------------------------------------------------------------------------------------
+# `goodhart analyze`: holdout columns
+# ---------------------------------------------------------------------------------------------
+def _samples(P=8, N=128, ns=(4, 32, 128), seed=0):
+    """A per-sample table: base rows, and best-of-n policies drawn afresh by proxy = V + pareto
+    error; three held-out columns V + independent pareto draws."""
+    rng = np.random.default_rng(seed)
+    rows = []
+
+    def draw(size):
+        v = rng.normal(size=size)
+        x1 = rng.pareto(1.5, size=size)
+        h = {f"holdout_{j}": v + rng.pareto(1.5, size=size) for j in range(3)}
+        return v, v + x1, h
+
+    for p in range(P):
+        v, r, h = draw(N)
+        rows += [{"point": "base", "prompt": f"p{p}", "proxy": r[i], "utility": v[i], "kl": 0.0,
+                  **{k: h[k][i] for k in h}} for i in range(N)]
+        for n in ns:
+            v, r, h = draw((32, n))
+            best = np.argmax(r, axis=1)
+            kl = np.log(n) - (n - 1) / n
+            for i, b in enumerate(best):
+                rows.append({"point": f"bon{n}", "prompt": f"p{p}", "proxy": r[i, b], "utility": v[i, b], "kl": kl,
+                             "algo": "bon", "x_name": "n", "x": n, **{k: h[k][i, b] for k in h}})
+    return pd.DataFrame(rows)
+
+
+def test_analyze_reads_holdout_columns_with_and_without_gold(tmp_path):
+    from goodhart.pipeline.report.analyze import analyze
+
+    df = _samples()
+    res = analyze(df, tmp_path / "gold", holdout_combine="median")
+    lab = res.labelled
+    assert lab["est_verdict"].notna().all() and lab[M.GAIN_HOLDOUT].notna().all()
+    assert "## Held-out estimate (no gold)" in (tmp_path / "gold" / "report" / "report.md").read_text()
+    nogold = analyze(df.drop(columns="utility"), tmp_path / "nogold", holdout_combine="median")
+    assert nogold.report is None and nogold.estimate is not None
+    assert list(nogold.labelled["est_verdict"]) == list(lab.sort_values(M.KL)["est_verdict"])
+    text = (tmp_path / "nogold" / "report" / "report.md").read_text()
+    assert "Held-out estimate (no gold)" in text and "Assumption" in text and "proxy - holdout is" in text
+    assert text.index("Held-out estimate") < text.index("single-proxy alarm")  # the headline, the alarm after
+
+
+def test_analyze_rejects_a_bad_holdout_cell(tmp_path):
+    from goodhart.pipeline.report.analyze import analyze
+    from goodhart.pipeline.report.samples import SamplesError
+
+    df = _samples(P=2, N=8, ns=(2,)).astype({"holdout_1": object})
+    df.loc[3, "holdout_1"] = "n/a"
+    with pytest.raises(SamplesError, match="row 4, column 'holdout_1': expected a number"):
+        analyze(df, tmp_path / "bad")
