@@ -12,6 +12,9 @@ survival function (so the far tail keeps its digits). The s grid follows the err
 (Student-t, lognormal, Levy, Pareto) and light ones are both resolved; ~1e-3 accuracy in a
 second. V is integrated on a fixed grid over its own quantiles.
 
+A heavy-tailed V beside a light X (a heavy *utility*) swaps the roles (bon_utility_heavy):
+E[V | best] = E[max of n S] - E[X | best], X on the grid, V's tail on the s grid.
+
 Closed forms: E[max of n standard normals]; the Gaussian tilt.
 """
 
@@ -52,6 +55,19 @@ def _s_grid(v, x) -> np.ndarray:
 def bon_utility(v: stats.rv_continuous, x: stats.rv_continuous, ns, n_v: int = 401) -> np.ndarray:
     """E[V | best of n by V + X] for each n in `ns`, V ~ v and X ~ x independent (frozen scipy
     laws; V light-tailed enough to integrate on [ppf(1e-12), isf(1e-12)])."""
+    return _bon(v, x, ns, n_v)[0]
+
+
+def bon_utility_heavy(v: stats.rv_continuous, x: stats.rv_continuous, ns, n_v: int = 401) -> np.ndarray:
+    """E[V | best of n by V + X] for a heavy-tailed V beside a light X: V's far tail cannot be
+    integrated on a grid, so the roles swap -- E[V | best] = E[max of n S] - E[X | best], both
+    from the integral with X on the grid and V's tail on the s grid (its quantiles)."""
+    ex, smax = _bon(x, v, ns, n_v)
+    return smax - ex
+
+
+def _bon(v: stats.rv_continuous, x: stats.rv_continuous, ns, n_v: int = 401) -> tuple[np.ndarray, np.ndarray]:
+    """(E[V | best of n by S], E[max of n S]) per n, S = V + X; V on a grid, X's tail on the s grid."""
     ns = np.atleast_1d(np.asarray(ns, dtype=np.float64))
     # V on a fixed grid over its central range, Simpson weights.
     vv = np.linspace(v.ppf(1e-10), v.isf(1e-10), n_v)
@@ -78,6 +94,8 @@ def bon_utility(v: stats.rv_continuous, x: stats.rv_continuous, ns, n_v: int = 4
     m = np.interp(np.arange(len(s)), np.flatnonzero(ok), m[ok])
     sf = np.clip(sf, 0.0, 1.0)
     mid = 0.5 * (m[1:] + m[:-1])
+    smid = 0.5 * (s[1:] + s[:-1])
+    smax = np.zeros(len(ns))
     with np.errstate(divide="ignore"):
         log_f = np.log1p(-sf)  # log F_S(s); -inf where SF rounds to 1 (F^n = 0 there)
     for j, n in enumerate(ns):
@@ -85,4 +103,5 @@ def bon_utility(v: stats.rv_continuous, x: stats.rv_continuous, ns, n_v: int = 4
         dF = np.diff(Fn)
         # Mass below the grid (F^n at s_0) and above it (1 - F^n at the end) take the end values.
         out[j] = float(mid @ dF + m[0] * Fn[0] + m[-1] * (1 - Fn[-1]))
-    return out
+        smax[j] = float(smid @ dF + s[0] * Fn[0] + s[-1] * (1 - Fn[-1]))
+    return out, smax

@@ -16,6 +16,7 @@ Sources:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ import numpy as np
 from goodhart.eval.holdout import combine
 from goodhart.pipeline.config import schema as C
 from goodhart.pipeline.io import UnreadableFile, atomic_savez, cache_dir, read_npz, short_hash
+from goodhart.rewards.laws import Law
 
 
 @dataclass
@@ -128,28 +130,33 @@ def _mixed(cfg: C.RunConfig, x2: np.ndarray, x1: np.ndarray) -> np.ndarray:
 
 
 def _distributional(cfg: C.RunConfig, pool) -> np.ndarray:
-    """k independent error draws per sample, from streams of their own, added to the pool's V and
-    combined; prompt by prompt (memory k x N)."""
+    """k independent error draws per sample, from streams of their own, combined and added to the
+    pool's V (the draws are kept for the next points of a sweep in the process, as the pool is)."""
     from goodhart.pipeline.base.scoring import law
-    from goodhart.rewards.distributional import law_key
 
     h = cfg.eval.holdout
     r = cfg.reward
     assert h is not None and isinstance(r, C.DistributionalReward)
-    x2law = law(_law(cfg))
     P, N = pool.shape
-    base = [
-        cfg.seed % 2**64,
-        law_key(law(r.utility)),
-        law_key(law(r.error)),
-        law_key(x2law),
-        int(short_hash(["holdout", h.salt], 16), 16),
-    ]
+    x2 = _draw_x2(law(r.utility), law(r.error), law(_law(cfg)), P, N, cfg.seed, h.salt, h.k, h.how)
+    return pool.utility + _mixed(cfg, x2, pool.error)
+
+
+@functools.lru_cache(maxsize=4)
+def _draw_x2(
+    utility: Law, error: Law, x2law: Law, P: int, N: int, seed: int, salt: str, k: int, how: str
+) -> np.ndarray:
+    """(P, N): member j of prompt p drawn from its own stream [seed, the three laws, the salt, j, p],
+    combined per sample; prompt by prompt (memory k x N). Read-only: shared by the sweep's points."""
+    from goodhart.rewards.distributional import law_key
+
+    base = [seed % 2**64, law_key(utility), law_key(error), law_key(x2law), int(short_hash(["holdout", salt], 16), 16)]
     x2 = np.empty((P, N))
     for p in range(P):
-        draws = np.stack([x2law.sample(N, np.random.default_rng([*base, j, p])) for j in range(h.k)])
-        x2[p] = combine(draws, h.how)
-    return pool.utility + _mixed(cfg, x2, pool.error)
+        draws = np.stack([x2law.sample(N, np.random.default_rng([*base, j, p])) for j in range(k)])
+        x2[p] = combine(draws, how)
+    x2.flags.writeable = False
+    return x2
 
 
 def _own_utility(cfg: C.RunConfig, pool) -> np.ndarray:

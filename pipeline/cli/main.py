@@ -20,7 +20,7 @@ from goodhart.pipeline.cli.argtypes import finite, fraction, host_name, port_num
 from goodhart.pipeline.errors import USER_ERRORS, UsageError, os_error_line
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
-VERB_MODULES = ("tails", "cluster", "probe", "alarm", "export", "train_rm", "analyze")
+VERB_MODULES = ("tails", "cluster", "probe", "alarm", "export", "train_rm", "analyze", "holdout")
 
 
 # ---------------------------------------------------------------------------------------------
