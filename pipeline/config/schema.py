@@ -686,7 +686,7 @@ class HoldoutConfig(Strict):
     other hash salts; distributional: other random streams), each added to the proxy's own utility;
     needs a synthetic or distributional proxy. rewards: the reward models in `rewards`, scored on
     the same texts (any reward spec; e.g. `goodhart train-rm` shards trained on disjoint comparisons)."""
-    k: int = Field(5, ge=1)
+    k: int = Field(9, ge=1)
     """independent: how many draws are combined per sample (the median of k thins a heavy error's
     tail: Levy needs k >= 5 for a finite mean). Ignored by `rewards` (k = their count)."""
     rewards: list[RewardSpec] = Field(default_factory=list)

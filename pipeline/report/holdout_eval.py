@@ -3,11 +3,11 @@
 A finished distributional sweep run with `eval.holdout` holds, for every point, the held-out gain
 and (from gold's draw) the measured utility gain. Its exact truth is the population curve:
 
-* best-of-n: E[V | best of n by V + X] - E[V] by numerical integration (eval/exact.py; a heavy
-  utility beside a light error swaps the roles, bon_utility_heavy);
+* best-of-n: E[V | best of n by V + X] - E[V] by numerical integration (eval/exact.py bon_gain,
+  in quantile form: bounded, discontinuous and heavy-tailed laws alike);
 * the KL tilt of Gaussian V and X: Var(V) / beta in closed form (points whose pool estimate is
   flagged low-ESS are the pool's, not the population optimum: left out);
-* nothing else (other tilts and divergences, two heavy laws): left out, and said.
+* nothing else (other tilts and divergences, a utility without a finite mean): left out, and said.
 
 The exact curve is labelled by the same rule at face value (intervals of width 0: the label a
 referee with the exact curve gives), the estimate's points by gold's rule on the held-out gain
@@ -45,14 +45,12 @@ def scipy_law(cfg) -> object:
 
 @functools.lru_cache(maxsize=64)
 def _bon_exact(utility_json: str, error_json: str, ns: tuple[int, ...]) -> tuple[float, ...]:
-    from goodhart.eval.exact import bon_utility, bon_utility_heavy
+    from goodhart.eval.exact import bon_gain
     from goodhart.pipeline.config.schema import LawConfig
 
     u, e = LawConfig.model_validate_json(utility_json), LawConfig.model_validate_json(error_json)
-    v, x = scipy_law(u), scipy_law(e)
-    f = bon_utility_heavy if u.name in HEAVY else bon_utility
-    vals = f(v, x, [1, *ns])
-    return tuple(float(g) for g in vals[1:] - vals[0])  # minus best-of-1 from the same integral: E[V]
+    vals = bon_gain(scipy_law(u), scipy_law(e), [1, *ns])
+    return tuple(float(g) for g in vals[1:] - vals[0])  # minus best-of-1 from the same quadrature (0 up to its error)
 
 
 def exact_gains(cfgs: list) -> list[float]:
@@ -91,12 +89,14 @@ def exact_gain2(cfg) -> float:
 
 
 def exact_scorable(r) -> bool:
-    """A distributional proxy with a single error, no transform, not two heavy laws."""
+    """A distributional proxy with a single error and no transform, whose utility has a finite mean
+    (not Levy, not pareto(alpha <= 1) or student_t(df <= 1))."""
     from goodhart.pipeline.config.schema import DistributionalReward
 
     if not isinstance(r, DistributionalReward) or r.ensemble is not None or r.transform is not None:
         return False
-    return not (r.utility.name in HEAVY and r.error.name in HEAVY)
+    u = r.utility
+    return not (u.name == "levy" or (u.name == "pareto" and u.alpha <= 1) or (u.name == "student_t" and u.df <= 1))
 
 
 def _one_row_per_knob(truth: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +156,7 @@ def score_rows(df: pd.DataFrame, cfgs: list, units: dict | None, rule: VerdictRu
     flagged = df.get(M.TILT_ESS_OK, pd.Series(True, index=df.index)).isin([False, "False", 0])
     keep = df["exact"].notna() & ~flagged & df[M.GAIN_HOLDOUT].notna()
     left = (
-        [f"{int((~keep).sum())} point(s) without exact truth (other tilts, two heavy laws, low-ESS)"]
+        [f"{int((~keep).sum())} point(s) without exact truth (other tilts, a utility without a mean, low-ESS tilts)"]
         if (~keep).any()
         else []
     )
