@@ -129,7 +129,8 @@ def bon_gain(v: stats.rv_continuous, x: stats.rv_continuous, ns, m: int = 1000) 
     s = np.unique(s[np.isfinite(s)])
     log_sf = np.empty(len(s))
     for a in range(0, len(s), 256):  # SF_S(s) = E_V[SF_X(s - V)]
-        sf = x.sf(s[a : a + 256, None] - qv[None, :]) @ wv
+        with np.errstate(over="ignore", under="ignore"):  # far-tail arguments (gumbel's exp(-x)): SF 0 or 1
+            sf = x.sf(s[a : a + 256, None] - qv[None, :]) @ wv
         log_sf[a : a + 256] = np.log(np.clip(sf, 1e-300, 1.0))
     out = np.empty(len(np.atleast_1d(ns)))
     for j, n in enumerate(np.atleast_1d(ns)):

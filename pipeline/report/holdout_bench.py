@@ -17,7 +17,7 @@ import pandas as pd
 
 from goodhart.eval import metrics as M
 from goodhart.eval.goodhart import VerdictRule
-from goodhart.pipeline.report.holdout_eval import HoldoutScore, score_rows
+from goodhart.pipeline.report.holdout_eval import HoldoutScore, scipy_law, score_rows
 
 HALVES = {"dev": "holdout_dev.yaml", "test": "holdout_test.yaml"}
 
@@ -129,3 +129,69 @@ def worst(scores: list[FamilyScore]) -> str:
 def points_frame(scores: list[FamilyScore]) -> pd.DataFrame:
     """Every scored point with its family (for --csv)."""
     return pd.concat([f.score.points.assign(family=f.family) for f in scores if f.family != "all"], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coverage of the held-out interval over many pools (how the default k was chosen)
+# ---------------------------------------------------------------------------------------------
+COVERAGE_LAWS = ("gaussian", "student_t(df=3)", "lognormal(sigma=1)", "pareto(alpha=2)", "levy")
+"""The dev families' error laws (held-out errors of the same law), beside a N(0, 1) utility."""
+COVERAGE_SETTINGS = ((1, "median"), (3, "median"), (5, "median"), (9, "median"), (5, "mean"))
+
+
+def coverage(
+    seeds: int = 40,
+    prompts: int = 16,
+    pool: int = 2048,
+    ns: tuple[int, ...] = (2, 8, 64, 512),
+    laws: tuple[str, ...] = COVERAGE_LAWS,
+    settings: tuple[tuple[int, str], ...] = COVERAGE_SETTINGS,
+    exact_nodes: int = 1000,
+) -> pd.DataFrame:
+    """How often the held-out 95% t interval over prompts holds the exact best-of-n gain, and its
+    mean width, over `seeds` pools per law, for each (k, combine): one row per (law, k, combine, n).
+    exact_nodes: the quadrature's nodes (eval/exact.py bon_gain; fewer: faster, less exact)."""
+    import numpy as np
+    from scipy import stats
+
+    from goodhart.eval.bon import best_of_n
+    from goodhart.eval.bootstrap import t_ci
+    from goodhart.eval.exact import bon_gain
+    from goodhart.eval.holdout import combine
+    from goodhart.pipeline.base.scoring import law
+    from goodhart.pipeline.config.schema import LawConfig
+
+    rows = []
+    kmax = max(k for k, _ in settings)
+    for name in laws:
+        lc = LawConfig.model_validate(name)
+        x = law(lc)
+        exact = bon_gain(stats.norm(), scipy_law(lc), list(ns), m=exact_nodes)
+        hits = np.zeros((len(settings), len(ns)))
+        width = np.zeros((len(settings), len(ns)))
+        for seed in range(seeds):
+            rng = np.random.default_rng([seed, 2026])
+            v = rng.normal(size=(prompts, pool))
+            r1 = v + x.sample((prompts, pool), rng)
+            draws = x.sample((kmax, prompts, pool), rng)
+            r2 = [v + combine(draws[:k], how) for k, how in settings]
+            for j, n in enumerate(ns):
+                est = best_of_n(r1, n, **{f"h{i}": h for i, h in enumerate(r2)})
+                for i, h in enumerate(r2):
+                    _, lo, hi = t_ci(est[f"h{i}"] - h.mean(1))
+                    hits[i, j] += lo <= exact[j] <= hi
+                    width[i, j] += hi - lo
+        for i, (k, how) in enumerate(settings):
+            for j, n in enumerate(ns):
+                rows.append(
+                    {
+                        "error": name,
+                        "k": k,
+                        "combine": how,
+                        "n": n,
+                        "exact": float(exact[j]),
+                        "coverage": hits[i, j] / seeds,
+                        "width": width[i, j] / seeds,
+                    }
+                )
+    return pd.DataFrame(rows)
