@@ -201,11 +201,12 @@ def test_distributional_heldout_draws_are_independent_of_the_proxy_and_reproduci
     ctx = _ctx(tmp_path, 'reward.error="student_t(df=3)"')
     pool, ho = ctx.pool(), ctx.holdout()
     x2 = ho.values - pool.utility
-    assert abs(np.corrcoef(x2.ravel(), pool.error.ravel())[0, 1]) < 0.01
-    assert abs(np.corrcoef(x2.ravel(), pool.utility.ravel())[0, 1]) < 0.01
+    tol = 4 / np.sqrt(x2.size)  # 4 standard errors of a correlation of independent draws
+    assert abs(np.corrcoef(x2.ravel(), pool.error.ravel())[0, 1]) < tol
+    assert abs(np.corrcoef(x2.ravel(), pool.utility.ravel())[0, 1]) < tol
     assert np.array_equal(_ctx(tmp_path, 'reward.error="student_t(df=3)"').holdout().values, ho.values)
     other = _ctx(tmp_path, 'reward.error="student_t(df=3)"', "eval.holdout.salt=other").holdout().values
-    assert abs(np.corrcoef((other - pool.utility).ravel(), x2.ravel())[0, 1]) < 0.01
+    assert abs(np.corrcoef((other - pool.utility).ravel(), x2.ravel())[0, 1]) < tol
     # k = 1: the held-out error has the proxy error's own law
     one = _ctx(tmp_path, 'reward.error="student_t(df=3)"', "eval.holdout.k=1").holdout().values - pool.utility
     assert stats.ks_2samp(one.ravel()[:20000], pool.error.ravel()[:20000]).pvalue > 0.01
