@@ -222,6 +222,8 @@ INTEGRATION_GOLD = "goodhart/gold"  # mean gold utility of the same samples (onl
 INTEGRATION_KL = "goodhart/kl"  # the sequence KL the check used: TRL's per-token kl x completions/mean_length
 INTEGRATION_SAMPLES = "goodhart/samples"  # samples the check read
 INTEGRATION_STOPPED = "goodhart/stopped"  # 1 at the check that stopped training (stop_on_alarm)
+INTEGRATION_HOLDOUT = "goodhart/holdout"  # mean held-out proxy of the window's samples (only with holdout= functions)
+INTEGRATION_GAIN_HOLDOUT = "goodhart/gain/holdout"  # ... minus the base's (/lo, /hi over the window's prompts): the utility gain estimated without gold
 
 
 def integration_name(name: str) -> str:
