@@ -90,5 +90,5 @@ def _coverage(seeds: int) -> int:
     print(f"held-out 95% interval coverage of the exact best-of-n gain, {seeds} pools of 16 x 2048 per law:")
     print(cov.round(2).to_string())
     print("\nmean interval width:")
-    print(wid.round(3).to_string())
+    print(wid.map(lambda v: f"{v:.3g}").to_string())
     return 0
