@@ -687,8 +687,9 @@ class HoldoutConfig(Strict):
     needs a synthetic or distributional proxy. rewards: the reward models in `rewards`, scored on
     the same texts (any reward spec; e.g. `goodhart train-rm` shards trained on disjoint comparisons)."""
     k: int = Field(9, ge=1)
-    """independent: how many draws are combined per sample (the median of k thins a heavy error's
-    tail: Levy needs k >= 5 for a finite mean). Ignored by `rewards` (k = their count)."""
+    """independent: how many draws are combined per sample. The median of k draws of a power tail
+    of index a has index a (k + 1) / 2: 9 gives Levy (a = 0.5) a finite variance, the default chosen
+    on the dev families (docs/holdout.md). Ignored by `rewards` (k = their count)."""
     rewards: list[RewardSpec] = Field(default_factory=list)
     """source=rewards: the held-out reward models (at least one)."""
     combine: Literal["auto", "median", "mean"] = "auto"

@@ -66,6 +66,10 @@ def sweep_tables(df) -> str:
         blocks.append(render(heads, rows, title))
     n_fail = int((df["status"] == "failed").sum())
     tail = f"\n{n_fail} point(s) failed: see `goodhart status`" if n_fail else ""
+    if M.GAIN_HOLDOUT in done and done[M.GAIN_HOLDOUT].notna().any():  # the estimate's assumption, where it prints
+        from goodhart.eval.holdout import ASSUMPTION
+
+        tail += f"\n{ASSUMPTION} (docs/holdout.md)"
     return "\n".join(blocks) + tail
 
 
