@@ -12,6 +12,16 @@ survival function (so the far tail keeps its digits). The s grid follows the err
 (Student-t, lognormal, Levy, Pareto) and light ones are both resolved; ~1e-3 accuracy in a
 second. V is integrated on a fixed grid over its own quantiles.
 
+bon_gain: the same expectation in quantile form, for any pair of laws with E|V| finite --
+bounded or discontinuous densities (uniform, exponential, pareto) and a heavy-tailed V included,
+which a grid over V's density resolves badly (a uniform error's density steps at its ends):
+
+    E[V | best of n] - E[V] = int_0^1 q_V(w) (n H(q_V(w)) - 1) dw,   H(v) = E_X[F_S(v + X)^(n-1)],
+
+(the best of n is sample 1 with probability F_S(S_1)^(n-1) given S_1), every integral over
+quantile levels with nodes uniform in log-odds (down to 1e-16 in both tails), F_S from
+SF_S(s) = E_V[SF_X(s - V)] on an s grid and interpolated in log SF.
+
 Closed forms: E[max of n standard normals]; the Gaussian tilt.
 """
 
@@ -85,4 +95,53 @@ def bon_utility(v: stats.rv_continuous, x: stats.rv_continuous, ns, n_v: int = 4
         dF = np.diff(Fn)
         # Mass below the grid (F^n at s_0) and above it (1 - F^n at the end) take the end values.
         out[j] = float(mid @ dF + m[0] * Fn[0] + m[-1] * (1 - Fn[-1]))
+    return out
+
+
+def _levels(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quadrature on (0, 1/2]: midpoints as lower-tail levels and their weights, uniform in log-odds
+    from 1e-16 to 1/2 (the upper half mirrors it, as survival levels)."""
+    from scipy.special import expit
+
+    t = np.linspace(-36.8, 0.0, m // 2 + 1)
+    return expit(0.5 * (t[1:] + t[:-1])), np.diff(expit(t))
+
+
+def _quantiles(law: stats.rv_continuous, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(quantiles, weights) of a law at the quadrature's levels: ppf below 1/2, isf above (so the
+    far upper tail keeps its digits)."""
+    mid, w = _levels(m)
+    q = np.concatenate([law.ppf(mid), law.isf(mid)[::-1]])
+    wt = np.concatenate([w, w[::-1]])
+    ok = np.isfinite(q)
+    return q[ok], wt[ok] / wt[ok].sum()
+
+
+def bon_gain(v: stats.rv_continuous, x: stats.rv_continuous, ns, m: int = 1000) -> np.ndarray:
+    """E[V | best of n by V + X] - E[V] for each n in `ns` (V ~ v, X ~ x independent frozen scipy
+    laws, E|V| finite): the quantile form in this module's docstring, ~1e-3 on the Gaussian closed
+    form up to n = 4096 and within Monte Carlo error on uniform, exponential and pareto laws."""
+    qv, wv = _quantiles(v, m)
+    qx, wx = _quantiles(x, m)
+    levels = [1e-9, 1e-5, 0.01, 0.1, 0.5, 0.9, 0.99, 1 - 1e-5, 1 - 1e-9]
+    sv, sx = v.ppf(levels), x.ppf(levels)
+    s = np.concatenate([(qx[:, None] + sv[None, :]).ravel(), (qv[:, None] + sx[None, :]).ravel()])
+    s = np.unique(s[np.isfinite(s)])
+    log_sf = np.empty(len(s))
+    for a in range(0, len(s), 256):  # SF_S(s) = E_V[SF_X(s - V)]
+        with np.errstate(over="ignore", under="ignore"):  # far-tail arguments (gumbel's exp(-x)): SF 0 or 1
+            sf = x.sf(s[a : a + 256, None] - qv[None, :]) @ wv
+        log_sf[a : a + 256] = np.log(np.clip(sf, 1e-300, 1.0))
+    out = np.empty(len(np.atleast_1d(ns)))
+    for j, n in enumerate(np.atleast_1d(ns)):
+        if n == 1:  # the base policy itself (F^0 = 1, also where F_S = 0)
+            out[j] = 0.0
+            continue
+        h = np.empty(len(qv))
+        for a in range(0, len(qv), 256):  # H(v) = E_X[F_S(v + X)^(n-1)]
+            ls = np.interp(qv[a : a + 256, None] + qx[None, :], s, log_sf, left=0.0, right=log_sf[-1])
+            with np.errstate(divide="ignore"):
+                log_f = np.log1p(-np.minimum(np.exp(ls), 1.0))
+            h[a : a + 256] = np.exp((float(n) - 1) * log_f) @ wx
+        out[j] = float(np.sum(wv * qv * (float(n) * h - 1)))
     return out

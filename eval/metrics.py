@@ -44,6 +44,21 @@ BASE_SHARE2 = "base/share2"  # utility share of the proxy gain of best-of-2 on t
 BASE_GAIN2 = "base/gain2"  # utility gain of best-of-2 on the base pool (/lo, /hi over prompts): near-base floor
 N_SAMPLES = "n/samples"  # samples per prompt (the pool N, or M held-out samples)
 
+# ---- the held-out proxy (eval.holdout; eval/holdout.py): a second proxy R2 = V + X2, no gold read ----
+HOLDOUT = "reward/holdout"  # mean held-out proxy R2 under the policy (members combined per sample)
+GAIN_HOLDOUT = (
+    "gain/holdout"  # HOLDOUT minus the base policy's, paired per prompt: the utility gain estimated without gold
+)
+BASE_HOLDOUT = "base/holdout"  # mean held-out proxy under the base policy (same prompts)
+HOLDOUT_ERROR_GAIN = "holdout/error_gain"  # gain/proxy - gain/holdout: the optimized proxy's error gain, estimated
+HOLDOUT_K = "holdout/k"  # held-out members combined per sample (independent draws or reward models)
+HOLDOUT_SOURCE = "holdout/source"  # column: which held-out proxy (its law and salt or stream, or its rewards' identity)
+HOLDOUT_BASE_GAIN2 = "holdout/base_gain2"  # held-out gain of best-of-2 by proxy on the base pool (/lo, /hi): the estimate's near-base floor
+HOLDOUT_POOL_DEPENDENT = (
+    "holdout/pool_dependent"  # column: tilt, the held-out estimate (or the proxy) drifts with the pool size
+)
+HOLDOUT_BASE_SHARE2 = "holdout/base_share2"  # holdout/base_gain2 over best-of-2's proxy gain: the estimate's share0
+
 # ---- training ---------------------------------------------------------------------------
 LOSS_POLICY = "train/loss/policy"
 LOSS_VALUE = "train/loss/value"
@@ -207,6 +222,8 @@ INTEGRATION_GOLD = "goodhart/gold"  # mean gold utility of the same samples (onl
 INTEGRATION_KL = "goodhart/kl"  # the sequence KL the check used: TRL's per-token kl x completions/mean_length
 INTEGRATION_SAMPLES = "goodhart/samples"  # samples the check read
 INTEGRATION_STOPPED = "goodhart/stopped"  # 1 at the check that stopped training (stop_on_alarm)
+INTEGRATION_HOLDOUT = "goodhart/holdout"  # mean held-out proxy of the window's samples (only with holdout= functions)
+INTEGRATION_GAIN_HOLDOUT = "goodhart/gain/holdout"  # ... minus the base's (/lo, /hi over the window's prompts): the utility gain estimated without gold
 
 
 def integration_name(name: str) -> str:

@@ -8,6 +8,12 @@ where, and which checkpoint was the last one saved while the alarm was quiet.
 
     python examples/grpo_with_alarm.py --model PATH_OR_HUB_ID --steps 50 --stop
     python examples/grpo_with_alarm.py --model PATH --light      # a light-tailed proxy: no alarm expected
+    python examples/grpo_with_alarm.py --model PATH --holdout    # + a held-out reward: the gain without gold
+
+With --holdout the callback also gets a held-out reward function (the utility plus an error of its
+own, a hash of the text: independent of the proxy's; never optimized): each check then logs the
+utility gain estimated without gold (goodhart/gain/holdout), and the summary names the checkpoint
+where that estimate peaked (docs/holdout.md).
 
 Needs: goodhart (this repository) and trl; runs on CPU with a small model.
 """
@@ -37,6 +43,19 @@ def light_proxy(prompts, completions, **_):
     return [u + 0.2 * math.tanh(c.count("e") - 2) for u, c in zip(utility(prompts, completions), completions)]
 
 
+def heldout_reward(prompts, completions, **_):
+    """A held-out reward: the utility plus an error of its own, uniform on [-0.2, 0.2] by a hash of
+    the text -- independent of the proxy's error (a second reward model trained on other data
+    plays this part in a real run)."""
+    import hashlib
+
+    def noise(text: str) -> float:
+        h = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8, key=b"heldout").digest(), "little")
+        return 0.4 * (h / 2**64 - 0.5)
+
+    return [u + noise(p + "\x00" + c) for u, p, c in zip(utility(prompts, completions), prompts, completions)]
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="a causal LM: a local directory or a hub id")
@@ -45,6 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--every", type=int, default=1, help="steps between alarm checks")
     ap.add_argument("--stop", action="store_true", help="stop training at the first alarm")
     ap.add_argument("--light", action="store_true", help="use the light-tailed proxy instead")
+    ap.add_argument("--holdout", action="store_true", help="also estimate the utility gain with a held-out reward")
     ap.add_argument("--tokens", type=int, default=16, help="max completion length")
     ap.add_argument("--report-to", default="none", help="TRL/transformers loggers: none, mlflow, tensorboard, wandb")
     args = ap.parse_args(argv)
@@ -85,7 +105,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=alarm.wrap([light_proxy if args.light else hackable_proxy], gold=utility),
+        reward_funcs=alarm.wrap(
+            [light_proxy if args.light else hackable_proxy],
+            gold=utility,
+            holdout=[heldout_reward] if args.holdout else None,
+        ),
         args=config,
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tok,
@@ -97,6 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
     levels = " ".join(f"{c['step']}:{c['level']}" for c in summary["checks"])
     print(f"alarm checks (step:level): {levels}")
     print(f"stopped at step {summary['stopped_at']}; last checkpoint not flagged: {summary['last_quiet_checkpoint']}")
+    if args.holdout:
+        print(f"held-out estimate's best checkpoint: {summary['best_holdout_checkpoint']}")
     print(json.dumps({k: summary[k] for k in ("stopped_at", "last_quiet_step", "last_quiet_checkpoint")}))
     return summary
 

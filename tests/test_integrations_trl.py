@@ -123,6 +123,50 @@ def test_base_statistics_from_files(tmp_path):
         GoodhartCallback(tmp_path / "missing.npz")
 
 
+def test_holdout_functions_estimate_the_gain_and_pick_the_best_checkpoint(tmp_path):
+    """wrap(..., holdout=...): held-out reward functions, called on the same samples, never given to
+    TRL; each check logs their gain over the base's (t interval over the window's prompts), and
+    best_holdout_checkpoint is the checkpoint with the largest lower bound of it."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(1, 512))
+    calls = []
+
+    def r(prompts, completions, **_):
+        return [float(c.split()[0]) for c in completions]
+
+    def held(prompts, completions, **_):  # the utility, read from the text, plus its own noise
+        calls.append(len(completions))
+        return [float(c.split()[1]) for c in completions]
+
+    cb = GoodhartCallback(base, every=1, base_holdout=np.zeros(64))
+    (f,) = cb.wrap(r, holdout=[held, held], holdout_combine="median")
+    assert f.__name__ == "r"
+    args = SimpleNamespace(reward_weights=None, output_dir=str(tmp_path), device="cpu")
+    gains = {1: [0.5, 0.7, 0.4, 0.6], 2: [1.5, 1.4, 1.6, 1.5], 3: [0.2, -0.1, 0.1, 0.2]}
+    for step, g in gains.items():
+        comps = [f"{0.1 * step} {v}" for v in g]
+        assert f(prompts=["a", "a", "b", "b"], completions=comps) == r(None, comps)
+        state = SimpleNamespace(global_step=step, log_history=[], is_world_process_zero=True)
+        control = SimpleNamespace(should_training_stop=False)
+        logs = {"kl": 0.1, "completions/mean_length": 1.0}
+        cb.on_log(args, state, control, logs=logs)
+        cb.on_save(args, state, control)
+        per = np.array([np.mean(g[:2]), np.mean(g[2:])])  # per prompt, base mean 0
+        assert logs["goodhart/gain/holdout"] == pytest.approx(per.mean())
+        assert logs["goodhart/gain/holdout/lo"] < per.mean() < logs["goodhart/gain/holdout/hi"]
+        assert logs["goodhart/holdout"] == pytest.approx(np.mean(g))
+    assert calls == [4, 4] * 3  # both held-out functions, once per batch
+    assert cb.best_holdout_checkpoint == str(tmp_path / "checkpoint-2")
+    assert cb.summary()["best_holdout_checkpoint"] == cb.best_holdout_checkpoint
+    # a given base without held-out scores cannot give a held-out gain: said at the start
+    cb2 = GoodhartCallback(base, every=1)
+    cb2.wrap(r, holdout=held)
+    with pytest.raises(RuntimeError, match="needs the base's held-out scores"):
+        cb2.on_train_begin(args, SimpleNamespace(global_step=0), None)
+    np.savez(tmp_path / "base.npz", proxy=base, holdout=np.full((1, 512), 0.25))
+    assert GoodhartCallback(tmp_path / "base.npz").base_holdout == pytest.approx(0.25)
+
+
 # ============================================================================================
 # Real TRL trainers on the small model
 # ============================================================================================
@@ -184,6 +228,26 @@ def test_the_samples_file_reproduces_the_live_alarm_at_every_5(small_model_dir, 
         for name in ("alarm/score", "alarm/p_value", "alarm/tail_share", "alarm/noise_p", "alarm/tail_p"):
             want, got = c[f"goodhart/{name}"], float(row[name])
             assert (want is None and np.isnan(got)) or got == pytest.approx(want, rel=1e-6, abs=1e-9), name
+
+
+def test_grpo_script_with_a_heldout_reward_estimates_the_gain_without_gold(small_model_dir, tmp_path):
+    """--holdout: the base is sampled with the held-out reward too; every check's held-out gain reads
+    the gold gain up to the held-out error (uniform +-0.2, averaged), the summary names the held-out
+    estimate's best checkpoint, and the samples file's holdout column makes it the analysis's headline."""
+    import goodhart
+
+    ex = _example("grpo_with_alarm")
+    out = tmp_path / "held"
+    s = ex.main(["--model", str(small_model_dir), "--out", str(out), "--steps", "6", "--tokens", "8", "--holdout"])
+    base = np.load(out / "goodhart_base.npz")
+    assert "holdout" in base.files and s["base_holdout"] == pytest.approx(float(base["holdout"].mean()))
+    gold0 = float(base["utility"].mean())
+    for c in s["checks"]:
+        assert abs(c["goodhart/gain/holdout"] - (c["goodhart/gold"] - gold0)) < 0.2, c
+    assert Path(s["best_holdout_checkpoint"]).is_dir()
+    ana = goodhart.analyze(out / "goodhart_samples.csv", tmp_path / "an", pairing="global")
+    assert ana.labelled["est_verdict"].notna().all()
+    assert "Held-out estimate (no gold)" in (tmp_path / "an" / "report" / "report.md").read_text()
 
 
 def test_grpo_script_with_a_light_tailed_proxy_does_not_alarm(small_model_dir, tmp_path):

@@ -106,6 +106,17 @@ VARIANTS: dict[str, str] = {
     "goodhart probe rm7b.yaml --mode base     --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
     "goodhart probe rm7b.yaml --mode optimize --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
     # docs/alarm.md: the gold-free alarm (runs/distributional is the distributional variant's)
+    # docs/holdout.md: the held-out proxy (a small distributional sweep; the bench's halves take minutes:
+    # a small family of them runs in tests/test_holdout.py; train-rm shards on the small model)
+    "goodhart sweep configs/sweep/distributional.yaml eval.holdout=independent --output runs/holdout": f"goodhart sweep {{repo}}/configs/sweep/distributional.yaml --quiet eval.holdout=independent --output runs/holdout {DIST}",
+    "goodhart report runs/holdout/distributional": "goodhart report runs/holdout/distributional --no-mlflow",
+    "goodhart holdout-bench --half dev": "goodhart holdout-bench --help  # the dev families: ~140 points, minutes",
+    "goodhart holdout-bench --half test": "goodhart holdout-bench --help  # the test families: ~300 points, read once",
+    "goodhart holdout-eval runs/holdout_dev": "goodhart holdout-eval runs/holdout/distributional",
+    "goodhart holdout-bench --coverage 40": "goodhart holdout-bench --help  # 40 pools x 5 laws: minutes; tests/test_holdout.py runs a small one",
+    "goodhart train-rm configs/rm/sentiment.yaml shards=2 shard=0 seed=0 --out runs/rm/sent-a": 'goodhart train-rm {repo}/configs/rm/sentiment.yaml shards=2 shard=0 seed=0 n_pairs=32 policy.path={model} backbone.path={model} sampling.n=8 sampling.max_new_tokens=16 heldout_prompts=4 training.epochs=1 --out runs/rm/sent-a "gold={{type: keyword, words: [was, the, and]}}"',
+    "goodhart train-rm configs/rm/sentiment.yaml shards=2 shard=1 seed=1 --out runs/rm/sent-b": 'goodhart train-rm {repo}/configs/rm/sentiment.yaml shards=2 shard=1 seed=1 n_pairs=32 policy.path={model} backbone.path={model} sampling.n=8 sampling.max_new_tokens=16 heldout_prompts=4 training.epochs=1 --out runs/rm/sent-b "gold={{type: keyword, words: [was, the, and]}}"',
+    "goodhart run configs/base.yaml reward='{type: hf, path: runs/rm/sent-a}' utility=sentiment eval.holdout='{type: hf, path: runs/rm/sent-b}'": f"goodhart run {{repo}}/configs/base.yaml reward='{{{{type: hf, path: runs/rm/sent-a}}}}' utility=sentiment eval.holdout='{{{{type: hf, path: runs/rm/sent-b}}}}' sampling.n=16 {LM}",
     # docs/learned-rm.md, docs/usage.md: learned reward models (a tiny RM on the small model) and SmolLM2
     "goodhart train-rm configs/rm/sentiment.yaml name=sent-3k n_pairs=3000 --out runs/rm/sent-3k": 'goodhart train-rm {repo}/configs/rm/sentiment.yaml name=sent-3k n_pairs=32 policy.path={model} backbone.path={model} sampling.n=8 sampling.max_new_tokens=16 heldout_prompts=4 training.epochs=1 --out runs/rm/sent-3k "gold={{type: keyword, words: [was, the, and]}}"  # the small test model writes near-gibberish: VADER ties on most pairs',
     "goodhart run configs/base.yaml reward='{type: hf, path: runs/rm/sent-3k}' utility=sentiment algo.kl.coef=0.25": f"goodhart run {{repo}}/configs/base.yaml reward='{{{{type: hf, path: runs/rm/sent-3k}}}}' utility=sentiment algo.kl.coef=0.25 sampling.n=16 {LM}",

@@ -94,6 +94,30 @@ def test_config_groups_shorthands_and_errors():
         load_rm_config(None, ["noise.flip_rate=0.7"])
 
 
+def test_shards_train_on_disjoint_comparisons_and_unsharded_hashes_are_unchanged():
+    """`shards`/`shard`: disjoint blocks of training prompts (so disjoint comparisons and
+    completions: a held-out reward model for eval.holdout, docs/holdout.md); shard 0 is the
+    unsharded model's data; an unsharded config keeps the hash it had before the keys existed."""
+    from goodhart.pipeline.io import short_hash
+    from goodhart.pipeline.train.reward_model import config_hash, shard_prompts
+
+    cfg = load_rm_config("configs/rm/sentiment.yaml", ["n_pairs=300"])
+    before = cfg.model_dump(mode="json", exclude={"name", "out", "tracking", "tracking_uri", "experiment"})
+    del before["shards"], before["shard"]
+    assert config_hash(cfg) == short_hash(before, 10)
+    n = 40
+    parts = [shard_prompts(load_rm_config(None, ["shards=3", f"shard={i}"]), n) for i in range(3)]
+    assert all(len(t) == n for t, _ in parts)
+    assert not set(parts[0][0]) & set(parts[1][0]) and not set(parts[1][0]) & set(parts[2][0])
+    assert all(h == parts[0][1] for _, h in parts)  # the same held-out test prompts
+    assert shard_prompts(load_rm_config(None, []), n)[0] == parts[0][0]
+    assert not set(parts[1][0]) & set(shard_prompts(load_rm_config(None, []), n)[1])  # never a test prompt
+    hashes = {config_hash(load_rm_config(None, ["shards=2", f"shard={i}"])) for i in range(2)}
+    assert len(hashes) == 2
+    with pytest.raises(ConfigError, match="shard=2: expected 0 .. shards - 1 = 1"):
+        load_rm_config(None, ["shards=2", "shard=2"])
+
+
 # ---- a real fit --------------------------------------------------------------------------------
 # The session's small test model writes near-gibberish: VADER scores 0 on most of its completions
 # (60% of within-prompt pairs tie), so a few hundred sentiment pairs carry almost no signal. The

@@ -207,18 +207,22 @@ def test_parallel_jobs_give_the_same_results(in_tmp):
 
 def test_a_key_added_later_keeps_finished_points_ids_at_its_neutral_value():
     """pipeline/sweeps/point.py ADDED_KEYS: `algo.alarm_samples` (0: the training batch, what
-    every result before it was), `sampling.engine` (hf) and `sampling.vllm_gpu_memory` leave a point's id as it was before the key existed; any other
-    value is a new point."""
+    every result before it was) and `eval.holdout` (none) leave a point's id as it was before the
+    key existed; any other value is a new point."""
     from goodhart.pipeline.config.load import load_config
     from goodhart.pipeline.io import short_hash
-    from goodhart.pipeline.sweeps.point import point_id
+    from goodhart.pipeline.sweeps.point import ADDED_KEYS, point_id
 
     cfg = load_config(None, ["algo=ppo"])
     before = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir", "alarm"})
     del before["algo"]["alarm_samples"]  # the config as it dumped before the keys were added
-    del before["sampling"]["engine"], before["sampling"]["vllm_gpu_memory"]
+    del before["eval"]["holdout"]  # eval.holdout (none: no held-out proxy, what every result before it was)
+    for section, key, neutral in ADDED_KEYS:  # the other added keys, as point_id drops them
+        if isinstance(before.get(section), dict) and before[section].get(key, ...) == neutral:
+            del before[section][key]
     assert point_id(cfg) == short_hash(before, 10)
     assert point_id(load_config(None, ["algo=ppo", "algo.alarm_samples=4"])) != point_id(cfg)
+    assert point_id(load_config(None, ["algo=ppo", "eval.holdout=independent"])) != point_id(cfg)
     # the `alarm:` section (the alarm's rule) likewise: at its defaults (rule 4's, as written in
     # configs/base.yaml) a point is what it was; another rule is another point
     assert point_id(load_config(None, ["algo=ppo", "alarm.share=0.8", "alarm.n_noise=1999"])) == point_id(cfg)

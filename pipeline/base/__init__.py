@@ -1,8 +1,9 @@
 """The base policy pi_0 and its data: model loading (models; the built-in tiny model,
 tiny_model, trained on corpus; SmolLM2-135M from its GGUF, smollm2), prompts, sampling (and
 vLLM for pools on a GPU, vllm_engine), the scored base pool every optimizer starts from (pool,
-scoring; what its rewards are, identity; with an ensemble of proxies, ensemble), threads chosen
-from the free cores (threads), the per-point context (context) and summary rows (measure).
+scoring; what its rewards are, identity; with an ensemble of proxies, ensemble; the held-out
+proxy's scores, holdout), threads chosen from the free cores (threads), the per-point context
+(context) and summary rows (measure).
 
 Imports: config, errors, io, goodhart.rewards, goodhart.eval.
 """

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from goodhart.pipeline.base.holdout import Holdout
 from goodhart.pipeline.base.measure import StepLogger
 from goodhart.pipeline.base.pool import Pool, base_pool
 from goodhart.pipeline.config.schema import RunConfig
@@ -29,6 +30,7 @@ class PointContext:
     log_metrics: StepLogger = _no_log
     _prompts: tuple[list[str], list[str]] | None = field(default=None, repr=False)
     _pool: Pool | None = field(default=None, repr=False)
+    _holdout: Holdout | None = field(default=None, repr=False)
 
     def prompts(self) -> tuple[list[str], list[str]]:
         """(train, eval) prompts."""
@@ -52,3 +54,11 @@ class PointContext:
             train, ev = (None, None) if self.cfg.distributional else self.prompts()
             self._pool = base_pool(self.cfg, ev, train, self.progress)
         return self._pool
+
+    def holdout(self) -> Holdout | None:
+        """The held-out proxy on the base pool (eval.holdout; None without one), made once."""
+        if self._holdout is None and self.cfg.eval.holdout is not None:
+            from goodhart.pipeline.base.holdout import pool_holdout
+
+            self._holdout = pool_holdout(self.cfg, self.pool())
+        return self._holdout

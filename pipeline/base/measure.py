@@ -30,8 +30,12 @@ def summarize(
     base_proxy: np.ndarray,
     base_utility: np.ndarray,
     kl_estimator: str,
+    holdout: np.ndarray | None = None,
+    base_holdout: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """All arguments but cfg and kl_estimator are per-prompt arrays of shape (P,)."""
+    """All arguments but cfg and kl_estimator are per-prompt arrays of shape (P,). `holdout` and
+    `base_holdout`: the held-out proxy's per-prompt means under the policy and the base (eval.holdout;
+    eval/holdout.py): its paired gain is the utility gain estimated without gold."""
     P = proxy.shape[0]
     method = cfg.eval.interval if cfg.eval.bootstrap else "none"  # bootstrap=0: no intervals
     idx = resample_indices(P, cfg.eval.bootstrap, cfg.seed) if method == "bootstrap" else None
@@ -44,6 +48,14 @@ def summarize(
         (M.KL, kl),
     ):
         row[name], row[M.lo(name)], row[M.hi(name)] = interval(per, method, cfg.eval.ci, idx)
+    if holdout is not None and base_holdout is not None:
+        for name, per in (
+            (M.HOLDOUT, holdout),
+            (M.GAIN_HOLDOUT, holdout - base_holdout),
+            (M.HOLDOUT_ERROR_GAIN, (proxy - base_proxy) - (holdout - base_holdout)),
+        ):
+            row[name], row[M.lo(name)], row[M.hi(name)] = interval(per, method, cfg.eval.ci, idx)
+        row[M.BASE_HOLDOUT] = float(np.mean(base_holdout))
     row[M.ERROR] = row[M.PROXY] - row[M.UTILITY]
     row[M.BASE_PROXY] = float(np.mean(base_proxy))
     row[M.BASE_UTILITY] = float(np.mean(base_utility))
@@ -57,6 +69,9 @@ def summarize(
         "base_utility": np.asarray(base_utility, dtype=np.float64),
         "kl": np.asarray(kl, dtype=np.float64),
     }
+    if holdout is not None and base_holdout is not None:
+        row[PER_PROMPT]["holdout"] = np.asarray(holdout, dtype=np.float64)
+        row[PER_PROMPT]["base_holdout"] = np.asarray(base_holdout, dtype=np.float64)
     return row
 
 

@@ -42,6 +42,12 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
         "--share-floor", type=fraction, default=0.05, help="collapsed-share threshold of the rule (as `report`)"
     )
     alarm_rule_flags(p)
+    p.add_argument(
+        "--holdout-combine",
+        choices=["mean", "median"],
+        default="mean",
+        help="how several holdout_<name> columns combine per sample (median: independent draws on one scale)",
+    )
     p.set_defaults(fn=cmd_analyze)
 
 
@@ -59,13 +65,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     out = Path(args.out) if args.out else None
-    res = analyze(Path(args.samples), out, rule, args.base_id, args.pairing, alarm_rule(args))
+    res = analyze(Path(args.samples), out, rule, args.base_id, args.pairing, alarm_rule(args), args.holdout_combine)
+    if res.report is not None and res.report.estimate is not None:
+        from goodhart.pipeline.report.holdout import holdout_text
+
+        print(holdout_text(res.labelled, res.report.estimate) + "\n")
     if res.report is not None:
         print(verdict_table(res.labelled))
         print(f"\ngold-free alarm beside the verdicts (eval/alarm.py):\n{alarm_table(res.labelled)}\n")
         for g in res.report.groups:
             print(g.summary)
     else:
+        if res.estimate is not None:
+            from goodhart.pipeline.report.holdout import holdout_text
+
+            print(holdout_text(res.labelled, res.estimate) + "\n")
         print(f"gold-free alarm (eval/alarm.py):\n{alarm_table(res.results)}")
     for curve, t in res.tails.items():
         print(f"\ntails of the base proxy ({curve}): {t if isinstance(t, str) else t.verdict}")

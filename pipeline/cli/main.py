@@ -20,7 +20,7 @@ from goodhart.pipeline.cli.argtypes import finite, fraction, host_name, port_num
 from goodhart.pipeline.errors import USER_ERRORS, UsageError, os_error_line
 
 # Verb groups that live in their own module of this room: each defines add_verbs(subparsers).
-VERB_MODULES = ("tails", "cluster", "probe", "alarm", "export", "train_rm", "analyze")
+VERB_MODULES = ("tails", "cluster", "probe", "alarm", "export", "train_rm", "analyze", "holdout")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,6 +224,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         check_parent_store(root)  # a dead or locked store: one line before the work
     rule = VerdictRule(near_base=args.near_base, share_floor=args.share_floor, min_proxy_gain=args.min_proxy_gain)
     rep = build_report(root, rule, Path(args.out) if args.out else None)
+    if rep.estimate is not None:  # a held-out proxy: its estimate first (report/holdout.py)
+        from goodhart.pipeline.report.holdout import holdout_text
+
+        print(holdout_text(rep.labelled, rep.estimate) + "\n")
     print(verdict_table(rep.labelled))
     print()
     from goodhart.pipeline.report.alarm_tables import alarm_table

@@ -57,6 +57,10 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
         f"Pearson {c[M.RM_HELDOUT_PEARSON]:.3f}, Spearman {c[M.RM_HELDOUT_SPEARMAN]:.3f}  [{c['seconds_total']:g} s]"
     )
     print(f"  use it: reward: {{type: hf, path: {res.path}}}  utility: {c['utility']['type']}")
+    if cfg.shards > 1:  # disjoint data from the other shards' models: a held-out proxy for them
+        print(
+            f"  shard {cfg.shard} of {cfg.shards}: held out from the others as eval.holdout: {{type: hf, path: {res.path}}}"
+        )
     if run_id is not None:
         print(f"  MLflow: experiment '{cfg.experiment}', run {run_id}", file=sys.stderr)
     return 0

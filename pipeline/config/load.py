@@ -238,6 +238,8 @@ def set_dotted(tree: dict, key: str, value: Any) -> None:
                 raise ConfigError(f"override '{key}': {'.'.join(parts[: i + 1])} = {nxt!r}: {e}") from None
         elif isinstance(nxt, str) and part in GROUPS:
             nxt = resolve_groups(nxt, part)
+        elif nxt == "independent" and part == "holdout":  # `eval.holdout=independent eval.holdout.k=9`
+            nxt = {"source": "independent"}
         if isinstance(nxt, list) and parts[i + 1].isdigit():
             node[part] = nxt
             node = nxt  # type: ignore[assignment]

@@ -94,6 +94,13 @@ class RewardModelConfig(Strict):
     n_pairs: int = Field(3000, ge=8)
     """Training comparisons (Gao et al.'s data size). Prompts needed: n_pairs / (n / 2), more if gold ties
     are dropped: each prompt's completions are paired at random, again if needed, until this many."""
+    shards: int = Field(1, ge=1)
+    """Split the training comparisons into this many disjoint parts, by prompt (each part
+    `n_pairs` comparisons on prompts and completions of its own), and train on part `shard`. Two
+    reward models of one config on different shards share no comparison: one can serve as the
+    other's held-out proxy (`eval.holdout: {type: hf, path: DIR}`, docs/holdout.md)."""
+    shard: int = Field(0, ge=0)
+    """Which part this model trains on (0 .. shards - 1)."""
     utility: RewardSpec = Field(default_factory=SentimentReward)
     """The true (gold) utility that labels the pairs: any reward of the package, VADER sentiment by
     default; the same key as a run config's `reward.utility`. (`gold:`, its old name, still reads.)"""
@@ -117,6 +124,12 @@ class RewardModelConfig(Strict):
     @classmethod
     def _plain_name(cls, v: str) -> str:
         return check_name(v)  # it names the checkpoint's directory under runs/rm/
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> RewardModelConfig:
+        if self.shard >= self.shards:
+            raise ValueError(f"shard={self.shard}: expected 0 .. shards - 1 = {self.shards - 1}")
+        return self
 
     @model_validator(mode="after")
     def _pairs_need_two(self) -> RewardModelConfig:

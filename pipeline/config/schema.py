@@ -674,6 +674,70 @@ AlgoConfig = Annotated[
 # ============================================================================================
 # Evaluation and tracking
 # ============================================================================================
+class HoldoutConfig(Strict):
+    """A held-out proxy R2 = V + X2, never optimized, whose error X2 is independent of the optimized
+    proxy's (docs/holdout.md): E_pi[R2] - E_pi0[R2] then equals the utility gain of any policy the
+    proxy chose, so the utility curve, its peak and its turn are estimated without gold.
+    Shorthands: ``eval.holdout: independent`` (another draw of the proxy's own error law), or one
+    reward spec ``eval.holdout: {type: hf, path: DIR}`` (a reward model trained on other data)."""
+
+    source: Literal["independent", "rewards"] = "independent"
+    """independent: k independent draws of the proxy's synthetic error (text: the same law under
+    other hash salts; distributional: other random streams), each added to the proxy's own utility;
+    needs a synthetic or distributional proxy. rewards: the reward models in `rewards`, scored on
+    the same texts (any reward spec; e.g. `goodhart train-rm` shards trained on disjoint comparisons)."""
+    k: int = Field(9, ge=1)
+    """independent: how many draws are combined per sample. The median of k draws of a power tail
+    of index a has index a (k + 1) / 2: 9 gives Levy (a = 0.5) a finite variance, the default chosen
+    on the dev families (docs/holdout.md). Ignored by `rewards` (k = their count)."""
+    rewards: list[RewardSpec] = Field(default_factory=list)
+    """source=rewards: the held-out reward models (at least one)."""
+    combine: Literal["auto", "median", "mean"] = "auto"
+    """How members combine per sample: median (one scale: independent draws), mean (members on
+    different scales: learned reward models), auto (median for independent, mean for rewards)."""
+    law: LawConfig | None = None
+    """independent: the held-out error's law (none: the proxy's own error law)."""
+    salt: str = "holdout"
+    """independent: member j's hash salt is `<error salt>#<salt><j>` (text) and its stream is keyed
+    by it (distributional): another salt is another, independent held-out proxy."""
+    shared: float = Field(0.0, ge=0, lt=1)
+    """A stress test of the identification assumption: X2 = shared * X1 + (1 - shared) * X2', X1 the
+    optimized proxy's own error. The estimate is then biased by shared x the error's gain under the
+    policy (0: independent, the assumption holds). independent only; a proxy without transform or
+    ensemble (X1 = proxy - utility)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if v == "independent":
+            return {"source": "independent"}
+        if isinstance(v, dict) and "type" in v:  # one reward spec
+            return {"source": "rewards", "rewards": [v]}
+        if isinstance(v, list):  # several reward specs
+            return {"source": "rewards", "rewards": v}
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HoldoutConfig:
+        if self.source == "rewards":
+            if not self.rewards:
+                raise ValueError("source=rewards needs at least one reward in `rewards`")
+            if self.law is not None or self.shared:
+                raise ValueError("`law` and `shared` describe an independent draw; source=rewards takes neither")
+        elif self.rewards:
+            raise ValueError("`rewards` given with source=independent; set source: rewards")
+        if self.salt.startswith("member"):  # an ensemble's members are `<salt>#member<j>`: the same fields
+            raise ValueError(f"salt={self.salt!r}: a salt starting with 'member' names an ensemble member's error")
+        return self
+
+    @property
+    def how(self) -> str:
+        """The per-sample combination actually used (auto resolved)."""
+        if self.combine != "auto":
+            return self.combine
+        return "median" if self.source == "independent" else "mean"
+
+
 class EvalConfig(Strict):
     """How every point is measured."""
 
@@ -693,6 +757,12 @@ class EvalConfig(Strict):
     (a heavy tail: no population optimum)."""
     n_examples: int = Field(16, ge=0)
     """Sample completions saved as an artifact per point."""
+    holdout: HoldoutConfig | None = None
+    """A held-out proxy (none: no estimate without gold): every point then also reports
+    gain/holdout, the utility gain estimated by a proxy it was not optimized on, and the report its
+    estimated peak and turn (`est:` labels, docs/holdout.md). `independent` for another draw of a
+    synthetic or distributional proxy's error; a reward spec (or `{source: rewards, rewards: [...]}`)
+    for reward models trained on other data."""
 
 
 class AlarmConfig(Strict):
@@ -842,6 +912,27 @@ class RunConfig(Strict):
         if self.model.name == "smollm2-135m" and "lora" in type(self.algo).model_fields:
             if "lora" not in self.algo.model_fields_set:
                 self.algo.lora = LoraSpec(target_modules=["q_proj", "v_proj"])
+        return self
+
+    @model_validator(mode="after")
+    def _holdout_fits_proxy(self) -> RunConfig:
+        h, r = self.eval.holdout, self.reward
+        if h is None:
+            return self
+        if h.source == "independent":
+            if not isinstance(r, SyntheticReward | DistributionalReward):
+                raise ValueError(
+                    f"eval.holdout: independent draws need a synthetic or distributional proxy (reward.type={r.type} "
+                    "has no error law); name held-out reward models instead: eval.holdout: {type: hf, path: DIR}"
+                )
+            if h.shared and (r.ensemble is not None or r.transform is not None):
+                raise ValueError(
+                    "eval.holdout.shared needs a proxy without an ensemble or transform (its X1 is proxy - utility)"
+                )
+        elif isinstance(r, DistributionalReward):
+            raise ValueError(
+                "eval.holdout: a distributional proxy has no texts to score; use eval.holdout: independent"
+            )
         return self
 
     @model_validator(mode="after")

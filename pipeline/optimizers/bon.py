@@ -21,7 +21,7 @@ class WidePoolWarning(UserWarning):
 
 
 def run(ctx: PointContext) -> PointOutput:
-    cfg, pool = ctx.cfg, ctx.pool()
+    cfg, pool, ho = ctx.cfg, ctx.pool(), ctx.holdout()
     n = cfg.algo.n
     P, N = pool.shape
     if 4 * n > N:
@@ -31,14 +31,25 @@ def run(ctx: PointContext) -> PointOutput:
             WidePoolWarning,
             stacklevel=2,
         )
-    est = best_of_n(pool.proxy, n, utility=pool.utility)
+    extra = {"holdout": ho.values} if ho is not None else {}  # the held-out proxy, weighted alike
+    est = best_of_n(pool.proxy, n, utility=pool.utility, **extra)
     bound = kl_bound(n)
     tied = float(est["tied"].mean())
     if tied > 0:
         kl, name = np.clip(est["kl_pool"], 0.0, bound), "bon_pool_min_bound"
     else:
         kl, name = np.full(P, bound), "bon_bound"
-    row = summarize(cfg, est["proxy"], est["utility"], kl, pool.proxy.mean(1), pool.utility.mean(1), name)
+    row = summarize(
+        cfg,
+        est["proxy"],
+        est["utility"],
+        kl,
+        pool.proxy.mean(1),
+        pool.utility.mean(1),
+        name,
+        holdout=est.get("holdout"),
+        base_holdout=ho.values.mean(1) if ho is not None else None,
+    )
     row.update({M.BON_N: n, M.KL_BOUND: bound, M.KL_MAX: float(np.log(N)), M.N_SAMPLES: N, M.BON_TIED: tied})
     row.update(_alarm(pool, n, row[M.KL], ctx.alarm_rule))  # proxy + KL + base pool only (eval/alarm.py)
     return PointOutput(row, _examples(pool, n, cfg.eval.n_examples))

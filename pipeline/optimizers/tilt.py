@@ -85,9 +85,10 @@ def subpool_drift(
 
 
 def run(ctx: PointContext) -> PointOutput:
-    cfg, pool = ctx.cfg, ctx.pool()
+    cfg, pool, ho = ctx.cfg, ctx.pool(), ctx.holdout()
     beta, div = cfg.algo.kl.coef, cfg.algo.divergence
-    est = estimate(pool.proxy, beta, div, utility=pool.utility)
+    extra = {"holdout": ho.values} if ho is not None else {}  # the held-out proxy, weighted alike
+    est = estimate(pool.proxy, beta, div, utility=pool.utility, **extra)
     row = summarize(
         cfg,
         est["proxy"],
@@ -96,6 +97,8 @@ def run(ctx: PointContext) -> PointOutput:
         pool.proxy.mean(1),
         pool.utility.mean(1),
         kl_estimator="tilt_snis",  # sum_i w_i log(N w_i) over the pool; <= log N (any divergence's weights)
+        holdout=est.get("holdout"),
+        base_holdout=ho.values.mean(1) if ho is not None else None,
     )
     P, N = pool.shape
     row.update(
@@ -121,6 +124,9 @@ def run(ctx: PointContext) -> PointOutput:
         d = subpool_drift(pool.proxy, pool.utility, beta, cfg.eval.ci, div, full=est)
         row[M.TILT_DRIFT_PROXY], row[M.TILT_DRIFT_UTILITY] = d["proxy"], d["utility"]
         row[M.POOL_DEPENDENT] = bool(d["dependent"])
+        if ho is not None:  # the estimate's own flag: the proxy's drift or the held-out proxy's, no gold read
+            dh = subpool_drift(pool.proxy, ho.values, beta, cfg.eval.ci, div, full={**est, "utility": est["holdout"]})
+            row[M.HOLDOUT_POOL_DEPENDENT] = bool(dh["dependent"])
         if d["dependent"]:
             warnings.warn(
                 f"tilt kl.coef={beta:g}: pool-dependent, the estimate drifts with the pool size: {'; '.join(d['dependent'])}",

@@ -32,9 +32,11 @@ class AnalyzeResult:
     out_dir: Path
     results: pd.DataFrame
     labelled: pd.DataFrame | None = None
-    """The verdict table (None without a utility column)."""
+    """The verdict table (without a utility column: the held-out estimate's, or None without one)."""
     report: Any = None
     """The sweep report (report/verdicts.py: Report), None without gold."""
+    estimate: pd.DataFrame | None = None
+    """The held-out estimate's labelled table (eval/holdout.py; None without holdout columns)."""
     tails: dict[str, Any] = field(default_factory=dict)
     """curve -> tail report of the base policy's proxy (eval.tails), or a line why not."""
     notes: list[str] = field(default_factory=list)
@@ -45,7 +47,7 @@ def write_sweep_shaped(ana: Analysis, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for pid, arrays in ana.per_prompt.items():
         atomic_savez(root / "points" / pid / "per_prompt.npz", **arrays)
-    if ana.has_utility:
+    if ana.has_utility or M.GAIN_HOLDOUT in ana.results:  # the pools gold's tails or the held-out tail test read
         for rel, arrays in ana.pools.items():
             atomic_savez(root / rel, **arrays)
     atomic_write(root / "results.csv", lambda p: ana.results.to_csv(p, index=False))
@@ -58,10 +60,13 @@ def analyze(
     base_id: str = BASE_ID,
     pairing: str = "prompt",
     alarm_rule: AlarmRule | None = None,
+    holdout_combine: str = "mean",
 ) -> AnalyzeResult:
     """Analyze a per-sample file (or an already read table) into `out_dir` (default: beside the
     file, <stem>_analysis/); `alarm_rule`: the alarm's rule (None: the default AlarmRule; the one a
-    run or callback used, to read its samples as it read them)."""
+    run or callback used, to read its samples as it read them). With holdout columns (a held-out
+    proxy, docs/holdout.md) the utility gain is also estimated without gold; without a utility
+    column that estimate is the report."""
     from goodhart.pipeline.report.samples import check
 
     if isinstance(samples, pd.DataFrame):
@@ -71,7 +76,7 @@ def analyze(
         p = Path(samples)
         df, name = read_samples(p, base_id), str(p)
         root = Path(out_dir) if out_dir is not None else p.parent / f"{p.stem}_analysis"
-    ana = build(df, name, base_id, rule.ci, pairing, alarm_rule)
+    ana = build(df, name, base_id, rule.ci, pairing, alarm_rule, holdout_combine)
     if pairing == "global":
         ana.notes.append("gains against the base's overall mean (--pairing global): not paired per prompt")
     write_sweep_shaped(ana, root)
@@ -92,15 +97,31 @@ def analyze(
         rep = build_report(root, rule, root / "report")
         res.report, res.labelled = rep, rep.labelled
     else:
-        res.notes.append("no utility column: no gold, so no verdicts; the alarm and the base proxy's tails only")
-        lines = ["# Samples: the gold-free alarm", ""]
+        lines = ["# Samples: without gold", ""]
+        if M.GAIN_HOLDOUT in ana.results:  # a held-out proxy: its estimate is the headline, the alarm its companion
+            lines += _estimate(res, root, rule)
+        else:
+            res.notes.append("no utility column: no gold, so no verdicts; the alarm and the base proxy's tails only")
         from goodhart.pipeline.report.alarm_tables import alarm_table
 
-        lines += ["```", alarm_table(ana.results), "```", ""]
+        lines += ["## The single-proxy alarm", "", "```", alarm_table(ana.results), "```", ""]
         for curve, t in res.tails.items():
             lines += [f"## base proxy of {curve}: tails", "", "```", t if isinstance(t, str) else t.table(), "```", ""]
         atomic_write_text(root / "report" / "report.md", "\n".join(lines))
     return res
+
+
+def _estimate(res: AnalyzeResult, root: Path, rule: VerdictRule) -> list[str]:
+    """No gold, a held-out proxy: the estimated labels (eval/holdout.py) and their report section."""
+    from goodhart.eval.holdout import EST_COLUMNS, estimated_labels
+    from goodhart.pipeline.report.holdout import holdout_markdown, holdout_tails
+    from goodhart.pipeline.report.units import load_units
+
+    est = estimated_labels(res.results, rule, load_units(root, res.results))
+    shown = est.rename(columns=EST_COLUMNS).assign(curve=lambda d: d["est_curve"])
+    res.estimate, res.labelled = est, shown
+    res.notes.append("no utility column: no gold; the held-out proxy's estimate (est: labels) and the alarm")
+    return holdout_markdown(shown, est, holdout_tails(root, res.results))
 
 
 def alarm_summary(results: pd.DataFrame) -> str:

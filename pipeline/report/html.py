@@ -101,6 +101,24 @@ def _coverage_html(rep) -> list[str]:
     return [f"<p class='verdict'><b>{html.escape(cov.headline())}:</b></p><ul>{items}</ul>"]
 
 
+def _holdout_html(rep) -> list[str]:
+    """With a held-out proxy, its estimate first (report/holdout.py): assumption, peaks and turns,
+    agreement with gold, the table."""
+    est = getattr(rep, "estimate", None)
+    if est is None:
+        return []
+    from goodhart.pipeline.report.holdout import holdout_table, summary_lines, tails_lines
+
+    items = "".join(f"<li>{html.escape(s)}</li>" for s in summary_lines(rep.labelled, est))
+    tails = "".join(f"<li>{html.escape(s.lstrip('- '))}</li>" for s in tails_lines(rep.holdout_tails))
+    return [
+        "<h2>Held-out estimate (no gold)</h2>",
+        f"<ul>{items}</ul>",
+        f"<pre>{html.escape(holdout_table(rep.labelled))}</pre>",
+        *([f"<p>Error tail without gold (proxy &minus; holdout):</p><ul>{tails}</ul>"] if tails else []),
+    ]
+
+
 def _algo_seeds(cfgs) -> set:
     return {c["algo"]["seed"] for c in cfgs if isinstance(c.get("algo"), dict) and c["algo"].get("seed") is not None}
 
@@ -327,6 +345,7 @@ def write_html(rep, out_dir: Path) -> Path:
         if getattr(rep, "rules", "")
         else "",
         *_coverage_html(rep),
+        *_holdout_html(rep),
         "<h2>What was run</h2>",
         _table(["", ""], [[k, v] for k, v in sweep_header(root, labelled)], left=2),
         "<h2>Verdicts</h2><ul>",

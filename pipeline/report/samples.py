@@ -13,6 +13,11 @@ sample; columns by name, any order, other columns ignored:
     logp, logp_base  ... or the completion's summed token log-probs under the policy and the base
     weight       optional: the sample's weight within (point, prompt), e.g. a tilt or best-of-n
                  over base samples (default 1: plain samples)
+    holdout      optional: a held-out proxy's score of the same sample -- a reward model the run did
+                 not optimize, whose error is independent of the proxy's (docs/holdout.md); several
+                 as holdout_<name> columns, combined per sample (mean, or median with
+                 `--holdout-combine median`). Without gold it is the headline: the utility gain
+                 estimated from it, with gold's rule (`est:` labels)
     algo, x_name, x, seed, curve, ess_ok, pool_dependent
                  optional point-level columns (one value per point; `curve` also on base rows when
                  several curves, each with its own base, share the file)
@@ -147,6 +152,13 @@ def check(df: pd.DataFrame, path: Path | str = "samples", base_id: str = BASE_ID
         raise SamplesError(
             f"{path}: no KL: give a column 'kl' (per sample or per point) or both 'logp' and 'logp_base'"
         )
+    for c in holdout_columns(out):
+        num = pd.to_numeric(out[c], errors="coerce")
+        if (num.isna() & out[c].notna()).any():
+            i = int(np.argmax((num.isna() & out[c].notna()).to_numpy()))
+            raise SamplesError(f"{_where(path, i, c)}: expected a number, got {out[c].iloc[i]!r}")
+        out[c] = num.astype(np.float64)
+        _need_finite(out, c, np.ones(len(out), bool), path, "(a held-out score on every row, base rows included)")
     if "weight" in out:
         _need_finite(out, "weight", np.ones(len(out), bool), path)
         neg = out["weight"] < 0
@@ -183,6 +195,11 @@ def _numbers(df: pd.DataFrame, col: str, rows: np.ndarray, path, hint: str) -> p
         i = int(np.argmax(bad))
         raise SamplesError(f"{_where(path, i, col)}: expected a number, got {df[col].iloc[i]!r} {hint}".rstrip())
     return num
+
+
+def holdout_columns(df: pd.DataFrame) -> list[str]:
+    """The held-out proxy's columns: `holdout` and `holdout_<name>`."""
+    return [c for c in df.columns if isinstance(c, str) and (c == "holdout" or c.startswith("holdout_"))]
 
 
 def _need_finite(df: pd.DataFrame, col: str, rows: np.ndarray, path, hint: str = "") -> None:
@@ -236,8 +253,11 @@ def _per_prompt_means(g: pd.DataFrame, prompts: list[str], cols: list[str]) -> d
     return out
 
 
-def _base_pool(b: pd.DataFrame, prompts: list[str], has_u: bool) -> tuple[dict[str, np.ndarray], int]:
-    """(P, N) base pool in prompt order: each prompt's first N rows, N the smallest count."""
+def _base_pool(
+    b: pd.DataFrame, prompts: list[str], has_u: bool, has_h: bool = False
+) -> tuple[dict[str, np.ndarray], int]:
+    """(P, N) base pool in prompt order: each prompt's first N rows, N the smallest count (and the
+    held-out proxy's, under `holdout`, when the file has one)."""
     groups = {k: g for k, g in b.groupby("prompt", sort=False)}
     n = min(len(groups[p]) for p in prompts)
     proxy = np.stack([groups[p]["proxy"].to_numpy(np.float64)[:n] for p in prompts])
@@ -246,7 +266,10 @@ def _base_pool(b: pd.DataFrame, prompts: list[str], has_u: bool) -> tuple[dict[s
         if has_u
         else np.full_like(proxy, np.nan)
     )
-    return {"proxy": proxy, "utility": util, "error": proxy - util}, n
+    out = {"proxy": proxy, "utility": util, "error": proxy - util}
+    if has_h:
+        out["holdout"] = np.stack([groups[p]["holdout"].to_numpy(np.float64)[:n] for p in prompts])
+    return out, n
 
 
 def _matrix(g: pd.DataFrame, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -334,13 +357,15 @@ def build(
     ci: float = 0.95,
     pairing: str = "prompt",
     rule: Any = None,
+    holdout_combine: str = "mean",
 ) -> Analysis:
     """Checked rows (from `check`) -> one result row per point, per-prompt arrays and base pools.
 
     pairing "prompt": each prompt's gain against that prompt's base rows (every prompt of a point
     needs base rows). "global": against the mean of all the curve's base rows -- for training logs,
     whose prompts change from step to step and are not the base's; intervals are then over the
-    point's prompts with the base mean taken as known (its own noise is not in them)."""
+    point's prompts with the base mean taken as known (its own noise is not in them).
+    holdout_combine: how several held-out columns combine per sample (eval/holdout.py combine)."""
     if pairing not in PAIRINGS:
         raise SamplesError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
     from goodhart.eval.alarm import AlarmRule, BaseStats
@@ -352,9 +377,15 @@ def build(
 
     cfg = RunConfig.model_validate({"eval": {"interval": "t", "ci": ci}})
     has_u = "utility" in df
+    hcols = holdout_columns(df)
+    if hcols:  # one held-out proxy per sample, members combined (eval/holdout.py)
+        from goodhart.eval.holdout import combine
+
+        df = df.assign(holdout=combine(df[hcols].to_numpy(np.float64).T, holdout_combine))
+    has_h = bool(hcols)
     is_base = df["point"] == base_id
     base, pol = df[is_base], df[~is_base]
-    cols = ["proxy", "kl"] + (["utility"] if has_u else [])
+    cols = ["proxy", "kl"] + (["utility"] if has_u else []) + (["holdout"] if has_h else [])
     points = _in_order(pol["point"])
     knob = _knob(points, pol)
     ana = Analysis(pd.DataFrame(), {}, {}, {}, has_u)
@@ -365,7 +396,7 @@ def build(
             i = int(pc.index[0])
             raise SamplesError(f"{_where(path, i, 'curve')}: no base rows (point '{base_id}') with curve '{curve}'")
         base_prompts = _in_order(bc["prompt"])
-        pool, n = _base_pool(bc, base_prompts, has_u)
+        pool, n = _base_pool(bc, base_prompts, has_u, has_h)
         counts = bc.groupby("prompt").size()
         if counts.nunique() > 1:
             ana.notes.append(
@@ -375,7 +406,20 @@ def build(
         pool_file = f"pools/{short_hash(['samples', str(curve)])}.npz"
         ana.pools[pool_file] = pool
         ana.base_proxy[str(curve)] = bc["proxy"].to_numpy(np.float64)
-        bmean = _per_prompt_means(bc.assign(weight=1.0), base_prompts, ["proxy"] + (["utility"] if has_u else []))
+        bmean = _per_prompt_means(
+            bc.assign(weight=1.0),
+            base_prompts,
+            ["proxy"] + (["utility"] if has_u else []) + (["holdout"] if has_h else []),
+        )
+        if has_h:  # the held-out proxy's base pool: the report's tail test of proxy - holdout, best-of-2's floor
+            from goodhart.eval.holdout import best_of_2
+
+            holdout_file = f"pools/{short_hash(['samples', str(curve)])}-holdout.npz"
+            ana.pools[holdout_file] = {"holdout": pool.pop("holdout")}
+            h2 = best_of_2(pool["proxy"], ana.pools[holdout_file]["holdout"], ci) if n >= 2 else (float("nan"),) * 4
+            hsrc = f"samples column{'s' if len(hcols) > 1 else ''} {', '.join(hcols)}" + (
+                f", {holdout_combine}" if len(hcols) > 1 else ""
+            )
         share2 = base_share2(pool["proxy"], pool["utility"]) if has_u and n >= 2 else float("nan")
         for pid, g in pc.groupby("point", sort=False):  # in order of first appearance
             unknown = ~g["prompt"].isin(base_prompts)
@@ -412,7 +456,21 @@ def build(
             est = _per_prompt_means(g, prompts, cols)
             _need_nonnegative_kl(est["kl"], g, pid, path)
             u = est["utility"] if has_u else np.full(len(prompts), np.nan)
-            row = summarize(cfg, est["proxy"], u, est["kl"], bp, bu, "samples file")
+            if has_h:
+                bh = (
+                    bmean["holdout"][idx] if pairing == "prompt" else np.full(len(prompts), float(bc["holdout"].mean()))
+                )
+            row = summarize(
+                cfg,
+                est["proxy"],
+                u,
+                est["kl"],
+                bp,
+                bu,
+                "samples file",
+                est.get("holdout"),
+                bh if has_h else None,
+            )
             per = row.pop(PER_PROMPT)
             r, w = _matrix(g, prompts)
             bpool = pool["proxy"][idx] if pairing == "prompt" else None
@@ -436,6 +494,25 @@ def build(
             }
             if has_u:
                 out[M.BASE_SHARE2] = share2
+            if has_h:
+                out.update(
+                    {
+                        M.HOLDOUT_K: len(hcols),
+                        M.HOLDOUT_SOURCE: hsrc,
+                        "holdout_file": holdout_file,
+                        "pool_file": pool_file,
+                        **(
+                            {
+                                M.HOLDOUT_BASE_GAIN2: h2[0],
+                                M.lo(M.HOLDOUT_BASE_GAIN2): h2[1],
+                                M.hi(M.HOLDOUT_BASE_GAIN2): h2[2],
+                                M.HOLDOUT_BASE_SHARE2: h2[3],
+                            }
+                            if pairing == "prompt"
+                            else {}
+                        ),
+                    }
+                )
             for c in (M.TILT_ESS_OK, M.POOL_DEPENDENT):
                 if c in g and pd.notna(first[c]):
                     out[c] = _truth(first[c])  # the results-table columns of the same names

@@ -52,6 +52,11 @@ class Report:
     """The sweep's points not finished (report/coverage.py): the verdict covers the others only."""
     rules: str = ""
     """The verdict and alarm rule versions the labels come from (``rules_line``)."""
+    estimate: pd.DataFrame | None = None
+    """The held-out estimate's labelled table (eval/holdout.py estimated_labels; None without a
+    held-out proxy). Its columns also sit in `labelled` beside gold's (est_verdict, gain/holdout, ...)."""
+    holdout_tails: list[dict[str, Any]] = field(default_factory=list)
+    """The gold-free tail test of proxy - holdout per base pool (report/holdout.py)."""
 
 
 def locate_sweep(arg: str) -> Path:
@@ -220,9 +225,9 @@ def base_gain2(proxy: np.ndarray, utility: np.ndarray) -> tuple[float, float, fl
     return t_ci(est["utility"] - utility.mean(-1))
 
 
-def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
-    """The sweep's finished points labelled by the verdict rule, compared paired on prompts (the
-    one way every reader of verdicts gets them: the report, alarm-eval)."""
+def finished_points(root: Path) -> tuple[pd.DataFrame, dict | None]:
+    """The sweep's finished rows (names of today, curve identities and best-of-2 backfilled) and
+    their per-prompt gains (None for a bare results table: unpaired intervals, as recorded)."""
     # from the points themselves (results.csv rewritten from them), not a stale table; a bare
     # table written before a rename reads too (load_results renames)
     df = load_results(root, ("algo", "error_law", "x", M.KL) if not (root / "points").is_dir() else (), write=True)
@@ -230,10 +235,30 @@ def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
         df = df[df["status"] == "done"]
     if df.empty:
         raise FileNotFoundError(f"{root} has no finished points yet (see `goodhart status {root}`)")
-    if not (root / "points").is_dir():  # a bare results table: unpaired intervals, as recorded
-        return label_points(df, rule)
+    if not (root / "points").is_dir():
+        return df, None
     df = backfill(root, df)
-    return label_points(df, rule, load_units(root, df))
+    return df, load_units(root, df)
+
+
+def gold_labels(root: Path, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
+    """The sweep's finished points labelled by the verdict rule, compared paired on prompts (the
+    one way every reader of verdicts gets them: the report, alarm-eval); with a held-out proxy,
+    the estimate's columns beside (eval/holdout.py merge_estimates: est_verdict, gain/holdout, ...)."""
+    return labels(root, rule)[0]
+
+
+def labels(root: Path, rule: VerdictRule = VerdictRule()) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(gold's labelled table with the estimate's columns beside, the estimate's own labelled
+    table or None without a held-out proxy)."""
+    from goodhart.eval.holdout import estimated_labels, has_holdout, merge_estimates
+
+    df, units = finished_points(root)
+    labelled = label_points(df, rule, units)
+    if not has_holdout(df):
+        return labelled, None
+    est = estimated_labels(df, rule, units)
+    return merge_estimates(labelled, est), est
 
 
 def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: str | Path | None = None) -> Report:
@@ -260,9 +285,13 @@ def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: s
     from goodhart.eval.plots import bon_vs_n, gains_vs_kl
 
     root, out_dir = Path(root), Path(out_dir) if out_dir is not None else None
-    labelled = gold_labels(root, rule)
+    labelled, est = labels(root, rule)
     groups = summarize_groups(labelled)
-    rep = Report(root, labelled, groups, sweep_verdict(groups), rule=rule, rules=rules_line(labelled))
+    rep = Report(root, labelled, groups, sweep_verdict(groups), rule=rule, rules=rules_line(labelled), estimate=est)
+    if est is not None:
+        from goodhart.pipeline.report.holdout import holdout_tails
+
+        rep.holdout_tails = holdout_tails(root, labelled)
     rep.coverage = coverage(root)
     out_dir = out_dir or root / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -341,6 +370,10 @@ def render_markdown(rep: Report, out_dir: Path) -> str:
     if not rep.coverage.complete:  # said first: the verdict covers the finished points only
         lines += [f"**{rep.coverage.headline()}:**", "", *[f"- {s}" for s in rep.coverage.items()], ""]
     lines += [f"Rules: {rep.rules} ({RULES_DOC}).", ""]
+    if rep.estimate is not None:  # with a held-out proxy, its estimate is the headline
+        from goodhart.pipeline.report.holdout import holdout_markdown
+
+        lines += holdout_markdown(rep.labelled, rep.estimate, rep.holdout_tails)
     lines += ["## Verdicts", "", *[f"- {g.summary}" for g in rep.groups], ""]
     lines += ["### The rule", "", "```", rule_text(rep.rule), "```", ""]
     lines += ["### Every point, with the numbers behind its label", ""]
@@ -429,6 +462,12 @@ def log_to_mlflow(rep: Report) -> str | None:
         "share",
         "verdict",
         "why",
+        M.GAIN_HOLDOUT,
+        M.lo(M.GAIN_HOLDOUT),
+        M.hi(M.GAIN_HOLDOUT),
+        "est_verdict",
+        "est_why",
+        "est_peak",
         "flags",
         "peak",
         "mdd",

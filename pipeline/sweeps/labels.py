@@ -69,6 +69,8 @@ def tag_children_with_verdicts(tracker, labelled, sweep_verdict: str) -> int:
         if not run_id:
             continue
         tags = {"goodhart.verdict": _text(r.get("verdict")) or "unlabelled", "goodhart.sweep_verdict": sweep_verdict}
+        if _text(r.get("est_verdict")):  # the held-out estimate's label (eval/holdout.py), beside gold's
+            tags["goodhart.est_verdict"] = _text(r.get("est_verdict"))
         for col in ("verdict_reason", "reason"):
             if _text(r.get(col)):
                 tags["goodhart.verdict_reason"] = _text(r.get(col))

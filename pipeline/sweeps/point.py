@@ -52,6 +52,7 @@ REQUIRED_TEXT = ("point_id", "algo", "error_law", "x_name")  # what every reader
 # in it (alarm/rule), and alarm_stale compares it with the config's.
 ADDED_KEYS: tuple[tuple[str, str, object], ...] = (
     ("algo", "alarm_samples", 0),
+    ("eval", "holdout", None),
     *(("alarm", key, f.default) for key, f in AlarmConfig.model_fields.items()),
     ("sampling", "engine", "hf"),
     ("sampling", "vllm_gpu_memory", 0.5),
@@ -156,8 +157,9 @@ def named_files(point_dir: Path, row: dict[str, Any]) -> list[Path]:
     out = []
     if isinstance(row.get("per_prompt_file"), str):
         out.append(point_dir / row["per_prompt_file"])
-    if isinstance(row.get("pool_file"), str):
-        out.append(_sweep_root(point_dir) / row["pool_file"])
+    for key in ("pool_file", "holdout_file"):
+        if isinstance(row.get(key), str):
+            out.append(_sweep_root(point_dir) / row[key])
     return out
 
 
@@ -179,9 +181,13 @@ def scoring_identity(cfg: RunConfig, cheap: bool = False) -> str:
     release (base/identity.py:rewards_identity, the score cache's own key). Kept in result.json:
     a point whose reward changed since it ran is not done. `cheap`: without importing user code
     or reading a large checkpoint, else identity.Unchecked (what `goodhart status` can afford)."""
-    from goodhart.pipeline.base.identity import rewards_identity
+    from goodhart.pipeline.base.identity import reward_identity, rewards_identity
 
-    return short_hash(rewards_identity(cfg, cheap), 16)
+    ids = rewards_identity(cfg, cheap)
+    h = cfg.eval.holdout
+    if h is not None and h.source == "rewards":  # held-out reward models too (none: the identity as before)
+        ids = [*ids, [reward_identity(r, cheap) for r in h.rewards]]
+    return short_hash(ids, 16)
 
 
 IDENTITY = "reward_identity"
@@ -238,6 +244,28 @@ def _save_pool_scores(point_dir: Path, pool) -> str:
     if npz_problem(root / rel):  # missing, or torn (a point that named it is being rerun)
         atomic_savez(root / rel, proxy=pool.proxy, utility=pool.utility, error=pool.error)
     return rel
+
+
+def holdout_base(point_dir: Path, pool, ho, ci: float) -> dict[str, Any]:
+    """The held-out proxy's figures of the base pool (what it is, best-of-2's held-out gain and
+    share: the estimate's near-base floor and share0) and its scores saved once beside the sweep
+    (holdout_file: the report's gold-free tail test of proxy - holdout)."""
+    from goodhart.eval.holdout import best_of_2
+
+    root = _sweep_root(point_dir)
+    rel = f"pools/{short_hash(pool.key)}-holdout-{ho.key}.npz"
+    if npz_problem(root / rel):
+        atomic_savez(root / rel, holdout=ho.values)
+    g, lo, hi, share = pool_memo(best_of_2, pool.proxy, ho.values, ci=ci)
+    return {
+        M.HOLDOUT_K: ho.k,
+        M.HOLDOUT_SOURCE: ho.source,
+        M.HOLDOUT_BASE_GAIN2: g,
+        M.lo(M.HOLDOUT_BASE_GAIN2): lo,
+        M.hi(M.HOLDOUT_BASE_GAIN2): hi,
+        M.HOLDOUT_BASE_SHARE2: share,
+        "holdout_file": rel,
+    }
 
 
 def _mark_interrupted(point_dir: Path, pid: str, e: BaseException, run_id: str | None) -> None:
@@ -406,6 +434,8 @@ def _run_point(
             row[M.BASE_SHARE2] = pool_memo(base_share2, pool.proxy, pool.utility)  # once per pool and process
             if pool.calibration is not None:
                 atomic_write_json(point_dir / "calibration.json", pool.calibration)
+            if ctx._holdout is not None:  # the held-out proxy (eval.holdout): the estimate's base figures
+                row.update(holdout_base(point_dir, pool, ctx._holdout, cfg.eval.ci))
         if per_prompt is not None:
             atomic_savez(point_dir / PER_PROMPT_FILE, **per_prompt)
             row["per_prompt_file"] = PER_PROMPT_FILE

@@ -32,7 +32,8 @@ def render(
 
 def sweep_tables(df) -> str:
     """One table per curve (utility and proxy named; older results: per error law): algo, kl.coef
-    or n, KL, proxy gain and utility gain with intervals, and trust flags."""
+    or n, KL, proxy gain and utility gain with intervals, and trust flags; with a held-out proxy
+    (eval.holdout) its gain, the utility gain estimated without gold, before the alarm."""
     if df.empty or "error_law" not in df:
         return "(no finished points)"
     done = df[df["status"] == "done"]
@@ -40,6 +41,7 @@ def sweep_tables(df) -> str:
     blocks = []
     for key, g in done.groupby(keys, sort=False, dropna=False):
         g = g.sort_values(["algo", M.KL])
+        held = M.GAIN_HOLDOUT in g and g[M.GAIN_HOLDOUT].notna().any()  # eval.holdout: the estimate beside gold
         rows = []
         for _, r in g.iterrows():
             r = r.to_dict()
@@ -51,16 +53,23 @@ def sweep_tables(df) -> str:
                     r[M.KL],
                     ci_text(r, M.GAIN_PROXY),
                     ci_text(r, M.GAIN_UTILITY) + flag,
+                    *([ci_text(r, M.GAIN_HOLDOUT)] if held else []),
                     alarm_text(r),
                 ]
             )
         corr = g[M.ERROR_UTILITY_CORR].iloc[0] if M.ERROR_UTILITY_CORR in g else float("nan")
         name = f"utility {key[0]} | proxy {key[1]}" if len(keys) == 2 else f"error: {key[0]}"
         title = f"\n{name}   (base utility {number_text(float(g[M.BASE_UTILITY].iloc[0]))}, corr(error, utility) under base {number_text(float(corr))})"
-        heads = ["algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]", "alarm (no gold)"]
+        heads = ["algo", "knob", "KL", "proxy gain [95% CI]", "utility gain [95% CI]"]
+        heads += ["held-out gain (no gold)"] if held else []
+        heads += ["alarm (no gold)"]
         blocks.append(render(heads, rows, title))
     n_fail = int((df["status"] == "failed").sum())
     tail = f"\n{n_fail} point(s) failed: see `goodhart status`" if n_fail else ""
+    if M.GAIN_HOLDOUT in done and done[M.GAIN_HOLDOUT].notna().any():  # the estimate's assumption, where it prints
+        from goodhart.eval.holdout import ASSUMPTION
+
+        tail += f"\n{ASSUMPTION} (docs/holdout.md)"
     return "\n".join(blocks) + tail
 
 

@@ -100,6 +100,7 @@ def evaluate_policy(
             pool = ctx.pool()
     else:
         pool = ctx.pool()
+    ho = _holdout(ctx, prompts, per_prompt, stack)  # (P,) policy and base means of the held-out proxy, or None
     row = summarize(
         cfg,
         stack["proxy"].mean(1),
@@ -108,6 +109,7 @@ def evaluate_policy(
         pool.proxy.mean(1),
         pool.utility.mean(1),
         KL_ESTIMATOR,
+        *(ho or (None, None)),
     )
     per_token = kl_metrics({k: stack[k].ravel() for k in ("k1", "k3", "tokens")})
     row.update(
@@ -133,3 +135,19 @@ def evaluate_policy(
         for j in range(min(cfg.eval.n_examples, len(prompts)))
     ]
     return PointOutput(row, examples)
+
+
+def _holdout(ctx: PointContext, prompts, per_prompt, stack) -> tuple[np.ndarray, np.ndarray] | None:
+    """The held-out proxy (eval.holdout) on the policy's samples and on the base pool, per prompt:
+    the utility gain estimated without gold (pipeline/base/holdout.py). Every process scores the
+    same gathered samples, so every process returns the same row."""
+    if ctx.cfg.eval.holdout is None:
+        return None
+    from goodhart.pipeline.base.holdout import sample_holdout
+
+    P, m = stack["proxy"].shape
+    flat_p = [prompts[j] for j in range(P) for _ in range(m)]
+    flat_c = [str(c) for j in range(P) for c in per_prompt[j]["completion"]]
+    u, x = stack["utility"].ravel(), (stack["proxy"] - stack["utility"]).ravel()
+    r2 = sample_holdout(ctx.cfg, flat_p, flat_c, u, x).reshape(P, m)
+    return r2.mean(1), ctx.holdout().values.mean(1)

@@ -2,7 +2,8 @@
 
 Steps, each seeded by the config:
 1. prompts: the split of `prompts_source`; the first `reserve` (a sweep's eval prompts under the
-   same seed) are skipped, the next `heldout_prompts` test the model, the rest train it;
+   same seed) are skipped, the next `heldout_prompts` test the model, the rest train it (with
+   `shards` > 1, only block `shard` of them: models of other shards share no comparison);
 2. completions of the base policy, `sampling.n` per prompt, sampled in blocks of BLOCK prompts
    and cached per block, so a larger data size reuses a smaller one's samples;
 3. pairs of completions of one prompt, labelled by the gold utility through the noise model
@@ -46,10 +47,12 @@ def _no_log(metrics: dict[str, float], step: int) -> None:
 
 
 def config_hash(cfg: RewardModelConfig) -> str:
-    """What changes the trained model (not its name, output dir or tracking)."""
-    return short_hash(
-        cfg.model_dump(mode="json", exclude={"name", "out", "tracking", "tracking_uri", "experiment"}), 10
-    )
+    """What changes the trained model (not its name, output dir or tracking). Unsharded (shards 1),
+    the shard keys are left out: a checkpoint trained before they existed keeps its hash."""
+    d = cfg.model_dump(mode="json", exclude={"name", "out", "tracking", "tracking_uri", "experiment"})
+    if cfg.shards == 1:
+        d.pop("shards"), d.pop("shard")
+    return short_hash(d, 10)
 
 
 def default_out(cfg: RewardModelConfig) -> Path:
@@ -103,6 +106,13 @@ def split_prompts(cfg: RewardModelConfig, n_train: int) -> tuple[list[str], list
     from goodhart.pipeline.base.models import format_prompts
 
     return format_prompts(cfg.policy, train), format_prompts(cfg.policy, ev[cfg.reserve :])
+
+
+def shard_prompts(cfg: RewardModelConfig, n_train: int) -> tuple[list[str], list[str]]:
+    """(this shard's n_train training prompts, the held-out prompts): the training prompts of all
+    `shards` parts, cut into disjoint blocks; shard 0 of any count is the unsharded model's."""
+    train, held = split_prompts(cfg, n_train * cfg.shards)
+    return train[cfg.shard * n_train : (cfg.shard + 1) * n_train], held
 
 
 def sample_blocks(cfg: RewardModelConfig, prompts: list[str], seed: int, progress: bool, what: str) -> list[list[str]]:
@@ -286,7 +296,7 @@ def train_reward_model(
     t0 = time.time()
     k = cfg.sampling.n
     n_train_prompts = math.ceil(cfg.n_pairs / (k // 2))
-    train_p, held_p = split_prompts(cfg, n_train_prompts)
+    train_p, held_p = shard_prompts(cfg, n_train_prompts)
     train_c = sample_blocks(cfg, train_p, cfg.seed, progress, "train completions")
     held_c = sample_blocks(cfg, held_p, cfg.seed + 1, progress, "held-out completions")
     t_sample = time.time() - t0
@@ -374,6 +384,7 @@ def train_reward_model(
         "utility": cfg.utility.model_dump(mode="json"),
         "n_pairs": cfg.n_pairs,
         "n_train_prompts": len(train_p),
+        "shard": f"{cfg.shard} of {cfg.shards}",
         "completions_per_prompt": k,
         "pairing_rounds": pairs.rounds,
         "noise": cfg.noise.model_dump(mode="json"),
