@@ -45,23 +45,40 @@ def _tie_groups(sorted_r: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.diff(sorted_r) != 0)])
 
 
-def best_of_n(proxy: np.ndarray, n: int, **values: np.ndarray) -> dict[str, np.ndarray]:
+def sort_order(proxy: np.ndarray) -> np.ndarray:
+    """Each row's ascending order by proxy (a stable sort: ties keep their pool order). It is the
+    same for every n: a sweep sorts a pool once and hands it to best_of_n."""
+    return np.argsort(np.asarray(proxy, dtype=np.float64), axis=-1, kind="stable")
+
+
+def best_of_n(
+    proxy: np.ndarray, n: int, order: np.ndarray | None = None, **values: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per-prompt expected proxy (and every array in `values`) of the best of n by proxy.
 
-    proxy and values: shape (P, N). Also returns ``kl_pool`` (plug-in KL from the pool, which
-    sees ties) and ``tied`` (fraction of the pool sharing its proxy value with another sample)."""
+    proxy and values: shape (P, N); order: sort_order(proxy) when the caller has it. Also returns
+    ``kl_pool`` (plug-in KL from the pool, which sees ties) and ``tied`` (fraction of the pool
+    sharing its proxy value with another sample)."""
     proxy = np.asarray(proxy, dtype=np.float64)
     P, N = proxy.shape
     p = order_weights(N, n)
-    order = np.argsort(proxy, axis=-1, kind="stable")
+    order = sort_order(proxy) if order is None else order
     r_sorted = np.take_along_axis(proxy, order, axis=-1)
     out: dict[str, np.ndarray] = {"proxy": r_sorted @ p}
     sorted_vals = {k: np.take_along_axis(np.asarray(v, dtype=np.float64), order, axis=-1) for k, v in values.items()}
     kl_pool, tied = np.empty(P), np.empty(P)
     for k in sorted_vals:
         out[k] = np.empty(P)
+    pos_p = p > 0
+    kl_untied = np.sum(p[pos_p] * np.log(p[pos_p] / (1.0 / N)))  # every group a single sample
     for row in range(P):
-        g = _tie_groups(r_sorted[row])
+        steps = np.diff(r_sorted[row]) != 0
+        if steps.all():  # no ties (a continuous proxy): each sample is its own group
+            kl_pool[row], tied[row] = kl_untied, 0.0
+            for k, v in sorted_vals.items():
+                out[k][row] = v[row] @ p
+            continue
+        g = np.concatenate([[0], np.cumsum(steps)])  # _tie_groups
         n_groups = g[-1] + 1
         size = np.bincount(g, minlength=n_groups)
         pg = np.bincount(g, weights=p, minlength=n_groups)

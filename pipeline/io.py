@@ -153,3 +153,207 @@ def follow_umask(root: str | Path) -> None:
             os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
         except OSError:
             pass  # not ours (a shared cache): leave it
+
+
+# ============================================================================================
+# Array trees on disk: what a statistic of a pool computed once, shared by every process
+# ============================================================================================
+# One file per tree: a magic line, the header's length (8 bytes, little endian), the header
+# (JSON: the tree with every array replaced by its index, and each array's dtype, shape and
+# offset), then the arrays' bytes, each 64-byte aligned. A reader maps the file and the arrays
+# are read-only views of the map: processes reading the same file share its pages, and a tree
+# of hundreds of MB costs a reader nothing until it touches it.
+TREE_MAGIC = b"goodhart-tree 1\n"
+_ALIGN = 64
+
+
+class NotATree(TypeError):
+    """An object write_tree cannot store (it holds something other than arrays, numbers,
+    strings, lists, tuples, dicts and goodhart dataclasses of them)."""
+
+
+def _encode(o: Any, arrays: list) -> Any:
+    import dataclasses
+
+    import numpy as np
+
+    if o is None or isinstance(o, bool | int | float | str):
+        return o
+    if isinstance(o, np.ndarray | np.generic):
+        a = np.asarray(o)
+        if a.dtype.hasobject or a.dtype.names is not None:
+            raise NotATree(f"an array of dtype {a.dtype}")
+        arrays.append(a)
+        return {"__array__" if isinstance(o, np.ndarray) else "__scalar__": len(arrays) - 1}
+    if isinstance(o, tuple | list):
+        items = [_encode(x, arrays) for x in o]
+        return {"__tuple__": items} if isinstance(o, tuple) else items
+    if isinstance(o, dict):
+        return {"__dict__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in o.items()]}
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        cls = type(o)
+        if not cls.__module__.startswith("goodhart."):
+            raise NotATree(f"a {cls.__module__}.{cls.__qualname__}")
+        return {
+            "__dataclass__": f"{cls.__module__}:{cls.__qualname__}",
+            "fields": {f.name: _encode(getattr(o, f.name), arrays) for f in dataclasses.fields(o)},
+        }
+    raise NotATree(f"a {type(o).__name__}")
+
+
+def _decode(o: Any, arrays: list) -> Any:
+    if isinstance(o, list):
+        return [_decode(x, arrays) for x in o]
+    if not isinstance(o, dict):
+        return o
+    if "__array__" in o:
+        return arrays[o["__array__"]]
+    if "__scalar__" in o:
+        return arrays[o["__scalar__"]][()]
+    if "__tuple__" in o:
+        return tuple(_decode(x, arrays) for x in o["__tuple__"])
+    if "__dict__" in o:
+        return {_decode(k, arrays): _decode(v, arrays) for k, v in o["__dict__"]}
+    import dataclasses
+    import importlib
+
+    module, _, qualname = o["__dataclass__"].partition(":")
+    if not module.startswith("goodhart."):  # only the project's own classes are ever rebuilt
+        raise ValueError(f"a class outside goodhart: {module}")
+    cls: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    if not dataclasses.is_dataclass(cls):
+        raise ValueError(f"{module}:{qualname} is not a dataclass")
+    values = {k: _decode(v, arrays) for k, v in o["fields"].items()}
+    init = {f.name for f in dataclasses.fields(cls) if f.init}
+    out = cls(**{k: v for k, v in values.items() if k in init})
+    for k, v in values.items():
+        if k not in init:
+            object.__setattr__(out, k, v)  # (a frozen dataclass's non-init field)
+    return out
+
+
+def write_tree(path: str | Path, obj: Any) -> Path:
+    """Store obj (arrays, numbers, strings, lists, tuples, dicts and goodhart dataclasses of them,
+    nested) at path, atomically; NotATree for anything else, before anything is written."""
+    import numpy as np
+
+    arrays: list[np.ndarray] = []
+    tree = _encode(obj, arrays)
+    specs, offset = [], 0
+    for a in arrays:
+        specs.append({"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset})
+        offset += -(-a.nbytes // _ALIGN) * _ALIGN
+    header = json.dumps({"tree": tree, "arrays": specs}, separators=(",", ":")).encode()
+    start = -(-(len(TREE_MAGIC) + 8 + len(header)) // _ALIGN) * _ALIGN
+
+    def write(p: Path) -> None:
+        with open(p, "wb") as f:
+            f.write(TREE_MAGIC + len(header).to_bytes(8, "little") + header)
+            for a, s in zip(arrays, specs):
+                f.seek(start + s["offset"])
+                f.write(np.ascontiguousarray(a).data)
+            f.truncate(start + offset)
+
+    return atomic_write(path, write)
+
+
+MAP_AT_BYTES = 1 << 20
+"""A tree file at least this large is memory-mapped by read_tree; a smaller one is read."""
+
+
+def read_tree(path: str | Path) -> Any:
+    """The object write_tree stored at path; its arrays are read-only (views of a memory map for
+    a large file: the pages stay valid if the file is deleted meanwhile). FileNotFoundError when
+    there is none; UnreadableFile when it is not a whole tree."""
+    import mmap
+
+    import numpy as np
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        buf: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size >= MAP_AT_BYTES else f.read()
+    try:
+        n0 = len(TREE_MAGIC)
+        if bytes(buf[:n0]) != TREE_MAGIC or size < n0 + 8:
+            raise ValueError("not a goodhart tree")
+        hlen = int.from_bytes(buf[n0 : n0 + 8], "little")
+        head = json.loads(bytes(buf[n0 + 8 : n0 + 8 + hlen]))
+        start = -(-(n0 + 8 + hlen) // _ALIGN) * _ALIGN
+        arrays = []
+        for s in head["arrays"]:
+            dt, shape = np.dtype(s["dtype"]), tuple(s["shape"])
+            off = start + int(s["offset"])
+            nbytes = dt.itemsize * int(np.prod(shape, dtype=np.int64))
+            if off + nbytes > size:
+                raise ValueError("truncated")
+            a = np.ndarray(shape, dt, buffer=buf, offset=off) if nbytes else np.empty(shape, dt)
+            a.flags.writeable = False
+            arrays.append(a)
+        return _decode(head["tree"], arrays)
+    except (ValueError, KeyError, TypeError, AttributeError, ImportError, IndexError) as e:
+        raise UnreadableFile(f"{path} is unreadable ({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def is_mapped(a: Any) -> bool:
+    """Whether an array's memory is a file's map (page cache the OS can drop, not the process's own)."""
+    import mmap
+
+    b = a
+    while b is not None:
+        if isinstance(b, mmap.mmap):
+            return True
+        b = getattr(b, "base", None) if not isinstance(b, memoryview) else b.obj
+    return False
+
+
+def evict_lru(folder: str | Path, max_bytes: int, keep: str | Path | None = None, suffix: str = ".tree") -> int:
+    """Delete the least recently used files (by mtime: a reader touches what it reads) under
+    folder until the rest hold at most max_bytes; never `keep`. Returns the bytes freed. A reader
+    that has a file mapped keeps its pages; one about to open it finds nothing and computes."""
+    entries = []
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.name.endswith(suffix) and e.is_file(follow_symlinks=False):
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                entries.append((st.st_mtime_ns, st.st_size, e.path))
+    total, freed = sum(s for _, s, _ in entries), 0
+    keep_s = str(keep) if keep is not None else None
+    for _, size, p in sorted(entries):
+        if total - freed <= max_bytes:
+            break
+        if p == keep_s:
+            continue
+        try:
+            os.unlink(p)
+            freed += size
+        except OSError:
+            pass  # another process evicted it first
+    return freed
+
+
+def file_lock(path: str | Path):
+    """An exclusive lock on `path` (created if missing) for a `with` block: a second process asking
+    for it waits until the first leaves (or dies: the kernel releases it). No-op without fcntl."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def held():
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover (not POSIX)
+            yield
+            return
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    return held()

@@ -306,7 +306,8 @@ def test_learned_ensemble_of_hf_reward_models_combines_and_feeds_the_alarm(seede
 def test_pool_statistics_are_computed_once_per_pool_content(monkeypatch):
     """pipeline/base/pool.py pool_memo: the alarm's base statistics of one pool are built once
     for every knob (same bytes: the same object, even from a copy), again for other contents,
-    and the oldest go first past the byte budget."""
+    and the oldest leave memory first past the byte budget (the disk layer, tests/test_stats_cache.py,
+    still has them)."""
     import goodhart.pipeline.base.pool as pool_mod
     from goodhart.pipeline.base.ensemble import base_stats
 
@@ -327,8 +328,12 @@ def test_pool_statistics_are_computed_once_per_pool_content(monkeypatch):
     assert len(calls) == 3
     monkeypatch.setattr(pool_mod, "POOL_MEMO_BYTES", 2 * a.nbytes)
     pool_mod.pool_memo(stats_of, a + 1, scale=2.0)  # over budget: the oldest entries are dropped
-    pool_mod.pool_memo(stats_of, a, scale=2.0)
-    assert len(calls) == 5
+    y = pool_mod.pool_memo(stats_of, a, scale=2.0)  # ...from memory; the disk still has it
+    assert len(calls) == 4 and y is not x and np.array_equal(y["s"], x["s"])
+    monkeypatch.setenv("GOODHART_STATS_CACHE_MB", "0")  # no disk layer: dropped means computed again
+    pool_mod.pool_memo(stats_of, a + 2, scale=2.0)
+    pool_mod.pool_memo(stats_of, a + 1, scale=2.0)
+    assert len(calls) == 6
     from goodhart.eval.alarm import AlarmRule, BaseStats
 
     s1, s2 = base_stats(a, AlarmRule(n_null=19)), base_stats(a.copy(), AlarmRule(n_null=19))

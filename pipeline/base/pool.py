@@ -10,6 +10,7 @@ not samples.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 
@@ -271,15 +272,26 @@ def mitigated_distributional(cfg: C.RunConfig, arr: dict[str, np.ndarray], key: 
 
 _MEMO: dict[tuple, tuple[object, int]] = {}
 POOL_MEMO_BYTES = 256 * 2**20
-"""How much a process keeps of pool-derived results (arrays counted; oldest dropped first). The
-arena's law, with its 9 mitigations' pools and 4 ensemble members, needs about 100 MB."""
+"""How much a process keeps of pool-derived results in its own memory (arrays counted, a file's
+memory map not: the OS shares and drops those pages; oldest dropped first). The arena's law,
+with its 9 mitigations' pools and 4 ensemble members, needs about 100 MB."""
+
+POOL_MEMO_ENTRIES = 64
+"""...and at most this many results (a mapped one holds its file's pages until dropped)."""
+
+STATS_CACHE_MB = 2048
+"""Default bound of the disk cache of per-pool statistics, $GOODHART_CACHE/stats/ (least
+recently used files go first; GOODHART_STATS_CACHE_MB overrides it, 0 turns the cache off). The
+alarm's null of one 32 x 65,536 pool is ~370 MB: the distributional sweep's four laws fit."""
 
 
 def _nbytes(o: object) -> int:
     import dataclasses
 
+    from goodhart.pipeline.io import is_mapped
+
     if isinstance(o, np.ndarray):
-        return o.nbytes
+        return 0 if is_mapped(o) else o.nbytes
     if dataclasses.is_dataclass(o):
         return sum(_nbytes(getattr(o, f.name)) for f in dataclasses.fields(o))
     if isinstance(o, (list, tuple)):
@@ -289,24 +301,167 @@ def _nbytes(o: object) -> int:
     return 0
 
 
-def pool_memo(fn, *arrays: np.ndarray, **kw):
-    """fn(*arrays, **kw), computed once per process for the same array contents: what depends on
-    the base pool only (the alarm's base statistics and light-tailed null, best-of-2's share) is
-    the same for every knob of a curve, and a sweep runs a curve's points in one process. Keyed
-    by a digest of each array's bytes (a pool reloaded by the next point is the same pool), its
-    shape and dtype, and kw; the cached object is shared, so nothing may mutate it."""
+_IDENTS: dict[int, tuple] = {}
+
+
+def _frozen(a: np.ndarray) -> bool:
+    """Nothing can write to this array's memory: it and every array it views are read-only and
+    the memory below them is immutable (bytes) or a read-only map (cached_draw, read_tree)."""
+    import mmap
+
+    b: object = a
+    while isinstance(b, np.ndarray):
+        if b.flags.writeable:
+            return False
+        b = b.base
+    return b is None or isinstance(b, bytes | mmap.mmap)
+
+
+def _ident(a: np.ndarray) -> tuple:
+    """A digest of an array's bytes, its shape and dtype (a pool reloaded by the next point is the
+    same pool). Remembered for a frozen array while it lives (the same draw, point after point)."""
     import hashlib
+    import weakref
 
-    def ident(a: np.ndarray) -> tuple:
-        a = np.ascontiguousarray(a)
-        return hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest(), a.shape, str(a.dtype)
+    if id(a) in _IDENTS:
+        return _IDENTS[id(a)]
+    c = np.ascontiguousarray(a)
+    out = hashlib.blake2b(c.data, digest_size=16).hexdigest(), c.shape, str(c.dtype)
+    if isinstance(a, np.ndarray) and _frozen(a):
+        _IDENTS[id(a)] = out
+        weakref.finalize(a, _IDENTS.pop, id(a), None)
+    return out
 
-    key = (fn.__module__, fn.__qualname__, *(ident(a) for a in arrays), tuple(sorted(kw.items())))
+
+def stats_cache_bytes() -> int:
+    """The disk cache's bound in bytes (GOODHART_STATS_CACHE_MB, else STATS_CACHE_MB; 0: off)."""
+    import os
+
+    raw = os.environ.get("GOODHART_STATS_CACHE_MB", "").strip()
+    try:
+        mb = float(raw) if raw else STATS_CACHE_MB
+    except ValueError:
+        mb = float("nan")
+    if not 0 <= mb < float("inf"):
+        from goodhart.pipeline.errors import UserError
+
+        raise UserError(f"GOODHART_STATS_CACHE_MB={raw!r}: expected a number of megabytes >= 0 (0 turns the cache off)")
+    return int(mb * 2**20)
+
+
+def code_version(fn) -> str:
+    """What the code of a statistic is: the source of the module `fn` lives in (or fn's own code
+    when it has no file), of every goodhart.eval module (the statistics it calls) and numpy's
+    version. A cached statistic made by other code is another statistic: an edit of fn's module
+    or anywhere in eval/ recomputes it."""
+    import marshal
+    import sys
+
+    module = sys.modules.get(fn.__module__)
+    path = getattr(module, "__file__", None)
+    own = _file_digest(path) if path else marshal.dumps(fn.__code__)
+    return short_hash([_eval_digest(), np.__version__, own.hex() if isinstance(own, bytes) else own], n=16)
+
+
+@functools.cache
+def _file_digest(path: str) -> str:
+    import hashlib
+    from pathlib import Path
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable {path}"
+
+
+@functools.cache
+def _eval_digest() -> str:
+    from pathlib import Path
+
+    import goodhart.eval as ev
+
+    folder = Path(ev.__file__).parent
+    return short_hash([(f.name, _file_digest(str(f))) for f in sorted(folder.glob("*.py"))])
+
+
+def pool_memo(fn, *arrays: np.ndarray, **kw):
+    """fn(*arrays, **kw), computed once for the same array contents: what depends on the base pool
+    only (the alarm's base statistics and light-tailed null, best-of-2's share) is the same for
+    every knob of a curve. Two layers:
+
+    * this process's memory (the points of a curve that one process runs);
+    * the disk, $GOODHART_CACHE/stats/ (every process: a sweep's workers, the next sweep): one
+      file per result, named by a hash of everything that made it: the arrays' bytes, shapes and
+      dtypes, kw (the rule's parameters), the function's name and its code (code_version).
+      Written atomically, mapped by readers (the pages are shared), bounded by
+      GOODHART_STATS_CACHE_MB (least recently used first). Of two processes that miss together,
+      one computes while the other waits for its file.
+
+    The cached object is shared (its arrays are read-only), so nothing may mutate it."""
+    ids = tuple(_ident(a) for a in arrays)
+    key = (fn.__module__, fn.__qualname__, *ids, tuple(sorted(kw.items())))
     if key in _MEMO:
         _MEMO[key] = _MEMO.pop(key)  # most recently used last
         return _MEMO[key][0]
-    out = fn(*arrays, **kw)
+    out = _disk_memo(fn, arrays, ids, kw)
     _MEMO[key] = (out, _nbytes(out))
-    while len(_MEMO) > 1 and sum(n for _, n in _MEMO.values()) > POOL_MEMO_BYTES:
+    while len(_MEMO) > 1 and (sum(n for _, n in _MEMO.values()) > POOL_MEMO_BYTES or len(_MEMO) > POOL_MEMO_ENTRIES):
         _MEMO.pop(next(iter(_MEMO)))
     return out
+
+
+def _disk_memo(fn, arrays: tuple[np.ndarray, ...], ids: tuple, kw: dict):
+    """fn(*arrays, **kw) through the disk cache (pool_memo's second layer)."""
+    import os
+
+    from goodhart.pipeline.io import NotATree, evict_lru, file_lock, read_tree, write_tree
+
+    limit = stats_cache_bytes()
+    if limit == 0:
+        return fn(*arrays, **kw)
+    folder = cache_dir() / "stats"
+    name = short_hash(
+        {
+            "fn": f"{fn.__module__}:{fn.__qualname__}",
+            "code": code_version(fn),
+            "arrays": [list(i) for i in ids],
+            "kw": sorted(kw.items()),
+        },
+        n=32,
+    )
+    path = folder / f"{fn.__name__.strip('_<>')}-{name}.tree"
+
+    def cached():
+        try:
+            out = read_tree(path)
+        except (OSError, UnreadableFile):  # none yet, evicted, or torn: computed (again)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: the last to be evicted
+        return out
+
+    out = cached()
+    if out is not None:
+        return out
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = file_lock(folder / f".{name}.lock")
+        lock.__enter__()
+    except OSError:  # a cache that cannot be written: compute here, share nothing
+        return fn(*arrays, **kw)
+    try:
+        out = cached()  # another process may have made it while this one waited
+        if out is not None:
+            return out
+        out = fn(*arrays, **kw)
+        try:
+            write_tree(path, out)
+            evict_lru(folder, limit, keep=path)
+        except (NotATree, OSError):  # not storable, or no room: this process keeps its own
+            return out
+        mapped = cached()  # the mapped copy: its pages are shared, not this process's own
+        return out if mapped is None else mapped
+    finally:
+        lock.__exit__(None, None, None)
+        with contextlib.suppress(OSError):
+            (folder / f".{name}.lock").unlink()

@@ -149,11 +149,11 @@ def _alarm(pool, beta: float, div: str, est: dict[str, np.ndarray], kl: float, r
     same weights are the disagreement evidence (pipeline/base/ensemble.py)."""
     from goodhart.pipeline.base.ensemble import base_stats, member_evidence
 
+    base = base_stats(pool.proxy, rule)  # the pool's null replicates, once for every knob of the curve
+    if div == "kl" and getattr(pool, "members", None) is None:
+        return tilt_alarm(pool.proxy, beta, kl, rule, base).row()
     w = np.exp(log_weights(pool.proxy, beta)) if div == "kl" else est["w"] / est["w"].shape[-1]
     others = member_evidence(pool, w)
-    base = base_stats(pool.proxy, rule)  # the pool's null replicates, once for every knob of the curve
-    if div == "kl" and others is None:
-        return tilt_alarm(pool.proxy, beta, kl, rule, base).row()
     # another divergence's optimum (or an ensemble's): the DV-bound test and the base's tail-shape test
     return alarm(pool.proxy, kl, base, w, rule=rule, others=others).row()
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from goodhart.pipeline.base.pool import stats_cache_bytes
 from goodhart.pipeline.base.threads import choose_threads, pin_threads
 from goodhart.pipeline.errors import is_disk_full
 from goodhart.pipeline.io import atomic_write_json
@@ -149,6 +150,7 @@ def run_local(
     # says which, sets the old result aside and runs the point again).
     todo = [p for p in points if point_status(root, p.id) != "done" or stale_reason(p.cfg, root / "points" / p.id)]
     summary: dict[str, Any] = {"skipped": len(points) - len(todo), "done": 0, "failed": {}}
+    stats_cache_bytes()  # a bad GOODHART_STATS_CACHE_MB is one line before any point, not a failure in each
     if not todo:
         write_results(root)
         return summary
