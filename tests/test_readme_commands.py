@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 LM = "model.path={model} prompts.n_eval=2 prompts.n_train=2 sampling.max_new_tokens=4 eval.n_examples=0"
 PPO = "algo.steps=1 algo.batch_prompts=2 algo.samples_per_prompt=2 algo.minibatch=4 algo.eval_samples=2"
 CAL = "reward.error.calibration_samples=64"
-DIST = "sampling.n=16384 prompts.n_eval=4"
+DIST = "--jobs 1 sampling.n=16384 prompts.n_eval=4"  # one process: the worker pool is tested elsewhere
 SLURM_ENV = "MLFLOW_TRACKING_URI=http://127.0.0.1:5001"
 PROBE = (
     "model.path={model} probe.n_samples=600 probe.base_reference=64 probe.search.steps=3 "

@@ -199,10 +199,29 @@ def test_parallel_jobs_give_the_same_results(in_tmp):
     )
     assert main(["sweep", str(f), "--quiet", "--jobs", "2", "--output", "par"]) == 0
     assert main(["sweep", str(f), "--quiet", "--output", "seq"]) == 0
-    cols = ["point_id", "reward/proxy", "reward/utility", "kl"]
+    # the alarm's columns too: the workers read the pool's null from the statistics cache
+    cols = ["point_id", "reward/proxy", "reward/utility", "kl", "alarm/p_value", "alarm/tail_p", "alarm/score"]
     par = pd.read_csv(in_tmp / "par" / "t" / "results.csv")[cols].sort_values("point_id").reset_index(drop=True)
     seq = pd.read_csv(in_tmp / "seq" / "t" / "results.csv")[cols].sort_values("point_id").reset_index(drop=True)
     assert len(par) == 4 and par.equals(seq)
+
+
+def test_workers_start_on_different_pools():
+    """pipeline/sweeps/local.py interleave_pools: K workers taking points from the front start on
+    K pools (each builds its own pool's statistics) rather than K - 1 waiting on one."""
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.sweeps.local import interleave_pools
+    from goodhart.pipeline.sweeps.spec import Point
+
+    cfgs = {
+        law: load_config(configs_dir() / "base.yaml", ["reward=distributional", f"reward.error={law}"])
+        for law in ("gaussian", "levy")
+    }
+    pts = [
+        Point(i, f"{law}{k}", {}, cfgs[law])
+        for i, (law, k) in enumerate([("gaussian", 1), ("gaussian", 2), ("gaussian", 3), ("levy", 1), ("levy", 2)])
+    ]
+    assert [p.id for p in interleave_pools(pts)] == ["gaussian1", "levy1", "gaussian2", "levy2", "gaussian3"]
 
 
 def test_a_key_added_later_keeps_finished_points_ids_at_its_neutral_value():

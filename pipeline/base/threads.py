@@ -15,6 +15,7 @@ unless the user set it: benchmarks/bench_threads.py measures both.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -79,12 +80,11 @@ def pin_threads(n: int) -> None:
     """Pin BLAS/torch threads of this process (and of the processes it starts) to n."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
-    try:
-        import torch
-
+    # A torch imported later reads OMP_NUM_THREADS (set above); importing it here would cost every
+    # process that never needs it (a distributional sweep's workers) ~2 s of CPU.
+    torch = sys.modules.get("torch")
+    if torch is not None:
         torch.set_num_threads(n)
-    except ImportError:
-        pass
 
 
 def passive_waits() -> None:

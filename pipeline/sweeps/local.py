@@ -14,7 +14,6 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from goodhart.pipeline.base.pool import stats_cache_bytes
 from goodhart.pipeline.base.threads import choose_threads, pin_threads
 from goodhart.pipeline.errors import is_disk_full
 from goodhart.pipeline.io import atomic_write_json
@@ -55,6 +54,19 @@ def build_pools(todo: list[Point], root: Path, progress: bool) -> None:
             pass
         bar.update(1)
     bar.close()
+
+
+def interleave_pools(points: list[Point]) -> list[Point]:
+    """The points in turn from each pool group (the first of every pool, then the second of
+    every pool, ...), each group's points in their order: K workers taking points from the front
+    start on K different pools instead of K - 1 of them waiting for one pool's statistics."""
+    groups: dict[str, list[Point]] = {}
+    for p in points:
+        groups.setdefault(_pool_group(p), []).append(p)
+    out: list[Point] = []
+    for i in range(max((len(g) for g in groups.values()), default=0)):
+        out += [g[i] for g in groups.values() if i < len(g)]
+    return out
 
 
 def _worker_init(threads: int) -> None:
@@ -150,6 +162,8 @@ def run_local(
     # says which, sets the old result aside and runs the point again).
     todo = [p for p in points if point_status(root, p.id) != "done" or stale_reason(p.cfg, root / "points" / p.id)]
     summary: dict[str, Any] = {"skipped": len(points) - len(todo), "done": 0, "failed": {}}
+    from goodhart.pipeline.base.pool import stats_cache_bytes
+
     stats_cache_bytes()  # a bad GOODHART_STATS_CACHE_MB is one line before any point, not a failure in each
     if not todo:
         write_results(root)
@@ -176,14 +190,17 @@ def run_local(
         for p in todo:
             one(p)
     else:
-        # The first point of each pool group runs here first: it samples and scores the pool
-        # once, so the workers only read the cache.
+        # The first point of each language-model pool group runs here first: it samples and
+        # scores the pool once, so the workers only read the cache. A distributional pool is
+        # drawn in milliseconds and its statistics are shared through the disk (pool_memo):
+        # the workers start at once, on different pools first, so their nulls build side by side.
         firsts: dict[str, Point] = {}
         for p in todo:
-            firsts.setdefault(_pool_group(p), p)
+            if not p.cfg.distributional:
+                firsts.setdefault(_pool_group(p), p)
         for p in firsts.values():
             one(p)
-        rest = [p for p in todo if p not in firsts.values()]
+        rest = interleave_pools([p for p in todo if p not in firsts.values()])
         threads = choose_threads(jobs)  # each worker gets its share of the free cores
         t = target
         ex = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,))
