@@ -30,29 +30,33 @@ branches:
     grid: {{algo.n: [1, 4]}}
 """
 PROBE = "import sys; from goodhart.pipeline.cli.main import main; rc = main(sys.argv[1:]); " + (
-    "print('TORCH=' + str('torch' in sys.modules), file=sys.stderr); sys.exit(rc)"
+    "print('TORCH=' + str('torch' in sys.modules), 'SCIPY_STATS=' + str('scipy.stats' in sys.modules), "
+    "file=sys.stderr); sys.exit(rc)"
 )
 CASES = {
     "--help": ["--help"],
+    "config show": ["config", "show"],
     "config show (bad key)": ["config", "show", "nosuch.key=1"],
     "sweep (YAML error)": ["sweep", "bad.yaml"],
+    "sweep --dry-run": ["sweep", "light.yaml", "--dry-run"],
     "status SWEEP_DIR": ["status", "runs/light"],
+    "tails FILE (.npy, 2,000 values)": ["tails", "small.npy"],
     "report --no-mlflow": ["report", "runs/light", "--no-mlflow"],
 }
 
 
-def _once(argv: list[str], cwd: Path) -> tuple[float, float, bool | None]:
+def _once(argv: list[str], cwd: Path) -> tuple[float, float, bool | None, bool | None]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    torch = None
+    torch = stats = None
     for line in r.stderr.splitlines():
         if line.startswith("TORCH="):
-            torch = line.endswith("True")
-    return wall, cpu, torch
+            torch, stats = (w.endswith("True") for w in line.split())
+    return wall, cpu, torch, stats
 
 
 def run(opts: B.Opts) -> dict:
@@ -61,12 +65,15 @@ def run(opts: B.Opts) -> dict:
     work = Path(tempfile.mkdtemp(prefix="gh-startup-"))
     (work / "light.yaml").write_text(SWEEP.format(base=B.BASE_YAML))
     (work / "bad.yaml").write_text("a: [\n")
+    import numpy as np
+
+    np.save(work / "small.npy", np.random.default_rng(0).standard_t(3, 2000))
     subprocess.run(
         [sys.executable, "-m", "goodhart.pipeline.cli", "sweep", "light.yaml", "--quiet"], cwd=work, check=True
     )
     argvs = {k: [sys.executable, "-c", PROBE, *v] for k, v in CASES.items()}
     argvs["import torch + transformers (reference)"] = [sys.executable, "-c", "import torch, transformers"]
-    samples: dict[str, list[tuple[float, float, bool | None]]] = {k: [] for k in argvs}
+    samples: dict[str, list[tuple[float, float, bool | None, bool | None]]] = {k: [] for k in argvs}
     load = [B.load_avg()]
     for _ in range(reps):
         for k, argv in argvs.items():
@@ -78,11 +85,12 @@ def run(opts: B.Opts) -> dict:
             "wall_s": B.median([s[0] for s in v]),
             "cpu_s": B.median([s[1] for s in v]),
             "imports_torch": v[0][2] if v[0][2] is not None else "-",
+            "imports_scipy_stats": v[0][3] if v[0][3] is not None else "-",
         }
         for k, v in samples.items()
     ]
     B.say(f"CLI start-up, {reps} run(s) each, load averages {load[0]} -> {load[-1]}")
-    B.say(B.table(rows, ["case", "wall_s", "cpu_s", "imports_torch"]))
+    B.say(B.table(rows, ["case", "wall_s", "cpu_s", "imports_torch", "imports_scipy_stats"]))
     return B.write_json(opts.out, "cli_startup", opts, {"reps": reps, "rows": rows, "load_avg_rounds": load}, started)
 
 

@@ -58,7 +58,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-from scipy import stats
 
 from goodhart.eval import metrics as M
 from goodhart.eval.alarm_null import LightNull, excess_lower, p_value
@@ -114,6 +113,8 @@ def empirical_cgf(x: np.ndarray) -> Callable[[float], float]:
 def bulk_sigma(centred: np.ndarray, levels: tuple[float, ...] = BULK_LEVELS) -> float:
     """Sub-Gaussian variance proxy of the bulk: the largest (Q(q) - Q(1-q)) / (2 z_q) over the
     central levels q. Exact for a Gaussian; a far tail does not move it."""
+    from scipy import stats  # (in the functions: reading VERSION or AlarmRule costs no scipy.stats)
+
     x = np.asarray(centred, dtype=np.float64).ravel()
     x = x[np.isfinite(x)]
     out = 0.0
@@ -502,6 +503,8 @@ def alarm(
 
     ```
     """
+    from scipy import stats
+
     r = np.atleast_2d(np.asarray(samples, dtype=np.float64))
     P, m = r.shape
     w = np.full_like(r, 1.0 / m) if weights is None else np.atleast_2d(np.asarray(weights, dtype=np.float64))

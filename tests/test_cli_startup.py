@@ -1,7 +1,10 @@
 """Verbs that need no model do not import one: `config show` (also with a bad key), `status`, a
 YAML error, `--help`, `sweep --dry-run` and `report` of a distributional sweep never load torch
-or transformers (5-6 s of CPU before a single line). Checked on sys.modules in a fresh process,
-never by timing; the figures are in benchmarks/bench_cli_startup.py."""
+or transformers (5-6 s of CPU before a single line); the verbs that answer at once (`--help`,
+`config show`, `status`, `sweep --dry-run`, `tails` of a .npy file) load none of the statistics
+and tables they do not use either (scipy.stats alone is ~0.8 s of CPU; mlflow, pandas,
+matplotlib). Checked on sys.modules in a fresh process, never by timing; the figures are in
+benchmarks/bench_cli_startup.py."""
 
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("torch", "transformers", "trl", "accelerate", "peft", "deepspeed")
+# ...and what a verb that answers at once does not need (each 0.3-0.8 s of CPU to import)
+SLOW = ("scipy.stats", "scipy.optimize", "mlflow", "pandas", "matplotlib", "pyarrow", "sklearn")
+WATCHED = HEAVY + SLOW
 # Runs the CLI in this process, then prints which heavy modules it imported (after any exit).
 WRAPPER = """
 import json, sys
@@ -24,10 +30,11 @@ except SystemExit as e:
     rc = e.code
 print("HEAVY=" + json.dumps([m for m in %r if m in sys.modules]), file=sys.stderr)
 sys.exit(rc or 0)
-""" % (HEAVY,)
+""" % (WATCHED,)
 
 
-def heavy_imports(args: list[str], cwd: Path) -> tuple[list[str], subprocess.CompletedProcess]:
+def imports(args: list[str], cwd: Path) -> tuple[list[str], subprocess.CompletedProcess]:
+    """(the WATCHED modules the CLI imported, the process) for `goodhart ARGS` in a fresh process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     r = subprocess.run(
         [sys.executable, "-c", WRAPPER, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
@@ -35,6 +42,12 @@ def heavy_imports(args: list[str], cwd: Path) -> tuple[list[str], subprocess.Com
     line = [ln for ln in r.stderr.splitlines() if ln.startswith("HEAVY=")]
     assert line, r.stderr[-2000:]
     return json.loads(line[-1][len("HEAVY=") :]), r
+
+
+def heavy_imports(args: list[str], cwd: Path) -> tuple[list[str], subprocess.CompletedProcess]:
+    """(the HEAVY modules -- a model's libraries -- the CLI imported, the process)."""
+    got, r = imports(args, cwd)
+    return [m for m in got if m in HEAVY], r
 
 
 SWEEP = """name: light
@@ -86,6 +99,24 @@ def test_status_dry_run_and_report_of_a_sweep_do_not_import_torch(light_sweep):
     heavy, r = heavy_imports(["report", "runs/light", "--no-mlflow"], light_sweep)
     assert r.returncode == 0, r.stderr[-2000:]
     assert heavy == []
+
+
+def test_verbs_that_answer_at_once_import_no_statistics_or_tables(light_sweep):
+    """`--help`, `config show`, `status`, `sweep --dry-run`: none of scipy.stats, mlflow, pandas,
+    matplotlib (`goodhart --help` paid 0.8 s of CPU for scipy.stats, imported by eval/alarm.py to
+    print two flag defaults); `tails` of a .npy file no pandas (the table readers are for .csv and
+    .parquet)."""
+    import numpy as np
+
+    for args in (["--help"], ["config", "show"], ["status", "runs/light"], ["sweep", "light.yaml", "--dry-run"]):
+        got, r = imports(args, light_sweep)
+        assert r.returncode == 0 and got == [], (args, got)
+    np.save(light_sweep / "x.npy", np.random.default_rng(0).standard_t(3, 2000))
+    got, r = imports(["tails", "x.npy"], light_sweep)
+    assert r.returncode == 0 and "x.npy" in r.stdout
+    assert [m for m in got if m not in ("scipy.stats", "scipy.optimize")] == [], got  # eval/tails.py's own
+    got, r = imports(["alarm-eval", "--help"], light_sweep)
+    assert r.returncode == 0 and "(default 0.05)" in r.stdout and "(default 0.8," in r.stdout
 
 
 def test_the_train_package_still_exports_its_names():

@@ -9,13 +9,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from goodhart.pipeline.base.holdout import Holdout
-from goodhart.pipeline.base.measure import StepLogger
-from goodhart.pipeline.base.pool import Pool, base_pool
 from goodhart.pipeline.config.schema import RunConfig
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (the pool's code imports the rewards and scipy.stats: loaded when a pool is built)
     from goodhart.eval.alarm import AlarmRule
+    from goodhart.pipeline.base.holdout import Holdout
+    from goodhart.pipeline.base.measure import StepLogger
+    from goodhart.pipeline.base.pool import Pool
 
 
 def _no_log(metrics: dict[str, float], step: int) -> None:
@@ -51,6 +51,8 @@ class PointContext:
     def pool(self) -> Pool:
         """The base pool on the eval prompts (sampled once per sweep, then cached)."""
         if self._pool is None:
+            from goodhart.pipeline.base.pool import base_pool
+
             train, ev = (None, None) if self.cfg.distributional else self.prompts()
             self._pool = base_pool(self.cfg, ev, train, self.progress)
         return self._pool

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from goodhart.eval import metrics as M
-from goodhart.eval.bootstrap import interval, resample_indices
 from goodhart.pipeline.config.schema import RunConfig
 
 PER_PROMPT = "per_prompt"  # row key of the per-prompt arrays; popped and saved by the point's record
@@ -36,6 +35,9 @@ def summarize(
     """All arguments but cfg and kl_estimator are per-prompt arrays of shape (P,). `holdout` and
     `base_holdout`: the held-out proxy's per-prompt means under the policy and the base (eval.holdout;
     eval/holdout.py): its paired gain is the utility gain estimated without gold."""
+    # (here: the tables that import this module's formatting need no scipy.stats)
+    from goodhart.eval.bootstrap import interval, resample_indices
+
     P = proxy.shape[0]
     method = cfg.eval.interval if cfg.eval.bootstrap else "none"  # bootstrap=0: no intervals
     idx = resample_indices(P, cfg.eval.bootstrap, cfg.seed) if method == "bootstrap" else None

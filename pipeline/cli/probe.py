@@ -18,7 +18,7 @@ PREFIX = "probe."
 
 
 def add_verbs(sub: argparse._SubParsersAction) -> None:
-    from goodhart.pipeline.probe.config import MODES
+    from goodhart.pipeline.probe import MODES
 
     p = sub.add_parser("probe", help="reward-model tail probe: random tokens, base completions, ACG optimization")
     p.add_argument("config", help="a run config naming the reward (and the base model for base/optimize)")

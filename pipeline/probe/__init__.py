@@ -9,3 +9,6 @@ directory's report (report).
 Imports: train (the completion slice and token log-probs of train/kl.py), base, config, errors,
 io, goodhart.rewards, goodhart.eval.
 """
+
+MODES: tuple[str, ...] = ("random", "base", "optimize")
+"""The probe's modes (here, not in config.py: the CLI lists them without importing pydantic)."""

@@ -11,9 +11,9 @@ from pydantic import Field, model_validator
 
 from goodhart.pipeline.config.load import apply_overrides, configs_dir, load_file, validate
 from goodhart.pipeline.config.schema import Strict
+from goodhart.pipeline.probe import MODES as MODES  # (its home; imported from here too)
 
 Mode = Literal["random", "base", "optimize"]
-MODES: tuple[str, ...] = ("random", "base", "optimize")
 
 
 class SearchConfig(Strict):

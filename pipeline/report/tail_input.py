@@ -35,7 +35,6 @@ def read_column(path: Path, column: str | None):
     """The array (npy), the named or first array (npz), or the named or only numeric column
     (csv / parquet, NaNs dropped) of `path`."""
     import numpy as np
-    import pandas as pd
 
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
@@ -51,10 +50,14 @@ def read_column(path: Path, column: str | None):
                 raise UsageError(f"{path} has no array '{key}' (arrays: {', '.join(z.files)})")
             return z[key]
         if path.suffix in (".csv", ".parquet"):
+            import pandas as pd  # (only for tables: pandas costs ~0.5 s of CPU to import)
+
             df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
     except (ValueError, OSError, EOFError) as e:  # not a numpy file, pickled objects, a broken table
         raise UsageError(f"{path}: cannot read it as {path.suffix} ({str(e).splitlines()[0][:120]})") from None
     if path.suffix in (".csv", ".parquet"):
+        import pandas as pd
+
         numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         key = column or (numeric[0] if len(numeric) == 1 else None)
         if key is None or key not in df:

@@ -20,8 +20,6 @@ from typing import Any
 
 from goodhart.eval import metrics as M
 from goodhart.pipeline.base.context import PointContext
-from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, error_utility_corr
-from goodhart.pipeline.base.pool import pool_memo
 from goodhart.pipeline.config.load import to_yaml
 from goodhart.pipeline.config.schema import AlarmConfig, DistributionalReward, HFReward, RunConfig, SyntheticReward
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, npz_problem, read_json, short_hash
@@ -251,6 +249,7 @@ def holdout_base(point_dir: Path, pool, ho, ci: float) -> dict[str, Any]:
     share: the estimate's near-base floor and share0) and its scores saved once beside the sweep
     (holdout_file: the report's gold-free tail test of proxy - holdout)."""
     from goodhart.eval.holdout import best_of_2
+    from goodhart.pipeline.base.pool import pool_memo
 
     root = _sweep_root(point_dir)
     rel = f"pools/{short_hash(pool.key)}-holdout-{ho.key}.npz"
@@ -388,6 +387,10 @@ def _run_point(
         if run_id is not None:
             last_step[0] = max(last_step[0], int(step))
             target.tracker.log_metrics(run_id, {M.train_name(k): v for k, v in metrics.items()}, step)  # type: ignore[union-attr]
+
+    # (here, not at the top: `status` and `report` import this module and need none of the math)
+    from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, error_utility_corr
+    from goodhart.pipeline.base.pool import pool_memo
 
     t0 = time.time()
     ctx = PointContext(cfg, point_dir, progress, log_step)
