@@ -105,6 +105,10 @@ def test_mlflow_store_reads_like_the_study(readable_sweep, capsys):
         assert len(table["data"]) == 2
         p, u, e = table["data"][0][2:5]
         assert e == pytest.approx(p - u)
+        # ...listed as a table, as log_table lists it: the UI shows it, load_table reads it
+        assert json.loads(tags["mlflow.loggedArtifacts"]) == [{"path": "completions.json", "type": "table"}]
+        loaded = client.load_table(parent["experiment_id"], "completions.json", run_ids=[run.info.run_id])
+        assert list(loaded.columns[:5]) == table["columns"][:5] and len(loaded) == 2
 
     [ppo] = [by_id[i] for i in df[df["algo"] == "ppo"]["mlflow_run_id"]]
     [ppo_row] = df[df["algo"] == "ppo"].to_dict("records")

@@ -114,6 +114,31 @@ def test_sweep_runs_skips_finished_points_and_records_mlflow(in_tmp, capsys):
     assert {"results.csv", "tables.txt"} <= arts
 
 
+def test_a_point_is_recorded_in_few_store_calls(in_tmp, capsys, monkeypatch):
+    """A point's child run costs MLflow calls, each a transaction on a SQLite store: create it,
+    its params, then one batch (metrics and tags), one artifact upload (config, completions) and
+    its end. Not log_table (it reads the run back twice and sets a tag by itself) or a call per
+    artifact or per tag."""
+    from collections import Counter
+
+    from mlflow import MlflowClient
+
+    f = write_sweep(in_tmp, grid={"algo.kl.coef": [1.0, 2.0]}, set={**DIST, "eval.n_examples": 2})
+    calls: Counter = Counter()
+    for name in ("create_run", "log_batch", "log_artifact", "log_artifacts", "log_table", "set_tag", "set_terminated"):
+        real = getattr(MlflowClient, name)
+
+        def counted(self, *a, _real=real, _name=name, **kw):
+            calls[_name] += 1
+            return _real(self, *a, **kw)
+
+        monkeypatch.setattr(MlflowClient, name, counted)
+    assert main(["sweep", str(f), "--quiet"]) == 0
+    capsys.readouterr()
+    # 2 points + the sweep's parent run: the parent logs its params and, at the end, its files
+    assert calls == Counter(create_run=3, log_batch=2 * 2 + 1, log_artifacts=2 + 1, set_terminated=3), calls
+
+
 def test_failed_point_is_recorded_and_retried(in_tmp, capsys, monkeypatch):
     f = write_sweep(in_tmp, grid={"algo.kl.coef": [1.0, 2.0]}, config={"tracking": {"enabled": False}})
     import goodhart.pipeline.optimizers.tilt as tilt

@@ -32,6 +32,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     t0 = time.time()
     path = ensure_tiny_model(progress=not args.quiet)
     print(f"tiny model ({TinyRecipe().recipe_hash()}) ready at {path}  [{time.time() - t0:.1f} s]")
+    from goodhart.pipeline.sweeps.sqlite_store import store_template
+
+    t0 = time.time()
+    tpl = store_template()  # every new SQLite store is a copy of it (MLflow's own creation: ~50 migrations)
+    if tpl is not None:
+        print(f"empty MLflow store ready at {tpl}  [{time.time() - t0:.1f} s]")
     return 0
 
 
@@ -331,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"goodhart {_version()}")
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    p = sub.add_parser("prepare", help="build (or find) the built-in tiny model")
+    p = sub.add_parser("prepare", help="build (or find) the built-in tiny model and the empty MLflow store")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_prepare)
 

@@ -7,6 +7,7 @@ leaves error.json (message and traceback) and is retried by the next run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from goodhart.pipeline.sweeps.curves import curve_identity, mitigation_columns
 from goodhart.pipeline.sweeps.labels import point_tags, run_name
 from goodhart.pipeline.sweeps.runstate import deferred, open_child_run
 from goodhart.pipeline.sweeps.tables import point_flags
-from goodhart.pipeline.sweeps.tracking import Tracker, flatten
+from goodhart.pipeline.sweeps.tracking import StepLog, Tracker, flatten, metric_entities, table_artifact, table_tag
 from goodhart.pipeline.train.preemption import EXIT_REQUEUE
 from goodhart.rewards.base import RewardError
 
@@ -102,15 +103,16 @@ def _num(v: Any) -> Any:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
 
-def completions_table(examples: list[dict[str, Any]]):
-    """Examples as a table MLflow renders: prompt, completion, proxy, utility, error first."""
-    import pandas as pd
+COMPLETION_COLUMNS = ("prompt", "completion", "proxy", "utility", "error")
+"""The first columns of a point's completions table (completions.json; more may follow)."""
 
-    df = pd.DataFrame(examples)
-    if "error" not in df and {"proxy", "utility"} <= set(df):
-        df["error"] = df["proxy"] - df["utility"]
-    first = [c for c in ("prompt", "completion", "proxy", "utility", "error") if c in df]
-    return df[first + [c for c in df if c not in first]]
+
+def completion_rows(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A point's examples with their error (proxy - utility) where they do not carry one."""
+    return [
+        {**e, "error": e["proxy"] - e["utility"]} if "error" not in e and {"proxy", "utility"} <= e.keys() else e
+        for e in examples
+    ]
 
 
 def row_problem(row: Any) -> str | None:
@@ -377,6 +379,8 @@ def _run_point(
             _mark_interrupted(point_dir, pid, e, None)
             raise
 
+    steps = StepLog(target.tracker, run_id) if run_id is not None else None  # type: ignore[union-attr]
+
     def log_step(metrics: dict[str, float], step: int) -> None:
         """Per-step training metrics: a line of train_metrics.jsonl (for the report's training
         curves; a resumed run appends, the last line of a step wins) and, under train/, MLflow
@@ -384,9 +388,9 @@ def _run_point(
         if main_rank:
             with open(point_dir / TRAIN_LOG, "a") as f:
                 f.write(json.dumps({"step": int(step), **{k: _num(v) for k, v in metrics.items()}}) + "\n")
-        if run_id is not None:
+        if steps is not None:
             last_step[0] = max(last_step[0], int(step))
-            target.tracker.log_metrics(run_id, {M.train_name(k): v for k, v in metrics.items()}, step)  # type: ignore[union-attr]
+            steps.add({M.train_name(k): v for k, v in metrics.items()}, step)
 
     # (here, not at the top: `status` and `report` import this module and need none of the math)
     from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, error_utility_corr
@@ -446,19 +450,20 @@ def _run_point(
             atomic_write_text(point_dir / EXAMPLES, "".join(json.dumps(e) + "\n" for e in out.examples))
         if run_id is not None:
             tr = target.tracker  # type: ignore[union-attr]
-            # The evaluated result (== results.csv) under eval/, at the last training step so
-            # it never sits at step 0 ahead of the training curves.
-            tr.log_metrics(run_id, {M.eval_name(k): v for k, v in row.items()}, last_step[0])
-            flags = point_flags(row)
-            if flags:
-                tr.set_tags(run_id, {"goodhart.flags": " ".join(flags)})
-            if out.examples:
-                tr.log_table(run_id, completions_table(out.examples), "completions.json")
-            for name in ("calibration.json", CONFIG):
-                if (point_dir / name).is_file():
-                    tr.log_artifact(run_id, point_dir / name)
-            for extra in out.artifacts:
-                tr.log_artifact(run_id, extra)
+            # Three calls: the steps not sent yet, the evaluated result (== results.csv, under
+            # eval/, at the last training step so it never sits at step 0 ahead of the training
+            # curves) and the tags in one batch; every artifact in one; the run's end.
+            tags = {"goodhart.flags": " ".join(point_flags(row))} if point_flags(row) else {}
+            files: dict[str, Any] = {
+                n: point_dir / n for n in ("calibration.json", CONFIG) if (point_dir / n).is_file()
+            }
+            files.update({Path(a).name: Path(a) for a in out.artifacts})
+            if out.examples:  # sample completions: a table MLflow renders
+                files["completions.json"] = table_artifact(completion_rows(out.examples), COMPLETION_COLUMNS)
+                tags.update(table_tag("completions.json"))
+            final = metric_entities({M.eval_name(k): v for k, v in row.items()}, last_step[0])
+            tr.log_batch(run_id, steps.take() + final, tags)  # type: ignore[union-attr]
+            tr.log_files(run_id, files)
             tr.finish(run_id, "FINISHED")
         atomic_write_json(point_dir / RESULT, row)  # last: marks the point done
         for stale in (ERROR, PREEMPTED, INTERRUPTED):
@@ -468,6 +473,9 @@ def _run_point(
         preempted = isinstance(e, SystemExit) and e.code == EXIT_REQUEUE
         interrupted = isinstance(e, KeyboardInterrupt)
         if run_id is not None:
+            if not interrupted:  # the steps logged so far (an interrupt: the one try below only)
+                with contextlib.suppress(Exception):
+                    steps.flush()  # type: ignore[union-attr]
             try:
                 with deferred():  # a second Ctrl-C must not leave the run RUNNING
                     # Stopped: one try. The signal may have landed inside this process's own

@@ -379,9 +379,8 @@ def log_sweep_artifacts(target: TrackingTarget, root: Path, df) -> None:
     from goodhart.pipeline.sweeps.tables import sweep_tables
 
     atomic_write_text(root / "tables.txt", sweep_tables(df) + "\n")
-    for name in ("results.csv", "tables.txt", "sweep.yaml", "points.json"):
-        if (root / name).is_file():
-            target.tracker.log_artifact(target.parent_id, root / name)
+    names = ("results.csv", "tables.txt", "sweep.yaml", "points.json")
+    target.tracker.log_files(target.parent_id, {n: root / n for n in names if (root / n).is_file()})
 
 
 def close_parent(root: Path, df, status: str) -> str | None:

@@ -65,6 +65,16 @@ def seed_new_store(db: Path) -> bool:
     return True
 
 
+def store_template() -> Path | None:
+    """The empty store new SQLite stores are copied from, built now if missing (what `goodhart
+    prepare` does once per machine and MLflow version, so that no sweep waits for it); None when
+    it cannot be made (each new store is then created by MLflow itself)."""
+    try:
+        return _template()
+    except Exception:
+        return None
+
+
 def _template() -> Path:
     """<cache>/mlflow-store/empty-<mlflow version>.db, built (under a lock) when missing."""
     import fcntl
@@ -92,6 +102,9 @@ def _template() -> Path:
         os.unlink(tmp)  # MLflow creates the file itself
         try:
             engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
+            # A file no one else opens until it is renamed into place: no fsync per migration
+            # (a crash leaves a temp file that the next build replaces).
+            sqlalchemy.event.listen(engine, "connect", _unsynced)
             try:
                 _initialize_tables(engine)  # what SqlAlchemyStore does for a new database
             finally:
@@ -109,3 +122,10 @@ def _template() -> Path:
                 if os.path.exists(p):
                     os.unlink(p)
     return tpl
+
+
+def _unsynced(dbapi_conn, record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA synchronous=OFF")
+    cur.execute("PRAGMA journal_mode=MEMORY")
+    cur.close()
