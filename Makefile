@@ -61,9 +61,12 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 # Lint, then the fast suite (slow end-to-end runs are marked `slow` and have small variants here).
+# Two worker processes (pytest-xdist), each taking whole test files (module fixtures stay shared):
+# both cores of a 2-core machine work. PYTEST_WORKERS=0 runs it in one process.
 # pytest's exit code 5 ("no tests collected") is not a failure of the project.
+PYTEST_WORKERS ?= 2
 test: lint
-	OMP_NUM_THREADS=1 $(PY) -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 test-all: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)

@@ -135,7 +135,7 @@ def plain_run(kind: str, model_dir: Path, opts: B.Opts, steps: int, beta: float)
 def run(opts: B.Opts) -> dict:
     started = time.perf_counter()
     model_dir = B.bench_model_dir(opts)
-    steps = opts.pick(3, 6, 12)
+    steps = opts.pick(2, 6, 12)  # (smoke: one timed step after the warm-up one)
     rounds = opts.pick(1, 3, 5)
     beta = 0.05
     kl = [f"algo.kl.coef={beta}"]
