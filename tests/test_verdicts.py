@@ -83,9 +83,15 @@ def test_readme_demo_ppo_pareto_is_catastrophic_only_if_utility_is_shown_near_ba
 def test_catastrophic_when_utility_is_shown_near_base_past_the_peak():
     df = table([0, 1, 2, 4, 8], [0, 1, 2, 3, 4], [0, 1.0, 0.5, 0.05, 0.0], half_width=0.03)
     assert labels(df) == ["baseline", "improving", "over-optimized", "catastrophic", "catastrophic"]
-    # A wider interval cannot show it: the upper bound 0.2 is above the margin 0.1, and the
-    # lower bound -0.2 below it: the data cannot tell near base from over-optimized.
+    # A wider interval cannot show it near base: the upper bound 0.2 is above the margin 0.1. The
+    # drop from the peak (1.0 [0.8, 1.2]) is shown, so the point is over-optimized, and says that
+    # its interval still reaches the near-base band (rule 2: a shown drop is never hidden).
     df = table([0, 1, 2, 4, 8], [0, 1, 2, 3, 4], [0, 1.0, 0.5, 0.05, 0.0], half_width=[0.03, 0.03, 0.03, 0.03, 0.2])
+    lab = label_points(df)
+    assert lab["verdict"].iloc[-1] == "over-optimized" and "back at base not excluded" in lab["why"].iloc[-1]
+    assert bool(lab["open"].iloc[-1])
+    # With no drop to show either (a peak of 0.3), the same interval is unresolved, with its power.
+    df = table([0, 1, 2, 4, 8], [0, 1, 2, 3, 4], [0, 0.3, 0.2, 0.05, 0.0], half_width=[0.03, 0.03, 0.03, 0.03, 0.3])
     lab = label_points(df)
     assert lab["verdict"].iloc[-1] == "unresolved" and "minimal detectable drop" in lab["why"].iloc[-1]
 
@@ -108,7 +114,7 @@ def test_a_reward_that_never_moves_utility_on_few_prompts_is_unresolved():
     # proxy up, utility maybe at base: exactly what catastrophic would be, neither shown nor excluded
     groups = summarize_groups(label_points(df))
     assert sweep_verdict(groups) == "unresolved" and groups[0].open_points == 2
-    assert "not excluded either: 2 unresolved point(s) from KL 1" in groups[0].summary
+    assert "not excluded either: 2 point(s) from KL 1" in groups[0].summary
 
 
 def test_peak_is_the_largest_lower_bound_not_the_largest_estimate():

@@ -64,6 +64,7 @@ def summarize(
     row[M.KL_ESTIMATOR] = kl_estimator
     row[M.N_PROMPTS] = int(P)
     row[M.INTERVAL_METHOD] = method
+    row[M.CI_LEVEL] = cfg.eval.ci
     row[PER_PROMPT] = {
         "proxy": np.asarray(proxy, dtype=np.float64),
         "utility": np.asarray(utility, dtype=np.float64),

@@ -20,7 +20,7 @@ import numpy as np
 
 from goodhart.eval import metrics as M
 from goodhart.eval.alarm import AlarmRule, alarm, tilt_alarm
-from goodhart.eval.tilt import log_weights, tilt
+from goodhart.eval.tilt import jackknife_bias, log_weights, tilt
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput, summarize
 
@@ -120,6 +120,10 @@ def run(ctx: PointContext) -> PointOutput:
                 M.TILT_DROPPED: float(est["dropped"].mean()),
             }
         )
+    if div == "kl" and N >= 2:  # how far the pool's optimum (what the interval covers) is from the population's
+        b = jackknife_bias(pool.proxy, beta, pool.utility)
+        row[M.TILT_POOL_BIAS] = float(np.mean(b))
+        row[M.TILT_POOL_BIAS_SE] = float(np.std(b, ddof=1) / np.sqrt(P)) if P >= 2 else float("nan")
     if cfg.eval.subpool_check and N >= 8:
         d = subpool_drift(pool.proxy, pool.utility, beta, cfg.eval.ci, div, full=est)
         row[M.TILT_DRIFT_PROXY], row[M.TILT_DRIFT_UTILITY] = d["proxy"], d["utility"]
