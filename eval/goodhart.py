@@ -103,14 +103,26 @@ class VerdictRule:
     `pool-bias`: its interval, which covers the N-sample pool's optimum, then covers the
     population's below its nominal level (a bias of 0.3 se: ~94% for a 95% interval)."""
 
+    claims: float | None = None
+    """One-sided level of each claim -- a drop (over-optimized), near or below base (catastrophic),
+    above the peak (improving past it) -- before Holm; None: (1 - ci) / 2. Resolve rounds set it
+    per look, alpha_k / 2 of the spending plan (VERDICT_ALPHA), so the chance of a false claim over
+    every look stays at (1 - ci) / 2 per claim and curve. The other readings (the proxy moved, a
+    peak above 0, the frontier's gap) stay at `ci`: they place a point, they claim nothing."""
+
     @property
     def alpha1(self) -> float:
         """The one-sided level of each claim (before Holm)."""
+        return self.claims if self.claims is not None else (1 - self.ci) / 2
+
+    @property
+    def nominal1(self) -> float:
+        """The one-sided level of the readings that place a point (moved, a real peak)."""
         return (1 - self.ci) / 2
 
 
 UnitGains = dict[str, dict[str, np.ndarray]]
-VERDICT_CI = "verdict/ci"  # input column: the level a curve is read at (resolve rounds: its look's)
+VERDICT_ALPHA = "verdict/alpha"  # input column: a curve's look's two-sided alpha under resolve rounds
 VERDICT_LOOK = "verdict/look"  # input column: which look of a resolved sweep the curve's points are
 
 
@@ -284,7 +296,7 @@ def _proxy_moved(r: pd.Series, p: Stat, units: UnitGains, rule: VerdictRule) -> 
         return False
     gp = np.asarray(u["gain_proxy"], dtype=float)
     k, n = int(np.sum(gp > rule.zero_tol)), int(np.sum(np.abs(gp) > rule.zero_tol))
-    return n > 0 and stats.binom.sf(k - 1, n, 0.5) < rule.alpha1
+    return n > 0 and stats.binom.sf(k - 1, n, 0.5) < rule.nominal1
 
 
 def _knob(r: pd.Series) -> str:
@@ -318,10 +330,10 @@ def _claims(idx: list, p: dict, rule: VerdictRule) -> tuple[dict, dict]:
     return {i: bool(a <= rule.alpha1) for i, a in zip(idx, adj)}, dict(zip(idx, adj))
 
 
-def _need(effects: list[tuple[float, float]], alpha: float, rule: VerdictRule) -> float:
+def _need(effects: list[tuple[float, float]], alpha: float, rule: VerdictRule, units: int = 0) -> float:
     """The smallest factor by which the units must grow for one of these (effect, se) claims to
     pass at `alpha` with the rule's power (inf: none can, at these estimates)."""
-    return min([need_factor(e, s, alpha, rule.power) for e, s in effects] or [INF])
+    return min([need_factor(e, s, alpha, rule.power, units) for e, s in effects] or [INF])
 
 
 def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
@@ -462,7 +474,7 @@ def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRu
             why = f"{drop_txt} > 0; {util_txt}"
             if u.lo < margin:
                 cols["open"][i] = True
-                need = _need([(margin - u.m, u.se), (u.m - margin, u.se)], alpha_f, rule)
+                need = _need([(margin - u.m, u.se), (u.m - margin, u.se)], alpha_f, rule, n_units)
                 why += f"; its interval reaches the near-base band (< {_g(margin)}): back at base not excluded"
             else:
                 why += f" above the {margin_txt}"
@@ -470,7 +482,7 @@ def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRu
         elif past[i] and u.lo < margin:
             v, cols["mdd"][i] = "unresolved", mdd(d, rule)
             cols["open"][i] = True
-            need = _need([(margin - u.m, u.se), (d.m, d.se)], alpha_f, rule)
+            need = _need([(margin - u.m, u.se), (d.m, d.se), (-d.m, d.se)], alpha_f, rule, n_units)
             why = (
                 f"{util_txt} cannot tell near base (< {_g(margin)}) from over-optimized; {drop_txt}; "
                 f"minimal detectable drop {_g(cols['mdd'][i])}; {share_txt}"
@@ -479,7 +491,7 @@ def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRu
             v, why = "improving", f"past {a}'s peak KL but shown above it: {drop_txt} < 0"
         elif past[i]:
             v, cols["mdd"][i] = "unresolved", mdd(d, rule)
-            need = _need([(d.m, d.se), (-d.m, d.se)], alpha_f, rule)
+            need = _need([(d.m, d.se), (-d.m, d.se)], alpha_f, rule, n_units)
             why = (
                 f"past {a}'s peak, no significant drop: {drop_txt}; minimal detectable drop "
                 f"{_g(cols['mdd'][i])}; {share_txt}"
@@ -487,7 +499,7 @@ def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRu
         elif not real[a]:
             v, cols["mdd"][i] = "unresolved", mdd(u, rule)
             cols["open"][i] = u.lo < margin
-            need = _need([(u.m, u.se)], rule.alpha1, rule)
+            need = _need([(u.m, u.se)], rule.nominal1, rule, n_units)
             why = (
                 f"{util_txt} spans 0 and never rose significantly along {a}'s own curve; "
                 f"minimal detectable gain {_g(cols['mdd'][i])}; {share_txt}"
@@ -536,7 +548,7 @@ def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRu
     g["flags"] = pd.Series({i: " ".join(dict.fromkeys(f)) for i, f in flags.items()})
     g["share0"] = share0
     g["near_base_margin"] = margin
-    g["verdict_ci"] = rule.ci
+    g["claim_level"] = rule.alpha1
     g["peak"] = [i in peak_of.values() for i in g.index]
     g["frontier_peak"] = [i == cpeak for i in g.index]
     return g
@@ -555,8 +567,8 @@ def label_points(
     ``status`` (only ``done`` rows are read), the curve columns and flags (the module docstring has
     the columns in and out). ``units``: per-prompt gains ``{point_id: {"gain_proxy": (P,),
     "gain_utility": (P,)}}`` for comparisons paired on prompts. Returns one row per (curve, algo,
-    knob), seeds pooled, sorted by curve, then KL. A column ``verdict/ci`` (VERDICT_CI, one value per curve: the
-    level of its look under resolve rounds, eval/sequential.py) overrides ``rule.ci`` for its curve.
+    knob), seeds pooled, sorted by curve, then KL. A column ``verdict/alpha`` (VERDICT_ALPHA, one value per curve:
+    the alpha its look may spend under resolve rounds, eval/sequential.py) sets ``rule.claims`` for it.
 
     ```pycon
     >>> import pandas as pd
@@ -590,8 +602,8 @@ def label_points(
     keys = curve_columns(done)
     for ck, gd in done.groupby(keys, sort=False):
         r = rule
-        if VERDICT_CI in gd and gd[VERDICT_CI].notna().any():
-            r = replace(rule, ci=float(gd[VERDICT_CI].dropna().iloc[0]))
+        if VERDICT_ALPHA in gd and gd[VERDICT_ALPHA].notna().any():
+            r = replace(rule, claims=float(gd[VERDICT_ALPHA].dropna().iloc[0]) / 2)
         pooled, punits = aggregate_seeds(gd, units, r)
         lab = label_curve(pooled, punits, r)
         names.setdefault(ck, f"c{len(names) + 1}")

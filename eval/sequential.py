@@ -77,14 +77,34 @@ def look_alphas(fractions, alpha: float, kind: str = "obrien_fleming") -> list[f
     return [c - p for c, p in zip(cum, [0.0, *cum[:-1]])]
 
 
-def need_factor(effect: float, se: float, alpha_one_sided: float, power: float) -> float:
+def need_factor(effect: float, se: float, alpha_one_sided: float, power: float, units: int = 0) -> float:
     """By what factor the units (prompts, or samples where the variance falls like 1/samples)
     must grow for a one-sided test of an effect this large, now seen with standard error se, to
-    pass at level alpha_one_sided with probability `power`: ((z_alpha + z_power) se / effect)^2.
+    pass at level alpha_one_sided with probability `power`: ((q_alpha + z_power) se / effect)^2,
+    q_alpha the normal quantile, or (given the `units` now) the t quantile at the grown number of
+    units (a fixed point: with few units a tiny alpha's t quantile is far beyond the normal's).
     inf when the effect is not on the side of the claim (effect <= 0) or se is unknown."""
     if not (math.isfinite(effect) and math.isfinite(se)) or effect <= 0:
         return math.inf
     if se == 0:
         return 0.0
-    z = stats.norm.isf(alpha_one_sided) + stats.norm.ppf(power)
-    return float((z * se / effect) ** 2)
+    zp = stats.norm.ppf(power)
+    base = float(((stats.norm.isf(alpha_one_sided) + zp) * se / effect) ** 2)
+    if units < 2:
+        return base
+
+    def gap(logf: float) -> float:  # increasing in f: f minus what f units' t quantile asks for
+        f = math.exp(logf)
+        df = max(units * f - 1.0, 1.0)
+        return logf - math.log(((stats.t.isf(alpha_one_sided, df) + zp) * se / effect) ** 2)
+
+    lo, hi = math.log(base) - 1.0, math.log(max(base, 1.0 / units)) + 1.0
+    while gap(hi) < 0:
+        hi += 2.0
+    while gap(lo) > 0:
+        lo -= 2.0
+    for _ in range(80):  # bisection on log f: the t quantile shrinks as the units grow
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if gap(mid) < 0 else (lo, mid)
+    f = math.exp(hi)
+    return f

@@ -403,12 +403,17 @@ def _mean_excesses(top: np.ndarray, ks: np.ndarray) -> tuple[np.ndarray, np.ndar
     return u, np.cumsum(top, axis=1)[:, ks - 1] / ks - u
 
 
+def _qq_positions(k: int) -> np.ndarray:
+    """The order statistics (0 = the largest) whose excesses over the k-th enter b(u): enough for a median."""
+    return np.unique(np.linspace(0, k - 1, min(k, 512)).astype(np.int64))
+
+
 def _qq_slopes(top: np.ndarray, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Thresholds and robust exponential Q-Q slopes (see exp_qq_slope), row by row."""
     u = top[:, ks]
     b = []
     for k in ks:
-        i = np.unique(np.linspace(0, k - 1, min(k, 512)).astype(np.int64))  # enough for a median
+        i = _qq_positions(int(k))
         b.append(np.median((top[:, i] - top[:, k, None]) / _exp_quantiles(k)[::-1][i], axis=1))
     return u, np.stack(b, axis=1)
 
@@ -537,13 +542,49 @@ _RULE = (
     "heavy if the growth db/du of the exponential Q-Q slope b(u) across thresholds from the "
     "{q_lo:g} quantile to the top {k_min} values AND the GPD shape xi above the {q_gpd:g} quantile "
     "are both significantly > 0 (lower {level:.0%} bounds > 0); light if neither is significantly "
-    "> 0 and b(u) is shown falling (upper {level:.0%} bound of db/du < {flat_tol:g}): lighter than "
-    "every exponential up to the top {k_min} values, which excludes power tails up to the index "
-    "the sample resolves (a Student-t(df)'s b(u) turns up at u = sqrt(df), inside the thresholds "
-    "for df <= {df_res:.3g}); inconclusive otherwise (a flat, exponential-like b(u) cannot be "
-    "told from a power tail of large index). Mean-excess growth, Hill, Pickands and moment are "
-    "reported, not used."
+    "> 0 and the one-sided {ex:.1%} upper bound of db/du is below what every power tail of index <= k "
+    "shows over the same thresholds, with k >= {k_light:g}: the call names k, the largest Student-t "
+    "df (the power tail that looks most exponential) whose b(u) at these quantiles grows faster "
+    "than the sample allows, and never more than the index whose turn-up (u = sqrt(df)) lies inside "
+    "the thresholds (~{df_res:.3g} here); inconclusive otherwise (no power tail of index >= {k_light:g} "
+    "excluded, or the two heavy statistics disagree). Mean-excess growth, Hill, Pickands and moment "
+    "are reported, not used."
 )
+
+
+def power_tail_trend(df: float, n: int, ks: np.ndarray, reps: int = 48, seed: int = 0) -> float:
+    """db/du that a Student-t(df) sample of n values shows, on average, over these thresholds
+    (exceedance counts ks): the statistic of exp_qq_trend on `reps` simulated tops of such a
+    sample. Only the top max(ks) + 1 order statistics matter, drawn exactly: their survival
+    values are Gamma_j / Gamma_{n+1} (cumulative sums of unit exponentials), the same draws for
+    every df (common random numbers: smooth and decreasing in df, checked in tests/test_tails.py;
+    +0.57 at df = 2 down to the normal's -0.13 at n = 30,000). The quantiles at plotting positions
+    would not do: the sample statistic sits below them by 0.7 of its sd at n = 300,000."""
+    ks = np.asarray(ks)
+    m = int(np.max(ks)) + 1
+    rng = np.random.default_rng(seed)
+    gam = np.cumsum(rng.exponential(size=(reps, m)), axis=1)
+    total = gam[:, -1:] + rng.gamma(n + 1 - m, size=(reps, 1))
+    need = np.unique(np.concatenate([ks, *(_qq_positions(int(k)) for k in ks)]))  # what _qq_slopes reads
+    top = np.full((reps, m), np.nan)
+    top[:, need] = stats.t(df).isf(gam[:, need] / total)  # (reps, m), descending where filled
+    u, v = _qq_slopes(top, ks)
+    return float(np.mean(_theil_sen(u, v)))
+
+
+def excluded_index(upper: float, n: int, ks: np.ndarray, cap: float) -> float:
+    """The largest Student-t df (up to `cap`) whose own db/du at these thresholds is above
+    `upper`, the sample's upper bound of db/du: every power tail of index <= that df would have
+    shown more growth than the sample can have. 0 when not even df = 1 is excluded."""
+    from scipy.optimize import brentq
+
+    f = lambda ldf: power_tail_trend(float(np.exp(ldf)), n, ks) - upper  # noqa: E731  (decreasing)
+    lo, hi = 0.0, float(np.log(cap))
+    if f(lo) <= 0:
+        return 0.0
+    if f(hi) > 0:
+        return float(cap)
+    return float(np.exp(brentq(f, lo, hi, xtol=5e-3)))
 
 
 def resolved_index(n: int, k_min: int = 100) -> float:
@@ -580,6 +621,15 @@ class TailReport:
     hill_ks: tuple[int, int]
     pickands: IndexEstimate
     moment: IndexEstimate
+    excluded: float = float("nan")
+    """k: every power tail of index <= k is excluded (a `light` call is light up to k)."""
+
+    @property
+    def label(self) -> str:
+        """The verdict as printed: a light call names what it excludes."""
+        if self.verdict == "light":
+            return f"light (no power tail of index <= {self.excluded:.3g})"
+        return self.verdict
 
     def table(self) -> str:
         z = stats.norm.ppf(0.5 + self.level / 2)
@@ -593,7 +643,8 @@ class TailReport:
             return row(f"{name} (k={e.k})", e.value, e.value - z * e.se, e.value + z * e.se, note)
 
         lines = [
-            f"tail verdict: {self.verdict.upper()}  (n={self.n}, robust scale={self.scale:.4g})",
+            f"tail verdict: {self.label.upper().replace('NO POWER TAIL OF INDEX', 'no power tail of index')}"
+            f"  (n={self.n}, robust scale={self.scale:.4g})",
             f"rule: {self.rule}",
             f"because: {'; '.join(self.reasons)}",
             f"  {'statistic':<36s} {'value':>9s}  {f'{self.level:.0%} interval':^22s}",
@@ -629,14 +680,19 @@ def tail_verdict(
     n_boot: int = 200,
     seed: int = 0,
     k_min: int = 100,
+    light_index: float = 4.0,
+    exclude_error: float = 0.001,
 ) -> TailReport:
     """Is the upper tail of x heavier than every exponential (Kwa et al. 2024)?
 
     Rule (also TailReport.rule, printed with the numbers; bounds are two-sided `level`):
       heavy         db/du lower bound > 0  AND  GPD xi lower bound > 0
-      light         neither lower bound > 0  AND  db/du upper bound < flat_tol (0: b(u) falling)
-      inconclusive  otherwise (the two disagree, the sample cannot rule out growth, or b(u) is
-                    flat: exponential-like)
+      light         neither lower bound > 0  AND  k >= light_index, where k = excluded_index:
+                    the largest Student-t df whose own db/du over the same thresholds is above
+                    the sample's upper bound of db/du (minus flat_tol), capped at
+                    resolved_index(n); the call is "light (no power tail of index <= k)"
+      inconclusive  otherwise (the two heavy statistics disagree, or no power tail of index
+                    >= light_index is excluded)
     db/du is the growth of the robust exponential Q-Q slope b(u) across thresholds from the
     trend_quantile_range[0] quantile to the top k_min values (default; or trend_quantile_range
     when given) (exp_qq_trend, robust bootstrap se); xi is the peaks-over-threshold GPD shape at
@@ -650,15 +706,15 @@ def tail_verdict(
     out of "heavy". The Q-Q slope, not the mean excess, carries the trend because the
     mean excess is infinite for xi >= 1 and erratic for xi >= 1/2 (Levy, Cauchy, Pareto
     alpha < 2).
-    Why light needs b(u) shown FALLING (issue 19): a power tail of large index looks
-    exponential, or lighter, up to some threshold. Student-t(10)'s mean excess falls until
-    u = sqrt(10) (the 0.995 quantile) and only then grows; at 30,000 draws its b(u) is as flat
-    as an exponential's (db/du 0.00 +- 0.07) and at 300,000 slightly falling over the 0.90-0.995
-    quantiles. So thresholds run to the top k_min values (the turn of t(df) is then in range up
-    to df = resolved_index(n), printed with the verdict), and a flat b(u) -- the exponential
-    itself, or a Gumbel at this n -- is inconclusive: no sample can tell it from a power tail
-    whose index is beyond what it resolves. Lighter-than-exponential tails (normal, bounded
-    laws) are light.
+    Why light names an index (issues 19, 29): a power tail of large index looks exponential,
+    or lighter, up to some threshold. Student-t(10)'s mean excess falls until u = sqrt(10) (the
+    0.995 quantile) and only then grows; at 30,000 draws its b(u) is as flat as an exponential's.
+    No finite sample excludes every power tail; it excludes those whose b(u) would have grown
+    faster than it did over its thresholds. The Student t is the power tail that looks most
+    exponential at a given index (its body is normal), so its db/du (power_tail_trend, on the
+    law's quantiles) sets k. At 30,000 draws a normal sample excludes every index up to the
+    resolved ~11, an exponential or Gumbel one about 6 (light up to ~6: a t(10) sample reads the
+    same and is light up to ~6 too, which is what it is), a t(5) sample at most ~4.7.
     Every statistic here is invariant to x -> a x + b, a > 0.
     """
     a = _sample(x, min_n=500)
@@ -670,28 +726,34 @@ def tail_verdict(
     me = _trend("mean excess", _mean_excesses, tops, level)
     g = gpd_fit(a, gpd_quantile, n_boot=0, level=level)
     xi_lo = g.xi - z * g.xi_se_asymptotic if np.isfinite(g.xi_se_asymptotic) else g.xi
-    grows, xi_pos, flat = qq.interval[0] > 0, xi_lo > 0, qq.interval[1] < flat_tol
+    grows, xi_pos = qq.interval[0] > 0, xi_lo > 0
+    cap = resolved_index(a.size, int(tops.ks[0]))
+    # the exclusion is its own one-sided claim, at exclude_error: a t(df) sample reads "no power
+    # tail of index <= k" with k >= df about that often (measured: tests/test_tails.py)
+    upper = qq.slope + stats.norm.isf(exclude_error) * qq.se
+    k = excluded_index(upper - flat_tol, a.size, tops.ks, cap)
     if grows and xi_pos:
         verdict = "heavy"
-    elif flat and not (grows or xi_pos):
+    elif k >= light_index and not (grows or xi_pos):
         verdict = "light"
     else:
         verdict = "inconclusive"
     reasons = (
         f"db/du {'>' if grows else 'not >'} 0 (lower bound {qq.interval[0]:+.3f})",
         f"xi {'>' if xi_pos else 'not >'} 0 (lower bound {xi_lo:+.3f})",
-        f"db/du upper bound {qq.interval[1]:+.3f} {'<' if flat else '>='} {flat_tol:g}"
-        + (" (b(u) shown falling)" if flat else " (b(u) not shown falling)"),
-        f"thresholds reach the top {int(tops.ks[0])} values: power tails resolved up to index "
-        f"~{resolved_index(a.size, int(tops.ks[0])):.3g}",
+        f"db/du one-sided {1 - exclude_error:.1%} upper bound {upper:+.3f}: excludes every power tail of index <= {k:.3g} "
+        f"(a Student-t(df) shows db/du {power_tail_trend(max(k, 1.0), a.size, tops.ks):+.3f} at df = {max(k, 1.0):.3g} "
+        f"over these thresholds; a light call needs >= {light_index:g})",
+        f"thresholds reach the top {int(tops.ks[0])} values: power tails resolved up to index ~{cap:.3g}",
     )
     rule = _RULE.format(
         q_lo=trend_quantile_range[0],
         k_min=int(tops.ks[0]),
         q_gpd=gpd_quantile,
         level=level,
-        flat_tol=flat_tol,
-        df_res=resolved_index(a.size, int(tops.ks[0])),
+        k_light=light_index,
+        ex=1 - exclude_error,
+        df_res=cap,
     )
     h = hill(a)
     k_gpd = g.n_exceed
@@ -709,4 +771,5 @@ def tail_verdict(
         hill_ks=(int(h.ks[0]), int(h.ks[-1])),
         pickands=pickands(a, max(k_gpd // 4, 1)),
         moment=moment_estimator(a, k_gpd),
+        excluded=k,
     )

@@ -30,15 +30,21 @@ def law_key(law: Law) -> int:
     return int.from_bytes(hashlib.sha256(repr(astuple(law)).encode()).digest()[:8], "little")
 
 
-def stream(seed: int, *laws: Law) -> np.random.Generator:
+def stream(seed: int, *laws: Law, block: tuple[int, int] | None = None) -> np.random.Generator:
     """The random stream of these laws at this seed: the same laws and seed give the same
-    numbers; other laws at the same seed are independent of them."""
-    return np.random.default_rng([seed % 2**64, *(law_key(law) for law in laws)])
+    numbers; other laws at the same seed are independent of them. `block` (prompt group, sample
+    range) of a grown pool (pipeline/base/grow.py): a stream of its own, independent of the first
+    pass's and of every other block's."""
+    extra = [] if block is None else [int(block[0]), int(block[1])]
+    return np.random.default_rng([seed % 2**64, *(law_key(law) for law in laws), *extra])
 
 
-def draw(utility: Law, error: Law, n_prompts: int, n: int, seed: int) -> dict[str, np.ndarray]:
-    """Arrays of shape (n_prompts, n): utility, error and proxy = utility + error."""
-    rng = stream(seed, utility, error)
+def draw(
+    utility: Law, error: Law, n_prompts: int, n: int, seed: int, block: tuple[int, int] | None = None
+) -> dict[str, np.ndarray]:
+    """Arrays of shape (n_prompts, n): utility, error and proxy = utility + error (`block`: one
+    block of a grown pool, from its own stream)."""
+    rng = stream(seed, utility, error, block=block)
     v = utility.sample((n_prompts, n), rng)
     x = error.sample((n_prompts, n), rng)
     return {"utility": v, "error": x, "proxy": v + x}

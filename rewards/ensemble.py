@@ -44,13 +44,17 @@ def member_salt(salt: str, j: int) -> str:
     return salt if j == 0 else f"{salt}#member{j}"
 
 
-def draw_members(utility: Law, error: Law, n_prompts: int, n: int, seed: int, k: int) -> dict[str, np.ndarray]:
+def draw_members(
+    utility: Law, error: Law, n_prompts: int, n: int, seed: int, k: int, block: tuple[int, int] | None = None
+) -> dict[str, np.ndarray]:
     """Distributional ensemble: V and member 0's error exactly as rewards.distributional.draw
-    draws them (same seed), members 1..k-1 with errors from their own seeds [seed, j]."""
+    draws them (same seed), members 1..k-1 with errors from their own seeds [seed, j] (a grown
+    pool's block: [seed, j, group, range])."""
     from goodhart.rewards.distributional import draw
 
-    base = draw(utility, error, n_prompts, n, seed)
-    xs = [base["error"]] + [error.sample((n_prompts, n), np.random.default_rng([seed, j])) for j in range(1, k)]
+    base = draw(utility, error, n_prompts, n, seed, block)
+    extra = [] if block is None else [int(block[0]), int(block[1])]
+    xs = [base["error"]] + [error.sample((n_prompts, n), np.random.default_rng([seed, j, *extra])) for j in range(1, k)]
     return {"utility": base["utility"], "members": base["utility"][None] + np.stack(xs)}
 
 

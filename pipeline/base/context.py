@@ -38,7 +38,8 @@ class PointContext:
             from goodhart.pipeline.base.models import format_prompts
             from goodhart.pipeline.base.prompts import load_prompts
 
-            train, ev = load_prompts(self.cfg.prompts)
+            g = self.cfg.sampling.grown_from
+            train, ev = load_prompts(self.cfg.prompts, g.n_eval if g is not None else None)
             self._prompts = format_prompts(self.cfg.model, train), format_prompts(self.cfg.model, ev)
         return self._prompts
 

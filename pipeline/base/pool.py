@@ -115,20 +115,48 @@ def calibrate(cfg: C.RunConfig, scorer: Scorer, train_prompts: list[str], progre
 
 
 @functools.lru_cache(maxsize=4)
-def cached_draw(utility: Law, error: Law, n_prompts: int, n: int, seed: int, k: int = 1) -> dict[str, np.ndarray]:
+def cached_draw(
+    utility: Law, error: Law, n_prompts: int, n: int, seed: int, k: int = 1, block: tuple[int, int] | None = None
+) -> dict[str, np.ndarray]:
     """rewards.distributional.draw (k > 1: rewards.ensemble.draw_members), kept for the next points
     of a sweep in the same process: the mitigations and knobs of one law share one draw. The
-    arrays are read-only, so nothing can change a draw another point will reuse."""
+    arrays are read-only, so nothing can change a draw another point will reuse. `block`: one
+    block of a grown pool (base/grow.py)."""
     if k == 1:
         from goodhart.rewards.distributional import draw
 
-        out = draw(utility, error, n_prompts, n, seed)
+        out = draw(utility, error, n_prompts, n, seed, block)
     else:
         from goodhart.rewards.ensemble import draw_members
 
-        out = draw_members(utility, error, n_prompts, n, seed, k)
+        out = draw_members(utility, error, n_prompts, n, seed, k, block)
     for v in out.values():
         v.flags.writeable = False
+    return out
+
+
+def distributional_draw(cfg: C.RunConfig, k: int = 1) -> dict[str, np.ndarray]:
+    """The config's draw (k > 1: with the ensemble's members): the first pass's own, or a grown
+    pool assembled from its blocks (base/grow.py), the first of which is that first pass."""
+    r, g = cfg.reward, cfg.sampling.grown_from
+    assert isinstance(r, C.DistributionalReward)
+    u, x, P, n = law(r.utility), law(r.error), cfg.prompts.n_eval, cfg.sampling.n
+    if g is None:
+        return cached_draw(u, x, P, n, cfg.seed, k)
+    from goodhart.pipeline.base.grow import blocks
+
+    parts = [
+        (b, cached_draw(u, x, g.n_eval, b.s1 - b.s0, cfg.seed, k, None if b.first else (b.group, b.rng)))
+        for b in blocks(g.n_eval, g.n, P, n)
+    ]
+    out = {}
+    for name in parts[0][1]:
+        lead = parts[0][1][name].shape[:-2]  # (k,) for members
+        a = np.empty((*lead, P, n))
+        for b, arr in parts:
+            a[..., b.p0 : b.p1, b.s0 : b.s1] = arr[name]
+        a.flags.writeable = False
+        out[name] = a
     return out
 
 
@@ -181,7 +209,7 @@ def base_pool(
     """The pool for this config: sampled (or loaded) and scored (or loaded)."""
     n = cfg.sampling.n
     if isinstance(cfg.reward, C.DistributionalReward):
-        arr = cached_draw(law(cfg.reward.utility), law(cfg.reward.error), cfg.prompts.n_eval, n, cfg.seed)
+        arr = distributional_draw(cfg)
         for part, spec in (("utility", cfg.reward.utility), ("error", cfg.reward.error), ("proxy", None)):
             check_array(f"distributional {part}" + (f" {spec.label} x{spec.scale:g}" if spec else ""), arr[part])
         from goodhart.rewards.distributional import STREAM_VERSION
@@ -193,6 +221,8 @@ def base_pool(
                 "n": n,
                 "seed": cfg.seed,
                 "stream": STREAM_VERSION,  # a pool saved by another stream is another pool
+                # a grown pool (its blocks' own streams); absent for a first pass: keys unchanged
+                **({"grown": cfg.sampling.grown_from.model_dump()} if cfg.sampling.grown_from else {}),
             }
         )
         if cfg.reward.ensemble is None and cfg.reward.transform is None:
@@ -202,7 +232,6 @@ def base_pool(
     assert eval_prompts is not None and train_prompts is not None
     scorer = Scorer(cfg)
     calibration = calibrate(cfg, scorer, train_prompts, progress)
-    key, comps = cached_completions(cfg, eval_prompts, n, cfg.seed, progress, "base samples")
     rkey = short_hash(
         {
             "reward": cfg.reward.model_dump(),
@@ -215,35 +244,68 @@ def base_pool(
             **({"transform": scorer.transform.state()} if scorer.transform is not None else {}),
         }
     )
-    spath = cache_dir() / "pools" / key / f"scores-{rkey}.npz"
-    clipped = None
-    members = None
-    cached = _read_scores(spath)
-    if cached is not None:
-        proxy, utility, error = cached["proxy"], cached["utility"], cached["error"]
-        if "clipped_fraction" in cached:
-            clipped = float(cached["clipped_fraction"])
-        if "members" in cached:
-            members = cached["members"]
-    else:
-        flat_p = [p for p, row in zip(eval_prompts, comps) for _ in row]
-        flat_c = [c for row in comps for c in row]
-        parts = scorer.components(flat_p, flat_c)
-        P = len(eval_prompts)
-        proxy, utility, error = (parts[k].reshape(P, n) for k in ("proxy", "utility", "error"))
-        extra = {}
-        if "members" in parts:
-            members = extra["members"] = parts["members"].reshape(-1, P, n)
-        if scorer.clip is not None:
-            clipped = scorer.clip.clipped_fraction
-            extra["clipped_fraction"] = np.float64(clipped)
-        atomic_savez(spath, proxy=proxy, utility=utility, error=error, **extra)
+    if cfg.sampling.grown_from is None:
+        key, comps = cached_completions(cfg, eval_prompts, n, cfg.seed, progress, "base samples")
+        sc = _scores(scorer, eval_prompts, comps, cache_dir() / "pools" / key / f"scores-{rkey}.npz")
+    else:  # blocks, each sampled and scored once (base/grow.py)
+        key, comps, sc = _grown_text_pool(cfg, scorer, eval_prompts, rkey, progress)
+    proxy, utility, error, members = sc["proxy"], sc["utility"], sc["error"], sc.get("members")
+    clipped = float(sc["clipped_fraction"]) if "clipped_fraction" in sc else None
     if cfg.clip is not None and clipped is None:  # a cache written before the fraction was kept
         lo = -np.inf if cfg.clip.low is None else cfg.clip.low
         hi = np.inf if cfg.clip.high is None else cfg.clip.high
         clipped = float(np.mean((proxy <= lo) | (proxy >= hi)))  # at a bound: an upper estimate
     tstate = scorer.transform.state() if scorer.transform is not None else None
     return Pool(eval_prompts, comps, proxy, utility, error, f"{key}/{rkey}", calibration, clipped, members, tstate)
+
+
+def _scores(scorer: Scorer, prompts: list[str], comps: list[list[str]], spath) -> dict[str, np.ndarray]:
+    """proxy, utility, error (P, n) (and members, clipped_fraction) of these completions: read
+    from spath, or scored and saved there."""
+    cached = _read_scores(spath)
+    if cached is not None:
+        return cached
+    flat_p = [p for p, row in zip(prompts, comps) for _ in row]
+    flat_c = [c for row in comps for c in row]
+    parts = scorer.components(flat_p, flat_c)
+    P, n = len(prompts), len(comps[0]) if comps else 0
+    out = {k: parts[k].reshape(P, n) for k in ("proxy", "utility", "error")}
+    if "members" in parts:
+        out["members"] = parts["members"].reshape(-1, P, n)
+    if scorer.clip is not None:
+        out["clipped_fraction"] = np.float64(scorer.clip.clipped_fraction)
+    atomic_savez(spath, **out)
+    return out
+
+
+def _grown_text_pool(cfg: C.RunConfig, scorer: Scorer, prompts: list[str], rkey: str, progress: bool):
+    """(key, completions, scores) of a grown text pool: each block sampled (its own seed) and
+    scored once, cached under its own key; block (0, 0) is the first pass's cache entry."""
+    from goodhart.pipeline.base.grow import block_seed, blocks
+
+    g = cfg.sampling.grown_from
+    assert g is not None
+    P, n = len(prompts), cfg.sampling.n
+    comps: list[list[str]] = [[""] * n for _ in range(P)]
+    out: dict[str, np.ndarray] = {}
+    keys, clipped = [], 0.0
+    for b in blocks(g.n_eval, g.n, P, n):
+        bp = prompts[b.p0 : b.p1]
+        bkey, bc = cached_completions(cfg, bp, b.s1 - b.s0, block_seed(cfg.seed, b), progress, "base samples")
+        sc = _scores(scorer, bp, bc, cache_dir() / "pools" / bkey / f"scores-{rkey}.npz")
+        for j, row in enumerate(bc):
+            comps[b.p0 + j][b.s0 : b.s1] = row
+        for name, arr in sc.items():
+            if name == "clipped_fraction":
+                clipped += float(arr) * (b.p1 - b.p0) * (b.s1 - b.s0) / (P * n)
+                continue
+            if name not in out:
+                out[name] = np.empty((*arr.shape[:-2], P, n))
+            out[name][..., b.p0 : b.p1, b.s0 : b.s1] = arr
+        keys.append(bkey)
+    if scorer.clip is not None:
+        out["clipped_fraction"] = np.float64(clipped)
+    return short_hash(keys), comps, out
 
 
 def mitigated_distributional(cfg: C.RunConfig, arr: dict[str, np.ndarray], key: str):
@@ -258,7 +320,7 @@ def mitigated_distributional(cfg: C.RunConfig, arr: dict[str, np.ndarray], key: 
     P, n = arr["proxy"].shape
     utility, proxy, members = arr["utility"], arr["proxy"], None
     if r.ensemble is not None:
-        ens = cached_draw(law(r.utility), law(r.error), P, n, cfg.seed, r.ensemble.k)
+        ens = distributional_draw(cfg, r.ensemble.k)
         members = check_array("distributional ensemble members", ens["members"])
         proxy = combine(members, r.ensemble.combine, r.ensemble.lam)
     tstate = None

@@ -94,17 +94,20 @@ def _read_source(cfg: PromptsConfig) -> list[str]:
     return [str(x) for x in ds[cfg.column]]  # datasets 5: a Column, not a list
 
 
-def load_prompts(cfg: PromptsConfig) -> tuple[list[str], list[str]]:
+def load_prompts(cfg: PromptsConfig, grown_from: int | None = None) -> tuple[list[str], list[str]]:
     """(train, eval): disjoint, shuffled by `seed`; eval is taken first so that changing
-    n_train never changes the held-out set."""
+    n_train never changes the held-out set. `grown_from` (sampling.grown_from.n_eval, a pool
+    grown by resolve rounds): the first pass's grown_from eval prompts, then the train prompts
+    exactly as that pass had them, then the extra eval prompts after them (base/grow.py)."""
     need = cfg.n_train + cfg.n_eval
+    first = cfg.n_eval if grown_from is None else grown_from
     if cfg.source == "builtin":
         from goodhart.pipeline.base.corpus import builtin_prompts
 
         # The generator is already seeded and prefix-stable (n prompts are the first n of
         # n + 1), so no shuffle: eval is the first n_eval whatever n_train is.
         pool = builtin_prompts(need, seed=cfg.seed)
-        return pool[cfg.n_eval : need], pool[: cfg.n_eval]
+        return _split(pool, cfg, first)
     pool = list(dict.fromkeys(_read_source(cfg)))  # de-duplicate, keep order
     if len(pool) < need:
         raise PromptError(
@@ -112,4 +115,10 @@ def load_prompts(cfg: PromptsConfig) -> tuple[list[str], list[str]]:
             f"n_eval + n_train = {cfg.n_eval} + {cfg.n_train} = {need} are needed"
         )
     random.Random(cfg.seed).shuffle(pool)
-    return pool[cfg.n_eval : need], pool[: cfg.n_eval]
+    return _split(pool, cfg, first)
+
+
+def _split(pool: list[str], cfg: PromptsConfig, first: int) -> tuple[list[str], list[str]]:
+    """(train, eval) from the ordered pool: eval's first `first`, train next, then eval's rest."""
+    train_end = first + cfg.n_train
+    return pool[first:train_end], pool[:first] + pool[train_end : train_end + cfg.n_eval - first]

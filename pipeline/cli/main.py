@@ -65,10 +65,22 @@ def _run_sweep(
     from goodhart.pipeline.sweeps.invoke import run_sweep
     from goodhart.pipeline.sweeps.tables import sweep_tables
 
-    out = run_sweep(sweep, points, root, jobs, progress, sweep_file, keep_finished=partial)
+    def resolve(out) -> None:  # eval.resolve: rounds until the verdicts resolve or the budget is spent
+        from goodhart.pipeline.report.resolve import resolve_rounds
+
+        out.resolved = resolve_rounds(sweep, points, root, jobs, progress, out.parent)
+        if out.resolved is not None:
+            out.failed.update(out.resolved.failed)
+
+    then = resolve if points[0].cfg.eval.resolve.budget > 0 else None
+    out = run_sweep(sweep, points, root, jobs, progress, sweep_file, keep_finished=partial, then=then)
     if out.results is None:  # a rank > 0 of `accelerate launch`: rank 0 reports
         return 0
-    print(sweep_tables(out.results))
+    from goodhart.pipeline.report.resolve import apply_record
+    from goodhart.pipeline.report.verdicts import verdict_summary
+
+    print(sweep_tables(apply_record(out.results, root)))  # after resolve rounds: the last look of each curve
+    print(verdict_summary(root))
     print(
         f"\n{len(points)} point(s): {out.ran} run, {out.skipped} already done, {len(out.failed)} failed.  "
         f"Results: {root / 'results.csv'}"

@@ -418,6 +418,17 @@ class PromptsConfig(Strict):
     """Shuffle/split seed."""
 
 
+class GrownFrom(Strict):
+    """The first pass a grown pool started from (pipeline/sweeps/resolve.py)."""
+
+    n_eval: int = Field(ge=1)
+    """Eval prompts of the first pass."""
+    n: int = Field(ge=1)
+    """Base samples per prompt of the first pass."""
+    eval_samples: int | None = Field(None, ge=1)
+    """Trained optimizers: held-out samples per prompt of the first pass (its policy is reused)."""
+
+
 class SamplingConfig(Strict):
     """How completions are sampled from a policy."""
 
@@ -439,6 +450,12 @@ class SamplingConfig(Strict):
     vllm_gpu_memory: float = Field(0.5, gt=0, le=1)
     """engine vllm: the share of GPU memory vLLM may take (weights and KV cache); the rest stays
     with the reward models and trained optimizers of the same process."""
+    grown_from: GrownFrom | None = None
+    """Set by resolve rounds (eval.resolve), not by hand: the first pass this pool grew from.
+    Its first grown_from.n_eval prompts x grown_from.n samples are that pass's own draws; the
+    rest comes in blocks of grown_from.n_eval prompts (taken after the train prompts, so the
+    train set is unchanged) x doubling sample ranges, each drawn from its own seed, so every
+    smaller pool of the sequence is a prefix of the bigger one (pipeline/base/grow.py)."""
 
 
 # ============================================================================================
@@ -738,6 +755,33 @@ class HoldoutConfig(Strict):
         return "median" if self.source == "independent" else "mean"
 
 
+class ResolveConfig(Strict):
+    """Power by design: after the first pass, each curve with unresolved points (or an
+    over-optimized point that may be back at base) grows in rounds -- twice the prompts, or twice
+    the samples per prompt -- reusing every draw made, until its verdicts resolve or the budget is
+    spent. Repeated looks are paid for by alpha spending (eval/sequential.py): look k of a curve
+    tests its claims at the alpha its spending function allows for the information t_k (its pool's
+    size over the largest the rounds can reach), the increments summed by a union bound, so the
+    chance of any false claim (a drop, near base, above the peak) over all looks stays at
+    1 - eval.ci."""
+
+    budget: int = Field(0, ge=0)
+    """New samples the rounds may spend in all (base samples for pools, held-out policy samples
+    for trained points; draws for distributional ones); 0: no resolve rounds."""
+    max_rounds: int = Field(3, ge=1, le=8)
+    """Rounds after the first pass: the planned looks are 1 + max_rounds, pool sizes x1, x2, x4 ..."""
+    spending: Literal["obrien_fleming", "pocock"] = "pocock"
+    """Alpha spending function over the information fraction (Lan-DeMets): pocock spends evenly
+    (the first pass's claims at 0.0097 of 0.05, three rounds: 0.0081, 0.013, 0.019); obrien_fleming
+    keeps the last look near nominal (0.044) but spends almost nothing on the first (3e-8): with
+    t intervals over a few dozen prompts the first pass then claims nothing, and every curve with
+    a claim to make is grown."""
+    grow: Literal["auto", "prompts", "samples"] = "auto"
+    """What a round doubles: prompts, samples per prompt (pool-based optimizers), or auto (prompts;
+    samples too where a point's evidence is limited by the pool: n>N/4, low-ESS, pool-dependent,
+    pool-bias)."""
+
+
 class EvalConfig(Strict):
     """How every point is measured."""
 
@@ -763,6 +807,11 @@ class EvalConfig(Strict):
     estimated peak and turn (`est:` labels, docs/holdout.md). `independent` for another draw of a
     synthetic or distributional proxy's error; a reward spec (or `{source: rewards, rewards: [...]}`)
     for reward models trained on other data."""
+    resolve: ResolveConfig = Field(default_factory=ResolveConfig)
+    """Resolve rounds after a sweep's first pass (pipeline/sweeps/resolve.py, docs/verdicts.md):
+    grow the pools of the curves whose verdicts are unresolved until they resolve or the budget is
+    spent. Not part of a point's identity: it decides which points a sweep adds, not what a
+    point computes."""
 
 
 class AlarmConfig(Strict):
@@ -933,6 +982,19 @@ class RunConfig(Strict):
             raise ValueError(
                 "eval.holdout: a distributional proxy has no texts to score; use eval.holdout: independent"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _grown_pool_shape(self) -> RunConfig:
+        g = self.sampling.grown_from
+        if g is not None:
+            ratio = self.sampling.n // g.n
+            if self.prompts.n_eval % g.n_eval or self.sampling.n % g.n or ratio & (ratio - 1):
+                raise ValueError(
+                    f"sampling.grown_from ({g.n_eval} prompts x {g.n}): a grown pool has a multiple of "
+                    f"{g.n_eval} prompts (got prompts.n_eval={self.prompts.n_eval}) and {g.n} x 2^k samples "
+                    f"per prompt (got sampling.n={self.sampling.n})"
+                )
         return self
 
     @model_validator(mode="after")

@@ -238,6 +238,9 @@ def finished_points(root: Path) -> tuple[pd.DataFrame, dict | None]:
     if not (root / "points").is_dir():
         return df, None
     df = backfill(root, df)
+    from goodhart.pipeline.report.resolve import apply_record
+
+    df = apply_record(df, root)  # resolve rounds: superseded points out, each curve at its look's level
     return df, load_units(root, df)
 
 
@@ -259,6 +262,25 @@ def labels(root: Path, rule: VerdictRule = VerdictRule()) -> tuple[pd.DataFrame,
         return labelled, None
     est = estimated_labels(df, rule, units)
     return merge_estimates(labelled, est), est
+
+
+def verdict_summary(root: Path, rule: VerdictRule = VerdictRule()) -> str:
+    """The verdict of each curve and of the sweep, as `goodhart sweep` ends (the rule and every
+    point's label: `goodhart report`). One line saying why not, when the sweep cannot be labelled."""
+    from goodhart.eval.goodhart import VERSION
+
+    try:
+        lab = gold_labels(root, rule)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        return f"\nverdicts: none ({str(e).splitlines()[0][:120]})"
+    groups = summarize_groups(lab)
+    n_un = int((lab["verdict"] == "unresolved").sum())
+    lines = ["", f"verdicts (rule {VERSION}; every point's label and why: `goodhart report {root}`):"]
+    lines += [
+        f"  {g.curve} {g.name}: {g.verdict.upper() if g.verdict == 'catastrophic' else g.verdict}" for g in groups
+    ]
+    lines.append(f"  {n_un} of {len(lab)} points unresolved; sweep verdict: {sweep_verdict(groups)}")
+    return "\n".join(lines)
 
 
 def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: str | Path | None = None) -> Report:

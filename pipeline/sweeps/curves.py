@@ -145,10 +145,12 @@ def curve_identity(cfg: C.RunConfig) -> dict[str, str]:
         model += f" T={s.temperature:g} top_p={s.top_p:g} len={s.max_new_tokens}"
         p = cfg.prompts
         prompts = f"{p.source}:{p.split} n_eval={p.n_eval} seed={p.seed}"
+    g = cfg.sampling.grown_from  # a pool grown by resolve rounds: its own prompt set and draws
+    grown = f" grown from {g.n_eval} x {g.n}" if g is not None else ""
     return {
         M.CURVE_UTILITY: utility_identity(cfg),
         M.CURVE_PROXY: reward_identity(cfg.reward) + clip,
         M.CURVE_MODEL: model,
-        M.CURVE_PROMPTS: prompts,
-        M.CURVE_POOL: f"N={cfg.sampling.n}",
+        M.CURVE_PROMPTS: prompts + grown,
+        M.CURVE_POOL: f"N={cfg.sampling.n}" + grown,
     }

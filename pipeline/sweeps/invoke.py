@@ -7,6 +7,7 @@ Imports: sweeps.spec, sweeps.record, sweeps.local, sweeps.point, sweeps.lock, sw
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ class SweepOutcome:
     failed: dict[str, str] = field(default_factory=dict)
     results: Any = None
     parent: TrackingTarget | None = None
+    resolved: Any = None
+    """What the `then` step recorded (the resolve rounds' outcome), if anything."""
 
     @property
     def ok(self) -> bool:
@@ -46,8 +49,11 @@ def run_sweep(
     progress: bool = True,
     sweep_file: Path | None = None,
     keep_finished: bool = False,
+    then: Callable[[SweepOutcome], None] | None = None,
 ) -> SweepOutcome:
-    """Run the points of `sweep` not yet done under `root`; finished points are skipped."""
+    """Run the points of `sweep` not yet done under `root`; finished points are skipped. `then`
+    (e.g. the resolve rounds of pipeline/report/resolve.py) runs after the points, under the same
+    lock and before the results are written and the parent run closed."""
     out = SweepOutcome(root=root, points=len(points))
     if int(os.environ.get("RANK", "0")) != 0:
         # Another rank of an `accelerate launch`: train alongside rank 0, record nothing.
@@ -72,6 +78,8 @@ def run_sweep(
         try:
             summary = run_local(sweep, points, root, jobs, progress, out.parent)
             out.ran, out.skipped, out.failed = summary["done"], summary["skipped"], summary["failed"]
+            if then is not None:
+                then(out)
             status = "FINISHED" if not out.failed else "FAILED"
         finally:
             with deferred():  # a second Ctrl-C must not leave the parent RUNNING

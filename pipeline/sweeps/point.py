@@ -55,12 +55,14 @@ ADDED_KEYS: tuple[tuple[str, str, object], ...] = (
     *(("alarm", key, f.default) for key, f in AlarmConfig.model_fields.items()),
     ("sampling", "engine", "hf"),
     ("sampling", "vllm_gpu_memory", 0.5),
+    ("sampling", "grown_from", None),
 )
 
 
 def point_id(cfg: RunConfig) -> str:
-    """A hash of everything that changes the result (not the label, tracking or output dir)."""
-    d = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir"})
+    """A hash of everything that changes the result (not the label, tracking or output dir, nor
+    eval.resolve: which points a sweep adds, not what a point computes)."""
+    d = cfg.model_dump(mode="json", exclude={"name": True, "tracking": True, "output_dir": True, "eval": {"resolve"}})
     for section, key, neutral in ADDED_KEYS:
         if isinstance(d.get(section), dict) and key in d[section] and d[section][key] == neutral:
             del d[section][key]

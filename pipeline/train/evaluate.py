@@ -29,16 +29,20 @@ def sample_policy(
     n_samples: int,
     accelerator=None,
     torch_seed: int = 0,
+    indices: list[int] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]:
     """n_samples from `policy` per held-out prompt (the base pool's prompts), scored and with their
     sequence KL to pi_0: ({proxy, utility, k1, k3, tokens}: (P, n_samples) arrays, the per-prompt
     records with the completions). torch's RNG is forked and seeded with torch_seed (+ the rank):
     the caller's stream is left as it was. Under several processes the prompts are split evenly,
-    every process must call this, and every process returns the same arrays."""
+    every process must call this, and every process returns the same arrays. `indices`: only these
+    held-out prompts (a block of a grown evaluation)."""
     from goodhart.pipeline.train.policy import generation_lm
 
     cfg = ctx.cfg
     prompts = ctx.prompts()[1]
+    if indices is not None:
+        prompts = [prompts[j] for j in indices]
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     per = -(-len(prompts) // world)
     mine = [min(i, len(prompts) - 1) for i in range(rank * per, (rank + 1) * per)]  # padded: equal work per process
@@ -79,6 +83,37 @@ def sample_policy(
     return stack, per_prompt
 
 
+def _held_out(ctx, policy, reference, tok, scorer, n_samples: int, accelerator, torch_seed: int):
+    """sample_policy on every held-out prompt; a grown evaluation (sampling.grown_from with
+    eval_samples: resolve rounds) in blocks (base/grow.py) whose first is the first pass's own
+    call, so its samples are those of the first pass and the rest come from their own seeds."""
+    g = ctx.cfg.sampling.grown_from
+    if g is None or g.eval_samples is None:
+        return sample_policy(ctx, policy, reference, tok, scorer, n_samples, accelerator, torch_seed)
+    from goodhart.pipeline.base.grow import block_seed, blocks
+
+    P = len(ctx.prompts()[1])
+    per_prompt: list[dict] = [{} for _ in range(P)]
+    for b in blocks(g.n_eval, g.eval_samples, P, n_samples):
+        _, rows = sample_policy(
+            ctx,
+            policy,
+            reference,
+            tok,
+            scorer,
+            b.s1 - b.s0,
+            accelerator,
+            block_seed(torch_seed, b),
+            list(range(b.p0, b.p1)),
+        )
+        for j, r in enumerate(rows):
+            d = per_prompt[b.p0 + j]
+            for k, v in r.items():
+                d[k] = np.concatenate([d[k], v]) if k in d else v
+    stack = {k: np.stack([r[k] for r in per_prompt]) for k in ("proxy", "utility", "k1", "k3", "tokens")}
+    return stack, per_prompt
+
+
 def evaluate_policy(
     ctx: PointContext,
     policy,
@@ -94,7 +129,7 @@ def evaluate_policy(
     call this, and every process returns the same row."""
     cfg = ctx.cfg
     prompts = ctx.prompts()[1]
-    stack, per_prompt = sample_policy(ctx, policy, reference, tok, scorer, n_samples, accelerator, seed * 1000)
+    stack, per_prompt = _held_out(ctx, policy, reference, tok, scorer, n_samples, accelerator, seed * 1000)
     if accelerator is not None:
         with accelerator.main_process_first():  # main samples the base pool, the others load it
             pool = ctx.pool()
