@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from goodhart.pipeline.base.grow import blocks, block_seed, sample_ranges
+from goodhart.pipeline.base.grow import block_seed, blocks, sample_ranges
 from goodhart.pipeline.config.load import load_config
 
 

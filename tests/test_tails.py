@@ -14,6 +14,7 @@ from goodhart.eval.tails import (
     mean_excess,
     moment_estimator,
     pickands,
+    power_tail_trend,
     resolved_index,
     robust_scale,
     tail_verdict,
@@ -28,12 +29,11 @@ LIGHT: dict[str, Sampler] = {
     "uniform": lambda r: r.uniform(size=N),
 }
 # Flat b(u): the exponential itself and (at this n) the Gumbel. Their statistics at 30,000
-# draws are those of a Student-t(10) (issue 19), so no rule can call them light without
-# calling t(10) light too: inconclusive, never heavy.
+# draws are those of a Student-t(10) (issue 19): a light call on them excludes power tails up
+# to an index well below 10 (issue 29), and says which.
 BOUNDARY: dict[str, Sampler] = {
     "exponential": lambda r: r.exponential(size=N),
     "gumbel": lambda r: r.gumbel(size=N),
-    "student_t(10)": lambda r: r.standard_t(10, size=N),
 }
 HEAVY: dict[str, Sampler] = {
     "pareto(1.5)": lambda r: r.pareto(1.5, size=N) + 1,
@@ -61,15 +61,37 @@ def test_verdict_heavy_for_heavy_laws_every_seed(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", BOUNDARY)
-def test_verdict_inconclusive_on_exponential_like_tails_every_seed(name: str) -> None:
-    assert _verdicts(BOUNDARY[name]) == ["inconclusive"] * len(SEEDS)
+def test_exponential_like_tails_are_light_up_to_the_index_they_exclude(name: str) -> None:
+    reps = [tail_verdict(BOUNDARY[name](np.random.default_rng(100 + s)), seed=s) for s in SEEDS]
+    assert [r.verdict for r in reps] == ["light"] * len(SEEDS)
+    for r in reps:
+        assert 4 <= r.excluded < 10  # never the index of a t(10), which looks the same
+        assert f"LIGHT (no power tail of index <= {r.excluded:.3g})" in r.table()
 
 
-def test_student_t10_is_not_light_at_300000_draws() -> None:
-    # The issue's case: LIGHT at 30,000, 300,000 and 1,000,000 draws under the old rule, whose
+def test_power_tail_trend_falls_with_the_index() -> None:
+    ks = np.unique(np.geomspace(3000, 100, 15).round().astype(np.int64))
+    trend = [power_tail_trend(df, N, ks) for df in (2, 3, 5, 8, 12, 30, 1000)]
+    assert all(a > b for a, b in zip(trend, trend[1:])), trend
+    assert trend[0] > 0.4 and trend[-1] < -0.1  # t(2) grows; t(1000) falls like a normal
+
+
+@pytest.mark.parametrize("df", [3, 5, 8, 10, 11])
+def test_a_student_t_is_never_light_below_the_index_it_prints(df: int) -> None:
+    # issue 29: t(20) at 300,000 and t(30) at 30,000 read LIGHT with no index; a light call now
+    # names k and a t(df) sample is light only with k < df (the exclusion is a one-sided 0.1% claim)
+    for s in range(4):
+        rep = tail_verdict(np.random.default_rng(300 + 10 * df + s).standard_t(df, size=N), seed=s)
+        assert rep.verdict != "light" or rep.excluded < df, rep.table()
+        if rep.verdict == "light":
+            assert f"no power tail of index <= {rep.excluded:.3g}" in rep.table()
+
+
+def test_student_t10_at_300000_draws_is_at_most_light_below_10() -> None:
+    # The issue-19 case: LIGHT at 30,000, 300,000 and 1,000,000 draws under an older rule, whose
     # thresholds stopped at the 0.995 quantile, where t(10)'s b(u) is still falling.
     rep = tail_verdict(np.random.default_rng(5).standard_t(10, size=300_000), seed=1)
-    assert rep.verdict != "light", rep.table()
+    assert rep.verdict != "light" or rep.excluded < 10, rep.table()
     assert rep.qq_trend.n_exceed.min() == 100  # thresholds reach the top 100 values
 
 
@@ -85,7 +107,7 @@ def test_resolved_index_is_where_student_t_turns_inside_the_thresholds() -> None
     ("sample", "expected"),
     [
         (lambda r: r.normal(-5.0, 0.01, size=N), "light"),
-        (lambda r: r.exponential(size=N) - 100.0, "inconclusive"),  # every value negative
+        (lambda r: r.exponential(size=N) - 100.0, "light"),  # every value negative
         (lambda r: -r.exponential(size=N), "light"),  # bounded above by 0
         (lambda r: 1e3 * r.standard_t(2, size=N) - 1e5, "heavy"),  # every value negative
         (lambda r: 1e-6 * r.lognormal(0.0, 1.5, size=N), "heavy"),
