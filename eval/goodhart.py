@@ -336,6 +336,17 @@ def _need(effects: list[tuple[float, float]], alpha: float, rule: VerdictRule, u
     return min([need_factor(e, s, alpha, rule.power, units) for e, s in effects] or [INF])
 
 
+def _rise(i: Any, own: list, g: pd.DataFrame, units: UnitGains, rule: VerdictRule, util: dict, kl: dict) -> str | None:
+    """Does the optimizer's own curve rise into point i: a point of it at lower KL shown below it
+    (paired, at the nominal level)? The words that say so, else None."""
+    for j in own:
+        if kl[j] < kl[i]:
+            d = _paired_drop(g.loc[i], g.loc[j], units, rule, util)
+            if d.lo > 0 and p_above(d, 0.0) <= rule.nominal1:
+                return f"+{_g(d.m)} [{_g(d.lo)}, {_g(d.hi)}] from {_g(util[j].m)} at KL {_g(kl[j])}"
+    return None
+
+
 def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRule()) -> pd.DataFrame:
     """Labels and statistics for the points of one curve (rows of the seed-pooled table)."""
     g = g.sort_values(M.KL).copy()
@@ -513,7 +524,11 @@ def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRu
             gap_txt = f"{_g(gap.m)} [{_g(gap.lo)}, {_g(gap.hi)}] below {front_by} ({_g(front)})"
             if gap.lo > 0:
                 flags[i].append("dominated")
-            if v == "improving":
+            rise = _rise(i, [j for j in moved if algo[j] == a], g, units, rule, util, kl)
+            if v == "improving" and rise is not None:
+                # its own curve rises into this point: not past its peak, a weaker optimizer
+                why += f"; {gap_txt}, but {a}'s own curve rises into it ({rise}): a weaker optimizer, not past its peak"
+            elif v == "improving":
                 v, cols["mdd"][i] = "unresolved", mdd(gap, rule)
                 # over-optimized or a weaker optimizer: a design question, not a sample size
                 need = INF
@@ -525,9 +540,9 @@ def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRu
             else:
                 why += f"; {'dominated: ' if gap.lo > 0 else ''}{gap_txt}"
         if str(r.get("algo", "")).startswith("tilt"):
-            b = _f(r.get(M.TILT_DRIFT_UTILITY)) / -3
+            b = _f(r.get(M.TILT_POOL_BIAS))
             why += "; interval: the N-sample pool's optimum (self-normalised weights), not the population's" + (
-                f" (pool bias ~{_g(b)})" if not _nan(b) else ""
+                f" (pool bias {_g(b)}, jackknife)" if not _nan(b) else ""
             )
         if v == "unresolved" or cols["open"][i]:
             cols["need"][i] = need

@@ -101,7 +101,7 @@ set:
   prompts.n_eval: 8
   tracking.enabled: false
   output_dir: {out}
-  eval.resolve.budget: {budget}
+  eval.resolve.draws: {budget}
   eval.resolve.max_rounds: 2
 grid:
   algo: [bon]
@@ -124,7 +124,7 @@ def test_resolve_rounds_spend_within_budget_replay_and_report(tmp_path, capsys):
     root = tmp_path / "runs" / "grow"
     rec = json.loads((root / "resolve.json").read_text())
     assert "before resolve rounds (look 1)" in out and "after " in out and "sweep verdict:" in out
-    assert rec["spent"] <= 50_000 and len(rec["alphas"]) == 3
+    assert rec["spent"][0] == 0 and rec["spent"][1] <= 50_000 and len(rec["alphas"]) == 3
     assert sum(rec["alphas"]) == pytest.approx(0.05)
     if rec["rounds"]:
         assert rec["superseded"] and max(rec["points"].values()) >= 2

@@ -249,3 +249,39 @@ def test_power_table_names_the_prompts_that_would_resolve_each_point():
     assert pt["need"].iloc[0] == pytest.approx(need, rel=0.02) or pt["need"].iloc[0] < need
     assert pt["need/units"].iloc[0] == np.ceil(32 * pt["need"].iloc[0])
     assert "prompts at this pool size would resolve it" in lab.iloc[-1]["why"]
+
+
+# ---- below the frontier, but its own curve rises into it: a weaker optimizer ----------------------
+def test_a_point_its_own_curve_rises_into_is_improving_though_below_the_frontier():
+    # The demo's PPO on the hackable pareto error (40 steps): coef 3 at KL 0.14 has utility
+    # 0.052, coef 1 at KL 3.0 has 0.117 [0.072, 0.161], both far below best-of-2 on the base pool
+    # (0.205 at KL 0.19). Alone, coef 1 cannot say whether PPO is past its peak or weaker; the
+    # gentler point shows its own curve rising into it (paired on the prompts).
+    rng = np.random.default_rng(2)
+    P = 32
+    first = 0.052 + rng.normal(0, 0.12, P)
+    second = first + 0.065 + rng.normal(0, 0.03, P)
+    units = {
+        "k3": {"gain_proxy": 0.6 + rng.normal(0, 0.2, P), "gain_utility": first},
+        "k1": {"gain_proxy": 19.6 + rng.normal(0, 2, P), "gain_utility": second},
+    }
+    from goodhart.eval.bootstrap import t_ci
+
+    rows = []
+    for pid, x, kl in (("k3", 3.0, 0.142), ("k1", 1.0, 3.03)):
+        pm, plo, phi = t_ci(units[pid]["gain_proxy"])
+        um, ulo, uhi = t_ci(units[pid]["gain_utility"])
+        rows.append(row(pid, x, kl, pm, plo, phi, um, ulo, uhi, algo="ppo", x_name="kl.coef"))
+    df = pd.DataFrame(rows).assign(
+        **{M.BASE_SHARE2: 0.41, M.BASE_GAIN2: 0.205, M.lo(M.BASE_GAIN2): 0.19, M.hi(M.BASE_GAIN2): 0.22}
+    )
+    lab = label_points(df, VerdictRule(), units)
+    top = lab[lab["x"] == 1.0].iloc[0]
+    assert top["verdict"] == "improving", top["why"]
+    assert "rises into it" in top["why"] and "dominated" in top["flags"]
+    # without the gentler point, the same point cannot tell: unresolved
+    alone = label_points(df[df["point_id"] == "k1"], VerdictRule(), units)
+    assert (
+        alone.iloc[0]["verdict"] == "unresolved"
+        and "a weaker optimizer, the data do not say which" in alone.iloc[0]["why"]
+    )

@@ -72,7 +72,8 @@ def _run_sweep(
         if out.resolved is not None:
             out.failed.update(out.resolved.failed)
 
-    then = resolve if points[0].cfg.eval.resolve.budget > 0 else None
+    rc = points[0].cfg.eval.resolve
+    then = resolve if rc.budget > 0 or rc.draws > 0 else None
     out = run_sweep(sweep, points, root, jobs, progress, sweep_file, keep_finished=partial, then=then)
     if out.results is None:  # a rank > 0 of `accelerate launch`: rank 0 reports
         return 0

@@ -766,8 +766,11 @@ class ResolveConfig(Strict):
     1 - eval.ci."""
 
     budget: int = Field(0, ge=0)
-    """New samples the rounds may spend in all (base samples for pools, held-out policy samples
-    for trained points; draws for distributional ones); 0: no resolve rounds."""
+    """New samples a language model may generate for the rounds, in all: base samples of grown
+    pools and held-out samples of trained points (~3 ms each for the tiny model on 2 cores)."""
+    draws: int = Field(0, ge=0)
+    """New draws the rounds may make for distributional (no-LM) curves, in all (millions cost
+    seconds). Resolve rounds run when budget or draws is > 0."""
     max_rounds: int = Field(3, ge=1, le=8)
     """Rounds after the first pass: the planned looks are 1 + max_rounds, pool sizes x1, x2, x4 ..."""
     spending: Literal["obrien_fleming", "pocock"] = "pocock"

@@ -81,7 +81,8 @@ class Growth:
     curve: str
     old: list[Point]
     new: list[Point]
-    cost: int
+    cost: tuple[int, int]
+    """(language-model samples, distributional draws) the growth needs."""
     need: float
     why: str
 
@@ -89,8 +90,8 @@ class Growth:
 @dataclass
 class ResolveOutcome:
     rounds: int = 0
-    spent: int = 0
-    budget: int = 0
+    spent: tuple[int, int] = (0, 0)
+    budget: tuple[int, int] = (0, 0)
     before: pd.DataFrame | None = None
     after: pd.DataFrame | None = None
     labelled: pd.DataFrame | None = None
@@ -143,16 +144,17 @@ def _draws(p: Point) -> tuple[str, int]:
     return short_hash(["pool", _dump(c)["model"], _dump(c)["prompts"], _dump(c)["sampling"], c.seed]), n
 
 
-def cost(old: list[Point], new: list[Point]) -> int:
-    """New draws the grown points need: each distinct pool's growth once, plus trained points'
-    extra held-out samples."""
+def cost(old: list[Point], new: list[Point]) -> tuple[int, int]:
+    """(language-model samples, distributional draws) the grown points need: each distinct pool's
+    growth once, plus trained points' extra held-out samples."""
     have = dict(_draws(p) for p in old)
     want = dict(_draws(p) for p in new)
-    total = sum(n for k, n in want.items()) - sum(n for k, n in have.items())
+    total = sum(want.values()) - sum(have.values())
     for a, b in zip(old, new):
         if a.cfg.algo.kind in TRAINED:
             total += b.cfg.prompts.n_eval * b.cfg.algo.eval_samples - a.cfg.prompts.n_eval * a.cfg.algo.eval_samples
-    return max(int(total), 0)
+    total = max(int(total), 0)
+    return (0, total) if old[0].cfg.distributional else (total, 0)
 
 
 def plan(labelled: pd.DataFrame, live: dict[str, Point], grow: str) -> list[Growth]:
@@ -177,7 +179,7 @@ def plan(labelled: pd.DataFrame, live: dict[str, Point], grow: str) -> list[Grow
         out.append(
             Growth(str(cid), old, new, cost(old, new), need, f"{len(finite)} point(s) to resolve; doubling {what}")
         )
-    return sorted(out, key=lambda x: (x.need, x.cost))
+    return sorted(out, key=lambda x: (x.need, x.cost[0], x.cost[1]))
 
 
 def _reuse_policy(old: Point, new: Point, root: Path) -> None:
@@ -235,7 +237,7 @@ def resolve_rounds(
 
     cfg0 = points[0].cfg
     rc = cfg0.eval.resolve
-    if rc.budget <= 0:
+    if rc.budget <= 0 and rc.draws <= 0:
         return None
     rule = VerdictRule(ci=cfg0.eval.ci)
     lv = look_alphas(rc.max_rounds, cfg0.eval.ci, rc.spending)
@@ -243,27 +245,28 @@ def resolve_rounds(
         "spending": rc.spending,
         "max_rounds": rc.max_rounds,
         "budget": rc.budget,
+        "draws": rc.draws,
         "alphas": lv,
         "points": {p.id: 1 for p in points},
         "superseded": [],
-        "spent": 0,
+        "spent": [0, 0],
         "rounds": [],
     }
     _write(root, rec)
-    out = ResolveOutcome(budget=rc.budget)
+    out = ResolveOutcome(budget=(rc.budget, rc.draws))
     live = {p.id: p for p in points}
     lab = gold_labels(root, rule)
     out.before = power_table(lab)
     say(_power_text("before resolve rounds (look 1)", lab, rec))
     for rnd in range(1, rc.max_rounds + 1):
         todo, chosen = plan(lab, live, rc.grow), []
-        left = rc.budget - rec["spent"]
+        left = [rc.budget - rec["spent"][0], rc.draws - rec["spent"][1]]
         for gr in todo:
-            if gr.cost <= left:
+            if gr.cost[0] <= left[0] and gr.cost[1] <= left[1]:
                 chosen.append(gr)
-                left -= gr.cost
+                left = [left[0] - gr.cost[0], left[1] - gr.cost[1]]
             else:
-                out.log.append(f"round {rnd}: {gr.curve} would need {gr.cost:,} new samples, {left:,} left")
+                out.log.append(f"round {rnd}: {gr.curve} would need {_cost_text(gr.cost)}; left: {_cost_text(left)}")
         if not chosen:
             break
         new = [p for gr in chosen for p in gr.new]
@@ -271,10 +274,10 @@ def resolve_rounds(
         for gr in chosen:
             for a, b in zip(gr.old, gr.new):
                 _reuse_policy(a, b, root)
-        spent = sum(gr.cost for gr in chosen)
+        spent = [sum(gr.cost[0] for gr in chosen), sum(gr.cost[1] for gr in chosen)]
         say(
             f"resolve round {rnd} (look {rnd + 1}, claims at alpha {lv[rnd]:.3g}): "
-            + "; ".join(f"{gr.curve}: {gr.why}, {gr.cost:,} new samples" for gr in chosen)
+            + "; ".join(f"{gr.curve}: {gr.why}, {_cost_text(gr.cost)}" for gr in chosen)
         )
         summary = run_local(sweep, new, root, jobs, progress, target)
         out.failed.update(summary["failed"])
@@ -284,16 +287,27 @@ def resolve_rounds(
                 rec["points"][b.id] = rec["points"].get(a.id, 1) + 1
                 live.pop(a.id, None)
                 live[b.id] = b
-        rec["spent"] += spent
+        rec["spent"] = [rec["spent"][0] + spent[0], rec["spent"][1] + spent[1]]
         rec["rounds"].append({"round": rnd, "curves": [gr.curve for gr in chosen], "spent": spent})
         _write(root, rec)
-        out.rounds, out.spent = rnd, rec["spent"]
+        out.rounds, out.spent = rnd, tuple(rec["spent"])
         lab = gold_labels(root, rule)
     out.after, out.labelled = power_table(lab), lab
-    say(_power_text(f"after {out.rounds} resolve round(s), {out.spent:,} of {rc.budget:,} samples spent", lab, rec))
+    say(
+        _power_text(
+            f"after {out.rounds} resolve round(s), spent {_cost_text(rec['spent'])} "
+            f"of {_cost_text((rc.budget, rc.draws))}",
+            lab,
+            rec,
+        )
+    )
     for line in out.log:
         say(f"  {line}")
     return out
+
+
+def _cost_text(c) -> str:
+    return f"{int(c[0]):,} samples, {int(c[1]):,} draws"
 
 
 def _power_text(title: str, lab: pd.DataFrame, rec: dict[str, Any]) -> str:
