@@ -144,13 +144,16 @@ def _draws(p: Point) -> tuple[str, int]:
     return short_hash(["pool", _dump(c)["model"], _dump(c)["prompts"], _dump(c)["sampling"], c.seed]), n
 
 
-def cost(old: list[Point], new: list[Point]) -> tuple[int, int]:
-    """(language-model samples, distributional draws) the grown points need: each distinct pool's
-    growth once, plus trained points' extra held-out samples."""
-    have = dict(_draws(p) for p in old)
-    want = dict(_draws(p) for p in new)
-    total = sum(want.values()) - sum(have.values())
+def cost(old: list[Point], new: list[Point], paid: set[str] | frozenset = frozenset()) -> tuple[int, int]:
+    """(language-model samples, distributional draws) the grown points need: each grown pool once
+    (a text pool's completions serve every reward scored on them, so curves that share it pay
+    once; `paid`: pools already grown), plus trained points' extra held-out samples."""
+    total, seen = 0, set(paid)
     for a, b in zip(old, new):
+        (_, na), (kb, nb) = _draws(a), _draws(b)
+        if kb not in seen:
+            seen.add(kb)
+            total += nb - na
         if a.cfg.algo.kind in TRAINED:
             total += b.cfg.prompts.n_eval * b.cfg.algo.eval_samples - a.cfg.prompts.n_eval * a.cfg.algo.eval_samples
     total = max(int(total), 0)
@@ -179,7 +182,7 @@ def plan(labelled: pd.DataFrame, live: dict[str, Point], grow: str) -> list[Grow
         out.append(
             Growth(str(cid), old, new, cost(old, new), need, f"{len(finite)} point(s) to resolve; doubling {what}")
         )
-    return sorted(out, key=lambda x: (x.need, x.cost[0], x.cost[1]))
+    return sorted(out, key=lambda x: x.need)
 
 
 def _reuse_policy(old: Point, new: Point, root: Path) -> None:
@@ -250,6 +253,7 @@ def resolve_rounds(
         "points": {p.id: 1 for p in points},
         "superseded": [],
         "spent": [0, 0],
+        "paid": [],
         "rounds": [],
     }
     _write(root, rec)
@@ -261,10 +265,13 @@ def resolve_rounds(
     for rnd in range(1, rc.max_rounds + 1):
         todo, chosen = plan(lab, live, rc.grow), []
         left = [rc.budget - rec["spent"][0], rc.draws - rec["spent"][1]]
+        paid = set(rec["paid"])
         for gr in todo:
+            gr.cost = cost(gr.old, gr.new, paid)
             if gr.cost[0] <= left[0] and gr.cost[1] <= left[1]:
                 chosen.append(gr)
                 left = [left[0] - gr.cost[0], left[1] - gr.cost[1]]
+                paid |= {_draws(p)[0] for p in gr.new}
             else:
                 out.log.append(f"round {rnd}: {gr.curve} would need {_cost_text(gr.cost)}; left: {_cost_text(left)}")
         if not chosen:
@@ -288,6 +295,7 @@ def resolve_rounds(
                 live.pop(a.id, None)
                 live[b.id] = b
         rec["spent"] = [rec["spent"][0] + spent[0], rec["spent"][1] + spent[1]]
+        rec["paid"] = sorted(paid)
         rec["rounds"].append({"round": rnd, "curves": [gr.curve for gr in chosen], "spent": spent})
         _write(root, rec)
         out.rounds, out.spent = rnd, tuple(rec["spent"])
