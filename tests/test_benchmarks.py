@@ -114,3 +114,29 @@ def test_device_cuda_runs_the_gpu_path(tmp_path, small_model_dir):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     doc = json.loads((tmp_path / "generation.json").read_text())
     assert doc["machine"]["device"] == "cuda" and doc["machine"]["gpu"]
+
+
+def test_bench_demo_reads_the_demos_verdicts_and_writes_the_readme_table(tmp_path, monkeypatch):
+    """benchmarks/bench_demo.py (the `make demo` figure): its reading of the sweep's output."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_demo
+
+    log = (
+        "\nutility sentiment | proxy sentiment + pareto(alpha=1.5) x0.3   (base utility 0.045)\n"
+        "algo  knob  KL\n----\n bon  n=1  0.000\n\n"
+        "utility sentiment | proxy sentiment + pareto(alpha=1.5) x0.3   (base utility 0.046)\n"
+        "algo  knob  KL\n----\n bon  n=2  0.190\n\n"
+        "verdicts (rule 2; every point's label and why: `goodhart report runs/demo`):\n"
+        "  c1 utility sentiment | proxy sentiment + gaussian x0.5: no-catastrophe\n"
+        "  c9 utility gaussian x1 | proxy gaussian x1 + pareto(alpha=1) x1: catastrophic\n"
+        "  3 of 68 points unresolved; sweep verdict: catastrophic\n\n68 point(s): 68 run\n"
+    )
+    lines = bench_demo.verdict_lines(log)
+    assert lines[-1].endswith("sweep verdict: catastrophic") and len(lines) == 3
+    table = bench_demo.curve_table(log)
+    assert table.startswith("utility sentiment | proxy sentiment + pareto") and "n=2" in table and "n=1 " not in table
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- demo-table -->\n```text\nold\n```\n<!-- /demo-table -->\nb\n")
+    monkeypatch.setattr(bench_demo, "README", readme)
+    bench_demo.write_readme(table)
+    assert readme.read_text() == f"a\n<!-- demo-table -->\n```text\n{table}\n```\n<!-- /demo-table -->\nb\n"
