@@ -27,6 +27,7 @@ LM = "model.path={model} prompts.n_eval=2 prompts.n_train=2 sampling.max_new_tok
 PPO = "algo.steps=1 algo.batch_prompts=2 algo.samples_per_prompt=2 algo.minibatch=4 algo.eval_samples=2"
 CAL = "reward.error.calibration_samples=64"
 DIST = "--jobs 1 sampling.n=16384 prompts.n_eval=4"  # one process: the worker pool is tested elsewhere
+NO_ROUNDS = "eval.resolve.budget=0 eval.resolve.draws=0"  # the demo's resolve rounds: tests/test_resolve.py
 SLURM_ENV = "MLFLOW_TRACKING_URI=http://127.0.0.1:5001"
 PROBE = (
     "model.path={model} probe.n_samples=600 probe.base_reference=64 probe.search.steps=3 "
@@ -46,7 +47,7 @@ VARIANTS: dict[str, str] = {
     "goodhart prepare": "goodhart prepare --help",  # builds the 0.94M model (~80 s); tiny variant: the small model below
     "goodhart config show configs/base.yaml reward=pareto algo.kl.coef=0.1": "goodhart config show {repo}/configs/base.yaml reward=pareto algo.kl.coef=0.1",
     "goodhart run configs/base.yaml reward=student_t algo=bon algo.n=16": f"goodhart run {{repo}}/configs/base.yaml reward=student_t algo=bon algo.n=16 sampling.n=16 {LM}",
-    "goodhart sweep configs/sweep/demo.yaml --jobs 2": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --jobs 2 --quiet sampling.n=256 {LM} {CAL}",
+    "goodhart sweep configs/sweep/demo.yaml --jobs 2": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --jobs 2 --quiet {NO_ROUNDS} {LM} {CAL}",
     "goodhart status runs/demo": "goodhart status runs/demo",
     "goodhart report runs/demo": "goodhart report runs/demo",
     "goodhart tails errors.npy": "goodhart tails errors.npy",
@@ -92,8 +93,8 @@ VARIANTS: dict[str, str] = {
     "goodhart status runs/smollm2_sentiment": "goodhart status --help  # the GPU study's directory is not here",
     "goodhart sweep configs/sweep/smollm2_sentiment.yaml sampling.engine=vllm": "goodhart sweep {repo}/configs/sweep/smollm2_sentiment.yaml sampling.engine=vllm --dry-run  # vLLM and a GPU: not here",
     # docs/usage.md: partial sweeps and export (after the demo variant above has run)
-    "goodhart sweep configs/sweep/demo.yaml --only algo=bon": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --only algo=bon --quiet sampling.n=256 {LM} {CAL}",
-    "goodhart sweep configs/sweep/demo.yaml --branch ppo algo.steps=10": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --branch ppo --quiet sampling.n=256 {LM} {PPO} {CAL}",
+    "goodhart sweep configs/sweep/demo.yaml --only algo=bon": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --only algo=bon --quiet {NO_ROUNDS} {LM} {CAL}",
+    "goodhart sweep configs/sweep/demo.yaml --branch ppo algo.steps=10": f"goodhart sweep {{repo}}/configs/sweep/demo.yaml --branch ppo --quiet {NO_ROUNDS} {LM} {PPO} {CAL}",
     "goodhart export runs/demo/points/<id> my_policy": 'd=$(dirname "$(ls -d runs/demo/points/*/checkpoints | head -1)") && goodhart export "$d" my_policy',
     "goodhart export runs/demo/points/<id> my_adapter --keep-adapter": "goodhart export --help  # a LoRA point kept as an adapter: tests/test_export.py",
     # docs/probe.md: reward-model tail probe (a small RM on the small model, a short search)
