@@ -22,6 +22,7 @@ otherwise; reported scales are divided by robust_scale(x) so they are unit-free.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -542,20 +543,20 @@ _RULE = (
     "heavy if the growth db/du of the exponential Q-Q slope b(u) across thresholds from the "
     "{q_lo:g} quantile to the top {k_min} values AND the GPD shape xi above the {q_gpd:g} quantile "
     "are both significantly > 0 (lower {level:.0%} bounds > 0); light if neither is significantly "
-    "> 0 and the one-sided {ex:.1%} upper bound of db/du is below what every power tail of index <= k "
-    "shows over the same thresholds, with k >= {k_light:g}: the call names k, the largest Student-t "
-    "df (the power tail that looks most exponential) whose b(u) at these quantiles grows faster "
-    "than the sample allows, and never more than the index whose turn-up (u = sqrt(df)) lies inside "
+    "> 0 and db/du is below what every power tail of index <= k shows over the same thresholds "
+    "(a Student-t(df) sample of this size falls below mean - z sd of its own, simulated, db/du with "
+    "probability {ex:.2g}), with k >= {k_light:g}: the call names k, the largest Student-t df (the "
+    "power tail that looks most exponential) the sample excludes, and never more than the index whose turn-up (u = sqrt(df)) lies inside "
     "the thresholds (~{df_res:.3g} here); inconclusive otherwise (no power tail of index >= {k_light:g} "
     "excluded, or the two heavy statistics disagree). Mean-excess growth, Hill, Pickands and moment "
     "are reported, not used."
 )
 
 
-def power_tail_trend(df: float, n: int, ks: np.ndarray, reps: int = 48, seed: int = 0) -> float:
+def power_tail_trend(df: float, n: int, ks: np.ndarray, reps: int = 48, seed: int = 0, spread: bool = False):
     """db/du that a Student-t(df) sample of n values shows, on average, over these thresholds
     (exceedance counts ks): the statistic of exp_qq_trend on `reps` simulated tops of such a
-    sample. Only the top max(ks) + 1 order statistics matter, drawn exactly: their survival
+    sample (`spread`: (mean, sd over the reps), the statistic's sampling law under t(df)). Only the top max(ks) + 1 order statistics matter, drawn exactly: their survival
     values are Gamma_j / Gamma_{n+1} (cumulative sums of unit exponentials), the same draws for
     every df (common random numbers: smooth and decreasing in df, checked in tests/test_tails.py;
     +0.57 at df = 2 down to the normal's -0.13 at n = 30,000). The quantiles at plotting positions
@@ -569,22 +570,37 @@ def power_tail_trend(df: float, n: int, ks: np.ndarray, reps: int = 48, seed: in
     top = np.full((reps, m), np.nan)
     top[:, need] = stats.t(df).isf(gam[:, need] / total)  # (reps, m), descending where filled
     u, v = _qq_slopes(top, ks)
-    return float(np.mean(_theil_sen(u, v)))
+    slopes = _theil_sen(u, v)
+    if spread:
+        return float(np.mean(slopes)), float(np.std(slopes, ddof=1))
+    return float(np.mean(slopes))
 
 
-def excluded_index(upper: float, n: int, ks: np.ndarray, cap: float) -> float:
-    """The largest Student-t df (up to `cap`) whose own db/du at these thresholds is above
-    `upper`, the sample's upper bound of db/du: every power tail of index <= that df would have
-    shown more growth than the sample can have. 0 when not even df = 1 is excluded."""
-    from scipy.optimize import brentq
+@functools.lru_cache(maxsize=8)
+def _power_grid(n: int, ks: tuple[int, ...], cap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(df, mean, sd) of power_tail_trend on a log grid of df from 1 to cap: once per sample size
+    (a report reads several pools of one size), then interpolated."""
+    dfs = np.geomspace(1.0, cap, 33)
+    ms = np.array([power_tail_trend(float(d), n, np.asarray(ks), spread=True) for d in dfs])
+    return dfs, ms[:, 0], ms[:, 1]
 
-    f = lambda ldf: power_tail_trend(float(np.exp(ldf)), n, ks) - upper  # noqa: E731  (decreasing)
-    lo, hi = 0.0, float(np.log(cap))
-    if f(lo) <= 0:
+
+def excluded_index(slope: float, n: int, ks: np.ndarray, cap: float, z: float) -> float:
+    """The largest Student-t df (up to `cap`) that a sample whose db/du is `slope` excludes: a
+    t(df) sample of the same size shows db/du below mean_df - z sd_df (its own sampling law,
+    simulated by power_tail_trend on a grid of df) with probability ~Phi(-z), and this sample's
+    is below that. 0 when not even df = 1 is excluded. (A test under each t(df) itself: the
+    sample's bootstrap se, which undercovers on some samples, does not enter.)"""
+    dfs, m, sd = _power_grid(int(n), tuple(int(k) for k in ks), float(cap))
+    bound = np.minimum.accumulate(m - z * sd)  # decreasing in df (made exactly so against MC noise)
+    over = bound > slope  # the df this sample excludes: a prefix of the grid
+    if not over[0]:
         return 0.0
-    if f(hi) > 0:
+    if over[-1]:
         return float(cap)
-    return float(np.exp(brentq(f, lo, hi, xtol=5e-3)))
+    j = int(np.argmin(over))  # first df not excluded; interpolate the crossing in log df
+    t = (bound[j - 1] - slope) / (bound[j - 1] - bound[j])
+    return float(np.exp(np.log(dfs[j - 1]) + t * (np.log(dfs[j]) - np.log(dfs[j - 1]))))
 
 
 def resolved_index(n: int, k_min: int = 100) -> float:
@@ -680,7 +696,7 @@ def tail_verdict(
     n_boot: int = 200,
     seed: int = 0,
     k_min: int = 100,
-    light_index: float = 4.0,
+    light_index: float = 3.0,
     exclude_error: float = 0.001,
 ) -> TailReport:
     """Is the upper tail of x heavier than every exponential (Kwa et al. 2024)?
@@ -730,8 +746,9 @@ def tail_verdict(
     cap = resolved_index(a.size, int(tops.ks[0]))
     # the exclusion is its own one-sided claim, at exclude_error: a t(df) sample reads "no power
     # tail of index <= k" with k >= df about that often (measured: tests/test_tails.py)
-    upper = qq.slope + stats.norm.isf(exclude_error) * qq.se
-    k = excluded_index(upper - flat_tol, a.size, tops.ks, cap)
+    z_ex = float(stats.norm.isf(exclude_error))
+    k = excluded_index(qq.slope - flat_tol, a.size, tops.ks, cap, z_ex)
+    m_k, sd_k = power_tail_trend(max(k, 1.0), a.size, tops.ks, spread=True)
     if grows and xi_pos:
         verdict = "heavy"
     elif k >= light_index and not (grows or xi_pos):
@@ -741,9 +758,9 @@ def tail_verdict(
     reasons = (
         f"db/du {'>' if grows else 'not >'} 0 (lower bound {qq.interval[0]:+.3f})",
         f"xi {'>' if xi_pos else 'not >'} 0 (lower bound {xi_lo:+.3f})",
-        f"db/du one-sided {1 - exclude_error:.1%} upper bound {upper:+.3f}: excludes every power tail of index <= {k:.3g} "
-        f"(a Student-t(df) shows db/du {power_tail_trend(max(k, 1.0), a.size, tops.ks):+.3f} at df = {max(k, 1.0):.3g} "
-        f"over these thresholds; a light call needs >= {light_index:g})",
+        f"db/du {qq.slope:+.3f} excludes every power tail of index <= {k:.3g}: a Student-t({max(k, 1.0):.3g}) sample "
+        f"of this size shows {m_k:+.3f} +- {sd_k:.3f} over these thresholds, below {m_k - z_ex * sd_k:+.3f} with "
+        f"probability {exclude_error:g} (a light call needs k >= {light_index:g})",
         f"thresholds reach the top {int(tops.ks[0])} values: power tails resolved up to index ~{cap:.3g}",
     )
     rule = _RULE.format(
@@ -752,7 +769,7 @@ def tail_verdict(
         q_gpd=gpd_quantile,
         level=level,
         k_light=light_index,
-        ex=1 - exclude_error,
+        ex=exclude_error,
         df_res=cap,
     )
     h = hill(a)
