@@ -288,8 +288,12 @@ def resolve_rounds(
         )
         summary = run_local(sweep, new, root, jobs, progress, target)
         out.failed.update(summary["failed"])
+        from goodhart.pipeline.sweeps.record import point_status
+
         for gr in chosen:
             for a, b in zip(gr.old, gr.new):
+                if point_status(root, b.id) != "done":  # failed: the old point stays the curve's
+                    continue
                 rec["superseded"].append(a.id)
                 rec["points"][b.id] = rec["points"].get(a.id, 1) + 1
                 live.pop(a.id, None)
