@@ -133,3 +133,26 @@ def p_below(s: Stat, c: float = 0.0) -> float:
         return 0.0 if s.m < c else 1.0
     z = (c - s.m) / s.se
     return float(stats.t.sf(z, s.df) if math.isfinite(s.df) and s.df >= 1 else stats.norm.sf(z))
+
+
+# ---- the numbers of a label, as `why` prints them ----------------------------------------------
+def is_nan(v: Any) -> bool:
+    return math.isnan(f(v))
+
+
+def fmt(x: float) -> str:
+    """3 significant digits; inf spelt out; '-' for a missing number."""
+    if not is_nan(x) and math.isinf(f(x)):
+        return "inf" if x > 0 else "-inf"
+    return "-" if is_nan(x) else f"{x:.3g}"
+
+
+def interval_text(m: float, lo: float, hi: float) -> str:
+    return fmt(m) if is_nan(lo) else f"{fmt(m)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def knob_text(r: Any) -> str:
+    """`bon n=64`, `tilt kl.coef=0.5`: an optimizer and its knob."""
+    x = f(r.get("x"))
+    algo = str(r.get("algo", ""))
+    return f"{algo} {M.knob_label(str(r.get('x_name', '')), x)}" if not math.isnan(x) else algo
