@@ -276,9 +276,7 @@ def verdict_summary(root: Path, rule: VerdictRule = VerdictRule()) -> str:
     groups = summarize_groups(lab)
     n_un = int((lab["verdict"] == "unresolved").sum())
     lines = ["", f"verdicts (rule {VERSION}; every point's label and why: `goodhart report {root}`):"]
-    lines += [
-        f"  {g.curve} {g.name}: {g.verdict.upper() if g.verdict == 'catastrophic' else g.verdict}" for g in groups
-    ]
+    lines += [f"  {g.curve} {g.name}: {g.verdict}" for g in groups]
     lines.append(f"  {n_un} of {len(lab)} points unresolved; sweep verdict: {sweep_verdict(groups)}")
     return "\n".join(lines)
 
