@@ -124,6 +124,8 @@ def test_bench_demo_reads_the_demos_verdicts_and_writes_the_readme_table(tmp_pat
     log = (
         "\nutility sentiment | proxy sentiment + pareto(alpha=1.5) x0.3   (base utility 0.045)\n"
         "algo  knob  KL\n----\n bon  n=1  0.000\n\n"
+        "utility sentiment | proxy sentiment + pareto(alpha=1.5) x0.3 [feature:then]   (base utility 0.047)\n"
+        "algo  knob  KL\n----\n ppo  kl.coef=3  0.134\n\n"
         "utility sentiment | proxy sentiment + pareto(alpha=1.5) x0.3   (base utility 0.046)\n"
         "algo  knob  KL\n----\n bon  n=2  0.190\n\n"
         "verdicts (rule 2; every point's label and why: `goodhart report runs/demo`):\n"
@@ -135,6 +137,7 @@ def test_bench_demo_reads_the_demos_verdicts_and_writes_the_readme_table(tmp_pat
     assert lines[-1].endswith("sweep verdict: catastrophic") and len(lines) == 3
     table = bench_demo.curve_table(log)
     assert table.startswith("utility sentiment | proxy sentiment + pareto") and "n=2" in table and "n=1 " not in table
+    assert "ppo" not in table  # the hackable curve's title starts the same
     readme = tmp_path / "README.md"
     readme.write_text("a\n<!-- demo-table -->\n```text\nold\n```\n<!-- /demo-table -->\nb\n")
     monkeypatch.setattr(bench_demo, "README", readme)

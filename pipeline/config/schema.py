@@ -780,9 +780,9 @@ class ResolveConfig(Strict):
     t intervals over a few dozen prompts the first pass then claims nothing, and every curve with
     a claim to make is grown."""
     grow: Literal["auto", "prompts", "samples"] = "auto"
-    """What a round doubles: prompts, samples per prompt (pool-based optimizers), or auto (prompts;
-    samples too where a point's evidence is limited by the pool: n>N/4, low-ESS, pool-dependent,
-    pool-bias)."""
+    """What a round doubles: prompts, samples per prompt (pool-based optimizers; held-out samples
+    for trained ones), or auto: samples per prompt when every point to resolve is limited by its
+    pool (n>N/4, low-ESS, pool-dependent, pool-bias), else prompts. One dimension a round."""
 
 
 class EvalConfig(Strict):

@@ -173,9 +173,11 @@ def plan(labelled: pd.DataFrame, live: dict[str, Point], grow: str) -> list[Grow
         old = [live[i] for i in ids]
         if not old:
             continue
-        pool_limited = any(f in str(fl).split() for fl in finite.get("flags", []) for f in POOL_FLAGS)
-        samples = grow == "samples" or (grow == "auto" and pool_limited)
-        prompts = grow != "samples"
+        # one dimension a round (both would cost four times the draws): samples per prompt when
+        # every point to resolve is limited by its pool, else prompts (at least as good for the rest)
+        limited = [any(f in str(fl).split() for f in POOL_FLAGS) for fl in finite.get("flags", [])]
+        samples = grow == "samples" or (grow == "auto" and bool(limited) and all(limited))
+        prompts = not samples
         new = [grown_point(p, prompts, samples) for p in old]
         need = float(finite["need"].astype(float).min())
         what = " and ".join(w for w, on in (("prompts", prompts), ("samples per prompt", samples)) if on)
