@@ -77,8 +77,7 @@ def _run_sweep(
     out = run_sweep(sweep, points, root, jobs, progress, sweep_file, keep_finished=partial, then=then)
     if out.results is None:  # a rank > 0 of `accelerate launch`: rank 0 reports
         return 0
-    from goodhart.pipeline.report.resolve import apply_record
-    from goodhart.pipeline.report.verdicts import verdict_summary
+    from goodhart.pipeline.report.verdicts import apply_record, verdict_summary
 
     print(sweep_tables(apply_record(out.results, root)))  # after resolve rounds: the last look of each curve
     print(verdict_summary(root))

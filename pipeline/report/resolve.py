@@ -30,10 +30,10 @@ from typing import Any
 
 import pandas as pd
 
-from goodhart.pipeline.io import atomic_write_json, read_json
+from goodhart.pipeline.io import atomic_write_json
+from goodhart.pipeline.report.verdicts import RECORD
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 
-RECORD = "resolve.json"
 TRAINED = ("ppo", "bon-ft", "rloo", "grpo")
 POOL_FLAGS = ("n>N/4", "low-ESS", "pool-dependent", "pool-bias")
 
@@ -43,35 +43,6 @@ def look_alphas(max_rounds: int, ci: float, spending: str) -> list[float]:
     from goodhart.eval.sequential import look_alphas
 
     return look_alphas([2**k for k in range(max_rounds + 1)], 1 - ci, spending)
-
-
-def read_record(root: Path) -> dict[str, Any] | None:
-    f = root / RECORD
-    if not f.is_file():
-        return None
-    try:
-        rec = read_json(f)
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) and "points" in rec and "alphas" in rec else None
-
-
-def apply_record(df: pd.DataFrame, root: Path) -> pd.DataFrame:
-    """The results the verdicts read after resolve rounds: superseded points dropped, each
-    point's curve's claims read at its look's alpha (the column eval.goodhart.VERDICT_ALPHA)."""
-    from goodhart.eval.goodhart import VERDICT_ALPHA, VERDICT_LOOK
-
-    rec = read_record(root)
-    if rec is None or "point_id" not in df:
-        return df
-    gone = set(rec.get("superseded", []))
-    df = df[~df["point_id"].astype(str).isin(gone)].copy()
-    looks = {str(k): int(v) for k, v in rec["points"].items()}
-    lv = rec["alphas"]
-    look = df["point_id"].astype(str).map(looks)
-    df[VERDICT_LOOK] = look
-    df[VERDICT_ALPHA] = [lv[int(k) - 1] if k == k and 1 <= int(k) <= len(lv) else float("nan") for k in look]
-    return df
 
 
 @dataclass

@@ -225,6 +225,39 @@ def base_gain2(proxy: np.ndarray, utility: np.ndarray) -> tuple[float, float, fl
     return t_ci(est["utility"] - utility.mean(-1))
 
 
+RECORD = "resolve.json"
+"""Resolve rounds' record in a sweep directory (pipeline/report/resolve.py writes it)."""
+
+
+def read_record(root: Path) -> dict[str, Any] | None:
+    f = root / RECORD
+    if not f.is_file():
+        return None
+    try:
+        rec = read_json(f)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and "points" in rec and "alphas" in rec else None
+
+
+def apply_record(df: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """The results the verdicts read after resolve rounds: superseded points dropped, each
+    point's curve's claims read at its look's alpha (the column eval.goodhart.VERDICT_ALPHA)."""
+    from goodhart.eval.goodhart import VERDICT_ALPHA, VERDICT_LOOK
+
+    rec = read_record(root)
+    if rec is None or "point_id" not in df:
+        return df
+    gone = set(rec.get("superseded", []))
+    df = df[~df["point_id"].astype(str).isin(gone)].copy()
+    looks = {str(k): int(v) for k, v in rec["points"].items()}
+    lv = rec["alphas"]
+    look = df["point_id"].astype(str).map(looks)
+    df[VERDICT_LOOK] = look
+    df[VERDICT_ALPHA] = [lv[int(k) - 1] if k == k and 1 <= int(k) <= len(lv) else float("nan") for k in look]
+    return df
+
+
 def finished_points(root: Path) -> tuple[pd.DataFrame, dict | None]:
     """The sweep's finished rows (names of today, curve identities and best-of-2 backfilled) and
     their per-prompt gains (None for a bare results table: unpaired intervals, as recorded)."""
@@ -238,8 +271,6 @@ def finished_points(root: Path) -> tuple[pd.DataFrame, dict | None]:
     if not (root / "points").is_dir():
         return df, None
     df = backfill(root, df)
-    from goodhart.pipeline.report.resolve import apply_record
-
     df = apply_record(df, root)  # resolve rounds: superseded points out, each curve at its look's level
     return df, load_units(root, df)
 
