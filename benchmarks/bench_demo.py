@@ -9,8 +9,9 @@ in from the user's cache (its one-time build, ~80 s on two quiet cores, is `good
            what a second `make demo` in a fresh directory costs
 
 It prints both wall times and the demo's last lines -- each curve's verdict, the sweep's -- and,
-with --write, regenerates the README's demo table (between its <!-- demo-table --> markers) from
-the warm run's own tables. Nothing here asserts a time: the figure is printed with the load.
+with --write, stores the warm run as docs/runs/demo/ (`docs/tables.py snapshot`, with its wall time
+and load) and redraws the docs' demo tables from it (the README's, docs/results.md's). Nothing here
+asserts a time: the figure is printed with the load.
 
     python benchmarks/bench_demo.py [--write] [--out FILE]
 """
@@ -18,7 +19,6 @@ the warm run's own tables. Nothing here asserts a time: the figure is printed wi
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,14 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as B
 
 NAME = "demo"
-README = B.REPO / "README.md"
-TABLE_CURVES = (
-    "utility sentiment | proxy sentiment + pareto(alpha=1.5) x0.3 ",
-    "utility gaussian x1 | proxy gaussian x1 + pareto(alpha=0.5) x0.1 ",
-)
-"""The README shows the two pareto curves' tables (their last looks): the text one and the synthetic one."""
-
-
 def sweep(work: Path, cache: Path, quiet: bool = True) -> tuple[float, str, list[float]]:
     """(wall seconds, the sweep's output, load before/after) of one `goodhart sweep` of the demo."""
     cmd = [sys.executable, "-m", "goodhart.pipeline.cli", "sweep", str(B.REPO / "configs/sweep/demo.yaml")]
@@ -59,31 +51,17 @@ def verdict_lines(log: str) -> list[str]:
     return [ln.rstrip() for ln in tail.splitlines()[1:] if ln.startswith("  ")]
 
 
-def curve_table(log: str, head: str = TABLE_CURVES[0]) -> str:
-    """The table of the curve whose title starts with `head` (the last one printed)."""
-    blocks = re.split(r"\n(?=utility )", log)
-    title = re.compile(re.escape(head.strip()) + r"\s+\(base utility")
-    found = [b for b in blocks if title.match(b)]
-    if not found:
-        raise ValueError(f"no table for {head!r} in the demo's output")
-    lines = found[-1].strip("\n").splitlines()
-    out = []
-    for ln in lines:
-        if not ln.strip():
-            break
-        out.append(ln.rstrip())
-    return "\n".join(out)
+def store(sweep_dir: Path, wall: float, load: list[float]) -> None:
+    """The run as docs/runs/demo/ and every docs block drawn from it redrawn (docs/tables.py)."""
+    import importlib.util
 
-
-def write_readme(table: str) -> None:
-    text = README.read_text()
-    new = re.sub(
-        r"<!-- demo-table -->\n.*?<!-- /demo-table -->",
-        lambda m: f"<!-- demo-table -->\n```text\n{table}\n```\n<!-- /demo-table -->",
-        text,
-        flags=re.S,
-    )
-    README.write_text(new)
+    spec = importlib.util.spec_from_file_location("doc_tables", B.REPO / "docs" / "tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    sys.modules["doc_tables"] = tables  # its dataclass looks its module up
+    spec.loader.exec_module(tables)
+    tables.snapshot(sweep_dir, "configs/sweep/demo.yaml", [], load, wall)
+    for page in tables.write():
+        B.say(f"redrew {page.relative_to(B.REPO)} from docs/runs/demo/")
 
 
 def run(opts: B.Opts, write: bool = False) -> dict:
@@ -100,6 +78,8 @@ def run(opts: B.Opts, write: bool = False) -> dict:
             work = root / what
             work.mkdir()
             runs[what] = sweep(work, cache)
+        if write:
+            store(root / "warm" / "runs" / "demo", runs["warm"][0], runs["warm"][2])
     wall_cold, _, load_cold = runs["cold"]
     wall_warm, log, load_warm = runs["warm"]
     lines = verdict_lines(log)
@@ -109,9 +89,6 @@ def run(opts: B.Opts, write: bool = False) -> dict:
     for ln in lines:
         B.say(ln)
     figures = {"wall_seconds_cold": wall_cold, "wall_seconds_warm": wall_warm, "verdicts": lines}
-    if write:
-        write_readme("\n\n".join(curve_table(log, h) for h in TABLE_CURVES))
-        B.say("README.md demo tables rewritten from the warm run (the two pareto curves)")
     return B.write_json(opts.out, NAME, opts, figures, started)
 
 

@@ -7,7 +7,8 @@ replaces it. An unknown NAME fails the build. The generators:
   (``goodhart.eval.goodhart.rule_text()``), so the rule is written once, in the code.
 - ``metrics``: the table of metric names, read from eval/metrics.py (names, values, the comment on
   each line, the section banners), so the table is never retyped.
-- ``readme-demo-table``: the demo table the README shows, so the numbers live in one place.
+- ``readme-demo-table``: the demo tables the README shows (its ``<!-- results: demo ... -->`` block,
+  drawn from the stored run by docs/tables.py), so the numbers live in one place.
 - ``alarm-versions``, ``verdict-versions``: each version of the alarm rule (eval/alarm.py
   ``VERSIONS``) and of the verdict rule (eval/goodhart.py ``VERSIONS``) and what it changed.
 - ``ppo-mutants``: the mutations tests/test_ppo_loss.py applies to the PPO step, counted and named.
@@ -136,11 +137,11 @@ def metrics_table(path: Path = REPO / "eval" / "metrics.py") -> str:
 
 
 def readme_demo_table() -> str:
-    """The demo table the README shows (between its ``<!-- demo-table -->`` markers): one copy."""
+    """The demo tables the README shows (its ``<!-- results: demo ... -->`` block): one copy."""
     text = (REPO / "README.md").read_text()
-    m = re.search(r"<!-- demo-table -->\n(.*?)<!-- /demo-table -->", text, re.S)
+    m = re.search(r"<!-- results: demo[^>]*-->\n(.*?)<!-- /results -->", text, re.S)
     if not m:
-        raise ValueError("README.md has no <!-- demo-table --> ... <!-- /demo-table --> block")
+        raise ValueError("README.md has no <!-- results: demo ... --> ... <!-- /results --> block")
     return m.group(1).strip()
 
 

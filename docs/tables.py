@@ -8,7 +8,8 @@ draw; everything between them is generated (edit the run or the code, never the 
     <!-- /results -->
 
 RUN is a folder ``docs/runs/RUN/`` holding the run's ``results.csv`` (the sweep's own table, as
-`goodhart sweep` wrote it) and ``run.json``: the command that made it (sweep file and overrides),
+`goodhart sweep` wrote it; with resolve rounds, their ``resolve.json`` too: a curve's table is its
+last look, as the sweep prints it) and ``run.json``: the command that made it (sweep file and overrides),
 when, on which machine and under what load, the commit, the point ids and the alarm rule's
 version. ``curve=TEXT`` keeps the curves whose title contains TEXT. The block is the sweep's
 end-of-run tables (``pipeline/sweeps/tables.py``, what `goodhart sweep` prints) and a line
@@ -106,6 +107,10 @@ def draw(run: str, options: dict[str, str], runs: Path = RUNS) -> str:
     from goodhart.pipeline.sweeps.tables import sweep_tables
 
     meta, df = load_run(run, runs)
+    if (runs / run / "resolve.json").is_file():  # resolve rounds: each curve's last look, as the sweep prints it
+        from goodhart.pipeline.report.verdicts import apply_record
+
+        df = apply_record(df, runs / run)
     text = sweep_tables(df).strip("\n")
     if "curve" in options:
         kept = [t for t in re.split(r"\n\n(?=utility |error: )", text) if options["curve"] in t.splitlines()[0]]
@@ -184,6 +189,15 @@ MACHINE_KEYS = ("cpu_model", "cores", "torch", "transformers", "trl", "python", 
 """What run.json keeps of the machine (this process's threads and load are not the run's)."""
 
 
+def first_pass_ids(sweep_dir: Path) -> list[str]:
+    """The ids of the points the sweep's command expands to: every point of points.json but those
+    resolve rounds added (resolve.json: look > 1; they follow from the first pass's results)."""
+    looks = (
+        json.loads((sweep_dir / "resolve.json").read_text())["points"] if (sweep_dir / "resolve.json").is_file() else {}
+    )
+    return [e["id"] for e in json.loads((sweep_dir / "points.json").read_text()) if int(looks.get(e["id"], 1)) == 1]
+
+
 def snapshot(
     sweep_dir: Path,
     sweep_file: str,
@@ -209,13 +223,15 @@ def snapshot(
         "wall_seconds": wall,
         "load": load,
         "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip(),
-        "point_ids": [e["id"] for e in json.loads((sweep_dir / "points.json").read_text())],
+        "point_ids": first_pass_ids(sweep_dir),
     }
     if sorted(meta["point_ids"]) != sorted(expected_ids(meta, repo)):
         raise SystemExit(f"{sweep_dir} is not what `{meta['command']}` runs now (other point ids): re-run it first")
     out = runs / sweep_dir.name
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(sweep_dir / "results.csv", out / "results.csv")
+    if (sweep_dir / "resolve.json").is_file():
+        shutil.copyfile(sweep_dir / "resolve.json", out / "resolve.json")
     atomic_write_json(out / "run.json", meta)
     return out
 

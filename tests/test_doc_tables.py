@@ -32,8 +32,6 @@ T = _tables()
 # the block: runs made before the markers existed, whose results were not stored. Redraw one by
 # storing its sweep's next run (`python docs/tables.py snapshot ...`) and marking it; then drop it here.
 LEGACY = {
-    ("README.md", "d81cce9001d4"),  # the demo's pareto curve (make demo)
-    ("docs/results.md", "a570ebfe5d13"),  # the demo's gaussian curve and PPO runs
     ("docs/results.md", "b638afab06ab"),  # rl_goodhart's verdicts (goodhart report)
     ("docs/results.md", "f763cd9899cd"),  # the reward-model tail probe (goodhart probe)
 }

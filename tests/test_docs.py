@@ -81,7 +81,7 @@ def test_every_metric_name_is_on_the_generated_page(site):
 
 def test_the_demo_table_is_the_readmes(site):
     readme = (REPO / "README.md").read_text()
-    table = re.search(r"<!-- demo-table -->\n```text\n(.*?)```", readme, re.S).group(1)
+    table = re.search(r"<!-- results: demo[^>]*-->\n```text\n(.*?)```", readme, re.S).group(1)
     assert table.strip() in _text(site, "results")
 
 
