@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as B
 
 NAME = "demo"
+
+
 def sweep(work: Path, cache: Path, quiet: bool = True) -> tuple[float, str, list[float]]:
     """(wall seconds, the sweep's output, load before/after) of one `goodhart sweep` of the demo."""
     cmd = [sys.executable, "-m", "goodhart.pipeline.cli", "sweep", str(B.REPO / "configs/sweep/demo.yaml")]

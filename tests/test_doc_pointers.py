@@ -47,6 +47,7 @@ RUNTIME = {
     "result.json",
     "error.json",
     "points.json",
+    "resolve.json",
     "running.json",
     "calibration.json",
     "parent.json",

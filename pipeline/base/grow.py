@@ -1,6 +1,6 @@
 """A pool that grows without redrawing what it has: blocks of prompts x sample ranges.
 
-A first pass holds P0 prompts x N0 samples. Resolve rounds (pipeline/sweeps/resolve.py) double
+A first pass holds P0 prompts x N0 samples. Resolve rounds (pipeline/report/resolve.py) double
 the prompts or the samples per prompt; the grown pool (P prompts, N samples, P a multiple of P0,
 N = N0 x 2^k) is the union of blocks
 

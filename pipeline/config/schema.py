@@ -419,7 +419,7 @@ class PromptsConfig(Strict):
 
 
 class GrownFrom(Strict):
-    """The first pass a grown pool started from (pipeline/sweeps/resolve.py)."""
+    """The first pass a grown pool started from (pipeline/report/resolve.py)."""
 
     n_eval: int = Field(ge=1)
     """Eval prompts of the first pass."""
@@ -811,7 +811,7 @@ class EvalConfig(Strict):
     synthetic or distributional proxy's error; a reward spec (or `{source: rewards, rewards: [...]}`)
     for reward models trained on other data."""
     resolve: ResolveConfig = Field(default_factory=ResolveConfig)
-    """Resolve rounds after a sweep's first pass (pipeline/sweeps/resolve.py, docs/verdicts.md):
+    """Resolve rounds after a sweep's first pass (pipeline/report/resolve.py, docs/verdicts.md):
     grow the pools of the curves whose verdicts are unresolved until they resolve or the budget is
     spent. Not part of a point's identity: it decides which points a sweep adds, not what a
     point computes."""
