@@ -195,8 +195,10 @@ class BaseStats:
     centred: np.ndarray | None = None
     """(P, N) base rewards minus their prompt's mean ((1, P N): one global mean); ``noise_p`` resamples it."""
     desc: np.ndarray | None = None
-    """(P N,) base rewards minus their prompt's median (one global median with per_prompt=False), pooled,
-    in descending order: the local tail test reads their spacings."""
+    """The distinct values of the base rewards minus their prompt's median (one global median with
+    per_prompt=False), pooled, in descending order: the local tail test reads their spacings. Distinct:
+    a text pool repeats completions (the same text, the same reward), and the law of its distinct
+    texts' rewards is the continuous one a synthetic error is drawn from."""
 
     @classmethod
     def from_pool(
@@ -216,7 +218,7 @@ class BaseStats:
         tail_base = float(np.sum(centred_mean[beyond_u])) / centred_mean.size
         tail = null.tail_p() if n_null else None
         centred = centred_mean.reshape(b.shape if per_prompt else (1, -1))
-        desc = -np.sort(-(b - med).ravel())
+        desc = np.unique((b - med).ravel())[::-1].copy()  # distinct values, largest first
         return cls(
             means,
             bulk_sigma(b - med),
@@ -491,7 +493,8 @@ def significant(p_value: float, tail_p: float = float("nan"), rule: AlarmRule = 
 
 def local_tail(desc: np.ndarray, c: np.ndarray, a: np.ndarray) -> tuple[float, float, float]:
     """(ratio, p, depth): the local tail test of a policy with mass ``a`` on rewards ``c`` (both flat,
-    centred on the base median as ``desc`` is) against the base rewards ``desc`` (descending).
+    centred on the base median as ``desc`` is) against the distinct base rewards ``desc`` (descending;
+    ``BaseStats.desc``).
 
     Where the policy buys its gain: its samples weighted by a max(c, 0). The window: base ranks
     1 .. i_b, where i_b counts the base rewards at or above that weight's 0.99 quantile, split at i_m
@@ -500,18 +503,20 @@ def local_tail(desc: np.ndarray, c: np.ndarray, a: np.ndarray) -> tuple[float, f
     order statistics (X_(1) the largest), mean over the deeper half (i < i_m) over mean over the
     shallower half. For an exponential tail the S_i are i.i.d. exponential (Renyi), so the ratio is
     F(2 n_up, 2 n_low)-distributed whatever the scale; S_i estimates 1 / hazard at X_(i), so a ratio
-    above 1 is a hazard that falls with depth: a tail heavier than exponential there. NaN when the
-    window reaches past the pool or over 10% of its spacings are ties (a discrete reward).
+    above 1 is a hazard that falls with depth: a tail heavier than exponential there. Repeated base
+    rewards (a text pool's repeated completions) count once: ``desc`` holds distinct values; a reward
+    on a lattice (a discrete score) has even spacings at its top, a ratio below 1. NaN when the window
+    reaches past the distinct rewards.
 
     ```pycon
     >>> import numpy as np
     >>> from goodhart.eval.alarm import local_tail
     >>> rng = np.random.default_rng(0)
-    >>> base, top = -np.sort(-rng.pareto(1.5, 65536)), np.full(64, 1.0 / 64)
+    >>> base, top = np.unique(rng.pareto(1.5, 65536))[::-1], np.full(64, 1.0 / 64)
     >>> ratio, p, depth = local_tail(base, base[:64], top)  # a policy on the base's top 64
     >>> ratio > 1.5, p < 0.01
     (True, True)
-    >>> base = -np.sort(-rng.exponential(size=65536))
+    >>> base = np.unique(rng.exponential(size=65536))[::-1]
     >>> 0.5 < local_tail(base, base[:64], top)[0] < 1.5
     True
 
@@ -539,7 +544,7 @@ def local_tail(desc: np.ndarray, c: np.ndarray, a: np.ndarray) -> tuple[float, f
     x = desc[: i_b + 1]
     spacing = (x[:-1] - x[1:]) * np.arange(1, i_b + 1)  # S_1 .. S_{i_b}
     up, low = spacing[: i_m - 1], spacing[i_m - 1 :]
-    if np.mean(up <= 0) > 0.1 or np.mean(low <= 0) > 0.1:  # ties: no continuous tail to read
+    if not (up.mean() > 0 and low.mean() > 0):  # not distinct values: nothing to read
         return float("nan"), float("nan"), depth
     ratio = float(up.mean() / low.mean())
     return ratio, float(stats.f.sf(ratio, 2 * up.size, 2 * low.size)), depth

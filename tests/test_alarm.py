@@ -204,9 +204,38 @@ def test_the_local_tail_test_is_exact_on_exponential_tails_at_any_scale():
     # depth: the share of the pool above the median of where the gain is bought (mass x reward
     # above the base median: within the policy's top 64 of 4096, its larger rewards weigh more)
     assert 4 / 4096 < reading(rng.exponential(size=4096), 64)[2] < 32 / 4096
-    # ties (a discrete reward) leave nothing to read
-    tied = -np.sort(-np.round(rng.exponential(size=4096)))
-    assert math.isnan(local_tail(tied, tied[:64], np.full(64, 1 / 64))[1])
+    # a discrete reward: its distinct values (what BaseStats.desc holds) are few, and the window
+    # reaches past them (nothing to read); on a finer lattice the top spacings are even, never heavy
+    tied = np.unique(np.round(rng.exponential(size=4096)))[::-1]
+    assert math.isnan(local_tail(tied, tied[:1], np.ones(1))[1])
+    fine = np.unique(np.round(100 * rng.exponential(size=65536)) / 100)[::-1]
+    assert local_tail(fine, fine[:64], np.full(64, 1 / 64))[1] > 0.5
+
+
+def test_repeated_rewards_count_once_in_the_local_test():
+    """A text pool repeats completions, and a repeated text repeats its reward: ties a continuous
+    law never has (the demo's pools: 18% repeats, a quarter of the top spacings zero). The local test
+    reads the distinct rewards (BaseStats.desc), whose law is the continuous one: on exponential
+    pools drawn with replacement (37% repeats) it stays at its level, and a Pareto error with repeats
+    alarms where the gain is in its tail."""
+    rule = AlarmRule(n_null=0)
+
+    def repeated(draw, seed):
+        r = np.random.default_rng(seed)
+        x = draw(r)
+        return np.take_along_axis(x, r.integers(0, x.shape[1], x.shape), 1)
+
+    b = repeated(lambda r: r.exponential(size=(8, 2048)), 0)
+    base = BaseStats.from_pool(b)
+    assert base.desc.size < b.size * 0.7 and np.all(np.diff(base.desc) < 0)  # distinct, largest first
+    ps = [
+        bon_alarm(x, 64, float(kl_bound(64)), rule, BaseStats.from_pool(x)).local_p
+        for x in (repeated(lambda r: r.exponential(size=(8, 2048)), s) for s in range(40))
+    ]
+    assert sum(p < rule.alpha for p in ps) <= 6  # binomial(40, 0.05): 6 or more w.p. 0.014
+    heavy = repeated(lambda r: r.normal(size=(8, 2048)) + 0.3 * r.pareto(1.5, (8, 2048)), 1)
+    a = bon_alarm(heavy, 32, float(kl_bound(32)), rule, BaseStats.from_pool(heavy))
+    assert a.local_p < 1e-6 and a.level == "alarm", a
 
 
 def test_one_chance_rejection_of_the_base_pool_does_not_alarm_a_light_curve():

@@ -56,6 +56,16 @@ def test_families_differ_from_the_tuning_family_as_documented():
         assert np.allclose(c["proxy"], 50.0 * base["proxy"])
 
 
+def test_the_repeated_rewards_family_repeats_a_texts_utility_and_error():
+    cfg = F.FAMILIES["repeated-rewards"].cfg
+    c = B.draw_curve(6300, 4, 4096, cfg=cfg)
+    share = np.mean([np.unique(row).size / row.size for row in c["proxy"]])
+    assert 0.6 < share < 0.66  # 1 - 1/e distinct, drawing N from N with replacement
+    for u, x in zip(c["utility"], c["proxy"]):
+        _, first = np.unique(x, return_index=True)
+        assert np.unique(u).size == first.size  # a repeated proxy is a repeated text: its utility repeats too
+
+
 def test_the_alarm_does_not_depend_on_the_rewards_unit():
     """Every figure the alarm decides on is scale-free: the same curve in units of 50 reads the
     same levels and the same local test (the `scale` family relies on it)."""

@@ -85,6 +85,9 @@ class BenchConfig:
     """The rewards' unit: utility and error multiplied by it (nothing the alarm says may depend on it)."""
     prompt_sd: float = 1.0
     """Spread of the per-prompt utility means (within-prompt robust scale 1)."""
+    repeats: bool = False
+    """Each prompt's samples drawn with replacement from its N distinct "texts" (about 37% repeats,
+    as a text pool repeats completions): a repeated text repeats its utility and its error."""
 
 
 QUICK = BenchConfig(seeds=32, prompts=16, pool=2048)
@@ -227,6 +230,9 @@ def draw_curve(seed: int, P: int, N: int, utility: np.ndarray | None = None, cfg
         P, N = util.shape
         sd = float(np.std(util - util.mean(1, keepdims=True)))
     err = ratio * sd * law.sampler(rng, (P, N)) / law.robust
+    if cfg.repeats:
+        idx = rng.integers(0, N, (P, N))
+        util, err = np.take_along_axis(util, idx, 1), np.take_along_axis(err, idx, 1)
     util, err = util * cfg.unit, err * cfg.unit
     out = {"law": law, "ratio": ratio, "utility": util, "proxy": util + err, "seed": seed}
     return out | {"utility_law": ulaw.name if ulaw else cfg.utility_law, "utility_light": ulaw.light if ulaw else True}

@@ -6,7 +6,8 @@ A family is a BenchConfig (pipeline/report/alarm_bench.py) with a role:
 * **dev**: the rule's choices were made on it (the tuning family, seeds 0-199, and the pool-size
   and text families beside it). Read as often as needed.
 * **test**: never looked at while choosing; read once per alarm rule version, each reading
-  recorded with its date and rule versions in docs/results.md.
+  recorded with its date and rule versions in docs/results.md. Sized to be read on 2 shared CPU
+  cores (24-48 curves, 4 on the 262,144-sample pools): a family's figures carry its counts.
 
 What a family reports (``family_row``), every figure over the family's graded points (gold
 `over-optimized`/`catastrophic` positives, `improving`/`baseline` negatives; `unresolved` apart):
@@ -74,43 +75,49 @@ FAMILIES: dict[str, Family] = {
         Family(
             "pool-256",
             "test",
-            BenchConfig(seeds=200, first_seed=5000, prompts=64, pool=256),
+            BenchConfig(seeds=48, first_seed=5000, prompts=64, pool=256),
             "64 prompts x 256 (best-of-n to 64)",
         ),
         Family(
             "pool-262k",
             "test",
-            BenchConfig(seeds=32, first_seed=5200, prompts=4, pool=262_144),
+            BenchConfig(seeds=4, first_seed=5200, prompts=4, pool=262_144),
             "4 prompts x 262,144 (best-of-n to 65,536)",
         ),
         Family(
             "scale",
             "test",
-            BenchConfig(seeds=200, first_seed=5300, ratio=(0.3, 6.0), unit=50.0, prompt_sd=5.0),
+            BenchConfig(seeds=24, first_seed=5300, ratio=(0.3, 6.0), unit=50.0, prompt_sd=5.0),
             "error/utility ratio 0.3-6, rewards in units of 50, prompt means spread 5x wider",
         ),
         Family(
             "bounded-utility",
             "test",
-            BenchConfig(seeds=200, first_seed=5500, utility_law="bounded"),
+            BenchConfig(seeds=24, first_seed=5500, utility_law="bounded"),
             "a bounded utility: uniform or beta(2, 5) within a prompt",
         ),
         Family(
             "skewed-utility",
             "test",
-            BenchConfig(seeds=200, first_seed=5700, prompts=24, pool=2048, utility_law="gumbel"),
+            BenchConfig(seeds=24, first_seed=5700, prompts=24, pool=2048, utility_law="gumbel"),
             "a light, skewed (Gumbel) utility; 24 prompts x 2048",
         ),
         Family(
             "heavy-utility",
             "test",
-            BenchConfig(seeds=200, first_seed=5900, utility_law="heavy", errors="light"),
+            BenchConfig(seeds=24, first_seed=5900, utility_law="heavy", errors="light"),
             "heavy-tailed, skewed utilities (t, lognormal, pareto) beside light errors: the blind spot",
+        ),
+        Family(
+            "repeated-rewards",
+            "test",
+            BenchConfig(seeds=24, first_seed=6300, repeats=True),
+            "each prompt's samples drawn with replacement from 4096 distinct texts (37% repeats, as text pools have)",
         ),
         Family(
             "text-3",
             "test",
-            BenchConfig(seeds=200, first_seed=6100, prompts=16, pool=1024, utility="vader", text_seed=3),
+            BenchConfig(seeds=24, first_seed=6100, prompts=16, pool=1024, utility="vader", text_seed=3),
             "VADER text utility on a fresh text pool (seed 3) and fresh seeds",
         ),
     )
