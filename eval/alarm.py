@@ -99,7 +99,7 @@ VERSIONS: dict[int, str] = {
     4: "A policy given as samples also needs its gain beyond what the base policy's own batches of the same "
     "shape reach (`noise_p` < alpha, 1,999 batches resampled from the pool); pool-based readings unchanged.",
     5: "`alarm` rests on the point's own evidence: the local tail test (`local_p` < alpha: the base pool's "
-    "tail is heavier than exponential where this point buys its gain, from the top down to its 0.99 mass "
+    "tail (its distinct rewards) is heavier than exponential where this point buys its gain, from the top down to its 0.99 mass "
     "quantile) with the tail share; the pool's tail-shape test and the gain against the bulk's exponential "
     "null (`tail_p`, `p_value`) say `watch` at most.",
 }
