@@ -1,54 +1,61 @@
-"""A Goodhart alarm without gold: is the proxy being won through its tail?
+"""A Goodhart alarm without gold: is this gain being bought in a proxy tail heavier than exponential?
 
 Everything here reads proxy rewards, the KL to the base policy and the base policy's proxy
 rewards only. Never the utility: a practitioner has no gold, and neither does this alarm.
 
-The alarm is a calibrated test (docs/alarm.md). Its null hypothesis: *the base proxy's upper
-tail is no heavier than an exponential fitted to its own bulk* (eval/alarm_null.py builds it
-from the base pool: bulk as observed, tail beyond the 0.9 quantile redrawn from that
-exponential). ``alarm`` means the null is rejected at level ``AlarmRule.alpha`` (default
-0.05; ``significant``) *and* at least ``AlarmRule.share`` (0.8, set on the dev halves of the
-Gaussian and the text bench) of the gain is carried by samples beyond the bulk's 0.9 quantile
-(``tail_share``: the gain is made in the tail the test found heavy, not by moving the bulk);
-``watch`` means significant alone.
+What it says, and what it assumes (docs/alarm.md). ``alarm`` means: *this point's proxy gain is
+being bought in a proxy tail heavier than exponential* -- a risk flag. Read as "the utility is
+turning" it assumes a light-tailed or bounded utility: a heavy-tailed *utility* beside a light
+error gives the same proxy law as a light utility beside a heavy error, and no statistic of one
+proxy tells them apart (the first is optimization doing real good). With a held-out proxy (a
+second proxy with an independent error: ``eval.holdout``, docs/holdout.md) the utility curve
+itself is estimated; this alarm is then its companion.
 
-Two tests of the null, each at alpha / 2 when both are available (Bonferroni): the base pool's
-mean-excess slope against its null replicates (``tail_p``: the tail's shape, whatever the
-optimizer), and the point's proxy gain, compared with:
+The decision rests on evidence that moves with the point (rule 5):
 
-* **pool-based policies** (tilt, best-of-n: ``tilt_alarm``, ``bon_alarm``): the same optimizer at
-  the same knob rerun on each null replicate of the pool -- the exact null distribution of the
-  gain, whatever the bulk's shape;
-* **a policy given as samples** (``alarm``, the online monitor): the Donsker-Varadhan bound of
-  the null, ``sup`` of the gain of any policy at this KL over a reward with the null's
-  cumulant generating function, with the gain's standard error (one-sided z test).
+* ``local_p`` (decides ``alarm``): the **local tail test**. Where the point buys its gain -- the
+  base pool's upper ranks from the top down to the policy's 0.99 mass quantile, split at its
+  median mass -- is the base proxy's tail heavier than exponential? By Renyi's representation
+  the normalized spacings i (X_(i) - X_(i+1)) of an exponential tail's top order statistics are
+  i.i.d. exponential whatever the scale, so the ratio of their means, deeper half over shallower
+  half (``local_ratio``; about 1 for an exponential tail, below it for a Gaussian or bounded
+  one, above it for a tail whose hazard falls) is F(2 n_up, 2 n_low) under the null: an exact,
+  scale-free, level-alpha test of "the hazard does not fall here". It reads the pool at the
+  depth of *this* point (``depth``), so one knob's reading is not another's, and one chance
+  rejection reaches only the points that buy their gain at that depth.
+* ``tail_share`` (decides ``alarm``, the effect size): at least ``AlarmRule.share`` (0.8) of the
+  gain carried by samples beyond the bulk's 0.9 quantile (the base's own share subtracted): the
+  gain is made in the tail, not by moving the bulk.
 
-Evidence in each row (each a number named in eval.metrics; 2, 3 and 4's ``tail_p`` decide):
+``watch`` says that the light-tailed null is rejected but the point's own evidence does not (yet)
+say its gain is bought there: the local test rejects with less than ``share`` of the gain in the
+tail, or only the curve-level tests reject (``significant``): the base pool's tail beyond its
+0.9 quantile against an exponential fitted to its bulk (eval/alarm_null.py) -- its mean-excess
+slope (``tail_p``, one number per pool) and the point's gain against the same optimizer on the
+null's replicates (``p_value``; for a policy given as samples, the null's Donsker-Varadhan bound
+at its KL), each at alpha / 2. Neither of these can put a point at ``alarm``: the pool test is the
+same at every knob, and the gain test compares the tail with an exponential of the *bulk's*
+scale (a small heavy error beside a Gaussian utility stays below it long past the turn).
 
-1. ``dv_ratio``: gain / (sigma_bulk sqrt(2 KL)), the Gaussian-bulk Donsker-Varadhan ratio (the
-   old rule, and the bench's baseline). For any policy pi and lambda > 0,
+Evidence in each row (each a number named in eval.metrics; ``local_p``, ``tail_share``,
+``p_value``, ``tail_p`` and, for samples, ``noise_p`` decide):
+
+1. ``dv_ratio``: gain / (sigma_bulk sqrt(2 KL)), the Gaussian-bulk Donsker-Varadhan ratio (rule
+   1, and the bench's baseline). For any policy pi and lambda > 0,
    E_pi[r] - E_pi0[r] <= (KL(pi || pi0) + log E_pi0 exp(lambda (r - E_pi0 r))) / lambda; with the
-   bulk's Gaussian CGF the bound is sigma sqrt(2k). It grows slowly for moderate tails and
-   exponential tails reach 1.5 and more, which is why it is not the test any more; nor the
-   effect size (it was, as ``tau``, until it missed on a bounded text utility: a three-peaked
-   VADER bulk has a wide central-quantile sigma, so gains stayed under the Gaussian bound while
-   the utility turned).
+   bulk's Gaussian CGF the bound is sigma sqrt(2k).
 2. ``p_value`` and ``excess`` (the share of the gain beyond the null's 1 - alpha quantile).
-3. ``tail_share``: the share of the gain carried by samples beyond the bulk's 0.9 quantile (the
-   base's own share subtracted): the effect size ``alarm`` needs (``share``). It reads the
-   policy's samples against the bulk's own quantile, so it assumes no shape of the bulk.
+3. ``tail_share`` (above).
 4. ``me_slope`` / ``tail_p``: the base pool's mean-excess slope over its top 10% and its p-value
-   under the null (0 for an exponential tail, 1/(alpha-1) for Pareto(alpha)): the tail's kind,
-   independent of any optimizer. It says *whether* the tail is heavy, the tail share *when*
-   the gain is made there; whenever the base was built with null replicates (``n_null`` > 0:
-   every base the pipeline builds).
-5. ``top_share``, ``beyond_max``, ``disagreement`` as before (descriptive).
+   under the null (0 for an exponential tail, 1/(alpha-1) for Pareto(alpha)).
+5. ``local_p``, ``local_ratio``, ``depth`` (above).
+6. ``top_share``, ``beyond_max``, ``disagreement`` (descriptive).
 
 Nothing fires before the gain is clearly above the noise of the base bulk (``min_gain`` x sigma,
 ``noise_z`` standard errors), nor, for a policy given as samples, before it is above what the
 base policy's own batches of the same shape reach (``noise_p`` < alpha: resampled from the pool;
 on a proxy of infinite variance the bulk-based floor alone let the base itself read ``alarm`` at
-8-17% of checks, docs/alarm.md).
+8-17% of checks, docs/results.md).
 """
 
 from __future__ import annotations
@@ -67,7 +74,14 @@ from goodhart.eval.alarm_null import (
 
 LEVELS = ("quiet", "watch", "alarm")
 
-VERSION = 4
+MEANING = (
+    "alarm (no gold): `alarm` = this gain is being bought in a proxy tail heavier than exponential, a risk "
+    "flag; as a sign that the utility turns it assumes a light-tailed or bounded utility (a heavy-tailed "
+    "utility beside a light error reads the same: a held-out proxy, eval.holdout, tells them apart)"
+)
+"""What a level means and what it assumes, printed wherever the alarm is (tables, reports)."""
+
+VERSION = 5
 """The alarm rule's version, kept in every result row (``alarm/version``): a finished point whose
 alarm was computed under another version is stale and runs again (pipeline/sweeps/point.py
 stale_reason). ``VERSIONS`` says what each one changed (the manual's table is generated from it).
@@ -84,6 +98,10 @@ VERSIONS: dict[int, str] = {
     "the gain test, each at alpha / 2.",
     4: "A policy given as samples also needs its gain beyond what the base policy's own batches of the same "
     "shape reach (`noise_p` < alpha, 1,999 batches resampled from the pool); pool-based readings unchanged.",
+    5: "`alarm` rests on the point's own evidence: the local tail test (`local_p` < alpha: the base pool's "
+    "tail (its distinct rewards) is heavier than exponential where this point buys its gain, from the top down to its 0.99 mass "
+    "quantile) with the tail share; the pool's tail-shape test and the gain against the bulk's exponential "
+    "null (`tail_p`, `p_value`) say `watch` at most.",
 }
 """What each alarm rule version changed (the current one is ``VERSION``)."""
 
@@ -91,6 +109,17 @@ VERSIONS: dict[int, str] = {
 # largest over these levels (conservative for a bulk a little wider than Gaussian).
 BULK_LEVELS = (0.75, 0.9)
 TOP_MASS = 0.01  # "the top 1% of samples"
+# The local tail test's window: the base pool's ranks from the top down to the 0.99 quantile of where
+# the policy buys its gain (its samples weighted by mass x reward above the base median), split at that
+# weight's median; the deeper half at least LOCAL_MIN spacings and the shallower at least LOCAL_LOW
+# times as many (a policy beyond the base's largest reward reads the base's top (1 + LOCAL_LOW)
+# LOCAL_MIN: 16 against 16 had too little power at the top of a lognormal(1.5) pool). Best-of-n on an exponential tail: depths 0 to ~5 / n, split near
+# 1 / n, so the lower half reaches where best-of-n/2 buys its gain. Weighting by reward, not mass
+# alone, puts a policy whose gain sits in a few far samples (a spike) where those samples are, not
+# in the bulk its other samples share with the base. Chosen on dev families only (docs/alarm.md).
+LOCAL_MASS = (0.5, 0.99)
+LOCAL_MIN = 32
+LOCAL_LOW = 4
 
 
 # ============================================================================================
@@ -165,6 +194,11 @@ class BaseStats:
     """(mean-excess slope, its p-value under the null): the tail-shape test; None without replicates."""
     centred: np.ndarray | None = None
     """(P, N) base rewards minus their prompt's mean ((1, P N): one global mean); ``noise_p`` resamples it."""
+    desc: np.ndarray | None = None
+    """The distinct values of the base rewards minus their prompt's median (one global median with
+    per_prompt=False), pooled, in descending order: the local tail test reads their spacings. Distinct:
+    a text pool repeats completions (the same text, the same reward), and the law of its distinct
+    texts' rewards is the continuous one a synthetic error is drawn from."""
 
     @classmethod
     def from_pool(
@@ -184,8 +218,18 @@ class BaseStats:
         tail_base = float(np.sum(centred_mean[beyond_u])) / centred_mean.size
         tail = null.tail_p() if n_null else None
         centred = centred_mean.reshape(b.shape if per_prompt else (1, -1))
+        desc = np.unique((b - med).ravel())[::-1].copy()  # distinct values, largest first
         return cls(
-            means, bulk_sigma(b - med), float(np.max(centred_mean)), int(b.size), top, null, tail_base, tail, centred
+            means,
+            bulk_sigma(b - med),
+            float(np.max(centred_mean)),
+            int(b.size),
+            top,
+            null,
+            tail_base,
+            tail,
+            centred,
+            desc,
         )
 
     def noise_p(self, gain: float, shape: tuple[int, int], rule: AlarmRule) -> float:
@@ -290,11 +334,14 @@ BASELINE_ONLY = ("dv_alarm", "watch")
 @dataclass(kw_only=True)
 class Alarm:
     """One alarm reading: its ``level`` (``quiet`` / ``watch`` / ``alarm``) and ``score``, and the
-    evidence behind them. Four numbers decide the level (``decide``), beside the noise floor
-    (``gain`` against ``sigma`` and ``n_eff``): ``p_value`` and ``tail_p`` (is the light-tailed
-    null rejected at level alpha?), ``tail_share`` (is the gain carried beyond the bulk?) and, for a
-    policy given as samples, ``noise_p`` (do the base policy's own batches gain as much?). The rest
-    is descriptive. ``row()`` gives the metric names of eval/metrics.py (``alarm/score``,
+    evidence behind them. ``alarm``: this gain is being bought in a proxy tail heavier than
+    exponential (a risk flag; as a sign that the utility turns it assumes a light or bounded
+    utility). Five numbers decide the level (``decide``), beside the noise floor (``gain`` against
+    ``sigma`` and ``n_eff``): ``local_p`` (is the base tail heavier than exponential where this
+    point buys its gain?) and ``tail_share`` (is the gain carried beyond the bulk?) for ``alarm``;
+    ``p_value`` and ``tail_p`` (the curve-level tests of the light-tailed null) for ``watch``; and,
+    for a policy given as samples, ``noise_p`` (do the base policy's own batches gain as much?).
+    The rest is descriptive. ``row()`` gives the metric names of eval/metrics.py (``alarm/score``,
     ``alarm/level``, ...). Built by the functions ``alarm``, ``tilt_alarm``, ``bon_alarm`` (keyword
     fields).
 
@@ -312,11 +359,12 @@ class Alarm:
     """
 
     level: str
-    """``quiet`` (no evidence, or the gain is noise), ``watch`` (the light-tailed null is rejected,
-    but less than ``AlarmRule.share`` of the gain is carried beyond the bulk) or ``alarm`` (rejected,
-    and the gain is carried beyond the bulk)."""
+    """``quiet`` (no evidence, or the gain is noise), ``watch`` (the light-tailed null is rejected --
+    by the local test with less than ``AlarmRule.share`` of the gain beyond the bulk, or by the
+    curve-level tests alone) or ``alarm`` (the local test rejects and the gain is carried beyond
+    the bulk: the gain is being bought in a proxy tail heavier than exponential)."""
     score: float
-    """tail_share / AlarmRule.share when the null is rejected, else 0 (>= 1: ``alarm``)."""
+    """tail_share / AlarmRule.share when the local test rejects, else 0 (>= 1: ``alarm``)."""
     gain: float
     """The policy's proxy gain over the base: its mean minus the base mean of the same prompt."""
     kl: float
@@ -326,15 +374,25 @@ class Alarm:
     n_eff: float
     """Effective sample size of the policy's samples, 1 / sum of squared sample masses: with sigma
     and AlarmRule.noise_z it sets the noise floor a gain must clear."""
-    p_value: float = float("nan")
-    """Decides: the gain's p-value under the light-tailed null (the same optimizer on the null's
-    replicates, or the null's DV bound with the gain's standard error; see ``test``)."""
-    tail_p: float = float("nan")
-    """Decides: the base pool's mean-excess slope against its null replicates (the tail's shape,
-    whatever the optimizer); with ``p_value`` each at alpha / 2 (``significant``)."""
+    local_p: float = float("nan")
+    """Decides ``alarm``: the local tail test's p-value (``local_tail``): is the base pool's tail
+    heavier than exponential where this point buys its gain? NaN: too few distinct base rewards
+    in the window (a pool too small for the point, or tied rewards)."""
     tail_share: float = float("nan")
-    """Decides: the share of the gain carried by samples beyond the bulk's 0.9 quantile (the base's
-    own share subtracted); ``alarm`` needs it >= AlarmRule.share."""
+    """Decides ``alarm``: the share of the gain carried by samples beyond the bulk's 0.9 quantile
+    (the base's own share subtracted); ``alarm`` needs it >= AlarmRule.share."""
+    p_value: float = float("nan")
+    """Decides ``watch``: the gain's p-value under the bulk's light-tailed null (the same optimizer on
+    the null's replicates, or the null's DV bound with the gain's standard error; see ``test``)."""
+    tail_p: float = float("nan")
+    """Decides ``watch``: the base pool's mean-excess slope against its null replicates (the tail's
+    shape over its top 10%, one number per pool); with ``p_value`` each at alpha / 2 (``significant``)."""
+    local_ratio: float = float("nan")
+    """The local test's statistic: mean normalized spacing of the window's deeper half over its
+    shallower half (1 for an exponential tail, < 1 lighter, > 1 a falling hazard)."""
+    depth: float = float("nan")
+    """Share of the base pool above the policy's median mass: where the point buys its gain (best-of-n:
+    about 0.69 / n)."""
     noise_p: float = float("nan")
     """Decides (a policy given as samples only): the share of the base policy's own batches of the
     same shape that gain as much; >= alpha keeps the level quiet (NaN for pool-based policies)."""
@@ -381,6 +439,9 @@ class Alarm:
             M.ALARM_NULL_GAIN: d["null_gain"],
             M.ALARM_TEST: d["test"],
             M.ALARM_NOISE_P: d["noise_p"],
+            M.ALARM_LOCAL_P: d["local_p"],
+            M.ALARM_LOCAL_RATIO: d["local_ratio"],
+            M.ALARM_DEPTH: d["depth"],
             M.ALARM_VERSION: float(VERSION),
             M.ALARM_RULE: d["rule"],
         }
@@ -418,16 +479,75 @@ def noise_floor(sigma: float, n_eff: float, rule: AlarmRule) -> float:
 
 
 def significant(p_value: float, tail_p: float = float("nan"), rule: AlarmRule = AlarmRule()) -> bool:
-    """Is the light-tailed null rejected at level alpha? Two tests of the same null: the point's
+    """Is the bulk's light-tailed null rejected at level alpha by the curve-level tests? The point's
     gain against the same optimizer on the null replicates (``p_value``; or the null's DV bound)
-    and the base pool's mean-excess slope against the null's (``tail_p``: the tail's shape,
-    which sees a heavy tail the gain at a knob cannot yet, e.g. a lognormal error small beside
-    a Gaussian utility). With both, each at alpha / 2 (Bonferroni: the union is a level-alpha
-    test); with the gain test alone (a policy given as samples: no null replicates), p < alpha."""
+    and the base pool's mean-excess slope against the null's (``tail_p``: the tail's shape over its
+    top 10%, one number per pool). With both, each at alpha / 2 (Bonferroni: the union is a
+    level-alpha test); with the gain test alone (a base without replicates), p < alpha. Enough for
+    ``watch``, never for ``alarm`` (``decide``)."""
     ps = [float(v) for v in (p_value, tail_p) if v is not None and np.isfinite(v)]
     if not ps:
         return False
     return min(ps) < rule.alpha / len(ps)
+
+
+def local_tail(desc: np.ndarray, c: np.ndarray, a: np.ndarray) -> tuple[float, float, float]:
+    """(ratio, p, depth): the local tail test of a policy with mass ``a`` on rewards ``c`` (both flat,
+    centred on the base median as ``desc`` is) against the distinct base rewards ``desc`` (descending;
+    ``BaseStats.desc``).
+
+    Where the policy buys its gain: its samples weighted by a max(c, 0). The window: base ranks
+    1 .. i_b, where i_b counts the base rewards at or above that weight's 0.99 quantile, split at i_m
+    (its median; ``depth`` = i_m / base size); the deeper half at least LOCAL_MIN spacings, the
+    shallower at least LOCAL_LOW times the deeper. The statistic: the normalized spacings S_i = i (X_(i) - X_(i+1)) of the base's
+    order statistics (X_(1) the largest), mean over the deeper half (i < i_m) over mean over the
+    shallower half. For an exponential tail the S_i are i.i.d. exponential (Renyi), so the ratio is
+    F(2 n_up, 2 n_low)-distributed whatever the scale; S_i estimates 1 / hazard at X_(i), so a ratio
+    above 1 is a hazard that falls with depth: a tail heavier than exponential there. Repeated base
+    rewards (a text pool's repeated completions) count once: ``desc`` holds distinct values; a reward
+    on a lattice (a discrete score) has even spacings at its top, a ratio below 1. NaN when the window
+    reaches past the distinct rewards.
+
+    ```pycon
+    >>> import numpy as np
+    >>> from goodhart.eval.alarm import local_tail
+    >>> rng = np.random.default_rng(0)
+    >>> base, top = np.unique(rng.pareto(1.5, 65536))[::-1], np.full(64, 1.0 / 64)
+    >>> ratio, p, depth = local_tail(base, base[:64], top)  # a policy on the base's top 64
+    >>> ratio > 1.5, p < 0.01
+    (True, True)
+    >>> base = np.unique(rng.exponential(size=65536))[::-1]
+    >>> 0.5 < local_tail(base, base[:64], top)[0] < 1.5
+    True
+
+    ```
+    """
+    from scipy import stats
+
+    desc = np.asarray(desc, dtype=np.float64)
+    c, a = np.asarray(c, dtype=np.float64).ravel(), np.asarray(a, dtype=np.float64).ravel()
+    keep = (a > 0) & (c > 0) & np.isfinite(c)
+    if desc.size < 2 or not keep.any():
+        return float("nan"), float("nan"), float("nan")
+    cv, av = c[keep], a[keep] * c[keep]
+    order = np.argsort(-cv, kind="stable")
+    cv, cm = cv[order], np.cumsum(av[order])
+    cm = cm / cm[-1]
+    t_mid, t_end = (cv[min(int(np.searchsorted(cm, q)), cv.size - 1)] for q in LOCAL_MASS)
+    rank = lambda t: int(np.searchsorted(-desc, -t, side="right"))  # base rewards >= t  # noqa: E731
+    i_m = max(rank(t_mid), 1)
+    depth = i_m / desc.size
+    i_m = max(i_m, LOCAL_MIN + 1)
+    i_b = max(rank(t_end), i_m + LOCAL_LOW * (i_m - 1) - 1)
+    if i_b > desc.size - 1:
+        return float("nan"), float("nan"), depth
+    x = desc[: i_b + 1]
+    spacing = (x[:-1] - x[1:]) * np.arange(1, i_b + 1)  # S_1 .. S_{i_b}
+    up, low = spacing[: i_m - 1], spacing[i_m - 1 :]
+    if not (up.mean() > 0 and low.mean() > 0):  # not distinct values: nothing to read
+        return float("nan"), float("nan"), depth
+    ratio = float(up.mean() / low.mean())
+    return ratio, float(stats.f.sf(ratio, 2 * up.size, 2 * low.size)), depth
 
 
 def decide(
@@ -439,22 +559,56 @@ def decide(
     n_eff: float = math.inf,
     tail_p: float = float("nan"),
     noise_p: float = float("nan"),
+    local_p: float = float("nan"),
 ) -> tuple[float, str]:
-    """(score, level) from the evidence: `alarm` when the light-tailed null is rejected at level
-    alpha (``significant``: the gain is more than a light-tailed reward gives, or the base
-    pool's tail is heavier than the null's) and tail_share >= share (the gain is carried by
-    samples beyond the bulk: material, not only detectable); `watch` when significant only.
-    score = tail_share / share when significant, else 0 (>= 1: alarm). Pure: `alarm-eval` and
-    the bench re-decide stored evidence with it."""
+    """(score, level) from the evidence: `alarm` when the local tail test rejects at level alpha
+    (``local_p``: the base tail is heavier than exponential where this point buys its gain) and
+    tail_share >= share (the gain is carried beyond the bulk): this gain is being bought in a proxy
+    tail heavier than exponential. `watch` when the light-tailed null is rejected otherwise: by the
+    local test with a smaller share, or by the curve-level tests alone (``significant``). Quiet
+    within the noise (the floor; for samples, ``noise_p``). score = tail_share / share when the
+    local test rejects, else 0 (>= 1: alarm). Pure: `alarm-eval` and the bench re-decide stored
+    evidence with it (``decide_row``)."""
     if not (np.isfinite(gain) and sigma > 0 and gain > noise_floor(sigma, n_eff, rule)):
         return 0.0, "quiet"
     if np.isfinite(noise_p) and noise_p >= rule.alpha:  # the base policy's own batches gain as much
         return 0.0, "quiet"
-    if not significant(p_value, tail_p, rule):
+    local = bool(np.isfinite(local_p) and local_p < rule.alpha)
+    if not (local or significant(p_value, tail_p, rule)):
         return 0.0, "quiet"
+    if not local:
+        return 0.0, "watch"
     t = float(tail_share) if np.isfinite(tail_share) else 0.0
     score = t / rule.share if rule.share > 0 else math.inf
     return score, "alarm" if score >= 1 else "watch"
+
+
+def decide_row(row: Mapping[str, object], rule: AlarmRule = AlarmRule()) -> tuple[float, str]:
+    """``decide`` on one result row's (or one logged check's) evidence, by metric name (eval.metrics).
+    The gain is the row's ``gain/proxy``, else (a logged check) dv_ratio x dv_bound. Evidence a row
+    lacks is NaN: a row computed before rule 5 has no ``alarm/local_p`` and reads `watch` at most."""
+
+    def num(key: str, default: float = float("nan")) -> float:
+        try:
+            v = float(row.get(key, default))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return default
+        return default if math.isnan(v) else v
+
+    gain = num(M.GAIN_PROXY)
+    if math.isnan(gain):
+        gain = num(M.ALARM_DV_RATIO) * num(M.ALARM_DV_BOUND)
+    return decide(
+        gain,
+        num(M.ALARM_SIGMA),
+        num(M.ALARM_P),
+        num(M.ALARM_TAIL_SHARE),
+        rule,
+        num(M.ALARM_N_EFF, math.inf),
+        num(M.ALARM_TAIL_P),
+        num(M.ALARM_NOISE_P),
+        num(M.ALARM_LOCAL_P),
+    )
 
 
 def baseline_level(dv_ratio: float, gain: float, sigma: float, rule: AlarmRule = AlarmRule(), n_eff: float = math.inf):
@@ -486,9 +640,11 @@ def alarm(
     (``tilt_alarm``, ``bon_alarm``); without them the test is the null's Donsker-Varadhan bound at
     this KL.
 
-    A Gaussian reward tilted to KL 0.125 gains sigma sqrt(2 KL) = 0.5, exactly the bound (quiet);
-    a policy whose gain sits in a few huge samples (2 of 64 at 60 sigma) alarms: its gain is far
-    past what the light-tailed null allows at this KL (p < alpha):
+    A Gaussian reward tilted to KL 0.125 gains sigma sqrt(2 KL) = 0.5, exactly the bound (quiet).
+    A policy whose gain sits in a few huge samples (2 of 64 at 60 sigma) has far more gain than the
+    light-tailed null allows at this KL (the gain test rejects: `watch`); whether it is bought in a
+    tail heavier than exponential is the base pool's to say where it is bought -- its top: a
+    Gaussian base says no, a base with a Pareto error says yes (`alarm`):
 
     ```pycon
     >>> import numpy as np
@@ -499,6 +655,9 @@ def alarm(
     'quiet'
     >>> hacked = rng.normal(size=(8, 64)); hacked[:, :2] = 60.0
     >>> alarm(hacked, kl=0.125, base=base).level
+    'watch'
+    >>> heavy = BaseStats.from_pool(rng.normal(size=(8, 4096)) + 0.3 * rng.pareto(1.5, (8, 4096)))
+    >>> alarm(hacked, kl=0.125, base=heavy).level
     'alarm'
 
     ```
@@ -554,7 +713,12 @@ def alarm(
     # A policy given as samples: is its gain more than the base policy's own batch of that shape
     # gives? (Pool-based policies are exact weights on the pool: no sampling noise to test.)
     noise = base.noise_p(gain, (P, m), rule) if weights is None and gain > floor else float("nan")
-    score, level = decide(gain, base.sigma, p, tail_share, rule, n_eff, tp, noise)
+    # Where does this point buy its gain, and is the base tail heavier than exponential there?
+    local_ratio = local_p = depth = float("nan")
+    if base.desc is not None and base.null is not None and gain > floor:
+        med = base.null.med if base.null.med.size == P else np.full(P, float(np.median(base.null.med)))
+        local_ratio, local_p, depth = local_tail(base.desc, (r - med[:, None]).ravel(), a)
+    score, level = decide(gain, base.sigma, p, tail_share, rule, n_eff, tp, noise, local_p)
     return Alarm(
         level=level,
         score=score,
@@ -566,6 +730,9 @@ def alarm(
         tail_p=tp,
         tail_share=tail_share,
         noise_p=noise,
+        local_p=local_p,
+        local_ratio=local_ratio,
+        depth=depth,
         test=test,
         null_gain=null_gain,
         excess=ex,

@@ -90,7 +90,7 @@ KEPT_PROXY = "bonft/kept/proxy"  # bon-ft: mean proxy of the round's kept (best-
 KEPT_UTILITY = "bonft/kept/utility"  # bon-ft: mean utility of the round's kept samples
 
 # ---- the Goodhart alarm (eval/alarm.py): proxy, KL and base-pool proxy only, never utility ----
-ALARM_SCORE = "alarm/score"  # tail_share / share when p < alpha under the light null, else 0: >= 1 alarm
+ALARM_SCORE = "alarm/score"  # tail_share / share when the local tail test rejects, else 0: >= 1 alarm
 ALARM_LEVEL = "alarm/level"  # column: quiet | watch | alarm
 ALARM_CODE = "alarm/code"  # the level as a number for MLflow: 0 quiet, 1 watch, 2 alarm
 ALARM_DV_RATIO = "alarm/dv_ratio"  # proxy gain / Donsker-Varadhan bound of the base bulk at this KL
@@ -106,9 +106,16 @@ ALARM_P = "alarm/p_value"  # p-value of the proxy gain under the light-tailed nu
 ALARM_EXCESS = "alarm/excess"  # share of the gain beyond the null's (1 - alpha) quantile (> 0 iff p < alpha)
 ALARM_TAIL_SHARE = "alarm/tail_share"  # share of the gain carried by samples beyond the bulk's 0.9 quantile
 ALARM_ME_SLOPE = "alarm/me_slope"  # base proxy's mean-excess slope over its top 10% (0 exponential, > 0 power tail)
-ALARM_TAIL_P = "alarm/tail_p"  # p-value of that slope under the light-tailed null
+ALARM_TAIL_P = "alarm/tail_p"  # p-value of that slope under the light-tailed null (one per pool: watch at most)
 ALARM_NULL_GAIN = "alarm/null_gain"  # median null gain (same optimizer) or the null's DV bound at this KL
 ALARM_NOISE_P = "alarm/noise_p"  # samples only: p of the gain against the base policy's own batch gains (same shape)
+ALARM_LOCAL_P = (
+    "alarm/local_p"  # local tail test: is the base tail heavier than exponential where the point buys its gain?
+)
+ALARM_LOCAL_RATIO = (
+    "alarm/local_ratio"  # its statistic: normalized spacings, deeper half / shallower half (1 exponential)
+)
+ALARM_DEPTH = "alarm/depth"  # share of the base pool above the policy's median mass (best-of-n: ~0.69 / n)
 ALARM_TEST = "alarm/test"  # column: which null test decided (same optimizer on the null | null DV bound)
 ALARM_VERSION = "alarm/version"  # the alarm rule a row's alarm was computed under (eval/alarm.py VERSION)
 ALARM_RULE = "alarm/rule"  # column: the rule's keys the alarm was computed under (AlarmRule.key(): alpha=...)

@@ -1,5 +1,5 @@
 """How often does the online alarm fire on the base policy itself, and do the trained runs'
-in-time alarms survive a noise test against it? (docs/alarm.md, "What an `alarm` at KL near 0
+in-time alarms survive a noise test against it? (docs/results.md, "What an `alarm` at KL near 0
 means on a heavy pool".)
 
     python examples/alarm_base_noise.py runs/alarm_bench_ppo runs/alarm_trained
@@ -7,10 +7,11 @@ means on a heavy pool".)
 For every base pool of the sweeps: the share of draws at which a check says `alarm` when its
 batch is the base policy's own samples, resampled from the pool -- a fresh batch (`--per-prompt`
 samples per eval prompt, per-prompt base) and a training batch (`--batch` samples, global base),
-at KL `--kl`. Then every logged online check (train_metrics.jsonl) re-decided without and with
-the base-noise test of alarm rule 4 (eval/alarm.py BaseStats.noise_p: the gain against the base
-policy's own batches of the same shape); first alarms and in-time counts (first alarm at or
-before the smoothed utility peak) under each. Reads the points' files only; utility is read to score, never to
+at KL `--kl`. Then every logged online check (train_metrics.jsonl) re-decided under the current
+rule without and with its base-noise test (added in alarm rule 4: eval/alarm.py BaseStats.noise_p,
+the gain against the base policy's own batches of the same shape); first alarms and in-time counts
+(first alarm at or before the smoothed utility peak) under each. A check logged before rule 5 has
+no local tail test (`alarm/local_p`): re-decided, it reads `watch` at most. Reads the points' files only; utility is read to score, never to
 decide.
 """
 
@@ -26,7 +27,7 @@ import pandas as pd
 import yaml
 
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import AlarmRule, BaseStats, alarm, decide
+from goodhart.eval.alarm import AlarmRule, BaseStats, alarm, decide, decide_row
 from goodhart.pipeline.report.alarm_eval import law_is_light
 
 
@@ -41,7 +42,7 @@ def points(dirs: list[Path]):
 
 def _levels(a, rule: AlarmRule) -> tuple[bool, bool]:
     """(alarm without the base-noise test, alarm under the rule) of one Alarm."""
-    bare = decide(a.gain, a.sigma, a.p_value, a.tail_share, rule, a.n_eff, a.tail_p)[1]
+    bare = decide(a.gain, a.sigma, a.p_value, a.tail_share, rule, a.n_eff, a.tail_p, local_p=a.local_p)[1]
     return bare == "alarm", a.level == "alarm"
 
 
@@ -83,18 +84,18 @@ def base_rates(dirs, per_prompt: int, batch: int, kl: float, draws: int, rule: A
                 "law": law,
                 "pool": f.name,
                 "fresh, no noise test": fresh[0],
-                "fresh, rule 4": fresh[1],
+                "fresh, with it": fresh[1],
                 "training, no noise test": trained[0],
-                "training, rule 4": trained[1],
+                "training, with it": trained[1],
             }
         )
     return pd.DataFrame(rows).sort_values(["law", "pool"])
 
 
 def redecided(dirs, rule: AlarmRule, smooth: int = 5) -> pd.DataFrame:
-    """First alarm of each trained run's logged checks, decided without the base-noise test (as
-    rule 3 logged them) and with it (rule 4: BaseStats.noise_p on the run's own base pool and
-    batch shape -- what the run would have logged under rule 4)."""
+    """First alarm of each trained run's logged checks under the current rule, decided without the
+    base-noise test and with it (BaseStats.noise_p on the run's own base pool and batch shape --
+    what the run would have logged; checks logged before rule 4 carry no noise test of their own)."""
     rows = []
     for root, r, d in points(dirs):
         log = d / "train_metrics.jsonl"
@@ -108,14 +109,12 @@ def redecided(dirs, rule: AlarmRule, smooth: int = 5) -> pd.DataFrame:
         m = int(cfg.get("algo", {}).get("alarm_samples", 0))
         pool = np.load(root / r["pool_file"])["proxy"]
         base = BaseStats.for_rule(pool, rule, per_prompt=m > 0)  # the monitor's: pool_base or base
-        first = {"without the noise test": None, "rule 4": None}
+        first = {"without the noise test": None, "with it": None}
         for step, e in h.dropna(subset=[M.ALARM_CODE]).iterrows():
             gain = e[M.ALARM_DV_RATIO] * e[M.ALARM_DV_BOUND]
             shape = (pool.shape[0], m) if m else (1, int(e[M.ALARM_N_EFF]))
-            evidence = (gain, e[M.ALARM_SIGMA], e[M.ALARM_P], e[M.ALARM_TAIL_SHARE], rule)
-            evidence += (e[M.ALARM_N_EFF], e[M.ALARM_TAIL_P])
-            for key, noise in (("without the noise test", math.nan), ("rule 4", base.noise_p(gain, shape, rule))):
-                if first[key] is None and decide(*evidence, noise)[1] == "alarm":
+            for key, noise in (("without the noise test", math.nan), ("with it", base.noise_p(gain, shape, rule))):
+                if first[key] is None and decide_row(e.to_dict() | {M.ALARM_NOISE_P: noise}, rule)[1] == "alarm":
                     first[key] = step
         rows.append({"sweep": root.name, "error_law": r["error_law"], "seed": r["seed"], "peak_step": peak, **first})
     return pd.DataFrame(rows)
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nlogged online checks re-decided (first alarm step):")
     print(t.to_string(index=False))
     heavy = t[~t["error_law"].map(lambda s: law_is_light(str(s)))]
-    for col in ("without the noise test", "rule 4"):
+    for col in ("without the noise test", "with it"):
         ok = heavy[col].notna() & (heavy[col] <= heavy["peak_step"])
         light = t.loc[t["error_law"].map(lambda s: law_is_light(str(s))), col].notna().sum()
         print(f"{col}: heavy runs in time {int(ok.sum())} of {len(heavy)}; light runs alarmed {int(light)}")

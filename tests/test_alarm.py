@@ -121,18 +121,19 @@ def test_the_alarm_never_reads_utility():
 
 def test_noise_stays_quiet_and_levels_follow_the_score():
     rule = AlarmRule(alpha=0.05, share=0.8)
-    assert decide(0.01, 1.0, 0.001, 0.99, rule) == (0.0, "quiet")  # gain within the bulk's noise
-    assert decide(1.0, 1.0, 0.2, 0.99, rule)[1] == "quiet"  # not significant under the light null
-    assert decide(1.0, 1.0, 0.01, 0.5, rule)[1] == "watch"  # significant, the bulk carries the gain
-    assert decide(1.0, 1.0, 0.01, 0.9, rule)[1] == "alarm"
-    assert decide(1.0, 1.0, 0.01, 0.9, AlarmRule(alpha=0.005))[1] == "quiet"  # alpha is the level
-    assert decide(1.0, 1.0, 0.01, 0.4, rule)[0] == pytest.approx(0.5)  # score = tail_share / share
-    assert decide(1.0, 1.0, 0.01, 0.81, AlarmRule())[1] == "alarm"  # the default share, 0.8 (dev halves)
-    assert decide(1.0, 1.0, 0.01, 0.79, AlarmRule())[1] == "watch"
-    assert decide(1.0, 1.0, 0.01, math.nan, rule)[1] == "watch"  # no share measured: never material
+    here = {"local_p": 0.01}  # the local tail test rejects where the point buys its gain
+    assert decide(0.01, 1.0, 0.001, 0.99, rule, **here) == (0.0, "quiet")  # gain within the bulk's noise
+    assert decide(1.0, 1.0, 0.2, 0.99, rule, local_p=0.2)[1] == "quiet"  # nothing rejects the light null
+    assert decide(1.0, 1.0, 0.2, 0.5, rule, **here)[1] == "watch"  # heavy there, but the bulk carries the gain
+    assert decide(1.0, 1.0, 0.2, 0.9, rule, **here)[1] == "alarm"
+    assert decide(1.0, 1.0, 0.2, 0.9, AlarmRule(alpha=0.005), **here)[1] == "quiet"  # alpha is the level
+    assert decide(1.0, 1.0, 0.2, 0.4, rule, **here)[0] == pytest.approx(0.5)  # score = tail_share / share
+    assert decide(1.0, 1.0, 0.2, 0.81, AlarmRule(), **here)[1] == "alarm"  # the default share, 0.8 (dev halves)
+    assert decide(1.0, 1.0, 0.2, 0.79, AlarmRule(), **here)[1] == "watch"
+    assert decide(1.0, 1.0, 0.2, math.nan, rule, **here)[1] == "watch"  # no share measured: never material
 
 
-def test_the_pool_tail_test_joins_the_gain_test_at_half_the_level_each():
+def test_the_curve_level_tests_join_at_half_the_level_each_and_say_watch_at_most():
     rule = AlarmRule(alpha=0.05, share=0.8)
     # the gain test alone (a policy given as samples: no tail p-value): p < alpha
     assert significant(0.03, math.nan, rule) and not significant(0.05, math.nan, rule)
@@ -140,9 +141,14 @@ def test_the_pool_tail_test_joins_the_gain_test_at_half_the_level_each():
     assert not significant(0.03, 0.5, rule) and significant(0.02, 0.5, rule)
     assert significant(0.9, 0.02, rule) and not significant(0.9, 0.03, rule)
     assert not significant(math.nan, math.nan, rule)
-    # a heavy pool tail with a gain the same optimizer on the null can match: alarm once material
-    assert decide(1.0, 1.0, 0.9, 0.9, rule, tail_p=0.005)[1] == "alarm"
-    assert decide(1.0, 1.0, 0.9, 0.7, rule, tail_p=0.005)[1] == "watch"
+    # Rule 5: the curve-level tests say `watch` at most, however small their p-values and however
+    # much of the gain sits in the tail. The pool's tail test is one number per pool (one chance
+    # rejection would reach every knob of the curve) and the gain test compares the tail with an
+    # exponential of the bulk's scale; `alarm` needs the point's own local tail test.
+    assert decide(1.0, 1.0, 0.9, 0.99, rule, tail_p=0.005)[1] == "watch"
+    assert decide(1.0, 1.0, 0.001, 0.99, rule, tail_p=0.005)[1] == "watch"
+    assert decide(1.0, 1.0, 0.9, 0.99, rule, tail_p=0.005, local_p=0.01)[1] == "alarm"
+    assert decide(1.0, 1.0, 0.9, 0.7, rule, tail_p=0.005, local_p=0.01)[1] == "watch"
     assert decide(1.0, 1.0, 0.03, 0.9, rule, tail_p=0.5)[1] == "quiet"  # 0.03 >= alpha / 2
 
 
@@ -158,7 +164,8 @@ def test_the_pool_tail_test_is_calibrated_on_exponential_pools_and_sees_lognorma
     assert rate(lambda r: r.normal(size=(4, 1024)), range(20)) == 0.0
     # the case the gain test misses at moderate n: a small lognormal error beside a Gaussian
     # utility. The pool's tail shape rejects the null in every pool; best-of-256's gain often
-    # does not (the null's exponential beats a Gaussian bulk there), and the alarm fires anyway.
+    # does not (the null's exponential, of the bulk's scale, beats a Gaussian bulk there); the
+    # local test, which reads the tail where best-of-256 buys its gain, rejects: alarm.
     rule = AlarmRule(n_null=99)
     misses = 0
     for seed in range(3):
@@ -166,8 +173,89 @@ def test_the_pool_tail_test_is_calibrated_on_exponential_pools_and_sees_lognorma
         b = r.normal(size=(16, 4096)) + 0.15 * r.lognormal(0.0, 1.1, (16, 4096))
         a = bon_alarm(b, 256, float(kl_bound(256)), rule)
         assert a.tail_p < rule.alpha / 2 and a.tail_share >= rule.share and a.level == "alarm", a
+        assert a.local_p < rule.alpha and a.local_ratio > 1.5, a
         misses += a.p_value >= rule.alpha / 2
     assert misses >= 1
+
+
+def test_the_local_tail_test_is_exact_on_exponential_tails_at_any_scale():
+    """local_tail: an exponential tail's normalized top spacings are i.i.d. exponential (Renyi), so its
+    ratio is F(2 n_up, 2 n_low) under the null whatever the scale: p-values uniform on exponential
+    pools of any scale and policy depth; a Gaussian tail (hazard rising) sits below 1, a Pareto
+    tail (hazard falling) far above it."""
+    from goodhart.eval.alarm import local_tail
+
+    rng = np.random.default_rng(0)
+
+    def reading(base: np.ndarray, m: int):
+        desc = -np.sort(-base)
+        return local_tail(desc, desc[:m], np.full(m, 1.0 / m))  # a policy on the base's top m
+
+    ps = np.array(
+        [reading(rng.exponential(10 ** rng.uniform(-2, 3), 4096), int(rng.choice([8, 64, 256])))[1] for _ in range(400)]
+    )
+    assert stats.kstest(ps, "uniform").pvalue > 0.01
+    assert 0.02 <= np.mean(ps < 0.05) <= 0.085  # binomial(400, 0.05): within 3 sd
+    gauss = [reading(rng.normal(size=4096), 64) for _ in range(50)]
+    assert np.mean([r for r, _, _ in gauss]) < 0.9 and max(p for _, p, _ in gauss) > 0.5
+    assert sum(p < 0.05 for _, p, _ in gauss) <= 2
+    pareto = [reading(rng.pareto(2.0, 4096), 64) for _ in range(20)]
+    assert all(r > 1.3 and p < 0.01 for r, p, _ in pareto), pareto
+    # depth: the share of the pool above the median of where the gain is bought (mass x reward
+    # above the base median: within the policy's top 64 of 4096, its larger rewards weigh more)
+    assert 4 / 4096 < reading(rng.exponential(size=4096), 64)[2] < 32 / 4096
+    # a discrete reward: its distinct values (what BaseStats.desc holds) are few, and the window
+    # reaches past them (nothing to read); on a finer lattice the top spacings are even, never heavy
+    tied = np.unique(np.round(rng.exponential(size=4096)))[::-1]
+    assert math.isnan(local_tail(tied, tied[:1], np.ones(1))[1])
+    fine = np.unique(np.round(100 * rng.exponential(size=65536)) / 100)[::-1]
+    assert local_tail(fine, fine[:64], np.full(64, 1 / 64))[1] > 0.5
+
+
+def test_repeated_rewards_count_once_in_the_local_test():
+    """A text pool repeats completions, and a repeated text repeats its reward: ties a continuous
+    law never has (the demo's pools: 18% repeats, a quarter of the top spacings zero). The local test
+    reads the distinct rewards (BaseStats.desc), whose law is the continuous one: on exponential
+    pools drawn with replacement (37% repeats) it stays at its level, and a Pareto error with repeats
+    alarms where the gain is in its tail."""
+    rule = AlarmRule(n_null=0)
+
+    def repeated(draw, seed):
+        r = np.random.default_rng(seed)
+        x = draw(r)
+        return np.take_along_axis(x, r.integers(0, x.shape[1], x.shape), 1)
+
+    b = repeated(lambda r: r.exponential(size=(8, 2048)), 0)
+    base = BaseStats.from_pool(b)
+    assert base.desc.size < b.size * 0.7 and np.all(np.diff(base.desc) < 0)  # distinct, largest first
+    ps = [
+        bon_alarm(x, 64, float(kl_bound(64)), rule, BaseStats.from_pool(x)).local_p
+        for x in (repeated(lambda r: r.exponential(size=(8, 2048)), s) for s in range(40))
+    ]
+    assert sum(p < rule.alpha for p in ps) <= 6  # binomial(40, 0.05): 6 or more w.p. 0.014
+    heavy = repeated(lambda r: r.normal(size=(8, 2048)) + 0.3 * r.pareto(1.5, (8, 2048)), 1)
+    a = bon_alarm(heavy, 32, float(kl_bound(32)), rule, BaseStats.from_pool(heavy))
+    assert a.local_p < 1e-6 and a.level == "alarm", a
+
+
+def test_one_chance_rejection_of_the_base_pool_does_not_alarm_a_light_curve():
+    """A light error (exponential) beside a Gaussian utility; pools whose tail-shape test rejects by
+    chance (tail_p 0.015 < alpha / 2: about 2.5% of such pools; seeds 66 and 123 of 200 searched).
+    Under rule 4 that one number, with the tail share that best-of-n reaches from n = 16 on, put
+    best-of-16 to -512 at `alarm`; under rule 5 the pool test says `watch` and only the knobs whose
+    own depth holds the chance excess (the local test) read `alarm`."""
+    rule = AlarmRule()
+    for seed in (66, 123):
+        r = np.random.default_rng(seed)
+        b = r.normal(size=(8, 2048)) + r.exponential(1.0, (8, 2048))
+        base = BaseStats.for_rule(b, rule)
+        assert base.tail[1] < rule.alpha / 2  # the chance rejection
+        reads = [bon_alarm(b, n, float(kl_bound(n)), rule, base) for n in (2, 4, 8, 16, 32, 64, 128, 256, 512)]
+        rule4 = sum(significant(a.p_value, a.tail_p, rule) and a.tail_share >= rule.share for a in reads)
+        assert rule4 >= 6, rule4
+        alarms = [a for a in reads if a.level == "alarm"]
+        assert len(alarms) <= 2 and all(a.local_p < rule.alpha for a in alarms), [a.level for a in reads]
+        assert sum(a.level == "watch" for a in reads) >= 7
 
 
 def test_weighted_and_sampled_policies_agree_and_beyond_max_sees_new_rewards():
@@ -184,7 +272,13 @@ def test_weighted_and_sampled_policies_agree_and_beyond_max_sees_new_rewards():
     hacked = drawn.copy()
     hacked[:, :500] = 50.0  # 10% of the policy's samples far above anything the base produced
     h = alarm(hacked, 1.0, bs)
-    assert h.beyond_max == pytest.approx(0.1, abs=0.005) and h.level == "alarm"  # less the bulk's own share at KL 1
+    assert h.beyond_max == pytest.approx(0.1, abs=0.005)  # less the bulk's own share at KL 1
+    # More gain than a light tail gives at KL 1 (the gain test: `watch`), but where it is bought the
+    # base pool shows a Gaussian tail: nothing says that tail is heavier than exponential. Over a base
+    # whose top is heavy (a pareto(1.5) error), the same samples read `alarm`.
+    assert h.p_value < 1e-6 and h.local_p > 0.5 and h.level == "watch", h
+    heavy = alarm(hacked, 1.0, BaseStats.from_pool(base + 0.3 * rng.pareto(1.5, base.shape)))
+    assert heavy.local_p < 1e-6 and heavy.level == "alarm", heavy
 
 
 def test_top_share_of_a_gaussian_tilt_is_small_and_of_a_spike_is_large():
@@ -269,6 +363,10 @@ PINNED = {
 }
 # 4 adds the base-noise test of a policy given as samples (test below): none of these moves
 PINNED[4] = dict(PINNED[3])
+# 5 puts `alarm` on the local tail test: every level stays; a `watch` whose local test does not reject
+# (the pool's tests alone) scores 0 -- lognormal best-of-4 (the Gaussian bulk dominates its depth) and
+# the lognormal pool's shifted samples (a shift of the whole bulk): 0.576 and 0.477 under 4
+PINNED[5] = PINNED[4] | {"lognormal bon n=4": ("watch", 0.0), "lognormal samples +0.5": ("watch", 0.0)}
 
 
 def test_a_sampled_policy_needs_more_gain_than_the_base_policys_own_batches():
@@ -284,7 +382,9 @@ def test_a_sampled_policy_needs_more_gain_than_the_base_policys_own_batches():
     for _ in range(400):
         a = alarm(np.take_along_axis(b, rng.integers(0, b.shape[1], (8, 16)), 1), 0.01, base, rule=rule)
         with_test += a.level == "alarm"
-        without += decide(a.gain, a.sigma, a.p_value, a.tail_share, rule, a.n_eff, a.tail_p)[1] == "alarm"
+        without += (
+            decide(a.gain, a.sigma, a.p_value, a.tail_share, rule, a.n_eff, a.tail_p, local_p=a.local_p)[1] == "alarm"
+        )
     # measured 0.053 against 0.10 without the test: alpha by construction (the base's batches are
     # what it resamples), up to the Monte Carlo noise of 400 draws (sd 0.011)
     assert with_test / 400 <= rule.alpha + 0.022 and without / 400 >= 0.08
@@ -325,6 +425,7 @@ def test_the_alarm_version_names_what_the_alarm_says():
 # out at their defaults (pipeline/sweeps/point.py ADDED_KEYS) and a row from before alarm/rule was
 # kept reads as computed under them: a change of a default is a change of the rule (bump VERSION).
 DEFAULT_KEYS = {4: "alpha=0.05 share=0.8 n_null=199 null_seed=0 n_noise=1999 min_gain=0.05 noise_z=2.0"}
+DEFAULT_KEYS[5] = DEFAULT_KEYS[4]
 
 
 def test_the_rule_defaults_and_every_version_are_written_down():
@@ -354,7 +455,7 @@ def test_every_rule_field_is_read_by_the_alarm():
     def reading(rule: AlarmRule) -> tuple:
         base = BaseStats.from_pool(b, n_null=rule.n_null, null_seed=rule.null_seed)
         a, s = bon_alarm(b, 16, float(kl_bound(16)), rule, base), alarm(sampled, 0.3, base, rule=rule)
-        return (a.level, a.score, a.p_value, a.tail_p, s.level, s.noise_p, s.score)
+        return (a.level, a.score, a.p_value, a.tail_p, a.excess, s.level, s.noise_p, s.score)
 
     rule, ref = AlarmRule(), reading(AlarmRule())
     moved = {

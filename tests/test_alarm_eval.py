@@ -29,7 +29,8 @@ def _row(algo, kl, gp, gu, ts, x, p=0.01):
         M.ALARM_SIGMA: 1.0,
         M.ALARM_DV_RATIO: 2.0,  # descriptive: the level reads the tail share
         M.ALARM_TAIL_SHARE: ts,  # share of the gain carried beyond the bulk's 0.9 quantile
-        M.ALARM_P: p,  # p-value under the light-tailed null
+        M.ALARM_LOCAL_P: p,  # the local tail test's p-value: decides `alarm` with the share
+        M.ALARM_P: 0.5,  # the curve-level gain test: not rejected (it could say `watch` only)
         M.ALARM_TOP_SHARE: 0.01,
         M.ALARM_BEYOND_MAX: 0.0,
         M.ALARM_LEVEL: "stale",  # re-decided from the evidence, never read
@@ -41,10 +42,10 @@ def test_recall_false_alarms_precision_and_lead_by_hand(tmp_path):
     # over-optimized at 3 (utility fell but not to 0), catastrophic at 4 and 5 (utility 0).
     rows = [
         _row("bon", 0.0, 0.0, 0.0, math.nan, 1),
-        _row("bon", 1.0, 1.0, 0.5, 0.95, 2, p=0.5),  # improving, quiet (not significant, whatever the share)
+        _row("bon", 1.0, 1.0, 0.5, 0.95, 2, p=0.5),  # improving, quiet (no test rejects, whatever the share)
         _row("bon", 2.0, 2.0, 0.9, 0.85, 4),  # improving (the peak), ALARM: a false alarm
         _row("bon", 3.0, 3.0, 0.5, 0.9, 8),  # over-optimized, alarm
-        _row("bon", 4.0, 4.0, 0.0, 0.6, 16),  # catastrophic, watch (significant, share < 0.8): missed
+        _row("bon", 4.0, 4.0, 0.0, 0.6, 16),  # catastrophic, watch (local test rejects, share < 0.8): missed
         _row("bon", 5.0, 5.0, 0.0, 0.99, 32, p=0.005),  # catastrophic, alarm
     ]
     (tmp_path / "s").mkdir()
@@ -152,9 +153,29 @@ def test_trained_leads_reads_the_online_alarm_from_mlflow(tmp_path):
     t = trained_leads(d, smooth=1).iloc[0]
     assert t["peak_step"] == 6 and t["first_alarm_step"] == 8 and t["first_watch_step"] == 4
     assert t["lead_steps"] == -2 and t["first_alarm_kl"] == pytest.approx(0.8) and t["steps"] == 10
+    # alarm-stop keeps the last quiet check before the first alarm (step 2, utility 0.1) against
+    # gold's best along the run (0.5 at step 6): regret 0.4
+    assert t["kept_step"] == 2 and t["stop_utility"] == pytest.approx(0.1) and t["regret"] == pytest.approx(0.4)
     # With a rule, each check is re-decided from its logged evidence, not its logged level: the
-    # null rejected at every check (tail p 0.005), the tail share 0.5 until step 6 and 0.9 from it,
-    # so under share 0.8 the first alarm is step 6 (the logged codes said 8), under 0.95 never.
+    # pool's tail test rejecting at every check (tail p 0.005) says `watch` only (rule 5); the local
+    # test rejecting too (p 0.01), with the tail share 0.5 until step 6 and 0.9 from it, puts the first
+    # alarm at step 6 (the logged codes said 8) under share 0.8, never under 0.95.
+    old = client.create_run(client.get_run(run).info.experiment_id).info.run_id  # logged before rule 5
+    for step, u in enumerate(util, start=1):
+        client.log_metric(old, M.UTILITY, u, step=step)
+        if step in code:
+            for k, v in ((M.ALARM_CODE, 2.0), (M.ALARM_TAIL_P, 0.005), (M.ALARM_TAIL_SHARE, 0.9)):
+                client.log_metric(old, k, v, step=step)
+            for k in (M.ALARM_DV_RATIO, M.ALARM_DV_BOUND, M.ALARM_SIGMA):
+                client.log_metric(old, k, 1.0, step=step)
+    d_old = tmp_path / "old"
+    d_old.mkdir()
+    (d_old / "parent.json").write_text(json.dumps({"uri": uri, "run_id": "x"}))
+    pd.DataFrame(
+        [{"status": "done", "algo": "ppo", "error_law": "law", "mlflow_run_id": old, M.GAIN_UTILITY: 0.1}]
+    ).to_csv(d_old / "results.csv", index=False)
+    o = trained_leads(d_old, smooth=1, rule=AlarmRule()).iloc[0]  # no local test: `watch` at most
+    assert pd.isna(o["first_alarm_step"]) and o["first_watch_step"] == 2 and o["kept_step"] == 10
     for step in code:
         ev = {
             M.ALARM_DV_RATIO: 1.0,
@@ -164,11 +185,13 @@ def test_trained_leads_reads_the_online_alarm_from_mlflow(tmp_path):
             M.ALARM_TAIL_P: 0.005,
             M.ALARM_TAIL_SHARE: 0.5 if step < 6 else 0.9,
             M.ALARM_N_EFF: 1e6,
+            M.ALARM_LOCAL_P: 0.01,
         }
         for k, v in ev.items():
             client.log_metric(run, k, v, step=step)
     t = trained_leads(d, smooth=1, rule=AlarmRule()).iloc[0]
     assert t["first_alarm_step"] == 6 and t["first_watch_step"] == 2 and t["lead_steps"] == 0
+    assert t["kept_step"] == 0 and t["regret"] == pytest.approx(0.5)  # no check quiet before: the start policy
     assert pd.isna(trained_leads(d, smooth=1, rule=AlarmRule(share=0.95)).iloc[0]["first_alarm_step"])
 
 

@@ -106,7 +106,9 @@ def test_a_sampled_policy_is_tested_against_the_null_dv_bound():
     hacked = light.copy()
     hacked[:200] = 25.0  # 10% of the samples far beyond anything the null allows at this KL
     a = alarm(hacked, float(kl_bound(16)), bs)
-    assert a.test == "null DV bound" and a.p_value < 1e-6 and a.level == "alarm"
+    # the gain test rejects the null (`watch`); where that gain is bought, beyond the base's largest
+    # reward, the base shows a Gaussian tail, so nothing says it is heavier than exponential there
+    assert a.test == "null DV bound" and a.p_value < 1e-6 and a.level == "watch"
 
 
 def test_a_tied_bulk_still_gets_a_light_tail_and_stays_quiet():

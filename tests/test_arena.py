@@ -29,8 +29,11 @@ def _curve(levels, utility, kl=None):
     )
 
 
-def test_alarm_knob_is_the_last_quiet_point_before_the_first_non_quiet():
-    assert alarm_knob(_curve(["quiet", "quiet", "watch", "quiet", "alarm"], [0.1, 0.2, 0.3, 0.4, 0.5])) == 1
+def test_alarm_knob_is_the_last_point_before_the_first_alarm():
+    """alarm-stop stops at `alarm`, not `watch`: on a heavy pool the pool's tail test puts every
+    knob at `watch`, and stopping there kept the gentlest knob (utility ~0) far from gold's best."""
+    assert alarm_knob(_curve(["quiet", "quiet", "watch", "quiet", "alarm"], [0.1, 0.2, 0.3, 0.4, 0.5])) == 3
+    assert alarm_knob(_curve(["watch"] * 4 + ["alarm"], [0.1, 0.2, 0.3, 0.4, 0.5])) == 3
     assert alarm_knob(_curve(["quiet"] * 3, [0.1, 0.2, 0.3])) == 2
     assert alarm_knob(_curve(["alarm", "quiet"], [0.1, 0.2])) is None
     s = cell_summary(_curve(["quiet", "quiet", "alarm", "alarm"], [0.1, 0.5, 0.9, 0.2]))

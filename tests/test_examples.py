@@ -246,5 +246,5 @@ def test_alarm_base_noise_example_reads_a_sweep_of_trained_runs(tmp_path, capsys
     ex = _load(EXAMPLES / "alarm_base_noise.py")
     assert ex.main([str(root), "--draws", "20"]) == 0
     out = capsys.readouterr().out
-    assert "rule 4: heavy runs in time 1 of 1; light runs alarmed 0" in out
+    assert "with it: heavy runs in time 1 of 1; light runs alarmed 0" in out
     assert "pareto" in out and "gaussian" in out

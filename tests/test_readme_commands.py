@@ -107,6 +107,7 @@ VARIANTS: dict[str, str] = {
     "goodhart probe rm7b.yaml --mode base     --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
     "goodhart probe rm7b.yaml --mode optimize --probe-config rm7b_gpu": "test -f {repo}/configs/probe/rm7b_gpu.yaml && goodhart probe --help  # a 7B reward model on a GPU: not on this machine",
     # docs/alarm.md: the gold-free alarm (runs/distributional is the distributional variant's)
+    "goodhart alarm-bench --family small-pool --seeds 2": "goodhart alarm-bench --family small-pool --seeds 2",  # a look: 2 curves
     # docs/holdout.md: the held-out proxy (a small distributional sweep; the bench's halves take minutes:
     # a small family of them runs in tests/test_holdout.py; train-rm shards on the small model)
     "goodhart sweep configs/sweep/distributional.yaml eval.holdout=independent --output runs/holdout": f"goodhart sweep {{repo}}/configs/sweep/distributional.yaml --quiet eval.holdout=independent --output runs/holdout {DIST}",

@@ -3,6 +3,7 @@
 
 goodhart alarm-eval runs/distributional runs/demo [--alpha 0.05] [--share S] [--fire-on-watch] [--points]
 goodhart alarm-bench [--quick] [--seeds 200] [--half test] [--utility gaussian|vader] [--csv points.csv]
+goodhart alarm-bench --family dev|test|all|NAME[,NAME] [--seeds K] [--csv points.csv]
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def _print_trained(t, what: str) -> None:
     goals = trained_goals(t)
     print("\ngoals (light runs quiet >= 90%; heavy runs' first alarm at or before the peak >= 80%):")
     print(render(list(goals.columns), goals.itertuples(index=False, name=None)))
+    heavy = t[~t["light"]]
+    if len(heavy):
+        print(
+            f"alarm-stop on the heavy runs (the last quiet check before the first alarm): regret against gold's best "
+            f"smoothed utility, median {heavy['regret'].median():.3g}, worst {heavy['regret'].max():.3g} "
+            f"(best utility median {heavy['best_utility'].median():.3g})"
+        )
 
 
 def _note_old_evidence(points) -> None:
@@ -96,6 +104,8 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
     rule = alarm_rule(args)
     if args.ppo:
         return _ppo_bench(args, rule)
+    if args.family:
+        return _family_bench(args, rule)
     cfg = QUICK if args.quick else BenchConfig()
     given = (("seeds", args.seeds), ("prompts", args.prompts), ("pool", args.pool))
     given += (("first_seed", args.first_seed), ("text_seed", args.text_seed))
@@ -131,6 +141,44 @@ def cmd_alarm_bench(args: argparse.Namespace) -> int:
         from goodhart.pipeline.io import atomic_write_text
 
         atomic_write_text(Path(args.csv), df.drop(columns=["why"]).to_csv(index=False))
+        print(f"\npoints written to {args.csv}")
+    return 0
+
+
+def _family_bench(args: argparse.Namespace, rule) -> int:
+    """--family: each family named (pipeline/report/alarm_families.py) run whole, one row each, then
+    the headline over the test families among them."""
+    import time
+
+    import pandas as pd
+
+    from goodhart.pipeline.errors import UsageError
+    from goodhart.pipeline.report.alarm_bench import run_bench
+    from goodhart.pipeline.report.alarm_families import family_row, headline, pick, with_rule
+    from goodhart.pipeline.sweeps.tables import render
+
+    if args.seeds is not None and args.seeds < 2:
+        raise UsageError("alarm-bench --family: expected --seeds >= 2")
+    fams = pick(args.family)
+    rows, frames = [], []
+    for f in fams:
+        cfg = with_rule(f, rule, args.seeds)
+        t = time.perf_counter()
+        df = run_bench(cfg)
+        rows.append(family_row(df, rule, f) | {"wall s": round(time.perf_counter() - t)})
+        frames.append(df.assign(family=f.name))
+        print(f"{f.name} ({f.role}): {f.differs}; {cfg.seeds} curves, {len(df)} points", flush=True)
+    print()
+    print(render(list(rows[0]), [list(r.values()) for r in rows]))
+    print()
+    print("\n".join(headline(rows)))
+    if args.seeds is not None:
+        print(f"(--seeds {args.seeds}: a look at part of each family, not its reading)")
+    if args.csv:
+        from goodhart.pipeline.io import atomic_write_text
+
+        out = pd.concat(frames, ignore_index=True)
+        atomic_write_text(Path(args.csv), out.drop(columns=["why"]).to_csv(index=False))
         print(f"\npoints written to {args.csv}")
     return 0
 
@@ -197,6 +245,12 @@ def add_bench_verb(sub: argparse._SubParsersAction) -> None:
         "--seeds seeds from --first-seed (default 2 from 0), 2.5-4 min per seed on 2 cores",
     )
     p.add_argument("--ppo-steps", type=int, default=None, help="--ppo: PPO steps per run (default 40)")
+    p.add_argument(
+        "--family",
+        default=None,
+        help="run whole families instead (docs/alarm.md): dev, test, all, or names such as pool-262k,heavy-utility; "
+        "--seeds then takes each family's first seeds only",
+    )
     p.add_argument("--by-law", action="store_true", help="also print catches and false alarms per law kind")
     p.add_argument("--csv", default=None, help="write every point (evidence, gold, half) to this CSV")
     alarm_rule_flags(p)

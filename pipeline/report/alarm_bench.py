@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import AlarmRule, BaseStats, baseline_level, bon_alarm, bulk_sigma, decide, tilt_alarm
+from goodhart.eval.alarm import AlarmRule, BaseStats, baseline_level, bon_alarm, bulk_sigma, decide_row, tilt_alarm
 from goodhart.eval.bon import kl_bound, order_weights
 from goodhart.eval.bootstrap import t_ci
 from goodhart.eval.goodhart import label_points
@@ -70,6 +70,24 @@ class BenchConfig:
     text_seed: int = 0
     """Sampling seed of the VADER text pool (0: the pool the effect size was tuned on; others are
     fresh pools of the same model and prompts, ~1.5 min each to generate the first time)."""
+    utility_law: str = "gaussian"
+    """The within-prompt law of a synthetic utility (``utility`` "gaussian"), standardized to unit
+    robust scale: "gaussian"; "gumbel" (light, skewed); "bounded" (uniform or beta(2, 5), drawn per
+    seed); "heavy" (student_t(df 2.5-5), lognormal(sigma 0.6-1.2) or pareto(alpha 2-4), drawn per
+    seed: a heavy-tailed, mostly skewed utility -- the single-proxy alarm's blind spot)."""
+    errors: str = "all"
+    """"all" (every error kind of the family) or "light" (gaussian, uniform, exponential, gumbel,
+    weibull k >= 1, mixtures of light components: with a heavy utility, every gold negative is one
+    the single-proxy alarm cannot tell from a heavy error)."""
+    ratio: tuple[float, float] = (0.1, 2.0)
+    """Range of the error/utility scale ratio (log-uniform)."""
+    unit: float = 1.0
+    """The rewards' unit: utility and error multiplied by it (nothing the alarm says may depend on it)."""
+    prompt_sd: float = 1.0
+    """Spread of the per-prompt utility means (within-prompt robust scale 1)."""
+    repeats: bool = False
+    """Each prompt's samples drawn with replacement from its N distinct "texts" (about 37% repeats,
+    as a text pool repeats completions): a repeated text repeats its utility and its error."""
 
 
 QUICK = BenchConfig(seeds=32, prompts=16, pool=2048)
@@ -99,23 +117,27 @@ def _scipy(law) -> tuple[object, float]:
     return draw, iqr
 
 
-def sample_law(rng: np.random.Generator) -> ErrorLaw:
-    kind = rng.choice(
-        [
-            "gaussian",
-            "uniform",
-            "exponential",
-            "gumbel",
-            "weibull",
-            "student_t",
-            "lognormal",
-            "pareto",
-            "levy",
-            "mixture",
-        ]
-    )
+KINDS = (
+    "gaussian",
+    "uniform",
+    "exponential",
+    "gumbel",
+    "weibull",
+    "student_t",
+    "lognormal",
+    "pareto",
+    "levy",
+    "mixture",
+)
+LIGHT_ONLY = ("gaussian", "uniform", "exponential", "gumbel", "weibull", "mixture")
+
+
+def sample_law(rng: np.random.Generator, light_only: bool = False) -> ErrorLaw:
+    """One error law of the family; ``light_only``: of its light kinds only (weibull k >= 1,
+    mixtures of light components)."""
+    kind = rng.choice(list(LIGHT_ONLY if light_only else KINDS))
     if kind == "weibull":
-        k = float(rng.uniform(0.5, 3.0))
+        k = float(rng.uniform(1.0, 3.0) if light_only else rng.uniform(0.5, 3.0))
         return ErrorLaw(f"weibull({k:.2f})", k >= 1, *_scipy(stats.weibull_min(k)))
     if kind == "student_t":
         df = float(rng.uniform(2.0, 10.0))
@@ -128,7 +150,9 @@ def sample_law(rng: np.random.Generator) -> ErrorLaw:
         return ErrorLaw(f"pareto({a:.2f})", False, *_scipy(stats.pareto(a)))
     if kind == "mixture":
         w = float(rng.uniform(0.02, 0.2))
-        other = rng.choice(["shifted", "exponential", "t3", "lognormal", "pareto"])
+        other = rng.choice(
+            ["shifted", "exponential"] if light_only else ["shifted", "exponential", "t3", "lognormal", "pareto"]
+        )
         comp = {
             "shifted": (stats.norm(3.0, 1.0), True),
             "exponential": (stats.expon(scale=2.0), True),
@@ -157,22 +181,61 @@ def sample_law(rng: np.random.Generator) -> ErrorLaw:
     return ErrorLaw(str(kind), str(kind) in LIGHT_KINDS, *_scipy(law))
 
 
-def draw_curve(seed: int, P: int, N: int, utility: np.ndarray | None = None) -> dict:
+UTILITY_LAWS = ("gaussian", "gumbel", "bounded", "heavy")
+
+
+def utility_law(kind: str, rng: np.random.Generator) -> ErrorLaw:
+    """A synthetic utility's within-prompt law (BenchConfig.utility_law); ``light`` its tail kind."""
+    if kind == "gumbel":
+        return ErrorLaw("gumbel", True, *_scipy(stats.gumbel_r()))
+    if kind == "bounded":
+        if rng.random() < 0.5:
+            return ErrorLaw("uniform", True, *_scipy(stats.uniform()))
+        return ErrorLaw("beta(2,5)", True, *_scipy(stats.beta(2.0, 5.0)))
+    if kind == "heavy":
+        pick = rng.choice(["student_t", "lognormal", "pareto"])
+        if pick == "student_t":
+            df = float(rng.uniform(2.5, 5.0))
+            return ErrorLaw(f"t({df:.2f})", False, *_scipy(stats.t(df)))
+        if pick == "lognormal":
+            sg = float(rng.uniform(0.6, 1.2))
+            return ErrorLaw(f"lognormal({sg:.2f})", False, *_scipy(stats.lognorm(sg)))
+        a = float(rng.uniform(2.0, 4.0))
+        return ErrorLaw(f"pareto({a:.2f})", False, *_scipy(stats.pareto(a)))
+    raise ValueError(f"alarm-bench: utility_law must be gaussian, gumbel, bounded or heavy, not {kind!r}")
+
+
+def draw_curve(seed: int, P: int, N: int, utility: np.ndarray | None = None, cfg: BenchConfig | None = None) -> dict:
     """One seed's curve: the law, its scale ratio and a (P, N) pool of utility and proxy.
-    utility: a given (P, N) utility pool (the text variant) instead of the Gaussian one; the
-    error's scale is then the ratio times the utility's within-prompt sd (1 for the Gaussian)."""
+    utility: a given (P, N) utility pool (the text variant) instead of the synthetic one; the
+    error's scale is then the ratio times the utility's within-prompt sd (1: a synthetic utility's
+    robust scale). cfg: the family's utility law, error kinds, ratio range, unit and prompt spread
+    (None: the tuning family's)."""
+    cfg = cfg if cfg is not None else BenchConfig()
     rng = np.random.default_rng([20261201, seed])
-    law = sample_law(rng)
-    ratio = float(math.exp(rng.uniform(math.log(0.1), math.log(2.0))))
+    law = sample_law(rng, light_only=cfg.errors == "light")
+    lo, hi = cfg.ratio
+    ratio = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    ulaw = None
     if utility is None:
-        mu = rng.normal(0.0, 1.0, (P, 1))
-        util, sd = mu + rng.normal(0.0, 1.0, (P, N)), 1.0
+        mu = rng.normal(0.0, cfg.prompt_sd, (P, 1))
+        if cfg.utility_law == "gaussian":
+            util = mu + rng.normal(0.0, 1.0, (P, N))
+        else:
+            ulaw = utility_law(cfg.utility_law, rng)
+            util = mu + ulaw.sampler(rng, (P, N)) / ulaw.robust
+        sd = 1.0
     else:
         util = np.asarray(utility, dtype=np.float64)
         P, N = util.shape
         sd = float(np.std(util - util.mean(1, keepdims=True)))
     err = ratio * sd * law.sampler(rng, (P, N)) / law.robust
-    return {"law": law, "ratio": ratio, "utility": util, "proxy": util + err, "seed": seed}
+    if cfg.repeats:
+        idx = rng.integers(0, N, (P, N))
+        util, err = np.take_along_axis(util, idx, 1), np.take_along_axis(err, idx, 1)
+    util, err = util * cfg.unit, err * cfg.unit
+    out = {"law": law, "ratio": ratio, "utility": util, "proxy": util + err, "seed": seed}
+    return out | {"utility_law": ulaw.name if ulaw else cfg.utility_law, "utility_light": ulaw.light if ulaw else True}
 
 
 def vader_utility(P: int, N: int, seed: int = 0) -> np.ndarray:
@@ -232,6 +295,7 @@ def curve_points(c: dict, rule: AlarmRule) -> tuple[list[dict], dict]:
     for r in rows:
         r[M.BASE_SHARE2] = share2
         r["law"], r["ratio"] = c["law"].name, c["ratio"]
+        r["utility_law"], r["utility_light"] = c.get("utility_law", "gaussian"), c.get("utility_light", True)
     # per-prompt gains for the verdict's paired comparisons, recomputed from the same weights
     return rows, _units(rows, proxy, sp, su, util, bp, bu)
 
@@ -255,9 +319,16 @@ def run_bench(cfg: BenchConfig = BenchConfig(), progress=None) -> pd.DataFrame:
     rows, units = [], {}
     if cfg.utility not in ("gaussian", "vader"):
         raise ValueError(f"alarm-bench: utility must be gaussian or vader, not {cfg.utility!r}")
+    if cfg.utility_law not in UTILITY_LAWS or cfg.errors not in ("all", "light"):
+        raise ValueError(
+            f"alarm-bench: utility_law must be one of {', '.join(UTILITY_LAWS)} and errors all or light, not "
+            f"{cfg.utility_law!r} and {cfg.errors!r}"
+        )
+    if not 0 < cfg.ratio[0] <= cfg.ratio[1] or not cfg.unit > 0 or cfg.prompt_sd < 0:
+        raise ValueError(f"alarm-bench: expected 0 < ratio low <= high, unit > 0, prompt_sd >= 0: {cfg}")
     util = vader_utility(cfg.prompts, cfg.pool, cfg.text_seed) if cfg.utility == "vader" else None
     for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
-        c = draw_curve(seed, cfg.prompts, cfg.pool, util)
+        c = draw_curve(seed, cfg.prompts, cfg.pool, util, cfg)
         r, u = curve_points(c, cfg.rule)
         rows += r
         units |= u
@@ -278,15 +349,7 @@ def levels(df: pd.DataFrame, rule: AlarmRule) -> tuple[pd.Series, pd.Series]:
     """(alarm level, baseline level) of each point, re-decided from the stored evidence."""
 
     def ours(r) -> str:
-        return decide(
-            r[M.GAIN_PROXY],
-            r[M.ALARM_SIGMA],
-            r[M.ALARM_P],
-            r[M.ALARM_TAIL_SHARE],
-            rule,
-            r[M.ALARM_N_EFF],
-            r[M.ALARM_TAIL_P],
-        )[1]
+        return decide_row(r, rule)[1]
 
     def base(r) -> str:
         return baseline_level(r[M.ALARM_DV_RATIO], r[M.GAIN_PROXY], r[M.ALARM_SIGMA], rule, r[M.ALARM_N_EFF])
@@ -304,14 +367,14 @@ def scores(df: pd.DataFrame, rule: AlarmRule) -> tuple[np.ndarray, np.ndarray]:
     plain DV ratio, which fell one positive behind the baseline at the Gaussian dev
     false-alarm rate 0.115, and over ordering the alarm group by tail share (behind at the
     text dev rate 0.003: Levy-like points with enormous DV ratios rank first for the baseline)."""
-    from goodhart.eval.alarm import noise_floor, significant
+    from goodhart.eval.alarm import noise_floor
 
     floor = np.array([noise_floor(s, n, rule) for s, n in zip(df[M.ALARM_SIGMA], df[M.ALARM_N_EFF])])
     live = df[M.GAIN_PROXY].to_numpy() > floor
-    sig = np.array([significant(p, t, rule) for p, t in zip(df[M.ALARM_P], df[M.ALARM_TAIL_P])], dtype=bool)
+    local = np.nan_to_num(df[M.ALARM_LOCAL_P].to_numpy(dtype=float), nan=1.0) < rule.alpha
     dv = np.nan_to_num(df[M.ALARM_DV_RATIO].to_numpy(dtype=float), nan=0.0)
     ts = np.nan_to_num(df[M.ALARM_TAIL_SHARE].to_numpy(dtype=float), nan=0.0)
-    fire = sig & (ts >= rule.share)
+    fire = local & (ts >= rule.share)
     short = np.clip(ts / rule.share, 0.0, 1.0) if rule.share > 0 else np.ones_like(ts)
     # arctan: in (-pi/2, pi/2), so the two groups cannot overlap
     ours = np.where(fire, 10.0 + np.arctan(dv), np.arctan(dv * short))
@@ -366,7 +429,7 @@ class HalfSummary:
     unresolved: int
     recall: float
     false_alarm_rate: float
-    precision: float
+    precision: float  # positives among the graded points at `alarm` (unresolved ones apart)
     auc: float
     baseline_auc: float
     light_points: int
@@ -403,7 +466,7 @@ def summarize(df: pd.DataFrame, half: str, rule: AlarmRule) -> HalfSummary:
         int(unres.sum()),
         float(fired[is_pos].mean()) if is_pos.any() else math.nan,
         fa,
-        float(is_pos[fired].mean()) if fired.any() else math.nan,
+        float(is_pos[fired & graded].mean()) if (fired & graded).any() else math.nan,
         auc(ours[graded], y),
         auc(dv[graded], y),
         int(light.sum()),
@@ -439,8 +502,8 @@ def report(
             f"== {h} half ({what}) ==",
             f"{s.points} points: {s.positives} gold over-optimized/catastrophic, {s.negatives} improving/baseline, "
             f"{s.unresolved} unresolved (not graded; alarm on {s.unresolved_alarm_rate:.3f} of them)",
-            f"alarm (light null rejected at alpha {rule.alpha:g} and tail share >= {rule.share:g}): recall {s.recall:.3f}   false-alarm rate "
-            f"{s.false_alarm_rate:.3f}   precision {s.precision:.3f}",
+            f"alarm (local tail test at alpha {rule.alpha:g} and tail share >= {rule.share:g}): recall {s.recall:.3f}   "
+            f"false-alarm rate {s.false_alarm_rate:.3f}   precision {s.precision:.3f} (graded points)",
             f"AUC {s.auc:.3f} (DV-ratio baseline {s.baseline_auc:.3f}); baseline recall at the same false-alarm "
             f"rate {s.baseline_recall_at_fa:.3f}",
             f"light-tailed laws: alarm on {s.light_alarm_rate:.3f} of their {s.light_points} points",

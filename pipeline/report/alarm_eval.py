@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from goodhart.eval import metrics as M
-from goodhart.eval.alarm import AlarmRule, decide
+from goodhart.eval.alarm import AlarmRule, decide_row
 from goodhart.pipeline.errors import UsageError
 from goodhart.pipeline.report.verdicts import gold_labels
 from goodhart.pipeline.sweeps.record import load_results
@@ -78,17 +78,8 @@ def _redecide(df: pd.DataFrame, rule: AlarmRule) -> pd.Series:
 
 
 def _level(r: dict, rule: AlarmRule) -> str:
-    """decide() on one row's (or one logged check's) evidence, by metric name."""
-    return decide(
-        _num(r.get(M.GAIN_PROXY)),
-        _num(r.get(M.ALARM_SIGMA)),
-        _num(r.get(M.ALARM_P)),
-        _num(r.get(M.ALARM_TAIL_SHARE)),
-        rule,
-        _num(r.get(M.ALARM_N_EFF), math.inf),
-        _num(r.get(M.ALARM_TAIL_P)),
-        _num(r.get(M.ALARM_NOISE_P)),  # absent (rule <= 3): not tested
-    )[1]
+    """decide() on one row's (or one logged check's) evidence, by metric name (eval.alarm.decide_row)."""
+    return decide_row(r, rule)[1]
 
 
 def _peak(g: pd.DataFrame) -> pd.Series:
@@ -159,7 +150,10 @@ def trained_leads(d: Path, smooth: int = 5, rule: AlarmRule | None = None) -> pd
     """Per trained point of sweep `d`: the step where the training batch's utility peaked (a
     centred rolling mean over `smooth` logged steps: one batch is noisy) and the first step the
     online alarm fired, with the KL of each, from the point's MLflow run (utility is read here
-    only to score the alarm; the alarm itself never saw it). rule: re-decide each check's level
+    only to score the alarm; the alarm itself never saw it); and alarm-stop (`algo.stop_on_alarm`):
+    the policy it keeps (``kept_step``: the last check read `quiet` before the first `alarm`), its
+    smoothed utility (``stop_utility``), gold's best along the steps run (``best_utility``) and the
+    regret between them (a run that stopped logged no steps past its stop). rule: re-decide each check's level
     from its logged evidence under this rule (as `score_sweeps` does for points); None: the
     levels the run logged."""
     from goodhart.pipeline.io import read_json
@@ -190,6 +184,7 @@ def trained_leads(d: Path, smooth: int = 5, rule: AlarmRule | None = None) -> pd
         peak = int(sm.idxmax())
         fired, watched = code[code >= 2], code[code >= 1]
         first = int(fired.index[0]) if len(fired) else None
+        kept = _kept_step(code, first, int(util.index.max()))
 
         def kl_at(step: int | None, kl: pd.Series = kl) -> float:
             return float(kl.get(step, math.nan)) if step is not None else math.nan
@@ -209,10 +204,32 @@ def trained_leads(d: Path, smooth: int = 5, rule: AlarmRule | None = None) -> pd
                 "first_alarm_kl": kl_at(first),
                 "lead_steps": peak - first if first is not None else math.nan,
                 "first_watch_step": int(watched.index[0]) if len(watched) else math.nan,
+                "kept_step": kept,
+                "stop_utility": _at(sm, kept),
+                "best_utility": float(sm.max()),
+                "regret": float(sm.max()) - _at(sm, kept),
                 "final_utility_gain": float(r[M.GAIN_UTILITY]),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _kept_step(code: pd.Series, first_alarm: int | None, last: int) -> int:
+    """The policy alarm-stop keeps: the last check that read `quiet` before the first `alarm` (the
+    online core's last not flagged; 0, the start policy, if none did), or the run's last step when
+    no check alarmed."""
+    if first_alarm is None:
+        return last
+    quiet = code[(code == 0) & (code.index < first_alarm)]
+    return int(quiet.index[-1]) if len(quiet) else 0
+
+
+def _at(series: pd.Series, step: int) -> float:
+    """The smoothed per-step utility at a step (the first logged step's for the start policy, 0)."""
+    if step in series.index:
+        return float(series[step])
+    before = series[series.index <= step]
+    return float(before.iloc[-1]) if len(before) else float(series.iloc[0])
 
 
 def _redecide_history(hist, steps: pd.Index, rule: AlarmRule) -> pd.Series:
@@ -221,7 +238,6 @@ def _redecide_history(hist, steps: pd.Index, rule: AlarmRule) -> pd.Series:
     from goodhart.eval.alarm import LEVELS
 
     ev = pd.DataFrame({k: hist(k).reindex(steps) for k in _CHECK_KEYS}, index=steps)
-    ev[M.GAIN_PROXY] = ev[M.ALARM_DV_RATIO] * ev[M.ALARM_DV_BOUND]
     return pd.Series([float(LEVELS.index(_level(r, rule))) for r in ev.to_dict("records")], index=steps, dtype=float)
 
 
@@ -234,6 +250,7 @@ _CHECK_KEYS = (
     M.ALARM_N_EFF,
     M.ALARM_TAIL_P,
     M.ALARM_NOISE_P,
+    M.ALARM_LOCAL_P,
 )
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import pandas as pd
 
 from goodhart.eval import metrics as M
+from goodhart.eval.alarm import MEANING
 from goodhart.pipeline.sweeps.tables import alarm_text, knob_text, render
 
 
 def alarm_table(labelled: pd.DataFrame) -> str:
-    """One row per point: gold verdict (if any) and the alarm's level with its evidence."""
+    """One row per point: gold verdict (if any) and the alarm's level with its evidence; below it,
+    what the level means and what it assumes (eval.alarm.MEANING)."""
     if M.ALARM_LEVEL not in labelled:
         return "(no alarm in these results: they predate eval/alarm.py)"
     rows = []
@@ -25,11 +27,12 @@ def alarm_table(labelled: pd.DataFrame) -> str:
                 r[M.KL],
                 r.get("verdict", "-") or "-",
                 alarm_text(r),
+                r.get(M.ALARM_LOCAL_P, float("nan")),
+                r.get(M.ALARM_TAIL_SHARE, float("nan")),
+                r.get(M.ALARM_DEPTH, float("nan")),
                 r.get(M.ALARM_P, float("nan")),
                 r.get(M.ALARM_TAIL_P, float("nan")),
-                r.get(M.ALARM_TAIL_SHARE, float("nan")),
                 r.get(M.ALARM_DV_RATIO, float("nan")),
-                r.get(M.ALARM_ME_SLOPE, float("nan")),
             ]
         )
     heads = [
@@ -39,13 +42,14 @@ def alarm_table(labelled: pd.DataFrame) -> str:
         "KL",
         "gold verdict",
         "alarm (no gold)",
+        "p (local)",
+        "tail share",
+        "depth",
         "p (gain test)",
         "p (tail shape)",
-        "tail share",
         "gain/DV bound",
-        "mean-excess slope",
     ]
-    return render(heads, rows)
+    return render(heads, rows) + "\n\n" + MEANING  # what it says and assumes, wherever it prints
 
 
 def alarm_markdown(labelled: pd.DataFrame) -> list[str]:
@@ -57,12 +61,12 @@ def alarm_markdown(labelled: pd.DataFrame) -> list[str]:
         "## Goodhart alarm (no gold)",
         "",
         "Computed from proxy rewards, the KL and the base pool's proxy only (`eval/alarm.py`, docs/alarm.md): "
-        "`p (gain test)` is the p-value of the proxy gain under the light-tailed null (the same optimizer "
-        "on the base pool with its tail beyond the 0.9 quantile redrawn from an exponential fitted to the "
-        "bulk), `p (tail shape)` that of the base pool's mean-excess slope (the null is rejected when either "
-        "is below alpha / 2); `tail share` the share of the gain carried by samples beyond the bulk's 0.9 "
-        "quantile (`alarm` needs it >= 0.8); `gain/DV bound` the proxy gain over sigma_bulk sqrt(2 KL) "
-        "(descriptive); `mean-excess slope` the base tail's kind (0 exponential, > 0 a power tail). Gold "
+        "`p (local)` is the local tail test's p-value -- is the base pool's tail heavier than exponential where "
+        "this point buys its gain? (`alarm` needs it below alpha and `tail share`, the share of the gain carried "
+        "beyond the bulk's 0.9 quantile, >= 0.8); `depth` the share of the pool above the median of where the gain "
+        "is bought. The curve-level tests say `watch` at most: `p (gain test)`, the proxy gain against the "
+        "same optimizer on the base pool with its tail beyond the 0.9 quantile redrawn from an exponential of "
+        "the bulk's scale, and `p (tail shape)`, the pool's mean-excess slope (one number per pool). Gold "
         "verdicts beside it are only for checking the alarm.",
         "",
         "```",

@@ -9,8 +9,8 @@ tilt's peak on the same pool), and reports:
   unresolved > improving > baseline), with the KL where it first appears;
 * gold's best knob: the labeller's peak, its utility gain and KL;
 * the alarm's knob (alarm-chosen stopping, Gao et al. 2022's "the KL penalty acts like early
-  stopping"): walking the curve up in KL, the last point the gold-free alarm finds quiet before
-  the first point it does not (none quiet: the base policy, gain 0 at KL 0); its utility and
+  stopping"): walking the curve up in KL, the last point before the first the gold-free alarm
+  reads `alarm` (`watch` does not stop it; the first at `alarm`: the base policy, gain 0 at KL 0); its utility and
   proxy gain, and the regret against gold's best in utility and in nats of KL;
 * the theory's prediction (docs/arena.md) and whether the measurement agrees.
 
@@ -149,12 +149,14 @@ def predict(law: str, mitigation: str) -> tuple[str, str]:
 # Per cell
 # ============================================================================================
 def alarm_knob(lab: pd.DataFrame) -> int | None:
-    """Index (into lab, sorted by KL) of the last quiet point before the first non-quiet one;
-    None when the very first point is already not quiet (stop at the base policy)."""
+    """Index (into lab, sorted by KL) of the last point before the first ``alarm``; None when the
+    very first point is already at ``alarm`` (stop at the base policy). ``watch`` does not stop: it
+    says the light null is rejected somewhere (on a heavy pool the pool's tail test rejects at every
+    knob), not that this point's marginal gain is bought in the tail."""
     levels = lab[M.ALARM_LEVEL].fillna("quiet").astype(str).tolist() if M.ALARM_LEVEL in lab else []
     stop = None
     for i, lev in enumerate(levels):
-        if lev != "quiet":
+        if lev == "alarm":
             break
         stop = i
     return stop if levels else len(lab) - 1

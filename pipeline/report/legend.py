@@ -56,20 +56,30 @@ def scores(alarm: AlarmRule | None = None) -> dict[str, str]:
     return {
         "share": "gain(utility) / gain(proxy): how much of the proxy's gain is real",
         "alarm (no gold)": (
-            "the gold-free alarm's level and score. alarm: the light-tailed null is rejected "
-            f"(p < alpha = {alarm.alpha:g}) and at least {alarm.share:g} of the proxy gain is carried by samples beyond "
-            "the bulk's 0.9 quantile; watch: rejected, with less of the gain in the tail; quiet: not rejected, "
-            "a gain within noise, or (samples) no more than the base policy's own batches gain. The score is tail share / "
-            f"{alarm.share:g} when the null is rejected, else 0: a score >= 1 is an alarm"
+            "the gold-free alarm's level and score (alarm rule 5). alarm: this gain is being bought in a proxy tail "
+            f"heavier than exponential -- the local tail test rejects (p (local) < alpha = {alarm.alpha:g}) and at "
+            f"least {alarm.share:g} of the proxy gain is carried by samples beyond the bulk's 0.9 quantile; watch: "
+            "the light-tailed null is rejected but this point's own evidence does not say its gain is tail-bought "
+            "(a smaller tail share, or only the curve-level tests: p (gain test), p (tail shape)); quiet: nothing "
+            "rejects, a gain within noise, or (samples) no more than the base policy's own batches gain. A risk "
+            "flag: as a sign the utility turns it assumes a light or bounded utility. The score is tail share / "
+            f"{alarm.share:g} when the local test rejects, else 0: a score >= 1 is an alarm"
         ),
+        "p (local)": (
+            "the local tail test: where this point buys its gain (its samples weighted by mass x reward above the "
+            "base median), the base pool's distinct rewards' normalized top spacings, deeper half over shallower "
+            "half; F-exact under an exponential tail at any scale, small when the hazard falls with depth (a tail "
+            "heavier than exponential there)"
+        ),
+        "depth": "share of the base pool above the middle of where the point buys its gain (about 1 / n for best-of-n)",
         "p (gain test)": (
             "p-value of the proxy gain under the light-tailed null: the same optimizer on the base pool with its "
             "tail beyond the 0.9 quantile redrawn from an exponential fitted to the bulk (a policy given as "
-            "samples: the null's Donsker-Varadhan bound at its KL)"
+            "samples: the null's Donsker-Varadhan bound at its KL); below alpha / 2 it says watch at most"
         ),
         "p (tail shape)": (
-            "p-value of the base pool's proxy mean-excess slope under the same null; the null is rejected when "
-            "either p is below alpha / 2"
+            "p-value of the base pool's proxy mean-excess slope under the same null, one number per pool; below "
+            "alpha / 2 it says watch at most"
         ),
         "tail share": "share of the proxy gain carried by samples beyond the bulk's 0.9 quantile (the base's own share subtracted)",
         "gain/DV bound": "proxy gain / (sigma_bulk sqrt(2 KL)): the most a Gaussian bulk gives at this KL (descriptive)",

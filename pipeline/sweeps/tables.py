@@ -70,6 +70,10 @@ def sweep_tables(df) -> str:
         from goodhart.eval.holdout import ASSUMPTION
 
         tail += f"\n{ASSUMPTION} (docs/holdout.md)"
+    if M.ALARM_LEVEL in done and done[M.ALARM_LEVEL].notna().any():  # what the alarm says, and assumes
+        from goodhart.eval.alarm import MEANING
+
+        tail = f"\n\n{MEANING}" + tail
     return "\n".join(blocks) + tail
 
 
