@@ -67,7 +67,10 @@ def alarm_rule_flags(p: argparse.ArgumentParser) -> None:
 
     d = AlarmConfig()
     p.add_argument(
-        "--alpha", type=fraction, default=d.alpha, help=f"false-alarm rate under the light-tailed null ({d.alpha:g})"
+        "--alpha",
+        type=fraction,
+        default=d.alpha,
+        help=f"false-alarm rate under the light-tailed null (default {d.alpha:g})",
     )
     p.add_argument(
         "--share",

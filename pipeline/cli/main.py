@@ -192,7 +192,7 @@ def _reward_checks(root: Path, done: list[str], full: bool) -> dict[str, dict]:
 
 
 def _print_reward_summary(root: Path, checks: dict[str, dict]) -> None:
-    from goodhart.pipeline.report.verdicts import RULES_DOC, rules_line
+    from goodhart.pipeline.report.rules import RULES_DOC, rules_line
 
     print(f"rules: {rules_line()} ({RULES_DOC})")
     if checks["alarm"]:

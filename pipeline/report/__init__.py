@@ -1,5 +1,5 @@
-"""Report: reading a finished sweep. Verdict tables and report.md (verdicts), the figures and
-report.html (html), what each flag and score they show means (legend), the per-prompt gains the verdicts pair (units), the points a verdict does not cover yet (coverage), the resolve rounds that grow unresolved curves' pools
+"""Report: reading a finished sweep. Verdict tables and report.md (verdicts), the rule versions
+their labels come from (rules), the figures and report.html (html), what each flag and score they show means (legend), the per-prompt gains the verdicts pair (units), the points a verdict does not cover yet (coverage), the resolve rounds that grow unresolved curves' pools
 (resolve), the held-out proxy's estimate
 (holdout) and its scoring against exact truth (holdout_eval) on its dev and test families
 (holdout_bench), the gold-free alarm beside the verdicts (alarm_tables), scored against them (alarm_eval) and on procedurally drawn sweeps

@@ -25,6 +25,7 @@ from goodhart.pipeline.io import atomic_write_text, read_json
 from goodhart.pipeline.report.alarm_tables import alarm_markdown
 from goodhart.pipeline.report.coverage import Coverage, coverage
 from goodhart.pipeline.report.html import point_flags
+from goodhart.pipeline.report.rules import RULES_DOC, rules_line
 from goodhart.pipeline.report.units import load_units
 from goodhart.pipeline.sweeps.record import load_results
 from goodhart.pipeline.sweeps.tables import ci_text, knob_text, render
@@ -391,29 +392,6 @@ def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: s
     rep.files.append(out_dir / "report.md")
     rep.files.append(write_html(rep, out_dir))  # self-contained: figures embedded
     return rep
-
-
-RULES_DOC = "each version's changes: docs/verdicts.md and docs/alarm.md, Rule versions"
-
-
-def rules_line(rows: pd.DataFrame | None = None) -> str:
-    """The rules labels come from (docs/verdicts.md and docs/alarm.md, "Rule versions"): the verdict
-    rule's version (verdicts are recomputed whenever shown) and the alarm rule's -- the code's, and,
-    given result rows, the versions and non-default keys (alarm/rule) their alarms were computed under."""
-    from goodhart.eval.alarm import VERSION as ALARM_VERSION
-    from goodhart.eval.alarm import AlarmRule
-    from goodhart.eval.goodhart import VERSION as VERDICT_VERSION
-
-    alarm = f"alarm rule {ALARM_VERSION}"
-    if rows is not None and M.ALARM_VERSION in rows:
-        have = sorted({int(v) for v in pd.to_numeric(rows[M.ALARM_VERSION], errors="coerce").dropna()})
-        if have and have != [ALARM_VERSION]:
-            alarm += f" (rows computed under {', '.join(map(str, have))}: `goodhart sweep` recomputes them)"
-    if rows is not None and M.ALARM_RULE in rows:
-        keys = sorted({str(k) for k in rows[M.ALARM_RULE].dropna() if str(k) and str(k) != AlarmRule().key()})
-        if keys:
-            alarm += f", with alarm keys {'; '.join(keys)}"
-    return f"verdict rule {VERDICT_VERSION}, {alarm}"
 
 
 def render_markdown(rep: Report, out_dir: Path) -> str:
