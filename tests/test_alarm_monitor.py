@@ -28,18 +28,24 @@ class _Scorer:
         return {"proxy": p, "utility": np.full_like(p, np.nan), "error": np.full_like(p, np.nan)}
 
 
-def _ctx() -> PointContext:
+def _heavy(rng: np.random.Generator, size) -> np.ndarray:
+    """A Gaussian bulk with a Pareto(1.5) tail: a batch beyond the base's top buys its gain in a
+    tail heavier than exponential (rule 5's `alarm`; beside a Gaussian base's top it is `watch`)."""
+    return rng.normal(size=size) + 0.3 * rng.pareto(1.5, size)
+
+
+def _ctx(heavy: bool = False) -> PointContext:
     cfg = load_config(None, ["reward=distributional"])
     ctx = PointContext(cfg, Path("."), progress=False)
     rng = np.random.default_rng(0)
-    b = rng.normal(size=(4, 2000))
+    b = _heavy(rng, (4, 2000)) if heavy else rng.normal(size=(4, 2000))
     ctx._pool = Pool(None, None, b, np.full_like(b, np.nan), np.full_like(b, np.nan), "k")
     return ctx
 
 
 def test_checks_every_k_steps_stops_on_alarm_and_restores_the_last_quiet_weights():
     model = torch.nn.Linear(3, 1)
-    mon = AlarmMonitor(_ctx(), every=2, stop=True)
+    mon = AlarmMonitor(_ctx(heavy=True), every=2, stop=True)
     scorer = mon.recording(_Scorer())
     w0 = model.weight.detach().clone()
     rng = np.random.default_rng(1)
@@ -93,7 +99,7 @@ def test_the_online_base_carries_the_tail_shape_test_of_the_pool_based_alarm():
 
 def test_without_stop_on_alarm_the_run_goes_on_and_nothing_is_restored():
     model = torch.nn.Linear(3, 1)
-    mon = AlarmMonitor(_ctx(), every=1, stop=False)
+    mon = AlarmMonitor(_ctx(heavy=True), every=1, stop=False)
     scorer = mon.recording(_Scorer())
     scorer.components(["x"] * 64, ["40.0"] * 64)
     assert mon.check(1, 0.2, model)[M.ALARM_CODE] == 2.0
@@ -107,10 +113,11 @@ def test_with_a_probe_the_check_reads_the_fresh_batch_per_prompt_not_the_trainin
     """algo.alarm_samples: the check reads the probe's (P, M) samples on the pool's prompts,
     each centred on its own prompt's base mean, with the probe's own KL; the training batch
     (here one that alarms on its own) is not read."""
-    ctx = _ctx()
+    ctx = _ctx(heavy=True)
     shift = np.array([-3.0, -1.0, 1.0, 3.0])  # prompts whose base means differ widely
     ctx._pool = dataclasses.replace(ctx._pool, proxy=ctx._pool.proxy + shift[:, None])
-    fresh = shift[:, None] + 0.5 + np.random.default_rng(5).normal(size=(4, 64))  # the bulk moved by 0.5
+    means = ctx._pool.proxy.mean(axis=1, keepdims=True)  # shift + the Pareto part's mean
+    fresh = means + 0.5 + np.random.default_rng(5).normal(size=(4, 64))  # the bulk moved by 0.5
     seen = []
 
     def probe(model, step):
@@ -225,7 +232,7 @@ def test_the_online_core_checks_at_the_first_report_past_each_multiple_and_reads
     from goodhart.eval.alarm import AlarmRule, BaseStats
     from goodhart.pipeline.train.online_alarm import OnlineAlarm
 
-    base = BaseStats.for_rule(np.random.default_rng(0).normal(size=(1, 2000)), AlarmRule(), per_prompt=False)
+    base = BaseStats.for_rule(_heavy(np.random.default_rng(0), (1, 2000)), AlarmRule(), per_prompt=False)
     core = OnlineAlarm(AlarmRule(), every=5)
     rng = np.random.default_rng(1)
     checked = []

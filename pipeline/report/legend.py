@@ -71,6 +71,7 @@ def scores(alarm: AlarmRule | None = None) -> dict[str, str]:
             "half; F-exact under an exponential tail at any scale, small when the hazard falls with depth (a tail "
             "heavier than exponential there)"
         ),
+        "tail share": "share of the proxy gain carried by samples beyond the bulk's 0.9 quantile (the base's own share subtracted)",
         "depth": "share of the base pool above the middle of where the point buys its gain (about 1 / n for best-of-n)",
         "p (gain test)": (
             "p-value of the proxy gain under the light-tailed null: the same optimizer on the base pool with its "
@@ -81,9 +82,7 @@ def scores(alarm: AlarmRule | None = None) -> dict[str, str]:
             "p-value of the base pool's proxy mean-excess slope under the same null, one number per pool; below "
             "alpha / 2 it says watch at most"
         ),
-        "tail share": "share of the proxy gain carried by samples beyond the bulk's 0.9 quantile (the base's own share subtracted)",
         "gain/DV bound": "proxy gain / (sigma_bulk sqrt(2 KL)): the most a Gaussian bulk gives at this KL (descriptive)",
-        "mean-excess slope": "slope of the base proxy's mean excess over its top 10%: 0 for an exponential tail, > 0 a power tail",
     }
 
 
