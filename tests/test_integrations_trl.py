@@ -83,7 +83,8 @@ def test_the_wrapper_records_the_weighted_proxy_and_the_gold_and_changes_nothing
 
 
 def test_an_alarm_stops_only_when_asked_and_the_last_quiet_checkpoint_is_kept(tmp_path):
-    base = np.random.default_rng(1).normal(size=(1, 512))
+    rng = np.random.default_rng(1)  # a base with a Pareto(1.5) tail: beyond its top the gain is tail-bought
+    base = rng.normal(size=(1, 512)) + 0.3 * rng.pareto(1.5, (1, 512))
 
     def r(prompts, completions, **_):
         return [float(c) for c in completions]
@@ -330,7 +331,8 @@ from goodhart.integrations.trl import GoodhartCallback
 rank = int(os.environ["RANK"])
 dist.init_process_group("gloo", rank=rank, world_size=2)
 # rank 0's base is 100 times wider: against it the window is noise (each process reads its own base)
-base = np.random.default_rng(1).normal(size=(1, 512)) * (100.0 if rank == 0 else 1.0)
+rng = np.random.default_rng(1)  # a Pareto(1.5) tail beside a Gaussian bulk: rule 5 alarms beyond its top
+base = (rng.normal(size=(1, 512)) + 0.3 * rng.pareto(1.5, (1, 512))) * (100.0 if rank == 0 else 1.0)
 cb = GoodhartCallback(base, every=1, stop_on_alarm=True, rule=AlarmRule())
 (f,) = cb.wrap(lambda prompts, completions, **_: [float(c) for c in completions])
 # rank 0 sees an ordinary batch, rank 1 a batch won through the tail
