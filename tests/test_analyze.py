@@ -170,7 +170,11 @@ def test_without_utility_the_alarm_and_tails_only(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "no gold" in out and "alarm (no gold)" in out and "verdict:" not in out
     res = pd.read_csv(tmp_path / "a" / "results.csv")
-    assert res["alarm/level"].iloc[-1] == "alarm" and "gain/utility" in res  # NaN: no gold
+    # the hack at step 400 lies beyond the base's top; 64 base samples a prompt (512 in all) are too
+    # few for the local tail test (its window reads the base's top 160: the bulk here, p ~0.9), so
+    # the pool's tail test (t3 errors) says `watch`, never `alarm` (docs/alarm.md, What it does not see)
+    assert res["alarm/level"].iloc[-1] == "watch" and res["alarm/local_p"].iloc[-1] > 0.5
+    assert "gain/utility" in res  # NaN: no gold
     assert res["gain/utility"].isna().all()
 
 
