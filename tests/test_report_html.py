@@ -216,7 +216,7 @@ def test_every_flag_a_table_can_show_is_in_the_legend():
     shown = set(point_flags(row).split(", "))
     rule_flags = re.search(r"^Flags: (.*?)\nIntervals", rule_text(), re.M | re.S).group(1)
     shown |= {w for w in re.findall(r"(?:^|, )([\w>/-]+) \(", rule_flags.replace("\n", " "))}
-    assert shown == {"dominated", "n>N/4", "low-ESS", "pool-dependent", "pool-bound"}
+    assert shown == {"dominated", "n>N/4", "low-ESS", "pool-dependent", "pool-bound", "pool-bias"}
     assert shown <= set(legend.flags())
     table = alarm_table(
         pd.DataFrame([{**row, M.ALARM_LEVEL: "watch", M.ALARM_SCORE: 0.5, "error_law": "g", "x_name": "n", "x": 64}])

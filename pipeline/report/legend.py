@@ -41,6 +41,11 @@ def flags(rule: VerdictRule | None = None) -> dict[str, str]:
             "its interval (tilt/drift/proxy, tilt/drift/utility): the number describes this pool, not the "
             "population optimum; it cannot be a peak"
         ),
+        "pool-bias": (
+            f"a tilt point whose estimated pool bias (the jackknife over each prompt's pool) exceeds {rule.pool_bias:g} "
+            "standard errors of its utility gain: its interval, which covers the N-sample pool's optimum, covers the "
+            "population's below its nominal level"
+        ),
         "pool-bound": (
             f"a pool-based KL (tilt, best-of-n) at >= {POOL_BOUND:.0%} of log N, the most a pool of N samples can "
             "show: the pool size, not the optimizer, sets it"
