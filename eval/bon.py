@@ -92,3 +92,92 @@ def best_of_n(
             out[k][row] = gmean @ pg
     out["kl_pool"], out["tied"] = kl_pool, tied
     return out
+
+
+# ============================================================================================
+# Best-of-n with a real n, at a matched KL
+# ============================================================================================
+# For continuous rewards best-of-n is the policy whose reward CDF is F_0^n; that policy exists for
+# every real n >= 1, and its KL to the base is log n - (n - 1)/n exactly:
+#     KL = int n F^(n-1) log(n F^(n-1)) dF = log n + (n - 1) int_0^1 n u^(n-1) log u du.
+# On a pool it is the maximum of n draws *with replacement* from the pool's empirical law: the
+# i-th smallest of N gets p_i = (i/N)^n - ((i-1)/N)^n, and its KL on the pool is
+# sum_i p_i log(N p_i) (-> log N, the argmax, as n -> inf). For n << N it agrees with the
+# without-replacement estimator above to O(n/N); at matched KL it is the pool's best-of-n on the
+# same footing as the tilts (an exact policy on the pool, its KL exact on the pool).
+def power_weights(N: int, n: float) -> np.ndarray:
+    """p_i = (i/N)^n - ((i-1)/N)^n for i = 1..N (ascending ranks), for real n >= 1; computed as
+    (i/N)^n (1 - (1 - 1/i)^n) with expm1/log1p, exact where the two powers nearly cancel."""
+    if not n >= 1:
+        raise ValueError(f"best-of-n needs n >= 1, got {n}")
+    i = np.arange(1, N + 1, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        tail = -np.expm1(n * np.log1p(-1.0 / i))  # 1 - (1 - 1/i)^n; 1 at i = 1
+    p = np.exp(n * np.log(i / N)) * tail
+    return p / p.sum()
+
+
+def power_kl(N: int, n: float) -> float:
+    """KL on a pool of N distinct values of the best-of-n with replacement: sum p_i log(N p_i)."""
+    p = power_weights(N, n)
+    pos = p > 0
+    return float(np.sum(p[pos] * np.log(N * p[pos])))
+
+
+def n_for_kl(N: int, target: float, proxy: np.ndarray | None = None) -> float:
+    """The real n whose best-of-n with replacement has KL `target` on a pool of N distinct
+    values (KL increases with n from 0 at n = 1 to log N); inf at or beyond log N (the argmax).
+    With `proxy` (P, N) that has ties: the n whose mean KL over prompts, ties grouped, is the
+    target (inf at or beyond the mean of log(N / ties at the top))."""
+    from scipy import optimize
+
+    if target <= 0:
+        return 1.0
+    kl = lambda n: power_kl(N, n)  # noqa: E731
+    top = np.log(N)
+    if proxy is not None:
+        s = np.sort(np.asarray(proxy, dtype=np.float64), axis=-1)
+        if np.any(s[:, 1:] == s[:, :-1]):
+            kl = lambda n: float(np.mean(best_of_n_power(proxy, n)["kl"]))  # noqa: E731
+            top = float(np.mean(np.log(N / np.sum(s == s[:, -1:], axis=-1))))
+    if target >= top - 1e-9:
+        return float("inf")
+    hi = 1.0
+    while kl(np.exp(hi)) < target:
+        hi *= 2.0
+        if hi > 700:
+            return float("inf")
+    x = optimize.brentq(lambda x: kl(np.exp(x)) - target, 0.0, hi, xtol=1e-12, rtol=1e-12)
+    return float(np.exp(x))
+
+
+def best_of_n_power(proxy: np.ndarray, n: float, **values: np.ndarray) -> dict[str, np.ndarray]:
+    """Per prompt, the best-of-n with replacement from the pool (real n; inf: the argmax, uniform
+    over the top ties): expected proxy and every array in `values`, ``kl`` on the pool (tied values
+    grouped, as best_of_n's plug-in) and the weights ``w`` (pi/pi_0 per sample, mean 1)."""
+    proxy = np.asarray(proxy, dtype=np.float64)
+    P, N = proxy.shape
+    order = np.argsort(proxy, axis=-1, kind="stable")
+    r_sorted = np.take_along_axis(proxy, order, axis=-1)
+    p = np.zeros(N)
+    if np.isinf(n):
+        p[-1] = 1.0
+    else:
+        p = power_weights(N, n)
+    w = np.empty_like(proxy)
+    kl = np.empty(P)
+    for row in range(P):
+        g = _tie_groups(r_sorted[row])
+        size = np.bincount(g)
+        pg = np.bincount(g, weights=p, minlength=size.size)
+        if np.isinf(n):  # the argmax: every sample tied at the top alike
+            pg = np.zeros(size.size)
+            pg[-1] = 1.0
+        pos = pg > 0
+        kl[row] = np.sum(pg[pos] * np.log(pg[pos] * N / size[pos]))
+        ws = (pg / size)[g] * N  # a tied group's mass spread evenly over its members
+        w[row, order[row]] = ws
+    out: dict[str, np.ndarray] = {"w": w, "proxy": np.mean(w * proxy, axis=-1), "kl": kl}
+    for k, v in values.items():
+        out[k] = np.mean(w * np.asarray(v, dtype=np.float64), axis=-1)
+    return out

@@ -26,6 +26,8 @@ KL_K3 = "kl/k3"  # per-token mean of k3 = exp(-r) - 1 + r (trained runs)
 KL_BOUND = "kl/bound"  # best-of-n analytic bound log n - (n-1)/n
 KL_MAX = "kl/max"  # the most a pool of N samples can show: log N
 KL_COEF = "kl/coef"  # the KL coefficient (config algo.kl.coef; tilt's beta; the one this step's rewards used)
+KL_TARGET = "kl/target"  # matched KL: the KL the point's coefficient was solved for on its pool (eval/matched.py)
+KL_AT_LIMIT = "kl/at_limit"  # matched KL: fraction of prompts whose target is at or past the argmax's KL (coef 0)
 X_KL_COEF = "kl.coef"  # column x_name of a point placed on the KL axis by its KL coefficient (the config key)
 
 # ---- optimizer diagnostics ----------------------------------------------------------------

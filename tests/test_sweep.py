@@ -262,9 +262,15 @@ def test_a_key_added_later_keeps_finished_points_ids_at_its_neutral_value():
     del before["algo"]["alarm_samples"]  # the config as it dumped before the keys were added
     del before["eval"]["holdout"]  # eval.holdout (none: no held-out proxy, what every result before it was)
     del before["eval"]["resolve"]  # eval.resolve: which points a sweep adds, never part of a point's id
+    del before["eval"]["alarm"]  # (and before eval.alarm)
     for section, key, neutral in ADDED_KEYS:  # the other added keys, as point_id drops them
-        if isinstance(before.get(section), dict) and before[section].get(key, ...) == neutral:
-            del before[section][key]
+        *parents, last = section.split(".")
+        holder = before
+        for part in parents:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        node = holder.get(last) if isinstance(holder, dict) else None
+        if isinstance(node, dict) and node.get(key, ...) == neutral:
+            del node[key]
     assert point_id(cfg) == short_hash(before, 10)
     assert point_id(load_config(None, ["algo=ppo", "algo.alarm_samples=4"])) != point_id(cfg)
     assert point_id(load_config(None, ["algo=ppo", "eval.holdout=independent"])) != point_id(cfg)
@@ -292,3 +298,31 @@ def test_a_finished_point_is_stale_only_under_another_alarm_rule(tmp_path):
     assert "share=0.7" in alarm_stale(row, other)
     assert alarm_stale({**row, M.ALARM_RULE: other.key()}, other) is None
     assert "alarm rule 3" in alarm_stale({**row, M.ALARM_VERSION: 3.0}, rule)
+
+
+def test_keys_added_for_the_arena_keep_finished_points_ids():
+    """The arena's keys (issue 31) -- the tilt's `algo.kl.per_prompt`, best-of-n's `algo.kl`,
+    `eval.alarm`, an ensemble's `rho` -- leave every finished point's id as it was at their
+    neutral values."""
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.io import short_hash
+    from goodhart.pipeline.sweeps.point import point_id
+
+    def old_id(cfg, drop):
+        d = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir", "alarm"})
+        for path in drop:
+            node = d
+            *parents, last = path.split(".")
+            for p in parents:
+                node = node[p]
+            del node[last]
+        return short_hash(d, 10)
+
+    tilt = load_config(None, ["algo=tilt"])
+    assert point_id(tilt) == old_id(tilt, ["algo.kl.per_prompt", "eval.alarm"])
+    bon = load_config(None, ["algo=bon"])
+    assert point_id(bon) == old_id(bon, ["algo.kl", "eval.alarm"])
+    ens = load_config(None, ["reward.ensemble.k=4", "reward.ensemble.combine=min"])
+    assert point_id(ens) == old_id(ens, ["reward.ensemble.rho", "algo.kl.per_prompt", "eval.alarm"])
+    for other in (["algo=tilt", "eval.alarm=false"], ["algo=bon", "algo.kl.target=2"], ["reward.ensemble.rho=0.5"]):
+        assert point_id(load_config(None, other)) not in {point_id(tilt), point_id(bon), point_id(ens)}

@@ -93,6 +93,18 @@ def base_share2(proxy: np.ndarray, utility: np.ndarray) -> float:
     return gu / gp if gp > 0 else float("nan")
 
 
+def base_gain2(proxy: np.ndarray, utility: np.ndarray) -> tuple[float, float, float]:
+    """Utility gain of best-of-2 by proxy on a base pool (P, N), with its t interval over prompts:
+    the near-base floor of the verdict rule (what the gentlest selection by this proxy buys)."""
+    from goodhart.eval.bon import best_of_n
+    from goodhart.eval.bootstrap import t_ci
+
+    if proxy.shape[-1] < 2:
+        return (float("nan"),) * 3
+    est = best_of_n(proxy, 2, utility=utility)
+    return t_ci(est["utility"] - utility.mean(-1))
+
+
 def error_utility_corr(error: np.ndarray, utility: np.ndarray) -> float:
     """Pearson correlation of error and utility over all base samples (nan if either is constant)."""
     e, u = np.ravel(error), np.ravel(utility)

@@ -116,37 +116,51 @@ def calibrate(cfg: C.RunConfig, scorer: Scorer, train_prompts: list[str], progre
 
 @functools.lru_cache(maxsize=4)
 def cached_draw(
-    utility: Law, error: Law, n_prompts: int, n: int, seed: int, k: int = 1, block: tuple[int, int] | None = None
+    utility: Law,
+    error: Law,
+    n_prompts: int,
+    n: int,
+    seed: int,
+    k: int = 1,
+    block: tuple[int, int] | None = None,
+    rho: float = 0.0,
+    info: bool = False,
 ) -> dict[str, np.ndarray]:
-    """rewards.distributional.draw (k > 1: rewards.ensemble.draw_members), kept for the next points
-    of a sweep in the same process: the mitigations and knobs of one law share one draw. The
-    arrays are read-only, so nothing can change a draw another point will reuse. `block`: one
-    block of a grown pool (base/grow.py)."""
+    """rewards.distributional.draw (k > 1: rewards.ensemble.draw_members, or with `info` its
+    information-matched single proxy draw_info), kept for the next points of a sweep in the same
+    process: the mitigations and knobs of one law share one draw. The arrays are read-only, so
+    nothing can change a draw another point will reuse. `block`: one block of a grown pool
+    (base/grow.py)."""
     if k == 1:
         from goodhart.rewards.distributional import draw
 
         out = draw(utility, error, n_prompts, n, seed, block)
+    elif info:
+        from goodhart.rewards.ensemble import draw_info
+
+        out = draw_info(utility, error, n_prompts, n, seed, k, rho, block)
     else:
         from goodhart.rewards.ensemble import draw_members
 
-        out = draw_members(utility, error, n_prompts, n, seed, k, block)
+        out = draw_members(utility, error, n_prompts, n, seed, k, block, rho)
     for v in out.values():
         v.flags.writeable = False
     return out
 
 
-def distributional_draw(cfg: C.RunConfig, k: int = 1) -> dict[str, np.ndarray]:
-    """The config's draw (k > 1: with the ensemble's members): the first pass's own, or a grown
-    pool assembled from its blocks (base/grow.py), the first of which is that first pass."""
+def distributional_draw(cfg: C.RunConfig, k: int = 1, rho: float = 0.0, info: bool = False) -> dict[str, np.ndarray]:
+    """The config's draw (k > 1: with the ensemble's members, sharing `rho`; `info`: the
+    information-matched single proxy): the first pass's own, or a grown pool assembled from its
+    blocks (base/grow.py), the first of which is that first pass."""
     r, g = cfg.reward, cfg.sampling.grown_from
     assert isinstance(r, C.DistributionalReward)
     u, x, P, n = law(r.utility), law(r.error), cfg.prompts.n_eval, cfg.sampling.n
     if g is None:
-        return cached_draw(u, x, P, n, cfg.seed, k)
+        return cached_draw(u, x, P, n, cfg.seed, k, None, rho, info)
     from goodhart.pipeline.base.grow import blocks
 
     parts = [
-        (b, cached_draw(u, x, g.n_eval, b.s1 - b.s0, cfg.seed, k, None if b.first else (b.group, b.rng)))
+        (b, cached_draw(u, x, g.n_eval, b.s1 - b.s0, cfg.seed, k, None if b.first else (b.group, b.rng), rho, info))
         for b in blocks(g.n_eval, g.n, P, n)
     ]
     out = {}
@@ -319,10 +333,14 @@ def mitigated_distributional(cfg: C.RunConfig, arr: dict[str, np.ndarray], key: 
     assert isinstance(r, C.DistributionalReward)
     P, n = arr["proxy"].shape
     utility, proxy, members = arr["utility"], arr["proxy"], None
-    if r.ensemble is not None:
-        ens = distributional_draw(cfg, r.ensemble.k)
+    e = r.ensemble
+    if e is not None and e.combine == "info":  # one proxy, its error scaled: no members
+        one = distributional_draw(cfg, e.k, e.rho, info=True)
+        proxy = check_array("distributional information-matched proxy", one["proxy"])
+    elif e is not None:
+        ens = distributional_draw(cfg, e.k, e.rho)
         members = check_array("distributional ensemble members", ens["members"])
-        proxy = combine(members, r.ensemble.combine, r.ensemble.lam)
+        proxy = combine(members, e.combine, e.lam)
     tstate = None
     t = proxy_transform(r)
     if t is not None:

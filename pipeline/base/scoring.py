@@ -56,11 +56,13 @@ def build_reward(spec: C.RewardSpec) -> Reward:
         case C.SyntheticReward() if spec.ensemble is not None:
             from goodhart.rewards.ensemble import SyntheticEnsemble, member_salt
 
-            errs = [
-                synthetic_error(spec.error.model_copy(update={"salt": member_salt(spec.error.salt, j)}))
-                for j in range(spec.ensemble.k)
-            ]
-            return SyntheticEnsemble(build_reward(spec.utility), errs, spec.ensemble.combine, spec.ensemble.lam)
+            def field(j: int | str) -> SyntheticError:
+                return synthetic_error(spec.error.model_copy(update={"salt": member_salt(spec.error.salt, j)}))
+
+            e = spec.ensemble
+            shared = field("shared") if e.rho > 0 else None
+            errs = [field(j) for j in range(e.k)]
+            return SyntheticEnsemble(build_reward(spec.utility), errs, e.combine, e.lam, shared, e.rho)
         case C.SyntheticReward():
             return SyntheticProxy(build_reward(spec.utility), synthetic_error(spec.error))
         case C.SumReward():
@@ -108,8 +110,8 @@ class Scorer:
 
     @property
     def errors(self) -> list[SyntheticError]:
-        """Every synthetic error field (an ensemble has one per member)."""
-        return list(getattr(self.synthetic, "errors", [self.error] if self.error is not None else []))
+        """Every synthetic error field (an ensemble has one per member, and its shared one)."""
+        return list(getattr(self.synthetic, "fields", [self.error] if self.error is not None else []))
 
     def needs_calibration(self) -> bool:
         """A feature-mode error whose CDF has not been fitted on base samples yet (or a proxy

@@ -253,10 +253,17 @@ class EnsembleConfig(Strict):
 
     k: int = Field(4, ge=2)
     """Members."""
-    combine: Literal["mean", "min", "uwo"] = "mean"
-    """mean; min (worst-case, WCO); uwo (mean - lam * std over members, uncertainty-weighted)."""
+    combine: Literal["mean", "min", "uwo", "median", "info"] = "mean"
+    """mean; min (worst-case, WCO); uwo (mean - lam * std over members, uncertainty-weighted);
+    median; info -- not an ensemble but its information-matched baseline: ONE proxy whose
+    independent error part is scaled by 1/sqrt(k) (V + sqrt(rho) S + sqrt((1 - rho)/k) X: for a
+    Gaussian error the law of the k members' mean), what k measurements of V are worth as one."""
     lam: float = Field(1.0, ge=0)
     """uwo's penalty weight on the members' standard deviation."""
+    rho: float = Field(0.0, ge=0, lt=1)
+    """A shared error component: member j's error is sqrt(rho) S + sqrt(1 - rho) X_j, with S and
+    the X_j independent draws of the error law (their correlation is rho where the law has a
+    variance). 0: independent members (member 0 is then the single proxy)."""
 
 
 class ProxyMitigations(Strict):
@@ -313,8 +320,8 @@ class EnsembleReward(Strict):
     """The reward models (any reward config; typically `hf` checkpoints). One member with a
     `transform` is how a single learned, callable or plug-in proxy is transformed (it has no
     spread, so no disagreement evidence)."""
-    combine: Literal["mean", "min", "uwo"] = "mean"
-    """mean; min (worst-case, WCO); uwo (mean - lam * std over members, uncertainty-weighted)."""
+    combine: Literal["mean", "min", "uwo", "median"] = "mean"
+    """mean; min (worst-case, WCO); uwo (mean - lam * std over members, uncertainty-weighted); median."""
     lam: float = Field(1.0, ge=0)
     """uwo's penalty weight on the members' standard deviation."""
     transform: TransformConfig | None = None
@@ -474,8 +481,8 @@ class KLPenalty(Strict):
 
     @model_validator(mode="after")
     def _no_target_here(self) -> KLPenalty:
-        if self.target is not None and not isinstance(self, KLControlConfig):
-            raise ValueError("adaptive KL control (kl.target) is implemented for algo=ppo only")
+        if self.target is not None and not isinstance(self, KLControlConfig | TiltKL):
+            raise ValueError("a KL target (kl.target) is implemented for algo=ppo (adaptive) and tilt (matched) only")
         return self
 
 
@@ -483,7 +490,24 @@ class TiltKL(KLPenalty):
     """The tilt's beta in pi_beta ~ pi_0 exp(r / beta): must be positive."""
 
     coef: float = Field(1.0, gt=0)
-    """KL coefficient beta of the tilt (> 0; smaller is stronger optimization)."""
+    """KL coefficient beta of the tilt (> 0; smaller is stronger optimization). Ignored when
+    `target` is set (the coefficient is then solved on the pool, and reported as kl/coef)."""
+    target: float | None = Field(None, gt=0)
+    """Matched KL (eval/matched.py): the coefficient is solved on the pool so that the optimum's KL
+    equals this (nats), whatever the divergence or proxy units; at or beyond the argmax's KL
+    (log N without ties) the point is the argmax limit, coef -> 0. None: `coef` as given."""
+    per_prompt: bool = False
+    """With `target`: one coefficient per prompt, each prompt's KL equal to the target -- the
+    KL-constrained optimum, max E[proxy | x] s.t. KL(pi(.|x) || pi_0(.|x)) <= target for every
+    prompt x (KL divergence only). False: one coefficient for the pool, its mean KL over prompts
+    equal to the target (the penalised optimum at the matched coefficient, which is also the
+    optimum under a budget on the mean KL)."""
+
+    @model_validator(mode="after")
+    def _per_prompt_needs_target(self) -> TiltKL:
+        if self.per_prompt and self.target is None:
+            raise ValueError("kl.per_prompt needs kl.target (the per-prompt KL budget)")
+        return self
 
 
 class TiltConfig(Strict):
@@ -500,6 +524,22 @@ class TiltConfig(Strict):
     f = (z-1)^2/2: a linear tilt truncated at 0), mixed_chi2_kl (f = (z-1)^2/2 + z log z, Huang et al.
     2024's chi-PO), hellinger (f = (sqrt z - 1)^2). Every point still reports the KL of its weights."""
 
+    @model_validator(mode="after")
+    def _per_prompt_is_kl(self) -> TiltConfig:
+        if self.kl.per_prompt and self.divergence != "kl":
+            raise ValueError(f"kl.per_prompt is implemented for divergence=kl, not {self.divergence}")
+        return self
+
+
+class BonKL(Strict):
+    """Best-of-n has no KL penalty; a KL target places it at a matched KL instead of an `n`."""
+
+    target: float | None = Field(None, gt=0)
+    """Matched KL (eval/bon.py n_for_kl): best-of-n with a real n, the maximum of n draws with
+    replacement from the pool (the policy with reward CDF F^n; at integer n << N the pool's
+    best-of-n), n solved so that its KL on the pool equals this (nats); at or beyond log N the
+    argmax. `n` is then ignored. None: best-of-`n` as usual."""
+
 
 class BonConfig(Strict):
     """Best-of-n by proxy, estimated without re-sampling from a pool of N >= n per prompt."""
@@ -507,6 +547,8 @@ class BonConfig(Strict):
     kind: Literal["bon"] = "bon"
     n: int = Field(4, ge=1)
     """How many samples the best is picked from."""
+    kl: BonKL = Field(default_factory=BonKL)
+    """`kl.target`: best-of-n at a matched KL (a real n solved on the pool) instead of `n`."""
 
 
 class LoraSpec(Strict):
@@ -815,6 +857,10 @@ class EvalConfig(Strict):
     grow the pools of the curves whose verdicts are unresolved until they resolve or the budget is
     spent. Not part of a point's identity: it decides which points a sweep adds, not what a
     point computes."""
+    alarm: bool = True
+    """Compute the gold-free alarm (eval/alarm.py) of every tilt and best-of-n point (off: no
+    alarm columns; its light-tailed null is the costly part of a large pool, and a sweep whose
+    report reads the alarm on one curve only -- the arena's alarm-stop -- turns it off elsewhere)."""
 
 
 class AlarmConfig(Strict):

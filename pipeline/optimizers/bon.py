@@ -1,7 +1,11 @@
 """`bon`: best-of-n by proxy, from the base pool with the unbiased order-statistic estimator.
 
 KL: the analytic bound log n - (n-1)/n (exact for continuous rewards without ties). When the
-pool has ties the bound is loose, and we report min(bound, plug-in estimate from the pool)."""
+pool has ties the bound is loose, and we report min(bound, plug-in estimate from the pool).
+
+`algo.kl.target` (matched KL, issue 31): best-of-n with a real n, the maximum of n draws with
+replacement from the pool (eval/bon.py best_of_n_power), n solved so that its KL on the pool
+equals the target; at or beyond log N the argmax. Its KL is the plug-in on the pool, as the tilts'."""
 
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ class WidePoolWarning(UserWarning):
 
 def run(ctx: PointContext) -> PointOutput:
     cfg, pool, ho = ctx.cfg, ctx.pool(), ctx.holdout()
+    if cfg.algo.kl.target is not None:
+        return _matched(cfg, pool, ctx.alarm_rule, ho)
     n = cfg.algo.n
     P, N = pool.shape
     if 4 * n > N:
@@ -53,8 +59,59 @@ def run(ctx: PointContext) -> PointOutput:
         base_holdout=ho.values.mean(1) if ho is not None else None,
     )
     row.update({M.BON_N: n, M.KL_BOUND: bound, M.KL_MAX: float(np.log(N)), M.N_SAMPLES: N, M.BON_TIED: tied})
-    row.update(_alarm(pool, n, row[M.KL], ctx.alarm_rule))  # proxy + KL + base pool only (eval/alarm.py)
+    if cfg.eval.alarm:
+        row.update(_alarm(pool, n, row[M.KL], ctx.alarm_rule))  # proxy + KL + base pool only (eval/alarm.py)
     return PointOutput(row, _examples(pool, n, cfg.eval.n_examples))
+
+
+def _matched(cfg, pool, rule: AlarmRule, ho=None) -> PointOutput:
+    """Best-of-n with a real n at the KL target (with replacement from the pool: eval/bon.py)."""
+    from goodhart.eval.bon import best_of_n_power, n_for_kl
+
+    P, N = pool.shape
+    target = float(cfg.algo.kl.target)
+    n = n_for_kl(N, target, pool.proxy)  # without ties the KL depends on the ranks only
+    est = best_of_n_power(pool.proxy, n, utility=pool.utility)
+    row = summarize(
+        cfg,
+        est["proxy"],
+        est["utility"],
+        est["kl"],
+        pool.proxy.mean(1),
+        pool.utility.mean(1),
+        "bon_power_pool",
+        # the held-out proxy under the same weights (eval.holdout)
+        holdout=(est["w"] * ho.values).mean(1) if ho is not None else None,
+        base_holdout=ho.values.mean(1) if ho is not None else None,
+    )
+    row.update(
+        {
+            M.BON_N: n if np.isfinite(n) else float("nan"),  # nan: the argmax (n -> inf)
+            M.KL_TARGET: target,
+            M.KL_AT_LIMIT: float(not np.isfinite(n)),
+            M.KL_MAX: float(np.log(N)),
+            M.N_SAMPLES: N,
+            M.BON_TIED: _tied(pool.proxy),
+        }
+    )
+    if cfg.eval.alarm:
+        from goodhart.eval.alarm import alarm
+        from goodhart.pipeline.base.ensemble import base_stats, member_evidence
+
+        w = est["w"] / N
+        base = base_stats(pool.proxy, rule)
+        row.update(alarm(pool.proxy, row[M.KL], base, w, rule=rule, others=member_evidence(pool, w)).row())
+    return PointOutput(row, [])
+
+
+def _tied(proxy: np.ndarray) -> float:
+    """Mean fraction of a prompt's pool whose proxy equals another sample's."""
+    s = np.sort(proxy, axis=1)
+    eq = s[:, 1:] == s[:, :-1]
+    dup = np.zeros(s.shape, dtype=bool)
+    dup[:, 1:] |= eq
+    dup[:, :-1] |= eq
+    return float(dup.mean())
 
 
 def _alarm(pool, n: int, kl: float, rule: AlarmRule) -> dict:

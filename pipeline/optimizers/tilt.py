@@ -9,7 +9,12 @@ even while the ESS looks fine).
 
 `algo.divergence` other than kl (the arena, issue 20): the exact optimum of E[proxy] - coef D_f on
 the same pool (eval/divergences.py; chi2, mixed_chi2_kl, hellinger), on the same KL axis (the KL
-of its weights), its row labelled `tilt-<divergence>` with the divergence's own value beside."""
+of its weights), its row labelled `tilt-<divergence>` with the divergence's own value beside.
+
+`algo.kl.target` (matched KL, issue 31): the coefficient is solved on the pool so that the
+optimum's KL equals the target (eval/matched.py: one coefficient for the pool, or one per prompt
+with `algo.kl.per_prompt`, the KL-constrained optimum); at or beyond the argmax's KL the point is
+the argmax limit. The solved coefficient is the row's kl/coef, the target kl/target."""
 
 from __future__ import annotations
 
@@ -33,15 +38,49 @@ class PoolDependentWarning(UserWarning):
     """A tilt point's estimate changes with the pool size beyond its interval."""
 
 
-def estimate(proxy: np.ndarray, beta: float, divergence: str = "kl", **values: np.ndarray) -> dict[str, np.ndarray]:
+def estimate(
+    proxy: np.ndarray, beta: float | np.ndarray, divergence: str = "kl", **values: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per-prompt tilted means, kl and ess of the optimum regularised by `divergence` (kl: the
     exponential tilt of eval/tilt.py; any other: eval/divergences.py, which also gives the
-    divergence's own value and the weights)."""
+    divergence's own value and the weights). `beta` one per prompt or 0 (the argmax limit):
+    eval/matched.py optimum_at, with the weights."""
+    if np.ndim(beta) or float(beta) <= 0:
+        from goodhart.eval.matched import optimum_at
+
+        return optimum_at(proxy, beta, divergence, **values)
     if divergence == "kl":
         return tilt(proxy, beta, **values)
     from goodhart.eval.divergences import optimum
 
     return optimum(proxy, beta, divergence, **values)
+
+
+def matched_coef(pool, cfg) -> tuple[float | np.ndarray, dict[str, Any]]:
+    """The point's coefficient: `algo.kl.coef`, or with `algo.kl.target` the one solved on the pool
+    (eval/matched.py; one per prompt with `per_prompt`); and the row fields that say so. The
+    solves of one pool and divergence share their evaluations within a process (a curve's targets)."""
+    kl = cfg.algo.kl
+    if kl.target is None:
+        return kl.coef, {}
+    from goodhart.eval.matched import coef_for_kl
+    from goodhart.pipeline.base.pool import pool_memo
+
+    div = cfg.algo.divergence
+    known = pool_memo(_known_kl, pool.proxy, divergence=div)  # one dict per pool and divergence
+    c = coef_for_kl(pool.proxy, kl.target, div, per_prompt=kl.per_prompt, known=known)
+    beta: float | np.ndarray = c if kl.per_prompt else float(c[0])
+    pos = c[c > 0]
+    return beta, {
+        M.KL_TARGET: float(kl.target),
+        M.KL_AT_LIMIT: float(np.mean(c <= 0)),
+        M.KL_COEF: float(np.exp(np.mean(np.log(pos)))) if len(pos) else 0.0,  # per prompt: geometric mean
+    }
+
+
+def _known_kl(proxy: np.ndarray, divergence: str) -> dict[float, float]:
+    """An empty record coef -> mean KL for one pool and divergence (pool_memo keeps it per process)."""
+    return {}
 
 
 def subpool_drift(
@@ -86,7 +125,8 @@ def subpool_drift(
 
 def run(ctx: PointContext) -> PointOutput:
     cfg, pool, ho = ctx.cfg, ctx.pool(), ctx.holdout()
-    beta, div = cfg.algo.kl.coef, cfg.algo.divergence
+    div = cfg.algo.divergence
+    beta, matched = matched_coef(pool, cfg)
     extra = {"holdout": ho.values} if ho is not None else {}  # the held-out proxy, weighted alike
     est = estimate(pool.proxy, beta, div, utility=pool.utility, **extra)
     row = summarize(
@@ -104,6 +144,7 @@ def run(ctx: PointContext) -> PointOutput:
     row.update(
         {
             M.KL_COEF: beta,
+            **matched,
             M.TILT_ESS: float(est["ess"].mean()),
             M.TILT_ESS_MIN: float(est["ess"].min()),
             M.KL_MAX: float(np.log(N)),
@@ -120,10 +161,13 @@ def run(ctx: PointContext) -> PointOutput:
                 M.TILT_DROPPED: float(est["dropped"].mean()),
             }
         )
-    if div == "kl" and N >= 2:  # how far the pool's optimum (what the interval covers) is from the population's
-        b = jackknife_bias(pool.proxy, beta, pool.utility)
+    bb = np.asarray(beta, dtype=np.float64)
+    if div == "kl" and N >= 2 and np.all(bb > 0):  # how far the pool's optimum (what the interval covers)
+        # is from the population's (at the argmax limit, coef 0, there is no tilt to correct)
+        b = jackknife_bias(pool.proxy, bb[:, None] if bb.ndim else float(bb), pool.utility)
         row[M.TILT_POOL_BIAS] = float(np.mean(b))
         row[M.TILT_POOL_BIAS_SE] = float(np.std(b, ddof=1) / np.sqrt(P)) if P >= 2 else float("nan")
+    what = f"kl.target={cfg.algo.kl.target:g}" if matched else f"kl.coef={beta:g}"
     if cfg.eval.subpool_check and N >= 8:
         d = subpool_drift(pool.proxy, pool.utility, beta, cfg.eval.ci, div, full=est)
         row[M.TILT_DRIFT_PROXY], row[M.TILT_DRIFT_UTILITY] = d["proxy"], d["utility"]
@@ -133,40 +177,52 @@ def run(ctx: PointContext) -> PointOutput:
             row[M.HOLDOUT_POOL_DEPENDENT] = bool(dh["dependent"])
         if d["dependent"]:
             warnings.warn(
-                f"tilt kl.coef={beta:g}: pool-dependent, the estimate drifts with the pool size: {'; '.join(d['dependent'])}",
+                f"tilt {what}: pool-dependent, the estimate drifts with the pool size: {'; '.join(d['dependent'])}",
                 PoolDependentWarning,
                 stacklevel=2,
             )
-    row.update(_alarm(pool, beta, div, est, row[M.KL], ctx.alarm_rule))  # proxy + KL + base pool only (eval/alarm.py)
+    if cfg.eval.alarm:
+        row.update(
+            _alarm(pool, beta, div, est, row[M.KL], ctx.alarm_rule)
+        )  # proxy + KL + base pool only (eval/alarm.py)
     if not row[M.TILT_ESS_OK]:
         warnings.warn(
-            f"tilt kl.coef={beta:g}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < eval.min_ess={cfg.eval.min_ess:g}; "
+            f"tilt {what}: worst-prompt ESS {row[M.TILT_ESS_MIN]:.1f} < eval.min_ess={cfg.eval.min_ess:g}; "
             f"the estimate rests on a handful of samples and its KL is capped at log N = {np.log(N):.2f}",
             LowESSWarning,
             stacklevel=2,
         )
-    return PointOutput(row, _examples(pool, beta, cfg.eval.n_examples, div))
+    return PointOutput(row, _examples(pool, beta, cfg.eval.n_examples, div, est))
 
 
-def _alarm(pool, beta: float, div: str, est: dict[str, np.ndarray], kl: float, rule: AlarmRule) -> dict[str, Any]:
+def _weights(proxy: np.ndarray, beta: float | np.ndarray, div: str, est: dict[str, np.ndarray]) -> np.ndarray:
+    """The policy's mass per sample (rows summing to 1)."""
+    if "w" in est:
+        return est["w"] / est["w"].shape[-1]
+    return np.exp(log_weights(proxy, beta))
+
+
+def _alarm(
+    pool, beta: float | np.ndarray, div: str, est: dict[str, np.ndarray], kl: float, rule: AlarmRule
+) -> dict[str, Any]:
     """The gold-free alarm of this optimum; with an ensemble proxy, its members' gains under the
     same weights are the disagreement evidence (pipeline/base/ensemble.py)."""
     from goodhart.pipeline.base.ensemble import base_stats, member_evidence
 
     base = base_stats(pool.proxy, rule)  # the pool's null replicates, once for every knob of the curve
-    if div == "kl" and getattr(pool, "members", None) is None:
-        return tilt_alarm(pool.proxy, beta, kl, rule, base).row()
-    w = np.exp(log_weights(pool.proxy, beta)) if div == "kl" else est["w"] / est["w"].shape[-1]
+    if div == "kl" and getattr(pool, "members", None) is None and np.ndim(beta) == 0 and beta > 0:
+        return tilt_alarm(pool.proxy, beta, kl, rule, base).row()  # no weight vector needed
+    w = _weights(pool.proxy, beta, div, est)
     others = member_evidence(pool, w)
     # another divergence's optimum (or an ensemble's): the DV-bound test and the base's tail-shape test
     return alarm(pool.proxy, kl, base, w, rule=rule, others=others).row()
 
 
-def _examples(pool, beta: float, k: int, div: str = "kl") -> list[dict]:
+def _examples(pool, beta: float | np.ndarray, k: int, div: str = "kl", est: dict | None = None) -> list[dict]:
     """The highest-weight sample of the first k prompts."""
     if pool.completions is None or k == 0:
         return []
-    w = np.exp(log_weights(pool.proxy, beta)) if div == "kl" else estimate(pool.proxy, beta, div)["w"]
+    w = _weights(pool.proxy, beta, div, est if est is not None else estimate(pool.proxy, beta, div))
     out = []
     for i in range(min(k, len(pool.completions))):
         j = int(np.argmax(w[i]))

@@ -191,7 +191,7 @@ def backfill(root: Path, df: pd.DataFrame) -> pd.DataFrame:
     need_share = M.BASE_SHARE2 not in df
     need_gain = M.BASE_GAIN2 not in df or df[M.BASE_GAIN2].isna().any()
     if (need_share or need_gain) and "pool_file" in df:
-        from goodhart.pipeline.base.measure import base_share2
+        from goodhart.pipeline.base.measure import base_gain2, base_share2
 
         cache: dict[str, tuple[float, ...]] = {}
         for f in df["pool_file"].dropna().unique():
@@ -212,18 +212,6 @@ def backfill(root: Path, df: pd.DataFrame) -> pd.DataFrame:
                 col[sel] = [vals[i][j] for i in np.flatnonzero(sel)]
                 df[name] = col
     return df
-
-
-def base_gain2(proxy: np.ndarray, utility: np.ndarray) -> tuple[float, float, float]:
-    """Utility gain of best-of-2 by proxy on a base pool (P, N), with its t interval over prompts:
-    the near-base floor of the verdict rule (what the gentlest selection by this proxy buys)."""
-    from goodhart.eval.bon import best_of_n
-    from goodhart.eval.bootstrap import t_ci
-
-    if proxy.shape[-1] < 2:
-        return (float("nan"),) * 3
-    est = best_of_n(proxy, 2, utility=utility)
-    return t_ci(est["utility"] - utility.mean(-1))
 
 
 RECORD = "resolve.json"

@@ -87,7 +87,9 @@ def mitigation_text(spec: Any, proxy: str) -> str:
     """`min4(...)`, `clip(q=0.99)[...]`: an ensemble or a transform makes another proxy (another curve)."""
     e, t = getattr(spec, "ensemble", None), getattr(spec, "transform", None)
     if e is not None:
-        proxy = f"{e.combine}{e.k}" + (f"(lam={e.lam:g})" if e.combine == "uwo" else "") + f"({proxy})"
+        opts = [f"lam={e.lam:g}"] if e.combine == "uwo" else []
+        opts += [f"rho={e.rho:g}"] if getattr(e, "rho", 0) else []
+        proxy = f"{e.combine}{e.k}" + (f"({', '.join(opts)})" if opts else "") + f"({proxy})"
     if t is not None:
         from goodhart.rewards.transform import Transform
 

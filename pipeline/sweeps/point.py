@@ -48,7 +48,8 @@ REQUIRED_TEXT = ("point_id", "algo", "error_law", "x_name")  # what every reader
 # id (and its directory, results and checkpoints) when the key is added; any other value is a new
 # point. The `alarm:` keys are neutral at their defaults, which are alarm rule 4's
 # (tests/test_alarm.py pins them to the rule's version): the rule a row was computed under is kept
-# in it (alarm/rule), and alarm_stale compares it with the config's.
+# in it (alarm/rule), and alarm_stale compares it with the config's. A section is a dotted path
+# (`reward.ensemble`); a key whose section is absent or not a mapping (no ensemble) is left alone.
 ADDED_KEYS: tuple[tuple[str, str, object], ...] = (
     ("algo", "alarm_samples", 0),
     ("eval", "holdout", None),
@@ -56,6 +57,10 @@ ADDED_KEYS: tuple[tuple[str, str, object], ...] = (
     ("sampling", "engine", "hf"),
     ("sampling", "vllm_gpu_memory", 0.5),
     ("sampling", "grown_from", None),
+    ("algo.kl", "per_prompt", False),  # the tilt's per-prompt KL budget (issue 31)
+    ("algo", "kl", {"target": None}),  # best-of-n at a matched KL (issue 31)
+    ("eval", "alarm", True),  # the alarm switched off (issue 31)
+    ("reward.ensemble", "rho", 0.0),  # a shared error component of ensemble members (issue 31)
 )
 
 
@@ -64,10 +69,15 @@ def point_id(cfg: RunConfig) -> str:
     eval.resolve: which points a sweep adds, not what a point computes)."""
     d = cfg.model_dump(mode="json", exclude={"name": True, "tracking": True, "output_dir": True, "eval": {"resolve"}})
     for section, key, neutral in ADDED_KEYS:
-        if isinstance(d.get(section), dict) and key in d[section] and d[section][key] == neutral:
-            del d[section][key]
-            if not d[section]:
-                del d[section]
+        *parents, last = section.split(".")
+        holder: Any = d
+        for part in parents:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        node = holder.get(last) if isinstance(holder, dict) else None
+        if isinstance(node, dict) and key in node and node[key] == neutral:
+            del node[key]
+            if not node:
+                del holder[last]
     return short_hash(d, 10)
 
 
@@ -238,9 +248,20 @@ def alarm_stale(row: dict[str, Any], rule: Any = None) -> str | None:
     return f"its alarm was computed under the alarm keys {keys!r}, the config's are {rule.key()!r}"
 
 
-def _save_pool_scores(point_dir: Path, pool) -> str:
+SAVED_DRAW_SAMPLES = 2**18
+"""A distributional pool is saved only up to this many samples (P x N), and only unmitigated."""
+
+
+def _save_pool_scores(point_dir: Path, pool, cfg: RunConfig | None = None) -> str | None:
     """Base-policy scores, once per pool, beside the sweep (for tail diagnostics in reports).
-    Returns the path relative to the sweep directory."""
+    Returns the path relative to the sweep directory. A distributional pool is a function of its
+    config (drawn again in milliseconds): only an unmitigated one of at most SAVED_DRAW_SAMPLES is
+    saved (None otherwise), so an arena of seeds x pool sizes x mitigations does not write its
+    thousands of draws (gigabytes) to disk; every number a report reads is in the point's row."""
+    if cfg is not None and isinstance(cfg.reward, DistributionalReward):
+        r = cfg.reward
+        if r.ensemble is not None or r.transform is not None or pool.proxy.size > SAVED_DRAW_SAMPLES:
+            return None
     root = _sweep_root(point_dir)
     rel = f"pools/{short_hash(pool.key)}.npz"
     if npz_problem(root / rel):  # missing, or torn (a point that named it is being rerun)
@@ -395,7 +416,7 @@ def _run_point(
             steps.add({M.train_name(k): v for k, v in metrics.items()}, step)
 
     # (here, not at the top: `status` and `report` import this module and need none of the math)
-    from goodhart.pipeline.base.measure import PER_PROMPT, base_share2, error_utility_corr
+    from goodhart.pipeline.base.measure import PER_PROMPT, base_gain2, base_share2, error_utility_corr
     from goodhart.pipeline.base.pool import pool_memo
 
     t0 = time.time()
@@ -439,8 +460,11 @@ def _run_point(
             if getattr(pool, "clipped_fraction", None) is not None:
                 row[M.REWARD_CLIPPED] = pool.clipped_fraction
             row[M.ERROR_UTILITY_CORR] = error_utility_corr(pool.error, pool.utility)
-            row["pool_file"] = _save_pool_scores(point_dir, pool)
+            row["pool_file"] = _save_pool_scores(point_dir, pool, cfg)
             row[M.BASE_SHARE2] = pool_memo(base_share2, pool.proxy, pool.utility)  # once per pool and process
+            # best-of-2's utility gain (the verdict rule's near-base floor), read by reports without the pool file
+            g2 = pool_memo(base_gain2, pool.proxy, pool.utility)
+            row[M.BASE_GAIN2], row[M.lo(M.BASE_GAIN2)], row[M.hi(M.BASE_GAIN2)] = (float(v) for v in g2)
             if pool.calibration is not None:
                 atomic_write_json(point_dir / "calibration.json", pool.calibration)
             if ctx._holdout is not None:  # the held-out proxy (eval.holdout): the estimate's base figures
