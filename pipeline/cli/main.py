@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from goodhart.pipeline.sweeps.spec import expand_selected, load_sweep
 
-    sweep, base = load_sweep(args.file)
+    sweep, base = load_sweep(args.file, quick=args.quick)
     sel = expand_selected(sweep, base, args.overrides, args.only, args.branch)
     points = sel.points
     for note in sel.notices:
@@ -390,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME_OR_INDEX",
         help="run only this branch of the sweep file: its `name`, its `set: {algo: ...}`, or its index (0 = first)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="run the sweep file's `quick:` variant (fewer laws, seeds or pool sizes; its own name and directory)",
     )
     p.add_argument("--output", help="parent directory of the sweep directory (default: the config's output_dir)")
     p.add_argument("--quiet", action="store_true")

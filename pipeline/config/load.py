@@ -399,7 +399,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def to_yaml(cfg: BaseModel) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    # libyaml's emitter where it is built in: ~10x the pure-Python one (two dumps per sweep point)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(cfg.model_dump(mode="json"), Dumper=dumper, sort_keys=False, allow_unicode=False)
 
 
 def shown_yaml(cfg: BaseModel) -> str:

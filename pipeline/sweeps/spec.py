@@ -11,6 +11,7 @@ Sweep file (configs/sweep/*.yaml)::
     branches:                     # a union of sub-grids, each crossed with grid x zip
       - {set: {algo: tilt}, grid: {algo.kl.coef: [0.1, 1, 10]}}
       - {set: {algo: bon},  grid: {algo.n: [1, 4, 16]}}
+    quick: {name: demo_quick, grid: {...}}   # `goodhart sweep FILE --quick`: a smaller variant
 
 The sweep directory (<output_dir>/<name>/) holds sweep.yaml (the file as given), points.json
 (index -> id and overrides, the order SLURM array indices use), points/<id>/ per point, and
@@ -79,6 +80,10 @@ class SweepConfig(Branch):
     """Local worker processes (the --jobs flag overrides)."""
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     """SLURM settings for --backend slurm (pipeline/config/slurm.py, docs/clusters.md)."""
+    quick: dict[str, Any] | None = None
+    """A smaller variant, run by `goodhart sweep FILE --quick`: its keys replace the sweep's own
+    (`name` -- give it its own, so it has its own directory --, `grid`, `zip`, `branches`, `jobs`),
+    and its `set` is merged into the sweep's."""
 
 
 @dataclass
@@ -127,10 +132,22 @@ def _combos(b: Branch) -> list[dict[str, Any]]:
     return [{**b.set, **g, **z} for g in grid for z in zipped]
 
 
-def load_sweep(path: str | Path, overrides: list[str] | None = None) -> tuple[SweepConfig, dict[str, Any]]:
-    """(sweep config, base run-config tree with CLI overrides applied)."""
+def load_sweep(
+    path: str | Path, overrides: list[str] | None = None, quick: bool = False
+) -> tuple[SweepConfig, dict[str, Any]]:
+    """(sweep config, base run-config tree with CLI overrides applied); `quick`: the file's
+    `quick:` variant (SweepConfig.quick)."""
+    from goodhart.pipeline.errors import ConfigError
+
     path = Path(path)
-    sweep = validate(read_yaml(path), SweepConfig, source=str(path))
+    raw = read_yaml(path)
+    if quick:
+        q = raw.get("quick") if isinstance(raw, dict) else None
+        if not isinstance(q, dict):
+            raise ConfigError(f"{path} has no `quick:` variant (a mapping of the sweep keys to replace)")
+        raw = {**raw, **{k: v for k, v in q.items() if k != "set"}, "set": {**(raw.get("set") or {}), **(q.get("set") or {})}}
+        raw.pop("quick")
+    sweep = validate(raw, SweepConfig, source=str(path))
     tree: dict[str, Any] = {}
     if sweep.base:
         from goodhart.pipeline.config.load import find_config
