@@ -246,6 +246,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         from goodhart.pipeline.report.holdout import holdout_text
 
         print(holdout_text(rep.labelled, rep.estimate) + "\n")
+    if rep.arena_only:  # a matched-KL arena: its matrix is the report (every point in verdicts.csv)
+        print(f"Arena (pipeline/report/arena.py):\n{rep.arena.table}")
+        run_id = None if args.no_mlflow else log_to_mlflow(rep)
+        if not rep.coverage.complete:
+            print(f"\n{rep.coverage.text(root)}")
+        _warn_stale(root)
+        print(f"\nsweep verdict: {rep.verdict}.  Report: {rep.files[-1]}  (heat map and tables beside it)")
+        return 0
     print(verdict_table(rep.labelled))
     print()
     from goodhart.pipeline.report.alarm_tables import alarm_table

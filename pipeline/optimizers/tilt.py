@@ -152,6 +152,8 @@ def run(ctx: PointContext) -> PointOutput:
             M.TILT_ESS_OK: bool(est["ess"].min() >= cfg.eval.min_ess),
         }
     )
+    if cfg.algo.kl.per_prompt:  # the KL-constrained optimum: not read as (or pooled with) the penalised tilt
+        row["algo"] = "tilt-budget"
     if div != "kl":  # another regulariser on the same pool: its own optimizer label and its exact value
         row.update(
             {

@@ -1,23 +1,31 @@
-"""The Arena section of `goodhart report` (issue 20; docs/arena.md): error law x mitigation.
+"""The Arena section of `goodhart report` (docs/arena.md): error law x column, at matched KL.
 
-A *cell* is one error law, one mitigation (the regulariser `algo.divergence`, a reward
-`transform`, an `ensemble`) and one optimizer, read along its own knob. Each cell is labelled on
-its own by `goodhart.eval.goodhart.label_points` (so a chi^2 tilt is not judged against the KL
-tilt's peak on the same pool), and reports:
+A *column* is a mitigation (a regulariser, a per-prompt KL budget, best-of-n, a reward transform,
+an ensemble, the information-matched single proxy) or a stopping rule on the KL tilt; a *cell* is
+one error law x one column x one pool size N, over seeds. Each seed's curve (its points along the
+KL targets, on one pool) is labelled on its own by eval/goodhart.py `label_points` (the rule the
+main verdicts use), so a cell reports:
 
-* the cell's verdict: the worst label along the curve (catastrophic > over-optimized >
-  unresolved > improving > baseline), with the KL where it first appears;
-* gold's best knob: the labeller's peak, its utility gain and KL;
-* the alarm's knob (alarm-chosen stopping, Gao et al. 2022's "the KL penalty acts like early
-  stopping"): walking the curve up in KL, the last point before the first the gold-free alarm
-  reads `alarm` (`watch` does not stop it; the first at `alarm`: the base policy, gain 0 at KL 0); its utility and
-  proxy gain, and the regret against gold's best in utility and in nats of KL;
-* the theory's prediction (docs/arena.md) and whether the measurement agrees.
+* the verdict of each seed (the worst label along its curve), the modal one and how many seeds
+  agree with it;
+* utility gain, utility share and proxy gain at each KL target (mean over seeds, t interval
+  across seeds), and gold's best (each seed's largest utility gain, the same way);
 
-The `alarm-stop` column is the KL tilt stopped at its alarm's knob."""
+and a column, across pool sizes, the trend in N at matched KL (Welch interval over the prompts of
+all seeds: each prompt is an independent pool), the theory's prediction (arena_theory.py) and
+whether the measurement agrees: `!` only where the verdict disagrees on at least
+STABLE of the seeds at every N and the trend does not move toward the prediction, `?` where the
+data cannot tell.
+
+`alarm-stop`: the KL tilt stopped, per seed, at the last target before the first whose alarm says
+`alarm` (a `watch` does not stop it; none quiet enough: the base policy); its utility, proxy gain
+and KL there, and its regret against gold's best on the same seed's curve.
+"""
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +37,10 @@ from goodhart.eval import metrics as M
 from goodhart.pipeline.sweeps.record import load_results
 
 SEVERITY = ("baseline", "improving", "unresolved", "over-optimized", "catastrophic")
-MITIGATIONS = (
+COLUMNS = (
     "kl",
+    "kl_budget",
+    "bon",
     "chi2",
     "mixed",
     "hellinger",
@@ -39,32 +49,52 @@ MITIGATIONS = (
     "rank",
     "ens_min",
     "ens_mean",
+    "ens_median",
     "ens_uwo",
+    "ens_min(rho=0.5)",
+    "ens_mean(rho=0.5)",
+    "ens_median(rho=0.5)",
+    "info",
     "alarm-stop",
+    "holdout-stop",
 )
 DIVERGENCE_NAME = {"chi2": "chi2", "mixed_chi2_kl": "mixed", "hellinger": "hellinger"}
+STABLE = 0.8
+"""A measurement holds across seeds when at least this share of them (4 of 5) reads it."""
+BASE = "base (no optimization)"
 
 
 @dataclass
 class Arena:
     cells: pd.DataFrame
+    """One row per (family, error law, column, N)."""
+    trends: pd.DataFrame
+    """One row per (family, error law, column, KL target): the change from the smallest to the largest N."""
     markdown: str = ""
     table: str = ""
     files: list[Path] = field(default_factory=list)
+    labelled: pd.DataFrame | None = None
+    """Every point, labelled on its own seed's curve."""
 
 
 # ============================================================================================
-# Which cell a point belongs to
+# Which column a point belongs to
 # ============================================================================================
 def mitigation_of(cfg: Any) -> str:
-    """`kl`, `chi2`, `clip`, `ens_min`, ... (several joined by `+`) from a point's RunConfig."""
+    """`kl`, `chi2`, `kl_budget`, `bon`, `clip`, `ens_min`, `ens_min(rho=0.5)`, `info`, ... (several
+    joined by `+`) from a point's RunConfig."""
     parts = []
+    if cfg.algo.kind == "bon":
+        parts.append("bon")
     div = getattr(cfg.algo, "divergence", "kl")
     if div != "kl":
         parts.append(DIVERGENCE_NAME.get(div, div))
+    if getattr(getattr(cfg.algo, "kl", None), "per_prompt", False):
+        parts.append("kl_budget")
     ens = getattr(cfg.reward, "ensemble", None)
     if ens is not None:
-        parts.append(f"ens_{ens.combine}")
+        name = "info" if ens.combine == "info" else f"ens_{ens.combine}"
+        parts.append(name + (f"(rho={ens.rho:g})" if getattr(ens, "rho", 0) else ""))
     if getattr(cfg.reward, "type", None) == "ensemble":  # a learned ensemble (reward type ensemble)
         parts.append(f"ens_{cfg.reward.combine}")
     t = getattr(cfg.reward, "transform", None)
@@ -75,7 +105,7 @@ def mitigation_of(cfg: Any) -> str:
 
 def point_config(path: Path) -> Any:
     """A point's config.yaml (complete, as the sweep wrote it: no base chain) as a validated
-    RunConfig; parsed by libyaml when it is there (an arena has hundreds of points)."""
+    RunConfig; parsed by libyaml when it is there."""
     import yaml
 
     from goodhart.pipeline.config.load import load_config, validate
@@ -87,412 +117,409 @@ def point_config(path: Path) -> Any:
 
 
 def _cell_columns(root: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """`column` and `family` (pool: the exact optima on the base pool; else the trained optimizer)
+    per point, reading one config per distinct (proxy, optimizer): the proxy identity and the
+    row's algo label (tilt-chi2, tilt-budget, bon, ...) tell every other point of it apart."""
     df = df.copy()
-    mit, opt = [], []
-    for pid in df["point_id"]:
-        cfg = point_config(root / "points" / str(pid) / "config.yaml")
-        mit.append(mitigation_of(cfg))
-        opt.append(cfg.algo.kind)
-    df["mitigation"], df["optimizer"] = mit, opt
+    proxy = df[M.CURVE_PROXY].astype(str) if M.CURVE_PROXY in df else pd.Series("", index=df.index)
+    keys = list(zip(proxy, df["algo"].astype(str)))
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    cols, fams = [], []
+    for k, pid in zip(keys, df["point_id"].astype(str)):
+        if k not in seen:
+            cfg = point_config(root / "points" / pid / "config.yaml")
+            kind = cfg.algo.kind
+            seen[k] = (mitigation_of(cfg), "pool" if kind in ("tilt", "bon") else kind)
+        cols.append(seen[k][0])
+        fams.append(seen[k][1])
+    df["column"], df["family"] = cols, fams
     return df
 
 
 def is_arena(root: Path, df: pd.DataFrame) -> bool:
-    """A sweep with at least one mitigated point (a divergence other than KL, a transform or an ensemble)."""
-    return any(str(c).startswith(("set:algo.divergence", "set:reward.transform", "set:reward.ensemble")) for c in df)
-
-
-# ============================================================================================
-# The theory's prediction per cell (docs/arena.md)
-# ============================================================================================
-def law_class(law: str) -> tuple[bool, bool]:
-    """(heavier than every exponential, infinite variance) for an error-law label."""
-    from goodhart.pipeline.config.schema import parse_law
-
-    d = parse_law(law.split(" x")[0])
-    name = d["name"]
-    heavy = name in ("student_t", "lognormal", "pareto", "levy")
-    inf_var = (
-        name == "levy"
-        or (name == "student_t" and d.get("df", 2.0) <= 2)
-        or (name == "pareto" and d.get("alpha", 1.5) <= 2)
+    """A sweep with at least one mitigated or KL-matched point."""
+    return any(
+        str(c).startswith(("set:algo.divergence", "set:reward.transform", "set:reward.ensemble", "set:algo.kl.target"))
+        for c in df
     )
-    return heavy, inf_var
-
-
-def predict(law: str, mitigation: str) -> tuple[str, str]:
-    """(catastrophic | no catastrophe, why) for an independent error of this law, light V."""
-    heavy, inf_var = law_class(law)
-    base = mitigation.split("+")[0]
-    if any(t in mitigation for t in ("clip", "log_sigmoid", "rank")):
-        return "no catastrophe", "a transform bounded above makes every error light"
-    if base in ("chi2", "mixed"):
-        return (
-            ("catastrophic", "Var(X) = inf: chi^2 bounds gain only by sqrt(Var(r) 2 chi^2)")
-            if inf_var
-            else (
-                "no catastrophe",
-                "finite Var(X): linear tilt keeps share Var(V)/Var(U) until truncation",
-            )
-        )
-    if base == "alarm-stop":
-        return "no catastrophe", "the alarm stops before the tail is exploited"
-    why = {
-        "ens_min": "min of k: Pareto(alpha) -> Pareto(k alpha), lighter but still heavy",
-        "ens_mean": "the mean keeps the tail index",
-        "ens_uwo": "mean - lam std: the tail of >= 2 large members, lighter but still heavy",
-    }.get(base, "Kwa et al. 2024: catastrophe iff X heavier than every exponential")
-    return ("catastrophic" if heavy else "no catastrophe"), why
 
 
 # ============================================================================================
-# Per cell
+# Per seed: one curve
 # ============================================================================================
-def alarm_knob(lab: pd.DataFrame) -> int | None:
-    """Index (into lab, sorted by KL) of the last point before the first ``alarm``; None when the
-    very first point is already at ``alarm`` (stop at the base policy). ``watch`` does not stop: it
-    says the light null is rejected somewhere (on a heavy pool the pool's tail test rejects at every
-    knob), not that this point's marginal gain is bought in the tail."""
-    levels = lab[M.ALARM_LEVEL].fillna("quiet").astype(str).tolist() if M.ALARM_LEVEL in lab else []
-    stop = None
+LABEL_COLUMNS = (
+    "point_id",
+    "status",
+    "algo",
+    "error_law",
+    "x_name",
+    "x",
+    "seed",
+    *M.CURVE_KEYS,
+    M.KL,
+    M.lo(M.KL),
+    M.hi(M.KL),
+    M.GAIN_PROXY,
+    M.lo(M.GAIN_PROXY),
+    M.hi(M.GAIN_PROXY),
+    M.GAIN_UTILITY,
+    M.lo(M.GAIN_UTILITY),
+    M.hi(M.GAIN_UTILITY),
+    M.BASE_SHARE2,
+    M.BASE_GAIN2,
+    M.lo(M.BASE_GAIN2),
+    M.hi(M.BASE_GAIN2),
+    M.N_SAMPLES,
+    M.N_PROMPTS,
+    M.KL_MAX,
+    M.BON_N,
+    M.TILT_ESS_OK,
+    M.POOL_DEPENDENT,
+    M.KL_TARGET,
+    M.KL_AT_LIMIT,
+    M.ALARM_LEVEL,
+)
+
+
+def label_seeds(df: pd.DataFrame, rule: Any, units: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Every point labelled along its own seed's curve of its own column: one label_points call
+    on a slim copy of the table (only the columns the rule reads; thousands of points) whose curve
+    identity also names the column and the seed."""
+    from goodhart.eval.goodhart import label_points
+
+    slim = df[[c for c in (*LABEL_COLUMNS, "column", "family") if c in df]].copy()
+    for c in slim.columns:
+        if slim[c].dtype != object and not pd.api.types.is_numeric_dtype(slim[c]):
+            slim[c] = slim[c].astype(object)  # arrow strings: a row at a time they cost ~10x
+    seed = slim["seed"].astype(str) if "seed" in slim else "0"
+    ident = " | column " + slim["column"].astype(str) + " | seed " + seed
+    if M.CURVE_PROXY in slim:
+        slim[M.CURVE_PROXY] = slim[M.CURVE_PROXY].astype(str) + ident
+    else:
+        slim["error_law"] = slim["error_law"].astype(str) + ident
+    lab = label_points(slim, rule, units)
+    keep = ["point_id", "verdict", "why", "share", "near_base_margin", "share0", "mdd", "peak"]
+    lab = lab[[c for c in keep if c in lab]]
+    return df.merge(lab, on="point_id", how="left")
+
+
+def _num(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+    return f
+
+
+def _worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=lambda v: SEVERITY.index(v) if v in SEVERITY else -1)
+
+
+def seed_summary(lab: pd.DataFrame) -> dict[str, Any]:
+    """One seed's curve: its worst verdict, gold's best, the numbers at each KL target and (with
+    the alarm in its rows) where alarm-stop stops."""
+    lab = lab.sort_values(M.KL).reset_index(drop=True)
+    verdict = _worst(lab["verdict"].astype(str).tolist())
+    u = lab[M.GAIN_UTILITY].astype(float)
+    best = int(u.idxmax())
+    out: dict[str, Any] = {
+        "verdict": verdict,
+        "best_utility": float(u[best]),
+        "best_kl": float(lab.loc[best, M.KL]),
+        "max_kl": float(lab[M.KL].max()),
+        "targets": {},
+    }
+    if "x_name" in lab and (lab["x_name"] == "kl_target").any():
+        for _, r in lab[lab["x_name"] == "kl_target"].iterrows():
+            out["targets"][float(r["x"])] = {
+                "utility": _num(r[M.GAIN_UTILITY]),
+                "proxy": _num(r[M.GAIN_PROXY]),
+                "share": _num(r.get("share")),
+                "kl": _num(r[M.KL]),
+                "point_id": str(r["point_id"]),
+                "verdict": str(r["verdict"]),
+            }
+    if M.ALARM_LEVEL in lab and lab[M.ALARM_LEVEL].notna().any():
+        out["stop"] = alarm_stop(lab)
+    return out
+
+
+def alarm_stop(lab: pd.DataFrame) -> dict[str, Any]:
+    """Walking the curve up in KL: the last point before the first whose alarm level is `alarm`
+    (`watch` does not stop; every point quiet or watch: the last one); none before it: the base
+    policy (gain 0 at KL 0). Its numbers, and the regret against gold's best on this curve."""
+    lab = lab.sort_values(M.KL).reset_index(drop=True)
+    levels = lab[M.ALARM_LEVEL].fillna("quiet").astype(str).tolist()
+    k = len(levels) - 1
     for i, lev in enumerate(levels):
         if lev == "alarm":
+            k = i - 1
             break
-        stop = i
-    return stop if levels else len(lab) - 1
+    best = float(lab[M.GAIN_UTILITY].astype(float).max())
+    if k < 0:
+        return {"utility": 0.0, "proxy": 0.0, "kl": 0.0, "verdict": BASE, "regret": best, "point_id": None}
+    r = lab.iloc[k]
+    u = float(r[M.GAIN_UTILITY])
+    return {
+        "utility": u,
+        "proxy": float(r[M.GAIN_PROXY]),
+        "kl": float(r[M.KL]),
+        "verdict": str(r["verdict"]),
+        "regret": best - u,
+        "point_id": str(r["point_id"]),
+    }
 
 
-def cell_summary(lab: pd.DataFrame) -> dict[str, Any]:
-    """The numbers of one cell from its labelled points (any order)."""
-    lab = lab.sort_values(M.KL).reset_index(drop=True)
-    verdicts = lab["verdict"].astype(str)
-    worst = max(verdicts, key=lambda v: SEVERITY.index(v) if v in SEVERITY else -1)
-    first = lab[verdicts == worst].iloc[0]
-    # gold's best knob: the largest utility gain on the curve (flagged points included: what the
-    # pool shows at that knob is what that knob gives on this pool)
-    p = lab.loc[int(lab[M.GAIN_UTILITY].astype(float).idxmax())]
-    k = alarm_knob(lab)
-    if k is None:
-        a_u, a_p, a_kl, a_v, a_x = 0.0, 0.0, 0.0, "base (no optimization)", float("nan")
-    else:
-        a = lab.iloc[k]
-        a_u, a_p, a_kl, a_v, a_x = (
-            float(a[M.GAIN_UTILITY]),
-            float(a[M.GAIN_PROXY]),
-            float(a[M.KL]),
-            str(a["verdict"]),
-            float(a["x"]),
+def alarm_knob(lab: pd.DataFrame) -> int | None:
+    """Index (into lab sorted by KL) of alarm-stop's point; None: the base policy."""
+    s = alarm_stop(lab)
+    if s["point_id"] is None:
+        return None
+    srt = lab.sort_values(M.KL).reset_index(drop=True)
+    return int(np.flatnonzero(srt["point_id"].astype(str) == s["point_id"])[0])
+
+
+# ============================================================================================
+# Per cell: seeds together
+# ============================================================================================
+def measured(verdict: str) -> str:
+    """catastrophic | unresolved | no catastrophe: what a verdict says of a catastrophe."""
+    return verdict if verdict in ("catastrophic", "unresolved") else "no catastrophe"
+
+
+def across(values: list[float], ci: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi): t interval across seeds (nan bounds with fewer than 2)."""
+    from goodhart.eval.bootstrap import t_ci
+
+    x = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    return t_ci(x, ci) if x.size else (float("nan"),) * 3
+
+
+def cell_row(seeds: dict[int, dict[str, Any]], ci: float) -> dict[str, Any]:
+    """A cell from its seeds' summaries."""
+    verdicts = [s["verdict"] for s in seeds.values()]
+    counts = Counter(verdicts)
+    top = max(counts.values())
+    modal = _worst([v for v, c in counts.items() if c == top])  # a tie: the more severe
+    classes = Counter(measured(v) for v in verdicts)
+    row: dict[str, Any] = {
+        "seeds": len(seeds),
+        "verdict": modal,
+        "agree": top,
+        "verdicts": " ".join(f"{v}:{c}" for v, c in sorted(counts.items(), key=lambda kv: -kv[1])),
+        "n_catastrophic": classes.get("catastrophic", 0),
+        "n_unresolved": classes.get("unresolved", 0),
+        "n_no_catastrophe": classes.get("no catastrophe", 0),
+    }
+    b = across([s["best_utility"] for s in seeds.values()], ci)
+    row["best_utility"], row["best_utility/lo"], row["best_utility/hi"] = b
+    row["best_kl"] = float(np.mean([s["best_kl"] for s in seeds.values()]))
+    targets = sorted({t for s in seeds.values() for t in s["targets"]})
+    for t in targets:
+        at = [s["targets"][t] for s in seeds.values() if t in s["targets"]]
+        m = across([a["utility"] for a in at], ci)
+        row[f"U@{t:g}"], row[f"U@{t:g}/lo"], row[f"U@{t:g}/hi"] = m
+        row[f"share@{t:g}"] = float(np.nanmean([a["share"] for a in at])) if at else float("nan")
+        row[f"proxy@{t:g}"] = float(np.mean([a["proxy"] for a in at]))
+        row[f"kl@{t:g}"] = float(np.mean([a["kl"] for a in at]))
+    if all("stop" in s for s in seeds.values()) and seeds:
+        st = [s["stop"] for s in seeds.values()]
+        row["stop_utility"], row["stop_utility/lo"], row["stop_utility/hi"] = across([x["utility"] for x in st], ci)
+        row["stop_regret"], row["stop_regret/lo"], row["stop_regret/hi"] = across([x["regret"] for x in st], ci)
+        row["stop_kl"] = float(np.mean([x["kl"] for x in st]))
+        row["stop_proxy"] = float(np.mean([x["proxy"] for x in st]))
+    return row
+
+
+def stop_cell(seeds: dict[int, dict[str, Any]], ci: float) -> dict[str, Any]:
+    """alarm-stop's own cell from the KL tilt's seeds: its verdict per seed is the label of the
+    point it stops at (`base` before the first), its best and matched numbers its own (one point)."""
+    verdicts = [s["stop"]["verdict"] for s in seeds.values()]
+    counts = Counter(verdicts)
+    top = max(counts.values())
+    modal = _worst([v for v, c in counts.items() if c == top])
+    classes = Counter(measured(v) for v in verdicts)
+    st = [s["stop"] for s in seeds.values()]
+    u = across([x["utility"] for x in st], ci)
+    reg = across([x["regret"] for x in st], ci)
+    return {
+        "seeds": len(seeds),
+        "verdict": modal,
+        "agree": top,
+        "verdicts": " ".join(f"{v}:{c}" for v, c in sorted(counts.items(), key=lambda kv: -kv[1])),
+        "n_catastrophic": classes.get("catastrophic", 0),
+        "n_unresolved": classes.get("unresolved", 0),
+        "n_no_catastrophe": classes.get("no catastrophe", 0),
+        "best_utility": u[0],
+        "best_utility/lo": u[1],
+        "best_utility/hi": u[2],
+        "best_kl": float(np.mean([x["kl"] for x in st])),
+        "stop_utility": u[0],
+        "stop_utility/lo": u[1],
+        "stop_utility/hi": u[2],
+        "stop_regret": reg[0],
+        "stop_regret/lo": reg[1],
+        "stop_regret/hi": reg[2],
+        "stop_kl": float(np.mean([x["kl"] for x in st])),
+        "stop_proxy": float(np.mean([x["proxy"] for x in st])),
+    }
+
+
+# ============================================================================================
+# Across pool sizes: the trend in N, the prediction, the agreement
+# ============================================================================================
+def welch(a: np.ndarray, b: np.ndarray, ci: float = 0.95) -> tuple[float, float, float]:
+    """mean(b) - mean(a) with a Welch t interval (nan bounds when either has < 2 values)."""
+    from scipy import stats
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        return (float("nan"),) * 3
+    d = float(b.mean() - a.mean())
+    if a.size < 2 or b.size < 2:
+        return d, float("nan"), float("nan")
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return d, d, d
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    h = float(stats.t.ppf(0.5 + ci / 2, dof) * se)
+    return d, d - h, d + h
+
+
+def trend_rows(
+    by_n: dict[int, dict[int, dict[str, Any]]], units: dict[str, dict[str, np.ndarray]], ci: float
+) -> list[dict[str, Any]]:
+    """From the smallest to the largest N, at each KL target both reached: the change of the
+    utility gain (Welch over prompts, every seed's prompts together), of the mean share and of
+    the mean proxy gain; and of gold's best (Welch over seeds)."""
+    ns = sorted(by_n)
+    if len(ns) < 2:
+        return []
+    n1, n2 = ns[0], ns[-1]
+    s1, s2 = by_n[n1], by_n[n2]
+
+    def prompts(seeds: dict[int, dict[str, Any]], t: float) -> np.ndarray:
+        parts = [
+            units[s["targets"][t]["point_id"]]["gain_utility"]
+            for s in seeds.values()
+            if t in s["targets"] and s["targets"][t]["point_id"] in units
+        ]
+        return np.concatenate(parts) if parts else np.array([])
+
+    out = []
+    common = sorted({t for s in s1.values() for t in s["targets"]} & {t for s in s2.values() for t in s["targets"]})
+    for t in common:
+        d = welch(prompts(s1, t), prompts(s2, t), ci)
+        row = {"target": t, "n1": n1, "n2": n2, "dU": d[0], "dU/lo": d[1], "dU/hi": d[2]}
+        for k in ("share", "proxy", "kl"):
+            a = [s["targets"][t][k] for s in s1.values() if t in s["targets"]]
+            b = [s["targets"][t][k] for s in s2.values() if t in s["targets"]]
+            row[f"{k}1"], row[f"{k}2"] = float(np.nanmean(a)), float(np.nanmean(b))
+        row["U1"] = float(np.mean([s["targets"][t]["utility"] for s in s1.values() if t in s["targets"]]))
+        row["U2"] = float(np.mean([s["targets"][t]["utility"] for s in s2.values() if t in s["targets"]]))
+        out.append(row)
+    d = welch([s["best_utility"] for s in s1.values()], [s["best_utility"] for s in s2.values()], ci)
+    out.append({"target": float("nan"), "n1": n1, "n2": n2, "dU": d[0], "dU/lo": d[1], "dU/hi": d[2], "best": True})
+    return out
+
+
+def direction(dU: float, lo: float, hi: float) -> str:
+    """down | up | flat (no significant change) | none (no interval)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "none"
+    return "down" if hi < 0 else "up" if lo > 0 else "flat"
+
+
+def agreement(pred: str, cells: list[dict[str, Any]], trend: list[dict[str, Any]]) -> str:
+    """agrees | disagrees | undecided | n/a for a column at one law, from its cells (one per N,
+    N ascending) and its trend. A disagreement must hold on at least STABLE of the seeds at every
+    N and the trend in N must not move toward the prediction; `agrees` needs the prediction on a
+    majority of the seeds at the largest N (or, for a catastrophe, a significant fall of the
+    utility gain toward base with N at the grid's end or its best)."""
+    if pred == "none" or not cells:
+        return "n/a"
+
+    def share(c: dict[str, Any], k: str) -> float:
+        return c[k] / c["seeds"] if c["seeds"] else 0.0
+
+    last = cells[-1]
+    if pred == "catastrophic":
+        falls = any(
+            direction(r["dU"], r["dU/lo"], r["dU/hi"]) == "down" and (r.get("best") or r["target"] == _end(trend))
+            for r in trend
         )
-    dropped = float(first[M.TILT_DROPPED]) if M.TILT_DROPPED in lab and pd.notna(first.get(M.TILT_DROPPED)) else 0.0
-    untrunc = lab[lab[M.TILT_DROPPED].fillna(0) == 0] if M.TILT_DROPPED in lab else lab.iloc[:0]
-    share_u = float("nan")
-    if len(untrunc):
-        u = untrunc.iloc[-1]
-        share_u = float(u[M.GAIN_UTILITY]) / float(u[M.GAIN_PROXY]) if float(u[M.GAIN_PROXY]) > 0 else float("nan")
-    return {
-        "verdict": worst,
-        "verdict_kl": float(first[M.KL]),
-        **resolution(first),
-        "verdict_dropped": dropped,
-        "best_utility": float(p[M.GAIN_UTILITY]),
-        "best_kl": float(p[M.KL]),
-        "best_x": float(p["x"]),
-        "alarm_utility": a_u,
-        "alarm_proxy": a_p,
-        "alarm_kl": a_kl,
-        "alarm_x": a_x,
-        "alarm_verdict": a_v,
-        "regret_utility": float(p[M.GAIN_UTILITY]) - a_u,
-        "regret_nats": float(p[M.KL]) - a_kl,
-        "max_kl": float(lab[M.KL].max()),
-        "share_untruncated": share_u,
-        "points": len(lab),
-    }
+        if share(last, "n_catastrophic") > 0.5 or falls:
+            return "agrees"
+        rises = all(r["dU"] >= 0 for r in trend if r.get("best") or r["target"] == _end(trend)) if trend else True
+        if all(share(c, "n_no_catastrophe") >= STABLE for c in cells) and rises:
+            return "disagrees"
+        return "undecided"
+    if all(share(c, "n_catastrophic") >= STABLE for c in cells):
+        return "disagrees"
+    if share(last, "n_no_catastrophe") > 0.5:
+        return "agrees"
+    return "undecided"
 
 
-def _num(r: pd.Series, name: str) -> float:
-    v = pd.to_numeric(r.get(name, np.nan), errors="coerce")
-    return float(v) if pd.notna(v) else float("nan")
+def _end(trend: list[dict[str, Any]]) -> float:
+    ts = [r["target"] for r in trend if not r.get("best")]
+    return max(ts) if ts else float("nan")
 
 
-def resolution(r: pd.Series) -> dict[str, float]:
-    """What the verdict rule read at a cell's worst point (eval/goodhart.py): the utility gain's
-    interval against the near-base margin m, the utility share's upper bound against share0, and,
-    where the estimate itself is below m but its interval reaches above it (`unresolved` rather
-    than `catastrophic`), about how many prompts the t interval needs to fall below m:
-    P x (half-width / (m - estimate))^2 (the interval shrinks as 1/sqrt(P) at a fixed spread)."""
-    u, lo, hi = _num(r, M.GAIN_UTILITY), _num(r, M.lo(M.GAIN_UTILITY)), _num(r, M.hi(M.GAIN_UTILITY))
-    m, P = _num(r, "near_base_margin"), _num(r, M.N_PROMPTS)
-    need = float("nan")
-    if np.isfinite([u, hi, m, P]).all() and hi >= m:
-        need = P * ((hi - u) / (m - u)) ** 2 if u < m else float("inf")
-    return {
-        "verdict_why": str(r.get("why", "")),
-        "verdict_mdd": _num(r, "mdd"),
-        "verdict_utility": u,
-        "verdict_utility_lo": lo,
-        "verdict_utility_hi": hi,
-        "near_base_margin": m,
-        "verdict_share_hi": _num(r, "share/hi"),
-        "share0": _num(r, "share0"),
-        "n_prompts": P,
-        "prompts_for_near_base": need,
-    }
-
-
-def linear_share(root: Path, pool_file: Any) -> float:
-    """Var(V)/Var(U) as the pool has it: the utility share of a chi^2 (linear) tilt without
-    truncation, sum over prompts of Cov(V, U) / sum of Var(U) (eval/divergences.py)."""
-    if not isinstance(pool_file, str) or not (root / pool_file).is_file():
-        return float("nan")
-    z = np.load(root / pool_file)
-    u, v = z["proxy"], z["utility"]
-    cov = np.mean((u - u.mean(1, keepdims=True)) * (v - v.mean(1, keepdims=True)), axis=1)
-    return float(cov.sum() / u.var(1).sum())
-
-
-def arena_cells(root: Path, df: pd.DataFrame, rule: Any) -> pd.DataFrame:
-    """One row per (optimizer, error law, mitigation) of the sweep's finished points."""
-    from goodhart.eval.goodhart import label_points
+def arena_cells(root: Path, df: pd.DataFrame, rule: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(cells, trends, labelled points) of the sweep's finished points."""
+    from goodhart.pipeline.report.arena_theory import predict
     from goodhart.pipeline.report.units import load_units
 
     df = _cell_columns(root, df)
     units = load_units(root, df)
-    rows = []
-    for (opt, law, mit), g in df.groupby(["optimizer", "error_law", "mitigation"], sort=False):
-        lab = label_points(g, rule, {k: v for k, v in units.items() if k in set(g["point_id"].astype(str))})
-        s = cell_summary(lab)
-        if mit == "chi2":
-            s["share_linear"] = linear_share(root, g["pool_file"].iloc[0] if "pool_file" in g else None)
-        rows.append({"optimizer": opt, "error_law": law, "mitigation": mit, **s})
-        if mit == "kl":  # alarm-chosen stopping as its own mitigation: the KL tilt stopped by the alarm
-            stop = {
-                **s,
-                "verdict": s["alarm_verdict"],
-                "verdict_kl": s["alarm_kl"],
-            }
-            rows.append({"optimizer": opt, "error_law": law, "mitigation": "alarm-stop", **stop})
-    cells = pd.DataFrame(rows)
-    pred = [predict(r.error_law, r.mitigation) for r in cells.itertuples()]
-    cells["predicted"], cells["predicted_why"] = [p[0] for p in pred], [p[1] for p in pred]
-    cells["measured"] = [measured(v) for v in cells["verdict"]]
-    cells["agreement"] = [
-        "undecided" if m == "unresolved" else "agrees" if m == p else "disagrees"
-        for m, p in zip(cells["measured"], cells["predicted"])
-    ]
-    cells["agrees"] = cells["agreement"] != "disagrees"
-    return cells
-
-
-def measured(verdict: str) -> str:
-    """catastrophic | unresolved | no catastrophe: what a cell's worst verdict says of the
-    prediction. `unresolved` (the intervals cannot tell near base from over-optimized, or no
-    significant drop) neither confirms nor refutes a catastrophe."""
-    return verdict if verdict in ("catastrophic", "unresolved") else "no catastrophe"
-
-
-# ============================================================================================
-# Tables, heat map, markdown
-# ============================================================================================
-SHORT = {
-    "catastrophic": "CAT",
-    "over-optimized": "over",
-    "improving": "impr",
-    "unresolved": "unres",
-    "baseline": "base",
-    "base (no optimization)": "base",
-}
-
-
-def _order(values: list[str], first: tuple[str, ...]) -> list[str]:
-    return [v for v in first if v in values] + [v for v in values if v not in first]
-
-
-def matrix_text(cells: pd.DataFrame) -> str:
-    """Per optimizer: law x mitigation, each cell `verdict best-U | alarm-U (proxy gain there)`."""
-    from goodhart.pipeline.sweeps.tables import render
-
-    out = []
-    for opt, g in cells.groupby("optimizer", sort=False):
-        mits = _order(list(dict.fromkeys(g["mitigation"])), MITIGATIONS)
-        rows = []
-        for law in dict.fromkeys(g["error_law"]):
-            row = [law]
-            for m in mits:
-                c = g[(g["error_law"] == law) & (g["mitigation"] == m)]
-                if c.empty:
-                    row.append("")
-                    continue
-                c = c.iloc[0]
-                flag = {"disagrees": "!", "undecided": "?"}.get(str(c.get("agreement", "")), "")
-                row.append(
-                    f"{SHORT.get(c['verdict'], c['verdict'])}{flag} {c['best_utility']:.2f}|{c['alarm_utility']:.2f}"
-                    f" ({c['alarm_proxy']:.3g})"
+    lab = label_seeds(df, rule, units)
+    n_col = M.N_SAMPLES if M.N_SAMPLES in lab else None
+    lab["N"] = lab[n_col].astype(float).astype(int) if n_col else 0
+    if "seed" not in lab:
+        lab["seed"] = 0
+    summaries: dict[tuple, dict[int, dict[int, dict[str, Any]]]] = {}
+    for (fam, law, col, n, seed), g in lab.groupby(["family", "error_law", "column", "N", "seed"], sort=False):
+        summaries.setdefault((fam, law, col), {}).setdefault(int(n), {})[int(seed)] = seed_summary(g)
+    rows, trends = [], []
+    for (fam, law, col), by_n in summaries.items():
+        cols = [(col, False)]
+        if col == "kl" and all("stop" in s for seeds in by_n.values() for s in seeds.values()):
+            cols.append(("alarm-stop", True))
+        for name, stop in cols:
+            p = predict(law, name)
+            per_n = []
+            for n in sorted(by_n):
+                c = stop_cell(by_n[n], rule.ci) if stop else cell_row(by_n[n], rule.ci)
+                per_n.append({"family": fam, "error_law": law, "column": name, "N": n, **c})
+            tr = [] if stop else trend_rows(by_n, units, rule.ci)
+            agree = agreement(p.verdict, per_n, tr)
+            for c in per_n:
+                c.update(
+                    {
+                        "predicted": p.verdict,
+                        "predicted_fixed_kl": p.fixed_kl,
+                        "predicted_argmax": p.argmax,
+                        "predicted_why": p.why,
+                        "agreement": agree,
+                    }
                 )
-            rows.append(row)
-        out.append(
-            f"optimizer {opt}: verdict, utility gain at gold's best knob | at the alarm's knob (proxy gain there); "
-            "! = disagrees with the prediction, ? = unresolved: cannot tell\n" + render(["error law", *mits], rows)
-        )
-    return "\n\n".join(out)
-
-
-def heatmap(cells: pd.DataFrame, path: Path) -> Path:
-    """Two panels per optimizer: utility gain at gold's best knob, and at the alarm's knob; each
-    cell says its verdict, the proxy gain at the alarm's knob, and is outlined in red where the
-    measurement disagrees with the theory's prediction."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    opts = list(dict.fromkeys(cells["optimizer"]))
-    laws = list(dict.fromkeys(cells["error_law"]))
-    mits = _order(list(dict.fromkeys(cells["mitigation"])), MITIGATIONS)
-    fig, axes = plt.subplots(
-        2 * len(opts),
-        1,
-        figsize=(1.05 * len(mits) + 3.2, 2 * (0.62 * len(laws) + 1.2) * len(opts) + 0.6),
-        squeeze=False,
-    )
-    vmax = float(np.nanmax(np.abs(cells[["best_utility", "alarm_utility"]].to_numpy(float)))) or 1.0
-    for oi, opt in enumerate(opts):
-        g = cells[cells["optimizer"] == opt]
-        for pi, (col, title) in enumerate(
-            (("best_utility", "at gold's best knob"), ("alarm_utility", "at the alarm's knob"))
-        ):
-            ax = axes[2 * oi + pi][0]
-            m = np.full((len(laws), len(mits)), np.nan)
-            for r in g.itertuples():
-                m[laws.index(r.error_law), mits.index(r.mitigation)] = getattr(r, col)
-            im = ax.imshow(m, cmap="RdYlGn", vmin=-vmax, vmax=vmax, aspect="auto")
-            for r in g.itertuples():
-                i, j = laws.index(r.error_law), mits.index(r.mitigation)
-                v = r.verdict if pi == 0 else r.alarm_verdict
-                txt = f"{SHORT.get(v, v)}\n{getattr(r, col):.2f}"
-                if pi == 1:
-                    txt += f"\nproxy {r.alarm_proxy:.2g}"
-                ax.text(j, i, txt, ha="center", va="center", fontsize=6.5)
-                if pi == 0 and not r.agrees:
-                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
-                elif pi == 0 and getattr(r, "agreement", "") == "undecided":
-                    ax.add_patch(plt.Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False, ec="0.45", lw=1, ls="--"))
-            ax.set_xticks(range(len(mits)), mits, rotation=35, ha="right", fontsize=8)
-            ax.set_yticks(range(len(laws)), laws, fontsize=8)
-            ax.set_title(f"{opt}: utility gain {title}", fontsize=9)
-            fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(
-        "Arena: error law x mitigation (red outline: measured verdict disagrees with the prediction; "
-        "dashed: unresolved, cannot tell)",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
-
-
-def arena_markdown(cells: pd.DataFrame, png: Path | None) -> str:
-    lines = ["", "## Arena: error law x mitigation", ""]
-    lines += [
-        "Each cell labelled on its own (eval/goodhart.py label_points): CAT catastrophic, over over-optimized,",
-        "impr improving, unres unresolved. Numbers: utility gain at gold's best knob | at the alarm's knob",
-        "(the last point the gold-free alarm finds quiet before its first non-quiet one) and, in brackets,",
-        "the proxy gain there. `alarm-stop` is the KL tilt stopped at its alarm's knob. `!`: the measured",
-        "verdict (catastrophic or not) disagrees with the theory's prediction (docs/arena.md); `?`: the cell",
-        "is unresolved, the data can neither confirm nor refute the prediction.",
-        "",
-        "```",
-        matrix_text(cells),
-        "```",
-        "",
-    ]
-    if png is not None:
-        lines += [f"![arena heat map]({png.name})", ""]
-    lines += ["### Prediction against measurement", ""]
-    heads = "| optimizer | error law | mitigation | measured | first at KL | predicted | why (theory) | best U (KL) | alarm U (KL) | regret U / nats |"
-    lines += [heads, "|" + "---|" * 10]
-    for r in cells.itertuples():
-        mark = {"disagrees": " **(disagrees)**", "undecided": " (cannot tell)"}.get(r.agreement, "")
-        lines.append(
-            f"| {r.optimizer} | {r.error_law} | {r.mitigation} | {r.verdict}{mark} | {r.verdict_kl:.3g} | {r.predicted} | "
-            f"{r.predicted_why} | {r.best_utility:.3f} ({r.best_kl:.3g}) | {r.alarm_utility:.3f} ({r.alarm_kl:.3g}) | "
-            f"{r.regret_utility:.3f} / {r.regret_nats:.3g} |"
-        )
-    chi = cells[cells["mitigation"] == "chi2"]
-    if len(chi) and "share_linear" in chi:
-        lines += [
-            "",
-            "### chi^2: the linear tilt's utility share against Var(V)/Var(U)",
-            "",
-            "Untruncated (no weight at 0) the chi^2 optimum is w = 1 + (r - mean r)/coef, so its utility share is",
-            "Cov(V, U)/Var(U) on the pool exactly; `dropped` is the share of the pool the optimum ignores where",
-            "the cell's worst verdict first appears.",
-            "",
-            "| error law | share, largest untruncated KL | Var(V)/Var(U) on the pool | verdict | first at KL | dropped there |",
-            "|---|---|---|---|---|---|",
-        ]
-        for r in chi.itertuples():
-            lines.append(
-                f"| {r.error_law} | {r.share_untruncated:.3g} | {r.share_linear:.3g} | {r.verdict} | "
-                f"{r.verdict_kl:.3g} | {r.verdict_dropped:.0%} |"
-            )
-    bad = cells[cells["agreement"] == "disagrees"]
-    open_ = cells[cells["agreement"] == "undecided"]
-    lines += [
-        "",
-        f"Measurement and prediction agree in {int((cells['agreement'] == 'agrees').sum())} of {len(cells)} cells, "
-        f"disagree in {len(bad)}; {len(open_)} are unresolved" + (":" if len(open_) else "."),
-        "",
-    ]
-    for r in open_.itertuples():
-        lines.append(
-            f"- {r.optimizer} / {r.error_law} / {r.mitigation}: unresolved from KL {r.verdict_kl:.3g}, "
-            f"{unresolved_reason(r)}. Predicted {r.predicted}."
-        )
-    lines += ["", f"Disagreements: {len(bad)}" + (":" if len(bad) else "."), ""]
-    for r in bad.itertuples():
-        extra = ""
-        if r.mitigation == "chi2" and r.verdict == "catastrophic":
-            extra = f"; at that point the optimum gives weight 0 to {r.verdict_dropped:.0%} of the pool"
-            if np.isfinite(getattr(r, "share_untruncated", np.nan)):
-                extra += (
-                    f", while untruncated its utility share was {r.share_untruncated:.3g} "
-                    f"(Var(V)/Var(U) on the pool {r.share_linear:.3g})"
-                )
-        lines.append(
-            f"- {r.optimizer} / {r.error_law} / {r.mitigation}: measured {r.verdict} (from KL {r.verdict_kl:.3g}, "
-            f"max KL {r.max_kl:.3g}{extra}), predicted {r.predicted} ({r.predicted_why})."
-        )
-    return "\n".join(lines) + "\n"
-
-
-def unresolved_reason(r: Any) -> str:
-    """Why the verdict rule left a cell's worst point unresolved, in its own numbers."""
-    why = str(getattr(r, "verdict_why", ""))
-    u = f"utility gain {r.verdict_utility:.3g} [{r.verdict_utility_lo:.3g}, {r.verdict_utility_hi:.3g}] over {r.n_prompts:.0f} prompts"
-    m = f"the near-base margin m = {r.near_base_margin:.3g}"
-    mdd = f" (minimal detectable drop {r.verdict_mdd:.3g})" if np.isfinite(r.verdict_mdd) else ""
-    if "cannot tell near base" in why or "spans 0" in why:
-        need = r.prompts_for_near_base
-        head = "past its peak, " if "cannot tell near base" in why else "never rose significantly, "
-        txt = f"{head}{u} straddles {m} (utility share's upper bound {r.verdict_share_hi:.3g}, share0 {r.share0:.3g})"
-        if np.isfinite(need):
-            return txt + f"; at this estimate and spread about {need:,.0f} prompts would put it below m"
-        return txt + "; its estimate is above m: more prompts would show it above base, not near it"
-    if "no significant drop" in why:
-        return f"a plateau past its peak: no significant drop{mdd}; {u}, above {m}"
-    if "the data do not say which" in why:
-        front = "best-of-2 on the base pool" if "best-of-2 on the base pool" in why else "the frontier"
-        return f"improving along its own curve but more than m below {front} at its KL{mdd}: {u}"
-    return f"{u} against {m}: {why[:160]}"
+            rows += per_n
+            for r in tr:
+                r.update({"family": fam, "error_law": law, "column": name})
+                r["fixed_kl"] = p.fixed_kl
+            trends += tr
+    return pd.DataFrame(rows), pd.DataFrame(trends), lab
 
 
 def arena_report(root: Path, rule: Any, out_dir: Path, prepare: Any = None) -> Arena | None:
-    """The Arena section for a sweep with mitigated points, else None. prepare(root, df) -> df:
-    what the report's own verdicts read beside results.csv (pipeline/report/verdicts.py backfill:
-    best-of-2's gain on each pool, the rule's near-base floor), so a cell is labelled as the
-    main verdicts label its points."""
+    """The Arena section for a sweep with mitigated or KL-matched points, else None. prepare(root,
+    df) -> df: what the report's own verdicts read beside results.csv (pipeline/report/verdicts.py
+    backfill: best-of-2's gain on each pool where an older point did not record it)."""
+    from goodhart.pipeline.report.arena_render import heatmap, markdown, matrix_text
+
     f = root / "results.csv"
     if not f.is_file():
         return None
@@ -503,7 +530,9 @@ def arena_report(root: Path, rule: Any, out_dir: Path, prepare: Any = None) -> A
         return None
     if prepare is not None:
         df = prepare(root, df)
-    cells = arena_cells(root, df, rule)
+    cells, trends, lab = arena_cells(root, df, rule)
     png = heatmap(cells, out_dir / "arena_heatmap.png")
     cells.to_csv(out_dir / "arena.csv", index=False)
-    return Arena(cells, arena_markdown(cells, png), matrix_text(cells), [png, out_dir / "arena.csv"])
+    trends.to_csv(out_dir / "arena_trend.csv", index=False)
+    files = [png, out_dir / "arena.csv", out_dir / "arena_trend.csv"]
+    return Arena(cells, trends, markdown(cells, trends, png), matrix_text(cells, trends), files, lab)

@@ -105,7 +105,9 @@ def predict(law: str, column: str) -> Prediction:
         )
     if kind == "bon":
         return Prediction(
-            False, argmax, "best-of-n at a fixed n is a population policy (the pool only estimates it); n -> inf: the argmax"
+            False,
+            argmax,
+            "best-of-n at a fixed n is a population policy (the pool only estimates it); n -> inf: the argmax",
         )
     if kind in ("chi2", "mixed"):
         return Prediction(
@@ -139,3 +141,36 @@ def predict(law: str, column: str) -> Prediction:
         argmax,
         "Kwa et al. 2024: the KL-penalised objective is unbounded iff X is heavier than every exponential",
     )
+
+
+def column_rule(column: str) -> str:
+    """The column's prediction in words, for every law at once (the legend under the matrix)."""
+    kind = _base(column)
+    if kind in ("alarm-stop", "holdout-stop"):
+        return "an empirical stopping rule: measured, not predicted"
+    if kind in ("clip", "log_sigmoid", "rank"):
+        return (
+            "bounded above: the proxy gain is at most sup T - E T at any KL and the population optimum exists "
+            "(no catastrophe at a fixed KL); T keeps the argmax, reached as coef -> 0"
+        )
+    if kind == "bon":
+        return "a fixed n is a population policy the pool only estimates (no catastrophe at a fixed KL); n -> inf: the argmax"
+    if kind == "chi2":
+        return "chi^2-penalised objective unbounded iff Var(X) = inf (mass eps on {X > x}: chi^2 ~ eps^2 / P(X > x), gain ~ eps x)"
+    if kind == "mixed":
+        return "as chi^2: unbounded iff Var(X) = inf; the KL term of chi^2 + KL is of lower order"
+    if kind == "hellinger":
+        return "H^2 <= 2: no population optimum for an unbounded proxy; it follows the pool's top, which keeps utility iff X is light"
+    if kind.startswith("ens_") and "rho=" in column:
+        return "a shared component S: min, mean and median all keep S's tail (index alpha): heavy iff the law is"
+    if kind.startswith("ens_"):
+        return (
+            "k = 4 independent Pareto(alpha) members combine to index "
+            f"{ {'ens_min': '4 alpha', 'ens_mean': 'alpha', 'ens_median': '2 alpha', 'ens_uwo': '3 alpha'}[kind] }"
+            " (the number of members that must be large); still heavy iff the members are"
+        )
+    if kind == "info":
+        return "X / sqrt(k) keeps X's tail: as the KL tilt"
+    if kind == "kl_budget":
+        return "the KL tilt on every prompt: as kl"
+    return "Kwa et al. 2024: the KL-penalised objective is unbounded iff X is heavier than every exponential"

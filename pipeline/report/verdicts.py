@@ -58,6 +58,9 @@ class Report:
     held-out proxy). Its columns also sit in `labelled` beside gold's (est_verdict, gain/holdout, ...)."""
     holdout_tails: list[dict[str, Any]] = field(default_factory=list)
     """The gold-free tail test of proxy - holdout per base pool (report/holdout.py)."""
+    arena_only: bool = False
+    """A matched-KL arena (thousands of points, one curve per seed): the report is its Arena
+    section (report/arena.py), not the per-point sections of a single study."""
 
 
 def locate_sweep(arg: str) -> Path:
@@ -325,6 +328,9 @@ def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: s
     from goodhart.eval.plots import bon_vs_n, gains_vs_kl
 
     root, out_dir = Path(root), Path(out_dir) if out_dir is not None else None
+    arena = arena_only(root, rule, out_dir if out_dir is not None else root / "report")
+    if arena is not None:
+        return arena
     labelled, est = labels(root, rule)
     groups = summarize_groups(labelled)
     rep = Report(root, labelled, groups, sweep_verdict(groups), rule=rule, rules=rules_line(labelled), estimate=est)
@@ -379,6 +385,40 @@ def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: s
     atomic_write_text(out_dir / "report.md", rep.markdown)
     rep.files.append(out_dir / "report.md")
     rep.files.append(write_html(rep, out_dir))  # self-contained: figures embedded
+    return rep
+
+
+def arena_only(root: Path, rule: VerdictRule, out_dir: Path) -> Report | None:
+    """The report of a matched-KL arena (points placed by `algo.kl.target`): its Arena section,
+    every point labelled along its own seed's curve (verdicts.csv), report.md and report.html;
+    None for any other sweep."""
+    from goodhart.pipeline.report.arena import arena_report
+    from goodhart.pipeline.report.arena_render import arena_html
+
+    if not (root / "points.json").is_file():
+        return None
+    df = load_results(root, write=True)  # from the points themselves, not a stale table
+    if not any(str(c) == "set:algo.kl.target" for c in df) or "status" not in df:
+        return None
+    if not (df["status"] == "done").any():
+        raise FileNotFoundError(f"{root} has no finished points yet (see `goodhart status {root}`)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arena = arena_report(root, rule, out_dir, prepare=backfill)
+    if arena is None:
+        return None
+    verdicts = set(arena.cells["verdict"])
+    verdict = next((v for v in ("catastrophic", "unresolved") if v in verdicts), "no-catastrophe")
+    rep = Report(root, arena.labelled, [], verdict, rule=rule, arena=arena, arena_only=True)
+    rep.coverage = coverage(root)
+    arena.labelled.to_csv(out_dir / "verdicts.csv", index=False)
+    head = [f"# Arena `{root.name}`: verdict **{verdict}**", ""]
+    if not rep.coverage.complete:
+        head += [f"**{rep.coverage.headline()}:**", "", *[f"- {s}" for s in rep.coverage.items()], ""]
+    head += ["### The verdict rule", "", "```", rule_text(rule), "```"]
+    rep.markdown = "\n".join(head) + arena.markdown
+    atomic_write_text(out_dir / "report.md", rep.markdown)
+    rep.files = [*arena.files, out_dir / "verdicts.csv", out_dir / "report.md"]
+    rep.files.append(arena_html(root, verdict, rep.markdown, arena.files, out_dir))
     return rep
 
 

@@ -145,7 +145,11 @@ def load_sweep(
         q = raw.get("quick") if isinstance(raw, dict) else None
         if not isinstance(q, dict):
             raise ConfigError(f"{path} has no `quick:` variant (a mapping of the sweep keys to replace)")
-        raw = {**raw, **{k: v for k, v in q.items() if k != "set"}, "set": {**(raw.get("set") or {}), **(q.get("set") or {})}}
+        raw = {
+            **raw,
+            **{k: v for k, v in q.items() if k != "set"},
+            "set": {**(raw.get("set") or {}), **(q.get("set") or {})},
+        }
         raw.pop("quick")
     sweep = validate(raw, SweepConfig, source=str(path))
     tree: dict[str, Any] = {}
