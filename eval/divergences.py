@@ -51,6 +51,8 @@ class Divergence:
     """Its derivative."""
     inverse: Callable[[np.ndarray], np.ndarray]
     """(f')^-1 extended by 0 below f'(0+): the weight at t = (r - c) / coef."""
+    dinverse: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    """dw/dt as a function of (t, w), for Newton on the normaliser from a nearby start."""
     truncates: bool = False
     """f'(0+) is finite, so the optimum sets w = 0 where t < f'(0+) (chi2). Otherwise w > 0 everywhere."""
 
@@ -99,12 +101,14 @@ MIXED = Divergence(
     lambda z: 0.5 * np.square(np.asarray(z) - 1) + _xlogx(z),
     lambda z: np.asarray(z) + np.log(z),
     _omega,
+    lambda t, w: w / (1 + w),  # w + log w = t: dw/dt (1 + 1/w) = 1
 )
 HELLINGER = Divergence(
     "hellinger",
     lambda z: np.square(np.sqrt(np.asarray(z)) - 1),
     lambda z: 1 - 1 / np.sqrt(z),
     _hellinger_inverse,
+    lambda t, w: 2 * w * np.sqrt(w),  # w = (1 - t)^-2: dw/dt = 2 (1 - t)^-3
 )
 BY_NAME = {d.name: d for d in (KL, CHI2, MIXED, HELLINGER)}
 
@@ -130,8 +134,9 @@ def _chi2_shift(a: np.ndarray) -> float:
     return float(s_k[k])
 
 
-def shift(a: np.ndarray, div: Divergence) -> float:
-    """s = c / coef for one prompt's a = r / coef: the root of mean(w(a - s)) = 1."""
+def shift(a: np.ndarray, div: Divergence, start: float | None = None) -> float:
+    """s = c / coef for one prompt's a = r / coef: the root of mean(w(a - s)) = 1. `start`: a
+    nearby s (the same prompt's at a close coef): Newton from it, 2-4 passes over the pool."""
     a = np.asarray(a, dtype=np.float64)
     if div.name == "kl":  # closed form: mean(exp(a - s - 1)) = 1
         return float(special.logsumexp(a) - np.log(a.size) - 1)
@@ -143,7 +148,38 @@ def shift(a: np.ndarray, div: Divergence) -> float:
         lo = max(lo, float(a.max()) - 1 + 1 / np.sqrt(a.size))
     if hi <= lo:
         return lo
+    if start is not None and div.dinverse is not None and lo < start < hi:
+        got = _newton_log(a, div, start, lo, hi)
+        if got is not None:
+            return got
     return _log_root(a, div, lo, hi)
+
+
+def _newton_log(a: np.ndarray, div: Divergence, s: float, lo: float, hi: float) -> float | None:
+    """Newton on h(s) = log mean w(a - s) (decreasing) from a nearby s, inside [lo, hi]; None
+    when it does not converge in a few steps (the caller then brackets)."""
+    assert div.dinverse is not None
+    for _ in range(12):
+        t = a - s
+        w = div.inverse(t)
+        m = float(np.mean(w))
+        if not (np.isfinite(m) and m > 0):
+            return None
+        h = float(np.log(m))
+        if abs(h) <= 1e-14:
+            return s
+        if h > 0:
+            lo = s
+        else:
+            hi = s
+        dh = -float(np.mean(div.dinverse(t, w))) / m
+        step = s - h / dh if dh < 0 else np.nan
+        if not (lo < step < hi):
+            return None
+        if abs(step - s) <= 4 * np.finfo(float).eps * max(1.0, abs(s)):
+            return step
+        s = step
+    return None
 
 
 def _log_root(a: np.ndarray, div: Divergence, lo: float, hi: float) -> float:
@@ -165,31 +201,44 @@ def _log_root(a: np.ndarray, div: Divergence, lo: float, hi: float) -> float:
     return float(optimize.brentq(h, lo, hi, xtol=1e-13 * scale, rtol=1e-15, maxiter=500))
 
 
-def weights(proxy: np.ndarray, coef: float | np.ndarray, divergence: str) -> np.ndarray:
+def weights(
+    proxy: np.ndarray, coef: float | np.ndarray, divergence: str, hint: dict[int, float] | None = None
+) -> np.ndarray:
     """w, shape (P, N): pi/pi_0 on each prompt's pool, mean 1 per row. `coef`: one for every
-    prompt, or one per prompt (shape (P,))."""
+    prompt, or one per prompt (shape (P,)). `hint`: row -> its normaliser c (reward units) from a
+    solve at a nearby coef, read as Newton's start and overwritten with this solve's (a search
+    over coef, eval/matched.py, passes one)."""
     div = get(divergence)
     r = np.atleast_2d(np.asarray(proxy, dtype=np.float64))
     c = np.broadcast_to(np.asarray(coef, dtype=np.float64), r.shape[:1])
+    top = r.max(axis=-1)
     # Shift-invariant: subtract each row's max first, so r / coef stays representable.
-    a = (r - r.max(axis=-1, keepdims=True)) / c[:, None]
+    a = (r - top[:, None]) / c[:, None]
     w = np.empty_like(a)
     for i in range(a.shape[0]):
-        wi = div.inverse(a[i] - shift(a[i], div))
+        start = (hint[i] - top[i]) / c[i] if hint is not None and i in hint else None
+        s = shift(a[i], div, start)
+        if hint is not None:
+            hint[i] = float(top[i] + s * c[i])
+        wi = div.inverse(a[i] - s)
         w[i] = wi / wi.mean()  # the root is exact to ~1e-13; make mean(w) = 1 to rounding
     return w
 
 
 def optimum(
-    proxy: np.ndarray, coef: float | np.ndarray, divergence: str, **values: np.ndarray
+    proxy: np.ndarray,
+    coef: float | np.ndarray,
+    divergence: str,
+    hint: dict[int, float] | None = None,
+    **values: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Per-prompt (shape (P,)) quantities of the f-regularised optimum: tilted means of ``proxy``
     and of every array in ``values`` (shape (P, N)), ``kl`` = mean(w log w), ``divergence`` =
     mean(f(w)), ``ess`` = N / mean(w^2), ``dropped`` = fraction of samples the optimum truncates
     (w = 0 where t < f'(0+): chi2 only; 0 for the others, whose weights underflow but are never
-    0), and the weights themselves under ``w``. `coef`: scalar or one per prompt."""
+    0), and the weights themselves under ``w``. `coef`: scalar or one per prompt; `hint`: see weights."""
     div = get(divergence)
-    w = weights(proxy, coef, divergence)
+    w = weights(proxy, coef, divergence, hint)
     n = w.shape[-1]
     out = {
         "w": w,

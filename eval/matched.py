@@ -25,6 +25,8 @@ itself (coef 0): extending a grid of targets past log N adds copies of its last 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from goodhart.eval import divergences as D
@@ -56,8 +58,11 @@ def limit_weights(proxy: np.ndarray) -> np.ndarray:
     return top * (r.shape[-1] / top.sum(axis=-1, keepdims=True))
 
 
-def kl_at(proxy: np.ndarray, coef: float | np.ndarray, divergence: str = "kl") -> np.ndarray:
-    """Per-prompt KL of the optimum at `coef` (scalar or per prompt; 0: the argmax limit)."""
+def kl_at(
+    proxy: np.ndarray, coef: float | np.ndarray, divergence: str = "kl", hint: dict[int, float] | None = None
+) -> np.ndarray:
+    """Per-prompt KL of the optimum at `coef` (scalar or per prompt; 0: the argmax limit).
+    `hint`: eval.divergences.weights' warm start (the normalisers of a nearby coef)."""
     r = np.atleast_2d(np.asarray(proxy, dtype=np.float64))
     c = np.broadcast_to(np.asarray(coef, dtype=np.float64), r.shape[:1])
     out = np.empty(r.shape[0])
@@ -68,7 +73,7 @@ def kl_at(proxy: np.ndarray, coef: float | np.ndarray, divergence: str = "kl") -
         if divergence == "kl":
             out[~lim] = kl_from_log_weights(log_weights(r[~lim], c[~lim][:, None]))
         else:
-            out[~lim] = D.optimum(r[~lim], c[~lim], divergence)["kl"]
+            out[~lim] = D.optimum(r[~lim], c[~lim], divergence, hint if lim.sum() == 0 else None)["kl"]
     return out
 
 
@@ -83,13 +88,14 @@ def coef_for_kl(
     target: float,
     divergence: str = "kl",
     per_prompt: bool = False,
-    known: dict[float, float] | None = None,
+    known: dict[Any, Any] | None = None,
 ) -> np.ndarray:
     """The coef at which the optimum's KL equals `target`: shape (P,), one value repeated
     (`per_prompt` False: the mean KL over prompts) or one per prompt (`per_prompt`: each prompt's
     KL; KL tilt only). 0 where the target is at or beyond the argmax limit's KL (the limit itself).
     `known`: a dict coef -> mean KL of earlier evaluations on the same pool and divergence, read to
-    bracket the root and extended with this solve's evaluations (points of one curve share it)."""
+    bracket the root and extended with this solve's evaluations (points of one curve share it;
+    under the key "hint" it also keeps the normalisers of the last solve, Newton's next start)."""
     if target <= 0:
         raise ValueError(f"a KL target must be > 0, got {target}")
     r = np.atleast_2d(np.asarray(proxy, dtype=np.float64))
@@ -102,14 +108,15 @@ def coef_for_kl(
     if target >= top - LIMIT_TOL:
         return np.zeros(P)
     known = {} if known is None else known
+    hint = known.setdefault("hint", {})
 
     def g(logc: float) -> float:  # decreasing in log coef, near linear: log KL falls ~2 per unit at small KL
         c = float(np.exp(logc))
         if c not in known:
-            known[c] = float(np.mean(kl_at(r, c, divergence)))
+            known[c] = float(np.mean(kl_at(r, c, divergence, hint)))
         return float(np.log(max(known[c], 1e-300)) - np.log(target))
 
-    pts = {float(np.log(c)): g(float(np.log(c))) for c in known if c > 0}
+    pts = {float(np.log(c)): g(float(np.log(c))) for c in known if isinstance(c, float) and c > 0}
     x = _root(g, pts, float(np.log(_scale(r))))
     return np.zeros(P) if x is None else np.full(P, float(np.exp(x)))
 
@@ -162,11 +169,16 @@ def _per_prompt_kl_tilt(r: np.ndarray, target: float) -> np.ndarray:
 
 
 def optimum_at(
-    proxy: np.ndarray, coef: float | np.ndarray, divergence: str = "kl", **values: np.ndarray
+    proxy: np.ndarray,
+    coef: float | np.ndarray,
+    divergence: str = "kl",
+    hint: dict[int, float] | None = None,
+    **values: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """eval.divergences.optimum at a coef that may be one per prompt and 0 (the argmax limit:
     uniform over the top ties) for some prompts: per prompt the tilted means of ``proxy`` and of
-    ``values``, ``kl``, ``divergence``, ``ess``, ``dropped`` and the weights ``w`` (mean 1)."""
+    ``values``, ``kl``, ``divergence``, ``ess``, ``dropped`` and the weights ``w`` (mean 1).
+    `hint`: eval.divergences.weights' warm start."""
     r = np.atleast_2d(np.asarray(proxy, dtype=np.float64))
     P, N = r.shape
     c = np.broadcast_to(np.asarray(coef, dtype=np.float64), (P,))
@@ -179,7 +191,7 @@ def optimum_at(
         if divergence == "kl":
             w[~lim] = np.exp(log_weights(r[~lim], c[~lim][:, None])) * N
         else:
-            w[~lim] = D.weights(r[~lim], c[~lim], divergence)
+            w[~lim] = D.weights(r[~lim], c[~lim], divergence, hint if not lim.any() else None)
     out = {
         "w": w,
         "proxy": np.mean(w * r, axis=-1),

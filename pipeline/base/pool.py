@@ -325,7 +325,6 @@ def _grown_text_pool(cfg: C.RunConfig, scorer: Scorer, prompts: list[str], rkey:
 def mitigated_distributional(cfg: C.RunConfig, arr: dict[str, np.ndarray], key: str):
     """The Pool of a distributional proxy with an ensemble and/or a transform; `arr` is the single
     proxy's draw (V and member 0's error)."""
-    from goodhart.pipeline.base.scoring import proxy_transform
     from goodhart.rewards.base import check_array
     from goodhart.rewards.ensemble import combine
 
@@ -342,12 +341,22 @@ def mitigated_distributional(cfg: C.RunConfig, arr: dict[str, np.ndarray], key: 
         members = check_array("distributional ensemble members", ens["members"])
         proxy = combine(members, e.combine, e.lam)
     tstate = None
-    t = proxy_transform(r)
-    if t is not None:
-        proxy = t.fit(proxy)(proxy)
-        tstate = t.state()
+    if r.transform is not None:  # fitted on the pool's own proxy: once per pool and process
+        t = r.transform
+        proxy, tstate = pool_memo(_transformed, proxy, kind=t.kind, quantile=t.quantile, scale=t.scale)
     key = short_hash({"base": key, "transform": tstate})
     return Pool(None, None, proxy, utility, proxy - utility, key, members=members, transform=tstate)
+
+
+def _transformed(proxy: np.ndarray, kind: str, quantile: float | None, scale: float) -> tuple[np.ndarray, dict]:
+    """The proxy through its transform fitted on itself (a distributional pool is a base sample),
+    and the transform's state."""
+    from goodhart.rewards.transform import Transform
+
+    t = Transform(kind, quantile, scale)
+    out = t.fit(proxy)(proxy)
+    out.flags.writeable = False
+    return out, t.state()
 
 
 _MEMO: dict[tuple, tuple[object, int]] = {}

@@ -39,16 +39,20 @@ class PoolDependentWarning(UserWarning):
 
 
 def estimate(
-    proxy: np.ndarray, beta: float | np.ndarray, divergence: str = "kl", **values: np.ndarray
+    proxy: np.ndarray,
+    beta: float | np.ndarray,
+    divergence: str = "kl",
+    hint: dict[int, float] | None = None,
+    **values: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Per-prompt tilted means, kl and ess of the optimum regularised by `divergence` (kl: the
     exponential tilt of eval/tilt.py; any other: eval/divergences.py, which also gives the
-    divergence's own value and the weights). `beta` one per prompt or 0 (the argmax limit):
-    eval/matched.py optimum_at, with the weights."""
-    if np.ndim(beta) or float(beta) <= 0:
+    divergence's own value and the weights). `beta` one per prompt or 0 (the argmax limit), or a
+    `hint` (the normalisers of a nearby coef: a matched-KL search's): eval/matched.py optimum_at."""
+    if np.ndim(beta) or float(beta) <= 0 or hint is not None:
         from goodhart.eval.matched import optimum_at
 
-        return optimum_at(proxy, beta, divergence, **values)
+        return optimum_at(proxy, beta, divergence, hint, **values)
     if divergence == "kl":
         return tilt(proxy, beta, **values)
     from goodhart.eval.divergences import optimum
@@ -56,13 +60,13 @@ def estimate(
     return optimum(proxy, beta, divergence, **values)
 
 
-def matched_coef(pool, cfg) -> tuple[float | np.ndarray, dict[str, Any]]:
+def matched_coef(pool, cfg) -> tuple[float | np.ndarray, dict[str, Any], dict[int, float] | None]:
     """The point's coefficient: `algo.kl.coef`, or with `algo.kl.target` the one solved on the pool
     (eval/matched.py; one per prompt with `per_prompt`); and the row fields that say so. The
     solves of one pool and divergence share their evaluations within a process (a curve's targets)."""
     kl = cfg.algo.kl
     if kl.target is None:
-        return kl.coef, {}
+        return kl.coef, {}, None
     from goodhart.eval.matched import coef_for_kl
     from goodhart.pipeline.base.pool import pool_memo
 
@@ -71,14 +75,15 @@ def matched_coef(pool, cfg) -> tuple[float | np.ndarray, dict[str, Any]]:
     c = coef_for_kl(pool.proxy, kl.target, div, per_prompt=kl.per_prompt, known=known)
     beta: float | np.ndarray = c if kl.per_prompt else float(c[0])
     pos = c[c > 0]
-    return beta, {
+    fields = {
         M.KL_TARGET: float(kl.target),
         M.KL_AT_LIMIT: float(np.mean(c <= 0)),
         M.KL_COEF: float(np.exp(np.mean(np.log(pos)))) if len(pos) else 0.0,  # per prompt: geometric mean
     }
+    return beta, fields, (known.get("hint") if div != "kl" and not kl.per_prompt else None)
 
 
-def _known_kl(proxy: np.ndarray, divergence: str) -> dict[float, float]:
+def _known_kl(proxy: np.ndarray, divergence: str) -> dict[Any, Any]:
     """An empty record coef -> mean KL for one pool and divergence (pool_memo keeps it per process)."""
     return {}
 
@@ -126,9 +131,9 @@ def subpool_drift(
 def run(ctx: PointContext) -> PointOutput:
     cfg, pool, ho = ctx.cfg, ctx.pool(), ctx.holdout()
     div = cfg.algo.divergence
-    beta, matched = matched_coef(pool, cfg)
+    beta, matched, hint = matched_coef(pool, cfg)
     extra = {"holdout": ho.values} if ho is not None else {}  # the held-out proxy, weighted alike
-    est = estimate(pool.proxy, beta, div, utility=pool.utility, **extra)
+    est = estimate(pool.proxy, beta, div, hint, utility=pool.utility, **extra)
     row = summarize(
         cfg,
         est["proxy"],

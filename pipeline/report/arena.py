@@ -434,10 +434,14 @@ def direction(dU: float, lo: float, hi: float) -> str:
 
 def agreement(pred: str, cells: list[dict[str, Any]], trend: list[dict[str, Any]]) -> str:
     """agrees | disagrees | undecided | n/a for a column at one law, from its cells (one per N,
-    N ascending) and its trend. A disagreement must hold on at least STABLE of the seeds at every
-    N and the trend in N must not move toward the prediction; `agrees` needs the prediction on a
-    majority of the seeds at the largest N (or, for a catastrophe, a significant fall of the
-    utility gain toward base with N at the grid's end or its best)."""
+    N ascending) and its trend in N at the grid's end and at its best.
+
+    Predicted catastrophic: agrees when a majority of the seeds read it at the largest N, or the
+    utility gain at the end or the best falls significantly with N (toward base, the prediction
+    being about N -> inf); disagrees only when at least STABLE of the seeds read no catastrophe at
+    every N *and* the trend moves away from base (a significant rise, none falling). Predicted no
+    catastrophe: disagrees when at least STABLE of the seeds read catastrophic at every N; agrees
+    when a majority read no catastrophe at the largest N. Anything else: undecided."""
     if pred == "none" or not cells:
         return "n/a"
 
@@ -446,14 +450,12 @@ def agreement(pred: str, cells: list[dict[str, Any]], trend: list[dict[str, Any]
 
     last = cells[-1]
     if pred == "catastrophic":
-        falls = any(
-            direction(r["dU"], r["dU/lo"], r["dU/hi"]) == "down" and (r.get("best") or r["target"] == _end(trend))
-            for r in trend
-        )
-        if share(last, "n_catastrophic") > 0.5 or falls:
+        key = [r for r in trend if r.get("best") or r["target"] == _end(trend)]
+        dirs = [direction(r["dU"], r["dU/lo"], r["dU/hi"]) for r in key]
+        if share(last, "n_catastrophic") > 0.5 or "down" in dirs:
             return "agrees"
-        rises = all(r["dU"] >= 0 for r in trend if r.get("best") or r["target"] == _end(trend)) if trend else True
-        if all(share(c, "n_no_catastrophe") >= STABLE for c in cells) and rises:
+        away = "up" in dirs and all(r["dU"] >= 0 for r in key)
+        if all(share(c, "n_no_catastrophe") >= STABLE for c in cells) and away:
             return "disagrees"
         return "undecided"
     if all(share(c, "n_catastrophic") >= STABLE for c in cells):
@@ -501,7 +503,6 @@ def arena_cells(root: Path, df: pd.DataFrame, rule: Any) -> tuple[pd.DataFrame, 
                     {
                         "predicted": p.verdict,
                         "predicted_fixed_kl": p.fixed_kl,
-                        "predicted_argmax": p.argmax,
                         "predicted_why": p.why,
                         "agreement": agree,
                     }

@@ -109,10 +109,10 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
         shown = [t for t in HEADLINE if t in targets] + ([targets[-1]] if targets else [])
         for t in dict.fromkeys(shown):
 
-            def u_cell(law, col, g, t=t):
+            def u_cell(law, col, g, t=t, end=targets[-1]):
                 parts = []
                 for _, c in g.iterrows():
-                    ok = _reached(c, t, t == targets[-1])
+                    ok = _reached(c, t, t == end)
                     parts.append(_f(c.get(f"U@{t:g}")) if ok else f"({_f(c.get(f'kl@{t:g}'), '.1f')})")
                 return " ".join(parts) + _arrow(trends, law, col, t)
 
@@ -153,23 +153,23 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
 
 
 def predictions_text(cells: pd.DataFrame) -> str:
-    """One line per column kind: what theory predicts (pipeline/report/arena_theory.py)."""
+    """The predictions (pipeline/report/arena_theory.py), one line per column."""
+    from goodhart.pipeline.report.arena_theory import column_rule
+
     lines = [
         "predictions (pipeline/report/arena_theory.py; derived in docs/arena.md, pinned by tests/test_arena_theory.py):",
         "  heavy = heavier than every exponential (lognormal, Student t, Pareto, Levy); light: gaussian, exponential.",
-        "  At the grid's end (the pool argmax, where every column goes as its coef -> 0): utility -> base iff heavy.",
-        "  At a fixed KL as N grows: utility -> base for kl, kl_budget, info, hellinger and every ensemble iff heavy;",
-        "  chi2 and mixed iff Var(X) = inf; never for bon and the bounded transforms (clip, log_sigmoid, rank).",
+        "  verdict along the grid: every column tends to the pool argmax, whose utility gain -> 0 as N grows iff X is",
+        "  heavy: catastrophic iff heavy (the clip excepted: its limit is uniform on the base's top 1%). At a fixed KL",
+        "  as N grows (the utility tables' arrows), per column:",
     ]
-    from goodhart.pipeline.report.arena_theory import column_rule
-
     for col in _order(list(dict.fromkeys(cells["column"]))):
         lines.append(f"  {col}: {column_rule(col)}")
     n = cells.drop_duplicates(["family", "error_law", "column"])
     counts = n["agreement"].value_counts()
     lines.append(
-        f"Across {len(n)} (law, column) pairs: {int(counts.get('agrees', 0))} agree with the prediction, "
-        f"{int(counts.get('disagrees', 0))} disagree (!), {int(counts.get('undecided', 0))} cannot tell (?), "
+        f"Across {len(n)} (law, column) pairs the verdict agrees with the prediction in {int(counts.get('agrees', 0))}, "
+        f"disagrees in {int(counts.get('disagrees', 0))} (!), cannot tell in {int(counts.get('undecided', 0))} (?), "
         f"{int(counts.get('n/a', 0))} have none."
     )
     return "\n".join(lines)

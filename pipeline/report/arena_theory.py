@@ -1,19 +1,23 @@
 """What theory predicts for each arena cell (docs/arena.md derives every line; tests/test_arena_theory.py
-pins each statement numerically). V ~ light (Gaussian), X independent of V.
+pins each statement). V light (Gaussian), X independent of V; every arena law is unbounded above.
 
-Two statements per (error law, column), both about the limit N -> inf of the pool:
+Two statements per (error law, column), both about the pool growing (N -> inf):
 
-* ``fixed_kl``: at a fixed KL, does the column's optimum lose its utility gain as the pool grows
-  (the penalised objective's supremum is infinite, approached by policies with utility at base:
-  Kwa et al.'s catastrophe)? Tested by the trend in N at matched KL.
-* ``argmax``: at the end of every grid, the pool argmax that every f-divergence optimum and the
-  tilt of every monotone transform (and best-of-n as n -> inf) tends to: its utility tends to the
-  base level iff X is heavier than every exponential (E[V | V + X >= t] -> E[V], Kwa et al.);
-  under a light X it grows (Gaussian) or levels off (exponential: E[V | V + X = s] -> Var(V)).
-
-A cell's verdict is read along the whole matched-KL grid, its end included, so its predicted
-verdict is catastrophic iff either statement holds; the fixed-KL statement is what separates the
-columns under a heavy error.
+* ``argmax`` -- the cell's verdict, read along the matched-KL grid up to its end: every
+  f-divergence optimum, the KL tilt of every strictly increasing transform of the proxy and
+  best-of-n as n -> inf tend to the pool argmax, whose utility gain tends to 0 iff X is heavier than
+  every exponential (E[V | V + X >= t] -> E[V] for the arena's heavy laws, all subexponential: Kwa,
+  Thomas & Garriga-Alonso 2024); under a light X it grows (Gaussian) or levels off (exponential:
+  E[V | V + X = s] -> Var(V)). The clip is the exception: it ties the top 1% of the base, so its
+  limit is uniform on {r >= base q99}, a fixed population policy (KL log 100).
+* ``fixed_kl`` -- the trend at a fixed KL: does the column's optimum lose its utility gain as N
+  grows? Yes for the KL tilt of a proxy heavier than every exponential (the penalised objective is
+  unbounded, its pool optimum follows the pool's top); for Hellinger under every unbounded proxy
+  (H^2 <= 2 bounds the penalty: no population optimum exists, light X included); no for chi^2 and
+  chi^2 + KL (their optimum at a fixed KL has a population limit whenever E X < inf; what Var(X) =
+  inf breaks is the chi^2-penalised objective's supremum, seen as proxy gain growing and the
+  utility share collapsing at matched divergence), best-of-n at a fixed n and the bounded
+  transforms (population policies the pool only estimates).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 
 HEAVY = ("student_t", "lognormal", "pareto", "levy")
 """Heavier than every exponential (lim e^{tx} P(X > x) = inf for every t > 0); the rest are light."""
+TRANSFORMS = ("clip", "log_sigmoid", "rank")
 
 
 @dataclass(frozen=True)
@@ -50,24 +55,24 @@ def law_class(law: str) -> LawClass:
 
 @dataclass(frozen=True)
 class Prediction:
-    fixed_kl: bool | None
-    """Catastrophe at a fixed KL as N grows (None: no statement: an empirical rule)."""
     argmax: bool | None
-    """Catastrophe in the argmax limit (the grid's end)."""
+    """The cell, read along its matched-KL grid to the argmax: catastrophic (None: no statement)."""
+    fixed_kl: bool | None
+    """At a fixed KL, the utility gain tends to base as N grows (None: no statement)."""
     why: str
 
     @property
     def verdict(self) -> str:
-        """catastrophic | no catastrophe | none (no statement) for the cell read along its grid."""
-        if self.fixed_kl is None and self.argmax is None:
+        """catastrophic | no catastrophe | none: the cell's predicted verdict along its grid."""
+        if self.argmax is None:
             return "none"
-        return "catastrophic" if (self.fixed_kl or self.argmax) else "no catastrophe"
+        return "catastrophic" if self.argmax else "no catastrophe"
 
 
-def _base(column: str) -> str:
+def kind_of(column: str) -> str:
     """The column's kind: `ens_min(rho=0.5)` -> ens_min, `clip+ens_min` -> the transform."""
     c = column.split("(")[0]
-    for t in ("clip", "log_sigmoid", "rank"):
+    for t in TRANSFORMS:
         if t in c.split("+"):
             return t
     return c.split("+")[0]
@@ -82,95 +87,59 @@ def ens_index(kind: str, alpha: float, k: int = 4) -> float:
     return m * alpha
 
 
-def _ens_index(kind: str, a: float | None, k: int = 4) -> str:
-    if a is None or kind not in ("ens_min", "ens_mean", "ens_median", "ens_uwo"):
-        return "still heavier than every exponential" if kind != "ens_mean" else "of the members' tail"
-    return f"index {ens_index(kind, a, k):g}"
+def fixed_kl(law: str, column: str) -> bool | None:
+    """The fixed-KL statement for this law and column (module docstring)."""
+    c, kind = law_class(law), kind_of(column)
+    if kind in ("alarm-stop", "holdout-stop"):
+        return None
+    if kind == "hellinger":
+        return True  # every arena law is unbounded above
+    if kind in ("chi2", "mixed", "bon", *TRANSFORMS):
+        return False
+    return c.heavy  # kl, kl_budget, info, every ensemble (a combination of heavy members is heavy)
 
 
 def predict(law: str, column: str) -> Prediction:
-    """The two statements for an independent error of this law (module docstring)."""
-    c = law_class(law)
-    kind = _base(column)
-    shared = "rho=" in column
-    argmax = c.heavy
+    """Both statements for an independent error of this law, and why."""
+    c, kind = law_class(law), kind_of(column)
     if kind in ("alarm-stop", "holdout-stop"):
         return Prediction(None, None, "an empirical stopping rule: measured, not predicted")
-    if kind in ("clip", "log_sigmoid", "rank"):
-        return Prediction(
-            False,
-            argmax,
-            "a proxy bounded above: E exp(T/coef) is finite, the population optimum exists and the proxy gain is at "
-            "most sup T - E T at any KL; but T keeps the argmax, which it reaches as coef -> 0",
-        )
-    if kind == "bon":
-        return Prediction(
-            False,
-            argmax,
-            "best-of-n at a fixed n is a population policy (the pool only estimates it); n -> inf: the argmax",
-        )
-    if kind in ("chi2", "mixed"):
-        return Prediction(
-            c.infinite_variance,
-            argmax,
-            "chi^2-penalised objective unbounded iff Var(X) = inf (mass eps on {X > x}: chi^2 ~ eps^2 / P(X > x), "
-            "gain ~ eps x)" + ("; the KL term of chi^2 + KL is of lower order" if kind == "mixed" else ""),
-        )
-    if kind == "hellinger":
-        return Prediction(
-            c.heavy,
-            argmax,
-            "H^2 <= 2: the penalised objective is unbounded for every unbounded proxy and the optimum has no "
-            "population limit; it follows the pool's top, which carries the utility iff X is light",
-        )
-    if kind.startswith("ens_"):
-        if shared:
-            return Prediction(
-                c.heavy, argmax, "a shared error component S: every combination keeps S's tail (index alpha)"
-            )
-        return Prediction(
-            c.heavy,
-            argmax,
-            f"k = 4 independent members: the combined error is {_ens_index(kind, c.index)}, heavy iff the members are",
-        )
-    if kind == "info":
-        return Prediction(c.heavy, argmax, "X / sqrt(k) has the tail of X: the KL tilt's prediction")
-    # kl, kl_budget (and any other tilt of the raw proxy)
-    return Prediction(
-        c.heavy,
-        argmax,
-        "Kwa et al. 2024: the KL-penalised objective is unbounded iff X is heavier than every exponential",
-    )
+    if kind == "clip":
+        end = "the limit is uniform on {r >= base q99}, a population policy: no catastrophe"
+    elif c.heavy:
+        end = "heavy X: the pool argmax's utility -> base"
+    else:
+        end = "light X: the pool argmax keeps (Gaussian: grows) its utility"
+    return Prediction(kind != "clip" and c.heavy, fixed_kl(law, column), f"{end}; fixed KL: {column_rule(column)}")
 
 
 def column_rule(column: str) -> str:
-    """The column's prediction in words, for every law at once (the legend under the matrix)."""
-    kind = _base(column)
+    """The column's fixed-KL statement in words, for every law at once (the legend under the matrix)."""
+    kind = kind_of(column)
     if kind in ("alarm-stop", "holdout-stop"):
         return "an empirical stopping rule: measured, not predicted"
-    if kind in ("clip", "log_sigmoid", "rank"):
-        return (
-            "bounded above: the proxy gain is at most sup T - E T at any KL and the population optimum exists "
-            "(no catastrophe at a fixed KL); T keeps the argmax, reached as coef -> 0"
+    if kind in TRANSFORMS:
+        return "bounded above: proxy gain <= sup T - E T at any KL and a population optimum exists: converges" + (
+            " (the clip's limit too: uniform on the base's top 1%)" if kind == "clip" else ""
         )
     if kind == "bon":
-        return "a fixed n is a population policy the pool only estimates (no catastrophe at a fixed KL); n -> inf: the argmax"
+        return "a fixed n is a population policy the pool only estimates: converges"
     if kind == "chi2":
-        return "chi^2-penalised objective unbounded iff Var(X) = inf (mass eps on {X > x}: chi^2 ~ eps^2 / P(X > x), gain ~ eps x)"
-    if kind == "mixed":
-        return "as chi^2: unbounded iff Var(X) = inf; the KL term of chi^2 + KL is of lower order"
-    if kind == "hellinger":
-        return "H^2 <= 2: no population optimum for an unbounded proxy; it follows the pool's top, which keeps utility iff X is light"
-    if kind.startswith("ens_") and "rho=" in column:
-        return "a shared component S: min, mean and median all keep S's tail (index alpha): heavy iff the law is"
-    if kind.startswith("ens_"):
         return (
-            "k = 4 independent Pareto(alpha) members combine to index "
-            f"{ {'ens_min': '4 alpha', 'ens_mean': 'alpha', 'ens_median': '2 alpha', 'ens_uwo': '3 alpha'}[kind] }"
-            " (the number of members that must be large); still heavy iff the members are"
+            "converges (a population optimum exists when E X < inf); Var(X) = inf makes the chi^2-penalised objective "
+            "unbounded (mass eps on {X > x}: chi^2 ~ eps^2 / P(X > x), gain ~ eps x): proxy gain up, share -> 0"
         )
+    if kind == "mixed":
+        return "as chi^2 (its KL term is of lower order in the supremum): converges; Var(X) = inf: proxy gain up, share -> 0"
+    if kind == "hellinger":
+        return "H^2 <= 2: no population optimum for any unbounded proxy; the KL goes to the pool's top: -> base for every law"
+    if kind.startswith("ens_") and "rho=" in column:
+        return "a shared component S: min, mean and median keep S's tail (index alpha): -> base iff heavy"
+    if kind.startswith("ens_"):
+        idx = {"ens_min": "4 alpha", "ens_mean": "alpha", "ens_median": "2 alpha", "ens_uwo": "3 alpha"}.get(kind, "?")
+        return f"4 independent Pareto(alpha) members combine to index {idx} (members that must be large): -> base iff heavy"
     if kind == "info":
-        return "X / sqrt(k) keeps X's tail: as the KL tilt"
+        return "X / sqrt(k) keeps X's tail: as kl"
     if kind == "kl_budget":
         return "the KL tilt on every prompt: as kl"
-    return "Kwa et al. 2024: the KL-penalised objective is unbounded iff X is heavier than every exponential"
+    return "Kwa et al. 2024: the KL-penalised objective is unbounded iff X is heavier than every exponential: -> base iff heavy"

@@ -83,7 +83,8 @@ class SweepConfig(Branch):
     quick: dict[str, Any] | None = None
     """A smaller variant, run by `goodhart sweep FILE --quick`: its keys replace the sweep's own
     (`name` -- give it its own, so it has its own directory --, `grid`, `zip`, `branches`, `jobs`),
-    and its `set` is merged into the sweep's."""
+    its `set` is merged into the sweep's, and its `branch_grid` replaces those keys' lists in every
+    branch's grid that has them (fewer knobs per branch)."""
 
 
 @dataclass
