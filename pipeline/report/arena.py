@@ -287,6 +287,12 @@ def measured(verdict: str) -> str:
     return verdict if verdict in ("catastrophic", "unresolved") else "no catastrophe"
 
 
+def _nanmean(values: list[float]) -> float:
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else float("nan")
+
+
 def across(values: list[float], ci: float = 0.95) -> tuple[float, float, float]:
     """(mean, lo, hi): t interval across seeds (nan bounds with fewer than 2)."""
     from goodhart.eval.bootstrap import t_ci
@@ -319,7 +325,7 @@ def cell_row(seeds: dict[int, dict[str, Any]], ci: float) -> dict[str, Any]:
         at = [s["targets"][t] for s in seeds.values() if t in s["targets"]]
         m = across([a["utility"] for a in at], ci)
         row[f"U@{t:g}"], row[f"U@{t:g}/lo"], row[f"U@{t:g}/hi"] = m
-        row[f"share@{t:g}"] = float(np.nanmean([a["share"] for a in at])) if at else float("nan")
+        row[f"share@{t:g}"] = _nanmean([a["share"] for a in at])
         row[f"proxy@{t:g}"] = float(np.mean([a["proxy"] for a in at]))
         row[f"kl@{t:g}"] = float(np.mean([a["kl"] for a in at]))
     if all("stop" in s for s in seeds.values()) and seeds:
@@ -416,7 +422,7 @@ def trend_rows(
         for k in ("share", "proxy", "kl"):
             a = [s["targets"][t][k] for s in s1.values() if t in s["targets"]]
             b = [s["targets"][t][k] for s in s2.values() if t in s["targets"]]
-            row[f"{k}1"], row[f"{k}2"] = float(np.nanmean(a)), float(np.nanmean(b))
+            row[f"{k}1"], row[f"{k}2"] = _nanmean(a), _nanmean(b)
         row["U1"] = float(np.mean([s["targets"][t]["utility"] for s in s1.values() if t in s["targets"]]))
         row["U2"] = float(np.mean([s["targets"][t]["utility"] for s in s2.values() if t in s["targets"]]))
         out.append(row)
