@@ -13,7 +13,16 @@ import yaml
 from goodhart.eval import metrics as M
 from goodhart.pipeline.cli.main import main
 from goodhart.pipeline.config.load import configs_dir
-from goodhart.pipeline.report.arena import BASE, agreement, alarm_knob, alarm_stop, cell_row
+from goodhart.pipeline.report.arena import (
+    BASE,
+    HOLDOUT_GAIN,
+    agreement,
+    alarm_knob,
+    alarm_stop,
+    cell_row,
+    holdout_stop,
+    stop_cell,
+)
 
 
 def _curve(levels, utility, kl=None):
@@ -40,6 +49,21 @@ def test_alarm_stop_stops_at_alarm_not_at_watch():
     assert alarm_knob(_curve(["quiet", "watch", "watch"], [0.1, 0.2, 0.3])) == 2
     base = alarm_stop(_curve(["alarm", "quiet"], [0.4, 0.2]))
     assert base["verdict"] == BASE and base["utility"] == 0.0 and base["regret"] == pytest.approx(0.4)
+
+
+def test_holdout_stop_at_the_held_out_estimates_peak():
+    """The held-out gain's largest lower bound picks the stop (not its largest estimate); no lower
+    bound above 0: the base policy. Its regret is against gold's best on the same curve."""
+    c = _curve(["quiet"] * 4, [0.1, 0.5, 0.9, 0.2])
+    c[HOLDOUT_GAIN] = [0.1, 0.6, 1.4, 0.3]
+    c[M.lo(HOLDOUT_GAIN)] = [0.05, 0.4, -0.2, 0.1]
+    s = holdout_stop(c)
+    assert s["point_id"] == "p1" and s["utility"] == 0.5 and s["regret"] == pytest.approx(0.4)
+    c[M.lo(HOLDOUT_GAIN)] = [-0.1, -0.1, -0.2, -0.3]
+    assert holdout_stop(c)["verdict"] == BASE
+    seeds = {i: {"hstop": holdout_stop(c), "verdict": "improving"} for i in range(3)}
+    cell = stop_cell(seeds, 0.95, "hstop")
+    assert cell["verdict"] == BASE and cell["agree"] == 3 and cell["stop_regret"] == pytest.approx(0.9)
 
 
 def _seeds(verdicts, best=1.0):

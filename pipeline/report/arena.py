@@ -19,7 +19,10 @@ data cannot tell.
 
 `alarm-stop`: the KL tilt stopped, per seed, at the last target before the first whose alarm says
 `alarm` (a `watch` does not stop it; none quiet enough: the base policy); its utility, proxy gain
-and KL there, and its regret against gold's best on the same seed's curve.
+and KL there, and its regret against gold's best on the same seed's curve. `holdout-stop`, where
+the KL tilt's rows carry a held-out proxy's gain (HOLDOUT_GAIN, `eval.holdout`): the KL tilt
+stopped at the held-out estimate's peak (its largest lower bound, the verdict rule's way of
+picking a peak; none above 0: the base policy), with the same numbers.
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ DIVERGENCE_NAME = {"chi2": "chi2", "mixed_chi2_kl": "mixed", "hellinger": "helli
 STABLE = 0.8
 """A measurement holds across seeds when at least this share of them (4 of 5) reads it."""
 BASE = "base (no optimization)"
+HOLDOUT_GAIN = getattr(M, "GAIN_HOLDOUT", "gain/holdout")
+"""A held-out proxy's gain per point (eval.holdout): the utility gain estimated without gold."""
+STOPS = {"alarm-stop": "stop", "holdout-stop": "hstop"}
+"""The stopping rules on the KL tilt's curve, and the key of each one's stop in a seed's summary."""
 
 
 @dataclass
@@ -241,7 +248,37 @@ def seed_summary(lab: pd.DataFrame) -> dict[str, Any]:
             }
     if M.ALARM_LEVEL in lab and lab[M.ALARM_LEVEL].notna().any():
         out["stop"] = alarm_stop(lab)
+    if HOLDOUT_GAIN in lab and lab[HOLDOUT_GAIN].notna().any():
+        out["hstop"] = holdout_stop(lab)
     return out
+
+
+def _stop_at(lab: pd.DataFrame, k: int | None) -> dict[str, Any]:
+    """A stopping rule's numbers at point k of lab (sorted by KL; None: the base policy)."""
+    best = float(lab[M.GAIN_UTILITY].astype(float).max())
+    if k is None:
+        return {"utility": 0.0, "proxy": 0.0, "kl": 0.0, "verdict": BASE, "regret": best, "point_id": None}
+    r = lab.iloc[k]
+    u = float(r[M.GAIN_UTILITY])
+    return {
+        "utility": u,
+        "proxy": float(r[M.GAIN_PROXY]),
+        "kl": float(r[M.KL]),
+        "verdict": str(r["verdict"]),
+        "regret": best - u,
+        "point_id": str(r["point_id"]),
+    }
+
+
+def holdout_stop(lab: pd.DataFrame) -> dict[str, Any]:
+    """The point whose held-out gain has the largest lower bound (ties: the larger estimate); the
+    base policy when no lower bound is above 0."""
+    lab = lab.sort_values(M.KL).reset_index(drop=True)
+    est = lab[HOLDOUT_GAIN].astype(float)
+    lo = lab[M.lo(HOLDOUT_GAIN)].astype(float) if M.lo(HOLDOUT_GAIN) in lab else est
+    keys = list(zip(lo.fillna(-np.inf), est.fillna(-np.inf)))
+    k = int(max(range(len(keys)), key=lambda i: keys[i]))
+    return _stop_at(lab, k if keys[k][0] > 0 else None)
 
 
 def alarm_stop(lab: pd.DataFrame) -> dict[str, Any]:
@@ -255,19 +292,7 @@ def alarm_stop(lab: pd.DataFrame) -> dict[str, Any]:
         if lev == "alarm":
             k = i - 1
             break
-    best = float(lab[M.GAIN_UTILITY].astype(float).max())
-    if k < 0:
-        return {"utility": 0.0, "proxy": 0.0, "kl": 0.0, "verdict": BASE, "regret": best, "point_id": None}
-    r = lab.iloc[k]
-    u = float(r[M.GAIN_UTILITY])
-    return {
-        "utility": u,
-        "proxy": float(r[M.GAIN_PROXY]),
-        "kl": float(r[M.KL]),
-        "verdict": str(r["verdict"]),
-        "regret": best - u,
-        "point_id": str(r["point_id"]),
-    }
+    return _stop_at(lab, k if k >= 0 else None)
 
 
 def alarm_knob(lab: pd.DataFrame) -> int | None:
@@ -337,15 +362,16 @@ def cell_row(seeds: dict[int, dict[str, Any]], ci: float) -> dict[str, Any]:
     return row
 
 
-def stop_cell(seeds: dict[int, dict[str, Any]], ci: float) -> dict[str, Any]:
-    """alarm-stop's own cell from the KL tilt's seeds: its verdict per seed is the label of the
-    point it stops at (`base` before the first), its best and matched numbers its own (one point)."""
-    verdicts = [s["stop"]["verdict"] for s in seeds.values()]
+def stop_cell(seeds: dict[int, dict[str, Any]], ci: float, key: str = "stop") -> dict[str, Any]:
+    """A stopping rule's own cell from the KL tilt's seeds (`key`: its stop in each seed's summary):
+    its verdict per seed is the label of the point it stops at (`base` before the first), its
+    numbers its own (one point per seed), its regret against gold's best on the same curve."""
+    verdicts = [s[key]["verdict"] for s in seeds.values()]
     counts = Counter(verdicts)
     top = max(counts.values())
     modal = _worst([v for v, c in counts.items() if c == top])
     classes = Counter(measured(v) for v in verdicts)
-    st = [s["stop"] for s in seeds.values()]
+    st = [s[key] for s in seeds.values()]
     u = across([x["utility"] for x in st], ci)
     reg = across([x["regret"] for x in st], ci)
     return {
@@ -493,14 +519,16 @@ def arena_cells(root: Path, df: pd.DataFrame, rule: Any) -> tuple[pd.DataFrame, 
         summaries.setdefault((fam, law, col), {}).setdefault(int(n), {})[int(seed)] = seed_summary(g)
     rows, trends = [], []
     for (fam, law, col), by_n in summaries.items():
-        cols = [(col, False)]
-        if col == "kl" and all("stop" in s for seeds in by_n.values() for s in seeds.values()):
-            cols.append(("alarm-stop", True))
+        cols: list[tuple[str, str | None]] = [(col, None)]
+        if col == "kl":
+            for name, key in STOPS.items():
+                if all(key in s for seeds in by_n.values() for s in seeds.values()):
+                    cols.append((name, key))
         for name, stop in cols:
             p = predict(law, name)
             per_n = []
             for n in sorted(by_n):
-                c = stop_cell(by_n[n], rule.ci) if stop else cell_row(by_n[n], rule.ci)
+                c = stop_cell(by_n[n], rule.ci, stop) if stop else cell_row(by_n[n], rule.ci)
                 per_n.append({"family": fam, "error_law": law, "column": name, "N": n, **c})
             tr = [] if stop else trend_rows(by_n, units, rule.ci)
             agree = agreement(p.verdict, per_n, tr)

@@ -120,7 +120,7 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
             out.append(
                 f"{head}utility gain at {what}: mean over seeds at N = {nstr} (↓ ↑: a significant change with N, "
                 "Welch over prompts; (x): the column's optimum never reaches this KL, x is the most it reaches)\n"
-                + _grid(fam[fam["column"] != "alarm-stop"], u_cell)
+                + _grid(fam[~fam["column"].isin(["alarm-stop", "holdout-stop"])], u_cell)
             )
 
         def best_cell(law, col, g):
@@ -130,8 +130,10 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
             f"{head}utility gain at the column's best KL (gold's best; alarm-stop: where it stops), mean over seeds "
             f"at N = {nstr}\n" + _grid(fam, best_cell)
         )
-        st = fam[fam["column"] == "alarm-stop"]
-        if not st.empty:
+        for stop_name in ("alarm-stop", "holdout-stop"):
+            st = fam[fam["column"] == stop_name]
+            if st.empty:
+                continue
             from goodhart.pipeline.sweeps.tables import render
 
             rows = []
@@ -143,10 +145,13 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
             heads = ["error law"] + [
                 f"{h} N={int(n):,}" for n in sorted(st["N"].unique()) for h in ("KL", "utility", "regret", "proxy")
             ]
+            how = {
+                "alarm-stop": "stopped before the first target whose alarm says `alarm`",
+                "holdout-stop": "stopped at the held-out proxy's estimated peak (its gain's largest lower bound)",
+            }[stop_name]
             out.append(
-                f"{head}alarm-stop: the KL tilt stopped before the first target whose alarm says `alarm`; its KL, "
-                "utility gain, regret against gold's best on the same seed's curve and proxy gain, means over seeds\n"
-                + render(heads, rows)
+                f"{head}{stop_name}: the KL tilt {how}; its KL, utility gain, regret against gold's best on the same "
+                "seed's curve and proxy gain, means over seeds\n" + render(heads, rows)
             )
     out.append(predictions_text(cells))
     return "\n\n".join(out)
