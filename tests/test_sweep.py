@@ -326,3 +326,28 @@ def test_keys_added_for_the_arena_keep_finished_points_ids():
     assert point_id(ens) == old_id(ens, ["reward.ensemble.rho", "algo.kl.per_prompt", "eval.alarm"])
     for other in (["algo=tilt", "eval.alarm=false"], ["algo=bon", "algo.kl.target=2"], ["reward.ensemble.rho=0.5"]):
         assert point_id(load_config(None, other)) not in {point_id(tilt), point_id(bon), point_id(ens)}
+
+
+def test_quick_variant_of_a_sweep_file(tmp_path):
+    """`goodhart sweep FILE --quick`: the file's `quick:` keys replace the sweep's (its own name),
+    its `set` merges in, its `branch_grid` replaces those lists in every branch; a file without one
+    is a one-line error."""
+    from goodhart.pipeline.errors import ConfigError
+    from goodhart.pipeline.sweeps.spec import expand, load_sweep
+
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "name: s\nset: {reward: distributional, tracking.enabled: false}\n"
+        "grid: {seed: [0, 1, 2]}\n"
+        "branches:\n  - {name: a, grid: {algo.kl.coef: [1, 2, 3]}}\n  - {name: b, set: {algo: bon}, grid: {algo.n: [2, 4]}}\n"
+        "quick: {name: s_quick, grid: {seed: [0]}, set: {sampling.n: 64}, branch_grid: {algo.kl.coef: [1]}}\n"
+    )
+    full, base = load_sweep(f)
+    assert full.name == "s" and len(expand(full, base)) == 3 * 5
+    quick, base = load_sweep(f, quick=True)
+    pts = expand(quick, base)
+    assert quick.name == "s_quick" and len(pts) == 1 * (1 + 2)
+    assert all(p.cfg.sampling.n == 64 and p.cfg.tracking.enabled is False for p in pts)
+    f.write_text("name: s\ngrid: {seed: [0]}\n")
+    with pytest.raises(ConfigError, match="no `quick:` variant"):
+        load_sweep(f, quick=True)

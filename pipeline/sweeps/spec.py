@@ -146,11 +146,17 @@ def load_sweep(
         q = raw.get("quick") if isinstance(raw, dict) else None
         if not isinstance(q, dict):
             raise ConfigError(f"{path} has no `quick:` variant (a mapping of the sweep keys to replace)")
+        bg = q.get("branch_grid") or {}
         raw = {
             **raw,
-            **{k: v for k, v in q.items() if k != "set"},
+            **{k: v for k, v in q.items() if k not in ("set", "branch_grid")},
             "set": {**(raw.get("set") or {}), **(q.get("set") or {})},
         }
+        if bg:  # fewer knobs per branch
+            raw["branches"] = [
+                {**b, "grid": {k: bg.get(k, v) for k, v in (b.get("grid") or {}).items()}} if isinstance(b, dict) else b
+                for b in raw.get("branches") or []
+            ]
         raw.pop("quick")
     sweep = validate(raw, SweepConfig, source=str(path))
     tree: dict[str, Any] = {}
