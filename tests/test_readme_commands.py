@@ -142,9 +142,12 @@ VARIANTS: dict[str, str] = {
     # the plug-in package is pip-installed and run by name in the slow test of tests/test_examples*.py
     "pip install examples/reward_plugin": "test -f {repo}/examples/reward_plugin/pyproject.toml",
     "goodhart run examples/reward_plugin/run.yaml": "test -f {repo}/examples/reward_plugin/run.yaml",
-    # docs/arena.md: the arena (about 5 min on 2 cores): a cut-down grid here; tests/test_arena.py runs it too
-    "goodhart sweep configs/sweep/arena.yaml": "goodhart sweep {repo}/configs/sweep/arena.yaml --quiet sampling.n=512 prompts.n_eval=4",
+    # docs/arena.md: the arena (thousands of points): one law, one seed, two columns at N = 4,096
+    # here; tests/test_arena.py runs a cut-down grid end to end too
+    "goodhart sweep configs/sweep/arena.yaml": "goodhart sweep {repo}/configs/sweep/arena.yaml --quiet --only reward.error=gaussian --only seed=0 --only sampling.n=4096 --branch kl --branch chi2",
     "goodhart report runs/arena": "goodhart report runs/arena",
+    "goodhart sweep configs/sweep/arena.yaml --quick": "goodhart sweep {repo}/configs/sweep/arena.yaml --quick --dry-run",
+    "goodhart report runs/arena_quick": "goodhart report --help",
     "goodhart sweep configs/sweep/arena_text.yaml": "goodhart sweep {repo}/configs/sweep/arena_text.yaml --dry-run",
     "goodhart report runs/arena_text": "goodhart report --help",
     "goodhart sweep configs/sweep/arena_rl.yaml": "goodhart sweep {repo}/configs/sweep/arena_rl.yaml --dry-run",

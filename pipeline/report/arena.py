@@ -20,7 +20,7 @@ data cannot tell.
 `alarm-stop`: the KL tilt stopped, per seed, at the last target before the first whose alarm says
 `alarm` (a `watch` does not stop it; none quiet enough: the base policy); its utility, proxy gain
 and KL there, and its regret against gold's best on the same seed's curve. `holdout-stop`, where
-the KL tilt's rows carry a held-out proxy's gain (HOLDOUT_GAIN, `eval.holdout`): the KL tilt
+the KL tilt's rows carry a held-out proxy's gain (HOLDOUT_GAIN, a second proxy's): the KL tilt
 stopped at the held-out estimate's peak (its largest lower bound, the verdict rule's way of
 picking a peak; none above 0: the base policy), with the same numbers.
 """
@@ -66,7 +66,7 @@ STABLE = 0.8
 """A measurement holds across seeds when at least this share of them (4 of 5) reads it."""
 BASE = "base (no optimization)"
 HOLDOUT_GAIN = getattr(M, "GAIN_HOLDOUT", "gain/holdout")
-"""A held-out proxy's gain per point (eval.holdout): the utility gain estimated without gold."""
+"""A held-out proxy's gain per point: the utility gain estimated without gold."""
 STOPS = {"alarm-stop": "stop", "holdout-stop": "hstop"}
 """The stopping rules on the KL tilt's curve, and the key of each one's stop in a seed's summary."""
 
