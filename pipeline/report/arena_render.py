@@ -19,6 +19,8 @@ SHORT = {
 MARK = {"disagrees": "!", "undecided": "?"}
 HEADLINE = (1.0, 4.0)
 """KL targets whose utility the terminal prints (with the grid's end and each column's best)."""
+SHARE_TARGET = 1.0
+"""The KL target whose utility share the terminal prints."""
 HEAT_TARGET = 2.0
 """The KL target the heat map colours by (the nearest one the sweep has)."""
 
@@ -121,6 +123,17 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
                 f"{head}utility gain at {what}: mean over seeds at N = {nstr} (↓ ↑: a significant change with N, "
                 "Welch over prompts; (x): the column's optimum never reaches this KL, x is the most it reaches)\n"
                 + _grid(fam[~fam["column"].isin(["alarm-stop", "holdout-stop"])], u_cell)
+            )
+
+        if SHARE_TARGET in targets:
+
+            def share_cell(law, col, g):
+                return " ".join(_f(c.get(f"share@{SHARE_TARGET:g}"), ".2g") for _, c in g.iterrows())
+
+            out.append(
+                f"{head}utility share of the proxy gain at KL = {SHARE_TARGET:g} (gain(utility) / gain(proxy), mean over "
+                f"seeds) at N = {nstr}: a share that falls as N grows is the proxy gain outrunning the utility's\n"
+                + _grid(fam[~fam["column"].isin(["alarm-stop", "holdout-stop"])], share_cell)
             )
 
         def best_cell(law, col, g):
