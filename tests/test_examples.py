@@ -248,3 +248,14 @@ def test_alarm_base_noise_example_reads_a_sweep_of_trained_runs(tmp_path, capsys
     out = capsys.readouterr().out
     assert "with it: heavy runs in time 1 of 1; light runs alarmed 0" in out
     assert "pareto" in out and "gaussian" in out
+
+
+def test_arena_reference_example(capsys):
+    """examples/arena_reference.py on small pools: one row per (law, column, N), each target's
+    interval, the Gaussian KL tilt at KL 1 near its closed form sqrt(1) = 1."""
+    ex = _load(EXAMPLES / "arena_reference.py")
+    rows = ex.main(["--log2n", "8", "10", "--samples", "32768", "--laws", "gaussian", "pareto(alpha=1.5)"])
+    out = capsys.readouterr().out
+    assert "argmax" in out and len(rows) == 2 * 2 * 5 * 3
+    g = [r for r in rows if r["law"] == "gaussian" and r["column"] == "kl" and r["target"] == 1.0]
+    assert all(r["lo"] < 1.0 < r["hi"] or abs(r["mean"] - 1.0) < 0.05 for r in g)
