@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from goodhart.pipeline.report.arena import STABLE
+
 SHORT = {
     "catastrophic": "CAT",
     "over-optimized": "over",
@@ -105,8 +107,8 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
 
         out.append(
             f"{head}verdict along matched KL (its last target: the pool argmax), seeds agreeing of {seeds}, "
-            f"at N = {nstr}; ! = disagrees with the prediction on >= 4 of 5 seeds at every N, ? = cannot tell\n"
-            + _grid(fam, verdict_cell)
+            f"at N = {nstr}; ! = disagrees with the prediction on >= {STABLE:.0%} of the seeds at every N and the trend "
+            "in N does not move toward it, ? = cannot tell\n" + _grid(fam, verdict_cell)
         )
         shown = [t for t in HEADLINE if t in targets] + ([targets[-1]] if targets else [])
         for t in dict.fromkeys(shown):
@@ -210,7 +212,7 @@ def markdown(cells: pd.DataFrame, trends: pd.DataFrame, png: Path | None) -> str
         "the last target lies past log N, the pool argmax every column tends to. Each seed's curve is labelled",
         "on its own (eval/goodhart.py label_points): CAT catastrophic, over over-optimized, impr improving,",
         "unres unresolved, base baseline; the number after a verdict is how many seeds read it. `!`: the",
-        "measurement disagrees with the prediction on >= 4 of 5 seeds at every pool size and the trend in N",
+        "measurement disagrees with the prediction on >= 80% of the seeds (4 of 5) at every pool size and the trend in N",
         "does not move toward it; `?`: the data cannot tell.",
         "",
         "```",
