@@ -8,7 +8,8 @@ and five seeds estimate, at larger N.
 
 For each error law (V ~ N(0, 1), X independent) and column (the KL tilt, chi^2, Hellinger,
 best-of-n with a real n, the rank transform's KL tilt): mean utility gain [95% t interval over
-pools] at each KL target and at the argmax. `--samples` draws per N (pools = samples / N).
+pools] at each KL target and at the argmax. `--samples` draws per N (pools = samples / N, at
+least `--min-pools`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--log2n", type=int, nargs="+", default=[12, 16, 20], help="pool sizes, as powers of 2")
     ap.add_argument("--samples", type=int, default=2**22, help="draws per pool size (pools = samples / N)")
+    ap.add_argument("--min-pools", type=int, default=16, help="at least this many pools per size (drawn in batches)")
     ap.add_argument("--targets", type=float, nargs="+", default=[1.0, 4.0], help="KL targets (the argmax is added)")
     ap.add_argument("--laws", nargs="+", default=list(LAWS), choices=list(LAWS))
     ap.add_argument("--columns", nargs="+", default=list(COLUMNS), choices=list(COLUMNS))
@@ -62,14 +64,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name in a.laws:
         for k in a.log2n:
             N = 2**k
-            P = max(2, a.samples // N)
-            rng = np.random.default_rng([a.seed, k, list(LAWS).index(name)])
-            v = rng.normal(size=(P, N))
-            r = v + LAWS[name].sample((P, N), rng)
+            P = max(a.min_pools, a.samples // N)
+            batch = max(1, min(P, 2**22 // N))  # pools drawn together: memory stays ~2^22 draws
+            per: dict[tuple[str, float], list[np.ndarray]] = {}
+            for b0 in range(0, P, batch):
+                rng = np.random.default_rng([a.seed, k, list(LAWS).index(name), b0])
+                v = rng.normal(size=(min(batch, P - b0), N))
+                r = v + LAWS[name].sample(v.shape, rng)
+                for col in a.columns:
+                    for t in targets:
+                        g = gains(col, r, v, t if np.isfinite(t) else 2.0 * np.log(N) + 10)
+                        per.setdefault((col, t), []).append(g)
             for col in a.columns:
                 cells = []
                 for t in targets:
-                    m, lo, hi = t_ci(gains(col, r, v, t if np.isfinite(t) else 2.0 * np.log(N) + 10))
+                    m, lo, hi = t_ci(np.concatenate(per[(col, t)]))
                     rows.append(
                         {"law": name, "column": col, "N": N, "pools": P, "target": t, "mean": m, "lo": lo, "hi": hi}
                     )
