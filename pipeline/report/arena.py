@@ -37,35 +37,13 @@ import numpy as np
 import pandas as pd
 
 from goodhart.eval import metrics as M
+from goodhart.pipeline.report.arena_theory import STABLE, direction
 from goodhart.pipeline.sweeps.record import load_results
 
 SEVERITY = ("baseline", "improving", "unresolved", "over-optimized", "catastrophic")
-COLUMNS = (
-    "kl",
-    "kl_budget",
-    "bon",
-    "chi2",
-    "mixed",
-    "hellinger",
-    "clip",
-    "log_sigmoid",
-    "rank",
-    "ens_min",
-    "ens_mean",
-    "ens_median",
-    "ens_uwo",
-    "ens_min(rho=0.5)",
-    "ens_mean(rho=0.5)",
-    "ens_median(rho=0.5)",
-    "info",
-    "alarm-stop",
-    "holdout-stop",
-)
 DIVERGENCE_NAME = {"chi2": "chi2", "mixed_chi2_kl": "mixed", "hellinger": "hellinger"}
-STABLE = 0.8
-"""A measurement holds across seeds when at least this share of them (4 of 5) reads it."""
 BASE = "base (no optimization)"
-HOLDOUT_GAIN = getattr(M, "GAIN_HOLDOUT", "gain/holdout")
+HOLDOUT_GAIN = M.GAIN_HOLDOUT
 """A held-out proxy's gain per point: the utility gain estimated without gold."""
 STOPS = {"alarm-stop": "stop", "holdout-stop": "hstop"}
 """The stopping rules on the KL tilt's curve, and the key of each one's stop in a seed's summary."""
@@ -455,13 +433,6 @@ def trend_rows(
     d = welch([s["best_utility"] for s in s1.values()], [s["best_utility"] for s in s2.values()], ci)
     out.append({"target": float("nan"), "n1": n1, "n2": n2, "dU": d[0], "dU/lo": d[1], "dU/hi": d[2], "best": True})
     return out
-
-
-def direction(dU: float, lo: float, hi: float) -> str:
-    """down | up | flat (no significant change) | none (no interval)."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "none"
-    return "down" if hi < 0 else "up" if lo > 0 else "flat"
 
 
 def agreement(pred: str, cells: list[dict[str, Any]], trend: list[dict[str, Any]]) -> str:

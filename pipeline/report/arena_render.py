@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from goodhart.pipeline.report.arena import STABLE
+from goodhart.pipeline.report.arena_theory import STABLE
 
 SHORT = {
     "catastrophic": "CAT",
@@ -38,7 +38,7 @@ def short_law(law: str) -> str:
 
 
 def _order(values: list[str]) -> list[str]:
-    from goodhart.pipeline.report.arena import COLUMNS
+    from goodhart.pipeline.report.arena_theory import COLUMNS
 
     return [v for v in COLUMNS if v in values] + [v for v in values if v not in COLUMNS]
 
@@ -57,7 +57,7 @@ def _f(v: object, fmt: str = ".2f") -> str:
 
 def _arrow(tr: pd.DataFrame, law: str, col: str, target: float | None) -> str:
     """↓ / ↑ where the utility gain changes significantly from the smallest to the largest N."""
-    from goodhart.pipeline.report.arena import direction
+    from goodhart.pipeline.report.arena_theory import direction
 
     if tr.empty:
         return ""
@@ -344,14 +344,14 @@ def arena_html(root: Path, verdict: str, md: str, files: list[Path], out_dir: Pa
     import html
 
     from goodhart.pipeline.io import atomic_write_text
-    from goodhart.pipeline.report.html import CSS, _img
+    from goodhart.pipeline.report.html import CSS, img_figure
 
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>goodhart arena: {html.escape(root.name)}</title><style>{CSS}</style></head><body>",
         f"<h1>Arena <code>{html.escape(root.name)}</code></h1>",
         f"<p class='verdict'>verdict: <b>{html.escape(verdict)}</b></p>",
-        *[_img(Path(p)) for p in files if Path(p).suffix == ".png" and Path(p).is_file()],
+        *[img_figure(Path(p)) for p in files if Path(p).suffix == ".png" and Path(p).is_file()],
         f"<pre>{html.escape(md)}</pre></body></html>",
     ]
     out = out_dir / "report.html"

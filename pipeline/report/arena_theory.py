@@ -24,6 +24,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+COLUMNS = (
+    "kl",
+    "kl_budget",
+    "bon",
+    "chi2",
+    "mixed",
+    "hellinger",
+    "clip",
+    "log_sigmoid",
+    "rank",
+    "ens_min",
+    "ens_mean",
+    "ens_median",
+    "ens_uwo",
+    "ens_min(rho=0.5)",
+    "ens_mean(rho=0.5)",
+    "ens_median(rho=0.5)",
+    "info",
+    "alarm-stop",
+    "holdout-stop",
+)
+STABLE = 0.8
+"""A measurement holds across seeds when at least this share of them (4 of 5) reads it."""
+
+
+def direction(dU: float, lo: float, hi: float) -> str:
+    """down | up | flat (no significant change) | none (no interval)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "none"
+    return "down" if hi < 0 else "up" if lo > 0 else "flat"
+
+
 HEAVY = ("student_t", "lognormal", "pareto", "levy")
 """Heavier than every exponential (lim e^{tx} P(X > x) = inf for every t > 0); the rest are light."""
 TRANSFORMS = ("clip", "log_sigmoid", "rank")

@@ -236,7 +236,8 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0} pre{background:#f7f7f7;p
 """
 
 
-def _img(p: Path) -> str:
+def img_figure(p: Path) -> str:
+    """A PNG embedded in the page (base64), captioned by its file name."""
     data = base64.b64encode(p.read_bytes()).decode()
     return f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,{data}"></figure>'
 
@@ -357,7 +358,7 @@ def write_html(rep, out_dir: Path) -> Path:
     ]
     pngs = [p for p in rep.files if Path(p).suffix == ".png" and Path(p).is_file()]
     order = {name: i for i, name in enumerate(FIGURES)}
-    parts += [_img(Path(p)) for p in sorted(pngs, key=lambda p: order.get(Path(p).name, len(order)))]
+    parts += [img_figure(Path(p)) for p in sorted(pngs, key=lambda p: order.get(Path(p).name, len(order)))]
     fits = gain_fits(labelled)
     if fits:
         parts += [
