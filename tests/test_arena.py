@@ -131,7 +131,8 @@ def _check(in_tmp, capsys, laws, seeds, keep):
     assert "predictions (pipeline/report/arena_theory.py" in out
     rep = in_tmp / "runs" / "arena" / "report"
     cells = pd.read_csv(rep / "arena.csv")
-    assert len(cells) == len(laws) * 2 * (len(keep) + 1)  # laws x N x (columns + alarm-stop)
+    # laws x N x (columns + alarm-stop + holdout-stop: the kl column carries a held-out proxy, eval.holdout)
+    assert len(cells) == len(laws) * 2 * (len(keep) + 2)
     assert set(cells["seeds"]) == {len(seeds)} and (cells["agree"] >= 1).all()
     assert (cells["agree"] <= len(seeds)).all()
     pts = pd.read_csv(rep / "verdicts.csv")
@@ -148,6 +149,10 @@ def _check(in_tmp, capsys, laws, seeds, keep):
     law = laws[0] + " x1"
     stop = g.loc[(law, "alarm-stop", 1024)]
     assert stop["stop_regret"] >= 0 and stop["stop_utility"] <= g.loc[(law, "kl", 1024), "best_utility"] + 1e-9
+    hstop = g.loc[(law, "holdout-stop", 1024)]
+    assert hstop["stop_regret"] >= 0 and hstop["stop_utility"] <= g.loc[(law, "kl", 1024), "best_utility"] + 1e-9
+    kl_pts = pts[pts["column"] == "kl"]
+    assert kl_pts[M.GAIN_HOLDOUT].notna().all() and pts.loc[pts["column"] != "kl", M.GAIN_HOLDOUT].isna().all()
     trends = pd.read_csv(rep / "arena_trend.csv")
     assert {"dU", "dU/lo", "dU/hi"} <= set(trends.columns) and (trends["n1"] == 256).all()
     assert (rep / "arena_heatmap.png").stat().st_size > 20_000
