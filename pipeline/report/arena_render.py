@@ -10,6 +10,9 @@ import pandas as pd
 
 from goodhart.pipeline.report.arena_theory import STABLE
 
+STOP_COLUMNS = ("alarm-stop", "holdout-stop")
+"""The stopping rules' columns (report/arena.py STOPS): one utility each, where they stop."""
+
 SHORT = {
     "catastrophic": "CAT",
     "over-optimized": "over",
@@ -124,7 +127,7 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
             out.append(
                 f"{head}utility gain at {what}: mean over seeds at N = {nstr} (↓ ↑: a significant change with N, "
                 "Welch over prompts; (x): the column's optimum never reaches this KL, x is the most it reaches)\n"
-                + _grid(fam[~fam["column"].isin(["alarm-stop", "holdout-stop"])], u_cell)
+                + _grid(fam[~fam["column"].isin(STOP_COLUMNS)], u_cell)
             )
 
         if SHARE_TARGET in targets:
@@ -135,7 +138,7 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
             out.append(
                 f"{head}utility share of the proxy gain at KL = {SHARE_TARGET:g} (gain(utility) / gain(proxy), mean over "
                 f"seeds) at N = {nstr}: a share that falls as N grows is the proxy gain outrunning the utility's\n"
-                + _grid(fam[~fam["column"].isin(["alarm-stop", "holdout-stop"])], share_cell)
+                + _grid(fam[~fam["column"].isin(STOP_COLUMNS)], share_cell)
             )
 
         def best_cell(law, col, g):
@@ -145,7 +148,7 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
             f"{head}utility gain at the column's best KL (gold's best; alarm-stop: where it stops), mean over seeds "
             f"at N = {nstr}\n" + _grid(fam, best_cell)
         )
-        for stop_name in ("alarm-stop", "holdout-stop"):
+        for stop_name in STOP_COLUMNS:
             st = fam[fam["column"] == stop_name]
             if st.empty:
                 continue
@@ -230,7 +233,7 @@ def markdown(cells: pd.DataFrame, trends: pd.DataFrame, png: Path | None) -> str
             "| family | error law | column | N | KL reached | utility gain [95% across seeds] | share | proxy gain |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for _, c in cells[cells["column"] != "alarm-stop"].iterrows():
+        for _, c in cells[~cells["column"].isin(STOP_COLUMNS)].iterrows():
             lines.append(
                 f"| {c['family']} | {c['error_law']} | {c['column']} | {int(c['N']):,} | {_f(c.get(f'kl@{t:g}'), '.3f')} | "
                 f"{_ci(c, f'U@{t:g}')} | {_f(c.get(f'share@{t:g}'), '.3g')} | {_f(c.get(f'proxy@{t:g}'), '.3g')} |"
@@ -277,8 +280,8 @@ def markdown(cells: pd.DataFrame, trends: pd.DataFrame, png: Path | None) -> str
 # Heat map
 # ============================================================================================
 def heatmap(cells: pd.DataFrame, path: Path) -> Path:
-    """One panel per (family, N): utility gain at the KL target nearest HEAT_TARGET (alarm-stop: at
-    its stop), each cell with its modal verdict and how many seeds agree; a red outline where the
+    """One panel per (family, N): utility gain at the KL target nearest HEAT_TARGET (alarm-stop and
+    holdout-stop: at their stop), each cell with its modal verdict and how many seeds agree; a red outline where the
     measurement disagrees with the prediction, dashed where the data cannot tell."""
     import matplotlib
 
@@ -295,7 +298,7 @@ def heatmap(cells: pd.DataFrame, path: Path) -> Path:
     )
 
     def value(r: pd.Series) -> float:
-        if r["column"] == "alarm-stop" or t is None:
+        if r["column"] in STOP_COLUMNS or t is None:  # a stopping rule: the utility where it stops
             return float(r["best_utility"])
         v = r.get(f"U@{t:g}")
         return float(v) if v is not None else float("nan")
