@@ -127,3 +127,23 @@ def test_dropped_counts_truncation_not_underflow(div):
     chi = D.optimum(r, 1e-4, "chi2")
     np.testing.assert_allclose(chi["dropped"], np.mean(chi["w"] == 0, axis=1))
     assert np.all(chi["dropped"] > 0.9)
+
+
+@pytest.mark.parametrize("algo", [["algo=bon"], ["algo=tilt"], ["algo=tilt", "algo.kl.per_prompt=true"]])
+def test_points_at_a_kl_target_carry_the_heldout_gain(tmp_path, algo):
+    """Best-of-n and the tilts placed by algo.kl.target weigh the held-out proxy (eval.holdout) as
+    they weigh gold: with a held-out error sharing half the proxy's, the estimate's bias is half
+    the error's gain under the policy (docs/holdout.md), as at a fixed knob."""
+    from goodhart.eval import metrics as M
+    from goodhart.pipeline.base.context import PointContext
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.optimizers import bon, tilt
+
+    over = ["reward=distributional", "sampling.n=2048", "prompts.n_eval=16", "reward.error=gaussian"]
+    over += ["eval.holdout=independent", "eval.holdout.shared=0.5", "algo.kl.target=1", *algo]
+    ctx = PointContext(load_config(None, over), tmp_path, progress=False)
+    row = (bon if algo[0] == "algo=bon" else tilt).run(ctx).row
+    assert row[M.KL] == pytest.approx(1.0, rel=1e-3)
+    bias = row[M.GAIN_HOLDOUT] - row[M.GAIN_UTILITY]
+    expect = 0.5 * (row[M.GAIN_PROXY] - row[M.GAIN_UTILITY])
+    assert expect > 0.3 and abs(bias - expect) < 0.15 * expect, (bias, expect)
