@@ -310,7 +310,14 @@ def test_keys_added_for_the_arena_keep_finished_points_ids():
 
     def old_id(cfg, drop):
         d = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir", "alarm"})
-        for path in [*drop, "eval.holdout", "sampling.engine", "sampling.vllm_gpu_memory"]:  # the other added keys
+        for path in [
+            *drop,
+            "eval.holdout",
+            "eval.resolve",
+            "sampling.engine",
+            "sampling.vllm_gpu_memory",
+            "sampling.grown_from",
+        ]:
             node = d
             *parents, last = path.split(".")
             for p in parents:

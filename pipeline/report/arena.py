@@ -182,10 +182,34 @@ def label_seeds(df: pd.DataFrame, rule: Any, units: dict[str, dict[str, np.ndarr
         slim[M.CURVE_PROXY] = slim[M.CURVE_PROXY].astype(str) + ident
     else:
         slim["error_law"] = slim["error_law"].astype(str) + ident
+    slim, alias = _one_argmax(slim)
     lab = label_points(slim, rule, units)
     keep = ["point_id", "verdict", "why", "share", "near_base_margin", "share0", "mdd", "peak"]
     lab = lab[[c for c in keep if c in lab]]
+    if alias:  # the argmax's copies read its label
+        by_id = lab.set_index(lab["point_id"].astype(str)).drop(columns="point_id")
+        copies = by_id.loc[list(alias.values())].reset_index(drop=True)
+        copies.insert(0, "point_id", list(alias.keys()))
+        lab = pd.concat([lab, copies], ignore_index=True)
     return df.merge(lab, on="point_id", how="left")
+
+
+def _one_argmax(slim: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Targets at or past a curve's limit (kl/at_limit = 1 on every prompt) are one policy, the
+    pool argmax: only the first of them is labelled, the others are its copies ({copy's point id:
+    the first's}). Labelling the copies as points would add comparisons along the curve (the
+    verdict rule's Holm correction) and move verdicts when the grid is extended past its end."""
+    if M.KL_AT_LIMIT not in slim or "x" not in slim:
+        return slim, {}
+    lim = pd.to_numeric(slim[M.KL_AT_LIMIT], errors="coerce").fillna(0).to_numpy() >= 1
+    if lim.sum() < 2:
+        return slim, {}
+    keys = [c for c in (*M.CURVE_KEYS, "error_law", "column", "seed", M.N_SAMPLES, M.N_PROMPTS) if c in slim]
+    sub = slim[lim].assign(_x=pd.to_numeric(slim.loc[lim, "x"], errors="coerce")).sort_values("_x", kind="stable")
+    first = sub.groupby([sub[k].astype(str) for k in keys], sort=False)["point_id"].transform("first")
+    dup = first != sub["point_id"]
+    alias = dict(zip(sub.loc[dup, "point_id"].astype(str), first[dup].astype(str)))
+    return slim.drop(index=sub.index[dup.to_numpy()]), alias
 
 
 def _num(v: Any) -> float:
