@@ -274,6 +274,12 @@ def _proxy_moved(r: pd.Series, p: Stat, units: UnitGains, rule: VerdictRule) -> 
     return n > 0 and stats.binom.sf(k - 1, n, 0.5) < rule.nominal1
 
 
+def _moved_text(p: Stat) -> str:
+    """How the proxy gain was shown > 0 (``_proxy_moved``): by its interval, or, where a heavy tail
+    leaves the mean's interval straddling 0, by the sign test over prompts."""
+    return "> 0" if p.lo > 0 else "shown > 0 by a sign test over prompts (its mean's interval straddles 0)"
+
+
 def _best(idx: list, util: dict) -> Any:
     """The point with the largest lower bound of utility gain (ties: the larger estimate)."""
     return max(idx, key=lambda i: (util[i].lo, util[i].m)) if idx else None
@@ -447,7 +453,7 @@ def label_curve(g: pd.DataFrame, units: UnitGains, rule: VerdictRule = VerdictRu
                 f"{util_txt} shown near base (upper bound < {margin_txt}; {holm}: p {_g(near_adj[i])})"
                 if near_cand[i]
                 else f"{util_txt} shown below base (upper bound < 0; p {_g(near_adj[i])})"
-            ) + f" while proxy gain {_ci(*p.est)} > 0; {share_txt}"
+            ) + f" while proxy gain {_ci(*p.est)} {_moved_text(p)}; {share_txt}"
             if near_cand[i] and not past[i]:
                 why += f"; at or past {a}'s own peak {_ci(*util[pk].est)} at KL {_g(kl[pk])}, share collapsed"
         elif past[i] and drop_ok.get(i):
