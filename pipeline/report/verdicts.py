@@ -148,32 +148,58 @@ def _fits(labelled: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def _base_draws(root: Path, g: pd.DataFrame) -> tuple[str, Any] | None:
+    """A curve's base pool as (its name, arrays with `error` and `proxy`): the pool file saved beside
+    the sweep, or, for a distributional pool too large to be saved (point.py SAVED_DRAW_SAMPLES),
+    drawn again from its point's config (a function of the config, drawn in milliseconds)."""
+    files = [f for f in g["pool_file"].dropna().unique() if (root / str(f)).is_file()] if "pool_file" in g else []
+    if files:
+        return str(files[0]), np.load(root / str(files[0]))
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.config.schema import DistributionalReward
+
+    for pid in g["point_id"].dropna().unique() if "point_id" in g else []:
+        cfg_file = root / "points" / str(pid) / "config.yaml"
+        if not cfg_file.is_file():
+            continue
+        cfg = load_config(cfg_file, [])
+        r = cfg.reward
+        if isinstance(r, DistributionalReward) and r.ensemble is None and r.transform is None:
+            from goodhart.pipeline.base.pool import distributional_draw
+
+            return f"points/{pid}/config.yaml", distributional_draw(cfg)
+        return None
+    return None
+
+
 def _tails(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
     """Tail verdicts of each distinct base pool's error and proxy (one per curve)."""
     from goodhart.eval.tails import tail_verdict
 
     out: list[dict[str, Any]] = []
-    if "pool_file" not in labelled:
-        return out
     seen: set[str] = set()
     for _, g in labelled.groupby("curve", sort=False):
-        files = [f for f in g["pool_file"].dropna().unique() if (root / str(f)).is_file()]
-        if not files or files[0] in seen:
+        got = _base_draws(root, g)
+        if got is None:
             continue
-        seen.add(files[0])
+        name, z = got
+        key = name if name.startswith("pools/") else f"{g['error_law'].iloc[0]}|{z['error'].size}"
+        if key in seen:
+            continue
+        seen.add(key)
         law = str(g["error_law"].iloc[0])
-        z = np.load(root / str(files[0]))
         try:
             out.append(
                 {
                     "error_law": law,
-                    "pool_file": files[0],
+                    "pool_file": name,
                     "error": tail_verdict(z["error"].ravel()),
                     "proxy": tail_verdict(z["proxy"].ravel()),
+                    "draws": z["error"],
                 }
             )
         except ValueError as e:  # too few base samples for the tail estimators
-            out.append({"error_law": law, "pool_file": files[0], "skipped": f"{e}"})
+            out.append({"error_law": law, "pool_file": name, "skipped": f"{e}"})
     return out
 
 
@@ -364,10 +390,11 @@ def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: s
         if safe in drawn:  # one figure per error law: its first curve's pool (an arena's unmitigated
             continue  # proxy), not redrawn over the same file by each mitigation's pool
         drawn.add(safe)
-        z = np.load(root / str(t["pool_file"]))
         rep.files.append(
             tail_plots(
-                z["error"].ravel(), out_dir / f"tails_{safe}.png", f"error {t['error_law']} under the base policy"
+                np.asarray(t["draws"]).ravel(),
+                out_dir / f"tails_{safe}.png",
+                f"error {t['error_law']} under the base policy",
             )
         )
 
