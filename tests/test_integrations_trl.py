@@ -171,18 +171,22 @@ def test_holdout_functions_estimate_the_gain_and_pick_the_best_checkpoint(tmp_pa
 # ============================================================================================
 # Real TRL trainers on the small model
 # ============================================================================================
-def test_grpo_script_with_the_callback_stops_on_a_heavy_tailed_hackable_reward(small_model_dir, tmp_path, capsys):
+def test_grpo_script_with_the_callback_flags_a_heavy_tailed_hackable_reward(small_model_dir, tmp_path, capsys):
+    """The example's real GRPO run on the tiny model against a hackable heavy-tailed proxy. Under alarm
+    rule 5 `alarm` needs the point's own local tail evidence, read from the base's top spacings; the
+    example's base (16 samples x 4 prompts) is too small for that test, so the hack reads `watch`
+    (the pool-level evidence) and --stop, which stops at `alarm` only, lets the run finish. The
+    unit tests with a Pareto-tailed base (test_alarm_monitor.py, above) pin the stop at `alarm`."""
     ex = _example("grpo_with_alarm")
     out = tmp_path / "heavy"
     s = ex.main(["--model", str(small_model_dir), "--out", str(out), "--steps", "12", "--tokens", "8", "--stop"])
-    assert s["stopped_at"] is not None and s["stopped_at"] < 12  # fired, and training stopped there
     levels = [c["level"] for c in s["checks"]]
-    assert levels[-1] == "alarm" and levels.count("alarm") == 1
-    assert s["last_quiet_step"] < s["stopped_at"]
+    assert "watch" in levels and s["stopped_at"] is None  # flagged; `watch` does not stop training
+    assert levels[0] == "quiet" and len(levels) == 12
     kept = Path(s["last_quiet_checkpoint"])
     assert kept.is_dir() and int(kept.name.split("-")[1]) <= s["last_quiet_step"]
     saved = json.loads((out / "goodhart_alarm.json").read_text())
-    assert saved["stopped_at"] == s["stopped_at"] and (out / "goodhart_base.npz").is_file()
+    assert saved["stopped_at"] is None and (out / "goodhart_base.npz").is_file()
     # the gold was recorded beside the proxy; the proxy soared while the gold did not follow
     first, last = s["checks"][0], s["checks"][-1]
     assert last["goodhart/proxy"] > 10 * max(first["goodhart/proxy"], 1.0)
@@ -197,7 +201,7 @@ def test_grpo_script_with_the_callback_stops_on_a_heavy_tailed_hackable_reward(s
     import pandas as pd
 
     res = pd.read_csv(tmp_path / "an" / "results.csv")
-    assert res["x"].tolist() == list(range(1, s["stopped_at"] + 1)) and res["alarm/level"].iloc[-1] == "alarm"
+    assert res["x"].tolist() == list(range(1, 13)) and set(res["alarm/level"]) <= {"quiet", "watch"}
     # ... and the analysis reads each step's alarm as the callback did (same samples, KL and base)
     online = [c["goodhart/alarm/score"] for c in s["checks"]]
     np.testing.assert_allclose(res["alarm/score"].to_numpy(float), online, rtol=1e-6, atol=1e-9)

@@ -201,15 +201,20 @@ def test_engine_is_validated_and_left_out_of_point_ids_at_its_default():
     with pytest.raises(Exception, match="engine"):
         RunConfig.model_validate({"sampling": {"engine": "vlm"}})
     cfg = RunConfig.model_validate({})
-    d = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir"})
+    d = cfg.model_dump(mode="json", exclude={"name": True, "tracking": True, "output_dir": True, "eval": {"resolve"}})
     mine = {("sampling", "engine"), ("sampling", "vllm_gpu_memory")}
     for section, key in mine:
         del d[section][key]  # the config as it was before these keys existed
-    for section, key, neutral in P.ADDED_KEYS:  # the others, as point_id drops them
-        if (section, key) not in mine and isinstance(d.get(section), dict) and d[section].get(key, ...) == neutral:
-            del d[section][key]
-            if not d[section]:
-                del d[section]
+    for section, key, neutral in P.ADDED_KEYS:  # the others, as point_id drops them (dotted sections)
+        *parents, last = section.split(".")
+        holder = d
+        for part in parents:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        node = holder.get(last) if isinstance(holder, dict) else None
+        if (section, key) not in mine and isinstance(node, dict) and node.get(key, ...) == neutral:
+            del node[key]
+            if not node:
+                del holder[last]
     assert P.point_id(cfg) == short_hash(d, 10)  # the id a point had before the keys existed
     assert P.point_id(RunConfig.model_validate({"sampling": {"engine": "vllm"}})) != P.point_id(cfg)
 
