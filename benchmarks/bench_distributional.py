@@ -32,7 +32,7 @@ import common as B
 
 NAME = "distributional"
 BASELINE_WALL_S = 131.0
-"""`goodhart sweep configs/sweep/distributional.yaml` before the statistics cache (issue 33: quiet
+"""`goodhart sweep configs/sweep/distributional.yaml` before the statistics cache (quiet
 2-core machine, load < 1)."""
 SWEEP = B.REPO / "configs" / "sweep" / "distributional.yaml"
 

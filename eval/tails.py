@@ -722,7 +722,7 @@ def tail_verdict(
     out of "heavy". The Q-Q slope, not the mean excess, carries the trend because the
     mean excess is infinite for xi >= 1 and erratic for xi >= 1/2 (Levy, Cauchy, Pareto
     alpha < 2).
-    Why light names an index (issues 19, 29): a power tail of large index looks exponential,
+    Why light names an index: a power tail of large index looks exponential,
     or lighter, up to some threshold. Student-t(10)'s mean excess falls until u = sqrt(10) (the
     0.995 quantile) and only then grows; at 30,000 draws its b(u) is as flat as an exponential's.
     No finite sample excludes every power tail; it excludes those whose b(u) would have grown

@@ -8,7 +8,7 @@ point of a sweep that shares those shares the pool, so comparisons along a curve
 from a peak, one optimizer against another) use common random numbers. Different laws at the
 same seed draw from independent streams (the laws' parameters are hashed into the seed): with
 one stream per seed, pareto(1.5) and lognormal(1.5) at one seed were the same trial through a
-monotone map (issue 19), and coverage measured across laws counted correlated trials as
+monotone map, and coverage measured across laws counted correlated trials as
 independent ones.
 """
 

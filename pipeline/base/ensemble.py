@@ -1,4 +1,4 @@
-"""Reward-side mitigations on the base pool (issue 20, the arena): a distributional proxy made an
+"""Reward-side mitigations on the base pool (the arena): a distributional proxy made an
 ensemble of k members and/or transformed, and the ensemble members' gains as the alarm's
 disagreement evidence; and the alarm's base statistics of a pool's arrays (its light-tailed
 null included), computed once per process and reused by every point of a sweep on that pool.

@@ -270,7 +270,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"\n{TAILS_VS_ALARM}")
     for note in rep.notes:
         print(f"\n{note}")
-    if rep.arena is not None:  # issue 20: the arena matrix, heat map beside the report
+    if rep.arena is not None:  # the arena matrix, heat map beside the report
         print(f"\nArena (pipeline/report/arena.py):\n{rep.arena.table}")
     run_id = None if args.no_mlflow else log_to_mlflow(rep)
     if not rep.coverage.complete:  # report/coverage.py: which points the verdict does not cover

@@ -222,7 +222,7 @@ class ErrorConfig(Strict):
 
 
 # ============================================================================================
-# The arena (issue 20): reward-side mitigations of a synthetic or distributional proxy
+# The arena: reward-side mitigations of a synthetic or distributional proxy
 # ============================================================================================
 class TransformConfig(Strict):
     """A transform of the proxy anchored at base-policy rewards (rewards/transform.py), fitted once
@@ -517,7 +517,7 @@ class TiltConfig(Strict):
     kind: Literal["tilt"] = "tilt"
     kl: TiltKL = Field(default_factory=TiltKL)
     """The KL penalty: `kl.coef` is beta."""
-    # ---- the arena (issue 20): other f-divergences, exact on the same pool ----
+    # ---- the arena: other f-divergences, exact on the same pool ----
     divergence: Literal["kl", "chi2", "mixed_chi2_kl", "hellinger"] = "kl"
     """The regulariser D_f in max E[proxy] - coef D_f(pi || pi_0), `kl.coef` its coefficient, solved
     exactly on the pool (eval/divergences.py): kl (f = z log z, the exponential tilt), chi2 (Pearson,

@@ -3,7 +3,7 @@
 KL: the analytic bound log n - (n-1)/n (exact for continuous rewards without ties). When the
 pool has ties the bound is loose, and we report min(bound, plug-in estimate from the pool).
 
-`algo.kl.target` (matched KL, issue 31): best-of-n with a real n, the maximum of n draws with
+`algo.kl.target` (matched KL): best-of-n with a real n, the maximum of n draws with
 replacement from the pool (eval/bon.py best_of_n_power), n solved so that its KL on the pool
 equals the target; at or beyond log N the argmax. Its KL is the plug-in on the pool, as the tilts'."""
 

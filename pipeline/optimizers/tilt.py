@@ -7,11 +7,11 @@ same prompts, it drifts with N beyond its own interval: for a heavy-tailed proxy
 is infinite, the population optimum does not exist, and the pool size decides what is shown,
 even while the ESS looks fine).
 
-`algo.divergence` other than kl (the arena, issue 20): the exact optimum of E[proxy] - coef D_f on
+`algo.divergence` other than kl (the arena): the exact optimum of E[proxy] - coef D_f on
 the same pool (eval/divergences.py; chi2, mixed_chi2_kl, hellinger), on the same KL axis (the KL
 of its weights), its row labelled `tilt-<divergence>` with the divergence's own value beside.
 
-`algo.kl.target` (matched KL, issue 31): the coefficient is solved on the pool so that the
+`algo.kl.target` (matched KL): the coefficient is solved on the pool so that the
 optimum's KL equals the target (eval/matched.py: one coefficient for the pool, or one per prompt
 with `algo.kl.per_prompt`, the KL-constrained optimum); at or beyond the argmax's KL the point is
 the argmax limit. The solved coefficient is the row's kl/coef, the target kl/target."""

@@ -403,7 +403,7 @@ def build_report(root: str | Path, rule: VerdictRule = VerdictRule(), out_dir: s
     rep.learned = learned_error(root, labelled)
     labelled.to_csv(out_dir / "verdicts.csv", index=False)
     rep.files.append(out_dir / "verdicts.csv")
-    from goodhart.pipeline.report.arena import arena_report  # issue 20: error law x mitigation
+    from goodhart.pipeline.report.arena import arena_report  # error law x mitigation
 
     rep.arena = arena_report(root, rule, out_dir, prepare=backfill)
     rep.files += rep.arena.files if rep.arena else []

@@ -57,10 +57,10 @@ ADDED_KEYS: tuple[tuple[str, str, object], ...] = (
     ("sampling", "engine", "hf"),
     ("sampling", "vllm_gpu_memory", 0.5),
     ("sampling", "grown_from", None),
-    ("algo.kl", "per_prompt", False),  # the tilt's per-prompt KL budget (issue 31)
-    ("algo", "kl", {"target": None}),  # best-of-n at a matched KL (issue 31)
-    ("eval", "alarm", True),  # the alarm switched off (issue 31)
-    ("reward.ensemble", "rho", 0.0),  # a shared error component of ensemble members (issue 31)
+    ("algo.kl", "per_prompt", False),  # the tilt's per-prompt KL budget
+    ("algo", "kl", {"target": None}),  # best-of-n at a matched KL
+    ("eval", "alarm", True),  # the alarm switched off
+    ("reward.ensemble", "rho", 0.0),  # a shared error component of ensemble members
 )
 
 
