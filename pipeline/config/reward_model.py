@@ -108,7 +108,7 @@ class RewardModelConfig(Strict):
     """Label noise."""
     backbone: ModelConfig = Field(default_factory=ModelConfig)
     """The reward model's backbone: a sequence classifier with one output on top of this causal LM
-    (tiny, smollm2-135m, or a local path). Its tokenizer is the one saved with the checkpoint."""
+    (tiny, smollm2-135m, minilm-l6 (an encoder: pipeline/base/encoders.py), or a local path). Its tokenizer is the one saved with the checkpoint."""
     lora: LoraSpec | None = None
     """Train LoRA adapters (merged into the saved checkpoint) plus the score head instead of all weights."""
     training: RMTrainingConfig = Field(default_factory=RMTrainingConfig)

