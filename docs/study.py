@@ -27,6 +27,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -75,7 +76,16 @@ def step(name: str, argv: list[str], log: list[dict]) -> None:
     print(f"== [{time.strftime('%H:%M:%S')}] study: {name}: {' '.join(argv)}", flush=True)
     loads, cpu0, t0 = LoadSampler(), children_cpu(), time.time()
     loads.start()
-    rc = subprocess.call(argv, cwd=REPO)
+    proc = subprocess.Popen(argv, cwd=REPO)
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, below): the step's record says so; rerun to resume
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        rc = 130
     log.append(
         {
             "step": name,
@@ -89,6 +99,10 @@ def step(name: str, argv: list[str], log: list[dict]) -> None:
     )
     if rc != 0:
         raise SystemExit(rc)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def rm_paths(sweep_file: Path) -> list[str]:
@@ -117,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", action="store_true", help=f"the small variant ({SMALL}; minutes)")
     ap.add_argument("--no-docs", action="store_true", help="stop after the report (store nothing in docs/)")
     a = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     sweep_file = SMALL if a.small else SWEEP
     exe = Path(sys.executable).parent / "goodhart"
     gh = [str(exe)] if exe.exists() else [sys.executable, "-m", "goodhart.pipeline.cli"]
@@ -153,6 +168,7 @@ def store(sweep_dir: Path, sweep_file: str, attempts: list[dict]) -> int:
     sweep_wall = sum(s["wall_s"] for s in steps if s["step"] == "sweep")
     out = tables.snapshot(sweep_dir, sweep_file, [], [min(load), max(load)], sweep_wall)
     shutil.copyfile(sweep_dir / "study.json", out / "study.json")
+    place_blocks(REPO / "docs" / "results.md", sweep_dir.name)
     rep = sweep_dir / "report"
     for f in ("verdicts.csv", "report.md"):
         if (rep / f).is_file():
@@ -162,6 +178,36 @@ def store(sweep_dir: Path, sweep_file: str, attempts: list[dict]) -> int:
     for p in tables.write():
         print(f"rewrote {p.relative_to(REPO)}")
     return 0
+
+
+ANCHOR = "<!-- study: {name} -->"
+"""Where a study's blocks go in docs/results.md before its first run is stored."""
+
+
+def blocks_for(name: str) -> str:
+    """The marked blocks of a stored study: its tables, its report's held-out estimate and
+    verdicts, the power of its unresolved points, its cost, and its figure."""
+
+    def block(part: str) -> str:
+        spec = name if part == "tables" else f"{name} part={part}"
+        return f"<!-- results: {spec} -->\n<!-- /results -->\n"
+
+    return (
+        f"### Tables\n\n{block('tables')}\n### Held-out estimate and verdicts\n\n{block('report')}\n"
+        f"### What it would take to resolve the unresolved points\n\n{block('power')}\n"
+        f"### Cost, machine and load\n\n{block('cost')}\n"
+        f"![Proxy and utility gain against KL, one column per proxy](img/{name}_gains_vs_kl.png)\n"
+    )
+
+
+def place_blocks(page: Path, name: str) -> bool:
+    """Replace the study's anchor in `page` by its marked blocks (once: later runs only redraw them)."""
+    text = page.read_text()
+    anchor = ANCHOR.format(name=name)
+    if f"<!-- results: {name} -->" in text or anchor not in text:
+        return False
+    page.write_text(text.replace(anchor, blocks_for(name).rstrip("\n")))
+    return True
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 A results table sits between markers that name the stored run it comes from and what of it to
 draw; everything between them is generated (edit the run or the code, never the table):
 
-    <!-- results: RUN [curve=TEXT] -->
+    <!-- results: RUN [curve=TEXT] [part=tables|report|power] -->
     ...
     <!-- /results -->
 
@@ -13,7 +13,11 @@ last look, as the sweep prints it) and ``run.json``: the command that made it (s
 when, on which machine and under what load, the commit, the point ids and the alarm rule's
 version. ``curve=TEXT`` keeps the curves whose title contains TEXT. The block is the sweep's
 end-of-run tables (``pipeline/sweeps/tables.py``, what `goodhart sweep` prints) and a line
-naming the command, the date, the machine and the load.
+naming the command, the date, the machine and the load. A run stored with its report (its
+``report.md`` and ``verdicts.csv``, as docs/study.py stores the SmolLM2 study) also gives
+``part=report`` (the report's held-out estimate and verdicts sections), ``part=power`` (what
+it would take to resolve each unresolved point: `power_table`) and ``part=cost`` (each step's
+wall time, CPU time and load, from its ``study.json``).
 
     python docs/tables.py snapshot runs/smollm2_smoke configs/sweep/smollm2_smoke.yaml  # store a finished run
     python docs/tables.py write   # redraw every marked block from its stored run
@@ -47,6 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "docs" / "runs"
 PAGES = ["README.md", "benchmarks/README.md", "docs/*.md"]
+PARTS = ("tables", "report", "power", "cost")
 BLOCK = re.compile(r"(<!-- results: ([^>]*?) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 
@@ -75,8 +80,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     opts = {}
     for w in words[1:]:
         k, sep, v = w.partition("=")
-        if not sep or k not in ("curve",):
-            raise ValueError(f"results marker '{spec}': unknown option {w!r} (known: curve=TEXT)")
+        if not sep or k not in ("curve", "part"):
+            raise ValueError(f"results marker '{spec}': unknown option {w!r} (known: curve=TEXT, part=PART)")
+        if k == "part" and v not in PARTS:
+            raise ValueError(f"results marker '{spec}': part={v!r} (known: {', '.join(PARTS)})")
         opts[k] = v
     return words[0], opts
 
@@ -107,6 +114,13 @@ def draw(run: str, options: dict[str, str], runs: Path = RUNS) -> str:
     from goodhart.pipeline.sweeps.tables import sweep_tables
 
     meta, df = load_run(run, runs)
+    part = options.get("part", "tables")
+    if part == "report":
+        return report_sections(runs / run) + "\n" + source_line(run, meta)
+    if part == "power":
+        return power_table(runs / run) + "\n" + source_line(run, meta)
+    if part == "cost":
+        return cost_table(runs / run, meta) + "\n" + source_line(run, meta)
     if (runs / run / "resolve.json").is_file():  # resolve rounds: each curve's last look, as the sweep prints it
         from goodhart.pipeline.report.verdicts import apply_record
 
@@ -117,6 +131,11 @@ def draw(run: str, options: dict[str, str], runs: Path = RUNS) -> str:
         if not kept:
             raise ValueError(f"run {run}: no curve title contains {options['curve']!r}")
         text = "\n\n".join(kept)
+    return f"```text\n{text}\n```\n\n" + source_line(run, meta)
+
+
+def source_line(run: str, meta: dict) -> str:
+    """Where a block's numbers come from: command, wall time, date, machine, load, commit."""
     loads = meta.get("load", [])
     load = f"load average {min(loads):.1f}-{max(loads):.1f}" if loads else "load not recorded"
     m = meta.get("machine", {})
@@ -126,7 +145,101 @@ def draw(run: str, options: dict[str, str], runs: Path = RUNS) -> str:
         f"`{meta['command']}`{took}, {meta['when_utc'][:10]}, {m.get('cores', '?')} CPU cores ({m.get('cpu_model', '?')}), "
         f"{load}, commit {meta.get('commit', '?')[:10]}; stored in `docs/runs/{run}/`"
     )
-    return f"```text\n{text}\n```\n\n<sub>From {src}.</sub>\n"
+    return f"<sub>From {src}.</sub>\n"
+
+
+def _stored(d: Path, name: str) -> Path:
+    if not (d / name).is_file():
+        raise FileNotFoundError(f"{d}: no stored {name} (a run stored with its report: docs/study.py)")
+    return d / name
+
+
+def report_sections(d: Path) -> str:
+    """The stored report.md's held-out estimate section and its verdict lines (not the rule text,
+    which docs/verdicts.md shows), headings dropped a level to sit under a page's section."""
+    text = _stored(d, "report.md").read_text()
+    held = re.search(r"^## Held-out estimate.*?(?=^## )", text, re.S | re.M)
+    verdicts = re.search(r"^## Verdicts\n.*?(?=^### |^## |\Z)", text, re.S | re.M)
+    if not held or not verdicts:
+        raise ValueError(f"{d}/report.md: no 'Held-out estimate' or 'Verdicts' section")
+    body = (held.group(0).rstrip() + "\n\n" + verdicts.group(0).rstrip()).replace("\n## ", "\n#### ")
+    return "#### " + body[3:] + "\n"
+
+
+def cost_table(d: Path, meta: dict) -> str:
+    """Each step of each attempt of a stored study (study.json, docs/study.py): wall seconds, CPU
+    seconds of its processes and the load averages sampled while it ran; and the totals."""
+    attempts = json.loads(_stored(d, "study.json").read_text())
+    head = f"{'attempt':>7}  {'step':<22}  {'wall':>9}  {'CPU s':>7}  {'load average':>12}  {'rc':>3}"
+    lines, wall, cpu = [head, "-" * len(head)], 0.0, 0.0
+    for i, att in enumerate(attempts, 1):
+        for s in att["steps"]:
+            lo, hi = min(s["load"]), max(s["load"])
+            w = f"{int(s['wall_s'] // 60)}m {int(s['wall_s'] % 60):02d}s"
+            lines.append(
+                f"{i:>7}  {s['step']:<22}  {w:>9}  {s['cpu_s']:>7.0f}  {f'{lo:.1f}-{hi:.1f}':>12}  {s['rc']:>3}"
+            )
+            wall, cpu = wall + s["wall_s"], cpu + s["cpu_s"]
+    lines += ["-" * len(head), f"{'':>7}  {'all':<22}  {f'{int(wall // 60)}m {int(wall % 60):02d}s':>9}  {cpu:>7.0f}"]
+    cores = meta.get("machine", {}).get("cores", "?")
+    note = (
+        f"Every step of every attempt (an interrupted attempt's last step has rc != 0; the next attempt resumed it), "
+        f"on {cores} cores. CPU s is user + system time of the step's processes, which the neighbours' load moves "
+        "much less than wall time."
+    )
+    return note + "\n\n```text\n" + "\n".join(lines) + "\n```\n"
+
+
+def prompts_to_resolve(row: dict) -> tuple[str, float]:
+    """(the label more prompts would give, how many prompts) for one `unresolved` point, if its
+    estimate and its per-prompt spread stayed as they are: an interval's half-width shrinks as
+    1 / sqrt(prompts). Near base needs the utility's upper bound below the margin m (estimate g <
+    m); over-optimized needs its lower bound above m and the paired drop from the peak
+    significant (g > m, drop > 0). ('-', nan): no number of prompts resolves it under that
+    assumption (the estimate sits on the margin, or past the peak with no drop)."""
+    P, g, m = float(row["n/prompts"]), float(row["gain/utility"]), float(row["near_base_margin"])
+    h = (float(row["gain/utility/hi"]) - float(row["gain/utility/lo"])) / 2
+    if g < m:
+        return "near base", P * (h / (m - g)) ** 2
+    drop = float(row.get("drop", float("nan")))
+    if g > m and drop > 0:
+        hd = (float(row["drop/hi"]) - float(row["drop/lo"])) / 2
+        return "over-optimized", max(P * (h / (g - m)) ** 2, P * (hd / drop) ** 2)
+    return "-", float("nan")
+
+
+def power_table(d: Path) -> str:
+    """Every `unresolved` point of the stored verdicts.csv with the prompts that would resolve it
+    (prompts_to_resolve)."""
+    import math
+
+    import pandas as pd
+
+    v = pd.read_csv(_stored(d, "verdicts.csv"))
+    rows = v[v["verdict"] == "unresolved"].sort_values(["curve", "algo", "kl"])
+    head = (
+        f"{'curve':>5}  {'algo':>4}  {'knob':>12}  {'KL':>6}  {'utility gain [95% CI]':>24}  {'margin':>6}  "
+        f"{'resolves as':>14}  {'prompts':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows.to_dict("records"):
+        label, need = prompts_to_resolve(r)
+        knob = f"{r['x_name']}={r['x']:g}"
+        ci = f"{r['gain/utility']:.3f} [{r['gain/utility/lo']:.3f}, {r['gain/utility/hi']:.3f}]"
+        n = "-" if not math.isfinite(need) else f"{max(int(r['n/prompts']), math.ceil(round(need, 6))):,}"
+        lines.append(
+            f"{r['curve']:>5}  {r['algo']:>4}  {knob:>12}  {r['kl']:>6.3f}  {ci:>24}  {r['near_base_margin']:>6.3f}  "
+            f"{label:>14}  {n:>8}"
+        )
+    if rows.empty:
+        lines.append("(no unresolved point)")
+    prompts = int(v["n/prompts"].max())
+    note = (
+        f"Each `unresolved` point of the run ({prompts} prompts), and the prompts that would resolve it if its "
+        "estimate and per-prompt spread stayed as measured (half-width ~ 1/sqrt(prompts); `-`: the estimate "
+        "sits where no number of prompts resolves it)."
+    )
+    return note + "\n\n```text\n" + "\n".join(lines) + "\n```\n"
 
 
 # ---- staleness -------------------------------------------------------------------------------

@@ -118,3 +118,84 @@ def test_markers_name_a_stored_run_and_known_options(repo):
     page.write_text('<!-- results: smollm2_smoke curve="student_t(df=2)" -->\n<!-- /results -->\n')
     T.write(repo / "docs" / "runs", repo)
     assert "student_t(df=2) x0.3" in page.read_text() and _check(repo) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A run stored with its report (docs/study.py): part=report and part=power
+# ---------------------------------------------------------------------------------------------
+REPORT_MD = """# Sweep `s`: verdict **unresolved**
+
+## Held-out estimate (no gold)
+
+- estimate c1 bon: peak at n=4
+## Verdicts
+
+- c1 (bon) utility sentiment | proxy x: utility peaked at KL 0.6
+
+### The rule
+
+```
+rule text
+```
+"""
+
+
+def _row(curve, algo, x, g, lo, hi, m, drop=float("nan"), dlo=float("nan"), dhi=float("nan"), verdict="unresolved"):
+    return {
+        "curve": curve, "algo": algo, "x_name": "n", "x": x, "kl": float(x), "verdict": verdict, "n/prompts": 16,
+        "gain/utility": g, "gain/utility/lo": lo, "gain/utility/hi": hi, "near_base_margin": m,
+        "drop": drop, "drop/lo": dlo, "drop/hi": dhi,
+    }  # fmt: skip
+
+
+def test_prompts_to_resolve_by_hand():
+    """Half-widths shrink as 1/sqrt(prompts): 16 prompts x (h / distance)^2."""
+    # near base: g 0.01, h 0.05, margin 0.03 -> 16 x (0.05 / 0.02)^2 = 100
+    label, n = T.prompts_to_resolve(_row("c1", "bon", 64, 0.01, -0.04, 0.06, 0.03))
+    assert label == "near base" and n == pytest.approx(100)
+    # over-optimized: g 0.13 (h 0.05, margin 0.03 -> 16 x 0.25 = 4) and the drop 0.1 [-0.1, 0.3]
+    # (h 0.2 -> 16 x 4 = 64): the larger, 64
+    label, n = T.prompts_to_resolve(_row("c1", "bon", 32, 0.13, 0.08, 0.18, 0.03, 0.1, -0.1, 0.3))
+    assert label == "over-optimized" and n == pytest.approx(64)
+    # above the margin with no drop from the peak: no number of prompts makes it over-optimized
+    assert T.prompts_to_resolve(_row("c1", "bon", 8, 0.13, 0.0, 0.26, 0.03, -0.01, -0.1, 0.08))[0] == "-"
+
+
+def test_a_run_stored_with_its_report_draws_its_verdicts_and_power(repo):
+    import pandas as pd
+
+    d = repo / "docs" / "runs" / "smollm2_smoke"
+    (d / "report.md").write_text(REPORT_MD)
+    rows = [
+        _row("c1", "bon", 4, 0.3, 0.2, 0.4, 0.03, verdict="improving"),
+        _row("c1", "bon", 64, 0.01, -0.04, 0.06, 0.03),
+    ]
+    pd.DataFrame(rows).to_csv(d / "verdicts.csv", index=False)
+    page = repo / "docs" / "page.md"
+    page.write_text(
+        "<!-- results: smollm2_smoke part=report -->\n<!-- /results -->\n"
+        "<!-- results: smollm2_smoke part=power -->\n<!-- /results -->\n"
+    )
+    T.write(repo / "docs" / "runs", repo)
+    text = page.read_text()
+    assert "#### Held-out estimate (no gold)" in text and "#### Verdicts" in text and "- c1 (bon)" in text
+    assert "rule text" not in text  # the rule is docs/verdicts.md's
+    (line,) = [x for x in text.splitlines() if x.lstrip().startswith("c1")]
+    assert line.split()[-2:] == ["base", "100"] and "n=64" in line  # the improving point is not listed
+    assert _check(repo) == []
+    (d / "verdicts.csv").write_text((d / "verdicts.csv").read_text().replace("0.01,", "0.02,"))
+    assert "is not what" in _check(repo)[0]  # the stored verdicts moved: the block is stale
+    (d / "study.json").write_text(
+        '[{"steps": [{"step": "sweep", "rc": 130, "wall_s": 61.0, "cpu_s": 30.0, "load": [2.0, 3.5]}]},'
+        ' {"steps": [{"step": "sweep", "rc": 0, "wall_s": 120.0, "cpu_s": 100.0, "load": [1.0]}]}]'
+    )
+    page.write_text("<!-- results: smollm2_smoke part=cost -->\n<!-- /results -->\n")
+    T.write(repo / "docs" / "runs", repo)
+    rows = [x.split() for x in page.read_text().splitlines() if x.strip().startswith(("1 ", "2 ", "all"))]
+    assert rows == [
+        ["1", "sweep", "1m", "01s", "30", "2.0-3.5", "130"],
+        ["2", "sweep", "2m", "00s", "100", "1.0-1.0", "0"],
+        ["all", "3m", "01s", "130"],
+    ]
+    with pytest.raises(ValueError, match="part='plots'"):
+        T.parse_spec("smollm2_smoke part=plots")

@@ -127,3 +127,14 @@ def test_the_installed_encoder_loads_as_a_one_output_classifier():
     m = ModelConfig(name="minilm-l6")
     assert AutoConfig.from_pretrained(model_path(m)).model_type == "bert"
     assert model_identity(m).startswith("minilm-l6-0.1.0-")
+
+
+def test_the_studys_blocks_replace_its_anchor_once(tmp_path):
+    page = tmp_path / "results.md"
+    page.write_text("## SmolLM2-135M study\n\nText.\n\n<!-- study: smollm2_study -->\n\nAfter.\n")
+    assert study.place_blocks(page, "smollm2_study")
+    text = page.read_text()
+    for part in ("", " part=report", " part=power", " part=cost"):
+        assert f"<!-- results: smollm2_study{part} -->\n<!-- /results -->" in text
+    assert "img/smollm2_study_gains_vs_kl.png" in text and "<!-- study:" not in text
+    assert not study.place_blocks(page, "smollm2_study") and page.read_text() == text  # once
