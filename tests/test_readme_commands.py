@@ -42,6 +42,8 @@ VARIANTS: dict[str, str] = {
     # README.md, docs/index.md: the two commands
     "make demo": "make -n -C {repo} demo",
     "make test": "make -n -C {repo} test",
+    # docs/results.md: the SmolLM2 study (~45 min; its configs: tests/test_smollm2_study.py)
+    "make smollm2-study": "make -n -C {repo} smollm2-study",
     # docs/usage.md, docs/index.md, README.md: using it
     ". .venv/bin/activate": "test -f {repo}/.venv/bin/activate",
     "goodhart prepare": "goodhart prepare --help",  # builds the 0.94M model (~80 s); tiny variant: the small model below
