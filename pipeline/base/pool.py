@@ -86,8 +86,10 @@ def cached_completions(
         return key, read_json(path)["completions"]
     from goodhart.pipeline.base.sampling import pool_completions
 
-    comps = pool_completions(cfg, prompts, n, seed, progress, desc)
+    partial = path.with_name("completions.partial.json")  # an interrupted pool goes on from here
+    comps = pool_completions(cfg, prompts, n, seed, progress, desc, resume=partial)
     atomic_write_json(path, {"prompts": prompts, "completions": comps})
+    partial.unlink(missing_ok=True)
     return key, comps
 
 

@@ -18,6 +18,7 @@ instead (pipeline/base/vllm_engine.py); trained optimizers' rollouts always use 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -33,22 +34,67 @@ def sample_completions(
     seed: int,
     progress: bool = True,
     desc: str = "sampling",
+    resume: str | Path | None = None,
 ) -> list[list[str]]:
-    """n completions per prompt: a list (per prompt) of lists of strings."""
+    """n completions per prompt: a list (per prompt) of lists of strings.
+
+    `resume`: a file rewritten after every batch with the completions so far and the random
+    state after them, and read back by the next call with the same arguments: an interrupted
+    pool goes on from its last finished batch and draws exactly what an uninterrupted call draws
+    (a SmolLM2 pool is minutes to an hour of sampling on a CPU). A file of other arguments is
+    ignored. The caller deletes it once the pool is saved."""
     import torch
 
     torch.manual_seed(seed)
     flat = [p for p in prompts for _ in range(n)]
     out: list[str] = []
-    bar = tqdm(total=len(flat), desc=desc, unit="seq", disable=not progress, leave=False)
+    mark = _fingerprint(flat, cfg, seed)
+    if resume is not None and (state := _read_partial(resume, mark)) is not None:
+        out = state["out"]
+        torch.set_rng_state(torch.tensor(state["rng"], dtype=torch.uint8))
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([torch.tensor(r, dtype=torch.uint8) for r in state["cuda_rng"]])
+    bar = tqdm(total=len(flat), initial=len(out), desc=desc, unit="seq", disable=not progress, leave=False)
     with torch.inference_mode():
-        for i in range(0, len(flat), cfg.batch_size):
+        for i in range(len(out), len(flat), cfg.batch_size):
             batch = flat[i : i + cfg.batch_size]
             _, new = generate(model, tok, batch, cfg)
             out.extend(tok.batch_decode(new, skip_special_tokens=True))
             bar.update(len(batch))
+            if resume is not None and len(out) < len(flat):
+                _write_partial(resume, mark, out)
     bar.close()
     return [out[j * n : (j + 1) * n] for j in range(len(prompts))]
+
+
+def _fingerprint(flat: list[str], cfg: SamplingConfig, seed: int) -> str:
+    """What a partial pool must match to be continued: the prompt rows, the sampling settings
+    (batch size included: it orders the random draws) and the seed."""
+    from goodhart.pipeline.io import short_hash
+
+    return short_hash({"rows": short_hash(flat), "sampling": cfg.model_dump(mode="json"), "seed": seed})
+
+
+def _write_partial(path: str | Path, mark: str, out: list[str]) -> None:
+    import torch
+
+    from goodhart.pipeline.io import atomic_write_json
+
+    cuda = [r.tolist() for r in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else []
+    state = {"fingerprint": mark, "out": out, "rng": torch.get_rng_state().tolist(), "cuda_rng": cuda}
+    atomic_write_json(path, state)
+
+
+def _read_partial(path: str | Path, mark: str) -> dict | None:
+    """The partial pool in `path` when it is one of these arguments (None: absent, torn or other)."""
+    from goodhart.pipeline.io import read_json
+
+    try:
+        state = read_json(path) if Path(path).is_file() else None
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(state, dict) and state.get("fingerprint") == mark and isinstance(state.get("out"), list)
+    return state if ok else None
 
 
 def generate(model, tok, prompts: Sequence[str], cfg: SamplingConfig, share_prefill: bool = True):
@@ -118,9 +164,12 @@ def _forward_params(model) -> set[str]:
     return set(inspect.signature(base.forward).parameters)
 
 
-def pool_completions(cfg, prompts: list[str], n: int, seed: int, progress: bool, desc: str) -> list[list[str]]:
+def pool_completions(
+    cfg, prompts: list[str], n: int, seed: int, progress: bool, desc: str, resume: Path | None = None
+) -> list[list[str]]:
     """A base pool's completions (prompts x n) from the config's engine (`sampling.engine`):
-    vLLM (pipeline/base/vllm_engine.py) or the model loaded here and `sample_completions`."""
+    vLLM (pipeline/base/vllm_engine.py) or the model loaded here and `sample_completions`
+    (`resume`: its partial-pool file)."""
     from goodhart.pipeline.base.models import load_causal_lm, model_path
 
     if cfg.sampling.engine == "vllm":
@@ -128,4 +177,4 @@ def pool_completions(cfg, prompts: list[str], n: int, seed: int, progress: bool,
 
         return vllm_pool(model_path(cfg.model, progress), cfg.model.dtype, prompts, n, cfg.sampling, seed, progress)
     model, tok = load_causal_lm(cfg.model, progress=progress)
-    return sample_completions(model, tok, prompts, n, cfg.sampling, seed, progress, desc)
+    return sample_completions(model, tok, prompts, n, cfg.sampling, seed, progress, desc, resume=resume)
