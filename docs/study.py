@@ -79,8 +79,8 @@ def step(name: str, argv: list[str], log: list[dict]) -> None:
     proc = subprocess.Popen(argv, cwd=REPO)
     try:
         rc = proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, below): the step's record says so; rerun to resume
-        proc.send_signal(signal.SIGINT)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (below): the step's record says so; rerun to resume
+        proc.terminate()  # SIGTERM: a background job (`cmd &`) ignores SIGINT, the CLI stops on this
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
