@@ -15,8 +15,8 @@ version. ``curve=TEXT`` keeps the curves whose title contains TEXT. The block is
 end-of-run tables (``pipeline/sweeps/tables.py``, what `goodhart sweep` prints) and a line
 naming the command, the date, the machine and the load. A run stored with its report (its
 ``report.md`` and ``verdicts.csv``, as docs/study.py stores the SmolLM2 study) also gives
-``part=report`` (the report's held-out estimate and verdicts sections), ``part=power`` (what
-it would take to resolve each unresolved point: `power_table`) and ``part=cost`` (each step's
+``part=report`` (the report's held-out estimate and verdicts sections), ``part=power`` (the
+verdict rule's power analysis: the prompts that would resolve each unresolved point) and ``part=cost`` (each step's
 wall time, CPU time and load, from its ``study.json``).
 
     python docs/tables.py snapshot runs/smollm2_smoke configs/sweep/smollm2_smoke.yaml  # store a finished run
@@ -190,56 +190,46 @@ def cost_table(d: Path, meta: dict) -> str:
     return note + "\n\n```text\n" + "\n".join(lines) + "\n```\n"
 
 
-def prompts_to_resolve(row: dict) -> tuple[str, float]:
-    """(the label more prompts would give, how many prompts) for one `unresolved` point, if its
-    estimate and its per-prompt spread stayed as they are: an interval's half-width shrinks as
-    1 / sqrt(prompts). Near base needs the utility's upper bound below the margin m (estimate g <
-    m); over-optimized needs its lower bound above m and the paired drop from the peak
-    significant (g > m, drop > 0). ('-', nan): no number of prompts resolves it under that
-    assumption (the estimate sits on the margin, or past the peak with no drop)."""
-    P, g, m = float(row["n/prompts"]), float(row["gain/utility"]), float(row["near_base_margin"])
-    h = (float(row["gain/utility/hi"]) - float(row["gain/utility/lo"])) / 2
-    if g < m:
-        return "near base", P * (h / (m - g)) ** 2
-    drop = float(row.get("drop", float("nan")))
-    if g > m and drop > 0:
-        hd = (float(row["drop/hi"]) - float(row["drop/lo"])) / 2
-        return "over-optimized", max(P * (h / (g - m)) ** 2, P * (hd / drop) ** 2)
-    return "-", float("nan")
-
-
 def power_table(d: Path) -> str:
-    """Every `unresolved` point of the stored verdicts.csv with the prompts that would resolve it
-    (prompts_to_resolve)."""
+    """The verdict rule's power analysis of the stored verdicts.csv (eval.goodhart.power_table):
+    every unresolved point (and every over-optimized one whose interval still reaches the
+    near-base band) with its minimal detectable drop and the prompts that would resolve it at
+    80% power, at the pool size it has."""
     import math
 
     import pandas as pd
 
+    from goodhart.eval.goodhart import power_table as rule_power
+    from goodhart.pipeline.sweeps.tables import render
+
     v = pd.read_csv(_stored(d, "verdicts.csv"))
-    rows = v[v["verdict"] == "unresolved"].sort_values(["curve", "algo", "kl"])
-    head = (
-        f"{'curve':>5}  {'algo':>4}  {'knob':>12}  {'KL':>6}  {'utility gain [95% CI]':>24}  {'margin':>6}  "
-        f"{'resolves as':>14}  {'prompts':>8}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in rows.to_dict("records"):
-        label, need = prompts_to_resolve(r)
-        knob = f"{r['x_name']}={r['x']:g}"
-        ci = f"{r['gain/utility']:.3f} [{r['gain/utility/lo']:.3f}, {r['gain/utility/hi']:.3f}]"
-        n = "-" if not math.isfinite(need) else f"{max(int(r['n/prompts']), math.ceil(round(need, 6))):,}"
-        lines.append(
-            f"{r['curve']:>5}  {r['algo']:>4}  {knob:>12}  {r['kl']:>6.3f}  {ci:>24}  {r['near_base_margin']:>6.3f}  "
-            f"{label:>14}  {n:>8}"
-        )
-    if rows.empty:
-        lines.append("(no unresolved point)")
-    prompts = int(v["n/prompts"].max())
-    note = (
-        f"Each `unresolved` point of the run ({prompts} prompts), and the prompts that would resolve it if its "
-        "estimate and per-prompt spread stayed as measured (half-width ~ 1/sqrt(prompts); `-`: the estimate "
-        "sits where no number of prompts resolves it)."
-    )
-    return note + "\n\n```text\n" + "\n".join(lines) + "\n```\n"
+    if "open" in v:
+        v["open"] = v["open"].fillna(False).astype(bool)
+    pt = rule_power(v)
+    n_un = int((v["verdict"] == "unresolved").sum())
+    prompts = int(v["n/prompts"].max()) if "n/prompts" in v else "?"
+    head = f"{n_un} of {len(v)} points unresolved, on {prompts} prompts."
+    if pt.empty:
+        return head + "\n"
+
+    def fin(x) -> bool:
+        return x == x and not math.isinf(float(x))
+
+    rows = [
+        [
+            r["curve"],
+            r["algo"],
+            f"{r['x_name']}={r['x']:g}",
+            r["kl"],
+            r["verdict"],
+            r["mdd"],
+            f"x{r['need']:.3g}" if fin(r["need"]) else "-",
+            f"{int(r['need/units']):,}" if fin(r["need/units"]) else "-",
+        ]
+        for _, r in pt.iterrows()
+    ]
+    heads = ["curve", "algo", "knob", "KL", "verdict", "min. detectable drop", "prompts x", "prompts needed"]
+    return head + "\n\n```text\n" + render(heads, rows).strip("\n") + "\n```\n"
 
 
 # ---- staleness -------------------------------------------------------------------------------

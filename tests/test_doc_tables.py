@@ -140,25 +140,11 @@ rule text
 """
 
 
-def _row(curve, algo, x, g, lo, hi, m, drop=float("nan"), dlo=float("nan"), dhi=float("nan"), verdict="unresolved"):
+def _row(x, verdict, need=float("nan"), units=float("nan"), open_=False):
     return {
-        "curve": curve, "algo": algo, "x_name": "n", "x": x, "kl": float(x), "verdict": verdict, "n/prompts": 16,
-        "gain/utility": g, "gain/utility/lo": lo, "gain/utility/hi": hi, "near_base_margin": m,
-        "drop": drop, "drop/lo": dlo, "drop/hi": dhi,
+        "curve": "c1", "algo": "bon", "x_name": "n", "x": x, "kl": float(x), "verdict": verdict, "n/prompts": 32,
+        "mdd": 0.1, "need": need, "need/units": units, "open": open_,
     }  # fmt: skip
-
-
-def test_prompts_to_resolve_by_hand():
-    """Half-widths shrink as 1/sqrt(prompts): 16 prompts x (h / distance)^2."""
-    # near base: g 0.01, h 0.05, margin 0.03 -> 16 x (0.05 / 0.02)^2 = 100
-    label, n = T.prompts_to_resolve(_row("c1", "bon", 64, 0.01, -0.04, 0.06, 0.03))
-    assert label == "near base" and n == pytest.approx(100)
-    # over-optimized: g 0.13 (h 0.05, margin 0.03 -> 16 x 0.25 = 4) and the drop 0.1 [-0.1, 0.3]
-    # (h 0.2 -> 16 x 4 = 64): the larger, 64
-    label, n = T.prompts_to_resolve(_row("c1", "bon", 32, 0.13, 0.08, 0.18, 0.03, 0.1, -0.1, 0.3))
-    assert label == "over-optimized" and n == pytest.approx(64)
-    # above the margin with no drop from the peak: no number of prompts makes it over-optimized
-    assert T.prompts_to_resolve(_row("c1", "bon", 8, 0.13, 0.0, 0.26, 0.03, -0.01, -0.1, 0.08))[0] == "-"
 
 
 def test_a_run_stored_with_its_report_draws_its_verdicts_and_power(repo):
@@ -166,10 +152,7 @@ def test_a_run_stored_with_its_report_draws_its_verdicts_and_power(repo):
 
     d = repo / "docs" / "runs" / "smollm2_smoke"
     (d / "report.md").write_text(REPORT_MD)
-    rows = [
-        _row("c1", "bon", 4, 0.3, 0.2, 0.4, 0.03, verdict="improving"),
-        _row("c1", "bon", 64, 0.01, -0.04, 0.06, 0.03),
-    ]
+    rows = [_row(4, "improving"), _row(64, "unresolved", 3.125, 100), _row(128, "unresolved", float("inf"))]
     pd.DataFrame(rows).to_csv(d / "verdicts.csv", index=False)
     page = repo / "docs" / "page.md"
     page.write_text(
@@ -180,10 +163,14 @@ def test_a_run_stored_with_its_report_draws_its_verdicts_and_power(repo):
     text = page.read_text()
     assert "#### Held-out estimate (no gold)" in text and "#### Verdicts" in text and "- c1 (bon)" in text
     assert "rule text" not in text  # the rule is docs/verdicts.md's
-    (line,) = [x for x in text.splitlines() if x.lstrip().startswith("c1")]
-    assert line.split()[-2:] == ["base", "100"] and "n=64" in line  # the improving point is not listed
+    # the rule's own power columns (eval.goodhart.power_table), the improving point left out
+    lines = [x.split() for x in text.splitlines() if x.lstrip().startswith("c1")]
+    assert (
+        [x[2] for x in lines] == ["n=64", "n=128"] and lines[0][-2:] == ["x3.12", "100"] and lines[1][-2:] == ["-", "-"]
+    )
+    assert "2 of 3 points unresolved, on 32 prompts." in text
     assert _check(repo) == []
-    (d / "verdicts.csv").write_text((d / "verdicts.csv").read_text().replace("0.01,", "0.02,"))
+    (d / "verdicts.csv").write_text((d / "verdicts.csv").read_text().replace(",100", ",200"))
     assert "is not what" in _check(repo)[0]  # the stored verdicts moved: the block is stale
     (d / "study.json").write_text(
         '[{"steps": [{"step": "sweep", "rc": 130, "wall_s": 61.0, "cpu_s": 30.0, "load": [2.0, 3.5]}]},'

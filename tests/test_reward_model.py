@@ -94,6 +94,10 @@ def test_config_groups_shorthands_and_errors():
         load_rm_config(None, ["noise.flip_rate=0.7"])
 
 
+PINNED_SENT_300 = "a7b9527e66"
+"""config_hash of configs/rm/sentiment.yaml n_pairs=300, as it has been since the shard keys."""
+
+
 def test_shards_train_on_disjoint_comparisons_and_unsharded_hashes_are_unchanged():
     """`shards`/`shard`: disjoint blocks of training prompts (so disjoint comparisons and
     completions: a held-out reward model for eval.holdout, docs/holdout.md); shard 0 is the
@@ -103,8 +107,11 @@ def test_shards_train_on_disjoint_comparisons_and_unsharded_hashes_are_unchanged
 
     cfg = load_rm_config("configs/rm/sentiment.yaml", ["n_pairs=300"])
     before = cfg.model_dump(mode="json", exclude={"name", "out", "tracking", "tracking_uri", "experiment"})
-    del before["shards"], before["shard"]
+    del before["shards"], before["shard"], before["sampling"]["grown_from"]
     assert config_hash(cfg) == short_hash(before, 10)
+    # pinned: the hash this config had before sampling.grown_from existed (a finished checkpoint
+    # of it, runs/rm/sent-300 of `make learned-rm`, must still be found, not refused as another config)
+    assert config_hash(cfg) == PINNED_SENT_300
     n = 40
     parts = [shard_prompts(load_rm_config(None, ["shards=3", f"shard={i}"]), n) for i in range(3)]
     assert all(len(t) == n for t, _ in parts)

@@ -48,10 +48,13 @@ def _no_log(metrics: dict[str, float], step: int) -> None:
 
 def config_hash(cfg: RewardModelConfig) -> str:
     """What changes the trained model (not its name, output dir or tracking). Unsharded (shards 1),
-    the shard keys are left out: a checkpoint trained before they existed keeps its hash."""
+    the shard keys are left out, and so is an unset `sampling.grown_from`: a checkpoint trained
+    before those keys existed keeps its hash (tests/test_reward_model.py pins one)."""
     d = cfg.model_dump(mode="json", exclude={"name", "out", "tracking", "tracking_uri", "experiment"})
     if cfg.shards == 1:
         d.pop("shards"), d.pop("shard")
+    if d["sampling"].get("grown_from") is None:  # a run's key (resolve rounds), added after checkpoints
+        d["sampling"].pop("grown_from", None)  # were trained: unset, it leaves their hashes as they were
     return short_hash(d, 10)
 
 
