@@ -130,9 +130,11 @@ def test_one_kl_knob_for_every_optimizer(kind):
     assert cfg.algo.kl.coef == 0.25
 
 
-def test_adaptive_target_is_ppo_only():
+def test_a_kl_target_is_refused_where_it_is_not_implemented():
+    """kl.target: adaptive control for ppo, a matched KL for tilt (eval/matched.py); grpo has neither."""
     assert load_config(None, ["algo=ppo", "algo.kl.target=2"]).algo.kl.target == 2
-    with pytest.raises(ConfigError, match="ppo only"):
+    assert load_config(None, ["algo=tilt", "algo.kl.target=2"]).algo.kl.target == 2
+    with pytest.raises(ConfigError, match=r"kl\.target.*ppo \(adaptive\) and tilt \(matched\) only"):
         load_config(None, ["algo=grpo", "algo.kl.target=2"])
 
 
