@@ -195,11 +195,11 @@ def power_table(d: Path) -> str:
     every unresolved point (and every over-optimized one whose interval still reaches the
     near-base band) with its minimal detectable drop and the prompts that would resolve it at
     80% power, at the pool size it has."""
-    import math
 
     import pandas as pd
 
     from goodhart.eval.goodhart import power_table as rule_power
+    from goodhart.pipeline.report.resolve import power_rows
     from goodhart.pipeline.sweeps.tables import render
 
     v = pd.read_csv(_stored(d, "verdicts.csv"))
@@ -212,22 +212,7 @@ def power_table(d: Path) -> str:
     if pt.empty:
         return head + "\n"
 
-    def fin(x) -> bool:
-        return x == x and not math.isinf(float(x))
-
-    rows = [
-        [
-            r["curve"],
-            r["algo"],
-            f"{r['x_name']}={r['x']:g}",
-            r["kl"],
-            r["verdict"],
-            r["mdd"],
-            f"x{r['need']:.3g}" if fin(r["need"]) else "-",
-            f"{int(r['need/units']):,}" if fin(r["need/units"]) else "-",
-        ]
-        for _, r in pt.iterrows()
-    ]
+    rows = power_rows(pt, thousands=True)
     heads = ["curve", "algo", "knob", "KL", "verdict", "min. detectable drop", "prompts x", "prompts needed"]
     return head + "\n\n```text\n" + render(heads, rows).strip("\n") + "\n```\n"
 

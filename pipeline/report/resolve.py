@@ -295,6 +295,29 @@ def _cost_text(c) -> str:
     return f"{int(c[0]):,} samples, {int(c[1]):,} draws"
 
 
+def power_rows(pt: pd.DataFrame, thousands: bool = False) -> list[list[Any]]:
+    """The rows of a power table (eval.goodhart.power_table) as printed: knob, KL, verdict, minimal
+    detectable drop, and the prompts that would resolve each point ("-" where nothing would);
+    `thousands` puts separators in the prompts needed (the docs' tables)."""
+
+    def fin(x: Any) -> bool:
+        return x == x and not math.isinf(float(x))
+
+    return [
+        [
+            r["curve"],
+            r["algo"],
+            f"{r['x_name']}={r['x']:g}",
+            r["kl"],
+            r["verdict"],
+            r["mdd"],
+            f"x{r['need']:.3g}" if fin(r["need"]) else "-",
+            (f"{int(r['need/units']):,}" if thousands else f"{int(r['need/units'])}") if fin(r["need/units"]) else "-",
+        ]
+        for _, r in pt.iterrows()
+    ]
+
+
 def _power_text(title: str, lab: pd.DataFrame, rec: dict[str, Any]) -> str:
     """The power analysis: unresolved share, and per unresolved point what it could see (the
     minimal detectable drop) and the prompts that would resolve it."""
@@ -306,18 +329,6 @@ def _power_text(title: str, lab: pd.DataFrame, rec: dict[str, Any]) -> str:
     head = f"{title}: {n_un} of {len(lab)} points unresolved ({n_un / max(len(lab), 1):.0%})"
     if pt.empty:
         return head
-    rows = [
-        [
-            r["curve"],
-            r["algo"],
-            f"{r['x_name']}={r['x']:g}",
-            r["kl"],
-            r["verdict"],
-            r["mdd"],
-            "-" if not (r["need"] == r["need"]) or math.isinf(r["need"]) else f"x{r['need']:.3g}",
-            "-" if not (r["need/units"] == r["need/units"]) else f"{int(r['need/units'])}",
-        ]
-        for _, r in pt.iterrows()
-    ]
+    rows = power_rows(pt)
     heads = ["curve", "algo", "knob", "KL", "verdict", "min. detectable drop", "units needed x", "prompts needed"]
     return head + "\n" + render(heads, rows)
