@@ -336,13 +336,7 @@ def cell_row(seeds: dict[int, dict[str, Any]], ci: float) -> dict[str, Any]:
     modal = _worst([v for v, c in counts.items() if c == top])  # a tie: the more severe
     classes = Counter(measured(v) for v in verdicts)
     row: dict[str, Any] = {
-        "seeds": len(seeds),
-        "verdict": modal,
-        "agree": top,
-        "verdicts": " ".join(f"{v}:{c}" for v, c in sorted(counts.items(), key=lambda kv: -kv[1])),
-        "n_catastrophic": classes.get("catastrophic", 0),
-        "n_unresolved": classes.get("unresolved", 0),
-        "n_no_catastrophe": classes.get("no catastrophe", 0),
+        **_agreement(len(seeds), modal, top, counts, classes),
     }
     b = across([s["best_utility"] for s in seeds.values()], ci)
     row["best_utility"], row["best_utility/lo"], row["best_utility/hi"] = b
@@ -377,13 +371,7 @@ def stop_cell(seeds: dict[int, dict[str, Any]], ci: float, key: str = "stop") ->
     u = across([x["utility"] for x in st], ci)
     reg = across([x["regret"] for x in st], ci)
     return {
-        "seeds": len(seeds),
-        "verdict": modal,
-        "agree": top,
-        "verdicts": " ".join(f"{v}:{c}" for v, c in sorted(counts.items(), key=lambda kv: -kv[1])),
-        "n_catastrophic": classes.get("catastrophic", 0),
-        "n_unresolved": classes.get("unresolved", 0),
-        "n_no_catastrophe": classes.get("no catastrophe", 0),
+        **_agreement(len(seeds), modal, top, counts, classes),
         "best_utility": u[0],
         "best_utility/lo": u[1],
         "best_utility/hi": u[2],
@@ -566,3 +554,17 @@ def arena_report(root: Path, rule: Any, out_dir: Path, prepare: Any = None) -> A
     trends.to_csv(out_dir / "arena_trend.csv", index=False)
     files = [png, out_dir / "arena.csv", out_dir / "arena_trend.csv"]
     return Arena(cells, trends, markdown(cells, trends, png), matrix_text(cells, trends), files, lab)
+
+
+def _agreement(seeds: int, modal: str, top: int, counts: Counter, classes: Counter) -> dict[str, Any]:
+    """A cell's seeds and how they agree: the modal verdict, how many seeds give it, every verdict's
+    count, and the seeds per class (catastrophic, unresolved, no catastrophe)."""
+    return {
+        "seeds": seeds,
+        "verdict": modal,
+        "agree": top,
+        "verdicts": " ".join(f"{v}:{c}" for v, c in sorted(counts.items(), key=lambda kv: -kv[1])),
+        "n_catastrophic": classes.get("catastrophic", 0),
+        "n_unresolved": classes.get("unresolved", 0),
+        "n_no_catastrophe": classes.get("no catastrophe", 0),
+    }

@@ -92,13 +92,7 @@ def load_base(source: str | Path | np.ndarray | BaseStats, rule: AlarmRule | Non
         else:
             import pandas as pd
 
-            df = (
-                pd.read_csv(p)
-                if p.suffix == ".csv"
-                else pd.read_parquet(p)
-                if p.suffix == ".parquet"
-                else pd.read_json(p, lines=True)
-            )
+            df = _read_table(pd, p)
             if "proxy" not in df:
                 raise ValueError(f"{p}: no column 'proxy' (the base policy's proxy rewards)")
             if "point" in df:
@@ -128,13 +122,7 @@ def load_base_holdout(source: str | Path | np.ndarray | None) -> float | None:
         elif p.suffix in (".csv", ".parquet", ".jsonl"):
             import pandas as pd
 
-            df = (
-                pd.read_csv(p)
-                if p.suffix == ".csv"
-                else pd.read_parquet(p)
-                if p.suffix == ".parquet"
-                else pd.read_json(p, lines=True)
-            )
+            df = _read_table(pd, p)
             if "holdout" not in df:
                 return None
             x = (df[df["point"].astype(str) == "base"] if "point" in df else df)["holdout"].to_numpy(np.float64)
@@ -566,3 +554,10 @@ def _holdout_gain(held: np.ndarray, prompts: list[str], base: float) -> dict[str
     m, lo, hi = t_ci(per) if per.size > 1 else (float(per.mean()), float("nan"), float("nan"))
     g = M.INTEGRATION_GAIN_HOLDOUT
     return {M.INTEGRATION_HOLDOUT: float(np.mean(h[ok])), g: float(m), M.lo(g): float(lo), M.hi(g): float(hi)}
+
+
+def _read_table(pd, p: Path):
+    """A base-scores file as a DataFrame: .csv, .parquet, or JSON lines (anything else)."""
+    if p.suffix == ".csv":
+        return pd.read_csv(p)
+    return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_json(p, lines=True)
