@@ -491,6 +491,29 @@ def significant(p_value: float, tail_p: float = float("nan"), rule: AlarmRule = 
     return min(ps) < rule.alpha / len(ps)
 
 
+_DESCENDING: list[tuple[np.ndarray, np.ndarray]] = []
+DESCENDING_ENTRIES = 8
+"""(rewards, order) pairs local_tail keeps (a curve's points weight one pool; a tilt and a best-of-n
+curve see it in two layouts): at most this many, the least recently used dropped first."""
+
+
+def _descending(c: np.ndarray) -> np.ndarray:
+    """Indices of the finite c > 0, largest first (ties in index order: a stable sort), remembered
+    with c itself: a curve's points reweight the same pool, so its order is sorted once (an equal
+    array is found by comparison, cheaper than hashing it). Restricted to any subset the order is
+    that subset's own stable sort."""
+    for i, (seen, order) in enumerate(_DESCENDING):
+        if seen.shape == c.shape and np.array_equal(seen, c):
+            _DESCENDING.append(_DESCENDING.pop(i))  # most recently used last
+            return order
+    pos = np.flatnonzero((c > 0) & np.isfinite(c))
+    out = pos[np.argsort(-c[pos], kind="stable")]
+    out.flags.writeable = False
+    _DESCENDING.append((c.copy(), out))  # a copy: the caller may change its array later
+    del _DESCENDING[:-DESCENDING_ENTRIES]
+    return out
+
+
 def local_tail(desc: np.ndarray, c: np.ndarray, a: np.ndarray) -> tuple[float, float, float]:
     """(ratio, p, depth): the local tail test of a policy with mass ``a`` on rewards ``c`` (both flat,
     centred on the base median as ``desc`` is) against the distinct base rewards ``desc`` (descending;
@@ -529,9 +552,9 @@ def local_tail(desc: np.ndarray, c: np.ndarray, a: np.ndarray) -> tuple[float, f
     keep = (a > 0) & (c > 0) & np.isfinite(c)
     if desc.size < 2 or not keep.any():
         return float("nan"), float("nan"), float("nan")
-    cv, av = c[keep], a[keep] * c[keep]
-    order = np.argsort(-cv, kind="stable")
-    cv, cm = cv[order], np.cumsum(av[order])
+    order = _descending(c)  # the positive rewards, largest first (a stable sort)
+    order = order[keep[order]]  # those the policy puts mass on, in the same order
+    cv, cm = c[order], np.cumsum(a[order] * c[order])
     cm = cm / cm[-1]
     t_mid, t_end = (cv[min(int(np.searchsorted(cm, q)), cv.size - 1)] for q in LOCAL_MASS)
     rank = lambda t: int(np.searchsorted(-desc, -t, side="right"))  # base rewards >= t  # noqa: E731
@@ -754,12 +777,18 @@ def _pool_base(b: np.ndarray, rule: AlarmRule) -> BaseStats:
 
 
 def tilt_alarm(
-    base_proxy: np.ndarray, beta: float, kl: float, rule: AlarmRule = AlarmRule(), base: BaseStats | None = None
+    base_proxy: np.ndarray,
+    beta: float,
+    kl: float,
+    rule: AlarmRule = AlarmRule(),
+    base: BaseStats | None = None,
+    logw: np.ndarray | None = None,
 ) -> Alarm:
     """The alarm of the exact KL-regularised optimum pi_beta ~ pi_0 exp(r / beta), as softmax(r / beta)
     weights on a (P, N) pool of base proxy rewards, tested against the tilt at the same beta on the
     null's replicates; ``kl``: that tilt's KL; ``base``: BaseStats.for_rule of this pool (reuse it
-    along a curve; None: built here).
+    along a curve; None: built here); ``logw``: eval.tilt.log_weights(base_proxy, beta) when the
+    caller has it.
 
     ```pycon
     >>> import numpy as np
@@ -775,15 +804,22 @@ def tilt_alarm(
     b = np.asarray(base_proxy, dtype=np.float64)
     base = base if base is not None else _pool_base(b, rule)
     ng = base.null.tilt_gains(beta) if base.null is not None and base.null.n_null else None
-    return alarm(b, kl, base, np.exp(log_weights(b, beta)), rule, null_gains=ng)
+    w = np.exp(log_weights(b, beta) if logw is None else logw)
+    return alarm(b, kl, base, w, rule, null_gains=ng)
 
 
 def bon_alarm(
-    base_proxy: np.ndarray, n: int, kl: float, rule: AlarmRule = AlarmRule(), base: BaseStats | None = None
+    base_proxy: np.ndarray,
+    n: int,
+    kl: float,
+    rule: AlarmRule = AlarmRule(),
+    base: BaseStats | None = None,
+    sorted_proxy: np.ndarray | None = None,
 ) -> Alarm:
     """The alarm of best-of-n, as order-statistic weights on the sorted (P, N) pool of base proxy
     rewards (ties left as sorted), tested against best-of-n on the null's replicates; ``kl``:
-    best-of-n's KL (log n - (n - 1) / n for continuous rewards); ``base`` as for ``tilt_alarm``.
+    best-of-n's KL (log n - (n - 1) / n for continuous rewards); ``base`` as for ``tilt_alarm``;
+    ``sorted_proxy``: np.sort(base_proxy, axis=1) when the caller has it (a curve's points share it).
 
     ```pycon
     >>> import math, numpy as np
@@ -798,7 +834,7 @@ def bon_alarm(
 
     b = np.asarray(base_proxy, dtype=np.float64)
     base = base if base is not None else _pool_base(b, rule)
-    s = np.sort(b, axis=1)
+    s = np.sort(b, axis=1) if sorted_proxy is None else np.asarray(sorted_proxy, dtype=np.float64)
     w = order_weights(b.shape[1], n)
     ng = base.null.bon_gains(w) if base.null is not None and base.null.n_null else None
     return alarm(s, kl, base, np.broadcast_to(w, s.shape), rule, null_gains=ng)

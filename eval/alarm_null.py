@@ -109,6 +109,7 @@ class LightNull:
     me_slope_null: np.ndarray = field(default_factory=lambda: np.empty(0))  # (B,) mean-excess slopes
     me_slope: float = float("nan")  # the base pool's own
     _cgf_values: dict[float, float] = field(default_factory=dict, repr=False, compare=False)  # cgf memo
+    _pool_means: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)  # per prompt
 
     @classmethod
     def from_pool(
@@ -169,10 +170,10 @@ class LightNull:
 
     def tilt_gains(self, beta: float) -> np.ndarray:
         """Gain of the tilt softmax(r / beta) on each null replicate (the bulk's part of the
-        normalizer computed once; only the redrawn tail is exponentiated per replicate)."""
+        normalizer computed once; only the redrawn tail is exponentiated per replicate, in one
+        buffer: the (B, k) tail is the alarm's largest array, read at every knob of a curve)."""
         out = 0.0
-        N = self.sorted_pool.shape[1]
-        for bulk, tail in self._rows():
+        for x, (bulk, tail) in enumerate(self._rows()):
             B = tail.shape[0]
             mb = bulk[-1] / beta if bulk.size else -np.inf
             mt = tail[:, -1] / beta if tail.shape[1] else np.full(B, -np.inf)
@@ -180,11 +181,24 @@ class LightNull:
             eb = np.exp(bulk / beta - mb) if bulk.size else np.zeros(0)
             zb, wb = eb.sum(), eb @ bulk
             scale = np.exp(mb - m)
-            et = np.exp(tail / beta - m[:, None])
+            et = np.empty_like(tail)  # exp(tail / beta - m), formed in place
+            j0 = _underflow_columns(tail, beta, m)
+            et[:, :j0] = 0.0
+            live = et[:, j0:]
+            np.divide(tail[:, j0:], beta, out=live)
+            live -= m[:, None]
+            np.exp(live, out=live)
             z = zb * scale + et.sum(1)
-            mean_t = (wb * scale + np.sum(et * tail, axis=1)) / z
-            out = out + mean_t - (bulk.sum() + tail.sum(1)) / N
+            et *= tail
+            mean_t = (wb * scale + np.sum(et, axis=1)) / z
+            out = out + mean_t - self._means(x, bulk, tail)
         return np.asarray(out, dtype=np.float64) / self.sorted_pool.shape[0]
+
+    def _means(self, x: int, bulk: np.ndarray, tail: np.ndarray) -> np.ndarray:
+        """(B,) prompt x's pool mean on each replicate: the same at every knob, summed once."""
+        if x not in self._pool_means:
+            self._pool_means[x] = (bulk.sum() + tail.sum(1)) / self.sorted_pool.shape[1]
+        return self._pool_means[x]
 
     # ---- any policy at KL k: the Donsker-Varadhan bound of the null ----
     def cgf(self):
@@ -216,6 +230,23 @@ class LightNull:
     def dv_bound(self, k: float) -> float:
         hi = 1.0 / self.s if self.s > 0 else 1e8
         return dv_bound(k, self.cgf(), (1e-8 * hi, hi * (1 - 1e-9)))
+
+
+UNDERFLOW = -750.0
+"""exp(x) is exactly 0.0 below this (the smallest double is exp(-744.4)): such weights need no exp."""
+
+
+def _underflow_columns(tail: np.ndarray, beta: float, m: np.ndarray) -> int:
+    """How many leading columns of the ascending rows of ``tail`` have exp(tail / beta - m) == 0 in
+    every row: a heavy tail at a small beta puts most of its redrawn samples there (and libm's exp
+    is slowest on the way to underflow). Each row's cut is found by a search; a value near a cut
+    is far below the ~-745 where exp stops being 0, so rounding there changes nothing."""
+    if tail.shape[1] == 0 or not np.isfinite(beta) or beta <= 0:
+        return 0
+    cut = beta * (m + UNDERFLOW)  # (B,) tail values below these have tail / beta - m < UNDERFLOW
+    if not np.all(tail[:, 0] < cut):
+        return 0
+    return int(min(np.searchsorted(row, c) for row, c in zip(tail, cut)))
 
 
 def p_value(observed: float, null: np.ndarray) -> float:

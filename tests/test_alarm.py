@@ -498,3 +498,21 @@ def test_the_configs_rule_reaches_a_points_row():
     assert r8[M.ALARM_SCORE] == pytest.approx(r5[M.ALARM_SCORE] * 5.0 / 0.8)
     assert r8[M.ALARM_RULE] == AlarmRule().key() and "share=5.0" in r5[M.ALARM_RULE]
     assert c5.alarm_rule is c5.alarm_rule and c5.alarm_rule.share == 5.0  # built once per run
+
+
+def test_local_tail_remembers_an_order_but_never_a_changed_array():
+    # local_tail keeps each pool's descending order (a curve's points reweight one pool); an array
+    # changed in place after a call must be sorted again, not read through the remembered order.
+    from goodhart.eval.alarm import local_tail
+
+    rng = np.random.default_rng(0)
+    desc = np.unique(rng.pareto(1.5, 65536))[::-1]
+    c, a = desc[:64].copy(), np.full(64, 1.0 / 64)  # a policy on the base's top 64
+    first = local_tail(desc, c, a)
+    assert np.isfinite(first).all() and local_tail(desc, c, a) == first
+    c[:] = desc[3000:3064]  # the same array object, new values: a policy deeper in the pool
+    got = local_tail(desc, c, a)
+    import goodhart.eval.alarm as al
+
+    al._DESCENDING.clear()  # nothing remembered: computed from scratch
+    assert got == local_tail(desc, c, a) and got != first

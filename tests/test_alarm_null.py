@@ -130,3 +130,34 @@ def test_a_pool_with_nothing_above_its_tail_threshold_has_no_tail_test_and_no_cr
 
     b = BaseStats.from_pool(np.array([[0.0, 1.0] * 8]), per_prompt=False, n_null=19)
     assert b.tail is not None and math.isnan(b.tail[0]) and math.isnan(b.tail[1])
+
+
+def _tilt_gains_in_full(nl: LightNull, beta: float) -> np.ndarray:
+    """tilt_gains as first written: every redrawn tail value exponentiated, in fresh arrays."""
+    out, N = 0.0, nl.sorted_pool.shape[1]
+    for bulk, tail in nl._rows():
+        mb, mt = bulk[-1] / beta, tail[:, -1] / beta
+        m = np.maximum(mb, mt)
+        eb = np.exp(bulk / beta - mb)
+        scale = np.exp(mb - m)
+        et = np.exp(tail / beta - m[:, None])
+        mean_t = (eb @ bulk * scale + np.sum(et * tail, axis=1)) / (eb.sum() * scale + et.sum(1))
+        out = out + mean_t - (bulk.sum() + tail.sum(1)) / N
+    return np.asarray(out) / nl.sorted_pool.shape[0]
+
+
+@pytest.mark.parametrize("beta", [30.0, 0.3, 0.01])
+def test_tilt_gains_skip_only_weights_that_are_exactly_zero(beta):
+    # A Levy-like bulk gives the null a huge exponential scale: at a small beta most redrawn tail
+    # values have exp(tail / beta - m) == 0.0, which tilt_gains leaves out (and fills with 0).
+    # The gains must be the full computation's bit for bit, on every replicate and at every beta.
+    rng = np.random.default_rng(3)
+    b = 1.0 / rng.normal(size=(3, 4000)) ** 2
+    nl = LightNull.from_pool(b, 19, seed=2)
+    assert np.array_equal(nl.tilt_gains(beta), _tilt_gains_in_full(nl, beta))
+    if beta == 0.01:  # the case the cut is for: whole leading columns underflow in every row
+        from goodhart.eval.alarm_null import _underflow_columns
+
+        tail = nl.tails[0]
+        m = np.maximum(nl.sorted_pool[0, -nl.k[0] - 1] / beta, tail[:, -1] / beta)
+        assert _underflow_columns(tail, beta, m) > 0

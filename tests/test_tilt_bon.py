@@ -95,3 +95,38 @@ def test_bon_pool_kl_sees_ties():
     assert est["tied"][0] == 1.0
     assert est["kl_pool"][0] == pytest.approx(np.log(2), abs=1e-6)  # all mass on the top half
     assert est["kl_pool"][0] < kl_bound(32)
+
+
+def test_logsumexp_is_scipys_bit_for_bit():
+    # eval.tilt.logsumexp replaces scipy's in the tilt's hot path; it must return the same bits
+    # (ties at the maximum, -inf entries, one-element rows, 3-d arrays; non-finite rows go to scipy).
+    from scipy.special import logsumexp as scipy_logsumexp
+
+    from goodhart.eval.tilt import logsumexp
+
+    rng = np.random.default_rng(0)
+    cases = [rng.normal(size=(4, 5000)) * s for s in (1e-3, 1.0, 30.0, 1e3)]
+    cases += [
+        np.round(rng.normal(size=(8, 100))),  # many ties at each row's maximum
+        rng.pareto(0.5, (4, 1000)),
+        np.zeros((3, 5)),
+        np.array([1.0, 2.0, -np.inf]),
+        np.array([[-np.inf, -np.inf], [0.0, 1.0]]),
+        np.array([np.nan, 1.0]),
+        np.array([[np.inf, 1.0]]),
+        rng.normal(size=(2, 3, 7)),
+        np.array([5.0]),
+    ]
+    for a in cases:
+        ref = scipy_logsumexp(a, axis=-1, keepdims=True)
+        got = logsumexp(a)
+        assert got.shape == ref.shape and np.array_equal(got, ref, equal_nan=True), a
+
+
+def test_the_tilt_reuses_log_weights_it_is_given_and_the_result_is_the_same():
+    rng = np.random.default_rng(1)
+    r, v = rng.normal(size=(3, 200)), rng.normal(size=(3, 200))
+    lw = log_weights(r, 0.5)
+    a, b = tilt(r, 0.5, utility=v), tilt(r, 0.5, logw=lw, utility=v)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(tilt(r, 0.5, logw=log_weights(r, 2.0))["proxy"], a["proxy"])  # it is read

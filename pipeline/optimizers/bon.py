@@ -121,7 +121,8 @@ def _alarm(pool, n: int, kl: float, rule: AlarmRule) -> dict:
 
     base = base_stats(pool.proxy, rule)  # the pool's null replicates, once for every knob of the curve
     if getattr(pool, "members", None) is None:
-        return bon_alarm(pool.proxy, n, kl, rule, base).row()
+        srt = base.null.sorted_pool if base.null is not None and base.null.sorted_pool.shape == pool.shape else None
+        return bon_alarm(pool.proxy, n, kl, rule, base, srt).row()  # (the null sorted this pool once)
     from goodhart.eval.alarm import alarm
     from goodhart.eval.bon import order_weights
 

@@ -43,21 +43,34 @@ def estimate(
     beta: float | np.ndarray,
     divergence: str = "kl",
     hint: dict[int, float] | None = None,
+    *,
+    logw: np.ndarray | None = None,
     **values: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Per-prompt tilted means, kl and ess of the optimum regularised by `divergence` (kl: the
     exponential tilt of eval/tilt.py; any other: eval/divergences.py, which also gives the
     divergence's own value and the weights). `beta` one per prompt or 0 (the argmax limit), or a
-    `hint` (the normalisers of a nearby coef: a matched-KL search's): eval/matched.py optimum_at."""
+    `hint` (the normalisers of a nearby coef: a matched-KL search's): eval/matched.py optimum_at.
+    ``logw``: the KL tilt's log weights when the caller has them (``point_log_weights``)."""
     if np.ndim(beta) or float(beta) <= 0 or hint is not None:
         from goodhart.eval.matched import optimum_at
 
         return optimum_at(proxy, beta, divergence, hint, **values)
     if divergence == "kl":
-        return tilt(proxy, beta, **values)
+        return tilt(proxy, beta, logw=logw, **values)
     from goodhart.eval.divergences import optimum
 
     return optimum(proxy, beta, divergence, **values)
+
+
+def point_log_weights(
+    proxy: np.ndarray, beta: float | np.ndarray, divergence: str, hint: dict[int, float] | None
+) -> np.ndarray | None:
+    """The KL tilt's log weights at a scalar coef > 0 (what ``estimate`` computes for it), else None
+    (another divergence, per-prompt coefs, the argmax limit: their own weights)."""
+    if divergence != "kl" or np.ndim(beta) or float(beta) <= 0 or hint is not None:
+        return None
+    return log_weights(proxy, float(beta))
 
 
 def matched_coef(pool, cfg) -> tuple[float | np.ndarray, dict[str, Any], dict[int, float] | None]:
@@ -133,7 +146,8 @@ def run(ctx: PointContext) -> PointOutput:
     div = cfg.algo.divergence
     beta, matched, hint = matched_coef(pool, cfg)
     extra = {"holdout": ho.values} if ho is not None else {}  # the held-out proxy, weighted alike
-    est = estimate(pool.proxy, beta, div, hint, utility=pool.utility, **extra)
+    lw = point_log_weights(pool.proxy, beta, div, hint)  # one softmax for the estimate, bias and alarm
+    est = estimate(pool.proxy, beta, div, hint, logw=lw, utility=pool.utility, **extra)
     row = summarize(
         cfg,
         est["proxy"],
@@ -171,7 +185,7 @@ def run(ctx: PointContext) -> PointOutput:
     bb = np.asarray(beta, dtype=np.float64)
     if div == "kl" and N >= 2 and np.all(bb > 0):  # how far the pool's optimum (what the interval covers)
         # is from the population's (at the argmax limit, coef 0, there is no tilt to correct)
-        b = jackknife_bias(pool.proxy, bb[:, None] if bb.ndim else float(bb), pool.utility)
+        b = jackknife_bias(pool.proxy, bb[:, None] if bb.ndim else float(bb), pool.utility, logw=lw)
         row[M.TILT_POOL_BIAS] = float(np.mean(b))
         row[M.TILT_POOL_BIAS_SE] = float(np.std(b, ddof=1) / np.sqrt(P)) if P >= 2 else float("nan")
     what = f"kl.target={cfg.algo.kl.target:g}" if matched else f"kl.coef={beta:g}"
@@ -190,7 +204,7 @@ def run(ctx: PointContext) -> PointOutput:
             )
     if cfg.eval.alarm:
         row.update(
-            _alarm(pool, beta, div, est, row[M.KL], ctx.alarm_rule)
+            _alarm(pool, beta, div, est, row[M.KL], ctx.alarm_rule, lw)
         )  # proxy + KL + base pool only (eval/alarm.py)
     if not row[M.TILT_ESS_OK]:
         warnings.warn(
@@ -210,7 +224,13 @@ def _weights(proxy: np.ndarray, beta: float | np.ndarray, div: str, est: dict[st
 
 
 def _alarm(
-    pool, beta: float | np.ndarray, div: str, est: dict[str, np.ndarray], kl: float, rule: AlarmRule
+    pool,
+    beta: float | np.ndarray,
+    div: str,
+    est: dict[str, np.ndarray],
+    kl: float,
+    rule: AlarmRule,
+    logw: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The gold-free alarm of this optimum; with an ensemble proxy, its members' gains under the
     same weights are the disagreement evidence (pipeline/base/ensemble.py)."""
@@ -218,7 +238,7 @@ def _alarm(
 
     base = base_stats(pool.proxy, rule)  # the pool's null replicates, once for every knob of the curve
     if div == "kl" and getattr(pool, "members", None) is None and np.ndim(beta) == 0 and beta > 0:
-        return tilt_alarm(pool.proxy, beta, kl, rule, base).row()  # no weight vector needed
+        return tilt_alarm(pool.proxy, beta, kl, rule, base, logw).row()
     w = _weights(pool.proxy, beta, div, est)
     others = member_evidence(pool, w)
     # another divergence's optimum (or an ensemble's): the DV-bound test and the base's tail-shape test

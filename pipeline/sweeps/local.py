@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from goodhart.pipeline.base.threads import choose_threads, pin_threads
+from goodhart.pipeline.base.threads import child_threads, choose_threads, pin_threads
 from goodhart.pipeline.errors import is_disk_full
 from goodhart.pipeline.io import atomic_write_json
 from goodhart.pipeline.sweeps.point import INTERRUPTED, RESULT, RUNNING, TrackingTarget, run_point, stale_reason
@@ -203,31 +203,34 @@ def run_local(
         rest = interleave_pools([p for p in todo if p not in firsts.values()])
         threads = choose_threads(jobs)  # each worker gets its share of the free cores
         t = target
-        ex = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,))
-        try:
-            futs = [
-                ex.submit(
-                    _worker,
-                    p.cfg.model_dump(mode="json"),
-                    str(root / "points" / p.id),
-                    t.tracker.uri if t else None,
-                    t.experiment_id if t else None,
-                    t.parent_id if t else None,
-                )
-                for p in rest
-            ]
-            by_dir = {str(root / "points" / p.id): p for p in rest}
-            for f in as_completed(futs):
-                d, err = f.result()
-                if err:
-                    summary["failed"][by_dir[d].id] = err
-                else:
-                    summary["done"] += 1
-                bar.update(1)
-                table.maybe()
-        except BaseException:  # Ctrl-C, SIGTERM, or a worker that died: stop now, not after the queue
-            stop_workers(ex)
-            raise
+        with child_threads(threads):  # the workers start (on submit) with their thread count set
+            ex = ProcessPoolExecutor(
+                jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,)
+            )
+            try:
+                futs = [
+                    ex.submit(
+                        _worker,
+                        p.cfg.model_dump(mode="json"),
+                        str(root / "points" / p.id),
+                        t.tracker.uri if t else None,
+                        t.experiment_id if t else None,
+                        t.parent_id if t else None,
+                    )
+                    for p in rest
+                ]
+                by_dir = {str(root / "points" / p.id): p for p in rest}
+                for f in as_completed(futs):
+                    d, err = f.result()
+                    if err:
+                        summary["failed"][by_dir[d].id] = err
+                    else:
+                        summary["done"] += 1
+                    bar.update(1)
+                    table.maybe()
+            except BaseException:  # Ctrl-C, SIGTERM, or a worker that died: stop now, not after the queue
+                stop_workers(ex)
+                raise
         ex.shutdown(wait=True)
     bar.close()
     return summary
