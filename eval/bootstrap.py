@@ -19,7 +19,7 @@ per-unit differences: the between-prompt spread cancels.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 NAN3 = (float("nan"), float("nan"), float("nan"))
 
@@ -51,7 +51,9 @@ def t_ci(per_unit: np.ndarray, ci: float = 0.95) -> tuple[float, float, float]:
     m = float(np.mean(x))
     if x.size < 2:
         return m, float("nan"), float("nan")
-    half = float(stats.t.ppf((1 + ci) / 2, x.size - 1) * np.std(x, ddof=1) / np.sqrt(x.size))
+    # special.stdtrit(df, q) is stats.t.ppf(q, df) bit for bit, ~50x cheaper a call (a verdict
+    # table computes thousands of these intervals)
+    half = float(special.stdtrit(x.size - 1, (1 + ci) / 2) * np.std(x, ddof=1) / np.sqrt(x.size))
     return m, m - half, m + half
 
 

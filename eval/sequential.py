@@ -93,10 +93,14 @@ def need_factor(effect: float, se: float, alpha_one_sided: float, power: float, 
     if units < 2:
         return base
 
+    from scipy import special
+
     def gap(logf: float) -> float:  # increasing in f: f minus what f units' t quantile asks for
         f = math.exp(logf)
         df = max(units * f - 1.0, 1.0)
-        return logf - math.log(((stats.t.isf(alpha_one_sided, df) + zp) * se / effect) ** 2)
+        # stats.t.isf(alpha, df) is -stdtrit(df, alpha) bit for bit, without rv_continuous's
+        # argument handling (~100 us a call; the bisection calls it ~85 times per claim)
+        return logf - math.log(((-special.stdtrit(df, alpha_one_sided) + zp) * se / effect) ** 2)
 
     lo, hi = math.log(base) - 1.0, math.log(max(base, 1.0 / units)) + 1.0
     while gap(hi) < 0:

@@ -459,7 +459,7 @@ def _run_point(
         if pool is not None:
             if getattr(pool, "clipped_fraction", None) is not None:
                 row[M.REWARD_CLIPPED] = pool.clipped_fraction
-            row[M.ERROR_UTILITY_CORR] = error_utility_corr(pool.error, pool.utility)
+            row[M.ERROR_UTILITY_CORR] = pool_memo(error_utility_corr, pool.error, pool.utility)  # per pool
             row["pool_file"] = _save_pool_scores(point_dir, pool, cfg)
             row[M.BASE_SHARE2] = pool_memo(base_share2, pool.proxy, pool.utility)  # once per pool and process
             # best-of-2's utility gain (the verdict rule's near-base floor), read by reports without the pool file
