@@ -88,12 +88,25 @@ def mean_excess_slope(centred: np.ndarray, levels: tuple[float, ...] = ME_LEVELS
     M = x.size if total is None else int(total)
     lv = np.clip((np.asarray(levels) * (M - 1) - (M - x.size)) / max(x.size - 1, 1), 0.0, 1.0)
     t = np.quantile(x, lv)
-    e = np.array([np.mean(x[x > ti] - ti) if np.any(x > ti) else np.nan for ti in t])
+    if np.isfinite(x[-1]):  # x > t is a suffix of the sorted x: the same values, found by a search
+        e = np.array(
+            [np.mean(x[i:] - ti) if i < x.size else np.nan for i, ti in zip(np.searchsorted(x, t, "right"), t)]
+        )
+    else:
+        e = np.array([np.mean(x[x > ti] - ti) if np.any(x > ti) else np.nan for ti in t])
     ok = np.isfinite(e)
     if ok.sum() < 2 or not e[0] > 0:
         return float("nan")
     tt, ee = t[ok] / e[0], e[ok] / e[0]
     return float(np.polyfit(tt, ee, 1)[0])
+
+
+def _tail_draws(rng: np.random.Generator, start: float, scale: float, n_null: int, k: int) -> np.ndarray:
+    """(n_null, k): start + Exponential(scale) draws, each row ascending (formed and sorted in place)."""
+    out = rng.exponential(scale, (n_null, k))
+    out += start
+    out.sort(axis=1)
+    return out
 
 
 @dataclass
@@ -122,9 +135,7 @@ class LightNull:
         u, s = tail_scale(c, q_tail, q_bulk)
         k = (c > u).sum(1)
         rng = np.random.default_rng(seed)
-        tails = [
-            np.sort(med[x] + u + rng.exponential(max(s, 1e-300), (n_null, int(k[x]))), axis=1) for x in range(len(k))
-        ]
+        tails = [_tail_draws(rng, med[x] + u, max(s, 1e-300), n_null, int(k[x])) for x in range(len(k))]
         return cls(srt, med, u, s, k, tails)
 
     @property
