@@ -24,14 +24,60 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import stats
 
 _IQR_PER_SIGMA = 1.3489795003921634  # IQR of N(0, 1): 2 * Phi^{-1}(0.75)
 _MAD_PER_SIGMA = 0.6744897501960817  # MAD of N(0, 1): Phi^{-1}(0.75)
+
+# Phi^{-1}(p) at the p the default levels ask for, exactly as scipy.special.ndtri (what
+# scipy.stats.norm.ppf / isf return) gives them; tests/test_tails.py checks every entry bit for
+# bit. With these a verdict at its defaults imports no scipy (scipy.special alone costs ~0.35 s
+# of CPU, scipy.stats ~1.4 s: most of what `goodhart tails FILE` took).
+_NDTRI = {
+    0.95: 1.6448536269514722,
+    0.975: 1.959963984540054,
+    0.995: 2.5758293035489004,
+    0.9995: 3.2905267314919255,
+    0.05: -1.6448536269514729,
+    0.01: -2.3263478740408408,
+    0.001: -3.090232306167813,
+    0.0001: -3.7190164854556804,
+}
+
+
+def _norm_ppf(p: float) -> np.float64:
+    """Phi^{-1}(p) for 0 < p < 1, bit for bit scipy.stats.norm.ppf(p)."""
+    z = _NDTRI.get(float(p))
+    if z is not None:
+        return np.float64(z)
+    from scipy.special import ndtri
+
+    return np.float64(ndtri(p))
+
+
+def _norm_isf(q: float) -> np.float64:
+    """Phi^{-1}(1 - q) for 0 < q < 1, bit for bit scipy.stats.norm.isf(q) (which is -ndtri(q))."""
+    return -_norm_ppf(q)
+
+
+def _t_isf(df, q):
+    """Student-t(df) upper quantile at 0 < q < 1, elementwise and bit for bit scipy.stats.t(df).isf(q)
+    (which is -stdtrit(df, q) there), without scipy.stats' import."""
+    from scipy.special import stdtrit
+
+    return -stdtrit(df, q)
+
+
+Memo = Callable[..., Any]
+"""memo(fn, **kw) -> fn(**kw), perhaps kept from an earlier call (the pipeline passes its disk cache)."""
+
+
+def _call(fn: Callable[..., Any], **kw: Any) -> Any:
+    return fn(**kw)
 
 
 # ---------------------------------------------------------------- input, scale, helpers
@@ -93,7 +139,7 @@ class IndexEstimate:
     k: int
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = _norm_ppf(0.5 + level / 2)
         return (self.value - z * self.se, self.value + z * self.se)
 
 
@@ -272,8 +318,16 @@ class GPDFit:
     threshold: float
     threshold_quantile: float
     n_exceed: int
-    loglik: float
     n_boot: int
+    excess: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
+    """The excesses over the threshold the fit was made on."""
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood of the fit on its excesses (computed when read: scipy.stats is slow to import)."""
+        from scipy import stats
+
+        return float(stats.genpareto.logpdf(self.excess, c=self.xi, scale=self.sigma).sum())
 
 
 def gpd_fit(
@@ -309,9 +363,8 @@ def gpd_fit(
         lo_hi = np.quantile(boot_xi, [0.5 - level / 2, 0.5 + level / 2])
         interval = (float(lo_hi[0]), float(lo_hi[1]))
     else:
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = _norm_ppf(0.5 + level / 2)
         interval = (xi - z * se, xi + z * se)
-    loglik = float(stats.genpareto.logpdf(y, c=xi, scale=sigma).sum())
     return GPDFit(
         xi,
         interval,
@@ -321,8 +374,8 @@ def gpd_fit(
         u,
         threshold_quantile,
         int(y.size),
-        loglik,
         n_boot,
+        excess=y,
     )
 
 
@@ -487,7 +540,7 @@ def _trend(statistic: str, stat: _TailStatistic, tops: _Tops, level: float) -> T
     slope = float(_theil_sen(u, v)[0])
     q25, q75 = np.quantile(_theil_sen(*stat(tops.boot, tops.ks)), [0.25, 0.75])
     se = float((q75 - q25) / _IQR_PER_SIGMA)
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = _norm_ppf(0.5 + level / 2)
     return ThresholdTrend(
         statistic,
         slope,
@@ -561,37 +614,56 @@ def power_tail_trend(df: float, n: int, ks: np.ndarray, reps: int = 48, seed: in
     every df (common random numbers: smooth and decreasing in df, checked in tests/test_tails.py;
     +0.57 at df = 2 down to the normal's -0.13 at n = 30,000). The quantiles at plotting positions
     would not do: the sample statistic sits below them by 0.7 of its sd at n = 300,000."""
+    slopes = _power_slopes(np.array([float(df)]), n, ks, reps, seed)[0]
+    if spread:
+        return float(np.mean(slopes)), float(np.std(slopes, ddof=1))
+    return float(np.mean(slopes))
+
+
+def _power_slopes(dfs: np.ndarray, n: int, ks, reps: int, seed: int) -> np.ndarray:
+    """(D, reps) db/du of power_tail_trend's simulated tops, for each df of dfs at once: the same
+    draws for every df, each row computed exactly as one df alone would be (row by row)."""
     ks = np.asarray(ks)
     m = int(np.max(ks)) + 1
     rng = np.random.default_rng(seed)
     gam = np.cumsum(rng.exponential(size=(reps, m)), axis=1)
     total = gam[:, -1:] + rng.gamma(n + 1 - m, size=(reps, 1))
     need = np.unique(np.concatenate([ks, *(_qq_positions(int(k)) for k in ks)]))  # what _qq_slopes reads
-    top = np.full((reps, m), np.nan)
-    top[:, need] = stats.t(df).isf(gam[:, need] / total)  # (reps, m), descending where filled
-    u, v = _qq_slopes(top, ks)
-    slopes = _theil_sen(u, v)
-    if spread:
-        return float(np.mean(slopes)), float(np.std(slopes, ddof=1))
-    return float(np.mean(slopes))
+    p = gam[:, need] / total  # (reps, |need|) survival values of the top order statistics
+    out = np.empty((len(dfs), reps))
+    step = max(1, (1 << 22) // (reps * m))  # dfs per block: ~32 MB of tops at a time
+    for lo in range(0, len(dfs), step):
+        d = np.asarray(dfs[lo : lo + step], dtype=np.float64)
+        top = np.full((len(d), reps, m), np.nan)
+        top[:, :, need] = _t_isf(d[:, None, None], p[None])  # (D, reps, m), descending where filled
+        u, v = _qq_slopes(top.reshape(-1, m), ks)
+        out[lo : lo + len(d)] = _theil_sen(u, v).reshape(len(d), reps)
+    return out
 
 
 @functools.lru_cache(maxsize=8)
 def _power_grid(n: int, ks: tuple[int, ...], cap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(df, mean, sd) of power_tail_trend on a log grid of df from 1 to cap: once per sample size
-    (a report reads several pools of one size), then interpolated."""
+    (a report reads several pools of one size; tail_verdict's memo keeps it across processes),
+    then interpolated. Every row is power_tail_trend(df, n, ks, spread=True) bit for bit."""
     dfs = np.geomspace(1.0, cap, 33)
-    ms = np.array([power_tail_trend(float(d), n, np.asarray(ks), spread=True) for d in dfs])
+    slopes = _power_slopes(dfs, n, ks, 48, 0)
+    ms = np.array([(float(np.mean(s)), float(np.std(s, ddof=1))) for s in slopes])
     return dfs, ms[:, 0], ms[:, 1]
 
 
-def excluded_index(slope: float, n: int, ks: np.ndarray, cap: float, z: float) -> float:
+def _grid(n: int, ks: np.ndarray, cap: float, memo: Memo | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (memo or _call)(_power_grid, n=int(n), ks=tuple(int(k) for k in ks), cap=float(cap))
+
+
+def excluded_index(slope: float, n: int, ks: np.ndarray, cap: float, z: float, memo: Memo | None = None) -> float:
     """The largest Student-t df (up to `cap`) that a sample whose db/du is `slope` excludes: a
     t(df) sample of the same size shows db/du below mean_df - z sd_df (its own sampling law,
     simulated by power_tail_trend on a grid of df) with probability ~Phi(-z), and this sample's
     is below that. 0 when not even df = 1 is excluded. (A test under each t(df) itself: the
-    sample's bootstrap se, which undercovers on some samples, does not enter.)"""
-    dfs, m, sd = _power_grid(int(n), tuple(int(k) for k in ks), float(cap))
+    sample's bootstrap se, which undercovers on some samples, does not enter.) `memo`: see
+    tail_verdict."""
+    dfs, m, sd = _grid(n, ks, cap, memo)
     bound = np.minimum.accumulate(m - z * sd)  # decreasing in df (made exactly so against MC noise)
     over = bound > slope  # the df this sample excludes: a prefix of the grid
     if not over[0]:
@@ -608,7 +680,7 @@ def resolved_index(n: int, k_min: int = 100) -> float:
     (df + u^2) / ((df - 1) u) is smallest) below the threshold of the top k_min of n values: the
     power-tail index a LIGHT call on n values excludes. ~11 at n = 30,000, ~17 at 300,000."""
     q = k_min / n
-    f = lambda df: np.sqrt(df) - stats.t(df).isf(q)  # noqa: E731  (< 0 while the turn is in range)
+    f = lambda df: np.sqrt(df) - _t_isf(df, q)  # noqa: E731  (< 0 while the turn is in range)
     lo, hi = 2.0, 1e4
     if f(lo) >= 0:
         return lo
@@ -648,7 +720,7 @@ class TailReport:
         return self.verdict
 
     def table(self) -> str:
-        z = stats.norm.ppf(0.5 + self.level / 2)
+        z = _norm_ppf(0.5 + self.level / 2)
         g, qq = self.gpd, self.qq_trend
         q_lo, q_hi = qq.quantiles[-1], qq.quantiles[0]
 
@@ -698,6 +770,7 @@ def tail_verdict(
     k_min: int = 100,
     light_index: float = 3.0,
     exclude_error: float = 0.001,
+    memo: Memo | None = None,
 ) -> TailReport:
     """Is the upper tail of x heavier than every exponential (Kwa et al. 2024)?
 
@@ -732,9 +805,14 @@ def tail_verdict(
     resolved ~11, an exponential or Gumbel one about 6 (light up to ~6: a t(10) sample reads the
     same and is light up to ~6 too, which is what it is), a t(5) sample at most ~4.7.
     Every statistic here is invariant to x -> a x + b, a > 0.
+    The Student-t reference (resolved_index, the power_tail_trend grid and the point at k) depends
+    on n and the thresholds only: `memo(fn, **kw)` returns fn(**kw), perhaps kept from before (the
+    pipeline passes its disk cache, so a second sample of the same size simulates nothing); None
+    computes it here, the grid once per process.
     """
     a = _sample(x, min_n=500)
-    z = stats.norm.ppf(0.5 + level / 2)
+    memo = memo or _call
+    z = _norm_ppf(0.5 + level / 2)
     if trend_quantile_range is None:
         trend_quantile_range = (0.90, 1 - min(k_min, a.size // 20) / a.size)
     tops = _tops(a, trend_quantile_range, 15, n_boot, seed)
@@ -743,12 +821,18 @@ def tail_verdict(
     g = gpd_fit(a, gpd_quantile, n_boot=0, level=level)
     xi_lo = g.xi - z * g.xi_se_asymptotic if np.isfinite(g.xi_se_asymptotic) else g.xi
     grows, xi_pos = qq.interval[0] > 0, xi_lo > 0
-    cap = resolved_index(a.size, int(tops.ks[0]))
+    cap = memo(resolved_index, n=a.size, k_min=int(tops.ks[0]))
     # the exclusion is its own one-sided claim, at exclude_error: a t(df) sample reads "no power
     # tail of index <= k" with k >= df about that often (measured: tests/test_tails.py)
-    z_ex = float(stats.norm.isf(exclude_error))
-    k = excluded_index(qq.slope - flat_tol, a.size, tops.ks, cap, z_ex)
-    m_k, sd_k = power_tail_trend(max(k, 1.0), a.size, tops.ks, spread=True)
+    z_ex = float(_norm_isf(exclude_error))
+    k = excluded_index(qq.slope - flat_tol, a.size, tops.ks, cap, z_ex, memo)
+    dfs, m_grid, sd_grid = _grid(a.size, tops.ks, cap, memo)
+    on_grid = np.flatnonzero(dfs == max(k, 1.0))  # k = 0 or the cap: a row of the grid, as simulated
+    if on_grid.size:
+        m_k, sd_k = float(m_grid[on_grid[0]]), float(sd_grid[on_grid[0]])
+    else:
+        ks_t = tuple(int(v) for v in tops.ks)
+        m_k, sd_k = memo(power_tail_trend, df=max(k, 1.0), n=a.size, ks=ks_t, spread=True)
     if grows and xi_pos:
         verdict = "heavy"
     elif k >= light_index and not (grows or xi_pos):

@@ -244,3 +244,84 @@ def test_exp_qq_trend_falls_flat_grows() -> None:
     flat = exp_qq_trend(rng.exponential(size=N), n_boot=50, level=0.99)
     assert flat.interval[0] < 0 < flat.interval[1]
     assert exp_qq_trend(rng.lognormal(0.0, 1.0, size=N), n_boot=50).interval[0] > 0
+
+
+# ---------------------------------------------------------------- the reference, exactly as scipy.stats makes it
+# (`goodhart tails FILE` imports no scipy.stats: its quantiles come from a table or scipy.special,
+# its Student-t grid is simulated for every df at once and kept by a memo; the printed numbers
+# must be the ones the scipy.stats version printed, bit for bit)
+
+
+def test_the_normal_quantile_table_is_scipys_bit_for_bit() -> None:
+    from scipy.special import ndtri
+
+    from goodhart.eval.tails import _NDTRI, _norm_isf, _norm_ppf
+
+    for p, z in _NDTRI.items():
+        assert z == ndtri(p) == stats.norm.ppf(p), p
+        assert _norm_isf(p) == stats.norm.isf(p), p
+    for level in (0.9, 0.95, 0.99, 0.999):  # what the verdicts ask for: all in the table
+        assert 0.5 + level / 2 in _NDTRI
+    assert _norm_ppf(0.123) == stats.norm.ppf(0.123)  # off the table: computed
+
+
+def test_student_t_quantiles_are_scipy_stats_bit_for_bit() -> None:
+    from goodhart.eval.tails import _t_isf
+
+    rng = np.random.default_rng(3)
+    q = np.sort(rng.uniform(1e-7, 0.3, 400))
+    for df in (1.0, 1.37, 2.0, 4.344075176014229, 11.1, 300.0):
+        assert np.array_equal(_t_isf(df, q), stats.t(df).isf(q)), df
+    dfs = np.array([1.0, 3.3, 17.0])
+    assert np.array_equal(_t_isf(dfs[:, None], q[None]), np.stack([stats.t(d).isf(q) for d in dfs]))
+
+
+def _power_tail_trend_one_df(df: float, n: int, ks: np.ndarray) -> tuple[float, float]:
+    """power_tail_trend(df, n, ks, spread=True) as it was written first: one df, scipy.stats."""
+    from goodhart.eval.tails import _qq_positions, _qq_slopes, _theil_sen
+
+    m = int(np.max(ks)) + 1
+    rng = np.random.default_rng(0)
+    gam = np.cumsum(rng.exponential(size=(48, m)), axis=1)
+    total = gam[:, -1:] + rng.gamma(n + 1 - m, size=(48, 1))
+    need = np.unique(np.concatenate([ks, *(_qq_positions(int(k)) for k in ks)]))
+    top = np.full((48, m), np.nan)
+    top[:, need] = stats.t(df).isf(gam[:, need] / total)
+    slopes = _theil_sen(*_qq_slopes(top, ks))
+    return float(np.mean(slopes)), float(np.std(slopes, ddof=1))
+
+
+def test_the_power_grid_is_each_df_simulated_alone_bit_for_bit() -> None:
+    from goodhart.eval.tails import _power_grid
+
+    n = 1500
+    ks = np.unique(np.geomspace(150, 75, 15).round().astype(np.int64))
+    cap = resolved_index(n, int(ks[0]))
+    dfs, m, sd = _power_grid(n, tuple(int(k) for k in ks), cap)
+    assert dfs[0] == 1.0 and dfs[-1] == cap  # k = 0 and k = cap read the grid's own rows
+    for i in (0, 7, 19, 32):
+        assert (m[i], sd[i]) == _power_tail_trend_one_df(float(dfs[i]), n, ks), i
+    assert power_tail_trend(3.7, n, ks, spread=True) == _power_tail_trend_one_df(3.7, n, ks)
+
+
+def test_the_verdict_through_a_memo_is_the_same_and_simulates_once() -> None:
+    """tail_verdict(memo=...) keeps the Student-t reference (the pipeline passes its disk cache):
+    the same table, and a second sample of the same size computes nothing new."""
+    store: dict = {}
+    calls: list[str] = []
+
+    def memo(fn, **kw):
+        key = (fn.__qualname__, tuple(sorted(kw.items())))
+        if key not in store:
+            calls.append(fn.__qualname__)
+            store[key] = fn(**kw)
+        return store[key]
+
+    rng = np.random.default_rng(11)
+    x = rng.exponential(size=4000)  # k = 1.29: between the grid's points, its own simulation
+    assert tail_verdict(x, memo=memo).table() == tail_verdict(x).table()
+    assert sorted(calls) == ["_power_grid", "power_tail_trend", "resolved_index"]
+    calls.clear()
+    heavy = rng.standard_t(2, 4000)  # k = 0: the grid's first row
+    assert tail_verdict(heavy, memo=memo).table() == tail_verdict(heavy).table()
+    assert calls == []

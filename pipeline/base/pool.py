@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from goodhart.pipeline.base.identity import reward_identity, rewards_identity  # noqa: F401 (re-exported)
-from goodhart.pipeline.base.scoring import Scorer, law
 from goodhart.pipeline.config import schema as C
 from goodhart.pipeline.io import (
     UnreadableFile,
@@ -29,7 +29,11 @@ from goodhart.pipeline.io import (
     short_hash,
 )
 from goodhart.rewards.base import check_array
-from goodhart.rewards.laws import Law
+
+if TYPE_CHECKING:  # the rewards (scipy.stats, ~1.4 s of CPU) load where a pool is made, not with
+    # pool_memo (`goodhart tails FILE` keeps its Student-t reference through it)
+    from goodhart.pipeline.base.scoring import Scorer
+    from goodhart.rewards.laws import Law
 
 
 @dataclass
@@ -154,6 +158,8 @@ def distributional_draw(cfg: C.RunConfig, k: int = 1, rho: float = 0.0, info: bo
     """The config's draw (k > 1: with the ensemble's members, sharing `rho`; `info`: the
     information-matched single proxy): the first pass's own, or a grown pool assembled from its
     blocks (base/grow.py), the first of which is that first pass."""
+    from goodhart.pipeline.base.scoring import law
+
     r, g = cfg.reward, cfg.sampling.grown_from
     assert isinstance(r, C.DistributionalReward)
     u, x, P, n = law(r.utility), law(r.error), cfg.prompts.n_eval, cfg.sampling.n
@@ -244,6 +250,8 @@ def base_pool(
         if cfg.reward.ensemble is None and cfg.reward.transform is None:
             return Pool(None, None, arr["proxy"], arr["utility"], arr["error"], key)
         return mitigated_distributional(cfg, arr, key)
+
+    from goodhart.pipeline.base.scoring import Scorer
 
     assert eval_prompts is not None and train_prompts is not None
     scorer = Scorer(cfg)
@@ -444,14 +452,18 @@ def code_version(fn) -> str:
     """What the code of a statistic is: the source of the module `fn` lives in (or fn's own code
     when it has no file), of every goodhart.eval module (the statistics it calls) and numpy's
     version. A cached statistic made by other code is another statistic: an edit of fn's module
-    or anywhere in eval/ recomputes it."""
+    or anywhere in eval/ recomputes it. scipy's version too: its special functions (the Student-t
+    quantiles of eval/tails.py's reference) are part of what made a result."""
     import marshal
     import sys
+
+    import scipy  # (the package alone: its modules load lazily)
 
     module = sys.modules.get(fn.__module__)
     path = getattr(module, "__file__", None)
     own = _file_digest(path) if path else marshal.dumps(fn.__code__)
-    return short_hash([_eval_digest(), np.__version__, own.hex() if isinstance(own, bytes) else own], n=16)
+    versions = [np.__version__, scipy.__version__]
+    return short_hash([_eval_digest(), *versions, own.hex() if isinstance(own, bytes) else own], n=16)
 
 
 @functools.cache

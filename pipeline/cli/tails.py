@@ -31,6 +31,7 @@ def cmd_tails(args: argparse.Namespace) -> int:
     import numpy as np
 
     from goodhart.eval.tails import tail_verdict
+    from goodhart.pipeline.base.pool import pool_memo
     from goodhart.pipeline.report.tail_input import read_column, tail_sample
 
     if args.reward:
@@ -46,7 +47,9 @@ def cmd_tails(args: argparse.Namespace) -> int:
             print("  too few distinct values for tail estimation (a discrete or constant score)\n")
             continue
         try:
-            verdict = tail_verdict(x)
+            # the Student-t reference depends on the sample's size only: kept on disk, a second
+            # file of this size simulates nothing and imports no scipy (under 1 s of CPU in all)
+            verdict = tail_verdict(x, memo=pool_memo)
         except ValueError as e:  # the estimators' own limits on the data (their messages say which)
             raise UsageError(f"{name}: {e}") from None
         print(verdict.table(), end="\n\n")
