@@ -175,6 +175,7 @@ def _base_draws(root: Path, g: pd.DataFrame) -> tuple[str, Any] | None:
 def _tails(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
     """Tail verdicts of each distinct base pool's error and proxy (one per curve)."""
     from goodhart.eval.tails import tail_verdict
+    from goodhart.pipeline.base.pool import pool_memo
 
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -193,8 +194,9 @@ def _tails(root: Path, labelled: pd.DataFrame) -> list[dict[str, Any]]:
                 {
                     "error_law": law,
                     "pool_file": name,
-                    "error": tail_verdict(z["error"].ravel()),
-                    "proxy": tail_verdict(z["proxy"].ravel()),
+                    # the light call's reference (simulated per sample size) kept in the stats cache
+                    "error": tail_verdict(z["error"].ravel(), memo=pool_memo),
+                    "proxy": tail_verdict(z["proxy"].ravel(), memo=pool_memo),
                     "draws": z["error"],
                 }
             )
