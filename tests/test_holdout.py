@@ -4,6 +4,8 @@ answers; its bias when the errors share a component of known size; its labels re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -392,6 +394,22 @@ def _bench_file(tmp_path, branches, pool=2048):
     return f
 
 
+def _run_bench(main, f: Path, tmp_path: Path) -> int:
+    """`goodhart holdout-bench` on family file f, its points written to tmp_path/p.csv."""
+    return main(
+        [
+            "holdout-bench",
+            "--file",
+            str(f),
+            "--out",
+            str(tmp_path / "runs"),
+            "--quiet",
+            "--csv",
+            str(tmp_path / "p.csv"),
+        ]
+    )
+
+
 def test_holdout_bench_on_a_small_family(tmp_path, capsys):
     """`goodhart holdout-bench --file`: a sweep file's branches as families, run and scored against
     exact truth; `holdout-eval` scores the finished sweep the same way (the real halves: docs/holdout.md)."""
@@ -408,21 +426,7 @@ def test_holdout_bench_on_a_small_family(tmp_path, capsys):
         ],
         pool=1024,
     )
-    assert (
-        main(
-            [
-                "holdout-bench",
-                "--file",
-                str(f),
-                "--out",
-                str(tmp_path / "runs"),
-                "--quiet",
-                "--csv",
-                str(tmp_path / "p.csv"),
-            ]
-        )
-        == 0
-    )
+    assert _run_bench(main, f, tmp_path) == 0
     assert "worst family" in capsys.readouterr().out
     pts = pd.read_csv(tmp_path / "p.csv")
     assert (pts["verdict"] == "over-optimized").any()  # the exact pareto(1.5) curve turns after n = 2-8
@@ -455,21 +459,7 @@ def test_holdout_bench_on_small_families(tmp_path, capsys):
             {"name": "tilt", "set": {"algo": "tilt", "reward.error": "gaussian"}, "grid": {"algo.kl.coef": [4, 2, 1]}},
         ],
     )
-    assert (
-        main(
-            [
-                "holdout-bench",
-                "--file",
-                str(f),
-                "--out",
-                str(tmp_path / "runs"),
-                "--quiet",
-                "--csv",
-                str(tmp_path / "p.csv"),
-            ]
-        )
-        == 0
-    )
+    assert _run_bench(main, f, tmp_path) == 0
     out = capsys.readouterr().out
     assert "worst family" in out and "heavy-utility" in out and "verdict rule" in out
     pts = pd.read_csv(tmp_path / "p.csv")
