@@ -205,16 +205,7 @@ def test_engine_is_validated_and_left_out_of_point_ids_at_its_default():
     mine = {("sampling", "engine"), ("sampling", "vllm_gpu_memory")}
     for section, key in mine:
         del d[section][key]  # the config as it was before these keys existed
-    for section, key, neutral in P.ADDED_KEYS:  # the others, as point_id drops them (dotted sections)
-        *parents, last = section.split(".")
-        holder = d
-        for part in parents:
-            holder = holder.get(part) if isinstance(holder, dict) else None
-        node = holder.get(last) if isinstance(holder, dict) else None
-        if (section, key) not in mine and isinstance(node, dict) and node.get(key, ...) == neutral:
-            del node[key]
-            if not node:
-                del holder[last]
+    P.drop_neutral(d, tuple(k for k in P.ADDED_KEYS if k[:2] not in mine))  # the others, as point_id drops them
     assert P.point_id(cfg) == short_hash(d, 10)  # the id a point had before the keys existed
     assert P.point_id(RunConfig.model_validate({"sampling": {"engine": "vllm"}})) != P.point_id(cfg)
 

@@ -255,7 +255,7 @@ def test_a_key_added_later_keeps_finished_points_ids_at_its_neutral_value():
     key existed; any other value is a new point."""
     from goodhart.pipeline.config.load import load_config
     from goodhart.pipeline.io import short_hash
-    from goodhart.pipeline.sweeps.point import ADDED_KEYS, point_id
+    from goodhart.pipeline.sweeps.point import drop_neutral, point_id
 
     cfg = load_config(None, ["algo=ppo"])
     before = cfg.model_dump(mode="json", exclude={"name", "tracking", "output_dir", "alarm"})
@@ -263,14 +263,7 @@ def test_a_key_added_later_keeps_finished_points_ids_at_its_neutral_value():
     del before["eval"]["holdout"]  # eval.holdout (none: no held-out proxy, what every result before it was)
     del before["eval"]["resolve"]  # eval.resolve: which points a sweep adds, never part of a point's id
     del before["eval"]["alarm"]  # (and before eval.alarm)
-    for section, key, neutral in ADDED_KEYS:  # the other added keys, as point_id drops them
-        *parents, last = section.split(".")
-        holder = before
-        for part in parents:
-            holder = holder.get(part) if isinstance(holder, dict) else None
-        node = holder.get(last) if isinstance(holder, dict) else None
-        if isinstance(node, dict) and node.get(key, ...) == neutral:
-            del node[key]
+    drop_neutral(before)  # the other added keys, as point_id drops them
     assert point_id(cfg) == short_hash(before, 10)
     assert point_id(load_config(None, ["algo=ppo", "algo.alarm_samples=4"])) != point_id(cfg)
     assert point_id(load_config(None, ["algo=ppo", "eval.holdout=independent"])) != point_id(cfg)

@@ -68,7 +68,13 @@ def point_id(cfg: RunConfig) -> str:
     """A hash of everything that changes the result (not the label, tracking or output dir, nor
     eval.resolve: which points a sweep adds, not what a point computes)."""
     d = cfg.model_dump(mode="json", exclude={"name": True, "tracking": True, "output_dir": True, "eval": {"resolve"}})
-    for section, key, neutral in ADDED_KEYS:
+    return short_hash(drop_neutral(d), 10)
+
+
+def drop_neutral(d: dict[str, Any], keys: tuple[tuple[str, str, object], ...] = ADDED_KEYS) -> dict[str, Any]:
+    """d (a config's dump) without the added keys at their neutral values, and without a section
+    that leaves empty: what point_id hashes. Changes d in place and returns it."""
+    for section, key, neutral in keys:
         *parents, last = section.split(".")
         holder: Any = d
         for part in parents:
@@ -78,7 +84,7 @@ def point_id(cfg: RunConfig) -> str:
             del node[key]
             if not node:
                 del holder[last]
-    return short_hash(d, 10)
+    return d
 
 
 def error_label(cfg: RunConfig) -> str:
