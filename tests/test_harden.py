@@ -148,6 +148,9 @@ def test_callable_identity_follows_its_source_or_explicit_version(tmp_path, monk
     from goodhart.rewards.plugins import callable_identity
 
     monkeypatch.syspath_prepend(str(tmp_path))
+    # Rewritten within a second at the same size, a module's cached bytecode (validated by mtime in
+    # seconds and size) would be imported instead of the new source: no bytecode here.
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
     mod = tmp_path / "flipme.py"
 
     def write(sign: str, version: str | None = None) -> str:
