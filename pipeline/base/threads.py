@@ -98,16 +98,23 @@ def child_threads(n: int):
     thread per core) before any initializer runs, so pin_threads there is too late for numpy.
     Two workers of two OpenBLAS threads each on 2 cores made every point of the distributional
     sweep 1.8x slower than one process alone."""
-    old = {v: os.environ.get(v) for v in THREAD_VARS}
-    os.environ.update({v: str(n) for v in THREAD_VARS})
+    with temporary_environ({v: str(n) for v in THREAD_VARS}):
+        yield
+
+
+@contextlib.contextmanager
+def temporary_environ(values: dict[str, str]):
+    """Within: these environment variables set; after: each back as it was (unset if it was)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        for v, val in old.items():
-            if val is None:
-                os.environ.pop(v, None)
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
             else:
-                os.environ[v] = val
+                os.environ[k] = v
 
 
 def passive_waits() -> None:

@@ -200,17 +200,11 @@ def _create_sqlite_store(db: Path) -> None:
 @contextlib.contextmanager
 def _one_try():
     """MLflow's HTTP client without its retries (7, with backoff: minutes on a 503) and with a short timeout."""
+    from goodhart.pipeline.base.threads import temporary_environ
+
     keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(HEALTH_TIMEOUT))}
-    old = {k: os.environ.get(k) for k in keys}
-    os.environ.update(keys)
-    try:
+    with temporary_environ(keys):
         yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def retry(fn: Callable[[], T], attempts: int = 8) -> T:
