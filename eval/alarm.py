@@ -142,14 +142,14 @@ def empirical_cgf(x: np.ndarray) -> Callable[[float], float]:
 def bulk_sigma(centred: np.ndarray, levels: tuple[float, ...] = BULK_LEVELS) -> float:
     """Sub-Gaussian variance proxy of the bulk: the largest (Q(q) - Q(1-q)) / (2 z_q) over the
     central levels q. Exact for a Gaussian; a far tail does not move it."""
-    from scipy import stats  # (in the functions: reading VERSION or AlarmRule costs no scipy.stats)
+    from scipy import special  # ndtri is norm.ppf (a sweep worker never imports scipy.stats)
 
     x = np.asarray(centred, dtype=np.float64).ravel()
     x = x[np.isfinite(x)]
     out = 0.0
     for q in levels:
         lo, hi = np.quantile(x, [1 - q, q])
-        out = max(out, (hi - lo) / (2 * stats.norm.ppf(q)))
+        out = max(out, (hi - lo) / (2 * special.ndtri(q)))
     return float(out)
 
 
@@ -545,7 +545,7 @@ def local_tail(desc: np.ndarray, c: np.ndarray, a: np.ndarray) -> tuple[float, f
 
     ```
     """
-    from scipy import stats
+    from scipy import special  # fdtrc is stats.f.sf bit for bit, without importing scipy.stats
 
     desc = np.asarray(desc, dtype=np.float64)
     c, a = np.asarray(c, dtype=np.float64).ravel(), np.asarray(a, dtype=np.float64).ravel()
@@ -570,7 +570,7 @@ def local_tail(desc: np.ndarray, c: np.ndarray, a: np.ndarray) -> tuple[float, f
     if not (up.mean() > 0 and low.mean() > 0):  # not distinct values: nothing to read
         return float("nan"), float("nan"), depth
     ratio = float(up.mean() / low.mean())
-    return ratio, float(stats.f.sf(ratio, 2 * up.size, 2 * low.size)), depth
+    return ratio, float(special.fdtrc(2 * up.size, 2 * low.size, ratio)), depth
 
 
 def decide(
@@ -685,7 +685,7 @@ def alarm(
 
     ```
     """
-    from scipy import stats
+    from scipy import special  # ndtr(-z) is stats.norm.sf(z), ndtri stats.norm.ppf, bit for bit
 
     r = np.atleast_2d(np.asarray(samples, dtype=np.float64))
     P, m = r.shape
@@ -702,7 +702,7 @@ def alarm(
     dv_ratio = gain / bound if bound > 0 else float("nan")
     # Within the noise of the bulk a share of the gain means nothing (a tiny gain makes it explode).
     top = _top_share(c, a, gain, base.top) if gain > floor else float("nan")
-    expected = float(stats.norm.sf(base.max / base.sigma - math.sqrt(2 * kl))) if kl > 0 and base.sigma > 0 else 0.0
+    expected = float(special.ndtr(math.sqrt(2 * kl) - base.max / base.sigma)) if kl > 0 and base.sigma > 0 else 0.0
     beyond = max(0.0, float(np.sum(a[c > base.max])) - expected)
     dis = float("nan")
     if others:
@@ -727,8 +727,8 @@ def alarm(
         nb = base.null.dv_bound(kl)
         se = math.sqrt(max(float(np.sum(a**2 * (c - gain) ** 2)), 0.0))
         z = (gain - nb) / se if se > 0 else (math.inf if gain > nb else -math.inf)
-        p = float(stats.norm.sf(z))
-        ex = (gain - nb - stats.norm.isf(rule.alpha) * se) / gain if gain > 0 else float("nan")
+        p = float(special.ndtr(-z))
+        ex = (gain - nb - -special.ndtri(rule.alpha) * se) / gain if gain > 0 else float("nan")
         null_gain = nb
     else:
         test, p, ex, null_gain = "", float("nan"), float("nan"), float("nan")

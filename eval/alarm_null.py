@@ -82,18 +82,17 @@ def mean_excess_slope(centred: np.ndarray, levels: tuple[float, ...] = ME_LEVELS
     slope 0, a Gaussian or bounded one a negative slope, a power tail a positive one
     (Pareto(alpha): 1 / (alpha - 1)). ``total``: the sample is only the top of a sample of this
     size (the levels are of the whole); only values above every threshold are needed."""
-    x = np.sort(np.asarray(centred, dtype=np.float64).ravel())
+    x = np.asarray(centred, dtype=np.float64).ravel()
     if x.size < 2:  # nothing above the threshold (a small or discrete pool): no slope to read
         return float("nan")
     M = x.size if total is None else int(total)
     lv = np.clip((np.asarray(levels) * (M - 1) - (M - x.size)) / max(x.size - 1, 1), 0.0, 1.0)
-    t = np.quantile(x, lv)
-    if np.isfinite(x[-1]):  # x > t is a suffix of the sorted x: the same values, found by a search
-        e = np.array(
-            [np.mean(x[i:] - ti) if i < x.size else np.nan for i, ti in zip(np.searchsorted(x, t, "right"), t)]
-        )
-    else:
-        e = np.array([np.mean(x[x > ti] - ti) if np.any(x > ti) else np.nan for ti in t])
+    t = np.quantile(x, lv)  # (a selection, not a sort: a null replicate is 199 of these)
+    e = np.full(t.size, np.nan)
+    for i, ti in enumerate(t):  # ascending thresholds: each keeps a subset of the one before
+        x = x[x > ti]
+        if x.size:
+            e[i] = np.mean(x - ti)
     ok = np.isfinite(e)
     if ok.sum() < 2 or not e[0] > 0:
         return float("nan")
@@ -182,23 +181,26 @@ class LightNull:
     def tilt_gains(self, beta: float) -> np.ndarray:
         """Gain of the tilt softmax(r / beta) on each null replicate (the bulk's part of the
         normalizer computed once; only the redrawn tail is exponentiated per replicate, in one
-        buffer: the (B, k) tail is the alarm's largest array, read at every knob of a curve)."""
+        buffer: the (B, k) tail is the alarm's largest array, read at every knob of a curve).
+        A weight below exp(NEGLIGIBLE) of its replicate's largest is left at 0 without its exp
+        (a heavy pool's null at a small beta: most redrawn values; libm's exp is the cost)."""
         out = 0.0
         for x, (bulk, tail) in enumerate(self._rows()):
             B = tail.shape[0]
             mb = bulk[-1] / beta if bulk.size else -np.inf
             mt = tail[:, -1] / beta if tail.shape[1] else np.full(B, -np.inf)
-            m = np.maximum(mb, mt)  # (B,) the largest log weight of each replicate
+            m = np.maximum(mb, mt)  # (B,) the largest log weight of each replicate: its weight is 1
             eb = np.exp(bulk / beta - mb) if bulk.size else np.zeros(0)
             zb, wb = eb.sum(), eb @ bulk
             scale = np.exp(mb - m)
-            et = np.empty_like(tail)  # exp(tail / beta - m), formed in place
-            j0 = _underflow_columns(tail, beta, m)
-            et[:, :j0] = 0.0
-            live = et[:, j0:]
-            np.divide(tail[:, j0:], beta, out=live)
-            live -= m[:, None]
-            np.exp(live, out=live)
+            d = np.divide(tail, beta)  # tail / beta - m, formed in place
+            d -= m[:, None]
+            live = d > NEGLIGIBLE
+            if live.all():
+                et = np.exp(d, out=d)
+            else:  # each row is ascending: its live weights are one run at its end
+                et = np.zeros_like(d)
+                np.exp(d, out=et, where=live)
             z = zb * scale + et.sum(1)
             et *= tail
             mean_t = (wb * scale + np.sum(et, axis=1)) / z
@@ -243,21 +245,10 @@ class LightNull:
         return dv_bound(k, self.cgf(), (1e-8 * hi, hi * (1 - 1e-9)))
 
 
-UNDERFLOW = -750.0
-"""exp(x) is exactly 0.0 below this (the smallest double is exp(-744.4)): such weights need no exp."""
-
-
-def _underflow_columns(tail: np.ndarray, beta: float, m: np.ndarray) -> int:
-    """How many leading columns of the ascending rows of ``tail`` have exp(tail / beta - m) == 0 in
-    every row: a heavy tail at a small beta puts most of its redrawn samples there (and libm's exp
-    is slowest on the way to underflow). Each row's cut is found by a search; a value near a cut
-    is far below the ~-745 where exp stops being 0, so rounding there changes nothing."""
-    if tail.shape[1] == 0 or not np.isfinite(beta) or beta <= 0:
-        return 0
-    cut = beta * (m + UNDERFLOW)  # (B,) tail values below these have tail / beta - m < UNDERFLOW
-    if not np.all(tail[:, 0] < cut):
-        return 0
-    return int(min(np.searchsorted(row, c) for row, c in zip(tail, cut)))
+NEGLIGIBLE = -64.0
+"""Log weight (relative to a replicate's largest, whose weight is 1) below which tilt_gains drops
+a weight: exp(-64) < 1.7e-28, so even 2^31 of them move the normalizer (>= 1) by less than 4e-19,
+under half an ulp, and the weighted mean by less than 4e-19 times the largest |reward|."""
 
 
 def p_value(observed: float, null: np.ndarray) -> float:
@@ -271,8 +262,10 @@ def p_value(observed: float, null: np.ndarray) -> float:
 
 def excess_lower(observed: float, null: np.ndarray, alpha: float) -> float:
     """Share of the observed gain beyond the null's (1 - alpha) quantile: > 0 exactly when the
-    gain is significant at level alpha (up to Monte Carlo ties), near 1 when the tail carries it."""
-    if not observed > 0:
+    gain is significant at level alpha (up to Monte Carlo ties), near 1 when the tail carries it.
+    A gain that is 0 up to rounding (best-of-1: 1e-17 on the pool) has no share: NaN, as p_value
+    counts it a tie."""
+    if not observed > 1e-12:
         return float("nan")
     q = float(np.quantile(np.asarray(null, dtype=np.float64), 1 - alpha, method="higher"))
     return (observed - q) / observed

@@ -18,6 +18,8 @@ per-unit differences: the between-prompt spread cancels.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import special
 
@@ -78,3 +80,11 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, ci: float = 0.95) -> tuple[float,
         return r, float("nan"), float("nan")
     # Linearisation: r's per-unit influence is (a - r b) / mb.
     return (r, *t_ci((a - r * b) / mb + r, ci)[1:])
+
+
+def sign_tail(k: int, n: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, 1/2), exactly (integer sums, one correctly rounded division):
+    a sign test's one-sided p-value for k of n signs positive (the other side: sign_tail(n - k, n))."""
+    if k <= 0:
+        return 1.0
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n

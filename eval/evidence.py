@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special  # t.ppf is stdtrit, t.sf(z) stdtr(df, -z), norm.sf(z) ndtr(-z): bit for bit
 
 from goodhart.eval import metrics as M
 
@@ -59,7 +59,7 @@ def f(v: Any) -> float:
 def quantile(ci: float, df: float) -> float:
     """The two-sided `ci` quantile of t(df) (normal when df is inf or unknown)."""
     a = 0.5 + ci / 2
-    return float(stats.t.ppf(a, df)) if math.isfinite(df) and df >= 1 else float(stats.norm.ppf(a))
+    return float(special.stdtrit(df, a)) if math.isfinite(df) and df >= 1 else float(special.ndtri(a))
 
 
 def from_units(x: np.ndarray, ci: float) -> Stat:
@@ -122,7 +122,7 @@ def p_above(s: Stat, c: float = 0.0) -> float:
     if s.se == 0:
         return 0.0 if s.m > c else 1.0
     z = (s.m - c) / s.se
-    return float(stats.t.sf(z, s.df) if math.isfinite(s.df) and s.df >= 1 else stats.norm.sf(z))
+    return float(special.stdtr(s.df, -z) if math.isfinite(s.df) and s.df >= 1 else special.ndtr(-z))
 
 
 def p_below(s: Stat, c: float = 0.0) -> float:
@@ -132,7 +132,7 @@ def p_below(s: Stat, c: float = 0.0) -> float:
     if s.se == 0:
         return 0.0 if s.m < c else 1.0
     z = (c - s.m) / s.se
-    return float(stats.t.sf(z, s.df) if math.isfinite(s.df) and s.df >= 1 else stats.norm.sf(z))
+    return float(special.stdtr(s.df, -z) if math.isfinite(s.df) and s.df >= 1 else special.ndtr(-z))
 
 
 # ---- the numbers of a label, as `why` prints them ----------------------------------------------

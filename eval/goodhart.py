@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special  # norm.ppf is ndtri bit for bit (no scipy.stats to import)
 
 from goodhart.eval import metrics as M
-from goodhart.eval.bootstrap import ratio_ci, t_ci
+from goodhart.eval.bootstrap import ratio_ci, sign_tail, t_ci
 from goodhart.eval.evidence import (
     INF,
     NAN,
@@ -240,10 +240,10 @@ def mdd(est: Stat | tuple, rule: VerdictRule = VerdictRule()) -> float:
     """Minimal detectable drop of a comparison with this interval: (z_{ci} + z_{power}) x se,
     se = half-width / z_{ci}; the smallest true difference it would call significant with
     probability `power`."""
-    z = stats.norm.ppf(0.5 + rule.ci / 2)
+    z = special.ndtri(0.5 + rule.ci / 2)
     lo, hi = (est.lo, est.hi) if isinstance(est, Stat) else (est[1], est[2])
     half = (hi - lo) / 2
-    return float(half * (1 + stats.norm.ppf(rule.power) / z)) if not _nan(half) else float("nan")
+    return float(half * (1 + special.ndtri(rule.power) / z)) if not _nan(half) else float("nan")
 
 
 def _share(r: pd.Series, units: UnitGains, rule: VerdictRule, u: Stat, p: Stat) -> tuple[float, float, float]:
@@ -271,7 +271,7 @@ def _proxy_moved(r: pd.Series, p: Stat, units: UnitGains, rule: VerdictRule) -> 
         return False
     gp = np.asarray(u["gain_proxy"], dtype=float)
     k, n = int(np.sum(gp > rule.zero_tol)), int(np.sum(np.abs(gp) > rule.zero_tol))
-    return n > 0 and stats.binom.sf(k - 1, n, 0.5) < rule.nominal1
+    return n > 0 and sign_tail(k, n) < rule.nominal1
 
 
 def _moved_text(p: Stat) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import special  # norm.ppf is ndtri, norm.isf -ndtri, norm.cdf ndtr: bit for bit
 
 SPENDING = ("obrien_fleming", "pocock")
 
@@ -63,7 +63,7 @@ def spent(t: float, alpha: float, kind: str = "obrien_fleming") -> float:
         return 0.0
     if kind == "pocock":
         return alpha * math.log(1.0 + (math.e - 1.0) * t)
-    return float(2.0 - 2.0 * stats.norm.cdf(stats.norm.isf(alpha / 2) / math.sqrt(t)))
+    return float(2.0 - 2.0 * special.ndtr(-special.ndtri(alpha / 2) / math.sqrt(t)))
 
 
 def look_alphas(fractions, alpha: float, kind: str = "obrien_fleming") -> list[float]:
@@ -88,12 +88,10 @@ def need_factor(effect: float, se: float, alpha_one_sided: float, power: float, 
         return math.inf
     if se == 0:
         return 0.0
-    zp = stats.norm.ppf(power)
-    base = float(((stats.norm.isf(alpha_one_sided) + zp) * se / effect) ** 2)
+    zp = special.ndtri(power)
+    base = float(((-special.ndtri(alpha_one_sided) + zp) * se / effect) ** 2)
     if units < 2:
         return base
-
-    from scipy import special
 
     def gap(logf: float) -> float:  # increasing in f: f minus what f units' t quantile asks for
         f = math.exp(logf)

@@ -11,7 +11,24 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import stats
+
+
+def _isf(name: str, law: Law):
+    """Z's inverse survival function as scipy.stats computes it (each law's ``_isf``, the same
+    expressions: bit for bit, tests/test_laws.py), without importing scipy.stats (~1 s of CPU in
+    every sweep worker that only draws)."""
+    from scipy import special as sc
+
+    return {
+        "gaussian": lambda q: -sc.ndtri(q),
+        "student_t": lambda q: -sc.stdtrit(law.df, q),
+        "lognormal": lambda q: np.exp(law.sigma * -sc.ndtri(q)),
+        "pareto": lambda q: np.power(q, -1.0 / law.alpha),
+        "levy": lambda q: 1 / (2 * sc.erfinv(q) ** 2),
+        "exponential": lambda q: -np.log(q),
+        "uniform": lambda q: 1.0 - q,
+        "gumbel": lambda q: -np.log(-np.log1p(-q)),
+    }[name]
 
 
 @dataclass(frozen=True)
@@ -25,9 +42,11 @@ class Law:
     center: bool = False
 
     @cached_property
-    def standard(self) -> stats.rv_continuous:
-        """The frozen scipy law of Z (before centring and scaling). Cached: freezing a scipy
-        law costs ~2-5 ms, and a trained run scores a small batch every step."""
+    def standard(self):
+        """The frozen scipy law of Z (before centring and scaling): a scipy.stats rv_frozen. Cached:
+        freezing a scipy law costs ~2-5 ms, and a trained run scores a small batch every step."""
+        from scipy import stats
+
         return {
             "gaussian": lambda: stats.norm(),
             "student_t": lambda: stats.t(self.df),
@@ -40,12 +59,18 @@ class Law:
         }[self.name]()
 
     @cached_property
+    def _isf(self):
+        return _isf(self.name, self)
+
+    @cached_property
     def _shift(self) -> float:
         return float(self.standard.median()) if self.center else 0.0
 
     def from_survival(self, s: np.ndarray) -> np.ndarray:
         """The value whose survival probability under this law is s."""
-        z = self.standard.isf(np.asarray(s, dtype=np.float64))
+        q = np.asarray(s, dtype=np.float64)
+        inside = np.all((q > 0) & (q < 1))  # else the support's ends and NaN for bad values, as scipy gives them
+        z = self._isf(q) if inside else self.standard.isf(q)
         return self.loc + self.scale * (z - self._shift)
 
     def sample(self, size, rng: np.random.Generator) -> np.ndarray:

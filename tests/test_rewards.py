@@ -85,6 +85,35 @@ def test_independent_error_has_exactly_the_named_law(law):
     assert ks_p(x, wrong) < 1e-3
 
 
+@pytest.mark.parametrize(
+    "law",
+    [
+        Law("gaussian"),
+        Law("student_t", df=2.5),
+        Law("lognormal", sigma=1.5),
+        Law("pareto", alpha=1.2),
+        Law("levy"),
+        Law("exponential"),
+        Law("uniform"),
+        Law("gumbel"),
+    ],
+    ids=lambda law: law.name,
+)
+def test_draws_are_scipy_isf_bit_for_bit_without_importing_scipy_stats(law):
+    # Law.from_survival evaluates each law's scipy.stats _isf expression itself (a sweep worker that
+    # only draws then never imports scipy.stats): the same doubles, into the far tail, and the
+    # support's ends and bad values as scipy gives them
+    q = np.concatenate([np.random.default_rng(0).random(200_000), 10.0 ** -np.arange(1, 300, 7.0)])
+    assert np.array_equal(law.from_survival(q), law.standard.isf(q))
+    edges = np.array([0.0, 1.0, 0.5, np.nan, -1.0])
+    assert np.array_equal(law.from_survival(edges), law.standard.isf(edges), equal_nan=True)
+    code = f"import numpy as np, sys; from goodhart.rewards.laws import Law; Law({law.name!r}).sample(8, np.random.default_rng(0)); print('scipy.stats' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
+
+
 def test_independent_error_is_uncorrelated_with_utility():
     texts = random_texts(4000, seed=2)
     v = Sentiment().score([""] * 4000, texts)

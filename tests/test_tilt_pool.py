@@ -2,6 +2,7 @@
 depends on the pool size (no population optimum), in the results table and in report.md."""
 
 import pandas as pd
+import pytest
 import yaml
 
 from goodhart.eval import metrics as M
@@ -32,3 +33,20 @@ def test_heavy_tilt_is_pool_dependent_and_light_tilt_is_not(in_tmp, capsys):
     assert main(["report", "runs/pool", "--no-mlflow"]) == 0
     md = (in_tmp / "runs" / "pool" / "report" / "report.md").read_text()
     assert "pool-dependent" in md.split("### Every point")[1]
+
+
+def test_the_drift_sign_test_is_the_exact_binomial_tail():
+    # P(X >= k), X ~ Binomial(n, 1/2), by brute force over all 2^n sign patterns (n <= 12), and
+    # against scipy's binom.sf beyond that; the lower tail by symmetry
+    import itertools
+
+    from scipy import stats
+
+    from goodhart.eval.bootstrap import sign_tail
+
+    for n in range(1, 13):
+        counts = [sum(s) for s in itertools.product((0, 1), repeat=n)]
+        for k in range(n + 1):
+            assert sign_tail(k, n) == sum(c >= k for c in counts) / 2**n
+    for n, k in ((32, 25), (200, 130), (6500, 3400)):
+        assert sign_tail(k, n) == pytest.approx(stats.binom.sf(k - 1, n, 0.5), rel=1e-12)

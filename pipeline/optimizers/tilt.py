@@ -116,9 +116,7 @@ def subpool_drift(
     tests), and the half-width of the sub-pool estimate's own interval. `dependent` lists the
     quantities whose drift is significant and beyond that half-width. `full`: the full pool's
     estimate when the caller has it (with its proxy and utility means)."""
-    from scipy import stats
-
-    from goodhart.eval.bootstrap import t_ci
+    from goodhart.eval.bootstrap import sign_tail, t_ci
 
     N = proxy.shape[1]
     q = max(N // 4, 1)
@@ -133,7 +131,7 @@ def subpool_drift(
         m, dlo, dhi = t_ci(d, 1 - 2 * a)
         nz = d[np.abs(d) > 1e-12 * (1 + np.abs(full[k]))]
         pos = int(np.sum(nz > 0))
-        sign = len(nz) > 0 and (stats.binom.sf(pos - 1, len(nz), 0.5) < a or stats.binom.cdf(pos, len(nz), 0.5) < a)
+        sign = len(nz) > 0 and (sign_tail(pos, len(nz)) < a or sign_tail(len(nz) - pos, len(nz)) < a)
         sig = bool(dlo > 0 or dhi < 0 or sign)
         out[k] = m
         if sig and abs(m) > half:
