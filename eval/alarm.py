@@ -449,15 +449,24 @@ class Alarm:
 
 def _top_contribution(c: np.ndarray, a: np.ndarray, top: float = TOP_MASS) -> float:
     """sum of a c over the top `top` of the mass a, ordered by c (the boundary sample in part).
-    Only the largest c are sorted: the k largest (a partition, k grown until they hold the mass);
-    the order among ties does not change the sum (tied samples share one c)."""
-    k = min(c.size, max(256, int(4 * top * c.size)))
-    while True:
-        idx = np.argpartition(-c, k - 1)[:k] if k < c.size else np.arange(c.size)
-        if k >= c.size or float(np.sum(a[idx])) >= top:
-            break
-        k = min(c.size, 4 * k)
-    order = idx[np.argsort(-c[idx], kind="stable")]
+    Only the largest c are ordered: the positive ones' order, remembered per pool layout
+    (``_descending``: a curve's points reweight one pool), when they hold the mass; else the k
+    largest (a partition, k grown until they hold it). The order among ties does not change the
+    sum (tied samples share one c)."""
+    desc = _descending(c)
+    k = min(desc.size, max(256, int(4 * top * c.size)))
+    while k < desc.size and float(np.sum(a[desc[:k]])) < top:
+        k = min(desc.size, 4 * k)
+    if desc.size and float(np.sum(a[desc[:k]])) >= top:
+        order = desc[:k]
+    else:  # the top mass reaches c <= 0: order the k largest of all
+        k = min(c.size, max(256, int(4 * top * c.size)))
+        while True:
+            idx = np.argpartition(-c, k - 1)[:k] if k < c.size else np.arange(c.size)
+            if k >= c.size or float(np.sum(a[idx])) >= top:
+                break
+            k = min(c.size, 4 * k)
+        order = idx[np.argsort(-c[idx], kind="stable")]
     cs, as_ = c[order], a[order]
     before = np.concatenate([[0.0], np.cumsum(as_)[:-1]])
     take = np.clip(top - before, 0.0, as_)
@@ -491,10 +500,17 @@ def significant(p_value: float, tail_p: float = float("nan"), rule: AlarmRule = 
     return min(ps) < rule.alpha / len(ps)
 
 
-_DESCENDING: list[tuple[np.ndarray, np.ndarray]] = []
+_DESCENDING: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 DESCENDING_ENTRIES = 8
-"""(rewards, order) pairs local_tail keeps (a curve's points weight one pool; a tilt and a best-of-n
-curve see it in two layouts): at most this many, the least recently used dropped first."""
+"""(rewards, sample, order) triples local_tail keeps (a curve's points weight one pool; a tilt and a
+best-of-n curve see it in two layouts, centred two ways): at most this many, the least recently
+used dropped first."""
+
+
+def _every(c: np.ndarray) -> np.ndarray:
+    """~256 evenly spaced entries of flat c: two arrays that differ there are not equal (a cheap
+    first comparison before the whole array's)."""
+    return c[:: max(1, c.size // 256)]
 
 
 def _descending(c: np.ndarray) -> np.ndarray:
@@ -502,14 +518,15 @@ def _descending(c: np.ndarray) -> np.ndarray:
     with c itself: a curve's points reweight the same pool, so its order is sorted once (an equal
     array is found by comparison, cheaper than hashing it). Restricted to any subset the order is
     that subset's own stable sort."""
-    for i, (seen, order) in enumerate(_DESCENDING):
-        if seen.shape == c.shape and np.array_equal(seen, c):
+    sample = _every(c)
+    for i, (seen, seen_sample, order) in enumerate(_DESCENDING):
+        if seen.shape == c.shape and np.array_equal(seen_sample, sample) and np.array_equal(seen, c):
             _DESCENDING.append(_DESCENDING.pop(i))  # most recently used last
             return order
     pos = np.flatnonzero((c > 0) & np.isfinite(c))
     out = pos[np.argsort(-c[pos], kind="stable")]
     out.flags.writeable = False
-    _DESCENDING.append((c.copy(), out))  # a copy: the caller may change its array later
+    _DESCENDING.append((c.copy(), sample.copy(), out))  # copies: the caller may change its array later
     del _DESCENDING[:-DESCENDING_ENTRIES]
     return out
 
@@ -549,12 +566,14 @@ def local_tail(desc: np.ndarray, c: np.ndarray, a: np.ndarray) -> tuple[float, f
 
     desc = np.asarray(desc, dtype=np.float64)
     c, a = np.asarray(c, dtype=np.float64).ravel(), np.asarray(a, dtype=np.float64).ravel()
-    keep = (a > 0) & (c > 0) & np.isfinite(c)
-    if desc.size < 2 or not keep.any():
+    if desc.size < 2:
         return float("nan"), float("nan"), float("nan")
-    order = _descending(c)  # the positive rewards, largest first (a stable sort)
-    order = order[keep[order]]  # those the policy puts mass on, in the same order
-    cv, cm = c[order], np.cumsum(a[order] * c[order])
+    order = _descending(c)  # the positive finite rewards, largest first (a stable sort)
+    order = order[a[order] > 0]  # those the policy puts mass on, in the same order
+    if not order.size:
+        return float("nan"), float("nan"), float("nan")
+    cv = c[order]
+    cm = np.cumsum(a[order] * cv)
     cm = cm / cm[-1]
     t_mid, t_end = (cv[min(int(np.searchsorted(cm, q)), cv.size - 1)] for q in LOCAL_MASS)
     rank = lambda t: int(np.searchsorted(-desc, -t, side="right"))  # base rewards >= t  # noqa: E731

@@ -102,7 +102,8 @@ def mean_excess_slope(centred: np.ndarray, levels: tuple[float, ...] = ME_LEVELS
 
 def _tail_draws(rng: np.random.Generator, start: float, scale: float, n_null: int, k: int) -> np.ndarray:
     """(n_null, k): start + Exponential(scale) draws, each row ascending (formed and sorted in place)."""
-    out = rng.exponential(scale, (n_null, k))
+    out = rng.standard_exponential((n_null, k))  # times scale: rng.exponential(scale)'s draws, faster
+    out *= scale
     out += start
     out.sort(axis=1)
     return out

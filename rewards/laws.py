@@ -15,7 +15,7 @@ import numpy as np
 
 def _isf(name: str, law: Law):
     """Z's inverse survival function as scipy.stats computes it (each law's ``_isf``, the same
-    expressions: bit for bit, tests/test_laws.py), without importing scipy.stats (~1 s of CPU in
+    expressions: bit for bit, tests/test_rewards.py), without importing scipy.stats (~1 s of CPU in
     every sweep worker that only draws)."""
     from scipy import special as sc
 

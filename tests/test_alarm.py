@@ -516,3 +516,25 @@ def test_local_tail_remembers_an_order_but_never_a_changed_array():
 
     al._DESCENDING.clear()  # nothing remembered: computed from scratch
     assert got == local_tail(desc, c, a) and got != first
+
+
+def test_top_contribution_is_the_top_mass_by_brute_force():
+    # sum of a c over the top 1% of the mass ordered by c, against a full sort; on pools whose top
+    # mass sits in positive c (the remembered order) and in c <= 0 (the partition), with ties
+    from goodhart.eval.alarm import TOP_MASS, _top_contribution
+
+    def brute(c, a):
+        o = np.argsort(-c, kind="stable")
+        before = np.concatenate([[0.0], np.cumsum(a[o])[:-1]])
+        return float(np.sum(np.clip(TOP_MASS - before, 0.0, a[o]) * c[o]))
+
+    rng = np.random.default_rng(4)
+    for case in range(6):
+        c = rng.standard_t(3, 20_000)
+        if case % 2:
+            c = np.round(c, 1)  # ties
+        a = rng.exponential(size=c.size) * (np.exp(2 * c) if case < 2 else 1.0)
+        if case >= 4:
+            a = np.where(c > 0, 1e-9, a)  # the mass below 0: the fallback
+        a /= a.sum()
+        assert _top_contribution(c, a) == pytest.approx(brute(c, a), rel=1e-12, abs=1e-15)

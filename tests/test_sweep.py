@@ -233,7 +233,8 @@ def test_parallel_jobs_give_the_same_results(in_tmp):
 
 def test_workers_start_on_different_pools():
     """pipeline/sweeps/local.py interleave_pools: K workers taking points from the front start on
-    K pools (each builds its own pool's statistics) rather than K - 1 waiting on one."""
+    K pools (each builds its own pool's statistics) rather than K - 1 waiting on one, then take the
+    rest pool by pool (what a process remembers of a pool serves its next point)."""
     from goodhart.pipeline.config.load import load_config
     from goodhart.pipeline.sweeps.local import interleave_pools
     from goodhart.pipeline.sweeps.spec import Point
@@ -246,7 +247,7 @@ def test_workers_start_on_different_pools():
         Point(i, f"{law}{k}", {}, cfgs[law])
         for i, (law, k) in enumerate([("gaussian", 1), ("gaussian", 2), ("gaussian", 3), ("levy", 1), ("levy", 2)])
     ]
-    assert [p.id for p in interleave_pools(pts)] == ["gaussian1", "levy1", "gaussian2", "levy2", "gaussian3"]
+    assert [p.id for p in interleave_pools(pts)] == ["gaussian1", "levy1", "gaussian2", "gaussian3", "levy2"]
 
 
 def test_a_key_added_later_keeps_finished_points_ids_at_its_neutral_value():

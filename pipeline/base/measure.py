@@ -78,16 +78,24 @@ def summarize(
     return row
 
 
+def _best_of_2(proxy: np.ndarray, utility: np.ndarray) -> dict[str, np.ndarray]:
+    """best_of_n(proxy, 2, utility=utility) from the pool in proxy order, sorted once per pool and
+    process (pool_memo: the same sort the best-of-n points read)."""
+    from goodhart.eval.bon import best_of_n, sorted_by_proxy
+    from goodhart.pipeline.base.pool import pool_memo
+
+    srt = pool_memo(sorted_by_proxy, proxy, utility)
+    return best_of_n(proxy, 2, presorted={"proxy": srt[0], "utility": srt[1]})
+
+
 def base_share2(proxy: np.ndarray, utility: np.ndarray) -> float:
     """Utility share of the proxy gain under the gentlest selection, best-of-2 on the base pool
     (shape (P, N)): sum over prompts of gain(utility) / sum of gain(proxy), exact from the pool.
     The reference against which a collapsed share (the catastrophic signature) is judged; nan
     when best-of-2 gains no proxy (a constant proxy)."""
-    from goodhart.eval.bon import best_of_n
-
     if proxy.shape[-1] < 2:
         return float("nan")
-    est = best_of_n(proxy, 2, utility=utility)
+    est = _best_of_2(proxy, utility)
     gp = float(np.mean(est["proxy"] - proxy.mean(-1)))
     gu = float(np.mean(est["utility"] - utility.mean(-1)))
     return gu / gp if gp > 0 else float("nan")
@@ -96,12 +104,11 @@ def base_share2(proxy: np.ndarray, utility: np.ndarray) -> float:
 def base_gain2(proxy: np.ndarray, utility: np.ndarray) -> tuple[float, float, float]:
     """Utility gain of best-of-2 by proxy on a base pool (P, N), with its t interval over prompts:
     the near-base floor of the verdict rule (what the gentlest selection by this proxy buys)."""
-    from goodhart.eval.bon import best_of_n
     from goodhart.eval.bootstrap import t_ci
 
     if proxy.shape[-1] < 2:
         return (float("nan"),) * 3
-    est = best_of_n(proxy, 2, utility=utility)
+    est = _best_of_2(proxy, utility)
     return t_ci(est["utility"] - utility.mean(-1))
 
 

@@ -233,7 +233,9 @@ def base_pool(
     if isinstance(cfg.reward, C.DistributionalReward):
         arr = distributional_draw(cfg)
         for part, spec in (("utility", cfg.reward.utility), ("error", cfg.reward.error), ("proxy", None)):
-            check_array(f"distributional {part}" + (f" {spec.label} x{spec.scale:g}" if spec else ""), arr[part])
+            if id(arr[part]) not in _CHECKED:  # a frozen draw (cached_draw) is checked once, not at every point
+                check_array(f"distributional {part}" + (f" {spec.label} x{spec.scale:g}" if spec else ""), arr[part])
+                _remember_checked(arr[part])
         from goodhart.rewards.distributional import STREAM_VERSION
 
         key = short_hash(
@@ -401,6 +403,16 @@ def _nbytes(o: object) -> int:
 
 
 _IDENTS: dict[int, tuple] = {}
+_CHECKED: set[int] = set()
+
+
+def _remember_checked(a: np.ndarray) -> None:
+    """Mark a frozen array as checked by check_array while it lives (nothing can change it)."""
+    import weakref
+
+    if _frozen(a) and id(a) not in _CHECKED:
+        _CHECKED.add(id(a))
+        weakref.finalize(a, _CHECKED.discard, id(a))
 
 
 def _frozen(a: np.ndarray) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 
 from goodhart.eval import metrics as M
 from goodhart.eval.alarm import AlarmRule, bon_alarm
-from goodhart.eval.bon import best_of_n, kl_bound, sort_order
+from goodhart.eval.bon import best_of_n, kl_bound, sorted_by_proxy
 from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.base.measure import PointOutput, summarize
 from goodhart.pipeline.base.pool import pool_memo
@@ -39,8 +39,9 @@ def run(ctx: PointContext) -> PointOutput:
             stacklevel=2,
         )
     extra = {"holdout": ho.values} if ho is not None else {}  # the held-out proxy, weighted alike
-    # the pool's sort order is the same for every n: sorted once per pool (pool_memo, on disk)
-    est = best_of_n(pool.proxy, n, order=pool_memo(sort_order, pool.proxy), utility=pool.utility, **extra)
+    # the pool in proxy order is the same for every n: sorted once per pool (pool_memo, on disk)
+    srt = pool_memo(sorted_by_proxy, pool.proxy, pool.utility, *extra.values())
+    est = best_of_n(pool.proxy, n, presorted=dict(zip(["proxy", "utility", *extra], srt)))
     bound = kl_bound(n)
     tied = float(est["tied"].mean())
     if tied > 0:
