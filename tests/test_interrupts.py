@@ -145,12 +145,13 @@ def wait_done_points(root: Path, n: int, timeout: float) -> None:
 
 
 def wait_in_flight(root: Path, timeout: float) -> None:
-    """Until a point has finished and another one is running (its child run is named in run.json)."""
+    """Until a point has finished and another one is running (its running.json: a worker's
+    child run is named in run.json only once the runner has logged the finished point)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done = len(list(root.glob("points/*/result.json")))
-        started = len(list(root.glob("points/*/run.json")))
-        if done >= 1 and started > done:
+        running = [p.parent for p in root.glob("points/*/running.json")]
+        if done >= 1 and any(not (d / "result.json").exists() for d in running):
             time.sleep(0.3)
             return
         time.sleep(0.05)

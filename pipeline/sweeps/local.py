@@ -1,9 +1,11 @@
 """Run a sweep's points on this machine: in order, or in K worker processes with threads
-pinned so that K processes share the cores instead of fighting over them."""
+pinned so that K processes share the cores instead of fighting over them. Workers import no
+MLflow: this process logs the child run each worker recorded (sweeps/child_run.py, log_pending)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -14,14 +16,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from goodhart.eval import metrics as M
 from goodhart.pipeline.base.threads import child_threads, choose_threads, pin_threads
 from goodhart.pipeline.errors import is_disk_full
-from goodhart.pipeline.io import atomic_write_json
-from goodhart.pipeline.sweeps.point import INTERRUPTED, RESULT, RUNNING, TrackingTarget, run_point, stale_reason
+from goodhart.pipeline.io import atomic_write_json, read_json
+from goodhart.pipeline.sweeps.child_run import PENDING, DeferredTarget, TrackingTarget
+from goodhart.pipeline.sweeps.point import ERROR, INTERRUPTED, RESULT, RUNNING, TRAIN_LOG, run_point, stale_reason
 from goodhart.pipeline.sweeps.record import ResultsWriter, point_status, write_results
-from goodhart.pipeline.sweeps.runstate import die_with_parent, on_signal
+from goodhart.pipeline.sweeps.runstate import deferred, die_with_parent, on_signal, open_child_run
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
-from goodhart.pipeline.sweeps.tracking import Tracker
+from goodhart.pipeline.sweeps.tracking import Tracker, metric_entities
 
 
 def _pool_group(p: Point) -> str:
@@ -113,7 +117,8 @@ def _worker(
     _busy["task"], _busy["dir"] = True, point_dir
     try:
         cfg = RunConfig.model_validate(cfg_json)
-        target = TrackingTarget(Tracker(uri), exp, parent) if uri and exp else None  # type: ignore[arg-type]
+        # No MLflow in a worker: the point's child run is recorded for the sweep's process to log.
+        target = DeferredTarget(uri, exp, parent) if uri and exp else None
         run_point(cfg, Path(point_dir), target, progress=False)
         return point_dir, None
     except KeyboardInterrupt:
@@ -125,6 +130,22 @@ def _worker(
         return point_dir, f"{type(e).__name__}: {e}"
     finally:
         _busy["task"] = False
+
+
+def log_recorded(target: TrackingTarget, point_dir: Path) -> None:
+    """Log the child run a worker recorded for this point (sweeps/child_run.py). Tracking trouble
+    is a warning: the point's results are on disk, and the record stays for the next run."""
+    import sys
+
+    try:
+        log_pending(target.tracker, point_dir)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        print(
+            f"goodhart: warning: point {point_dir.name}: could not log its MLflow run "
+            f"({type(e).__name__}: {first}); the next run of the sweep tries again",
+            file=sys.stderr,
+        )
 
 
 STOP_GRACE = 8.0  # seconds workers get to record their point as interrupted before SIGKILL
@@ -161,6 +182,10 @@ def run_local(
     # says which, sets the old result aside and runs the point again).
     todo = [p for p in points if point_status(root, p.id) != "done" or stale_reason(p.cfg, root / "points" / p.id)]
     summary: dict[str, Any] = {"skipped": len(points) - len(todo), "done": 0, "failed": {}}
+    if target is not None:  # what workers of a stopped run finished and it had not logged yet
+        for p in points:
+            if (root / "points" / p.id / PENDING).is_file():
+                log_recorded(target, root / "points" / p.id)
     from goodhart.pipeline.base.pool import stats_cache_bytes
 
     stats_cache_bytes()  # a bad GOODHART_STATS_CACHE_MB is one line before any point, not a failure in each
@@ -221,6 +246,8 @@ def run_local(
                 by_dir = {str(root / "points" / p.id): p for p in rest}
                 for f in as_completed(futs):
                     d, err = f.result()
+                    if t is not None:
+                        log_recorded(t, Path(d))
                     if err:
                         summary["failed"][by_dir[d].id] = err
                     else:
@@ -233,3 +260,56 @@ def run_local(
         ex.shutdown(wait=True)
     bar.close()
     return summary
+
+
+def step_history(train_log: Path, step_ms: dict[str, int], default_ms: int) -> list[Any]:
+    """MLflow Metric entities of every step in a point's train_metrics.jsonl (train/ names; the
+    last line of a step wins, as in the report), stamped when the step was logged."""
+    if not train_log.is_file():
+        return []
+    by_step: dict[int, dict[str, Any]] = {}
+    for line in train_log.read_text().splitlines():
+        try:
+            d = json.loads(line)
+            by_step[int(d.pop("step"))] = d
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # a torn last line (killed mid-write)
+    out: list[Any] = []
+    for step in sorted(by_step):
+        named = {M.train_name(k): v for k, v in by_step[step].items()}
+        out += metric_entities(named, step, step_ms.get(str(step), default_ms))
+    return out
+
+
+def log_pending(tracker: Tracker, point_dir: Path) -> str | None:
+    """Log the run a worker recorded in <point_dir>/PENDING (if any) and return its id: the
+    point's child run (continued when run.json names one), the params, step history, final
+    numbers and tags in one batch, the artifacts, the end. The run id then goes into the point's
+    result.json (or error.json), and the pending file is removed."""
+    f = point_dir / PENDING
+    if not f.is_file():
+        return None
+    rec = read_json(f)
+    tr = tracker if rec["uri"] == tracker.uri else Tracker(rec["uri"])
+    parent = rec["parent_id"]
+    run_id, have = open_child_run(
+        tr,
+        point_dir,
+        parent,
+        lambda: tr.start_run(rec["experiment_id"], rec["name"], parent, rec["tags"], start_time=rec["start_ms"]),
+    )
+    params = {k: v for k, v in rec["params"].items() if have is None or k not in have}
+    metrics = step_history(point_dir / TRAIN_LOG, rec["step_ms"], rec["start_ms"])
+    metrics += metric_entities(rec.get("final", {}), rec["last_step"], rec.get("end_ms"))
+    tr.log_batch(run_id, metrics, rec.get("final_tags"), params=params)
+    tr.log_files(run_id, {n: e["text"] if "text" in e else Path(e["path"]) for n, e in rec.get("files", {}).items()})
+    tr.finish(run_id, rec.get("status", "FAILED"), end_time=rec.get("end_ms"))
+    with deferred():  # the record and the files naming the run agree before an interrupt lands
+        for name in (RESULT, ERROR):
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                row = read_json(point_dir / name)
+                if isinstance(row, dict) and row.get("mlflow_run_id") != run_id:
+                    row["mlflow_run_id"] = run_id
+                    atomic_write_json(point_dir / name, row)
+        f.unlink(missing_ok=True)
+    return run_id

@@ -7,7 +7,6 @@ leaves error.json (message and traceback) and is retried by the next run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -15,7 +14,6 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +22,11 @@ from goodhart.pipeline.base.context import PointContext
 from goodhart.pipeline.config.load import to_yaml
 from goodhart.pipeline.config.schema import AlarmConfig, DistributionalReward, HFReward, RunConfig, SyntheticReward
 from goodhart.pipeline.io import atomic_savez, atomic_write_json, atomic_write_text, npz_problem, read_json, short_hash
+from goodhart.pipeline.sweeps.child_run import DeferredTarget, TrackingTarget, open_run
 from goodhart.pipeline.sweeps.curves import curve_identity, mitigation_columns
 from goodhart.pipeline.sweeps.labels import point_tags, run_name
-from goodhart.pipeline.sweeps.runstate import deferred, open_child_run
 from goodhart.pipeline.sweeps.tables import point_flags
-from goodhart.pipeline.sweeps.tracking import StepLog, Tracker, flatten, metric_entities, table_artifact, table_tag
+from goodhart.pipeline.sweeps.tracking import flatten, table_artifact, table_tag
 from goodhart.pipeline.train.preemption import EXIT_REQUEUE
 from goodhart.rewards.base import RewardError
 
@@ -108,13 +106,6 @@ def algo_x(cfg: RunConfig) -> tuple[str, float]:
     if hasattr(a, "n"):  # bon, bon-ft: how many samples the best is picked from
         return "n", float(a.n)
     return M.X_KL_COEF, float(a.kl.coef)  # tilt, ppo, rloo, grpo: the KL coefficient (kl.coef)
-
-
-@dataclass
-class TrackingTarget:
-    tracker: Tracker
-    experiment_id: str
-    parent_id: str | None
 
 
 def _num(v: Any) -> Any:
@@ -308,10 +299,12 @@ def _mark_interrupted(point_dir: Path, pid: str, e: BaseException, run_id: str |
 
 
 def run_point(
-    cfg: RunConfig, point_dir: Path, target: TrackingTarget | None = None, progress: bool = True
+    cfg: RunConfig, point_dir: Path, target: TrackingTarget | DeferredTarget | None = None, progress: bool = True
 ) -> dict[str, Any]:
     """Run (or skip, if finished) one point; returns its result row. Raises on failure after
-    recording it in error.json and, if tracking, a FAILED child run."""
+    recording it in error.json and, if tracking, a FAILED child run. A DeferredTarget (a
+    sweep's worker process) records the child run for the sweep's process to log
+    (sweeps/child_run.py): no MLflow here."""
     done = load_result(point_dir)
     stale = stale_reason(cfg, point_dir, done) if done is not None else None
     if done is not None and stale is None:
@@ -383,32 +376,21 @@ def running_state(point_dir: Path) -> tuple[str, str] | None:
 
 
 def _run_point(
-    cfg: RunConfig, point_dir: Path, target: TrackingTarget | None, progress: bool, main_rank: bool
+    cfg: RunConfig, point_dir: Path, target: TrackingTarget | DeferredTarget | None, progress: bool, main_rank: bool
 ) -> dict[str, Any]:
     pid = point_id(cfg)
-    run_id, continued = None, False
-    last_step = [0]  # the last training step logged: the final numbers are logged there
     x_name, x = algo_x(cfg)
     who = point_tags(cfg.algo.kind, x_name, x, error_label(cfg))
+    run = None
     if target is not None:
         # A rerun continues the point's own child run (run.json), so a resumed point keeps one history.
         try:
-            run_id, continued = open_child_run(
-                target.tracker,
-                point_dir,
-                target.parent_id,
-                lambda: target.tracker.start_run(
-                    target.experiment_id,
-                    run_name(cfg.algo.kind, x_name, x, error_label(cfg)),
-                    target.parent_id,
-                    tags={"goodhart.point_id": pid, **who},
-                ),
-            )
+            name = run_name(cfg.algo.kind, x_name, x, error_label(cfg))
+            run = open_run(target, point_dir, name, {"goodhart.point_id": pid, **who})
         except KeyboardInterrupt as e:  # (open_child_run closed the run it had just opened)
             _mark_interrupted(point_dir, pid, e, None)
             raise
-
-    steps = StepLog(target.tracker, run_id) if run_id is not None else None  # type: ignore[union-attr]
+    run_id = run.run_id if run is not None else None
 
     def log_step(metrics: dict[str, float], step: int) -> None:
         """Per-step training metrics: a line of train_metrics.jsonl (for the report's training
@@ -417,9 +399,8 @@ def _run_point(
         if main_rank:
             with open(point_dir / TRAIN_LOG, "a") as f:
                 f.write(json.dumps({"step": int(step), **{k: _num(v) for k, v in metrics.items()}}) + "\n")
-        if steps is not None:
-            last_step[0] = max(last_step[0], int(step))
-            steps.add({M.train_name(k): v for k, v in metrics.items()}, step)
+        if run is not None:
+            run.step({M.train_name(k): v for k, v in metrics.items()}, step)
 
     # (here, not at the top: `status` and `report` import this module and need none of the math)
     from goodhart.pipeline.base.measure import PER_PROMPT, base_gain2, base_share2, error_utility_corr
@@ -428,10 +409,10 @@ def _run_point(
     t0 = time.time()
     ctx = PointContext(cfg, point_dir, progress, log_step)
     try:
-        if run_id is not None and not continued:  # inside try: an interrupt here still closes the run
+        if run is not None:  # (sent with the run's first batch)
             params = flatten(cfg.model_dump(mode="json", exclude={"tracking"}))
             params.update({"x_name": x_name, "x": f"{x:g}", "group": who["goodhart.group"]})
-            target.tracker.log_params(run_id, params)  # type: ignore[union-attr]
+            run.params(params)
         from goodhart.pipeline import optimizers
 
         with warnings.catch_warnings(record=True) as caught:
@@ -480,11 +461,7 @@ def _run_point(
             row["per_prompt_file"] = PER_PROMPT_FILE
         if out.examples:
             atomic_write_text(point_dir / EXAMPLES, "".join(json.dumps(e) + "\n" for e in out.examples))
-        if run_id is not None:
-            tr = target.tracker  # type: ignore[union-attr]
-            # Three calls: the steps not sent yet, the evaluated result (== results.csv, under
-            # eval/, at the last training step so it never sits at step 0 ahead of the training
-            # curves) and the tags in one batch; every artifact in one; the run's end.
+        if run is not None:
             tags = {"goodhart.flags": " ".join(point_flags(row))} if point_flags(row) else {}
             files: dict[str, Any] = {
                 n: point_dir / n for n in ("calibration.json", CONFIG) if (point_dir / n).is_file()
@@ -493,10 +470,7 @@ def _run_point(
             if out.examples:  # sample completions: a table MLflow renders
                 files["completions.json"] = table_artifact(completion_rows(out.examples), COMPLETION_COLUMNS)
                 tags.update(table_tag("completions.json"))
-            final = metric_entities({M.eval_name(k): v for k, v in row.items()}, last_step[0])
-            tr.log_batch(run_id, steps.take() + final, tags)  # type: ignore[union-attr]
-            tr.log_files(run_id, files)
-            tr.finish(run_id, "FINISHED")
+            run.done(row, tags, files)
         atomic_write_json(point_dir / RESULT, row)  # last: marks the point done
         for stale in (ERROR, PREEMPTED, INTERRUPTED):
             (point_dir / stale).unlink(missing_ok=True)
@@ -504,19 +478,8 @@ def _run_point(
     except BaseException as e:
         preempted = isinstance(e, SystemExit) and e.code == EXIT_REQUEUE
         interrupted = isinstance(e, KeyboardInterrupt)
-        if run_id is not None:
-            if not interrupted:  # the steps logged so far (an interrupt: the one try below only)
-                with contextlib.suppress(Exception):
-                    steps.flush()  # type: ignore[union-attr]
-            try:
-                with deferred():  # a second Ctrl-C must not leave the run RUNNING
-                    # Stopped: one try. The signal may have landed inside this process's own
-                    # commit, whose lock a retry would wait on (the rerun closes the run).
-                    target.tracker.finish(  # type: ignore[union-attr]
-                        run_id, "KILLED" if preempted or interrupted else "FAILED", attempts=1 if interrupted else 8
-                    )
-            except Exception:
-                pass
+        if run is not None:
+            run.stopped("KILLED" if preempted or interrupted else "FAILED", interrupted)
         if not main_rank:
             raise
         if preempted:  # checkpointed; not a failure: the requeued task resumes

@@ -129,9 +129,12 @@ def recorded_run(point_dir: Path, uri: str, parent_id: str | None) -> str | None
     return None
 
 
-def open_child_run(tracker: Any, point_dir: Path, parent_id: str | None, create: Callable[[], str]) -> tuple[str, bool]:
-    """(run id, continued): the point's recorded child run set RUNNING again, else a new one
-    from `create()`, recorded in run.json before an interrupt can leave it unnamed."""
+def open_child_run(
+    tracker: Any, point_dir: Path, parent_id: str | None, create: Callable[[], str]
+) -> tuple[str, set[str] | None]:
+    """(run id, params): the point's recorded child run set RUNNING again and the names of the
+    params it holds, else a new one from `create()` (params None), recorded in run.json before
+    an interrupt can leave it unnamed."""
     got: dict[str, Any] = {}
     try:
         with deferred():  # an interrupt waits until the run exists and run.json names it
@@ -141,7 +144,7 @@ def open_child_run(tracker: Any, point_dir: Path, parent_id: str | None, create:
             with contextlib.suppress(Exception):
                 tracker.client.set_terminated(got["run_id"], status="KILLED")
         raise
-    return got["run_id"], got["continued"]
+    return got["run_id"], got["params"]
 
 
 def _open(tracker: Any, point_dir: Path, parent_id: str | None, create: Callable[[], str]) -> dict[str, Any]:
@@ -152,12 +155,12 @@ def _open(tracker: Any, point_dir: Path, parent_id: str | None, create: Callable
             if run.info.lifecycle_stage == "active":
                 if run.info.status != "RUNNING":
                     tracker.client.update_run(old, status="RUNNING")
-                return {"run_id": old, "continued": True}
+                return {"run_id": old, "params": set(run.data.params)}
         except Exception:
             pass  # deleted or from another store: start afresh
     run_id = create()
     atomic_write_json(point_dir / RUN_FILE, {"uri": tracker.uri, "parent_id": parent_id, "run_id": run_id})
-    return {"run_id": run_id, "continued": False}
+    return {"run_id": run_id, "params": None}
 
 
 def reconcile_children(tracker: Any, experiment_id: str, parent_id: str, root: Path) -> dict[str, int]:

@@ -23,7 +23,8 @@ from goodhart.pipeline.errors import TrackingError
 
 T = TypeVar("T")
 MAX_PARAM_LEN = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
-BATCH = 100  # params/tags per log_batch call (MAX_PARAMS_TAGS_PER_BATCH)
+BATCH = 100  # params, and tags, per log_batch call (MAX_PARAMS_TAGS_PER_BATCH)
+ENTITIES = 1000  # metrics + params + tags per log_batch call (MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH)
 
 
 def resolve_uri(cfg: TrackingConfig | None = None) -> str:
@@ -255,6 +256,7 @@ class Tracker:
 
             fast_sqlite_commits()
         self.client = MlflowClient(tracking_uri=uri)
+        self._artifact_uris: dict[str, str] = {}  # run id -> artifact_uri, of the runs created here
 
     def experiment_id(self, name: str) -> str:
         """The experiment `name` (created if missing), tagged so the UI opens on its runs table."""
@@ -281,49 +283,57 @@ class Tracker:
             retry(lambda: self.client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND))
 
     def start_run(
-        self, experiment_id: str, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None
+        self,
+        experiment_id: str,
+        name: str,
+        parent_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        start_time: int | None = None,
     ) -> str:
         tags = dict(tags or {})
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
-        run = retry(lambda: self.client.create_run(experiment_id, run_name=name, tags=tags))
+        run = retry(lambda: self.client.create_run(experiment_id, start_time=start_time, run_name=name, tags=tags))
+        self._artifact_uris[run.info.run_id] = run.info.artifact_uri
         return run.info.run_id
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, v) for k, v in params.items()]
-        for i in range(0, len(items), BATCH):
-            chunk = items[i : i + BATCH]
-            retry(lambda chunk=chunk: self.client.log_batch(run_id, params=chunk))
+        self.log_batch(run_id, params=params)
 
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int = 0) -> None:
         self.log_batch(run_id, metric_entities(metrics, step))
 
-    def log_batch(self, run_id: str, metrics: list[Any] = (), tags: dict[str, str] | None = None) -> None:  # type: ignore[assignment]
-        """Metrics (mlflow Metric entities) and tags in as few round trips as MLflow allows: one
-        log_batch per 1,000 entities (at most 100 of them tags)."""
-        from mlflow.entities import RunTag
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: list[Any] = (),  # type: ignore[assignment]
+        tags: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> None:
+        """Params, metrics (mlflow Metric entities) and tags in as few round trips as MLflow
+        allows: one log_batch per 1,000 entities, at most 100 of them params and 100 tags."""
+        from mlflow.entities import Param, RunTag
 
+        param_items = [Param(k, v) for k, v in (params or {}).items()]
         tag_items = [RunTag(k, str(v)[:8000]) for k, v in (tags or {}).items()]
         metrics = list(metrics)
-        while metrics or tag_items:
+        while metrics or tag_items or param_items:
+            p, param_items = param_items[:BATCH], param_items[BATCH:]
             t, tag_items = tag_items[:BATCH], tag_items[BATCH:]
-            m, metrics = metrics[: 1000 - len(t)], metrics[1000 - len(t) :]
-            retry(lambda m=m, t=t: self.client.log_batch(run_id, metrics=m, tags=t))
+            room = ENTITIES - len(p) - len(t)
+            m, metrics = metrics[:room], metrics[room:]
+            retry(lambda m=m, p=p, t=t: self.client.log_batch(run_id, metrics=m, params=p, tags=t))
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        items = [RunTag(k, str(v)[:8000]) for k, v in tags.items()]
-        retry(lambda: self.client.log_batch(run_id, tags=items))
+        self.log_batch(run_id, tags=tags)
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         retry(lambda: self.client.log_artifact(run_id, str(path), artifact_path))
 
     def log_files(self, run_id: str, files: dict[str, Path | str | bytes], artifact_path: str | None = None) -> None:
         """Several artifacts in one call: {name in the run: a file, or its text/bytes}. MLflow
-        stores a folder in one go (one look-up of the run's artifact store, not one per file)."""
+        stores a folder in one go; for a run this Tracker created, straight into its artifact
+        location (no read of the run back from the store to find it, as the client does)."""
         import tempfile
 
         if not files:
@@ -335,20 +345,36 @@ class Tracker:
                     dst.write_bytes(what.encode() if isinstance(what, str) else what)
                 else:
                     dst.symlink_to(Path(what).resolve())  # (copied by MLflow, not here)
-            retry(lambda: self.client.log_artifacts(run_id, d, artifact_path))
+            repo = self._artifact_repo(run_id)
+            if repo is not None:
+                retry(lambda: repo.log_artifacts(d, artifact_path))
+            else:
+                retry(lambda: self.client.log_artifacts(run_id, d, artifact_path))
+
+    def _artifact_repo(self, run_id: str) -> Any:
+        """MLflow's artifact repository of a run this Tracker created (what MlflowClient resolves
+        from the run's artifact_uri); None for other runs, and on Databricks (the client adds
+        the workspace profile to the URI there)."""
+        uri = self._artifact_uris.get(run_id)
+        if uri is None or self.uri.startswith("databricks"):
+            return None
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(uri, tracking_uri=self.uri)
 
     def log_table(self, run_id: str, df, artifact_file: str) -> None:
         retry(lambda: self.client.log_table(run_id, data=df, artifact_file=artifact_file))
 
-    def finish(self, run_id: str, status: str = "FINISHED", attempts: int = 8) -> None:
-        retry(lambda: self.client.set_terminated(run_id, status=status), attempts)
+    def finish(self, run_id: str, status: str = "FINISHED", attempts: int = 8, end_time: int | None = None) -> None:
+        retry(lambda: self.client.set_terminated(run_id, status=status, end_time=end_time), attempts)
 
 
-def metric_entities(metrics: dict[str, Any], step: int = 0) -> list[Any]:
-    """MLflow Metric entities of the numbers in `metrics` (sanitized names; bools and text left out)."""
+def metric_entities(metrics: dict[str, Any], step: int = 0, timestamp: int | None = None) -> list[Any]:
+    """MLflow Metric entities of the numbers in `metrics` (sanitized names; bools and text left
+    out), stamped `timestamp` (ms since the epoch; now by default)."""
     from mlflow.entities import Metric
 
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) if timestamp is None else int(timestamp)
     return [
         Metric(sanitize(k), float(v), now, step)
         for k, v in metrics.items()
@@ -389,12 +415,14 @@ def table_tag(*names: str) -> dict[str, str]:
 class StepLog:
     """Per-step metrics of one run, sent in batches: at most one log_batch every `every` seconds
     (a PPO step is well under a second on the demo's model: one call each was most of a trained
-    point's tracking), the rest with the run's final numbers (`take`). Nothing is lost on disk
+    point's tracking), the rest with the run's final numbers (`take`). The run's params go with
+    the first batch sent (a short point logs everything in one call). Nothing is lost on disk
     meanwhile: the point's train_metrics.jsonl has every step at once."""
 
     def __init__(self, tracker: Tracker, run_id: str, every: float = 5.0):
         self.tracker, self.run_id, self.every = tracker, run_id, every
         self.pending: list[Any] = []
+        self.params: dict[str, str] = {}  # not sent yet
         self.last = time.monotonic()
 
     def add(self, metrics: dict[str, Any], step: int) -> None:
@@ -408,10 +436,15 @@ class StepLog:
         self.last = time.monotonic()
         return out
 
+    def take_params(self) -> dict[str, str]:
+        """The params not sent yet (the caller sends them)."""
+        out, self.params = self.params, {}
+        return out
+
     def flush(self) -> None:
-        out = self.take()
-        if out:
-            self.tracker.log_batch(self.run_id, out)
+        out, params = self.take(), self.take_params()
+        if out or params:
+            self.tracker.log_batch(self.run_id, out, params=params)
 
 
 def tracker_for(cfg: TrackingConfig) -> Tracker | None:
