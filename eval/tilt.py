@@ -92,7 +92,9 @@ def tilt(
     (a point reads the same weights for its estimate, its bias and its alarm)."""
     logw = log_weights(proxy, beta) if logw is None else logw
     w = np.exp(logw)
-    out = {"proxy": np.sum(w * proxy, axis=-1), "kl": kl_from_log_weights(logw, w), "ess": ess(logw)}
+    # ESS from w itself: a weight whose square underflows is below 1e-154, nothing beside the
+    # largest's square (>= 1 / N^2); ess(logw) would exponentiate the pool once more
+    out = {"proxy": np.sum(w * proxy, axis=-1), "kl": kl_from_log_weights(logw, w), "ess": 1.0 / np.sum(w * w, axis=-1)}
     for name, v in values.items():
         out[name] = np.sum(w * v, axis=-1)
     return out
