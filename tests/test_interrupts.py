@@ -378,3 +378,27 @@ def test_two_sweeps_create_one_new_store_together(tmp_path):
     for name in ("a", "b"):
         parents, children = runs(tmp_path, name)
         assert len(parents) == 1 and len(children) == 2
+
+
+def test_a_signal_whose_exception_a_finalizer_swallowed_still_stops_the_sweep():
+    # Ctrl-C landing while a finalizer runs (SQLAlchemy's weakref callbacks, in the parent logging
+    # a worker's MLflow run) raises Interrupted inside it, and Python prints and drops it ("Exception
+    # ignored in ..."); the sweep's loop then asks raise_if_interrupted each turn and stops anyway.
+    import gc
+    import weakref
+
+    from goodhart.pipeline.sweeps.runstate import Interrupted, interrupts_raise, raise_if_interrupted
+
+    class Thing:
+        pass
+
+    with interrupts_raise():
+        raise_if_interrupted()  # nothing seen yet
+        t = Thing()
+        weakref.finalize(t, lambda: os.kill(os.getpid(), signal.SIGINT) or time.sleep(0.2))
+        del t
+        gc.collect()  # the finalizer ran; its Interrupted was swallowed
+        with pytest.raises(Interrupted):
+            raise_if_interrupted()
+    with interrupts_raise():
+        raise_if_interrupted()  # a new run starts clean

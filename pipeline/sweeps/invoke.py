@@ -17,7 +17,7 @@ from goodhart.pipeline.sweeps.local import run_local
 from goodhart.pipeline.sweeps.lock import SweepLock
 from goodhart.pipeline.sweeps.point import TrackingTarget, run_point
 from goodhart.pipeline.sweeps.record import close_parent, reopen_or_start_parent, write_results, write_sweep_dir
-from goodhart.pipeline.sweeps.runstate import deferred, interrupts_raise
+from goodhart.pipeline.sweeps.runstate import deferred, interrupts_raise, raise_if_interrupted
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 from goodhart.pipeline.sweeps.tracking import check_store, resolve_uri
 
@@ -77,6 +77,7 @@ def run_sweep(
         status = "KILLED"  # unless run_local returns: an interrupt or a crash of the runner itself
         try:
             summary = run_local(sweep, points, root, jobs, progress, out.parent)
+            raise_if_interrupted()  # a signal whose exception a finalizer swallowed (runstate.on_signal)
             out.ran, out.skipped, out.failed = summary["done"], summary["skipped"], summary["failed"]
             if then is not None:
                 then(out)

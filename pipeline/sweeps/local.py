@@ -23,7 +23,7 @@ from goodhart.pipeline.io import atomic_write_json, read_json
 from goodhart.pipeline.sweeps.child_run import PENDING, DeferredTarget, TrackingTarget
 from goodhart.pipeline.sweeps.point import ERROR, INTERRUPTED, RESULT, RUNNING, TRAIN_LOG, run_point, stale_reason
 from goodhart.pipeline.sweeps.record import ResultsWriter, point_status, write_results
-from goodhart.pipeline.sweeps.runstate import deferred, die_with_parent, on_signal, open_child_run
+from goodhart.pipeline.sweeps.runstate import deferred, die_with_parent, on_signal, open_child_run, raise_if_interrupted
 from goodhart.pipeline.sweeps.spec import Point, SweepConfig
 from goodhart.pipeline.sweeps.tracking import Tracker, metric_entities
 
@@ -209,6 +209,7 @@ def run_local(
             summary["failed"][p.id] = f"{type(e).__name__}: {e}"
         bar.update(1)
         table.maybe()
+        raise_if_interrupted()  # a signal whose exception a finalizer swallowed stops the sweep here
 
     if jobs <= 1:
         for p in todo:
@@ -254,6 +255,7 @@ def run_local(
                         summary["done"] += 1
                     bar.update(1)
                     table.maybe()
+                    raise_if_interrupted()  # (as in one(): logging a run is SQLAlchemy, finalizers and all)
             except BaseException:  # Ctrl-C, SIGTERM, or a worker that died: stop now, not after the queue
                 stop_workers(ex)
                 raise

@@ -38,15 +38,25 @@ class Interrupted(KeyboardInterrupt):
 # ---------------------------------------------------------------------------------------------
 # Signals
 # ---------------------------------------------------------------------------------------------
-_state = {"depth": 0, "pending": None}
+_state: dict[str, Any] = {"depth": 0, "pending": None, "seen": None}
 
 
 def on_signal(signum: int, frame: Any) -> None:
-    """The handler: raise Interrupted now, or, inside `deferred()`, when the block ends."""
+    """The handler: raise Interrupted now, or, inside `deferred()`, when the block ends. The signal
+    is also remembered (``raise_if_interrupted``): raised inside a finalizer or a weakref callback
+    (a garbage collection in SQLAlchemy, say), the exception is printed and dropped by Python."""
+    _state["seen"] = signum
     if _state["depth"] > 0:
         _state["pending"] = signum
         return
     raise Interrupted(signal.Signals(signum).name)
+
+
+def raise_if_interrupted() -> None:
+    """Raise Interrupted if a signal arrived under interrupts_raise whose exception was lost (see
+    on_signal); loops that outlive a signal (a sweep's wait on its workers) call it each turn."""
+    if _state["seen"] is not None:
+        raise Interrupted(signal.Signals(_state["seen"]).name)
 
 
 @contextlib.contextmanager
@@ -56,11 +66,13 @@ def interrupts_raise(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM))
         yield
         return
     old = {s: signal.signal(s, on_signal) for s in signals}
+    seen, _state["seen"] = _state["seen"], None
     try:
         yield
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        _state["seen"] = seen
 
 
 @contextlib.contextmanager
