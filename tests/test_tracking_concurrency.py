@@ -115,7 +115,10 @@ def test_k_writers_on_one_sqlite_file_with_retries(tmp_path):
 def test_server_binds_loopback_by_default_and_prints_the_uri(server):
     from goodhart.pipeline.cluster.server import allowed_hosts, server_argv
 
-    out = server.log.read_text()
+    want = f"export MLFLOW_TRACKING_URI={server.uri}"
+    deadline = time.monotonic() + 30  # the fixture waits for health; `goodhart server` prints its lines after
+    while want not in (out := server.log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert f"Uvicorn running on {server.uri}" in out  # bound to loopback only
     assert f"export MLFLOW_TRACKING_URI={server.uri}" in out
     argv = server_argv("127.0.0.1", 5000, "sqlite:///x.db", "/a")

@@ -294,19 +294,24 @@ def log_pending(tracker: Tracker, point_dir: Path) -> str | None:
     rec = read_json(f)
     tr = tracker if rec["uri"] == tracker.uri else Tracker(rec["uri"])
     parent = rec["parent_id"]
-    run_id, have = open_child_run(
-        tr,
-        point_dir,
-        parent,
-        lambda: tr.start_run(rec["experiment_id"], rec["name"], parent, rec["tags"], start_time=rec["start_ms"]),
-    )
-    params = {k: v for k, v in rec["params"].items() if have is None or k not in have}
-    metrics = step_history(point_dir / TRAIN_LOG, rec["step_ms"], rec["start_ms"])
-    metrics += metric_entities(rec.get("final", {}), rec["last_step"], rec.get("end_ms"))
-    tr.log_batch(run_id, metrics, rec.get("final_tags"), params=params)
-    tr.log_files(run_id, {n: e["text"] if "text" in e else Path(e["path"]) for n, e in rec.get("files", {}).items()})
-    tr.finish(run_id, rec.get("status", "FAILED"), end_time=rec.get("end_ms"))
-    with deferred():  # the record and the files naming the run agree before an interrupt lands
+    # Held from the run's creation to its end and the files naming it: a Ctrl-C meanwhile (the
+    # sweep's process logs while it waits on workers) would leave the run RUNNING; logging a
+    # finished point's run takes ~60 ms, and the signal lands when it is done.
+    with deferred():
+        run_id, have = open_child_run(
+            tr,
+            point_dir,
+            parent,
+            lambda: tr.start_run(rec["experiment_id"], rec["name"], parent, rec["tags"], start_time=rec["start_ms"]),
+        )
+        params = {k: v for k, v in rec["params"].items() if have is None or k not in have}
+        metrics = step_history(point_dir / TRAIN_LOG, rec["step_ms"], rec["start_ms"])
+        metrics += metric_entities(rec.get("final", {}), rec["last_step"], rec.get("end_ms"))
+        tr.log_batch(run_id, metrics, rec.get("final_tags"), params=params)
+        tr.log_files(
+            run_id, {n: e["text"] if "text" in e else Path(e["path"]) for n, e in rec.get("files", {}).items()}
+        )
+        tr.finish(run_id, rec.get("status", "FAILED"), end_time=rec.get("end_ms"))
         for name in (RESULT, ERROR):
             with contextlib.suppress(OSError, ValueError, TypeError):
                 row = read_json(point_dir / name)
