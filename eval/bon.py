@@ -46,8 +46,7 @@ def _tie_groups(sorted_r: np.ndarray) -> np.ndarray:
 
 
 def sort_order(proxy: np.ndarray) -> np.ndarray:
-    """Each row's ascending order by proxy (a stable sort: ties keep their pool order). It is the
-    same for every n: a sweep sorts a pool once and hands it to best_of_n."""
+    """Each row's ascending order by proxy (a stable sort: ties keep their pool order)."""
     return np.argsort(np.asarray(proxy, dtype=np.float64), axis=-1, kind="stable")
 
 
@@ -61,30 +60,21 @@ def sorted_by_proxy(proxy: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray,
 
 
 def best_of_n(
-    proxy: np.ndarray,
-    n: int,
-    order: np.ndarray | None = None,
-    presorted: dict[str, np.ndarray] | None = None,
-    **values: np.ndarray,
+    proxy: np.ndarray, n: int, presorted: dict[str, np.ndarray] | None = None, **values: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Per-prompt expected proxy (and every array in `values`) of the best of n by proxy.
 
-    proxy and values: shape (P, N); order: sort_order(proxy) when the caller has it. Also returns
-    ``kl_pool`` (plug-in KL from the pool, which sees ties) and ``tied`` (fraction of the pool
-    sharing its proxy value with another sample). ``presorted``: the pool already in proxy order
-    (``sorted_by_proxy``), as {"proxy": ..., name: ...}; every array in it besides the proxy is
-    weighed (``values`` then unused)."""
+    proxy and values: shape (P, N). Also returns ``kl_pool`` (plug-in KL from the pool, which sees
+    ties) and ``tied`` (fraction of the pool sharing its proxy value with another sample).
+    ``presorted``: the pool already in proxy order (``sorted_by_proxy``, as a sweep keeps it per
+    pool), as {"proxy": ..., name: ...}; every array in it besides the proxy is weighed (``values``
+    then unused)."""
     proxy = np.asarray(proxy, dtype=np.float64)
     P, N = proxy.shape
     p = order_weights(N, n)
     if presorted is None:
-        order = sort_order(proxy) if order is None else order
-        r_sorted = np.take_along_axis(proxy, order, axis=-1)
-        sorted_vals = {
-            k: np.take_along_axis(np.asarray(v, dtype=np.float64), order, axis=-1) for k, v in values.items()
-        }
-    else:
-        r_sorted, sorted_vals = presorted["proxy"], {k: v for k, v in presorted.items() if k != "proxy"}
+        presorted = dict(zip(["proxy", *values], sorted_by_proxy(proxy, *values.values())))
+    r_sorted, sorted_vals = presorted["proxy"], {k: v for k, v in presorted.items() if k != "proxy"}
     out: dict[str, np.ndarray] = {"proxy": r_sorted @ p}
     kl_pool, tied = np.empty(P), np.empty(P)
     for k in sorted_vals:
