@@ -168,25 +168,35 @@ def report_sections(d: Path) -> str:
 
 def cost_table(d: Path, meta: dict) -> str:
     """Each step of each attempt of a stored study (study.json, docs/study.py): wall seconds, CPU
-    seconds of its processes and the load averages sampled while it ran; and the totals."""
+    seconds of its processes and the load averages sampled while it ran; and the totals. Steps
+    that ran side by side overlap, so the total wall is each attempt's own (where recorded)."""
     attempts = json.loads(_stored(d, "study.json").read_text())
     head = f"{'attempt':>7}  {'step':<22}  {'wall':>9}  {'CPU s':>7}  {'load average':>12}  {'rc':>3}"
-    lines, wall, cpu = [head, "-" * len(head)], 0.0, 0.0
+    lines, wall, cpu, overlap = [head, "-" * len(head)], 0.0, 0.0, False
+
+    def clock(s: float) -> str:
+        return f"{int(s // 60)}m {int(s % 60):02d}s"
+
     for i, att in enumerate(attempts, 1):
         for s in att["steps"]:
             lo, hi = min(s["load"]), max(s["load"])
-            w = f"{int(s['wall_s'] // 60)}m {int(s['wall_s'] % 60):02d}s"
+            mark = " *" if s.get("side_by_side") else ""
+            overlap |= bool(mark)
             lines.append(
-                f"{i:>7}  {s['step']:<22}  {w:>9}  {s['cpu_s']:>7.0f}  {f'{lo:.1f}-{hi:.1f}':>12}  {s['rc']:>3}"
+                f"{i:>7}  {s['step'] + mark:<22}  {clock(s['wall_s']):>9}  {s['cpu_s']:>7.0f}  "
+                f"{f'{lo:.1f}-{hi:.1f}':>12}  {s['rc']:>3}"
             )
-            wall, cpu = wall + s["wall_s"], cpu + s["cpu_s"]
-    lines += ["-" * len(head), f"{'':>7}  {'all':<22}  {f'{int(wall // 60)}m {int(wall % 60):02d}s':>9}  {cpu:>7.0f}"]
+            cpu += s["cpu_s"]
+        wall += att.get("wall_s", sum(s["wall_s"] for s in att["steps"]))
+    lines += ["-" * len(head), f"{'':>7}  {'all':<22}  {clock(wall):>9}  {cpu:>7.0f}"]
     cores = meta.get("machine", {}).get("cores", "?")
     note = (
         f"Every step of every attempt (an interrupted attempt's last step has rc != 0; the next attempt resumed it), "
         f"on {cores} cores. CPU s is user + system time of the step's processes, which the neighbours' load moves "
         "much less than wall time."
     )
+    if overlap:
+        note += " Steps marked * ran side by side, one thread each; `all` is the attempts' wall time."
     return note + "\n\n```text\n" + "\n".join(lines) + "\n```\n"
 
 
