@@ -81,7 +81,7 @@ def steps(named: list[tuple[str, list[str]]], log: list[dict], logs: Path, threa
         if len(named) > 1:
             logs.mkdir(parents=True, exist_ok=True)
             out = open(logs / f"{name.replace(' ', '_')}.log", "ab")
-            where = f" (log: {Path(out.name).relative_to(REPO)})"
+            where = f" (log: {os.path.relpath(out.name, REPO)})"
         else:
             where = ""
         print(f"== [{time.strftime('%H:%M:%S')}] study: {name}: {' '.join(argv)}{where}", flush=True)

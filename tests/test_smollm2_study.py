@@ -138,3 +138,51 @@ def test_the_studys_blocks_replace_its_anchor_once(tmp_path):
         assert f"<!-- results: smollm2_study{part} -->\n<!-- /results -->" in text
     assert "img/smollm2_study_gains_vs_kl.png" in text and "<!-- study:" not in text
     assert not study.place_blocks(page, "smollm2_study") and page.read_text() == text  # once
+
+
+def test_steps_run_side_by_side_each_with_its_own_record(tmp_path):
+    """The study's first phase (two reward models and the base pool) runs its steps side by side,
+    each with the thread count it is given; each step's record has its own CPU seconds (not the
+    others'), and a failing step fails the phase once every step has stopped."""
+    child = (
+        "import os, sys, time; t0 = time.time()\n"
+        "while time.process_time() < float(sys.argv[1]): pass\n"  # burn this much CPU
+        "time.sleep(0.5)\n"
+        "open(sys.argv[2], 'w').write(f\"{t0} {time.time()} {os.environ.get('GOODHART_THREADS')}\")\n"
+        "sys.exit(int(sys.argv[3]))\n"
+    )
+    named = [
+        (f"s{i}", [sys.executable, "-c", child, str(cpu), str(tmp_path / f"s{i}.txt"), str(rc)])
+        for i, (cpu, rc) in enumerate([(0.6, 0), (0.05, 3)])
+    ]
+    log: list[dict] = []
+    with pytest.raises(SystemExit) as e:
+        study.steps(named, log, tmp_path / "logs", threads=1)
+    assert e.value.code == 3
+    rec = {r["step"]: r for r in log}
+    assert set(rec) == {"s0", "s1"} and rec["s0"]["rc"] == 0 and rec["s1"]["rc"] == 3
+    assert all(r["side_by_side"] for r in log)
+    assert rec["s0"]["cpu_s"] >= 0.5 and rec["s1"]["cpu_s"] < 0.4  # each its own, not the phase's
+    (a0, a1, t0), (b0, b1, t1) = ((tmp_path / f"s{i}.txt").read_text().split() for i in (0, 1))
+    assert float(a0) < float(b1) and float(b0) < float(a1)  # they overlapped
+    assert t0 == t1 == "1"
+    assert (tmp_path / "logs" / "s0.log").is_file()  # side by side: each writes its own log
+
+
+def test_the_cost_table_counts_side_by_side_steps_once(tmp_path):
+    import json
+
+    import tables
+
+    d = tmp_path / "run"
+    d.mkdir()
+    steps = [
+        {"step": "reward model shard 0", "rc": 0, "wall_s": 600.0, "cpu_s": 590.0, "load": [2.0], "side_by_side": True},
+        {"step": "base pool", "rc": 0, "wall_s": 900.0, "cpu_s": 880.0, "load": [2.5], "side_by_side": True},
+        {"step": "sweep", "rc": 0, "wall_s": 300.0, "cpu_s": 500.0, "load": [2.0], "side_by_side": False},
+    ]
+    (d / "study.json").write_text(json.dumps([{"steps": steps, "wall_s": 1205.0}]))
+    text = tables.cost_table(d, {"machine": {"cores": 2}})
+    assert "base pool *" in text and "sweep *" not in text and "ran side by side" in text
+    assert text.splitlines()[-2].split()[:3] == ["all", "20m", "05s"]  # the attempt's wall, not 30m 00s
+    assert text.splitlines()[-2].split()[3] == "1970"
