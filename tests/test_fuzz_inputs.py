@@ -376,6 +376,11 @@ HOSTILE: dict[str, tuple[list[str], dict[str, str], str]] = {
         "must be .jsonl, .json, .csv or .parquet",
     ),
     "train-rm name outside runs/rm": (["train-rm", "name=../x"], {}, "name = '../x'"),
+    "train-rm store in a missing directory": (
+        ["train-rm", "tracking_uri=sqlite:///{d}/nodir/mlflow.db", "--out", "{d}/out"],
+        {},
+        "nodir does not exist",
+    ),
     # analyze: the file's row and column, or the option
     "analyze x holds a string": (["analyze", "{d}/x_str.csv", "--out", "{d}/out"], {}, "row 33, column 'x'"),
     "analyze seed holds a string": (["analyze", "{d}/seed_str.csv", "--out", "{d}/out"], {}, "row 33, column 'seed'"),

@@ -23,9 +23,14 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
     tracker = run_id = None
     if cfg.tracking and not (out / CARD_JSON).is_file():
         from goodhart.pipeline.config.schema import TrackingConfig
-        from goodhart.pipeline.sweeps.tracking import Tracker, flatten, resolve_uri
+        from goodhart.pipeline.sweeps.tracking import Tracker, check_store, flatten, resolve_uri
 
-        tracker = Tracker(resolve_uri(TrackingConfig(uri=cfg.tracking_uri)))
+        uri = resolve_uri(TrackingConfig(uri=cfg.tracking_uri))
+        # as a sweep does: a new SQLite store is created under a lock (two train-rm started together
+        # on a fresh store raced in MLflow's own migrations: "duplicate column name: step"), and a
+        # dead server or locked store is one line before any work
+        check_store(uri)
+        tracker = Tracker(uri)
         run_id = tracker.start_run(tracker.experiment_id(cfg.experiment), cfg.name, tags={"goodhart.kind": "train-rm"})
         tracker.log_params(run_id, flatten(cfg.model_dump(mode="json", exclude={"tracking", "tracking_uri"})))
 
