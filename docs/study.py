@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         prepare.append(("base pool", [sys.executable, str(Path(__file__).resolve()), "--sample-pool", sweep_file]))
         steps(prepare, log, sweep_dir / "logs", threads=max(1, usable_cores() // len(prepare)))
-        # three workers: the PPO runs (the sweep's longest points) side by side, one thread each
+        # three workers, one thread each: the PPO runs (the longest points) side by side, the rest beside them
         steps([("sweep", [*gh, "sweep", sweep_file, "--jobs", "3"])], log, sweep_dir / "logs")
         steps([("report", [*gh, "report", str(sweep_dir.relative_to(REPO)), "--no-mlflow"])], log, sweep_dir / "logs")
     finally:
