@@ -17,7 +17,10 @@ naming the command, the date, the machine and the load. A run stored with its re
 ``report.md`` and ``verdicts.csv``, as docs/study.py stores the SmolLM2 study) also gives
 ``part=report`` (the report's held-out estimate and verdicts sections), ``part=power`` (the
 verdict rule's power analysis: the prompts that would resolve each unresolved point) and ``part=cost`` (each step's
-wall time, CPU time and load, from its ``study.json``).
+wall time, CPU time and load, from its ``study.json``). An arena run (``snapshot --arena``) is stored
+by its report's cell tables instead of its results.csv, and gives ``part=arena``: the matrix
+`goodhart report` prints, redrawn from them by the current code (``arena_render.matrix_text``);
+its alarm check reads the alarm rule versions run.json recorded from the results.
 
     python docs/tables.py snapshot runs/smollm2_smoke configs/sweep/smollm2_smoke.yaml  # store a finished run
     python docs/tables.py write   # redraw every marked block from its stored run
@@ -51,7 +54,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "docs" / "runs"
 PAGES = ["README.md", "benchmarks/README.md", "docs/*.md"]
-PARTS = ("tables", "report", "power", "cost")
+PARTS = ("tables", "report", "power", "cost", "arena")
+ARENA_TABLES = ("arena.csv.gz", "arena_trend.csv.gz")
+"""An arena run is stored by its report's cell tables (report/arena.csv, arena_trend.csv, gzipped:
+~170 KB), not its results.csv (8.6 MB for the default arena's 7,680 points)."""
 BLOCK = re.compile(r"(<!-- results: ([^>]*?) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 
@@ -99,13 +105,25 @@ def blocks(repo: Path = REPO) -> list[Block]:
 
 # ---- drawing ---------------------------------------------------------------------------------
 def load_run(run: str, runs: Path = RUNS) -> tuple[dict, object]:
-    """(run.json, results table) of a stored run."""
+    """(run.json, results table) of a stored run; the table is None for an arena run (stored by
+    its report's cell tables)."""
     import pandas as pd
 
     d = runs / run
-    if not (d / "run.json").is_file() or not (d / "results.csv").is_file():
+    arena = all((d / f).is_file() for f in ARENA_TABLES)
+    if not (d / "run.json").is_file() or not ((d / "results.csv").is_file() or arena):
         raise FileNotFoundError(f"{d}: no stored run (run.json and results.csv; `python docs/tables.py snapshot`)")
-    return json.loads((d / "run.json").read_text()), pd.read_csv(d / "results.csv")
+    meta = json.loads((d / "run.json").read_text())
+    return meta, pd.read_csv(d / "results.csv") if (d / "results.csv").is_file() else None
+
+
+def arena_tables(d: Path) -> tuple[object, object]:
+    """(cells, trends) of a stored arena run, read back as the report wrote them ('n/a', an
+    agreement class, stays a string: pandas would read it as missing)."""
+    import pandas as pd
+
+    kw = {"keep_default_na": False, "na_values": [""]}
+    return tuple(pd.read_csv(d / f, **kw) for f in ARENA_TABLES)  # type: ignore[return-value]
 
 
 def draw(run: str, options: dict[str, str], runs: Path = RUNS) -> str:
@@ -121,6 +139,16 @@ def draw(run: str, options: dict[str, str], runs: Path = RUNS) -> str:
         return power_table(runs / run) + "\n" + source_line(run, meta)
     if part == "cost":
         return cost_table(runs / run, meta) + "\n" + source_line(run, meta)
+    if part == "arena":
+        if not all((runs / run / f).is_file() for f in ARENA_TABLES):
+            raise FileNotFoundError(
+                f"{runs / run}: not stored as an arena run (`python docs/tables.py snapshot --arena`)"
+            )
+        from goodhart.pipeline.report.arena_render import matrix_text
+
+        return f"```text\n{matrix_text(*arena_tables(runs / run))}\n```\n\n" + source_line(run, meta)
+    if df is None:
+        raise FileNotFoundError(f"{runs / run}: an arena run, stored without its results.csv: use part=arena")
     if (runs / run / "resolve.json").is_file():  # resolve rounds: each curve's last look, as the sweep prints it
         from goodhart.pipeline.report.verdicts import apply_record
 
@@ -255,7 +283,13 @@ def problems(block: Block, runs: Path = RUNS, repo: Path = REPO) -> list[str]:
             f"{where}: `{meta['command']}` now runs other points ({len(set(now) - set(meta['point_ids']))} new ids): "
             "re-run it and store it again (`python docs/tables.py snapshot`)"
         )
-    stale = sorted({why for row in df.to_dict("records") if (why := alarm_stale(row))})
+    if df is None:  # an arena run: the alarm rule versions its results were computed under
+        from goodhart.eval import metrics as M
+
+        rows = [{M.ALARM_LEVEL: "recorded", M.ALARM_VERSION: v} for v in meta.get("alarm_versions", [])]
+    else:
+        rows = df.to_dict("records")
+    stale = sorted({why for row in rows if (why := alarm_stale(row))})
     if stale:
         out.append(f"{where}: its alarm column is stale ({stale[0]}): re-run it and store it again")
     return out
@@ -304,9 +338,13 @@ def snapshot(
     wall: float | None = None,
     runs: Path = RUNS,
     repo: Path = REPO,
+    arena: bool = False,
+    commit: str | None = None,
 ) -> Path:
     """Store a finished sweep as docs/runs/<its name>/: its results.csv and run.json (`load`: the
-    load averages seen while it ran; `wall`: its wall time in seconds)."""
+    load averages seen while it ran; `wall`: its wall time in seconds). With `arena`: its report's
+    cell tables (run `goodhart report` first) instead of results.csv, and the alarm rule versions
+    of its results in run.json. `commit`: the commit it ran at, when not the one checked out now."""
     sys.path.insert(0, str(repo / "benchmarks"))
     import common as B  # the benchmarks' machine record: CPU model, cores, torch, threads
 
@@ -320,12 +358,35 @@ def snapshot(
         "machine": {k: v for k, v in B.machine().items() if k in MACHINE_KEYS},
         "wall_seconds": wall,
         "load": load,
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip(),
+        "commit": commit
+        or subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip(),
         "point_ids": first_pass_ids(sweep_dir),
     }
     if sorted(meta["point_ids"]) != sorted(expected_ids(meta, repo)):
         raise SystemExit(f"{sweep_dir} is not what `{meta['command']}` runs now (other point ids): re-run it first")
     out = runs / sweep_dir.name
+    if arena:
+        import pandas as pd
+
+        from goodhart.eval import metrics as M
+
+        rep = sweep_dir / "report"
+        if not all((rep / f.removesuffix(".gz")).is_file() for f in ARENA_TABLES):
+            raise SystemExit(
+                f"{rep}: no arena tables (arena.csv, arena_trend.csv): run `goodhart report {sweep_dir}` first"
+            )
+        df = pd.read_csv(sweep_dir / "results.csv")
+        kept = df[df[M.ALARM_LEVEL].notna()] if M.ALARM_LEVEL in df else df.iloc[:0]
+        versions = kept[M.ALARM_VERSION].fillna(2) if M.ALARM_VERSION in kept else pd.Series([2] * len(kept))
+        meta["alarm_versions"] = sorted({int(v) for v in versions})
+        out.mkdir(parents=True, exist_ok=True)
+        kw = {"keep_default_na": False, "na_values": [""]}
+        for f in ARENA_TABLES:
+            gz = {"method": "gzip", "mtime": 0}  # the same tables give the same bytes
+            pd.read_csv(rep / f.removesuffix(".gz"), **kw).to_csv(out / f, index=False, compression=gz)
+        (out / "results.csv").unlink(missing_ok=True)
+        atomic_write_json(out / "run.json", meta)
+        return out
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(sweep_dir / "results.csv", out / "results.csv")
     if (sweep_dir / "resolve.json").is_file():
@@ -343,12 +404,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("overrides", nargs="*", help="the key=value overrides it ran with")
     s.add_argument("--load", default="", help="load averages during the run, comma-separated (uptime)")
     s.add_argument("--wall", type=float, default=None, help="the run's wall time in seconds")
+    s.add_argument("--arena", action="store_true", help="an arena run: store its report's cell tables, not results.csv")
+    s.add_argument("--commit", default=None, help="the commit the run was made at (default: the one checked out)")
     sub.add_parser("write", help="redraw every marked block from its stored run")
     sub.add_parser("check", help="exit 1 naming every stale block")
     a = ap.parse_args(argv)
     if a.verb == "snapshot":
         load = [float(x) for x in a.load.split(",") if x.strip()]
-        print(f"stored {snapshot(a.sweep_dir, a.sweep_file, a.overrides, load, a.wall)}")
+        print(
+            f"stored {snapshot(a.sweep_dir, a.sweep_file, a.overrides, load, a.wall, arena=a.arena, commit=a.commit)}"
+        )
         return 0
     if a.verb == "write":
         for p in write():

@@ -186,3 +186,27 @@ def test_a_run_stored_with_its_report_draws_its_verdicts_and_power(repo):
     ]
     with pytest.raises(ValueError, match="part='plots'"):
         T.parse_spec("smollm2_smoke part=plots")
+
+
+# ---------------------------------------------------------------------------------------------
+# An arena run, stored by its report's cell tables (snapshot --arena): part=arena
+# ---------------------------------------------------------------------------------------------
+def test_an_arena_run_draws_its_matrix_and_keeps_its_alarm_check(tmp_path, monkeypatch):
+    import goodhart.eval.alarm as alarm
+
+    shutil.copytree(REPO / "docs" / "runs" / "arena", tmp_path / "docs" / "runs" / "arena")
+    shutil.copytree(REPO / "configs", tmp_path / "configs")  # arena.yaml reads base.yaml and the reward configs
+    page = tmp_path / "docs" / "page.md"
+    with pytest.raises(FileNotFoundError, match="stored without its results.csv: use part=arena"):
+        T.draw("arena", {}, tmp_path / "docs" / "runs")
+    page.write_text("<!-- results: arena part=arena -->\n<!-- /results -->\n")
+    T.write(tmp_path / "docs" / "runs", tmp_path)
+    text = page.read_text()
+    # 'n/a' (no prediction) read back as a string, not as pandas' missing value
+    assert "Across 144 (law, column) pairs" in text and "16 have none." in text
+    assert "ens_min    impr5 impr5" in text and "commit d8823eef7d" in text
+    # (the point-id check expands the arena's 7,680 points, ~10 s: test_every_results_block_is_fresh does it)
+    monkeypatch.setattr(T, "expected_ids", lambda meta, repo: meta["point_ids"])
+    monkeypatch.setattr(alarm, "VERSION", alarm.VERSION + 1)  # the results' recorded rule is now old
+    (problem,) = _check(tmp_path)
+    assert "its alarm column is stale (its alarm was computed under alarm rule" in problem

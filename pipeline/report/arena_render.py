@@ -58,13 +58,22 @@ def _f(v: object, fmt: str = ".2f") -> str:
     return "-" if not np.isfinite(x) else format(x, fmt)
 
 
-def _arrow(tr: pd.DataFrame, law: str, col: str, target: float | None) -> str:
-    """↓ / ↑ where the utility gain changes significantly from the smallest to the largest N."""
+def _by_cell(frame: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """(error law, column) -> its rows: grouped once (a boolean filter of the wide frame per cell
+    and table made the default arena's matrix take ~6 s)."""
+    if frame.empty:
+        return {}
+    return {(str(k[0]), str(k[1])): g for k, g in frame.groupby(["error_law", "column"], sort=False)}
+
+
+def _arrow(tr: dict[tuple[str, str], pd.DataFrame], law: str, col: str, target: float | None) -> str:
+    """↓ / ↑ where the utility gain changes significantly from the smallest to the largest N
+    (`tr`: the trend rows by cell, _by_cell)."""
     from goodhart.pipeline.report.arena_theory import direction
 
-    if tr.empty:
+    g = tr.get((law, col))
+    if g is None:
         return ""
-    g = tr[(tr["error_law"] == law) & (tr["column"] == col)]
     g = g[g["best"].fillna(False).astype(bool)] if target is None else g[g["target"] == target]
     if g.empty:
         return ""
@@ -83,12 +92,13 @@ def _grid(fam: pd.DataFrame, cell) -> str:
 
     laws = list(dict.fromkeys(fam["error_law"]))
     cols = _order(list(dict.fromkeys(fam["column"])))
+    by = _by_cell(fam)
     rows = []
     for col in cols:
         row = [col]
         for law in laws:
-            g = fam[(fam["error_law"] == law) & (fam["column"] == col)].sort_values("N")
-            row.append(cell(law, col, g) if not g.empty else "")
+            g = by.get((str(law), str(col)))
+            row.append(cell(law, col, g.sort_values("N")) if g is not None and not g.empty else "")
         rows.append(row)
     return render(["column", *(short_law(x) for x in laws)], rows)
 
@@ -97,6 +107,7 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
     """The terminal's arena: per family, the verdicts with their seeds, utility at headline KL
     targets and at the grid's end, each column's best, alarm-stop, and the predictions."""
     out = []
+    by_trend = _by_cell(trends)
     for fam_name, fam in cells.groupby("family", sort=False):
         ns = sorted(fam["N"].unique())
         nstr = " | ".join(f"{int(n):,}" for n in ns)
@@ -121,7 +132,7 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
                 for _, c in g.iterrows():
                     ok = _reached(c, t, t == end)
                     parts.append(_f(c.get(f"U@{t:g}")) if ok else f"({_f(c.get(f'kl@{t:g}'), '.1f')})")
-                return " ".join(parts) + _arrow(trends, law, col, t)
+                return " ".join(parts) + _arrow(by_trend, law, col, t)
 
             what = "the grid's end (the pool argmax)" if t == targets[-1] else f"KL = {t:g}"
             out.append(
@@ -142,7 +153,7 @@ def matrix_text(cells: pd.DataFrame, trends: pd.DataFrame) -> str:
             )
 
         def best_cell(law, col, g):
-            return " ".join(_f(v) for v in g["best_utility"]) + _arrow(trends, law, col, None)
+            return " ".join(_f(v) for v in g["best_utility"]) + _arrow(by_trend, law, col, None)
 
         out.append(
             f"{head}utility gain at the column's best KL (gold's best; alarm-stop: where it stops), mean over seeds "
