@@ -203,9 +203,9 @@ def test_an_arena_run_draws_its_matrix_and_keeps_its_alarm_check(tmp_path, monke
     T.write(tmp_path / "docs" / "runs", tmp_path)
     text = page.read_text()
     # 'n/a' (no prediction) read back as a string, not as pandas' missing value
-    assert "Across 144 (law, column) pairs" in text and "16 have none." in text
-    assert "ens_min    impr5 impr5" in text and "commit d8823eef7d" in text
-    # (the point-id check expands the arena's 7,680 points, ~10 s: test_every_results_block_is_fresh does it)
+    assert "Across 152 (law, column) pairs" in text and "16 have none." in text
+    assert "ens_min    impr5 impr5" in text and "ens_median(rho=0.5)" in text
+    # (the point-id check expands the arena's 8,160 points, ~10 s: test_every_results_block_is_fresh does it)
     monkeypatch.setattr(T, "expected_ids", lambda meta, repo: meta["point_ids"])
     monkeypatch.setattr(alarm, "VERSION", alarm.VERSION + 1)  # the results' recorded rule is now old
     (problem,) = _check(tmp_path)
