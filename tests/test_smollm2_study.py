@@ -186,3 +186,24 @@ def test_the_cost_table_counts_side_by_side_steps_once(tmp_path):
     assert "base pool *" in text and "sweep *" not in text and "ran side by side" in text
     assert text.splitlines()[-2].split()[:3] == ["all", "20m", "05s"]  # the attempt's wall, not 30m 00s
     assert text.splitlines()[-2].split()[3] == "1970"
+
+
+def test_an_interrupt_stops_every_step_side_by_side_and_records_each(tmp_path):
+    """SIGTERM (or Ctrl-C) while steps run side by side: each is stopped and recorded with rc 130,
+    and the study exits 130 (a re-run resumes each step from what it kept)."""
+    import os
+    import signal
+    import threading
+
+    old = signal.signal(signal.SIGTERM, study._interrupt)
+    try:
+        named = [(f"s{i}", [sys.executable, "-c", "import time; time.sleep(60)"]) for i in range(2)]
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        log: list[dict] = []
+        with pytest.raises(SystemExit) as e:
+            study.steps(named, log, tmp_path / "logs", threads=1)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert e.value.code == 130
+    assert sorted(r["step"] for r in log) == ["s0", "s1"] and all(r["rc"] == 130 for r in log)
+    assert all(r["wall_s"] < 30 for r in log)  # stopped, not waited for
