@@ -11,7 +11,7 @@ sweep runs only its missing points, so re-running the command after an interrupt
    configs/rm/smollm2_study.yaml shard=0` and `shard=1`, the learned proxy and its held-out twin on
    disjoint comparisons (the paths the sweep file names); and the sweep's base pool, sampled into
    the pool cache (`--sample-pool`);
-2. `goodhart sweep --jobs 3` of the study's sweep file (its three PPO runs side by side);
+2. `goodhart sweep --jobs 3` of the study's sweep file (its PPO runs side by side);
 3. `goodhart report` of its directory (verdicts, alarm, held-out estimate, figure);
 4. unless --no-docs: the run stored as docs/runs/<name>/ (`docs/tables.py snapshot`, with the
    load seen and the wall time), the report's verdicts and the figure beside it, and every
@@ -48,6 +48,8 @@ SMALL_RM = [
     "training.epochs=1",
 ]
 """The small variant's reward models: 8 prompts x 8 completions of 12 tokens (its sweep's sizes)."""
+STOP_WAIT = 60.0
+"""Seconds an interrupted study waits for its steps to stop on SIGTERM before it kills them."""
 
 
 class LoadSampler(threading.Thread):
@@ -102,12 +104,18 @@ def steps(named: list[tuple[str, list[str]]], log: list[dict], logs: Path, threa
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM (below): the steps' records say so; rerun to resume
         for *_, proc, _loads, _t0, _out in procs.values():
             proc.terminate()  # SIGTERM: a background job (`cmd &`) ignores SIGINT, the CLI stops on this
+        deadline = time.time() + STOP_WAIT  # then killed: a step that ignores SIGTERM must not hang the study
         for name, argv, proc, loads, t0, out in procs.values():
+            cpu = 0.0
             try:
-                _, status, usage = os.wait4(proc.pid, 0)
-                cpu = usage.ru_utime + usage.ru_stime
+                while (got := os.wait4(proc.pid, os.WNOHANG))[0] == 0 and time.time() < deadline:
+                    time.sleep(0.2)
+                if got[0] == 0:
+                    proc.kill()
+                    got = os.wait4(proc.pid, 0)
+                cpu = got[2].ru_utime + got[2].ru_stime
             except ChildProcessError:
-                cpu = 0.0
+                pass
             _record(log, name, argv, 130, t0, cpu, loads, out, len(named) > 1)
         raise SystemExit(130) from None
     bad = [rc for rc in rcs if rc != 0]

@@ -197,13 +197,19 @@ def test_an_interrupt_stops_every_step_side_by_side_and_records_each(tmp_path):
 
     old = signal.signal(signal.SIGTERM, study._interrupt)
     try:
-        named = [(f"s{i}", [sys.executable, "-c", "import time; time.sleep(60)"]) for i in range(2)]
+        stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+        named = [
+            ("s0", [sys.executable, "-c", "import time; time.sleep(60)"]),
+            ("s1", [sys.executable, "-c", stubborn]),
+        ]
+        study.STOP_WAIT = 2.0  # s1 ignores SIGTERM: killed after this
         threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
         log: list[dict] = []
         with pytest.raises(SystemExit) as e:
             study.steps(named, log, tmp_path / "logs", threads=1)
     finally:
         signal.signal(signal.SIGTERM, old)
+        study.STOP_WAIT = 60.0
     assert e.value.code == 130
     assert sorted(r["step"] for r in log) == ["s0", "s1"] and all(r["rc"] == 130 for r in log)
     assert all(r["wall_s"] < 30 for r in log)  # stopped, not waited for
