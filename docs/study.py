@@ -164,12 +164,6 @@ def sample_pool(sweep_file: Path) -> int:
     return 0
 
 
-def usable_cores() -> int:
-    from goodhart.pipeline.base.threads import usable_cores as cores
-
-    return cores()
-
-
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -228,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             for shard, out in enumerate(rm_paths(REPO / sweep_file))
         ]
         prepare.append(("base pool", [sys.executable, str(Path(__file__).resolve()), "--sample-pool", sweep_file]))
+        from goodhart.pipeline.base.threads import usable_cores
+
         steps(prepare, log, sweep_dir / "logs", threads=max(1, usable_cores() // len(prepare)))
         # three workers, one thread each: the PPO runs (the longest points) side by side, the rest beside them
         steps([("sweep", [*gh, "sweep", sweep_file, "--jobs", "3"])], log, sweep_dir / "logs")
